@@ -1,0 +1,25 @@
+"""Errors the playground raises on bad input.
+
+Every message is one line that says what is wrong and how to fix it. The CLI prints
+``error: <message>`` and pages show it with ``st.error`` instead of a traceback.
+"""
+
+
+class PlaygroundError(Exception):
+    """Base class for every user-facing error."""
+
+
+class ConfigError(PlaygroundError, ValueError):
+    """A recipe, preset or ``--set`` override is wrong (unknown key, wrong type...)."""
+
+
+class DataNotFoundError(PlaygroundError, FileNotFoundError):
+    """A dataset cannot be found where the playground looked for it."""
+
+
+class DataFormatError(PlaygroundError, ValueError):
+    """Data was found but has the wrong shape, format or content."""
+
+
+class CheckpointError(PlaygroundError, ValueError):
+    """A checkpoint is missing, corrupt, or does not fit the model."""
