@@ -1,0 +1,1 @@
+"""Supervised image classification: the baseline every other technique is measured against."""

@@ -1,0 +1,156 @@
+"""Train an image classifier through the one training loop and report how well it does.
+
+The baseline recipe (``recipes/baseline_fashion.toml``) trains the small CNN on
+Fashion-MNIST. The report gives test accuracy, accuracy per class, a confusion matrix and
+the training curves; the weights are saved as safetensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Literal
+
+import torch
+
+from playground.classify.metrics import accuracy, confusion_matrix, per_class_accuracy, slug
+from playground.core.checkpoint import save_checkpoint
+from playground.core.config import RunConfig
+from playground.core.device import choose_device, seed_everything
+from playground.core.plots import confusion_matrix_figure, training_curves_figure
+from playground.core.progress import Progress, ProgressEvent, report
+from playground.core.runs import Metrics, Result, RunDir, markdown_table, metrics_table
+from playground.core.training import fit, make_optimizer, predict
+from playground.data import ImageDataset, TensorLoader, load_dataset
+from playground.data.splits import limit_per_split, random_split
+from playground.models import build_model, count_parameters
+from playground.errors import ConfigError
+
+EXPERIMENT = "classify"
+
+
+@dataclasses.dataclass
+class Config(RunConfig):
+    name: str = "classify"
+    dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
+    data_root: str = ""
+    download: bool = False
+    train_limit: int = 0          # at most this many training images (0: all), stratified
+    val_fraction: float = 0.1     # held out of train for the per-epoch validation curve
+    model: Literal["small_cnn", "resnet18", "regnety_400mf"] = "small_cnn"
+    width: int = 32               # small_cnn only
+    depth: int = 2                # small_cnn only
+    dropout: float = 0.25         # small_cnn only
+    pool_size: int = 4            # small_cnn only: final adaptive pool to pool_size x pool_size
+    embedding_dim: int = 128
+    epochs: int = 2
+    batch_size: int = 128
+    lr: float = 2e-3
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = 0.0
+    schedule: Literal["cosine", "constant"] = "cosine"
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
+    save_checkpoint: bool = True
+
+    def __post_init__(self):
+        for key in ("epochs", "batch_size", "embedding_dim", "width", "depth"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+
+
+def load_data(config: Config, progress: Progress = None) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    """``(train, val or None, test)`` for the config's dataset."""
+    report(progress, "load data", 0, 2)
+    kwargs = dict(root=config.data_root or None, download=config.download, seed=config.seed)
+    train = load_dataset(config.dataset, "train", **kwargs)
+    test = load_dataset(config.dataset, "test", **kwargs)
+    train = limit_per_split(train, config.train_limit, config.seed)
+    val = None
+    if config.val_fraction > 0:
+        train, val = random_split(train, config.val_fraction, config.seed)
+    report(progress, "load data", 2, 2)
+    return train, val, test
+
+
+def build(config: Config, train: ImageDataset) -> torch.nn.Module:
+    options = {"width": config.width, "depth": config.depth, "dropout": config.dropout,
+               "pool_size": config.pool_size} \
+        if config.model == "small_cnn" else {}
+    return build_model(config.model, in_channels=train.image_shape[0], num_classes=train.num_classes,
+                       embedding_dim=config.embedding_dim, **options)
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train, test and write the run directory; returns the metrics and report."""
+    run_dir = run_dir or RunDir.create(config.name, config.out or None)
+    run_dir.write_config(config, EXPERIMENT)
+    seed_everything(config.seed)
+    device = choose_device(config.device)
+    train, val, test = load_data(config, progress)
+    model = build(config, train)
+    steps: list[float] = []
+    start = time.perf_counter()
+    history = fit(model, TensorLoader.of(train, batch_size=config.batch_size, shuffle=True, seed=config.seed),
+                  epochs=config.epochs, device=device, dtype=config.dtype, schedule=config.schedule,
+                  optimizer=make_optimizer(model, config.optimizer, config.lr, config.weight_decay),
+                  val_loader=TensorLoader.of(val, batch_size=512) if val is not None else None,
+                  progress=_recording(progress, steps))
+    train_seconds = time.perf_counter() - start
+    outputs = predict(model, TensorLoader.of(test, batch_size=512), device=device, progress=progress)
+    metrics, matrix = _test_metrics(outputs, test, train_seconds, count_parameters(model))
+    _write_plots(run_dir, matrix, test.classes, steps, history.epochs)
+    if config.save_checkpoint:
+        save_checkpoint(run_dir.path / "model.safetensors", model,
+                        {"experiment": EXPERIMENT, "config": dataclasses.asdict(config), "classes": test.classes})
+    run_dir.write_metrics(metrics)
+    run_dir.write_json("history.json", {"epochs": history.epochs, "step_loss": steps})
+    text = _report(config, metrics, test, train, device)
+    run_dir.write_report(text)
+    return Result(metrics, text, run_dir.path, {"history": history, "confusion": matrix, "classes": test.classes})
+
+
+def _recording(progress: Progress, steps: list[float]):
+    """Wrap ``progress`` so per-step training loss is kept for the training curve."""
+    def callback(event: ProgressEvent) -> None:
+        if event.stage == "train" and "batch_loss" in event.metrics:
+            steps.append(event.metrics["batch_loss"])
+        if progress is not None:
+            progress(event)
+    return callback
+
+
+def _test_metrics(outputs, test: ImageDataset, train_seconds: float, parameters: int):
+    logits, targets = outputs["logits"], outputs["target"]
+    matrix = confusion_matrix(logits.argmax(1), targets, test.num_classes)
+    metrics = Metrics()
+    metrics.add("test/accuracy", accuracy(logits, targets), "fraction")
+    metrics.add("test/loss", torch.nn.functional.cross_entropy(logits, targets).item(), "nats")
+    for name, value in zip(test.classes, per_class_accuracy(matrix).tolist()):
+        metrics.add(f"test/accuracy/{slug(name)}", value, "fraction")
+    metrics.add("train/seconds", train_seconds, "s")
+    metrics.add("model/parameters", parameters, "count")
+    return metrics, matrix
+
+
+def _write_plots(run_dir: RunDir, matrix, classes, steps, epochs) -> None:
+    run_dir.save_figure(confusion_matrix_figure(matrix.numpy(), classes), "confusion_matrix")
+    run_dir.save_figure(training_curves_figure(steps, epochs), "training_curves")
+
+
+def _report(config: Config, metrics: Metrics, test: ImageDataset, train: ImageDataset, device) -> str:
+    values = metrics.values
+    per_class = [[name, values[f"test/accuracy/{slug(name)}"]] for name in test.classes]
+    return "\n\n".join([
+        f"# {config.name}: {config.model} on {config.dataset}",
+        f"Trained on {len(train)} images for {config.epochs} epochs on `{device}` "
+        f"({values['train/seconds']:.1f} s); tested on {len(test)} images.",
+        f"**Test accuracy: {values['test/accuracy']:.4f}**",
+        metrics_table(Metrics({k: v for k, v in values.items() if "/accuracy/" not in k}, metrics.units)),
+        "## Accuracy per class\n\n" + markdown_table(["class", "accuracy"], per_class),
+        "## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)",
+        "## Training curves\n\n![training curves](training_curves.png)",
+    ]) + "\n"

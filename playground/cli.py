@@ -1,0 +1,142 @@
+"""The ``playground`` command: run recipes, start the app, list runs, check datasets.
+
+Imports stay light at the top so ``playground --help`` answers at once; each command
+imports what it needs. A :class:`~playground.errors.PlaygroundError` is printed as one
+``error: ...`` line (exit code 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from playground.errors import PlaygroundError
+
+APP_FILE = Path(__file__).resolve().parent.parent / "apps" / "app.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 1
+    try:
+        return args.handler(args) or 0
+    except PlaygroundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="playground", description="Deep-learning techniques playground.")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a recipe and print its run directory")
+    run.add_argument("recipe", help="path to a recipe, e.g. recipes/baseline_fashion.toml")
+    run.add_argument("--preset", default="quick", help="preset in the recipe (quick or full; default quick)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one config value (repeatable), e.g. --set epochs=3")
+    run.add_argument("--seed", type=int, help="random seed (overrides the recipe)")
+    run.add_argument("--seeds", help="several seeds, comma-separated: metrics become mean and :std")
+    run.add_argument("--out", help="runs root (default $PLAYGROUND_HOME or ./runs)")
+    run.add_argument("--device", help="auto, cuda, mps or cpu")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(handler=cmd_run)
+
+    app = commands.add_parser("app", help="start the Streamlit app on localhost")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--address", default="127.0.0.1", help="bind address (default localhost only)")
+    app.set_defaults(handler=cmd_app)
+
+    runs = commands.add_parser("runs", help="list past runs, or show one")
+    runs.add_argument("run", nargs="?", help="a run directory (or its name) to show")
+    runs.add_argument("--root", help="runs root (default $PLAYGROUND_HOME or ./runs)")
+    runs.set_defaults(handler=cmd_runs)
+
+    data = commands.add_parser("data", help="which datasets are available and where")
+    data.add_argument("--root", help="a data root to check as well (torchvision layout or ImageFolder)")
+    data.set_defaults(handler=cmd_data)
+    return parser
+
+
+def cmd_run(args) -> int:
+    from playground.core.progress import TqdmProgress
+    from playground.core.runner import run_recipe
+
+    overrides = list(args.overrides)
+    for key in ("seed", "out", "device"):
+        if getattr(args, key) is not None:
+            overrides.append(f"{key}={_quoted(getattr(args, key))}")
+    seeds = _parse_seeds(args.seeds) if args.seeds else None
+    progress = None if args.quiet else TqdmProgress()
+    result = run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress)
+    if progress is not None:
+        progress.close()
+    for name, value in result.metrics.values.items():
+        if "/accuracy/" not in name:
+            print(f"{name} = {value:.4g} {result.metrics.units.get(name, '')}".rstrip(), file=sys.stderr)
+    print(result.run_dir)
+    return 0
+
+
+def _quoted(value) -> str:
+    return str(value) if isinstance(value, int) else '"' + str(value).replace('"', '\\"') + '"'
+
+
+def _parse_seeds(text: str) -> list[int]:
+    from playground.errors import ConfigError
+
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds takes comma-separated integers like 0,1,2, not {text!r}") from None
+
+
+def cmd_app(args) -> int:
+    if not APP_FILE.is_file():
+        raise PlaygroundError(f"the app is not next to this install ({APP_FILE} missing); "
+                              "install from a source checkout with `pip install -e .`")
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_FILE),
+               "--server.address", args.address, "--server.port", str(args.port),
+               "--browser.gatherUsageStats", "false"]
+    print(f"starting the playground on http://{args.address}:{args.port}", file=sys.stderr)
+    return subprocess.call(command, cwd=APP_FILE.parent.parent, env=os.environ.copy())
+
+
+def cmd_runs(args) -> int:
+    from playground.core.runs import list_runs, load_run, playground_home
+
+    root = Path(args.root) if args.root else playground_home()
+    if args.run:
+        path = Path(args.run) if Path(args.run).is_dir() else root / args.run
+        info = load_run(path)
+        print(info.report or f"{path}: no report yet (the run may have been interrupted)")
+        return 0
+    runs = list_runs(root)
+    if not runs:
+        print(f"no runs under {root}; start one with `playground run recipes/baseline_fashion.toml`")
+        return 0
+    for info in runs:
+        headline = next((f"{k}={v:.4g}" for k, v in info.metrics.items() if k.endswith("accuracy")), "")
+        print(f"{info.name:<45} {info.experiment:<12} {headline}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from playground.data.catalog import dataset_status
+
+    for row in dataset_status(args.root):
+        mark = "yes" if row.available else "no "
+        print(f"{row.name:<14} {mark}  {row.where:<40} {row.detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

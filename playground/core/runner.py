@@ -1,0 +1,52 @@
+"""Run a recipe (one seed or several) the same way for the CLI, pages and tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+from playground.core.config import apply_overrides, build_config, load_recipe
+from playground.core.progress import Progress
+from playground.core.registry import get_experiment
+from playground.core.runs import Metrics, Result, RunDir, aggregate_seeds, metrics_table
+
+
+def config_from_recipe(path: str | Path, preset: str | None = "quick", overrides: Sequence[str] = ()):
+    """Load a recipe and build its experiment's checked ``Config``: ``(module, config)``."""
+    recipe = load_recipe(path)
+    module = get_experiment(recipe.experiment)
+    values = {"name": recipe.name, **recipe.values(preset)}
+    source = f"recipe {recipe.path}" + (f" [presets.{preset}]" if preset else "")
+    build_config(module.Config, values, source)  # report recipe mistakes against the recipe
+    values = apply_overrides(values, list(overrides), module.Config)
+    config = build_config(module.Config, values, f"{source} with --set" if overrides else source)
+    return module, config
+
+
+def run_recipe(path: str | Path, preset: str | None = "quick", overrides: Sequence[str] = (),
+               seeds: Sequence[int] | None = None, progress: Progress = None) -> Result:
+    """Run a recipe; with several ``seeds``, aggregate their metrics as mean and ``:std``."""
+    module, config = config_from_recipe(path, preset, overrides)
+    if not seeds or len(seeds) == 1:
+        if seeds:
+            config = dataclasses.replace(config, seed=seeds[0])
+        return module.run(config, progress=progress)
+    return run_seeds(module, config, list(seeds), progress)
+
+
+def run_seeds(module, config, seeds: list[int], progress: Progress = None) -> Result:
+    """Run ``config`` once per seed under one parent run directory and aggregate."""
+    parent = RunDir.create(config.name, config.out or None)
+    parent.write_config(config, module.__name__.split(".")[-2])
+    results = []
+    for seed in seeds:
+        seeded = dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path))
+        results.append(module.run(seeded, progress=progress))
+    metrics: Metrics = aggregate_seeds([r.metrics for r in results])
+    parent.write_metrics(metrics)
+    links = "\n".join(f"- seed {s}: [{r.run_dir.name}]({r.run_dir.name}/report.md)" for s, r in zip(seeds, results))
+    report = f"# {config.name}: {len(seeds)} seeds\n\nMean ± standard deviation over seeds {seeds}.\n\n" \
+             f"{metrics_table(metrics)}\n\n## Runs\n{links}\n"
+    parent.write_report(report)
+    return Result(metrics, report, parent.path, {"seeds": results})

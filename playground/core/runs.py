@@ -1,0 +1,193 @@
+"""The run directory and the results schema.
+
+Every experiment writes ``<PLAYGROUND_HOME>/<name>-<timestamp>/`` (default home ``./runs``):
+
+- ``config.toml``: what actually ran;
+- ``metrics.json``: ``{"metrics": {name: number}, "units": {name: unit}}``. Names are
+  slash-separated (``test/accuracy``); rates are fractions in [0, 1]. When several seeds
+  ran, ``name`` is the mean and ``name:std`` the standard deviation;
+- ``report.md``: a readable report that links its plots (PNG files beside it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from playground.core.config import config_to_toml, tomllib
+from playground.errors import PlaygroundError
+
+
+def playground_home() -> Path:
+    """The runs root: ``$PLAYGROUND_HOME`` or ``./runs``."""
+    return Path(os.environ.get("PLAYGROUND_HOME", "runs"))
+
+
+@dataclasses.dataclass
+class Metrics:
+    """Numbers with units, in the one schema every run writes."""
+
+    values: dict[str, float] = dataclasses.field(default_factory=dict)
+    units: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def add(self, name: str, value: float, unit: str = "") -> None:
+        self.values[name] = float(value)
+        if unit:
+            self.units[name] = unit
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metrics": self.values, "units": self.units}
+
+
+@dataclasses.dataclass
+class Result:
+    """What ``run()`` returns: the numbers, the report text and where they were written."""
+
+    metrics: Metrics
+    report: str
+    run_dir: Path
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class RunDir:
+    """One run's folder; created fresh, never overwriting an earlier run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def create(cls, name: str, root: str | Path | None = None) -> "RunDir":
+        root = Path(root) if root is not None else playground_home()
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = root / f"{name}-{stamp}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = root / f"{name}-{stamp}-{suffix}"
+        path.mkdir(parents=True)
+        return cls(path)
+
+    def write_config(self, config: Any, experiment: str) -> Path:
+        return self._write("config.toml", config_to_toml(config, {"experiment": experiment}))
+
+    def write_metrics(self, metrics: Metrics) -> Path:
+        return self._write("metrics.json", json.dumps(metrics.to_json(), indent=2, sort_keys=True))
+
+    def write_report(self, text: str) -> Path:
+        return self._write("report.md", text)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return self._write(name, json.dumps(data, indent=2))
+
+    def save_figure(self, figure, name: str) -> Path:
+        """Save a matplotlib figure as ``name``.png and close it."""
+        import matplotlib.pyplot as plt
+
+        path = self.path / f"{name}.png"
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        return path
+
+    def _write(self, name: str, text: str) -> Path:
+        path = self.path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+def aggregate_seeds(per_seed: list[Metrics]) -> Metrics:
+    """Mean over seeds as ``name`` and sample standard deviation as ``name:std``."""
+    merged = Metrics()
+    for name in per_seed[0].values:
+        values = [m.values[name] for m in per_seed if name in m.values]
+        unit = per_seed[0].units.get(name, "")
+        merged.add(name, statistics.fmean(values), unit)
+        merged.add(f"{name}:std", statistics.stdev(values) if len(values) > 1 else 0.0, unit)
+    return merged
+
+
+@dataclasses.dataclass
+class RunInfo:
+    """A past run as listed by ``playground runs`` and the Runs page."""
+
+    path: Path
+    experiment: str
+    metrics: dict[str, float]
+    units: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def report(self) -> str:
+        report = self.path / "report.md"
+        return report.read_text(encoding="utf-8") if report.is_file() else ""
+
+    @property
+    def plots(self) -> list[Path]:
+        return sorted(self.path.glob("*.png"))
+
+
+def load_run(path: str | Path) -> RunInfo:
+    """Read one run directory (its metrics may be missing if it was interrupted)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise PlaygroundError(f"run {path} does not exist; list runs with `playground runs`")
+    experiment = _experiment_of(path / "config.toml")
+    try:
+        data = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        data = {}
+    return RunInfo(path, experiment, data.get("metrics", {}), data.get("units", {}))
+
+
+def _experiment_of(config_path: Path) -> str:
+    try:
+        return tomllib.loads(config_path.read_text(encoding="utf-8")).get("experiment", "?")
+    except (OSError, tomllib.TOMLDecodeError):
+        return "?"
+
+
+def list_runs(root: str | Path | None = None) -> list[RunInfo]:
+    """Past runs under ``root`` (default the playground home), newest first."""
+    root = Path(root) if root is not None else playground_home()
+    if not root.is_dir():
+        return []
+    runs = [load_run(p) for p in root.iterdir() if (p / "config.toml").is_file()]
+    return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
+
+
+def _format_number(value: float) -> str:
+    if math.isfinite(value) and value.is_integer() and abs(value) >= 1e4:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A small Markdown table; floats are shown with 4 significant digits."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return _format_number(value)
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: Metrics) -> str:
+    """The metrics as a Markdown table (mean ± std when seeds were aggregated)."""
+    rows = []
+    for name, value in metrics.values.items():
+        if name.endswith(":std"):
+            continue
+        std = metrics.values.get(f"{name}:std")
+        shown = _format_number(value) + (f" ± {std:.2g}" if std is not None else "")
+        rows.append([name, shown, metrics.units.get(name, "")])
+    return markdown_table(["metric", "value", "unit"], rows)

@@ -1,0 +1,71 @@
+"""Build any playground model by name: ``build_model("small_cnn", in_channels=1, num_classes=10)``.
+
+Every model is an ``EmbeddingClassifier`` around one of the backbones below. Bad names,
+unknown backbone options and out-of-range sizes raise ``ConfigError`` with a one-line
+message that names the valid choices.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from playground.errors import ConfigError
+from playground.models.cnn import SmallCNN
+from playground.models.heads import EmbeddingClassifier
+from playground.models.torchvision_backbones import regnet_y_400mf_backbone, resnet18_backbone
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "small_cnn": SmallCNN,
+    "resnet18": resnet18_backbone,
+    "regnety_400mf": regnet_y_400mf_backbone,
+}
+MODEL_NAMES: tuple[str, ...] = tuple(BACKBONES)
+
+
+def backbone_options(name: str) -> tuple[str, ...]:
+    """The keyword options a backbone accepts besides ``in_channels``."""
+    params = inspect.signature(BACKBONES[name]).parameters
+    return tuple(p for p in params if p != "in_channels")
+
+
+def _check_size(name: str, value: Any, minimum: int) -> None:
+    """Raise ConfigError unless ``value`` is an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_backbone_kwargs(name: str, backbone_kwargs: dict[str, Any]) -> None:
+    """Raise ConfigError on a model name or backbone option that does not exist."""
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    valid = backbone_options(name)
+    for key in backbone_kwargs:
+        if key not in valid:
+            choices = ", ".join(valid) if valid else "none"
+            raise ConfigError(f"{name}: unknown backbone option {key!r}; valid options: {choices}")
+
+
+def build_model(
+    name: str,
+    *,
+    in_channels: int,
+    num_classes: int,
+    embedding_dim: int = 128,
+    **backbone_kwargs: Any,
+) -> EmbeddingClassifier:
+    """Build model ``name``; ``num_classes=0`` gives an embedding-only model (logits None)."""
+    _check_backbone_kwargs(name, backbone_kwargs)
+    _check_size("in_channels", in_channels, 1)
+    _check_size("num_classes", num_classes, 0)
+    _check_size("embedding_dim", embedding_dim, 1)
+    backbone = BACKBONES[name](in_channels=in_channels, **backbone_kwargs)
+    return EmbeddingClassifier(backbone, backbone.feature_dim, embedding_dim, num_classes)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters in ``model`` (only those with ``requires_grad`` if asked)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,41 @@
+"""torchvision ResNet-18 and RegNetY-400MF adapted to small images as feature extractors.
+
+The ImageNet stems downsample by 4 (ResNet) or 2 (RegNet) before the first stage, which
+throws away most of a 28x28 or 32x32 image. Here the stem is a 3x3 stride-1 convolution
+that accepts any number of input channels, ResNet's stem max-pool is removed, and the
+final ``fc`` is replaced by ``nn.Identity`` so the model returns its pooled features.
+Weights are always random (``weights=None``): nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision import models
+from torchvision.models.regnet import RegNet
+from torchvision.models.resnet import ResNet
+
+
+def resnet18_backbone(in_channels: int = 3) -> ResNet:
+    """ResNet-18 with a 3x3 stride-1 stem, no stem max-pool and no fc; ``feature_dim`` 512."""
+    model = models.resnet18(weights=None)
+    model.conv1 = nn.Conv2d(
+        in_channels, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False
+    )
+    model.maxpool = nn.Identity()
+    model.feature_dim = model.fc.in_features
+    model.fc = nn.Identity()
+    return model
+
+
+def regnet_y_400mf_backbone(in_channels: int = 3) -> RegNet:
+    """RegNetY-400MF with a 3x3 stride-1 conv-BN-ReLU stem and no fc; ``feature_dim`` 440."""
+    model = models.regnet_y_400mf(weights=None)
+    stem_channels = model.stem[0].out_channels
+    model.stem = nn.Sequential(
+        nn.Conv2d(in_channels, stem_channels, kernel_size=3, stride=1, padding=1, bias=False),
+        nn.BatchNorm2d(stem_channels),
+        nn.ReLU(inplace=True),
+    )
+    model.feature_dim = model.fc.in_features
+    model.fc = nn.Identity()
+    return model
