@@ -76,9 +76,11 @@ def cmd_run(args) -> int:
             overrides.append(f"{key}={_quoted(getattr(args, key))}")
     seeds = _parse_seeds(args.seeds) if args.seeds else None
     progress = None if args.quiet else TqdmProgress()
-    result = run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress)
-    if progress is not None:
-        progress.close()
+    try:
+        result = run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     for name, value in result.metrics.values.items():
         if "/accuracy/" not in name:
             print(f"{name} = {value:.4g} {result.metrics.units.get(name, '')}".rstrip(), file=sys.stderr)

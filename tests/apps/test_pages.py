@@ -1,0 +1,194 @@
+"""Every page renders under Streamlit's AppTest, and one widget on it changes what is shown."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.apps.conftest import APP_FILE, TINY_DIGITS
+
+
+def open_app(page: str | None = None) -> AppTest:
+    """The app, run once (Home), then switched to ``page`` if given."""
+    at = AppTest.from_file(str(APP_FILE), default_timeout=60).run()
+    assert not at.exception
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    return [caption for image in at.image for caption in image.captions]
+
+
+# --------------------------------------------------------------------- home and sidebar
+
+
+def test_home_lists_every_technique_and_links_existing_pages(runs_root):
+    at = open_app()
+    assert at.title[0].value == "Deep-learning playground"
+    titles = [header.value for header in at.subheader]
+    for technique in ("Classifier baseline", "Forward compatible training (FCT)", "Uncertainty & OOD detection",
+                      "Active learning & annotation queue", "Knowledge fusion",
+                      "Inference optimization & latency benchmark", "Optimizers & SwAV", "3D cuboid annotation"):
+        assert technique in titles
+    links = [link.proto.page for link in at.page_link]
+    assert any(link.endswith("classifier") for link in links)
+    assert any(link.endswith("data_explorer") for link in links) and any(link.endswith("runs") for link in links)
+    assert sum(c.value == "Coming soon" for c in at.caption) == 7
+
+
+def test_sidebar_settings_carry_over_to_the_pages(runs_root, tmp_path):
+    at = open_app()
+    assert at.sidebar.text_input(key="sidebar_runs_root").value == str(runs_root)
+    assert at.sidebar.selectbox(key="sidebar_device").options[0] == "auto"
+    other = tmp_path / "elsewhere"
+    at.sidebar.text_input(key="sidebar_runs_root").input(str(other)).run()
+    at.sidebar.selectbox(key="sidebar_device").select("cpu").run()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    assert str(other) in at.info[0].value
+    at.switch_page("pages/classifier.py").run()
+    assert not at.exception
+    assert "--device cpu" in at.code[0].value and "--out" in at.code[0].value
+
+
+# --------------------------------------------------------------------- data explorer
+
+
+def test_data_explorer_shows_status_samples_and_class_filter(runs_root):
+    at = open_app("pages/data_explorer.py")
+    status = at.dataframe[0].value
+    assert list(status["dataset"]) == ["fashion_mnist", "digits", "shapes", "folder"]
+    assert at.selectbox(key="dx_dataset").value == "fashion_mnist"
+    assert len(at.image) == 24
+    assert at.get("plotly_chart"), "class counts chart missing"
+    stats = at.dataframe[1].value
+    assert list(stats["images"]) == [60000, 10000]
+    at.slider(key="dx_count").set_value(8).run()
+    at.selectbox(key="dx_class").select("Bag").run()
+    assert not at.exception
+    assert captions(at) == ["Bag"] * 8
+
+
+def test_data_explorer_shapes_captions_masks_facts_and_ood_variant(runs_root):
+    at = open_app("pages/data_explorer.py")
+    at.selectbox(key="dx_dataset").select("shapes").run()
+    assert not at.exception
+    shown = captions(at)
+    assert any(text.endswith("background") for text in shown)
+    assert any(text.startswith("mask:") for text in shown)
+    facts = at.dataframe[1].value
+    assert list(facts.columns) == ["subject", "relation", "object"] and "shows" in set(facts["relation"])
+    at.selectbox(key="dx_variant").select("unseen_shapes").run()
+    assert not at.exception
+    assert any(" heart " in text or " crescent " in text for text in captions(at))
+    at.selectbox(key="dx_variant").select("noise").run()
+    assert "pure noise" in captions(at)
+
+
+def test_data_explorer_digits_follows_the_sidebar_seed(runs_root):
+    at = open_app("pages/data_explorer.py")
+    at.selectbox(key="dx_dataset").select("digits").run()
+    first = [image.value for image in at.image]
+    assert len(first) == 24 and set(captions(at)) <= {str(d) for d in range(10)}
+    at.sidebar.number_input(key="sidebar_seed").set_value(3).run()
+    assert not at.exception
+    assert [image.value for image in at.image] != first
+
+
+@pytest.mark.parametrize("root", ["", "missing"])
+def test_data_explorer_folder_without_data_shows_an_error(runs_root, tmp_path, root):
+    at = open_app("pages/data_explorer.py")
+    if root:
+        at.sidebar.text_input(key="sidebar_data_root").input(str(tmp_path / root)).run()
+    at.selectbox(key="dx_dataset").select("folder").run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert ("does not exist" if root else "data_root") in at.error[0].value
+    assert "\n" not in at.error[0].value
+
+
+# --------------------------------------------------------------------- runs
+
+
+def test_runs_page_empty_state_tells_how_to_make_a_run(runs_root):
+    at = open_app("pages/runs.py")
+    assert "playground run recipes/baseline_fashion.toml" in at.info[0].value
+    assert not at.dataframe
+
+
+def test_runs_page_lists_runs_and_opens_the_chosen_report(digits_run, runs_root):
+    copy = runs_root / "copied-run"
+    shutil.copytree(digits_run, copy)
+    report = copy / "report.md"
+    report.write_text(report.read_text().replace("# baseline_fashion:", "# copied run:", 1))
+    time.sleep(0.01)
+    copy.touch()  # newest first
+    at = open_app("pages/runs.py")
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["copied-run", digits_run.name]
+    assert table["test/accuracy"][1] > 0.5
+    assert at.selectbox(key="runs_open").value == "copied-run"
+    assert any(m.value.startswith("# copied run") for m in at.markdown)
+    at.selectbox(key="runs_open").select(digits_run.name).run()
+    assert not at.exception
+    assert any(m.value.startswith("# baseline_fashion: small_cnn on digits") for m in at.markdown)
+    assert {c for image in at.image for c in image.captions} == {"confusion matrix", "training curves"}
+    assert not any("![" in m.value for m in at.markdown)
+    metrics = at.dataframe[1].value
+    assert "test/accuracy" in set(metrics["metric"])
+
+
+# --------------------------------------------------------------------- classifier
+
+
+def set_widgets(at: AppTest, overrides: list[str]) -> None:
+    for override in overrides:
+        key, value = override.split("=")
+        if key == "dataset":
+            at.selectbox(key="clf_dataset").select(value)
+        else:
+            at.number_input(key=f"clf_{key}").set_value(int(value))
+    at.run()
+
+
+def test_classifier_starts_from_the_preset_and_switches_presets(runs_root):
+    at = open_app("pages/classifier.py")
+    assert at.selectbox(key="clf_preset").value == "quick"
+    assert at.number_input(key="clf_epochs").value == 2
+    assert at.code[0].value == "playground run recipes/baseline_fashion.toml --preset quick"
+    at.number_input(key="clf_epochs").set_value(4).run()
+    assert at.code[0].value.endswith("--preset quick --set epochs=4")
+    at.selectbox(key="clf_preset").select("full").run()
+    assert not at.exception
+    assert at.number_input(key="clf_epochs").value == 15
+    assert at.code[0].value == "playground run recipes/baseline_fashion.toml --preset full"
+
+
+def test_classifier_trains_on_digits_and_shows_the_results(runs_root, one_thread):
+    at = open_app("pages/classifier.py")
+    set_widgets(at, TINY_DIGITS)
+    assert "--set dataset=digits --set epochs=1 --set train_limit=600" in at.code[0].value
+    assert not at.metric
+    at.button(key="clf_run").click().run()
+    assert not at.exception and not at.error
+    accuracy = next(m.value for m in at.metric if m.label == "Test accuracy")
+    assert float(accuracy.rstrip("%")) / 100 > 0.5
+    assert len(at.get("plotly_chart")) == 4  # per class, confusion, loss, accuracy
+    run_dirs = list(runs_root.iterdir())
+    assert len(run_dirs) == 1 and any(code.value == str(run_dirs[0]) for code in at.code)
+    assert at.get("progress")[0].proto.value == 100
+
+
+def test_classifier_error_is_one_line_not_a_traceback(runs_root):
+    at = open_app("pages/classifier.py")
+    at.selectbox(key="clf_dataset").select("folder").run()
+    at.button(key="clf_run").click().run()
+    assert not at.exception
+    assert "data_root" in at.error[0].value
+    assert not at.metric

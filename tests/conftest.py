@@ -1,0 +1,29 @@
+"""Shared fixtures: every test writes runs into its own temporary PLAYGROUND_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# Tests are small: one thread avoids oversubscription on a 2-core machine.
+torch.set_num_threads(int(os.environ.get("PLAYGROUND_TEST_THREADS", "1")))
+
+
+@pytest.fixture(autouse=True)
+def playground_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "runs"
+    monkeypatch.setenv("PLAYGROUND_HOME", str(home))
+    monkeypatch.delenv("PLAYGROUND_DATA", raising=False)
+    monkeypatch.delenv("PLAYGROUND_DEVICE", raising=False)
+    return home
+
+
+def needs_fashion_mnist():
+    return pytest.mark.skipif(not FASHION_DIR.is_dir() and not os.environ.get("CI"),
+                              reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
