@@ -81,9 +81,11 @@ def cmd_run(args) -> int:
     finally:
         if progress is not None:
             progress.close()
+    from playground.core.runs import format_number
+
     for name, value in result.metrics.values.items():
         if "/accuracy/" not in name:
-            print(f"{name} = {value:.4g} {result.metrics.units.get(name, '')}".rstrip(), file=sys.stderr)
+            print(f"{name} = {format_number(value)} {result.metrics.units.get(name, '')}".rstrip(), file=sys.stderr)
     print(result.run_dir)
     return 0
 

@@ -163,7 +163,7 @@ def list_runs(root: str | Path | None = None) -> list[RunInfo]:
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
 
 
-def _format_number(value: float) -> str:
+def format_number(value: float) -> str:
     if math.isfinite(value) and value.is_integer() and abs(value) >= 1e4:
         return f"{int(value):,}"
     return f"{value:.4g}"
@@ -173,7 +173,7 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A small Markdown table; floats are shown with 4 significant digits."""
     def cell(value: Any) -> str:
         if isinstance(value, float):
-            return _format_number(value)
+            return format_number(value)
         return str(value)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -188,6 +188,6 @@ def metrics_table(metrics: Metrics) -> str:
         if name.endswith(":std"):
             continue
         std = metrics.values.get(f"{name}:std")
-        shown = _format_number(value) + (f" ± {std:.2g}" if std is not None else "")
+        shown = format_number(value) + (f" ± {std:.2g}" if std is not None else "")
         rows.append([name, shown, metrics.units.get(name, "")])
     return markdown_table(["metric", "value", "unit"], rows)
