@@ -55,8 +55,10 @@ def training_curves_figure(step_loss: list[float], epochs: list[dict[str, float]
 
 
 def _smooth(values: list[float], window: int = 25) -> np.ndarray:
+    """Trailing moving average; the first points average over what exists so far."""
     values = np.asarray(values, dtype=float)
     window = max(1, min(window, len(values) // 5 or 1))
-    kernel = np.ones(window) / window
-    padded = np.concatenate([np.full(window - 1, values[0]), values])
-    return np.convolve(padded, kernel, mode="valid")
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(0, ends - window)
+    return (sums[ends] - sums[starts]) / (ends - starts)
