@@ -23,3 +23,7 @@ class DataFormatError(PlaygroundError, ValueError):
 
 class CheckpointError(PlaygroundError, ValueError):
     """A checkpoint is missing, corrupt, or does not fit the model."""
+
+
+class TrainingDivergedError(PlaygroundError, FloatingPointError):
+    """The loss became NaN or infinite during training."""

@@ -16,7 +16,7 @@ import torch
 from playground.classify.metrics import accuracy, confusion_matrix, per_class_accuracy, slug
 from playground.core.checkpoint import save_checkpoint
 from playground.core.config import RunConfig
-from playground.core.device import choose_device, seed_everything
+from playground.core.device import choose_device, configure_threads, seed_everything
 from playground.core.plots import confusion_matrix_figure, training_curves_figure
 from playground.core.progress import Progress, ProgressEvent, report
 from playground.core.runs import Metrics, Result, RunDir, markdown_table, metrics_table
@@ -86,15 +86,19 @@ def build(config: Config, train: ImageDataset) -> torch.nn.Module:
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
     """Train, test and write the run directory; returns the metrics and report."""
+    seed_everything(config.seed)
+    configure_threads()
+    device = choose_device(config.device)
+    train, val, test = load_data(config, progress)  # bad data fails before a run folder exists
+    model = build(config, train)
     run_dir = run_dir or RunDir.create(config.name, config.out or None)
     run_dir.write_config(config, EXPERIMENT)
-    seed_everything(config.seed)
-    device = choose_device(config.device)
-    train, val, test = load_data(config, progress)
-    model = build(config, train)
     steps: list[float] = []
     start = time.perf_counter()
-    history = fit(model, TensorLoader.of(train, batch_size=config.batch_size, shuffle=True, seed=config.seed),
+    # drop a ragged last batch: a batch of one breaks BatchNorm
+    train_loader = TensorLoader.of(train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                                   drop_last=len(train) > config.batch_size)
+    history = fit(model, train_loader,
                   epochs=config.epochs, device=device, dtype=config.dtype, schedule=config.schedule,
                   optimizer=make_optimizer(model, config.optimizer, config.lr, config.weight_decay),
                   val_loader=TensorLoader.of(val, batch_size=512) if val is not None else None,
@@ -146,7 +150,7 @@ def _report(config: Config, metrics: Metrics, test: ImageDataset, train: ImageDa
     per_class = [[name, values[f"test/accuracy/{slug(name)}"]] for name in test.classes]
     return "\n\n".join([
         f"# {config.name}: {config.model} on {config.dataset}",
-        f"Trained on {len(train)} images for {config.epochs} epochs on `{device}` "
+        f"Trained on {len(train)} images for {config.epochs} epoch{'s' * (config.epochs != 1)} on `{device}` "
         f"({values['train/seconds']:.1f} s); tested on {len(test)} images.",
         f"**Test accuracy: {values['test/accuracy']:.4f}**",
         metrics_table(Metrics({k: v for k, v in values.items() if "/accuracy/" not in k}, metrics.units)),

@@ -36,7 +36,7 @@ def training_curves_figure(step_loss: list[float], epochs: list[dict[str, float]
     if step_loss:
         steps = np.arange(1, len(step_loss) + 1)
         left.plot(steps, step_loss, color="tab:blue", alpha=0.3, lw=0.8, label="per step")
-        left.plot(steps, _smooth(step_loss), color="tab:blue", label="smoothed")
+        left.plot(steps, moving_average(step_loss), color="tab:blue", label="smoothed")
         left.set_yscale("log")
     left.set_xlabel("step")
     left.set_ylabel("training loss")
@@ -54,7 +54,7 @@ def training_curves_figure(step_loss: list[float], epochs: list[dict[str, float]
     return fig
 
 
-def _smooth(values: list[float], window: int = 25) -> np.ndarray:
+def moving_average(values: list[float], window: int = 25) -> np.ndarray:
     """Trailing moving average; the first points average over what exists so far."""
     values = np.asarray(values, dtype=float)
     window = max(1, min(window, len(values) // 5 or 1))

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from playground.core.device import autocast
 from playground.core.progress import Progress, report
+from playground.errors import ConfigError, TrainingDivergedError
 
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
 
@@ -62,8 +63,6 @@ def make_optimizer(model: torch.nn.Module, name: str = "adam", lr: float = 1e-3,
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    from playground.errors import ConfigError
-
     raise ConfigError(f"unknown optimizer {name!r}; choose adam, adamw or sgd")
 
 
@@ -104,8 +103,6 @@ def _make_scheduler(optimizer, schedule: str, total_steps: int):
     if schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
-    from playground.errors import ConfigError
-
     raise ConfigError(f"unknown schedule {schedule!r}; choose cosine or constant")
 
 
@@ -119,7 +116,7 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, dtype, gr
             output = model(*inputs)
             loss = loss_fn(output, target)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning rate")
+            raise TrainingDivergedError(f"loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:

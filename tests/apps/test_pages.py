@@ -8,7 +8,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apps.conftest import APP_FILE, TINY_DIGITS
+from playground.core.config import load_recipe
+from tests.apps.conftest import APP_FILE, RECIPE, TINY_DIGITS
+from tests.conftest import needs_fashion_mnist
 
 
 def open_app(page: str | None = None) -> AppTest:
@@ -28,10 +30,10 @@ def captions(at: AppTest) -> list[str]:
 # --------------------------------------------------------------------- home and sidebar
 
 
-def test_home_lists_every_technique_and_links_existing_pages(runs_root):
+def test_home_lists_every_technique_and_links_existing_pages():
     at = open_app()
     assert at.title[0].value == "Deep-learning playground"
-    titles = [header.value for header in at.subheader]
+    titles = [m.value.removeprefix("#### ") for m in at.markdown]
     for technique in ("Classifier baseline", "Forward compatible training (FCT)", "Uncertainty & OOD detection",
                       "Active learning & annotation queue", "Knowledge fusion",
                       "Inference optimization & latency benchmark", "Optimizers & SwAV", "3D cuboid annotation"):
@@ -42,17 +44,17 @@ def test_home_lists_every_technique_and_links_existing_pages(runs_root):
     assert sum(c.value == "Coming soon" for c in at.caption) == 7
 
 
-def test_sidebar_settings_carry_over_to_the_pages(runs_root, tmp_path):
+def test_sidebar_settings_carry_over_to_the_pages(playground_home, tmp_path):
     at = open_app()
-    assert at.sidebar.text_input(key="sidebar_runs_root").value == str(runs_root)
+    assert at.sidebar.text_input(key="sidebar_runs_root").value == str(playground_home)
     assert at.sidebar.selectbox(key="sidebar_device").options[0] == "auto"
     other = tmp_path / "elsewhere"
     at.sidebar.text_input(key="sidebar_runs_root").input(str(other)).run()
     at.sidebar.selectbox(key="sidebar_device").select("cpu").run()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception
     assert str(other) in at.info[0].value
-    at.switch_page("pages/classifier.py").run()
+    at.switch_page("views/classifier.py").run()
     assert not at.exception
     assert "--device cpu" in at.code[0].value and "--out" in at.code[0].value
 
@@ -60,8 +62,9 @@ def test_sidebar_settings_carry_over_to_the_pages(runs_root, tmp_path):
 # --------------------------------------------------------------------- data explorer
 
 
-def test_data_explorer_shows_status_samples_and_class_filter(runs_root):
-    at = open_app("pages/data_explorer.py")
+@needs_fashion_mnist()
+def test_data_explorer_shows_status_samples_and_class_filter():
+    at = open_app("views/data_explorer.py")
     status = at.dataframe[0].value
     assert list(status["dataset"]) == ["fashion_mnist", "digits", "shapes", "folder"]
     assert at.selectbox(key="dx_dataset").value == "fashion_mnist"
@@ -75,8 +78,8 @@ def test_data_explorer_shows_status_samples_and_class_filter(runs_root):
     assert captions(at) == ["Bag"] * 8
 
 
-def test_data_explorer_shapes_captions_masks_facts_and_ood_variant(runs_root):
-    at = open_app("pages/data_explorer.py")
+def test_data_explorer_shapes_captions_masks_facts_and_ood_variant():
+    at = open_app("views/data_explorer.py")
     at.selectbox(key="dx_dataset").select("shapes").run()
     assert not at.exception
     shown = captions(at)
@@ -91,8 +94,8 @@ def test_data_explorer_shapes_captions_masks_facts_and_ood_variant(runs_root):
     assert "pure noise" in captions(at)
 
 
-def test_data_explorer_digits_follows_the_sidebar_seed(runs_root):
-    at = open_app("pages/data_explorer.py")
+def test_data_explorer_digits_follows_the_sidebar_seed():
+    at = open_app("views/data_explorer.py")
     at.selectbox(key="dx_dataset").select("digits").run()
     first = [image.value for image in at.image]
     assert len(first) == 24 and set(captions(at)) <= {str(d) for d in range(10)}
@@ -102,8 +105,8 @@ def test_data_explorer_digits_follows_the_sidebar_seed(runs_root):
 
 
 @pytest.mark.parametrize("root", ["", "missing"])
-def test_data_explorer_folder_without_data_shows_an_error(runs_root, tmp_path, root):
-    at = open_app("pages/data_explorer.py")
+def test_data_explorer_folder_without_data_shows_an_error(tmp_path, root):
+    at = open_app("views/data_explorer.py")
     if root:
         at.sidebar.text_input(key="sidebar_data_root").input(str(tmp_path / root)).run()
     at.selectbox(key="dx_dataset").select("folder").run()
@@ -116,28 +119,28 @@ def test_data_explorer_folder_without_data_shows_an_error(runs_root, tmp_path, r
 # --------------------------------------------------------------------- runs
 
 
-def test_runs_page_empty_state_tells_how_to_make_a_run(runs_root):
-    at = open_app("pages/runs.py")
+def test_runs_page_empty_state_tells_how_to_make_a_run():
+    at = open_app("views/runs.py")
     assert "playground run recipes/baseline_fashion.toml" in at.info[0].value
     assert not at.dataframe
 
 
-def test_runs_page_lists_runs_and_opens_the_chosen_report(digits_run, runs_root):
-    copy = runs_root / "copied-run"
+def test_runs_page_lists_runs_and_opens_the_chosen_report(digits_run, playground_home):
+    copy = playground_home / "copied-run"
     shutil.copytree(digits_run, copy)
     report = copy / "report.md"
     report.write_text(report.read_text().replace("# baseline_fashion:", "# copied run:", 1))
     time.sleep(0.01)
     copy.touch()  # newest first
-    at = open_app("pages/runs.py")
+    at = open_app("views/runs.py")
     table = at.dataframe[0].value
     assert list(table["run"]) == ["copied-run", digits_run.name]
-    assert table["test/accuracy"][1] > 0.5
+    assert list(table.columns)[3] == "test/accuracy" and table["test/accuracy"][1] > 0.5
     assert at.selectbox(key="runs_open").value == "copied-run"
-    assert any(m.value.startswith("# copied run") for m in at.markdown)
+    assert any(m.value.startswith("### copied run") for m in at.markdown)
     at.selectbox(key="runs_open").select(digits_run.name).run()
     assert not at.exception
-    assert any(m.value.startswith("# baseline_fashion: small_cnn on digits") for m in at.markdown)
+    assert any(m.value.startswith("### baseline_fashion: small_cnn on digits") for m in at.markdown)
     assert {c for image in at.image for c in image.captions} == {"confusion matrix", "training curves"}
     assert not any("![" in m.value for m in at.markdown)
     metrics = at.dataframe[1].value
@@ -157,21 +160,22 @@ def set_widgets(at: AppTest, overrides: list[str]) -> None:
     at.run()
 
 
-def test_classifier_starts_from_the_preset_and_switches_presets(runs_root):
-    at = open_app("pages/classifier.py")
+def test_classifier_starts_from_the_preset_and_switches_presets():
+    presets = load_recipe(RECIPE).presets
+    at = open_app("views/classifier.py")
     assert at.selectbox(key="clf_preset").value == "quick"
-    assert at.number_input(key="clf_epochs").value == 2
+    assert at.number_input(key="clf_epochs").value == presets["quick"]["epochs"]
     assert at.code[0].value == "playground run recipes/baseline_fashion.toml --preset quick"
     at.number_input(key="clf_epochs").set_value(4).run()
     assert at.code[0].value.endswith("--preset quick --set epochs=4")
     at.selectbox(key="clf_preset").select("full").run()
     assert not at.exception
-    assert at.number_input(key="clf_epochs").value == 15
+    assert at.number_input(key="clf_epochs").value == presets["full"]["epochs"]
     assert at.code[0].value == "playground run recipes/baseline_fashion.toml --preset full"
 
 
-def test_classifier_trains_on_digits_and_shows_the_results(runs_root, one_thread):
-    at = open_app("pages/classifier.py")
+def test_classifier_trains_on_digits_and_shows_the_results(playground_home):
+    at = open_app("views/classifier.py")
     set_widgets(at, TINY_DIGITS)
     assert "--set dataset=digits --set epochs=1 --set train_limit=600" in at.code[0].value
     assert not at.metric
@@ -180,13 +184,13 @@ def test_classifier_trains_on_digits_and_shows_the_results(runs_root, one_thread
     accuracy = next(m.value for m in at.metric if m.label == "Test accuracy")
     assert float(accuracy.rstrip("%")) / 100 > 0.5
     assert len(at.get("plotly_chart")) == 4  # per class, confusion, loss, accuracy
-    run_dirs = list(runs_root.iterdir())
+    run_dirs = list(playground_home.iterdir())
     assert len(run_dirs) == 1 and any(code.value == str(run_dirs[0]) for code in at.code)
     assert at.get("progress")[0].proto.value == 100
 
 
-def test_classifier_error_is_one_line_not_a_traceback(runs_root):
-    at = open_app("pages/classifier.py")
+def test_classifier_error_is_one_line_not_a_traceback():
+    at = open_app("views/classifier.py")
     at.selectbox(key="clf_dataset").select("folder").run()
     at.button(key="clf_run").click().run()
     assert not at.exception

@@ -81,3 +81,13 @@ def test_quick_baseline_reaches_085_on_fashion_mnist():
     finally:
         torch.set_num_threads(1)
     assert result.metrics.values["test/accuracy"] >= 0.85
+
+
+def test_ragged_last_batch_of_one_trains_and_bad_data_leaves_no_run_folder(playground_home):
+    # 801 training images with batch 16 would leave a last batch of 1, which BatchNorm rejects
+    result = run(Config(**dict(DIGITS, epochs=2, batch_size=16, train_limit=801, val_fraction=0.0)))
+    assert result.metrics.values["test/accuracy"] > 0.5
+    before = set(playground_home.iterdir())
+    with pytest.raises(ConfigError, match="data_root"):
+        run(Config(dataset="folder"))
+    assert set(playground_home.iterdir()) == before

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from playground.core.plots import _smooth, confusion_matrix_figure, training_curves_figure
+from playground.core.plots import confusion_matrix_figure, moving_average, training_curves_figure
 from playground.core.runs import RunDir
 
 
 def test_smoothing_is_a_trailing_mean_without_start_up_bias():
-    smoothed = _smooth([4, 2, 0, 2, 4, 6, 8, 10, 12, 14], window=2)
+    smoothed = moving_average([4, 2, 0, 2, 4, 6, 8, 10, 12, 14], window=2)
     assert smoothed.tolist() == pytest.approx([4, 3, 1, 1, 3, 5, 7, 9, 11, 13])
 
 

@@ -8,7 +8,7 @@ from playground.core.device import autocast, choose_device, parse_dtype, seed_ev
 from playground.core.progress import ProgressEvent, TqdmProgress
 from playground.core.training import evaluate, fit, predict
 from playground.data import TensorLoader
-from playground.errors import ConfigError
+from playground.errors import ConfigError, TrainingDivergedError
 from playground.models import build_model
 
 
@@ -63,7 +63,7 @@ def test_fit_stops_on_a_diverging_loss():
     model = nn.Linear(2, 2)
     with torch.no_grad():
         model.weight.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+    with pytest.raises(TrainingDivergedError, match="lower the learning rate"):
         fit(model, TensorLoader(x, y, batch_size=32), epochs=1)
 
 

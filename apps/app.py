@@ -1,0 +1,18 @@
+"""The playground's Streamlit app: ``streamlit run apps/app.py`` (or ``playground app``).
+
+One entry file: it sets up the page, draws the shared sidebar and runs the page chosen in
+the navigation. The pages live in ``apps/views/`` and stay thin: widgets -> config ->
+library call -> drawing. The folder is deliberately not called ``pages/``: Streamlit treats
+a ``pages/`` folder beside the entry file as an old-style multipage app, so a deep link such
+as ``/runs`` on a freshly started server would run the page on its own, without this file
+(no sidebar, no page config); AppTest reruns would do the same.
+"""
+
+import streamlit as st
+
+from common import draw_sidebar, navigation_pages
+
+st.set_page_config(page_title="playground", page_icon=":material/science:", layout="wide")
+page = st.navigation(navigation_pages())
+draw_sidebar()
+page.run()

@@ -1,0 +1,110 @@
+"""End to end: a real ``streamlit run`` server driven by headless Chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.apps.conftest import REPO_ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}:\n{server.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer {url} within {timeout:.0f} s")
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    """A streamlit server on a free localhost port, stopped after the test."""
+    port = free_port()
+    env = {**os.environ, "PLAYGROUND_HOME": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "apps/app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def browser_page():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)  # a busy 2-core machine can take a while to train or load
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def settle(page) -> None:
+    """Wait until no script is running and every image has loaded."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+
+
+def test_home_then_data_explorer_in_a_real_browser(app_url, browser_page, tmp_path):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Deep-learning playground")).to_be_visible()
+    for technique in ("Classifier baseline", "Forward compatible training (FCT)", "3D cuboid annotation"):
+        expect(page.get_by_role("heading", name=technique)).to_be_visible()
+    expect(page.get_by_text("Coming soon")).to_have_count(7)
+    expect(page.get_by_label("Seed")).to_be_visible()  # the shared sidebar
+    expect(page).to_have_title("playground")
+    settle(page)
+    page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data explorer").click()
+    expect(page.get_by_role("heading", name="Data explorer")).to_be_visible()
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    expect(page.locator('[data-testid="stImage"] img').nth(7)).to_be_visible()
+    expect(page.get_by_label("Seed")).to_be_visible()
+    settle(page)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "data_explorer.png"), full_page=True)
