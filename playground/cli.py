@@ -67,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
+    from playground.core import distributed
+
+    distributed.init_from_env()  # under torchrun: join the process group (a no-op otherwise)
+    main_process = distributed.is_main_process()
+    try:
+        result = _run(args, show_progress=main_process and not args.quiet)
+    finally:
+        distributed.shutdown()
+    if main_process:  # under torchrun only rank 0 reports
+        _print_result(result)
+    return 0
+
+
+def _run(args, show_progress: bool):
     from playground.core.progress import TqdmProgress
     from playground.core.runner import run_recipe
 
@@ -75,19 +89,21 @@ def cmd_run(args) -> int:
         if getattr(args, key) is not None:
             overrides.append(f"{key}={_quoted(getattr(args, key))}")
     seeds = _parse_seeds(args.seeds) if args.seeds else None
-    progress = None if args.quiet else TqdmProgress()
+    progress = TqdmProgress() if show_progress else None
     try:
-        result = run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress)
+        return run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress)
     finally:
         if progress is not None:
             progress.close()
+
+
+def _print_result(result) -> None:
     from playground.core.runs import format_number
 
     for name, value in result.metrics.values.items():
         if "/accuracy/" not in name:
             print(f"{name} = {format_number(value)} {result.metrics.units.get(name, '')}".rstrip(), file=sys.stderr)
     print(result.run_dir)
-    return 0
 
 
 def _quoted(value) -> str:

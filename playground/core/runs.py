@@ -11,8 +11,11 @@ Every experiment writes ``<PLAYGROUND_HOME>/<name>-<timestamp>/`` (default home 
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
+import shutil
+import tempfile
 import math
 import os
 import statistics
@@ -63,6 +66,13 @@ class RunDir:
 
     @classmethod
     def create(cls, name: str, root: str | Path | None = None) -> "RunDir":
+        """A new ``<root>/<name>-<timestamp>`` folder (under torchrun: rank 0 only)."""
+        from playground.core.distributed import is_main_process
+
+        if not is_main_process():  # other ranks write into a scratch folder, removed at exit
+            scratch = Path(tempfile.mkdtemp(prefix=f"{name}-rank-"))
+            atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+            return cls(scratch)
         root = Path(root) if root is not None else playground_home()
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = root / f"{name}-{stamp}"

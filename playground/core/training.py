@@ -4,6 +4,10 @@ Every technique trains through :func:`fit`. A batch is a tuple ``(*inputs, targe
 the model is called as ``model(*inputs)`` and ``loss_fn(output, target)`` gives the loss.
 The default loss is cross-entropy on the logits, where ``output`` may be a tensor of logits
 or anything with a ``.logits`` attribute (see :class:`playground.models.ModelOutput`).
+
+Under ``torchrun`` (see :mod:`playground.core.distributed`) the model is wrapped in DDP,
+:class:`~playground.data.TensorLoader` loaders are sharded across ranks, and the reported
+loss and accuracy are summed over every rank. Other loaders must be sharded by the caller.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from playground.core import distributed
 from playground.core.device import autocast
 from playground.core.progress import Progress, report
 from playground.errors import ConfigError, TrainingDivergedError
@@ -80,12 +85,14 @@ def fit(model: torch.nn.Module, train_loader, *, epochs: int = 1,
     device = torch.device(device)
     model.to(device)
     optimizer = optimizer or make_optimizer(model, lr=lr)
+    train_loader = _shard(train_loader)
+    trained = distributed.wrap_model(model, device)
     total_steps = max(1, epochs * len(train_loader))
     scheduler = _make_scheduler(optimizer, schedule, total_steps)
     history = History()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        row = _train_epoch(model, train_loader, optimizer, scheduler, loss_fn, device, dtype,
+        row = _train_epoch(trained, train_loader, optimizer, scheduler, loss_fn, device, dtype,
                            grad_clip, epoch, progress)
         row["lr"] = optimizer.param_groups[0]["lr"]
         if val_loader is not None:
@@ -95,6 +102,13 @@ def fit(model: torch.nn.Module, train_loader, *, epochs: int = 1,
         row["epoch"] = epoch
         history.epochs.append(row)
     return history
+
+
+def _shard(loader):
+    """This rank's shard of a TensorLoader under torchrun; the loader itself otherwise."""
+    if distributed.world_size() > 1 and hasattr(loader, "sharded"):
+        return loader.sharded(distributed.rank(), distributed.world_size())
+    return loader
 
 
 def _make_scheduler(optimizer, schedule: str, total_steps: int):
@@ -127,7 +141,7 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, dtype, gr
         tally.add(loss, output, target)
         running = {**tally.summary(), "batch_loss": loss.item()}
         report(progress, "train", step, len(loader), epoch=epoch, metrics=running)
-    return {f"train/{k}": v for k, v in tally.summary().items()}
+    return {f"train/{k}": v for k, v in tally.across_ranks().summary().items()}
 
 
 class _Tally:
@@ -146,6 +160,12 @@ class _Tally:
         else:
             self.correct = -1  # accuracy is not defined for this output
 
+    def across_ranks(self) -> "_Tally":
+        """The tally summed over every rank (itself without a process group)."""
+        self.loss_sum, correct, self.count = distributed.sum_across_ranks(self.loss_sum, self.correct, self.count)
+        self.correct = int(correct) if self.correct >= 0 else -1
+        return self
+
     def summary(self) -> dict[str, float]:
         if not self.count:
             return {}
@@ -161,6 +181,7 @@ def evaluate(model: torch.nn.Module, loader, *, loss_fn: LossFn = cross_entropy,
     """Mean loss (and accuracy for classifiers) of ``model`` over ``loader``."""
     device = torch.device(device)
     model.to(device).eval()
+    loader = _shard(loader)
     tally = _Tally()
     for step, batch in enumerate(loader, start=1):
         *inputs, target = _to_device(batch, device)
@@ -169,7 +190,7 @@ def evaluate(model: torch.nn.Module, loader, *, loss_fn: LossFn = cross_entropy,
             loss = loss_fn(output, target)
         tally.add(loss.float(), output, target)
         report(progress, "evaluate", step, len(loader))
-    return tally.summary()
+    return tally.across_ranks().summary()
 
 
 @torch.no_grad()
