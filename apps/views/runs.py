@@ -5,10 +5,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import plotly.express as px
 import streamlit as st
 
 from common import show_error, sidebar_settings
-from playground.core.runs import RunInfo, list_runs
+from playground.core.runs import RunInfo, compare_runs, list_runs
 from playground.errors import PlaygroundError
 
 IMAGE_LINE = re.compile(r"^\s*!\[(?P<alt>[^\]]*)\]\((?P<target>[^)\s]+)\)\s*$")
@@ -54,6 +55,26 @@ def metrics_frame(info: RunInfo) -> pd.DataFrame:
                          for name, value in info.metrics.items()])
 
 
+def compare(runs: list[RunInfo]) -> None:
+    """Metrics of several runs side by side, and a chart of the fractions among them."""
+    chosen = st.multiselect("Compare runs", [r.name for r in runs], default=[r.name for r in runs[:2]],
+                            key="runs_compare", help="Metrics the chosen runs share, side by side")
+    if len(chosen) < 2:
+        st.caption("Choose two or more runs to compare them.")
+        return
+    table = compare_runs([r for r in runs if r.name in chosen])
+    frame = pd.DataFrame(table).T.reindex(columns=chosen)
+    st.dataframe(frame, width="stretch")
+    units = {name: unit for r in runs for name, unit in r.units.items()}
+    fractions = [name for name in table if units.get(name) == "fraction" and not name.endswith(":std")]
+    if fractions:
+        long = frame.loc[fractions].reset_index(names="metric").melt(id_vars="metric", var_name="run")
+        figure = px.bar(long, x="metric", y="value", color="run", barmode="group", range_y=[0, 1],
+                        title="Rates (fractions) by run")
+        figure.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10))
+        st.plotly_chart(figure, width="stretch")
+
+
 def open_run(info: RunInfo) -> None:
     st.caption(f"Run directory: `{info.path}`")
     report_tab, metrics_tab, config_tab = st.tabs(["Report", "Metrics", "Config"])
@@ -91,6 +112,8 @@ if not runs:
     st.stop()
 st.caption(f"{len(runs)} run{'s' if len(runs) != 1 else ''} under `{root}`, newest first.")
 runs_table(runs)
+with st.expander("Compare runs", expanded=False):
+    compare(runs)
 by_name = {r.name: r for r in runs}
 names = list(by_name)
 focus = st.session_state.get("runs_focus")  # the run the Classifier page made last

@@ -179,6 +179,15 @@ def format_number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def compare_runs(runs: list[RunInfo]) -> dict[str, dict[str, float]]:
+    """Metric name -> {run name: value}, over the metrics at least two of ``runs`` share."""
+    table: dict[str, dict[str, float]] = {}
+    for info in runs:
+        for name, value in info.metrics.items():
+            table.setdefault(name, {})[info.name] = value
+    return {name: row for name, row in table.items() if len(row) >= min(2, len(runs))}
+
+
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A small Markdown table; floats are shown with 4 significant digits."""
     def cell(value: Any) -> str:

@@ -143,8 +143,25 @@ def test_runs_page_lists_runs_and_opens_the_chosen_report(digits_run, playground
     assert any(m.value.startswith("### baseline_fashion: small_cnn on digits") for m in at.markdown)
     assert {c for image in at.image for c in image.captions} == {"confusion matrix", "training curves"}
     assert not any("![" in m.value for m in at.markdown)
-    metrics = at.dataframe[1].value
+    metrics = at.dataframe[-1].value
     assert "test/accuracy" in set(metrics["metric"])
+
+
+def test_runs_page_compares_runs_side_by_side(digits_run, playground_home):
+    other = playground_home / "other-run"
+    shutil.copytree(digits_run, other)
+    metrics_file = other / "metrics.json"
+    metrics_file.write_text(metrics_file.read_text().replace('"test/accuracy": ', '"test/accuracy": 0.25, "x": ', 1))
+    at = open_app("views/runs.py")
+    frame = at.dataframe[1].value
+    assert list(frame.columns) == ["other-run", digits_run.name]
+    assert frame.loc["test/accuracy", "other-run"] == 0.25
+    assert frame.loc["test/accuracy", digits_run.name] > 0.5
+    assert "x" not in frame.index  # only metrics both runs have
+    assert at.get("plotly_chart")
+    at.multiselect(key="runs_compare").set_value(["other-run"]).run()
+    assert not at.exception
+    assert any("two or more runs" in c.value for c in at.caption)
 
 
 # --------------------------------------------------------------------- classifier

@@ -57,3 +57,12 @@ def test_list_and_load_runs(tmp_path):
 def test_markdown_table_formats_numbers():
     table = markdown_table(["a", "b"], [["x", 0.123456], ["y", 74922.0]])
     assert "| x | 0.1235 |" in table and "| y | 74,922 |" in table
+
+
+def test_compare_runs_keeps_shared_metrics(tmp_path):
+    from playground.core.runs import RunInfo, compare_runs
+
+    a = RunInfo(tmp_path / "a", "classify", {"test/accuracy": 0.9, "only/a": 1.0}, {})
+    b = RunInfo(tmp_path / "b", "classify", {"test/accuracy": 0.8}, {})
+    assert compare_runs([a, b]) == {"test/accuracy": {"a": 0.9, "b": 0.8}}
+    assert compare_runs([a]) == {"test/accuracy": {"a": 0.9}, "only/a": {"a": 1.0}}
