@@ -44,14 +44,23 @@ install_debian_packages() {
 }
 
 make_venv() {
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    say "Python >= 3.10 is needed; $PYTHON is $("$PYTHON" --version 2>&1). Set PYTHON=/path/to/python3.11 and retry."
+    exit 1
+  fi
   if [[ ! -x .venv/bin/python ]]; then
     say "creating .venv with $($PYTHON --version)"
     "$PYTHON" -m venv .venv || {
       say "could not create a virtual environment: sudo apt-get install python3-venv (Python >= 3.10 needed)"; exit 1; }
   fi
   say "installing the project and its dependencies (torch pinned by constraints.txt)"
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -m pip install --quiet -e ".[dev]" -c constraints.txt 2>&1 | grep -v "is ignored" || true
+  local log; log=$(mktemp)
+  if ! .venv/bin/python -m pip install --quiet -e ".[dev]" -c constraints.txt >"$log" 2>&1; then
+    grep -v "is ignored" "$log" >&2
+    say "pip install failed (see above); check your network access to the package index"
+    exit 1
+  fi
+  rm -f "$log"
   .venv/bin/python -c "import playground, torch, streamlit; print('[setup] ready: torch', torch.__version__)" >&2
 }
 
