@@ -170,7 +170,7 @@ def list_runs(root: str | Path | None = None) -> list[RunInfo]:
     if not root.is_dir():
         return []
     runs = [load_run(p) for p in root.iterdir() if (p / "config.toml").is_file()]
-    return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
+    return sorted(runs, key=lambda r: (r.path.stat().st_mtime, r.name), reverse=True)
 
 
 def format_number(value: float) -> str:
