@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from playground.errors import CheckpointError
 
@@ -39,21 +39,14 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train a model first or check the path")
     try:
-        tensors = load_file(str(path))
-        header = _read_header_metadata(path)
-        metadata = json.loads(header.get(METADATA_KEY, "{}"))
+        with safe_open(str(path), framework="pt") as handle:  # one pass: header and tensors
+            metadata = json.loads((handle.metadata() or {}).get(METADATA_KEY, "{}"))
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file ({reason}); "
                               "re-create it by re-running the experiment that wrote it") from None
     return tensors, metadata
-
-
-def _read_header_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return handle.metadata() or {}
 
 
 def load_into(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:

@@ -157,17 +157,15 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(values: dict[str, Any], overrides: list[str], config_cls: type | None = None) -> dict[str, Any]:
-    """Lay ``key=value`` overrides over ``values``; with ``config_cls``, check each one."""
+def apply_overrides(values: dict[str, Any], overrides: list[str], config_cls: type) -> dict[str, Any]:
+    """Lay ``key=value`` overrides over ``values``, checking each against ``config_cls``."""
     merged = dict(values)
-    fields = config_fields(config_cls) if config_cls is not None else None
+    fields = config_fields(config_cls)
     for text in overrides:
         key, value = parse_override(text)
-        if fields is not None:
-            if key not in fields:
-                raise ConfigError(f"unknown key {key!r} in --set {text}; known keys: {', '.join(fields)}")
-            value = coerce(value, fields[key], key, f"--set {text}")
-        merged[key] = value
+        if key not in fields:
+            raise ConfigError(f"unknown key {key!r} in --set {text}; known keys: {', '.join(fields)}")
+        merged[key] = coerce(value, fields[key], key, f"--set {text}")
     return merged
 
 

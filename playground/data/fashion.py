@@ -2,7 +2,9 @@
 
 Search order: the files the Debian package ``dataset-fashion-mnist`` installs, then a
 torchvision-layout root the user gives (``ROOT/FashionMNIST/raw/*-ubyte[.gz]`` or the files
-directly in ``ROOT``), then a download into that root only when ``download=True``.
+directly in ``ROOT``). A download is strictly opt-in: only with ``download=True`` and a root to
+write into (the issue asks for it for machines with internet); offline it fails with a
+one-line error that says how to get the data instead. Nothing downloads by default.
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO as REPO_ROOT
+
 APP_FILE = REPO_ROOT / "apps" / "app.py"
 RECIPE = REPO_ROOT / "recipes" / "baseline_fashion.toml"
 # a digits run that trains in about a second and still scores well above chance

@@ -59,6 +59,29 @@ def test_missing_fashion_mnist_says_how_to_get_it(no_debian, tmp_path):
     assert str(tmp_path / "empty") in message and "\n" not in message
 
 
+def test_download_is_opt_in_and_fails_offline_with_the_fix(no_debian, tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    def offline(root, train, download):
+        calls.append(download)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(DataNotFoundError):
+        load_dataset("fashion_mnist", "train", root=tmp_path / "data")
+    assert calls == []  # never downloads unless asked
+    with pytest.raises(DataNotFoundError, match="needs a data_root"):
+        load_dataset("fashion_mnist", "train", download=True)
+    with pytest.raises(DataNotFoundError) as info:
+        load_dataset("fashion_mnist", "train", root=tmp_path / "data", download=True)
+    assert calls == [True]
+    message = str(info.value)
+    assert "network is unreachable" in message and "apt-get install dataset-fashion-mnist" in message
+    assert "\n" not in message
+
+
 def test_truncated_idx_file_is_a_clear_error(no_debian, tmp_path):
     root = fake_torchvision_root(tmp_path / "data")
     path = root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
