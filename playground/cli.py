@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="which datasets are available and where")
     data.add_argument("--root", help="a data root to check as well (torchvision layout or ImageFolder)")
     data.set_defaults(handler=cmd_data)
+
+    backfill = commands.add_parser("backfill", help="FCT: transform a stored gallery into the new model's space "
+                                                    "(under torchrun the workers split the shards)")
+    backfill.add_argument("gallery", help="a gallery store folder (old embeddings + side-info), e.g. RUN/gallery")
+    backfill.add_argument("--transformation", required=True, help="RUN/transformation.safetensors")
+    backfill.add_argument("--out", required=True, help="folder for the backfilled gallery")
+    backfill.set_defaults(handler=cmd_backfill)
     return parser
 
 
@@ -117,6 +124,23 @@ def _parse_seeds(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise ConfigError(f"--seeds takes comma-separated integers like 0,1,2, not {text!r}") from None
+
+
+def cmd_backfill(args) -> int:
+    """Backfill this worker's shards. torchrun (or any launcher) sets RANK and WORLD_SIZE;
+    workers need no process group because each owns the shards ``i % WORLD_SIZE == RANK``."""
+    import time
+
+    from playground.fct.gallery import GalleryStore, backfill_by_transformation
+    from playground.fct.transformation import load_transformation, transform
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    gallery, h = GalleryStore.open(args.gallery), load_transformation(args.transformation)
+    start = time.perf_counter()
+    backfill_by_transformation(gallery, lambda old, side: transform(h, old, side), args.out, h.new_dim, rank, world)
+    print(f"worker {rank} of {world}: backfilled its shards of {gallery.count} images in "
+          f"{time.perf_counter() - start:.2f} s -> {args.out}", file=sys.stderr)
+    return 0
 
 
 def cmd_app(args) -> int:

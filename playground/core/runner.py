@@ -45,8 +45,11 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None) -> Re
         results.append(module.run(seeded, progress=progress))
     metrics: Metrics = aggregate_seeds([r.metrics for r in results])
     parent.write_metrics(metrics)
-    links = "\n".join(f"- seed {s}: [{r.run_dir.name}]({r.run_dir.name}/report.md)" for s, r in zip(seeds, results))
-    report = f"# {config.name}: {len(seeds)} seeds\n\nMean ± standard deviation over seeds {seeds}.\n\n" \
-             f"{metrics_table(metrics)}\n\n## Runs\n{links}\n"
+    if hasattr(module, "aggregate_report"):  # an experiment may lay out its own multi-seed report
+        report = module.aggregate_report(config, metrics, results)
+    else:
+        links = "\n".join(f"- seed {s}: [{r.run_dir.name}]({r.run_dir.name}/report.md)" for s, r in zip(seeds, results))
+        report = f"# {config.name}: {len(seeds)} seeds\n\nMean ± standard deviation over seeds {seeds}.\n\n" \
+                 f"{metrics_table(metrics)}\n\n## Runs\n{links}\n"
     parent.write_report(report)
     return Result(metrics, report, parent.path, {"seeds": results})

@@ -211,3 +211,17 @@ def predict(model: torch.nn.Module, loader, *, device: torch.device | str = "cpu
         parts["target"].append(target.cpu())
         report(progress, "predict", step, len(loader))
     return {k: torch.cat(v) for k, v in parts.items() if v}
+
+
+@torch.no_grad()
+def embed_images(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 1024,
+                 device: torch.device | str = "cpu", dtype: str = "fp32") -> torch.Tensor:
+    """The ``embedding`` of ``model`` for every image, float32 on the CPU, in eval mode."""
+    device = torch.device(device)
+    model.to(device).eval()
+    parts = []
+    for start in range(0, images.shape[0], batch_size):
+        with autocast(device, dtype):
+            output = model(images[start:start + batch_size].to(device))
+        parts.append(getattr(output, "embedding", output).float().cpu())
+    return torch.cat(parts) if parts else torch.empty(0)

@@ -6,7 +6,7 @@ Every model returns a ``ModelOutput(embedding, logits)``; build one with ``build
 from playground.models.cnn import SmallCNN
 from playground.models.heads import ClassifierHead, EmbeddingClassifier, EmbeddingHead
 from playground.models.outputs import ModelOutput
-from playground.models.registry import MODEL_NAMES, build_model, count_parameters
+from playground.models.registry import MODEL_NAMES, build_model, count_macs, count_parameters
 
 __all__ = [
     "MODEL_NAMES",
@@ -16,5 +16,6 @@ __all__ = [
     "ModelOutput",
     "SmallCNN",
     "build_model",
+    "count_macs",
     "count_parameters",
 ]

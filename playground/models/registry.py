@@ -69,3 +69,17 @@ def build_model(
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters in ``model`` (only those with ``requires_grad`` if asked)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, *inputs) -> int:
+    """Multiply-accumulates of one forward pass on ``inputs`` (FLOPs / 2, by PyTorch's
+    own ``FlopCounterMode``), with the model in eval mode."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    model.train(was_training)
+    return counter.get_total_flops() // 2

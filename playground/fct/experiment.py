@@ -1,0 +1,124 @@
+"""The FCT experiment: old model, new model, side-info, transformation, BCT, retrieval.
+
+Ramanujan et al., "Forward Compatible Training for Large-Scale Embedding Retrieval
+Systems" (CVPR 2022), against BCT (Shen et al., CVPR 2020). One run trains
+
+1. the old model on the old-time task and, on the same images without labels, the
+   side-info model (:mod:`~playground.fct.side_info`);
+2. the new model on the new task, independently (it is never modified);
+3. the transformation h(old, side) -> new, and h(old, old) for "FCT without side-info";
+4. BCT: a second new model trained with the influence loss through the old classifier;
+
+then stores the test gallery (old embedding + side-info, sharded), backfills it both by
+transformation and by re-embedding (timed side by side), and evaluates every
+query/gallery case with CMC top-1/top-5 and mAP (:mod:`~playground.fct.retrieval`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Literal
+
+import torch
+
+from playground.core.config import RunConfig
+from playground.core.device import choose_device, configure_threads, seed_everything
+from playground.core.progress import Progress
+from playground.core.runs import Result, RunDir
+from playground.errors import ConfigError
+from playground.fct import pipeline, report
+from playground.fct.side_info import MAX_DIM, MIN_DIM, SIDE_INFO_TRAINERS
+from playground.fct.tasks import load_task
+
+EXPERIMENT = "fct"
+
+
+@dataclasses.dataclass
+class Config(RunConfig):
+    name: str = "fct"
+    # data
+    dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
+    data_root: str = ""
+    download: bool = False
+    old_classes: list[int] = dataclasses.field(default_factory=list)  # empty: the first half
+    train_limit: int = 0          # at most this many training images (0: all), stratified
+    test_limit: int = 0           # at most this many query/gallery images (0: all)
+    image_size: int = 32          # shapes and folder only
+    shapes_train: int = 6000      # shapes only
+    shapes_test: int = 2000       # shapes only
+    # old, new and BCT models
+    old_model: Literal["small_cnn", "resnet18", "regnety_400mf"] = "small_cnn"
+    old_width: int = 16           # small_cnn only
+    old_pool_size: int = 1        # small_cnn only: 1 = global average pool, as in ResNet-style old models
+    new_model: Literal["small_cnn", "resnet18", "regnety_400mf"] = "small_cnn"
+    new_width: int = 32           # small_cnn only
+    pool_size: int = 7            # small_cnn only: the new and BCT models' final pool
+    dropout: float = 0.1          # small_cnn only
+    embedding_dim: int = 128      # old and new embeddings (the same size, so new-old can be measured)
+    old_epochs: int = 3
+    new_epochs: int = 3
+    lr: float = 3e-3
+    batch_size: int = 128
+    # side-information
+    side_info_method: str = "simclr"
+    side_info_dim: int = 32
+    side_width: int = 16
+    side_epochs: int = 8
+    side_lr: float = 2e-3
+    side_batch_size: int = 256
+    temperature: float = 0.2
+    side_info_sweep: list[int] = dataclasses.field(default_factory=list)  # extra side-info sizes to try
+    # transformation and BCT
+    transform_hidden: int = 256
+    transform_epochs: int = 20
+    transform_lr: float = 2e-3
+    bct_weight: float = 1.0
+    # evaluation and storage
+    distance: Literal["l2", "cosine"] = "l2"
+    store_dtype: Literal["fp16", "fp32"] = "fp16"
+    shard_size: int = 4096
+    save_checkpoints: bool = True
+
+    def __post_init__(self):
+        for key in ("old_epochs", "new_epochs", "side_epochs", "transform_epochs", "batch_size",
+                    "side_batch_size", "embedding_dim", "transform_hidden", "shard_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        for dim in [self.side_info_dim, *self.side_info_sweep]:
+            if not MIN_DIM <= dim <= MAX_DIM:
+                raise ConfigError(f"side-info sizes must be between {MIN_DIM} and {MAX_DIM}, got {dim}")
+        if self.side_info_method not in SIDE_INFO_TRAINERS:
+            raise ConfigError(f"unknown side_info_method {self.side_info_method!r}; "
+                              f"choose one of: {', '.join(sorted(SIDE_INFO_TRAINERS))}")
+        if min(self.lr, self.side_lr, self.transform_lr, self.temperature) <= 0:
+            raise ConfigError("learning rates and the temperature must be positive")
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train every model, backfill the gallery both ways, evaluate every case, write the run."""
+    seed_everything(config.seed)
+    configure_threads()
+    device = choose_device(config.device)
+    data = load_task(config.dataset, data_root=config.data_root, download=config.download, seed=config.seed,
+                     old_classes=config.old_classes, train_limit=config.train_limit, test_limit=config.test_limit,
+                     image_size=config.image_size, shapes_train=config.shapes_train, shapes_test=config.shapes_test)
+    run_dir = run_dir or RunDir.create(config.name, config.out or None)  # bad data fails before this
+    run_dir.write_config(config, EXPERIMENT)
+    start = time.perf_counter()
+    models = pipeline.train_models(config, data, device, progress)
+    outcome = pipeline.evaluate_cases(config, data, models, run_dir, device, progress)
+    outcome.seconds = time.perf_counter() - start
+    if config.save_checkpoints:
+        pipeline.save_models(run_dir, models, config)
+    metrics = report.metrics_of(outcome)
+    run_dir.write_metrics(metrics)
+    report.write_artifacts(run_dir, outcome, data)
+    text = report.report_text(config, data, outcome, metrics, device)
+    run_dir.write_report(text)
+    return Result(metrics, text, run_dir.path, {"outcome": outcome})
+
+
+def aggregate_report(config: Config, metrics, results) -> str:
+    """The multi-seed report: the compatibility table with mean ± std over seeds."""
+    return report.aggregate_text(config, metrics, results)

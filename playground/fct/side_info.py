@@ -1,0 +1,82 @@
+"""Side-information: a compact, label-free feature stored next to each old embedding.
+
+FCT (Ramanujan et al., CVPR 2022, section 3.2) learns it when the old model is trained,
+on the same old-time images but *without* their labels, so it keeps what the old task
+threw away. The default trainer is SimCLR-style contrastive learning
+(:mod:`playground.ssl.contrastive`); the side-info is the encoder output of ``dim``
+numbers (8 to 128) before the projection head.
+
+Trainers are plug-ins: ``SIDE_INFO_TRAINERS[name](images, spec, progress) -> model``
+where ``model(images).embedding`` is the side-info. Register another with
+:func:`register_side_info_trainer` (SwAV joins here in a later issue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from playground.core.progress import Progress
+from playground.core.training import fit, make_optimizer
+from playground.errors import ConfigError
+from playground.models import build_model
+from playground.ssl.contrastive import ContrastivePair, TwoViewLoader, contrastive_loss
+
+MIN_DIM, MAX_DIM = 8, 128
+
+
+@dataclass
+class SideInfoSpec:
+    """What to train: the side-info size, the encoder and the optimisation."""
+
+    dim: int = 32
+    model: str = "small_cnn"
+    width: int = 16
+    pool_size: int = 4
+    epochs: int = 10
+    lr: float = 2e-3
+    batch_size: int = 256
+    temperature: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if not MIN_DIM <= self.dim <= MAX_DIM:
+            raise ConfigError(f"side-info dim must be between {MIN_DIM} and {MAX_DIM}, got {self.dim}")
+
+
+SideInfoTrainer = Callable[[torch.Tensor, SideInfoSpec, Progress], nn.Module]
+SIDE_INFO_TRAINERS: dict[str, SideInfoTrainer] = {}
+
+
+def register_side_info_trainer(name: str, trainer: SideInfoTrainer) -> None:
+    SIDE_INFO_TRAINERS[name] = trainer
+
+
+def build_encoder(spec: SideInfoSpec, in_channels: int) -> nn.Module:
+    options = {"width": spec.width, "pool_size": spec.pool_size, "dropout": 0.0} if spec.model == "small_cnn" else {}
+    return build_model(spec.model, in_channels=in_channels, num_classes=0, embedding_dim=spec.dim, **options)
+
+
+def train_simclr(images: torch.Tensor, spec: SideInfoSpec, progress: Progress = None) -> nn.Module:
+    """Contrastive (SimCLR) side-info encoder trained on unlabelled ``images``."""
+    torch.manual_seed(spec.seed)
+    encoder = build_encoder(spec, images.shape[1])
+    pair = ContrastivePair(encoder, spec.dim)
+    loader = TwoViewLoader(images, batch_size=spec.batch_size, seed=spec.seed)
+    fit(pair, loader, epochs=spec.epochs, optimizer=make_optimizer(pair, "adamw", spec.lr, 1e-4),
+        loss_fn=contrastive_loss(spec.temperature), device=spec.device, progress=progress)
+    return encoder.eval()
+
+
+register_side_info_trainer("simclr", train_simclr)
+
+
+def train_side_info(method: str, images: torch.Tensor, spec: SideInfoSpec, progress: Progress = None) -> nn.Module:
+    """Train the side-info model with the trainer registered as ``method``."""
+    if method not in SIDE_INFO_TRAINERS:
+        raise ConfigError(f"unknown side-info method {method!r}; choose one of: {', '.join(sorted(SIDE_INFO_TRAINERS))}")
+    return SIDE_INFO_TRAINERS[method](images, spec, progress)

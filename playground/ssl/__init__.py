@@ -1,0 +1,4 @@
+"""Self-supervised learning: the SimCLR-style contrastive loss and batch augmentations.
+
+Used by :mod:`playground.fct` to learn side-information without labels.
+"""

@@ -1,0 +1,87 @@
+"""End-to-end FCT runs: a small digits run always, the recipes' quick presets as slow tests."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from playground.core.runner import config_from_recipe, run_recipe
+from playground.errors import ConfigError
+from playground.fct.experiment import Config, run
+from playground.fct.gallery import GalleryStore
+from tests.conftest import REPO, needs_fashion_mnist
+
+DIGITS = dict(dataset="digits", old_epochs=4, new_epochs=6, side_epochs=4, transform_epochs=40, side_batch_size=128,
+              pool_size=2, old_pool_size=1, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    return run(Config(**DIGITS, out=str(tmp_path_factory.mktemp("fct"))))
+
+
+def metric(result, case, key="top1"):
+    return result.metrics.values[f"retrieval/{case}/{key}"]
+
+
+def test_bad_configs_are_one_line_errors():
+    with pytest.raises(ConfigError, match="between 8 and 128"):
+        Config(side_info_dim=4)
+    with pytest.raises(ConfigError, match="side_info_method"):
+        Config(side_info_method="nope")
+    with pytest.raises(ConfigError, match="must leave some classes"):
+        run(Config(dataset="digits", old_classes=list(range(10))))
+    with pytest.raises(ConfigError):
+        config_from_recipe(REPO / "recipes" / "fct_fashion.toml", "quick", ["no_such_key=1"])
+
+
+def test_digits_run_writes_every_case_and_artifact(digits_run):
+    files = {p.name for p in digits_run.run_dir.iterdir()}
+    assert {"metrics.json", "report.md", "fct_results.json", "embeddings.safetensors", "gallery", "backfill_transform",
+            "transformation.safetensors", "transformation_noside.safetensors", "compatibility.png",
+            "projection.png"} <= files
+    assert "backfill_reembed" not in files  # timed, then removed
+    names = json.loads((digits_run.run_dir / "metrics.json").read_text())["metrics"]
+    for case in ("old-old", "new-new", "new-old", "bct-old", "bct-bct", "new-fct", "new-fct_noside"):
+        assert {f"retrieval/{case}/{k}" for k in ("top1", "top5", "mAP")} <= set(names)
+    for key in ("transformation_macs", "new_model_macs", "side_info_bytes", "backfill_transform_s", "backfill_reembed_s"):
+        assert names[f"cost/{key}"] > 0
+    assert names["cost/side_info_bytes"] == 32 * 2  # 32-d side-info stored as float16
+    assert "Compatibility" in digits_run.report and "✓" in digits_run.report
+
+
+def test_digits_run_numbers_make_sense(digits_run):
+    assert metric(digits_run, "new-new") > 0.9
+    assert metric(digits_run, "new-old") < 0.35              # raw old gallery: incompatible
+    assert metric(digits_run, "new-fct") > metric(digits_run, "new-old") + 0.4
+    assert metric(digits_run, "new-fct", "mAP") > 0.7 * metric(digits_run, "new-new", "mAP")
+
+
+def test_backfill_command_splits_shards_across_workers(digits_run, tmp_path):
+    run_dir = digits_run.run_dir
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2"}
+        subprocess.run([sys.executable, "-m", "playground.cli", "backfill", str(run_dir / "gallery"), "--transformation",
+                        str(run_dir / "transformation.safetensors"), "--out", str(tmp_path / "out")],
+                       check=True, env=env, cwd=REPO, capture_output=True)
+    ours = GalleryStore.open(tmp_path / "out").read()["new"]
+    reference = GalleryStore.open(run_dir / "backfill_transform").read()["new"]
+    assert torch.allclose(ours, reference, atol=1e-2)
+
+
+@pytest.mark.slow
+@needs_fashion_mnist()
+def test_fashion_quick_preset_keeps_the_papers_ordering():
+    result = run_recipe(REPO / "recipes" / "fct_fashion.toml", "quick")
+    for key, margin in (("top1", 0.003), ("mAP", 0.003)):
+        new, fct, noside, old = (metric(result, c, key) for c in ("new-new", "new-fct", "new-fct_noside", "old-old"))
+        assert new > fct + margin and fct > noside + margin and noside > old + margin, key
+    values = result.metrics.values
+    assert metric(result, "new-old") < 0.3                                     # near chance (0.1)
+    assert values["fct/map_recovery"] >= 0.85
+    assert metric(result, "new-fct") >= metric(result, "bct-old") + 0.05
+    assert values["cost/transformation_macs_fraction"] <= 0.02
+    assert values["cost/backfill_speedup"] >= 20
