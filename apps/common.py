@@ -31,6 +31,7 @@ PAGES = [
     PageSpec("views/data_explorer.py", "Data explorer", ":material/image_search:", "Playground"),
     PageSpec("views/runs.py", "Runs", ":material/history:", "Playground"),
     PageSpec("views/classifier.py", "Classifier baseline", ":material/category:", "Techniques"),
+    PageSpec("views/fct.py", "Forward compatible training", ":material/upgrade:", "Techniques"),
 ]
 PAGE_PATHS = {spec.path for spec in PAGES}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.apps.conftest import REPO_ROOT
+from tests.fct.test_results import tiny_fct_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -94,7 +95,7 @@ def test_home_then_data_explorer_in_a_real_browser(app_url, browser_page, tmp_pa
     expect(page.get_by_role("heading", name="Deep-learning playground")).to_be_visible()
     for technique in ("Classifier baseline", "Forward compatible training (FCT)", "3D cuboid annotation"):
         expect(page.get_by_role("heading", name=technique)).to_be_visible()
-    expect(page.get_by_text("Coming soon")).to_have_count(7)
+    expect(page.get_by_text("Coming soon")).to_have_count(6)
     expect(page.get_by_label("Seed")).to_be_visible()  # the shared sidebar
     expect(page).to_have_title("playground")
     settle(page)
@@ -108,3 +109,21 @@ def test_home_then_data_explorer_in_a_real_browser(app_url, browser_page, tmp_pa
     settle(page)
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     page.screenshot(path=str(tmp_path / "data_explorer.png"), full_page=True)
+
+
+def test_fct_page_in_a_real_browser(app_url, browser_page, tmp_path):
+    from playwright.sync_api import expect
+
+    tiny_fct_run(tmp_path / "runs")  # the server lists runs on every page run
+    page = browser_page
+    page.goto(app_url)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Forward compatible training").click()
+    expect(page.get_by_role("heading", name="Forward compatible training")).to_be_visible()
+    expect(page.get_by_role("heading", name="Compatibility")).to_be_visible()
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(3)
+    expect(page.get_by_text("Speed-up")).to_be_visible()
+    expect(page.locator('[data-testid="stImage"] img')).to_have_count(16)  # the query and 3 x 5 neighbours
+    settle(page)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "fct.png"), full_page=True)

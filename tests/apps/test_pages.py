@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from playground.core.checkpoint import load_checkpoint, save_checkpoint
 from playground.core.config import load_recipe
+from playground.fct import results as fct
 from tests.apps.conftest import APP_FILE, RECIPE, TINY_DIGITS
 from tests.conftest import needs_fashion_mnist
+from tests.fct.test_results import make_parent, tiny_fct_run
 
 
 def open_app(page: str | None = None) -> AppTest:
@@ -41,7 +45,8 @@ def test_home_lists_every_technique_and_links_existing_pages():
     links = [link.proto.page for link in at.page_link]
     assert any(link.endswith("classifier") for link in links)
     assert any(link.endswith("data_explorer") for link in links) and any(link.endswith("runs") for link in links)
-    assert sum(c.value == "Coming soon" for c in at.caption) == 7
+    assert any(link.endswith("fct") for link in links)
+    assert sum(c.value == "Coming soon" for c in at.caption) == 6
 
 
 def test_sidebar_settings_carry_over_to_the_pages(playground_home, tmp_path):
@@ -213,3 +218,139 @@ def test_classifier_error_is_one_line_not_a_traceback():
     assert not at.exception
     assert "data_root" in at.error[0].value
     assert not at.metric
+
+
+# --------------------------------------------------------------------- forward compatible training
+
+
+@pytest.fixture(scope="module")
+def fct_template(tmp_path_factory):
+    """One tiny FCT run, trained once for this module; tests copy it into their runs root."""
+    return tiny_fct_run(tmp_path_factory.mktemp("fct-template"))
+
+
+@pytest.fixture
+def fct_run(fct_template, playground_home):
+    return shutil.copytree(fct_template, playground_home / fct_template.name)
+
+
+def neighbour_captions(at: AppTest) -> list[str]:
+    return [c for c in captions(at) if c[:1] in "✓✗"]
+
+
+def test_fct_page_without_runs_offers_a_new_experiment():
+    at = open_app("views/fct.py")
+    assert "playground run recipes/fct_fashion.toml" in at.info[0].value
+    assert at.selectbox(key="fct_preset").value == "fct_fashion / quick"
+    assert at.slider(key="fct_side_info_dim").value == 32
+    assert at.code[0].value == "playground run recipes/fct_fashion.toml --preset quick"
+    at.slider(key="fct_side_info_dim").set_value(64).run()
+    assert not at.exception
+    assert at.code[0].value.endswith("--preset quick --set side_info_dim=64")
+    at.selectbox(key="fct_preset").select("fct_fashion / full").run()
+    assert at.slider(key="fct_side_info_dim").value == 32 and at.code[0].value.endswith("--preset full")
+    assert not at.metric and not at.get("plotly_chart")
+
+
+def test_fct_page_shows_tables_cost_projection_and_neighbours(fct_run):
+    at = open_app("views/fct.py")
+    assert not at.error
+    assert at.selectbox(key="fct_run").value == fct_run.name
+    table = at.dataframe[0].value
+    assert list(table["case"]) == ["old-old", "new-new", "new-old", "bct-old", "bct-bct", "new-fct_noside", "new-fct"]
+    assert len(at.get("plotly_chart")) == 3  # compatibility, side-info trade-off, projection
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Side-info per image"] == labels["Extra storage per image"] == "64 B"
+    assert labels["Speed-up"].endswith("×")
+    dims = at.select_slider(key="fct_dim")
+    assert dims.value == 32 and dims.options == ["none", "8-d", "32-d"]
+    at.select_slider(key="fct_dim").set_value(8).run()
+    assert not at.exception and {m.label: m.value for m in at.metric}["Side-info per image"] == "16 B"
+    assert captions(at)[0].startswith("query #0:")
+    assert len(neighbour_captions(at)) == 15  # 5 neighbours in the new, old and FCT galleries
+
+
+def test_fct_page_picks_a_query_and_the_number_of_neighbours(fct_run):
+    at = open_app("views/fct.py")
+    at.number_input(key="fct_query").set_value(10).run()
+    assert not at.exception
+    assert captions(at)[0].startswith("query #10:")
+    at.slider(key="fct_k").set_value(3).run()
+    assert len(neighbour_captions(at)) == 9
+    at.button(key="fct_random").click().run()
+    assert not at.exception
+    query = at.number_input(key="fct_query").value
+    assert captions(at)[0].startswith(f"query #{query}:")
+
+
+def test_fct_page_shows_seed_spread_for_a_multi_seed_run(fct_template, playground_home):
+    playground_home.mkdir(parents=True, exist_ok=True)
+    make_parent(fct_template, playground_home / "fct-seeds")
+    at = open_app("views/fct.py")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="fct_run").value == "fct-seeds"
+    assert "±" in at.dataframe[0].value["top-1 (%)"][0]
+    assert any("mean ± std over 2 seeds" in c.value for c in at.caption)
+    assert len(neighbour_captions(at)) == 15
+
+
+def keep_first(path, n: int) -> None:
+    """Cut a run's embeddings file down to its first ``n`` test images, without thumbnails."""
+    tensors, metadata = load_checkpoint(path)
+    shown = tensors["projection_index"] < n
+    small = {name: value[shown] if name.startswith("projection_") else value[:n]
+             for name, value in tensors.items() if name != "images"}  # as for a test set too large to keep
+    save_checkpoint(path, small, metadata)
+
+
+def test_fct_page_switches_to_a_run_with_other_sizes_and_no_thumbnails(fct_run, playground_home):
+    other = shutil.copytree(fct_run, playground_home / "fct-other")
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["metrics"] = {k: v for k, v in metrics["metrics"].items() if not k.startswith("side_info/dim_8/")}
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    keep_first(other / "embeddings.safetensors", 100)
+    at = open_app("views/fct.py")
+    at.selectbox(key="fct_run").select(fct_run.name).run()
+    at.select_slider(key="fct_dim").set_value(8).run()
+    at.number_input(key="fct_query").set_value(fct.gallery_size(fct.load_fct_run(fct_run)) - 1).run()
+    at.selectbox(key="fct_run").select("fct-other").run()
+    assert not at.exception and not at.error
+    assert at.select_slider(key="fct_dim").options == ["none", "32-d"]
+    assert at.number_input(key="fct_query").value == 0 and not at.image
+    assert "kept no thumbnails" in at.info[0].value
+    listed = [c.value for c in at.caption if c.value.startswith("#")]  # one line per gallery
+    assert len(listed) == 3 and sum(line.count("✓") + line.count("✗") for line in listed) == 15
+
+
+def test_fct_page_reports_a_broken_run_in_one_line(fct_run, playground_home):
+    broken = playground_home / "fct-zzz-interrupted"
+    broken.mkdir()
+    shutil.copy(fct_run / "config.toml", broken / "config.toml")
+    time.sleep(0.01)
+    broken.touch()  # newest first
+    at = open_app("views/fct.py")
+    assert not at.exception
+    assert "no retrieval metrics" in at.error[0].value and "\n" not in at.error[0].value
+    at.selectbox(key="fct_run").select(fct_run.name).run()
+    assert not at.exception and not at.error and at.dataframe
+
+
+def test_fct_page_trains_a_run_and_opens_it(playground_home):
+    at = open_app("views/fct.py")
+    at.selectbox(key="fct_dataset").select("digits")
+    for key, value in (("old_epochs", 1), ("new_epochs", 1), ("side_epochs", 1), ("transform_epochs", 2)):
+        at.number_input(key=f"fct_{key}").set_value(value)
+    at.run()
+    at.button(key="fct_train").click().run()
+    assert not at.exception and not at.error
+    run_dirs = list(playground_home.iterdir())
+    assert len(run_dirs) == 1 and at.selectbox(key="fct_run").value == run_dirs[0].name
+    assert at.dataframe and len(neighbour_captions(at)) == 15
+
+
+def test_fct_page_training_error_is_one_line():
+    at = open_app("views/fct.py")
+    at.selectbox(key="fct_dataset").select("folder").run()
+    at.button(key="fct_train").click().run()
+    assert not at.exception
+    assert "data_root" in at.error[0].value and "\n" not in at.error[0].value

@@ -1,0 +1,371 @@
+"""Forward compatible training: pick (or make) an FCT run and look at what the transformation buys.
+
+Compatibility by case, the side-info size trade-off, the backfill cost, the gallery on the new
+model's principal plane, and one query's neighbours in the new, old and transformed galleries.
+"""
+
+import dataclasses
+import json
+import random
+import re
+import shlex
+import typing
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from common import image_grid, show_error, sidebar_settings, streamlit_progress, upscale
+from playground.core.config import config_fields, load_recipe
+from playground.core.runner import config_from_recipe
+from playground.errors import PlaygroundError
+from playground.fct import experiment
+from playground.fct import results as fct
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPES = [path for path in (REPO_ROOT / "recipes" / "fct_fashion.toml", REPO_ROOT / "recipes" / "fct_shapes.toml")
+           if path.is_file()]
+FIELDS = ("dataset", "side_info_dim", "side_epochs", "old_epochs", "new_epochs", "transform_epochs",
+          "train_limit", "test_limit")
+PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")
+GALLERY_VIEWS = [("new", "new gallery (full backfill)"), ("old", "old gallery, untransformed"),
+                 ("fct", "FCT gallery: h(old, side-info)")]
+PANELS = {"new": "new model", "fct": "FCT: h(old, side-info)", "fct_noside": "FCT without side-info",
+          "old": "old, untransformed"}
+MARGIN = dict(t=40, b=10, l=10, r=10)
+
+
+# --------------------------------------------------------------------- a new run
+
+
+def preset_names() -> list[str]:
+    return [f"{path.stem} / {preset}" for path in RECIPES for preset in load_recipe(path).presets]
+
+
+def split_preset(name: str) -> tuple[Path, str]:
+    stem, preset = name.split(" / ")
+    return REPO_ROOT / "recipes" / f"{stem}.toml", preset
+
+
+def preset_values(name: str) -> dict:
+    _, config = config_from_recipe(*split_preset(name))
+    return {field: getattr(config, field) for field in FIELDS}
+
+
+def load_preset() -> None:
+    """Preset changed: put its values into the widgets."""
+    for field, value in preset_values(st.session_state.fct_preset).items():
+        st.session_state[f"fct_{field}"] = value
+
+
+def restore_widgets(presets: list[str]) -> None:
+    """First visit: the preset's values; coming back from another page: what was last chosen."""
+    saved = st.session_state.setdefault("fct_saved", {})
+    st.session_state.setdefault("fct_preset", saved.get("preset", presets[0]))
+    values = preset_values(st.session_state.fct_preset)
+    for field in FIELDS:
+        st.session_state.setdefault(f"fct_{field}", saved.get(field, values[field]))
+
+
+def draw_widgets(presets: list[str]) -> dict:
+    restore_widgets(presets)
+    datasets = list(typing.get_args(config_fields(experiment.Config)["dataset"]))
+    top = st.columns(4)
+    top[0].selectbox("Preset", presets, key="fct_preset", on_change=load_preset,
+                     help="Starting values from the FCT recipe(s) in recipes/")
+    top[1].selectbox("Dataset", datasets, key="fct_dataset")
+    top[2].slider("Side-info dim", min_value=8, max_value=128, step=8, key="fct_side_info_dim",
+                  help="Size of the label-free side-information stored next to each old embedding")
+    top[3].number_input("Side-info epochs", min_value=1, max_value=500, step=1, key="fct_side_epochs")
+    low = st.columns(5)
+    low[0].number_input("Old epochs", min_value=1, max_value=500, step=1, key="fct_old_epochs")
+    low[1].number_input("New epochs", min_value=1, max_value=500, step=1, key="fct_new_epochs")
+    low[2].number_input("Transformation epochs", min_value=1, max_value=500, step=1, key="fct_transform_epochs")
+    low[3].number_input("Train limit", min_value=0, step=1000, key="fct_train_limit",
+                        help="At most this many training images, stratified by class (0: all)")
+    low[4].number_input("Test limit", min_value=0, step=1000, key="fct_test_limit",
+                        help="At most this many query/gallery images (0: all)")
+    values = {field: st.session_state[f"fct_{field}"] for field in FIELDS}
+    st.session_state.fct_saved = {"preset": st.session_state.fct_preset, **values}
+    return values
+
+
+def toml_text(value) -> str:
+    if isinstance(value, str):
+        return value if PLAIN.match(value) else json.dumps(value)
+    return repr(value)
+
+
+def overrides_of(preset: str, values: dict) -> list[str]:
+    base = preset_values(preset)
+    return [f"{field}={toml_text(values[field])}" for field in FIELDS if values[field] != base[field]]
+
+
+def build_config(preset: str, overrides: list[str], settings):
+    recipe, name = split_preset(preset)
+    _, config = config_from_recipe(recipe, name, overrides)
+    command = " ".join([f"playground run {recipe.relative_to(REPO_ROOT)} --preset {name}",
+                        *(f"--set {shlex.quote(o)}" for o in overrides)])
+    return dataclasses.replace(config, seed=settings.seed, device=settings.device,
+                               data_root=settings.data_root.strip(), out=settings.runs_root), command
+
+
+def train(config) -> None:
+    progress = streamlit_progress()
+    try:
+        result = experiment.run(config, progress=progress)
+    except PlaygroundError as err:
+        progress.bar.empty()
+        show_error(err)
+        return
+    progress.bar.progress(1.0, text=f"done: {result.run_dir.name}")
+    st.session_state.fct_run = result.run_dir.name  # the picker below opens the new run
+    st.session_state.runs_focus = result.run_dir.name
+
+
+def new_experiment(settings) -> None:
+    if not RECIPES:
+        st.warning("No FCT recipe found under recipes/ (expected recipes/fct_fashion.toml).")
+        return
+    presets = preset_names()
+    values = draw_widgets(presets)
+    try:
+        config, command = build_config(st.session_state.fct_preset, overrides_of(st.session_state.fct_preset, values),
+                                       settings)
+    except PlaygroundError as err:
+        show_error(err)
+        return
+    st.caption("Same run from the command line (plus the sidebar's seed, device and runs root):")
+    st.code(command, language="bash", wrap_lines=True)
+    if st.button("Run", type="primary", icon=":material/play_arrow:", key="fct_train"):
+        train(config)
+
+
+# --------------------------------------------------------------------- the run's numbers
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the run...")
+def cached_run(path: str, stamp: float) -> fct.FCTRun:
+    """One loaded run (embeddings stay in memory); ``stamp`` reloads a folder that changed."""
+    return fct.load_fct_run(path)
+
+
+def open_run(path: Path) -> fct.FCTRun:
+    metrics = path / "metrics.json"
+    return cached_run(str(path), metrics.stat().st_mtime if metrics.is_file() else 0.0)
+
+
+def percent(row: dict, key: str) -> str:
+    std = row.get(f"{key}_std")
+    return f"{100 * row[key]:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def note(column, label: str, value: str, detail: str, help: str | None = None) -> None:
+    """A metric card with a grey line of context under the value (no arrow)."""
+    column.metric(label, value, detail, delta_color="off", delta_arrow="off", help=help)
+
+
+def compatibility(run: fct.FCTRun) -> None:
+    rows = fct.compatibility_rows(run)
+    long = pd.DataFrame([{"case": r["case"], "metric": label, "value": 100 * r[key],
+                          "std": 100 * r.get(f"{key}_std", 0.0)}
+                         for r in rows for key, label in (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))])
+    figure = px.bar(long, x="case", y="value", color="metric", barmode="group", range_y=[0, 105],
+                    error_y="std" if run.multi_seed else None,
+                    labels={"value": "%", "case": "query model - gallery model"},
+                    title="Retrieval by case (CMC top-1, top-5, mAP)")
+    figure.update_layout(height=380, margin=MARGIN, legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    st.plotly_chart(figure, width="stretch")
+    table = pd.DataFrame([{"case": r["case"], "method": r["method"], "query": r["query"], "gallery": r["gallery"],
+                           **{f"{label} (%)": percent(r, key) for key, label in
+                              (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))}} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch")
+    if "fct/map_recovery" in run.metrics:
+        st.caption(f"FCT (new-fct) recovers **{run.metrics['fct/map_recovery']:.1%}** of the full-backfill "
+                   "(new-new) mAP without re-embedding a single gallery image.")
+
+
+def tradeoff_chart(rows: list[dict], chosen: dict, reference: float | None) -> go.Figure:
+    figure = go.Figure()
+    for key, label, dash in (("mAP", "new-fct mAP", "solid"), ("top1", "new-fct top-1", "dot")):
+        std = [100 * r.get(f"{key}_std", 0.0) for r in rows]
+        figure.add_scatter(x=[r["bytes"] for r in rows], y=[100 * r[key] for r in rows], name=label,
+                           mode="lines+markers+text" if key == "mAP" else "lines+markers",
+                           text=[f"{r['dim']}-d" for r in rows], textposition="bottom right", line=dict(dash=dash),
+                           error_y=dict(array=std, visible=any(std)))
+    figure.add_scatter(x=[chosen["bytes"]], y=[100 * chosen["mAP"]], name=f"chosen: {chosen['dim']}-d",
+                       mode="markers", marker=dict(size=16, symbol="circle-open", line=dict(width=3)))
+    if reference is not None:
+        figure.add_hline(y=100 * reference, line_dash="dash", annotation_text="new-new mAP (full backfill)",
+                         annotation_position="bottom left")
+    figure.update_layout(title="Side-info bytes per image against retrieval", xaxis_title="side-info bytes per image",
+                         yaxis_title="%", height=360, margin=MARGIN)
+    return figure
+
+
+def side_info(run: fct.FCTRun) -> None:
+    rows = fct.tradeoff_rows(run)
+    if not rows:
+        st.info("This run has no side-info sweep.")
+        return
+    by_dim = {r["dim"]: r for r in rows}
+    default = run.config.get("side_info_dim")
+    if st.session_state.get("fct_dim") not in by_dim:  # another run, other sizes
+        st.session_state.pop("fct_dim", None)
+    dim = st.select_slider("Side-info dimension", options=list(by_dim), key="fct_dim",
+                           value=default if default in by_dim else rows[-1]["dim"],
+                           format_func=lambda d: "none" if d == 0 else f"{d}-d")
+    chosen, none = by_dim[dim], by_dim.get(0)
+    new_new = {key: run.metrics.get(f"retrieval/new-new/{key}") for key in ("top1", "mAP")}
+    cols = st.columns(4)
+    delta = (lambda key: f"{100 * (chosen[key] - none[key]):+.1f} pts vs none") if none else (lambda key: None)
+    cols[0].metric("new-fct top-1", percent(chosen, "top1") + " %", delta("top1"))
+    cols[1].metric("new-fct mAP", percent(chosen, "mAP") + " %", delta("mAP"))
+    note(cols[2], "Side-info per image", f"{chosen['bytes']:.0f} B",
+         f"+ {run.metrics.get('cost/old_embedding_bytes', 0):.0f} B old embedding")
+    if new_new["mAP"] is not None:
+        note(cols[3], "New model (full backfill)", f"{100 * new_new['mAP']:.1f} % mAP",
+             f"top-1 {100 * new_new['top1']:.1f} %")
+    st.plotly_chart(tradeoff_chart(rows, chosen, new_new["mAP"]), width="stretch")
+
+
+def cost(run: fct.FCTRun) -> None:
+    c = fct.cost_summary(run)
+    needed = ("side_info_bytes", "transformation_macs", "new_model_macs", "backfill_transform_s", "backfill_reembed_s")
+    if not all(key in c for key in needed):
+        st.info("This run recorded no cost figures.")
+        return
+    cols = st.columns(5)
+    note(cols[0], "Extra storage per image", f"{c['side_info_bytes']:.0f} B",
+         f"+ {c.get('old_embedding_bytes', 0):.0f} B old embedding", help="side-info stored next to each old embedding")
+    note(cols[1], "Transformation MACs", f"{c['transformation_macs']:,.0f}",
+         f"{c['transformation_macs'] / max(c['new_model_macs'], 1):.1%} of the new model's",
+         help=f"new model: {c['new_model_macs']:,.0f} MACs per image")
+    note(cols[2], "Backfill: transform", f"{c['backfill_transform_s']:.3g} s", "per 10k images")
+    note(cols[3], "Backfill: re-embed", f"{c['backfill_reembed_s']:.3g} s", "per 10k images")
+    speedup = c.get("backfill_speedup", c["backfill_reembed_s"] / max(c["backfill_transform_s"], 1e-12))
+    note(cols[4], "Speed-up", f"{speedup:.1f}×", "transform vs re-embed")
+    st.caption("Re-embedding was timed on images already decoded in memory, which flatters it: "
+               "a real backfill would also read and decode every image.")
+
+
+# --------------------------------------------------------------------- embeddings
+
+
+def projection(run: fct.FCTRun) -> None:
+    frame = pd.DataFrame(fct.projection_rows(run, tuple(PANELS)))
+    frame["panel"] = frame["view"].map(PANELS)
+    figure = px.scatter(frame, x="x", y="y", color="label", facet_col="panel", hover_data=["index"],
+                        category_orders={"panel": list(PANELS.values()), "label": run.classes},
+                        labels={"label": "class"}, opacity=0.7,
+                        title="Gallery on the new model's principal plane (the old panel has its own axes)")
+    figure.update_traces(marker=dict(size=4))
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    figure.update_layout(xaxis4=dict(matches=None), yaxis4=dict(matches=None, showticklabels=True),
+                         height=400, margin=dict(t=70, b=10, l=10, r=10), legend=dict(itemsizing="constant"))
+    figure.update_xaxes(title=None)
+    figure.update_yaxes(title=None)
+    st.plotly_chart(figure, width="stretch")
+
+
+def random_query(size: int) -> None:
+    st.session_state.fct_query = random.randrange(size)
+
+
+def neighbour_row(run: fct.FCTRun, found: fct.Neighbours, title: str) -> None:
+    hits = sum(found.same_class)
+    st.markdown(f"**{title}**: {hits} of {len(found.indices)} same class")
+    captions = [f"{'✓' if same else '✗'} {run.label_name(label)} · {dist:.2f}"
+                for same, label, dist in zip(found.same_class, found.labels, found.distances)]
+    if run.has_images:
+        image_grid([upscale(fct.image(run, i), 80) for i in found.indices], captions, columns=8, width=80)
+    else:
+        st.caption(" · ".join(f"#{i} {c}" for i, c in zip(found.indices, captions)))
+
+
+def query_picker(run: fct.FCTRun) -> None:
+    size = fct.gallery_size(run)
+    if st.session_state.get("fct_query", 0) >= size:
+        st.session_state.fct_query = 0
+    left, middle, right = st.columns([2, 1, 2], vertical_alignment="bottom")
+    query = left.number_input("Query image (index in the test set)", min_value=0, max_value=size - 1, step=1,
+                              key="fct_query")
+    middle.button("Random query", icon=":material/casino:", key="fct_random", on_click=random_query, args=(size,))
+    k = right.slider("Neighbours", min_value=1, max_value=10, value=5, key="fct_k")
+    label = run.label_name(int(run.embeddings["labels"][query]))
+    if run.has_images:
+        st.image(upscale(fct.image(run, int(query)), 96), caption=f"query #{query}: {label}", width=96)
+    else:
+        st.info(f"Query #{query} is a {label}. This run kept no thumbnails (its test set was too large), "
+                "so neighbours are listed by index and class.")
+    for gallery, title in GALLERY_VIEWS:
+        neighbour_row(run, fct.neighbours(run, int(query), gallery, k), title)
+
+
+# --------------------------------------------------------------------- the page
+
+
+def section(title: str, draw, run: fct.FCTRun, intro: str = "") -> None:
+    """One part of the page; an error in it (say, a run without embeddings) leaves the others standing."""
+    st.subheader(title)
+    if intro:
+        st.caption(intro)
+    try:
+        draw(run)
+    except PlaygroundError as err:
+        show_error(err)
+
+
+def describe(run: fct.FCTRun) -> str:
+    parts = [run.description or f"dataset {run.config.get('dataset', '?')}",
+             f"{run.distance} distance", f"side-info {run.config.get('side_info_method', '?')} "
+             f"{run.config.get('side_info_dim', '?')}-d"]
+    if run.multi_seed:
+        source = run.artifact_dir.name if run.artifact_dir else "none"
+        parts.append(f"mean ± std over {len(run.seeds)} seeds (embeddings from {source})")
+    return " · ".join(parts)
+
+
+def show_run(run: fct.FCTRun) -> None:
+    st.caption(describe(run))
+    section("Compatibility", compatibility, run,
+            "Query model - gallery model. new-old is an upgrade without backfill; new-fct transforms the "
+            "stored old embeddings with side-info instead of re-embedding the images.")
+    section("Side-info size", side_info, run)
+    section("Backfill cost", cost, run)
+    section("Gallery embeddings in 2-D", projection, run,
+            "Every panel is projected onto the new model's two principal directions: transformed galleries "
+            "should land where the new model puts the same images; raw old embeddings do not.")
+    section("A query and its neighbours", query_picker, run,
+            "The new model embeds the query; its nearest items are looked up in each gallery (the query's "
+            "own entry left out). Captions: ✓ same class as the query or ✗ not, the class, the distance.")
+
+
+settings = sidebar_settings()
+st.title("Forward compatible training")
+st.markdown("Upgrade an embedding model without re-embedding the gallery (Ramanujan et al., CVPR 2022): a "
+            "small transformation maps each stored old embedding, plus a few bytes of label-free side-info, "
+            "into the new model's space. Compared with independent training and BCT on retrieval.")
+root = Path(settings.runs_root).expanduser()
+try:
+    runs = fct.find_fct_runs(root)
+except (PlaygroundError, OSError) as err:
+    show_error(err)
+    st.stop()
+with st.expander("Run a new experiment", expanded=not runs, icon=":material/play_circle:"):
+    new_experiment(settings)
+runs = fct.find_fct_runs(root)  # a run made just now is listed too
+if not runs:
+    st.info(f"No FCT runs under `{root}` yet. Start one above, or from a terminal:\n\n"
+            "`playground run recipes/fct_fashion.toml --preset quick`")
+    st.stop()
+names = [info.name for info in runs]
+if st.session_state.get("fct_run") not in names:
+    st.session_state.fct_run = names[0]
+chosen = st.selectbox("FCT run", names, key="fct_run", help="FCT runs under the runs root, newest first")
+try:
+    show_run(open_run(root / chosen))
+except PlaygroundError as err:
+    show_error(err)

@@ -1,0 +1,257 @@
+"""Reading a finished FCT run back: numbers, sweep, cost, embeddings and nearest neighbours.
+
+A run folder is either one run (``experiment.run``) or a multi-seed parent written by
+``playground run recipes/fct_fashion.toml --seeds 0,1,2``. For a parent the numbers are the
+parent's (mean as ``name``, standard deviation as ``name:std``) and the artifacts (gallery
+embeddings, thumbnails, class names) come from the first seed folder that has them.
+
+Pages and notebooks use this module; it never trains anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from playground.core.checkpoint import load_checkpoint
+from playground.core.config import tomllib
+from playground.core.runs import RunInfo, list_runs, load_run
+from playground.errors import ConfigError, DataFormatError, DataNotFoundError
+from playground.fct.experiment import EXPERIMENT
+from playground.fct.report import ROWS
+from playground.fct.retrieval import nearest
+
+EMBEDDINGS = "embeddings.safetensors"
+RESULTS = "fct_results.json"
+GALLERIES = ("new", "old", "fct", "fct_noside", "bct")
+PROJECTIONS = ("new", "old", "fct", "fct_noside", "bct")
+SEED_FOLDER = re.compile(r"^seed(\d+)-")
+
+
+@dataclass
+class FCTRun:
+    """One FCT run (or a multi-seed parent) as read from its folder."""
+
+    path: Path
+    metrics: dict[str, float]
+    config: dict[str, Any]                  # the ``[config]`` table of config.toml
+    seeds: list[Path] = field(default_factory=list)  # per-seed folders of a multi-seed parent
+    artifact_dir: Path | None = None        # where embeddings.safetensors was found
+    results: dict[str, Any] = field(default_factory=dict)  # fct_results.json of artifact_dir
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def multi_seed(self) -> bool:
+        return bool(self.seeds)
+
+    @property
+    def distance(self) -> str:
+        return self.config.get("distance", "l2")
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.results.get("classes", [])]
+
+    @property
+    def description(self) -> str:
+        return self.results.get("description", "")
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self.artifact_dir is not None
+
+    @functools.cached_property
+    def embeddings(self) -> dict[str, torch.Tensor]:
+        """The tensors of ``embeddings.safetensors`` (gallery embeddings, labels, projections...)."""
+        if self.artifact_dir is None:
+            raise DataNotFoundError(f"FCT run {self.path} has no {EMBEDDINGS} (nor has any of its seed folders); "
+                                    "re-run the experiment to get embeddings, projections and neighbours")
+        tensors, metadata = load_checkpoint(self.artifact_dir / EMBEDDINGS)
+        self.results.setdefault("classes", metadata.get("classes", []))
+        missing = [name for name in (*GALLERIES, "labels") if name not in tensors]
+        if missing:
+            raise DataFormatError(f"{self.artifact_dir / EMBEDDINGS} lacks {', '.join(missing)}; "
+                                  "it was not written by this version of the FCT experiment")
+        return tensors
+
+    @property
+    def has_images(self) -> bool:
+        return "images" in self.embeddings
+
+    def label_name(self, label: int) -> str:
+        classes = self.classes
+        return classes[label] if 0 <= label < len(classes) else str(label)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    config_file = path / "config.toml"
+    if not config_file.is_file():
+        raise DataNotFoundError(f"{path} has no config.toml, so it is not a run folder; "
+                                "pick a folder under the runs root (list them with `playground runs`)")
+    try:
+        return tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise DataFormatError(f"{config_file} is not valid TOML ({err}); the run folder is damaged") from None
+
+
+def _seed_folders(path: Path) -> list[Path]:
+    """Child run folders ``seed<N>-...`` in seed order."""
+    folders = [p for p in path.iterdir() if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()]
+    return sorted(folders, key=lambda p: (int(SEED_FOLDER.match(p.name)[1]), p.name))
+
+
+def _read_results(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / RESULTS).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def load_fct_run(path: str | Path) -> FCTRun:
+    """Read an FCT run folder or a multi-seed parent; clear errors for anything else."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(f"run folder {path} does not exist; list runs with `playground runs`")
+    data = _read_config(path)
+    experiment = data.get("experiment", "?")
+    if experiment != EXPERIMENT:
+        raise DataFormatError(f"{path.name} is a {experiment!r} run, not an FCT run; "
+                              "pick a run made by recipes/fct_fashion.toml or the FCT page")
+    metrics = load_run(path).metrics
+    if not any(name.startswith("retrieval/") for name in metrics):
+        raise DataNotFoundError(f"FCT run {path.name} has no retrieval metrics in metrics.json; "
+                                "it may still be running or was interrupted, so re-run it")
+    seeds = _seed_folders(path)
+    artifact_dir = next((f for f in [path, *seeds] if (f / EMBEDDINGS).is_file()), None)
+    results_dir = artifact_dir or next((f for f in [path, *seeds] if (f / RESULTS).is_file()), path)
+    return FCTRun(path, metrics, data.get("config", {}), seeds, artifact_dir, _read_results(results_dir))
+
+
+def find_fct_runs(root: str | Path | None = None) -> list[RunInfo]:
+    """The FCT runs (single or multi-seed) under ``root`` (default the playground home), newest first."""
+    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+
+
+# --------------------------------------------------------------------- tables for plots
+
+
+def _with_std(metrics: dict[str, float], name: str, key: str) -> dict[str, float]:
+    """``{key: value}`` plus ``{key_std: std}`` when the run aggregated seeds."""
+    row = {key: metrics[name]}
+    if f"{name}:std" in metrics:
+        row[f"{key}_std"] = metrics[f"{name}:std"]
+    return row
+
+
+def compatibility_rows(run: FCTRun) -> list[dict[str, Any]]:
+    """One row per case (paper order): case, method, query, gallery, top1, top5, mAP (+ ``_std``)."""
+    rows = []
+    for case, method, query, gallery in ROWS:
+        names = {key: f"retrieval/{case}/{key}" for key in ("top1", "top5", "mAP")}
+        if not all(name in run.metrics for name in names.values()):
+            continue
+        row = {"case": case, "method": method, "query": query, "gallery": gallery}
+        for key, name in names.items():
+            row |= _with_std(run.metrics, name, key)
+        rows.append(row)
+    return rows
+
+
+def tradeoff_rows(run: FCTRun) -> list[dict[str, Any]]:
+    """The side-info sweep, by size: dim (0 = no side-info), bytes, top1, mAP (+ ``_std``); top5 if known."""
+    dims = sorted({int(m[1]) for name in run.metrics if (m := re.match(r"^side_info/dim_(\d+)/bytes$", name))})
+    top5 = {int(r["dim"]): r["top5"] for r in run.results.get("sweep", []) if "top5" in r}
+    rows = []
+    for dim in dims:
+        prefix = f"side_info/dim_{dim}"
+        row = {"dim": dim, "bytes": run.metrics[f"{prefix}/bytes"]}
+        for key in ("top1", "mAP"):
+            if f"{prefix}/{key}" in run.metrics:
+                row |= _with_std(run.metrics, f"{prefix}/{key}", key)
+        if dim in top5 and not run.multi_seed:  # a seed's top-5 is not the parent's mean
+            row["top5"] = top5[dim]
+        rows.append(row)
+    return rows
+
+
+def cost_summary(run: FCTRun) -> dict[str, float]:
+    """The ``cost/...`` metrics without the prefix (means for a multi-seed run)."""
+    return {name.removeprefix("cost/"): value for name, value in run.metrics.items()
+            if name.startswith("cost/") and not name.endswith(":std")}
+
+
+def projection_rows(run: FCTRun, views: tuple[str, ...] = ("new", "old", "fct", "fct_noside")) -> list[dict[str, Any]]:
+    """Long-format points on the new model's PCA plane: view, x, y, index, label (class name)."""
+    tensors = run.embeddings
+    missing = [v for v in views if f"projection_{v}" not in tensors]
+    if missing or "projection_index" not in tensors:
+        raise DataFormatError(f"{run.artifact_dir / EMBEDDINGS} has no 2-D projection for "
+                              f"{', '.join(missing) or 'its index'}; re-run the experiment to write one")
+    index = tensors["projection_index"].tolist()
+    labels = [run.label_name(int(tensors["labels"][i])) for i in index]
+    return [{"view": view, "x": float(x), "y": float(y), "index": i, "label": label}
+            for view in views for (x, y), i, label in zip(tensors[f"projection_{view}"].tolist(), index, labels)]
+
+
+# --------------------------------------------------------------------- neighbours
+
+
+@dataclass
+class Neighbours:
+    """The k nearest gallery items of one query, nearest first."""
+
+    query_index: int
+    query_label: int
+    gallery: str
+    indices: list[int]
+    labels: list[int]
+    distances: list[float]
+
+    @property
+    def same_class(self) -> list[bool]:
+        return [label == self.query_label for label in self.labels]
+
+
+def gallery_size(run: FCTRun) -> int:
+    return int(run.embeddings["labels"].shape[0])
+
+
+def neighbours(run: FCTRun, query_index: int, gallery: str, k: int = 5) -> Neighbours:
+    """The ``k`` nearest items of ``gallery`` to the new model's embedding of image ``query_index``.
+
+    ``gallery`` is ``"new"`` (full backfill), ``"old"`` (the raw old gallery, incompatible),
+    ``"fct"`` (transformed with side-info), ``"fct_noside"`` or ``"bct"``. The query's own
+    gallery entry is left out, as in the retrieval evaluation; the run's distance is used.
+    """
+    if gallery not in GALLERIES:
+        raise ConfigError(f"unknown gallery {gallery!r}; choose one of {', '.join(GALLERIES)}")
+    size = gallery_size(run)
+    if not 0 <= query_index < size:
+        raise ConfigError(f"query index {query_index} is out of range; the gallery has {size} images (0-{size - 1})")
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    tensors = run.embeddings
+    query = tensors["new"][query_index:query_index + 1]
+    indices, dist = nearest(query, tensors[gallery], k=min(k, size - 1), distance=run.distance,
+                            exclude=torch.tensor([query_index]))
+    labels = tensors["labels"]
+    return Neighbours(query_index, int(labels[query_index]), gallery, indices[0].tolist(),
+                      labels[indices[0]].tolist(), dist[0].tolist())
+
+
+def image(run: FCTRun, index: int) -> torch.Tensor:
+    """Test image ``index`` as a float ``(C, H, W)`` tensor in [0, 1] (the run kept thumbnails)."""
+    images = run.embeddings.get("images")
+    if images is None:
+        raise DataNotFoundError(f"FCT run {run.name} kept no images (the test set was too large to store)")
+    return images[index].float() / 255.0
+
