@@ -7,6 +7,8 @@ selected page. Pages read the sidebar with :func:`sidebar_settings`.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -158,3 +160,68 @@ def image_grid(images: list[np.ndarray], captions: list[str], columns: int = 8, 
         cells = st.columns(columns)
         for cell, image, text in zip(cells, images[start:start + columns], captions[start:start + columns]):
             cell.image(image, caption=text, width=width)
+
+
+PLAIN_TOML = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def toml_text(value) -> str:
+    """``value`` as it would be typed after ``--set key=``."""
+    if isinstance(value, str):
+        return value if PLAIN_TOML.match(value) else json.dumps(value)
+    return repr(value)
+
+
+class PresetForm:
+    """Widget state that starts from a recipe preset and survives a visit to another page.
+
+    Widgets use the keys ``form.key(field)``; the preset selectbox uses ``form.preset_key``
+    with ``on_change=form.load``. ``values_of(preset)`` gives a preset's field values.
+    """
+
+    def __init__(self, prefix: str, values_of, fields: tuple[str, ...]) -> None:
+        self.prefix, self.values_of, self.fields = prefix, values_of, fields
+        self.preset_key = f"{prefix}_preset"
+
+    def key(self, field: str) -> str:
+        return f"{self.prefix}_{field}"
+
+    def load(self) -> None:
+        """Preset changed: put its values into the widgets."""
+        for field, value in self.values_of(st.session_state[self.preset_key]).items():
+            st.session_state[self.key(field)] = value
+
+    def restore(self, presets: list[str]) -> None:
+        """First visit: the preset's values; coming back from another page: what was last chosen."""
+        saved = st.session_state.setdefault(f"{self.prefix}_saved", {})
+        st.session_state.setdefault(self.preset_key, saved.get("preset", presets[0]))
+        values = self.values_of(st.session_state[self.preset_key])
+        for field in self.fields:
+            st.session_state.setdefault(self.key(field), saved.get(field, values[field]))
+
+    def values(self) -> dict:
+        """The widgets' current values (remembered for the next visit)."""
+        values = {field: st.session_state[self.key(field)] for field in self.fields}
+        st.session_state[f"{self.prefix}_saved"] = {"preset": st.session_state[self.preset_key], **values}
+        return values
+
+    def overrides(self, values: dict) -> list[str]:
+        """``key=value`` for every widget that differs from the chosen preset."""
+        base = self.values_of(st.session_state[self.preset_key])
+        return [f"{field}={toml_text(values[field])}" for field in self.fields if values[field] != base[field]]
+
+
+def run_experiment(run, config):
+    """``run(config, progress=...)`` under a progress bar; the result, or None after showing the error."""
+    from playground.errors import PlaygroundError
+
+    progress = streamlit_progress()
+    try:
+        result = run(config, progress=progress)
+    except PlaygroundError as err:
+        progress.bar.empty()
+        show_error(err)
+        return None
+    progress.bar.progress(1.0, text=f"done: {result.run_dir.name}")
+    st.session_state.runs_focus = result.run_dir.name
+    return result

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import re
 import shlex
 import typing
 from pathlib import Path
@@ -12,7 +11,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import show_error, sidebar_settings, streamlit_progress
+from common import PresetForm, run_experiment, show_error, sidebar_settings
 from playground.classify import experiment
 from playground.classify.metrics import slug
 from playground.core.config import config_fields, load_recipe
@@ -24,7 +23,6 @@ from playground.errors import PlaygroundError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "baseline_fashion.toml"
 FIELDS = ("dataset", "model", "epochs", "train_limit", "lr", "batch_size", "width")
-PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 def preset_values(preset: str) -> dict:
@@ -32,19 +30,7 @@ def preset_values(preset: str) -> dict:
     return {field: getattr(config, field) for field in FIELDS}
 
 
-def load_preset() -> None:
-    """Preset changed: put its values into the widgets."""
-    for field, value in preset_values(st.session_state.clf_preset).items():
-        st.session_state[f"clf_{field}"] = value
-
-
-def restore_widgets(presets: list[str]) -> None:
-    """First visit: the preset's values; coming back from another page: what was last chosen."""
-    saved = st.session_state.setdefault("clf_saved", {})
-    st.session_state.setdefault("clf_preset", saved.get("preset", presets[0]))
-    values = preset_values(st.session_state.clf_preset)
-    for field in FIELDS:
-        st.session_state.setdefault(f"clf_{field}", saved.get(field, values[field]))
+FORM = PresetForm("clf", preset_values, FIELDS)
 
 
 def choices(field: str) -> list:
@@ -52,9 +38,9 @@ def choices(field: str) -> list:
 
 
 def draw_widgets(presets: list[str]) -> dict:
-    restore_widgets(presets)
+    FORM.restore(presets)
     top = st.columns(4)
-    top[0].selectbox("Preset", presets, key="clf_preset", on_change=load_preset,
+    top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
                      help="Starting values from recipes/baseline_fashion.toml")
     top[1].selectbox("Dataset", choices("dataset"), key="clf_dataset")
     top[2].selectbox("Model", choices("model"), key="clf_model")
@@ -66,21 +52,7 @@ def draw_widgets(presets: list[str]) -> dict:
     low[2].number_input("Batch size", min_value=1, max_value=4096, step=16, key="clf_batch_size")
     low[3].number_input("Width", min_value=4, max_value=512, step=8, key="clf_width",
                         disabled=st.session_state.clf_model != "small_cnn", help="small_cnn only")
-    values = {field: st.session_state[f"clf_{field}"] for field in FIELDS}
-    st.session_state.clf_saved = {"preset": st.session_state.clf_preset, **values}
-    return values
-
-
-def toml_text(value) -> str:
-    if isinstance(value, str):
-        return value if PLAIN.match(value) else json.dumps(value)
-    return repr(value)
-
-
-def changed_overrides(preset: str, values: dict) -> list[str]:
-    """``key=value`` for every widget that differs from the preset."""
-    base = preset_values(preset)
-    return [f"{field}={toml_text(values[field])}" for field in FIELDS if values[field] != base[field]]
+    return FORM.values()
 
 
 def cli_command(preset: str, overrides: list[str], settings, config) -> str:
@@ -106,16 +78,10 @@ def build_config(preset: str, overrides: list[str], settings):
 
 
 def train(config) -> None:
-    progress = streamlit_progress()
-    try:
-        result = experiment.run(config, progress=progress)
-    except PlaygroundError as err:
-        progress.bar.empty()
-        show_error(err)
-        return
-    progress.bar.progress(1.0, text=f"done: {result.run_dir.name}")
-    st.session_state.clf_result = result
-    st.session_state.runs_focus = result.run_dir.name
+    result = run_experiment(experiment.run, config)
+    if result is not None:
+        st.session_state.clf_result = result
+
 
 
 def per_class_chart(result) -> None:
@@ -187,7 +153,7 @@ st.markdown("A small CNN (or a torchvision backbone) trained through the one tra
             "values come from `recipes/baseline_fashion.toml`; change them and press **Run**.")
 presets = list(load_recipe(RECIPE).presets)
 values = draw_widgets(presets)
-overrides = changed_overrides(st.session_state.clf_preset, values)
+overrides = FORM.overrides(values)
 try:
     recipe_config, config = build_config(st.session_state.clf_preset, overrides, settings)
 except PlaygroundError as err:

@@ -5,9 +5,7 @@ model's principal plane, and one query's neighbours in the new, old and transfor
 """
 
 import dataclasses
-import json
 import random
-import re
 import shlex
 import typing
 from pathlib import Path
@@ -17,7 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import image_grid, show_error, sidebar_settings, streamlit_progress, upscale
+from common import PresetForm, run_experiment, image_grid, show_error, sidebar_settings, upscale
 from playground.core.config import config_fields, load_recipe
 from playground.core.runner import config_from_recipe
 from playground.errors import PlaygroundError
@@ -29,7 +27,6 @@ RECIPES = [path for path in (REPO_ROOT / "recipes" / "fct_fashion.toml", REPO_RO
            if path.is_file()]
 FIELDS = ("dataset", "side_info_dim", "side_epochs", "old_epochs", "new_epochs", "transform_epochs",
           "train_limit", "test_limit")
-PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 GALLERY_VIEWS = [("new", "new gallery (full backfill)"), ("old", "old gallery, untransformed"),
                  ("fct", "FCT gallery: h(old, side-info)")]
 PANELS = {"new": "new model", "fct": "FCT: h(old, side-info)", "fct_noside": "FCT without side-info",
@@ -54,26 +51,14 @@ def preset_values(name: str) -> dict:
     return {field: getattr(config, field) for field in FIELDS}
 
 
-def load_preset() -> None:
-    """Preset changed: put its values into the widgets."""
-    for field, value in preset_values(st.session_state.fct_preset).items():
-        st.session_state[f"fct_{field}"] = value
-
-
-def restore_widgets(presets: list[str]) -> None:
-    """First visit: the preset's values; coming back from another page: what was last chosen."""
-    saved = st.session_state.setdefault("fct_saved", {})
-    st.session_state.setdefault("fct_preset", saved.get("preset", presets[0]))
-    values = preset_values(st.session_state.fct_preset)
-    for field in FIELDS:
-        st.session_state.setdefault(f"fct_{field}", saved.get(field, values[field]))
+FORM = PresetForm("fct", preset_values, FIELDS)
 
 
 def draw_widgets(presets: list[str]) -> dict:
-    restore_widgets(presets)
+    FORM.restore(presets)
     datasets = list(typing.get_args(config_fields(experiment.Config)["dataset"]))
     top = st.columns(4)
-    top[0].selectbox("Preset", presets, key="fct_preset", on_change=load_preset,
+    top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
                      help="Starting values from the FCT recipe(s) in recipes/")
     top[1].selectbox("Dataset", datasets, key="fct_dataset")
     top[2].slider("Side-info dim", min_value=8, max_value=128, step=8, key="fct_side_info_dim",
@@ -87,20 +72,7 @@ def draw_widgets(presets: list[str]) -> dict:
                         help="At most this many training images, stratified by class (0: all)")
     low[4].number_input("Test limit", min_value=0, step=1000, key="fct_test_limit",
                         help="At most this many query/gallery images (0: all)")
-    values = {field: st.session_state[f"fct_{field}"] for field in FIELDS}
-    st.session_state.fct_saved = {"preset": st.session_state.fct_preset, **values}
-    return values
-
-
-def toml_text(value) -> str:
-    if isinstance(value, str):
-        return value if PLAIN.match(value) else json.dumps(value)
-    return repr(value)
-
-
-def overrides_of(preset: str, values: dict) -> list[str]:
-    base = preset_values(preset)
-    return [f"{field}={toml_text(values[field])}" for field in FIELDS if values[field] != base[field]]
+    return FORM.values()
 
 
 def build_config(preset: str, overrides: list[str], settings):
@@ -113,16 +85,10 @@ def build_config(preset: str, overrides: list[str], settings):
 
 
 def train(config) -> None:
-    progress = streamlit_progress()
-    try:
-        result = experiment.run(config, progress=progress)
-    except PlaygroundError as err:
-        progress.bar.empty()
-        show_error(err)
-        return
-    progress.bar.progress(1.0, text=f"done: {result.run_dir.name}")
-    st.session_state.fct_run = result.run_dir.name  # the picker below opens the new run
-    st.session_state.runs_focus = result.run_dir.name
+    result = run_experiment(experiment.run, config)
+    if result is not None:
+        st.session_state.fct_run = result.run_dir.name  # the picker below opens the new run
+
 
 
 def new_experiment(settings) -> None:
@@ -132,7 +98,7 @@ def new_experiment(settings) -> None:
     presets = preset_names()
     values = draw_widgets(presets)
     try:
-        config, command = build_config(st.session_state.fct_preset, overrides_of(st.session_state.fct_preset, values),
+        config, command = build_config(st.session_state.fct_preset, FORM.overrides(values),
                                        settings)
     except PlaygroundError as err:
         show_error(err)

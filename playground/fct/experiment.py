@@ -20,7 +20,6 @@ import dataclasses
 import time
 from typing import Literal
 
-import torch
 
 from playground.core.config import RunConfig
 from playground.core.device import choose_device, configure_threads, seed_everything

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from playground.core.checkpoint import save_checkpoint
-from playground.core.progress import Progress, ProgressEvent, report
+from playground.core.progress import Progress, report
 from playground.core.runs import RunDir
 from playground.core.training import embed_images, evaluate, fit, make_optimizer
 from playground.data import ImageDataset, TensorLoader

@@ -2,8 +2,11 @@
 
 Each call draws fresh random parameters per image from a ``torch.Generator``: a random
 resized crop (with aspect jitter) and horizontal flip through one affine warp, then
-brightness/contrast jitter and a little Gaussian noise. Images stay in [0, 1]. One warp
-per batch keeps augmentation cheap next to the forward pass on a CPU.
+brightness/contrast jitter and a little Gaussian noise. Colour images also get SimCLR's
+colour distortion (hue rotation about the grey axis, saturation jitter, random grayscale),
+which SimCLR found essential: without it two crops can be matched by colour alone and the
+representation learns little else. Images stay in [0, 1]. One warp per batch keeps
+augmentation cheap next to the forward pass on a CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ class AugmentConfig:
     brightness: float = 0.4                       # added offset in [-b, b] * mean
     contrast: float = 0.4                         # contrast factor in [1 - c, 1 + c]
     noise: float = 0.03                           # Gaussian noise std
+    hue: float = 0.2                              # colour only: hue rotation in [-h, h] turns
+    saturation: float = 0.8                       # colour only: saturation factor in [1 - s, 1 + s]
+    grayscale: float = 0.2                        # colour only: probability of a grey view
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -47,6 +53,25 @@ def _crop_grid(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Genera
     return F.affine_grid(theta, list(images.shape), align_corners=False)
 
 
+def _hue_rotation(angles: torch.Tensor) -> torch.Tensor:
+    """RGB rotation matrices ``(N, 3, 3)`` about the grey axis (1, 1, 1): a hue shift."""
+    k = torch.full((3,), 3 ** -0.5)
+    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    cos, sin = angles.cos().view(-1, 1, 1), angles.sin().view(-1, 1, 1)
+    return cos * torch.eye(3) + (1 - cos) * torch.outer(k, k) + sin * cross
+
+
+def colour_distort(views: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Hue rotation, saturation jitter and random grayscale of RGB ``views`` ``(N, 3, H, W)``."""
+    n = views.shape[0]
+    rotation = _hue_rotation(_uniform(n, -cfg.hue, cfg.hue, generator) * 2 * torch.pi).to(views)
+    views = torch.einsum("nij,njhw->nihw", rotation, views)
+    grey = views.mean(dim=1, keepdim=True)
+    saturation = _uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, generator)
+    saturation = torch.where(torch.rand(n, generator=generator) < cfg.grayscale, 0.0, saturation)
+    return grey + saturation.view(n, 1, 1, 1).to(views) * (views - grey)
+
+
 def augment(images: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig = AugmentConfig()) -> torch.Tensor:
     """One random view of each image in ``images`` ``(N, C, H, W)``."""
     grid = _crop_grid(images, cfg, generator).to(images.device, images.dtype)
@@ -57,6 +82,8 @@ def augment(images: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig
     contrast = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, generator).view(shape).to(views)
     brightness = _uniform(n, -cfg.brightness, cfg.brightness, generator).view(shape).to(views)
     views = (views - mean) * contrast + mean * (1 + brightness)
+    if views.shape[1] == 3:
+        views = colour_distort(views, cfg, generator)
     if cfg.noise:
         views = views + cfg.noise * torch.randn(views.shape, generator=generator).to(views)
     return views.clamp(0.0, 1.0)

@@ -85,3 +85,14 @@ def test_fashion_quick_preset_keeps_the_papers_ordering():
     assert metric(result, "new-fct") >= metric(result, "bct-old") + 0.05
     assert values["cost/transformation_macs_fraction"] <= 0.02
     assert values["cost/backfill_speedup"] >= 20
+
+
+def test_runs_unchanged_on_a_users_image_folder(tmp_path):
+    from tests.data.test_loaders import make_folder
+
+    root = make_folder(tmp_path / "photos", classes=("a", "b", "c", "d"), per_class=12)
+    result = run(Config(dataset="folder", data_root=str(root), image_size=16, old_epochs=1, new_epochs=1,
+                        side_epochs=1, transform_epochs=1, batch_size=8, side_batch_size=8, pool_size=2,
+                        save_checkpoints=False, out=str(tmp_path / "runs")))
+    assert "old model on 2 classes (a, b)" in result.report
+    assert 0.0 <= metric(result, "new-fct", "mAP") <= 1.0

@@ -34,3 +34,17 @@ def test_two_view_loader_drops_the_ragged_batch():
     assert len(loader) == len(batches) == 2
     v1, v2, index = batches[0]
     assert v1.shape == v2.shape == (4, 1, 8, 8) and index.shape == (4,)
+
+
+def test_colour_distortion_keeps_grey_and_can_change_hue():
+    from playground.ssl.augment import AugmentConfig, colour_distort
+
+    generator = torch.Generator().manual_seed(0)
+    grey = torch.full((8, 3, 4, 4), 0.5)
+    assert torch.allclose(colour_distort(grey, AugmentConfig(), generator), grey, atol=1e-6)  # grey stays grey
+    red = torch.zeros(64, 3, 2, 2)
+    red[:, 0] = 1.0
+    out = colour_distort(red, AugmentConfig(grayscale=0.5), generator)
+    dominant = out.mean(dim=(2, 3)).argmax(dim=1)
+    assert (dominant != 0).any() or (out.std(dim=1) < 1e-6).any()  # some views lose or change the red
+    assert torch.allclose(out.mean(dim=1), red.mean(dim=1), atol=1e-5)  # brightness (grey level) is kept
