@@ -32,8 +32,9 @@ def compatibility_figure(values: dict[str, float], cases: list[str]):
         ax.bar([c + (i - 1) * width for c in range(len(cases))], heights, width, label=key)
     ax.set_xticks(range(len(cases)), cases, rotation=20)
     ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.legend(ncol=3, loc="upper left")
+    ax.set_ylim(0, 118)  # room above 100% for the legend
+    ax.set_yticks(range(0, 101, 20))
+    ax.legend(ncol=3, loc="upper center")
     ax.set_title("Retrieval by case (query model - gallery model)")
     return figure
 

@@ -96,3 +96,13 @@ def test_runs_unchanged_on_a_users_image_folder(tmp_path):
                         save_checkpoints=False, out=str(tmp_path / "runs")))
     assert "old model on 2 classes (a, b)" in result.report
     assert 0.0 <= metric(result, "new-fct", "mAP") <= 1.0
+
+
+def test_multi_seed_report_has_the_table_with_mean_and_std(digits_run):
+    from playground.core.runs import aggregate_seeds
+    from playground.fct.experiment import aggregate_report
+
+    merged = aggregate_seeds([digits_run.metrics, digits_run.metrics])
+    text = aggregate_report(Config(**DIGITS), merged, [digits_run, digits_run])
+    assert "2 seeds" in text and "| FCT | new | h(old, side-info) |" in text
+    assert "± 0.0" in text and digits_run.run_dir.name in text
