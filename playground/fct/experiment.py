@@ -27,7 +27,7 @@ from playground.core.progress import Progress
 from playground.core.runs import Result, RunDir
 from playground.errors import ConfigError
 from playground.fct import pipeline, report
-from playground.fct.side_info import MAX_DIM, MIN_DIM, SIDE_INFO_TRAINERS
+from playground.fct.side_info import SIDE_INFO_TRAINERS, check_dims
 from playground.fct.tasks import load_task
 
 EXPERIMENT = "fct"
@@ -84,9 +84,7 @@ class Config(RunConfig):
                     "side_batch_size", "embedding_dim", "transform_hidden", "shard_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for dim in [self.side_info_dim, *self.side_info_sweep]:
-            if not MIN_DIM <= dim <= MAX_DIM:
-                raise ConfigError(f"side-info sizes must be between {MIN_DIM} and {MAX_DIM}, got {dim}")
+        check_dims([self.side_info_dim, *self.side_info_sweep])
         if self.side_info_method not in SIDE_INFO_TRAINERS:
             raise ConfigError(f"unknown side_info_method {self.side_info_method!r}; "
                               f"choose one of: {', '.join(sorted(SIDE_INFO_TRAINERS))}")

@@ -208,16 +208,19 @@ def evaluate_cases(config, data: FCTData, models: Models, run_dir: RunDir, devic
         query, gallery_name = pairs[case]
         retrieval[case] = retrieval_metrics(emb[query], emb[gallery_name], test.labels, config.distance)
         report(progress, "retrieval", step, len(CASES), metrics={"top1": retrieval[case]["top1"]}, message=case)
-    sweep = _sweep_rows(config, models, emb, stored, test, device, gallery)
-    cost = _costs(models, test, gallery, seconds, device)
+    sweep = _sweep_rows(config, models, emb, stored, test, device, gallery, retrieval)
+    cost = _costs(models, test, gallery, seconds)
     accuracy = {name: evaluate(getattr(models, name), TensorLoader.of(test, batch_size=512), device=device)["accuracy"]
                 for name in ("new", "bct")}
     return Outcome(retrieval, sweep, cost, accuracy, emb, models)
 
 
-def _sweep_rows(config, models: Models, emb, stored, test: ImageDataset, device, gallery: GalleryStore) -> list[dict]:
-    """new-fct for each side-info size: the storage / accuracy trade-off."""
-    rows = [{"dim": config.side_info_dim, **retrieval_metrics(emb["new"], emb["fct"], test.labels, config.distance)}]
+def _sweep_rows(config, models: Models, emb, stored, test: ImageDataset, device, gallery: GalleryStore,
+                retrieval: dict[str, dict[str, float]]) -> list[dict]:
+    """new-fct for each side-info size (0: none): the storage / accuracy trade-off.
+
+    The main size and "none" reuse the scores already in ``retrieval``."""
+    rows = [{"dim": config.side_info_dim, **retrieval["new-fct"]}, {"dim": 0, **retrieval["new-fct_noside"]}]
     for dim, (side, h) in models.sweep.items():
         side_info = embed_images(side, test.images, device=device).to(DTYPES[config.store_dtype]).float()  # as stored
         fct = transform(h, stored["old"], side_info)
@@ -225,12 +228,10 @@ def _sweep_rows(config, models: Models, emb, stored, test: ImageDataset, device,
     element = gallery.bytes_per_image("side") // gallery.fields["side"]
     for row in rows:
         row["bytes"] = row["dim"] * element
-    no_side = retrieval_metrics(emb["new"], emb["fct_noside"], test.labels, config.distance)
-    rows.append({"dim": 0, "bytes": 0, **no_side})
     return sorted(rows, key=lambda r: r["dim"])
 
 
-def _costs(models: Models, test: ImageDataset, gallery: GalleryStore, seconds, device) -> dict[str, float]:
+def _costs(models: Models, test: ImageDataset, gallery: GalleryStore, seconds) -> dict[str, float]:
     h, new = copy.deepcopy(models.transformation).cpu(), copy.deepcopy(models.new).cpu()  # count on CPU copies
     per_10k = 10_000 / len(test)
     return {

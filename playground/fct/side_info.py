@@ -44,8 +44,14 @@ class SideInfoSpec:
     device: str = "cpu"
 
     def __post_init__(self):
-        if not MIN_DIM <= self.dim <= MAX_DIM:
-            raise ConfigError(f"side-info dim must be between {MIN_DIM} and {MAX_DIM}, got {self.dim}")
+        check_dims([self.dim])
+
+
+def check_dims(dims) -> None:
+    """Raise ConfigError unless every side-info size is in [MIN_DIM, MAX_DIM]."""
+    for dim in dims:
+        if not MIN_DIM <= dim <= MAX_DIM:
+            raise ConfigError(f"side-info sizes must be between {MIN_DIM} and {MAX_DIM}, got {dim}")
 
 
 SideInfoTrainer = Callable[[torch.Tensor, SideInfoSpec, Progress], nn.Module]
