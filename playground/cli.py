@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one config value (repeatable), e.g. --set epochs=3")
     run.add_argument("--seed", type=int, help="random seed (overrides the recipe)")
     run.add_argument("--seeds", help="several seeds, comma-separated: metrics become mean and :std")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="with --seeds: run this many seeds at once, each in its own process (default 1)")
     run.add_argument("--out", help="runs root (default $PLAYGROUND_HOME or ./runs)")
     run.add_argument("--device", help="auto, cuda, mps or cpu")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -98,7 +100,7 @@ def _run(args, show_progress: bool):
     seeds = _parse_seeds(args.seeds) if args.seeds else None
     progress = TqdmProgress() if show_progress else None
     try:
-        return run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress)
+        return run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress, jobs=args.jobs)
     finally:
         if progress is not None:
             progress.close()

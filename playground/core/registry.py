@@ -15,6 +15,7 @@ from playground.errors import ConfigError
 EXPERIMENTS: dict[str, str] = {
     "classify": "playground.classify.experiment",
     "fct": "playground.fct.experiment",
+    "ood": "playground.uncertainty.experiment",
 }
 
 

@@ -10,6 +10,7 @@ from playground.core.config import apply_overrides, build_config, load_recipe
 from playground.core.progress import Progress
 from playground.core.registry import get_experiment
 from playground.core.runs import Metrics, Result, RunDir, aggregate_seeds, metrics_table
+from playground.errors import ConfigError
 
 
 def config_from_recipe(path: str | Path, preset: str | None = "quick", overrides: Sequence[str] = ()):
@@ -25,24 +26,44 @@ def config_from_recipe(path: str | Path, preset: str | None = "quick", overrides
 
 
 def run_recipe(path: str | Path, preset: str | None = "quick", overrides: Sequence[str] = (),
-               seeds: Sequence[int] | None = None, progress: Progress = None) -> Result:
-    """Run a recipe; with several ``seeds``, aggregate their metrics as mean and ``:std``."""
+               seeds: Sequence[int] | None = None, progress: Progress = None, jobs: int = 1) -> Result:
+    """Run a recipe; with several ``seeds``, aggregate their metrics as mean and ``:std``
+    (``jobs`` seeds at a time, each in its own process)."""
     module, config = config_from_recipe(path, preset, overrides)
     if not seeds or len(seeds) == 1:
         if seeds:
             config = dataclasses.replace(config, seed=seeds[0])
         return module.run(config, progress=progress)
-    return run_seeds(module, config, list(seeds), progress)
+    return run_seeds(module, config, list(seeds), progress, jobs)
 
 
-def run_seeds(module, config, seeds: list[int], progress: Progress = None) -> Result:
+def _run_detached(module_name: str, config) -> Result:
+    """Run one seed in a worker process; return what the parent needs (no models or tensors)."""
+    import importlib
+
+    result = importlib.import_module(module_name).run(config)
+    return Result(result.metrics, result.report, result.run_dir)
+
+
+def _run_each(module, configs: list, progress: Progress, jobs: int) -> list[Result]:
+    if jobs <= 1 or len(configs) == 1:
+        return [module.run(c, progress=progress) for c in configs]
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # safe with CUDA and threads
+    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(configs)), mp_context=context) as pool:
+        return list(pool.map(_run_detached, [module.__name__] * len(configs), configs))
+
+
+def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs: int = 1) -> Result:
     """Run ``config`` once per seed under one parent run directory and aggregate."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
     parent = RunDir.create(config.name, config.out or None)
     parent.write_config(config, module.__name__.split(".")[-2])
-    results = []
-    for seed in seeds:
-        seeded = dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path))
-        results.append(module.run(seeded, progress=progress))
+    seeded = [dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path)) for seed in seeds]
+    results = _run_each(module, seeded, progress, jobs)
     metrics: Metrics = aggregate_seeds([r.metrics for r in results])
     parent.write_metrics(metrics)
     if hasattr(module, "aggregate_report"):  # an experiment may lay out its own multi-seed report

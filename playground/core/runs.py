@@ -18,13 +18,14 @@ import shutil
 import tempfile
 import math
 import os
+import re
 import statistics
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from playground.core.config import config_to_toml, tomllib
-from playground.errors import PlaygroundError
+from playground.errors import DataFormatError, DataNotFoundError, PlaygroundError
 
 
 def playground_home() -> Path:
@@ -210,3 +211,26 @@ def metrics_table(metrics: Metrics) -> str:
         shown = format_number(value) + (f" ± {std:.2g}" if std is not None else "")
         rows.append([name, shown, metrics.units.get(name, "")])
     return markdown_table(["metric", "value", "unit"], rows)
+
+
+# --------------------------------------------------------------------- reading runs back
+
+SEED_FOLDER = re.compile(r"^seed(\d+)-")
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """The parsed ``config.toml`` of a run folder (``experiment`` and ``[config]``); clear errors otherwise."""
+    config_file = path / "config.toml"
+    if not config_file.is_file():
+        raise DataNotFoundError(f"{path} has no config.toml, so it is not a run folder; "
+                                "pick a folder under the runs root (list them with `playground runs`)")
+    try:
+        return tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise DataFormatError(f"{config_file} is not valid TOML ({err}); the run folder is damaged") from None
+
+
+def seed_folders(path: Path) -> list[Path]:
+    """Child run folders ``seed<N>-...`` in seed order."""
+    folders = [p for p in path.iterdir() if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()]
+    return sorted(folders, key=lambda p: (int(SEED_FOLDER.match(p.name)[1]), p.name))

@@ -20,8 +20,7 @@ from typing import Any
 import torch
 
 from playground.core.checkpoint import load_checkpoint
-from playground.core.config import tomllib
-from playground.core.runs import RunInfo, list_runs, load_run
+from playground.core.runs import RunInfo, list_runs, load_run, read_run_config, seed_folders
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
 from playground.fct.experiment import EXPERIMENT
 from playground.fct.report import ROWS
@@ -31,7 +30,6 @@ EMBEDDINGS = "embeddings.safetensors"
 RESULTS = "fct_results.json"
 GALLERIES = ("new", "old", "fct", "fct_noside", "bct")
 PROJECTIONS = ("new", "old", "fct", "fct_noside", "bct")
-SEED_FOLDER = re.compile(r"^seed(\d+)-")
 
 
 @dataclass
@@ -92,23 +90,6 @@ class FCTRun:
         return classes[label] if 0 <= label < len(classes) else str(label)
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    config_file = path / "config.toml"
-    if not config_file.is_file():
-        raise DataNotFoundError(f"{path} has no config.toml, so it is not a run folder; "
-                                "pick a folder under the runs root (list them with `playground runs`)")
-    try:
-        return tomllib.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise DataFormatError(f"{config_file} is not valid TOML ({err}); the run folder is damaged") from None
-
-
-def _seed_folders(path: Path) -> list[Path]:
-    """Child run folders ``seed<N>-...`` in seed order."""
-    folders = [p for p in path.iterdir() if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()]
-    return sorted(folders, key=lambda p: (int(SEED_FOLDER.match(p.name)[1]), p.name))
-
-
 def _read_results(folder: Path) -> dict[str, Any]:
     try:
         return json.loads((folder / RESULTS).read_text(encoding="utf-8"))
@@ -121,7 +102,7 @@ def load_fct_run(path: str | Path) -> FCTRun:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise DataNotFoundError(f"run folder {path} does not exist; list runs with `playground runs`")
-    data = _read_config(path)
+    data = read_run_config(path)
     experiment = data.get("experiment", "?")
     if experiment != EXPERIMENT:
         raise DataFormatError(f"{path.name} is a {experiment!r} run, not an FCT run; "
@@ -130,7 +111,7 @@ def load_fct_run(path: str | Path) -> FCTRun:
     if not any(name.startswith("retrieval/") for name in metrics):
         raise DataNotFoundError(f"FCT run {path.name} has no retrieval metrics in metrics.json; "
                                 "it may still be running or was interrupted, so re-run it")
-    seeds = _seed_folders(path)
+    seeds = seed_folders(path)
     artifact_dir = next((f for f in [path, *seeds] if (f / EMBEDDINGS).is_file()), None)
     results_dir = artifact_dir or next((f for f in [path, *seeds] if (f / RESULTS).is_file()), path)
     return FCTRun(path, metrics, data.get("config", {}), seeds, artifact_dir, _read_results(results_dir))

@@ -1,0 +1,156 @@
+"""Reading a finished OOD run back, and scoring a single new image with its saved models.
+
+A run folder is one run or a multi-seed parent (``--seeds 0,1,2``): the numbers are the
+folder's own (means and ``:std`` for a parent) and the artifacts (curves, scores, models) come
+from the first folder that has them. Pages and notebooks use this module; it never trains.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from playground.core.checkpoint import load_checkpoint, load_into
+from playground.core.config import build_config
+from playground.core.runs import RunInfo, list_runs, load_run, read_run_config, seed_folders
+from playground.errors import CheckpointError, DataFormatError, DataNotFoundError
+from playground.uncertainty.benchmark import Methods, build_methods
+from playground.uncertainty.experiment import EXPERIMENT, Config
+from playground.uncertainty.features import KNNScore, Mahalanobis
+from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, Prediction, score
+
+RESULTS = "ood_results.json"
+SCORES_FILE = "scores.safetensors"
+
+
+@dataclass
+class OODRun:
+    """One OOD run (or a multi-seed parent) as read from its folder."""
+
+    path: Path
+    metrics: dict[str, float]
+    config: Config
+    seeds: list[Path] = field(default_factory=list)
+    artifact_dir: Path | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.results.get("classes", []))
+
+    @property
+    def sets(self) -> list[str]:
+        return list(self.results.get("sets", []))
+
+    @property
+    def has_models(self) -> bool:
+        return self.artifact_dir is not None and (self.artifact_dir / "models" / "member0.safetensors").is_file()
+
+    @functools.cached_property
+    def scores(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Row -> set -> the OOD score of every image, as the run computed them."""
+        if self.artifact_dir is None:
+            raise DataNotFoundError(f"OOD run {self.path.name} has no {SCORES_FILE}; re-run it")
+        tensors, _ = load_checkpoint(self.artifact_dir / SCORES_FILE)
+        table: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            row, set_name = key.split("/", 1)
+            table.setdefault(row, {})[set_name] = value
+        return table
+
+
+def load_ood_run(path: str | Path) -> OODRun:
+    """Read an OOD run folder or a multi-seed parent; clear errors for anything else."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(f"run folder {path} does not exist; list runs with `playground runs`")
+    data = read_run_config(path)
+    if data.get("experiment") != EXPERIMENT:
+        raise DataFormatError(f"{path.name} is a {data.get('experiment', '?')!r} run, not an OOD run; "
+                              "pick a run made by recipes/ood_fashion.toml or the uncertainty page")
+    metrics = load_run(path).metrics
+    if not any(name.startswith("ood/") for name in metrics):
+        raise DataNotFoundError(f"OOD run {path.name} has no ood/ metrics yet; it may still be running or was interrupted")
+    config = build_config(Config, data.get("config", {}), f"{path / 'config.toml'}")
+    seeds = seed_folders(path)
+    artifact_dir = next((f for f in [path, *seeds] if (f / RESULTS).is_file() and (f / SCORES_FILE).is_file()), None)
+    results = json.loads((artifact_dir / RESULTS).read_text(encoding="utf-8")) if artifact_dir else {}
+    return OODRun(path, metrics, config, seeds, artifact_dir, results)
+
+
+def find_ood_runs(root: str | Path | None = None) -> list[RunInfo]:
+    """The OOD runs (single or multi-seed) under ``root``, newest first."""
+    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+
+
+def load_methods(run: OODRun, device: str = "cpu") -> Methods:
+    """Every method of ``run`` rebuilt from its saved networks, ready to ``predict``."""
+    if not run.has_models:
+        raise DataNotFoundError(f"OOD run {run.name} saved no models (save_checkpoint = false); re-run it to score new images")
+    folder, config = run.artifact_dir / "models", run.config
+    num_classes, in_channels = len(run.classes), _in_channels(run)
+    methods = build_methods(config.net_spec(device), config.method_settings(), config.seed)
+    models = []
+    for index in range(config.members):
+        model = config.net_spec(device).build(in_channels, num_classes)
+        metadata = load_into(model, folder / f"member{index}.safetensors")
+        models.append(model.eval())
+    methods.single.model, methods.ensemble.models = models[0], models
+    methods.temp_scaled.temperature = float(metadata.get("temperature", 1.0))
+    _load_bnn(methods, folder / "bnn.safetensors", in_channels, num_classes)
+    features, meta = load_checkpoint(folder / "features.safetensors")
+    methods.mahalanobis = Mahalanobis(features["mahalanobis.means"], features["mahalanobis.precision"])
+    methods.knn = KNNScore(features["knn.bank"], int(meta.get("knn_k", config.knn_k)))
+    return methods
+
+
+def _in_channels(run: OODRun) -> int:
+    state, _ = load_checkpoint(run.artifact_dir / "models" / "member0.safetensors")
+    first = next((v for k, v in state.items() if k.endswith("weight") and v.ndim == 4), None)
+    if first is None:
+        raise CheckpointError(f"{run.artifact_dir / 'models'} holds no convolutional network")
+    return int(first.shape[1])
+
+
+def _load_bnn(methods: Methods, path: Path, in_channels: int, num_classes: int) -> None:
+    import pyro
+
+    state, _ = load_checkpoint(path)
+    bnn = methods.bnn
+    bnn.build(in_channels, num_classes)
+    with pyro.settings.context(module_local_params=True):
+        try:
+            bnn.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+            bnn.guide.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("guide.")})
+        except RuntimeError as err:
+            raise CheckpointError(f"{path} does not fit this BNN ({str(err).splitlines()[0]})") from None
+    bnn.model.eval()
+
+
+METHOD_SCORES = {"single": ("msp", "max_logit", "entropy", "energy"), "temp_scaled": ("msp", "entropy"),
+                 "mc_dropout": tuple(SCORES), "ensemble": tuple(SCORES), "bnn": tuple(SCORES)}
+
+
+def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """For one image ``(C, H, W)``: per method the probability samples ``(S, C)`` and every score."""
+    if image.ndim != 3:
+        raise DataFormatError(f"inspect_image needs one image (C, H, W), got shape {tuple(image.shape)}")
+    batch = image[None].float()
+    report: dict[str, dict[str, Any]] = {}
+    for name, score_names in METHOD_SCORES.items():
+        prediction = methods.get(name).predict(batch)
+        report[name] = {"probs": prediction.probs[:, 0], "scores": {s: float(score(prediction, s)[0]) for s in score_names
+                                                                   if s not in SAMPLE_SCORES or prediction.samples > 1}}
+        if name == "single":
+            report["feature"] = {"scores": {"mahalanobis": float(methods.mahalanobis.score(prediction.embedding)[0]),
+                                            "knn": float(methods.knn.score(prediction.embedding)[0])}}
+    return report

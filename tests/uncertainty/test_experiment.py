@@ -1,0 +1,124 @@
+"""End-to-end OOD benchmark runs: a small digits run always, the recipe's quick preset as a slow test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from playground.core.runner import config_from_recipe, run_recipe
+from playground.errors import CheckpointError, ConfigError, DataNotFoundError, DataFormatError
+from playground.uncertainty import ood_data
+from playground.uncertainty.experiment import Config, run
+from playground.uncertainty.results import find_ood_runs, inspect_image, load_methods, load_ood_run
+from tests.conftest import REPO, needs_fashion_mnist
+
+ROWS = ("single_msp", "single_energy", "temp_scaled", "mc_dropout", "ensemble", "bnn")
+TINY = dict(dataset="digits", far_sets=["shapes", "gaussian", "uniform"], width=8, pool_size=2, embedding_dim=32,
+            epochs=6, members=3, mc_samples=4, bnn_samples=4, ood_limit=300, lr=3e-3, batch_size=64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("ood"))))
+
+
+def test_bad_configs_are_one_line_errors():
+    with pytest.raises(ConfigError, match="cannot also be a far OOD set"):
+        Config(dataset="digits")
+    with pytest.raises(ConfigError, match="unknown far OOD set"):
+        Config(far_sets=["cifar"])
+    with pytest.raises(ConfigError, match="ood_folder"):
+        Config(far_sets=["folder"])
+    with pytest.raises(ConfigError, match="members must be at least 2"):
+        Config(members=1)
+    with pytest.raises(ConfigError, match="scores: ensemble"):
+        Config(scores={"ensemble": "confidence"})
+    with pytest.raises(ConfigError, match="heldout_classes"):
+        run(Config(**{**TINY, "heldout_classes": [12]}))
+    with pytest.raises(ConfigError):
+        config_from_recipe(REPO / "recipes" / "ood_fashion.toml", "quick", ["no_such_key=1"])
+
+
+def test_digits_run_writes_every_metric_and_artifact(digits_run):
+    files = {p.name for p in digits_run.run_dir.iterdir()}
+    assert {"metrics.json", "report.md", "ood_results.json", "scores.safetensors", "models", "roc.png",
+            "reliability.png", "auroc.png", "score_histograms.png"} <= files
+    names = json.loads((digits_run.run_dir / "metrics.json").read_text())["metrics"]
+    for row in ROWS:
+        for set_name in ("near", "shapes", "gaussian", "uniform", "far"):
+            assert 0.0 <= names[f"ood/{row}/{set_name}/auroc"] <= 1.0 and f"ood/{row}/{set_name}/fpr95" in names
+        assert f"calib/{row}/ece" in names and f"test/{row}/accuracy" in names
+        assert names[f"cost/{row}/latency_ms"] > 0 and names[f"cost/{row}/parameters"] > 0
+    far = [names[f"ood/ensemble/{s}/auroc"] for s in ("shapes", "gaussian", "uniform")]
+    assert names["ood/ensemble/far/auroc"] == pytest.approx(sum(far) / 3)
+    assert names["cost/ensemble/parameters"] == 3 * names["cost/single_msp/parameters"]
+    assert "## OOD detection" in digits_run.report and "`bnn` (mutual_information)" in digits_run.report
+
+
+def test_digits_run_numbers_make_sense(digits_run):
+    values = digits_run.metrics.values
+    assert values["test/single_msp/accuracy"] > 0.9 and values["test/ensemble/accuracy"] > 0.9
+    assert values["test/bnn/accuracy"] > 0.8
+    assert values["calib/temp_scaled/ece"] < values["calib/single_msp/ece"]  # fitted on validation, tested on test
+    assert values["ood/ensemble/far/auroc"] > 0.9
+    assert values["test/single_msp/corrupted/accuracy"] < values["test/single_msp/accuracy"]
+
+
+def test_a_run_is_read_back_and_scores_a_new_image(digits_run):
+    assert [info.path for info in find_ood_runs(digits_run.run_dir.parent)] == [digits_run.run_dir]
+    loaded = load_ood_run(digits_run.run_dir)
+    assert loaded.sets == ["near", "shapes", "gaussian", "uniform"] and len(loaded.classes) == 8
+    assert torch.equal(loaded.scores["ensemble"]["test"], digits_run.extras["outcome"].scores["ensemble"]["test"])
+    methods = load_methods(loaded)
+    image = digits_run.extras["data"].test.images[0]
+    fresh, original = inspect_image(methods, image), inspect_image(digits_run.extras["methods"], image)
+    for name in ("single", "temp_scaled", "ensemble", "bnn", "mc_dropout"):
+        assert torch.allclose(fresh[name]["probs"], original[name]["probs"], atol=1e-5), name
+    assert fresh["ensemble"]["probs"].shape == (3, 8) and "mutual_information" in fresh["bnn"]["scores"]
+    with pytest.raises(DataFormatError, match="one image"):
+        inspect_image(methods, image[None])
+
+
+def test_damaged_runs_give_clear_errors(digits_run, tmp_path):
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        load_ood_run(tmp_path / "nowhere")
+    member = digits_run.run_dir / "models" / "member1.safetensors"
+    saved = member.read_bytes()
+    try:
+        member.write_bytes(b"not a checkpoint")
+        with pytest.raises(CheckpointError, match="corrupt"):
+            load_methods(load_ood_run(digits_run.run_dir))
+    finally:
+        member.write_bytes(saved)
+
+
+def test_benchmark_sets_are_shaped_like_the_training_images():
+    data = ood_data.load_ood_data(ood_data.DataSpec(dataset="digits", far_sets=("shapes", "gaussian"), ood_limit=50))
+    assert data.train.num_classes == 8 and data.heldout == ["8", "9"]
+    assert all(images.shape[1:] == (1, 8, 8) for images in data.ood.values())
+    assert torch.equal(data.corrupted.labels, data.test.labels) and not torch.equal(data.corrupted.images, data.test.images)
+    assert 0 <= data.ood["shapes"].min() and data.ood["shapes"].max() <= 1
+    again = ood_data.load_ood_data(ood_data.DataSpec(dataset="digits", far_sets=("shapes", "gaussian"), ood_limit=50))
+    assert torch.equal(again.ood["gaussian"], data.ood["gaussian"])  # deterministic from the seed
+
+
+def test_a_users_image_folder_can_be_a_far_ood_set(tmp_path):
+    from tests.data.test_loaders import make_folder
+
+    root = make_folder(tmp_path / "mine", classes=("x", "y"), per_class=5)
+    spec = ood_data.DataSpec(dataset="digits", far_sets=("folder",), ood_folder=str(root))
+    data = ood_data.load_ood_data(spec)
+    assert data.ood["folder"].shape == (10, 1, 8, 8)
+
+
+@pytest.mark.slow
+@needs_fashion_mnist()
+def test_fashion_quick_preset_ensemble_beats_the_single_model():
+    result = run_recipe(REPO / "recipes" / "ood_fashion.toml", "quick")
+    values = result.metrics.values
+    assert values["ood/ensemble/far/auroc"] >= values["ood/single_msp/far/auroc"] + 0.03
+    assert values["test/ensemble/accuracy"] >= values["test/single_msp/accuracy"] - 0.005
+    assert values["test/single_msp/accuracy"] > 0.8
+    assert values["ood/single_msp/near/auroc"] < values["ood/single_msp/far/auroc"]
