@@ -34,6 +34,8 @@ PAGES = [
     PageSpec("views/runs.py", "Runs", ":material/history:", "Playground"),
     PageSpec("views/classifier.py", "Classifier baseline", ":material/category:", "Techniques"),
     PageSpec("views/fct.py", "Forward compatible training", ":material/upgrade:", "Techniques"),
+    PageSpec("views/uncertainty.py", "Uncertainty & OOD", ":material/help:", "Techniques"),
+    PageSpec("views/optimizers.py", "Optimizers", ":material/trending_down:", "Techniques"),
 ]
 PAGE_PATHS = {spec.path for spec in PAGES}
 

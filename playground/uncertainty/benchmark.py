@@ -71,7 +71,7 @@ def train_methods(methods: Methods, data: OODData, settings: MethodSettings, pro
     """Fit every method in turn, then the feature-space scores on the single model's training embeddings."""
     stages = ("single", "temp_scaled", "mc_dropout", "ensemble", "bnn")
     for index, name in enumerate(stages):
-        report(progress, "methods", index, len(stages), method=name)
+        report(progress, "methods", index, len(stages), message=name)
         methods.get(name).fit(data.train, data.val, progress)
     _, embedding = forward_batches(methods.single.model.eval(), data.train.images, methods.single.spec.device)
     methods.mahalanobis = Mahalanobis.fit(embedding, data.train.labels, data.train.num_classes)
@@ -86,14 +86,17 @@ def evaluation_sets(data: OODData) -> dict[str, torch.Tensor]:
 def predict_sets(methods: Methods, data: OODData, progress: Progress = None) -> tuple[dict, dict]:
     """Per method and set, the :class:`Prediction`; per method the latency per test image in ms."""
     predictions, latency = {}, {}
-    for name in PROBABILISTIC:
+    sets = evaluation_sets(data)
+    for index, name in enumerate(PROBABILISTIC):
         method, predictions[name] = methods.get(name), {}
-        for set_name, images in evaluation_sets(data).items():
-            report(progress, "predict", 0, 1, method=name, set=set_name)
+        for set_name, images in sets.items():
+            report(progress, "predict", index * len(sets) + len(predictions[name]), len(PROBABILISTIC) * len(sets),
+                   message=f"{name} on {set_name}")
             start = time.perf_counter()
             predictions[name][set_name] = method.predict(images)
             if set_name == "test":
                 latency[name] = 1000 * (time.perf_counter() - start) / images.shape[0]
+    report(progress, "predict", len(PROBABILISTIC) * len(sets), len(PROBABILISTIC) * len(sets))
     return predictions, latency
 
 

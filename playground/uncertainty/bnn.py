@@ -5,7 +5,8 @@ Uncertainty in Neural Networks"; pyro's ``PyroModule``/``PyroSample``/``AutoNorm
 The network is the playground's small CNN made into a ``PyroModule``. ``layers="last"`` puts a
 prior ``w ~ N(0, σ_p² I)`` on the classifier layer only (a Bayesian last layer: the features
 are point estimates, learned jointly by the same ELBO; cf. Kristiadi et al. 2020, "Being
-Bayesian, Even Just a Bit, Fixes Overconfidence in ReLU Networks"); ``layers="all"`` puts one on
+Bayesian, Even Just a Bit, Fixes Overconfidence in ReLU Networks"); ``layers="head"`` also on the
+embedding layer before it; ``layers="all"`` puts one on
 every convolution and linear weight. Batch norm stays deterministic.
 
 Training maximises the ELBO with minibatches of size B drawn from N training images:
@@ -40,16 +41,18 @@ from playground.models import count_parameters
 from playground.uncertainty.methods import NetSpec, _check_images
 from playground.uncertainty.scores import Prediction
 
-Layers = Literal["last", "all"]
+Layers = Literal["last", "head", "all"]
 
 
 def bayesian_modules(net: nn.Module, layers: Layers) -> list[nn.Module]:
     """The modules whose weights get priors: the classifier layer, or every conv and linear layer."""
     if layers == "last":
         return [net.classifier.linear]
+    if layers == "head":
+        return [net.embedding_head.linear, net.classifier.linear]
     if layers == "all":
         return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    raise ConfigError(f"bnn layers must be 'last' or 'all', got {layers!r}")
+    raise ConfigError(f"bnn layers must be 'last', 'head' or 'all', got {layers!r}")
 
 
 class PyroClassifier(PyroModule):
@@ -155,7 +158,7 @@ class BayesianNet:
             if not torch.isfinite(torch.tensor(loss)):
                 raise TrainingDivergedError(f"BNN: the ELBO became {loss} at epoch {epoch}; lower lr or prior_scale")
             total += loss
-            report(progress, "bnn svi", step, len(loader), epoch=epoch, neg_elbo_per_datum=total / step)
+            report(progress, "bnn svi", step, len(loader), epoch=epoch, metrics={"neg_elbo_per_datum": total / step})
         return total / max(1, len(loader))
 
     def weight_samples(self, num_samples: int | None = None, seed: int | None = None) -> dict[str, torch.Tensor]:

@@ -54,7 +54,7 @@ class Config(RunConfig):
     # methods
     members: int = 5
     mc_samples: int = 10
-    bnn_layers: Literal["last", "all"] = "last"
+    bnn_layers: Literal["last", "head", "all"] = "last"
     bnn_prior_scale: float = 1.0
     bnn_samples: int = 10
     bnn_epochs: int = 0           # 0: the same as epochs

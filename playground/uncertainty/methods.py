@@ -197,12 +197,13 @@ class MCDropout:
         if not layers or all(m.p == 0 for m in layers):
             raise ConfigError("MC dropout needs a model with dropout > 0")
         _, embedding = forward_batches(model, images, self.base.spec.device)
-        torch.manual_seed(self.seed)  # the same masks for the same call: repeatable scores
         for m in layers:
             m.train()
         try:
-            logits = torch.stack([forward_batches(model, images, self.base.spec.device)[0]
-                                  for _ in _counted(self.samples, progress, "mc dropout")])
+            with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+                torch.manual_seed(self.seed)  # the same masks for the same call: repeatable scores
+                logits = torch.stack([forward_batches(model, images, self.base.spec.device)[0]
+                                      for _ in _counted(self.samples, progress, "mc dropout")])
         finally:
             model.eval()
         return _from_logits(logits, embedding)

@@ -22,7 +22,7 @@ from playground.errors import CheckpointError, DataFormatError, DataNotFoundErro
 from playground.uncertainty.benchmark import Methods, build_methods
 from playground.uncertainty.experiment import EXPERIMENT, Config
 from playground.uncertainty.features import KNNScore, Mahalanobis
-from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, Prediction, score
+from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, score
 
 RESULTS = "ood_results.json"
 SCORES_FILE = "scores.safetensors"
@@ -80,9 +80,11 @@ def load_ood_run(path: str | Path) -> OODRun:
     metrics = load_run(path).metrics
     if not any(name.startswith("ood/") for name in metrics):
         raise DataNotFoundError(f"OOD run {path.name} has no ood/ metrics yet; it may still be running or was interrupted")
-    config = build_config(Config, data.get("config", {}), f"{path / 'config.toml'}")
     seeds = seed_folders(path)
     artifact_dir = next((f for f in [path, *seeds] if (f / RESULTS).is_file() and (f / SCORES_FILE).is_file()), None)
+    if artifact_dir not in (None, path):  # the seed folder's own config: its seed regenerates its data
+        data = read_run_config(artifact_dir)
+    config = build_config(Config, data.get("config", {}), f"{(artifact_dir or path) / 'config.toml'}")
     results = json.loads((artifact_dir / RESULTS).read_text(encoding="utf-8")) if artifact_dir else {}
     return OODRun(path, metrics, config, seeds, artifact_dir, results)
 
@@ -136,7 +138,7 @@ def _load_bnn(methods: Methods, path: Path, in_channels: int, num_classes: int) 
     bnn.model.eval()
 
 
-METHOD_SCORES = {"single": ("msp", "max_logit", "entropy", "energy"), "temp_scaled": ("msp", "entropy"),
+METHOD_SCORES = {"single": ("msp", "max_logit", "entropy", "energy"), "temp_scaled": ("msp", "max_logit", "entropy", "energy"),
                  "mc_dropout": tuple(SCORES), "ensemble": tuple(SCORES), "bnn": tuple(SCORES)}
 
 

@@ -20,8 +20,13 @@ TINY = dict(dataset="digits", far_sets=["shapes", "gaussian", "uniform"], width=
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("ood"))))
+def events():
+    return []
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, events):
+    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("ood"))), progress=events.append)
 
 
 def test_bad_configs_are_one_line_errors():
@@ -55,6 +60,13 @@ def test_digits_run_writes_every_metric_and_artifact(digits_run):
     assert names["ood/ensemble/far/auroc"] == pytest.approx(sum(far) / 3)
     assert names["cost/ensemble/parameters"] == 3 * names["cost/single_msp/parameters"]
     assert "## OOD detection" in digits_run.report and "`bnn` (mutual_information)" in digits_run.report
+
+
+def test_progress_reaches_every_stage(digits_run, events):
+    stages = {event.stage for event in events}
+    assert {"train", "methods", "ensemble member", "bnn svi", "predict"} <= stages
+    assert any(e.stage == "predict" and e.step == e.total for e in events)
+    assert all(e.metrics["neg_elbo_per_datum"] > 0 for e in events if e.stage == "bnn svi")
 
 
 def test_digits_run_numbers_make_sense(digits_run):

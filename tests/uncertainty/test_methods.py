@@ -107,7 +107,7 @@ def test_bnn_layers_choose_which_weights_are_random():
     with pyro.settings.context(module_local_params=True):
         assert sites(last) == {"net.classifier.linear.weight", "net.classifier.linear.bias", "label"}
         assert "net.backbone.stages.0.convs.0.0.weight" in sites(everything)
-    with pytest.raises(ConfigError, match="last' or 'all"):
+    with pytest.raises(ConfigError, match="'last', 'head' or 'all'"):
         BayesianNet(SPEC, layers="middle")
 
 

@@ -1,0 +1,583 @@
+"""Uncertainty & OOD detection: which model knows when it does not know?
+
+Pick an OOD run (or make one), then look at one image (from the benchmark's sets, uploaded or
+drawn) through every method: each ensemble member and each MC-dropout / BNN posterior sample
+side by side, the spread, a chosen OOD score and its in/OOD verdict against a threshold. Beneath:
+the run's ROC curves, reliability diagram, method tables and checks.
+"""
+
+import dataclasses
+import io
+import random
+import shlex
+import typing
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from common import PresetForm, run_experiment, show_error, sidebar_settings, upscale
+from playground.core.config import config_fields, load_recipe
+from playground.core.device import choose_device
+from playground.core.runner import config_from_recipe
+from playground.errors import DataFormatError, PlaygroundError
+from playground.uncertainty import experiment, report
+from playground.uncertainty import results as ood
+from playground.uncertainty.benchmark import FEATURE_ROWS, ROWS, evaluation_sets
+from playground.uncertainty.ood_data import FAR_SETS, fit_images, load_ood_data
+from playground.uncertainty.scores import score as ood_score
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "recipes" / "ood_fashion.toml"
+FIELDS = ("dataset", "far_sets", "bnn_layers", "epochs", "members", "train_limit")
+FAR_CHOICES = [name for name in FAR_SETS if name != "folder"]  # a folder also needs ood_folder: CLI only
+MARGIN = dict(t=40, b=10, l=10, r=10)
+COLOURS = px.colors.qualitative.T10  # distinct hues: sets and method rows must not look alike
+
+METHODS = {"single": "single model", "temp_scaled": "temperature scaled", "mc_dropout": "MC dropout",
+           "ensemble": "deep ensemble", "bnn": "Bayesian NN (pyro)", "feature": "feature space"}
+SAMPLED = {"ensemble": "member", "mc_dropout": "dropout sample", "bnn": "posterior sample"}
+SCORE_LABELS = {"msp": "MSP (−max p̄)", "max_logit": "max logit (−)", "entropy": "entropy", "energy": "energy",
+                "mutual_information": "mutual information (BALD)", "variance": "member variance",
+                "disagreement": "disagreement", "mahalanobis": "Mahalanobis", "knn": "KNN distance"}
+SOURCES = ("A benchmark image", "Upload an image", "Draw one")
+MAX_UPLOAD_MB = 5
+MAX_SIDE = 4096  # pixels; anything larger is refused before it is decoded
+CANVAS = 224
+
+
+# --------------------------------------------------------------------- a new run
+
+
+def preset_values(preset: str) -> dict:
+    _, config = config_from_recipe(RECIPE, preset)
+    return {field: getattr(config, field) for field in FIELDS}
+
+
+FORM = PresetForm("ood", preset_values, FIELDS)
+
+
+def choices(field: str) -> list:
+    return list(typing.get_args(config_fields(experiment.Config)[field]))
+
+
+def draw_widgets(presets: list[str]) -> dict:
+    FORM.restore(presets)
+    top = st.columns(4)
+    top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
+                     help="Starting values from recipes/ood_fashion.toml (quick: about 3-4 minutes on a CPU)")
+    top[1].selectbox("In-distribution dataset", choices("dataset"), key="ood_dataset",
+                     help="Its held-out classes (heldout_classes) become the near-OOD set")
+    top[2].multiselect("Far OOD sets", FAR_CHOICES, key="ood_far_sets")
+    top[3].selectbox("BNN layers", choices("bnn_layers"), key="ood_bnn_layers",
+                     help="last: a Bayesian last layer on a deterministic body; all: every layer Bayesian")
+    low = st.columns(3)
+    low[0].number_input("Epochs", min_value=1, max_value=500, step=1, key="ood_epochs")
+    low[1].number_input("Ensemble members", min_value=2, max_value=20, step=1, key="ood_members")
+    low[2].number_input("Train limit", min_value=0, step=1000, key="ood_train_limit",
+                        help="At most this many in-distribution training images, stratified by class (0: all)")
+    return FORM.values()
+
+
+def build_config(preset: str, overrides: list[str], settings):
+    _, config = config_from_recipe(RECIPE, preset, overrides)
+    command = " ".join([f"playground run {RECIPE.relative_to(REPO_ROOT)} --preset {preset}",
+                        *(f"--set {shlex.quote(o)}" for o in overrides)])
+    return dataclasses.replace(config, seed=settings.seed, device=settings.device,
+                               data_root=settings.data_root.strip(), out=settings.runs_root), command
+
+
+def new_experiment(settings) -> None:
+    if not RECIPE.is_file():
+        st.warning("No OOD recipe found (expected recipes/ood_fashion.toml).")
+        return
+    values = draw_widgets(list(load_recipe(RECIPE).presets))
+    try:
+        config, command = build_config(st.session_state.ood_preset, FORM.overrides(values), settings)
+    except PlaygroundError as err:
+        show_error(err)
+        return
+    st.caption("Same run from the command line (plus the sidebar's seed, device and runs root):")
+    st.code(command, language="bash", wrap_lines=True)
+    if st.button(f"Run the {st.session_state.ood_preset} preset", type="primary", icon=":material/play_arrow:",
+                 key="ood_train"):
+        result = run_experiment(experiment.run, config)
+        if result is not None:
+            st.session_state.ood_run = result.run_dir.name  # the picker below opens the new run
+
+
+# --------------------------------------------------------------------- cached loading
+
+
+def stamp(path: Path) -> float:
+    """Changes when the run folder's metrics are rewritten, so a re-used folder is reloaded."""
+    metrics = path / "metrics.json"
+    return metrics.stat().st_mtime if metrics.is_file() else 0.0
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the run...")
+def cached_run(path: str, stamp: float) -> ood.OODRun:
+    return ood.load_ood_run(path)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the run's models...")
+def cached_methods(path: str, stamp: float, device: str):
+    return ood.load_methods(cached_run(path, stamp), device)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Regenerating the run's data sets...")
+def cached_sets(path: str, stamp: float) -> dict:
+    """The images the run scored, set by set in the run's order, and the in-distribution labels.
+
+    ``cache_resource`` rather than ``cache_data``: the tensors are read-only and can be large
+    (Fashion-MNIST: about 14,000 images), so they are shared, not copied on every rerun.
+    """
+    data = load_ood_data(cached_run(path, stamp).config.data_spec())
+    return {"images": evaluation_sets(data), "labels": {"test": data.test.labels, "corrupted": data.corrupted.labels}}
+
+
+@st.cache_resource(max_entries=4, show_spinner="Scoring the run's sets with this method (once)...")
+def cached_predictions(path: str, stamp: float, device: str, method: str) -> dict:
+    """Every set predicted by ``method``: for (method, score) pairs the run did not store."""
+    methods, sets = cached_methods(path, stamp, device), cached_sets(path, stamp)["images"]
+    return {name: methods.get(method).predict(images) for name, images in sets.items()}
+
+
+# --------------------------------------------------------------------- picking an image
+
+
+def set_label(run: ood.OODRun, name: str) -> str:
+    if name == "test":
+        return "in-distribution test"
+    if name == "corrupted":
+        return "corrupted test (blur, noise, contrast)"
+    if name == "near":
+        return f"near OOD: held-out {', '.join(run.results.get('heldout', [])) or 'classes'}"
+    return f"far OOD: {name}"
+
+
+def to_image(rgb: np.ndarray, shape: tuple[int, int, int], invert: bool) -> torch.Tensor:
+    """An (H, W, 3) uint8 array as one (C, H, W) image in the run's shape."""
+    tensor = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+    return fit_images(1.0 - tensor if invert else tensor, shape)[0]
+
+
+def decode_upload(data: bytes, name: str, shape: tuple[int, int, int], invert: bool) -> torch.Tensor:
+    """An uploaded file as one image in the run's shape; clear errors for anything else."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_UPLOAD_MB * 2**20:
+        raise DataFormatError(f"{name} is {len(data) / 2**20:.1f} MB; upload an image under {MAX_UPLOAD_MB} MB")
+    unreadable = DataFormatError(f"{name} is not an image that can be read (PNG, JPEG, GIF, BMP, WebP or TIFF)")
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        raise unreadable from None
+    with image:
+        if max(image.size) > MAX_SIDE:
+            raise DataFormatError(f"{name} is {image.size[0]}×{image.size[1]} pixels; "
+                                  f"upload one at most {MAX_SIDE} pixels on a side")
+        try:
+            rgb = np.asarray(image.convert("RGB"))
+        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+            raise unreadable from None
+    return to_image(rgb, shape, invert)
+
+
+def random_index(size: int) -> None:
+    st.session_state.ood_index = random.randrange(size)
+
+
+def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tuple[str, int]]:
+    names = [name for name in ["test", *run.sets, "corrupted"] if name in sets["images"]]
+    if st.session_state.get("ood_set") not in names:
+        st.session_state.ood_set = names[0]
+    cols = st.columns([3, 2, 1], vertical_alignment="bottom")
+    set_name = cols[0].selectbox("Set", names, key="ood_set", format_func=lambda n: set_label(run, n))
+    size = sets["images"][set_name].shape[0]
+    if st.session_state.get("ood_index", 0) >= size:
+        st.session_state.ood_index = 0
+    index = int(cols[1].number_input("Index", min_value=0, max_value=size - 1, step=1, key="ood_index",
+                                     help=f"0 to {size - 1}"))
+    cols[2].button("Random", icon=":material/casino:", key="ood_random", on_click=random_index, args=(size,))
+    caption = f"{set_label(run, set_name)} #{index}"
+    if set_name in sets["labels"]:
+        caption += f": {run.classes[int(sets['labels'][set_name][index])]}"
+    return sets["images"][set_name][index], caption, (set_name, index)
+
+
+def uploaded_image(shape: tuple[int, int, int]):
+    upload = st.file_uploader("An image file", type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
+                              key="ood_upload", max_upload_size=MAX_UPLOAD_MB)
+    invert = st.checkbox("Invert (a dark object on a light background)", key="ood_invert",
+                         help="The benchmark's images are light objects on a black background")
+    if upload is None:
+        st.caption(f"It is converted to the run's {shape[1]}×{shape[2]} {'grey' if shape[0] == 1 else 'RGB'} images.")
+        return None, ""
+    return decode_upload(upload.getvalue(), upload.name, shape, invert), f"upload: {upload.name}"
+
+
+def drawn_image(shape: tuple[int, int, int]):
+    try:
+        from streamlit_drawable_canvas import st_canvas
+    except ImportError:
+        st.info("Drawing needs the streamlit-drawable-canvas package: `pip install streamlit-drawable-canvas`.")
+        return None, ""
+    brush = st.slider("Brush", min_value=4, max_value=40, value=18, key="ood_brush")
+    drawing = st_canvas(stroke_width=brush, stroke_color="#ffffff", background_color="#000000", height=CANVAS,
+                        width=CANVAS, drawing_mode="freedraw", return_image_data=True, key="ood_canvas")
+    pixels = drawing.image_data
+    if pixels is None or not pixels[..., :3].any():
+        st.caption("Draw with the mouse: white on black, like the training images. The toolbar undoes or clears.")
+        return None, ""
+    return to_image(pixels[..., :3], shape, invert=False), "your drawing"
+
+
+# --------------------------------------------------------------------- one image through every method
+
+
+def stored_row(run: ood.OODRun, method: str, score: str) -> str | None:
+    """The run's reported row for (method, score), whose per-image scores the run saved."""
+    for row, (row_method, row_score) in run.results.get("rows", ROWS).items():
+        if row in FEATURE_ROWS:
+            if method == "feature" and score == row:
+                return row
+        elif row_method == method and run.config.scores.get(row, row_score) == score:
+            return row
+    return None
+
+
+def default_score(run: ood.OODRun, method: str, options: list[str]) -> str:
+    """The score the run reported ``method`` with (its saved scores), else the first one."""
+    return next((score for score in options if stored_row(run, method, score)), options[0])
+
+
+def reference_scores(run: ood.OODRun, key: tuple, method: str, score: str) -> dict[str, torch.Tensor]:
+    """Per set the score of every image: the run's own where it stored them, else scored now (cached)."""
+    row = stored_row(run, method, score)
+    if row is not None:
+        return run.scores[row]
+    return {name: ood_score(p, score) for name, p in cached_predictions(*key, method).items()}
+
+
+def summary_frame(inspected: dict, classes: list[str]) -> pd.DataFrame:
+    """Methods as columns; the prediction, its spread and every score as rows (text, "–" where none)."""
+    columns = {}
+    for method, label in METHODS.items():
+        if method not in inspected:
+            continue
+        entry, probs = inspected[method], inspected[method].get("probs")
+        column = {}
+        if probs is not None:
+            mean = probs.mean(0)
+            predicted = int(mean.argmax())
+            column = {"samples": f"{probs.shape[0]}", "prediction": classes[predicted],
+                      "p̄(prediction)": f"{float(mean[predicted]):.3f}",
+                      "spread: std of p(prediction)": f"{float(probs[:, predicted].std(unbiased=False)):.3f}"}
+        column.update({SCORE_LABELS.get(name, name): f"{value:.4g}" for name, value in entry["scores"].items()})
+        columns[label] = column
+    rows = ["samples", "prediction", "p̄(prediction)", "spread: std of p(prediction)",
+            *[SCORE_LABELS[name] for name in SCORE_LABELS]]
+    frame = pd.DataFrame(columns, index=rows).fillna("–")
+    return frame.loc[[row for row in rows if (frame.loc[row] != "–").any()]]
+
+
+def samples_heatmap(probs: torch.Tensor, classes: list[str], title: str, noun: str) -> go.Figure:
+    """Samples × classes probabilities, with the mean over samples as the last row."""
+    z = torch.cat([probs, probs.mean(0, keepdim=True)]).numpy()
+    labels = [f"{noun} {i + 1}" for i in range(probs.shape[0])] + ["mean"]
+    figure = go.Figure(go.Heatmap(z=z, x=classes, y=labels, zmin=0, zmax=1, colorscale="Blues", showscale=False,
+                                  texttemplate="%{z:.2f}" if z.size <= 130 else None, textfont=dict(size=10),
+                                  hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"))
+    figure.update_xaxes(type="category")
+    figure.update_yaxes(type="category", autorange="reversed")
+    longest = max(len(str(name)) for name in classes)
+    figure.update_layout(title=title, height=100 + 22 * len(labels) + 6 * min(longest, 12), margin=MARGIN)
+    return figure
+
+
+def spread_chart(probs: torch.Tensor, classes: list[str], title: str) -> go.Figure:
+    figure = go.Figure(go.Bar(x=classes, y=probs.mean(0).numpy(), marker_color="#4c78a8",
+                              error_y=dict(array=probs.std(0, unbiased=False).numpy(), visible=probs.shape[0] > 1),
+                              hovertemplate="%{x}: p̄ %{y:.3f}<extra></extra>"))
+    figure.update_xaxes(type="category")
+    figure.update_layout(title=title, yaxis=dict(range=[0, 1.05], title="probability"), height=250, margin=MARGIN)
+    return figure
+
+
+def short_label(name: str) -> str:
+    return {"test": "test (in distribution)", "near": "near (held-out classes)"}.get(name, name)
+
+
+def histogram_chart(run: ood.OODRun, reference: dict, value: float, threshold: float, score: str) -> go.Figure:
+    everything = torch.cat([v.double() for v in reference.values()])
+    low, high = float(everything.min()), float(everything.max())
+    bins = dict(start=low, end=high, size=(high - low) / 60 or 1.0)
+    figure = go.Figure()
+    names = [name for name in ["test", *run.sets, "corrupted"] if name in reference]
+    for colour, name in zip(COLOURS, names):
+        figure.add_histogram(x=reference[name].numpy(), name=short_label(name), xbins=bins, histnorm="percent",
+                             opacity=0.55, marker_color=colour, visible=True if name != "corrupted" else "legendonly")
+    figure.add_vline(x=value, line_width=3, line_color="black", annotation_text=f"this image {value:.3g}",
+                     annotation_position="top right")
+    figure.add_vline(x=threshold, line_dash="dash", line_color="#d62728", annotation_text=f"threshold {threshold:.3g}",
+                     annotation_position="top right", annotation_yshift=-18, annotation_font_color="#d62728")
+    figure.update_layout(barmode="overlay", title=f"Where this image falls: {SCORE_LABELS.get(score, score)} by set",
+                         xaxis_title="OOD score (higher: more OOD)", yaxis_title="% of the set", height=380,
+                         margin=dict(t=60, b=10, l=10, r=10), legend=dict(orientation="h", y=-0.22))
+    return figure
+
+
+def flagged_frame(run: ood.OODRun, reference: dict, threshold: float) -> pd.DataFrame:
+    names = [name for name in ["test", *run.sets, "corrupted"] if name in reference]
+    return pd.DataFrame([{"set": short_label(name),
+                          "flagged as OOD": float((reference[name] > threshold).double().mean())} for name in names])
+
+
+def choose_score(run: ood.OODRun, inspected: dict) -> tuple[str, str]:
+    methods = [m for m in METHODS if m in inspected]
+    if st.session_state.get("ood_method") not in methods:
+        st.session_state.ood_method = "ensemble" if "ensemble" in methods else methods[0]
+    cols = st.columns(2)
+    method = cols[0].selectbox("Method", methods, key="ood_method", format_func=METHODS.get,
+                               help="feature space: Mahalanobis and KNN on the single model's embedding")
+    options = list(inspected[method]["scores"])
+    if st.session_state.get("ood_score") not in options:
+        st.session_state.ood_score = default_score(run, method, options)
+    score = cols[1].selectbox("OOD score", options, key="ood_score", format_func=lambda s: SCORE_LABELS.get(s, s),
+                              help="Higher always means more likely out of distribution")
+    return method, score
+
+
+def verdict(run: ood.OODRun, key: tuple, inspected: dict, method: str, score: str, picked: tuple | None) -> None:
+    value = inspected[method]["scores"][score]
+    reference = reference_scores(run, key, method, score)
+    test = reference["test"].double()
+    everything = torch.cat([v.double() for v in reference.values()])
+    low, high = float(everything.min()), float(everything.max())
+    high = high if high > low else low + 1.0
+    default = min(max(float(torch.quantile(test, 0.95)), low), high)  # keeps 95% of in-distribution test images
+    threshold = st.slider("Threshold: scores above it are flagged as OOD", min_value=low, max_value=high,
+                          value=default, step=(high - low) / 500, format="%.4g",
+                          key=f"ood_threshold|{run.name}|{method}|{score}",
+                          help=f"Starts at {default:.4g}, which keeps 95% of the in-distribution test images "
+                               "(the operating point of FPR95)")
+    is_ood = value > threshold
+    cols = st.columns(4)
+    cols[0].metric("Score", f"{value:.4g}", help=f"{METHODS[method]} · {SCORE_LABELS.get(score, score)}")
+    cols[1].metric("Threshold", f"{threshold:.4g}", f"{float((test > threshold).double().mean()):.1%} of test flagged",
+                   delta_color="off", delta_arrow="off")
+    cols[2].metric("Verdict", "OOD" if is_ood else "in distribution", f"score {'>' if is_ood else '≤'} threshold",
+                   delta_color="inverse" if is_ood else "normal", delta_arrow="off")
+    row = stored_row(run, method, score)
+    if picked is not None and row is not None:
+        set_name, index = picked
+        cols[3].metric("In the run", f"{float(run.scores[row][set_name][index]):.4g}",
+                       "as the run scored it", delta_color="off", delta_arrow="off",
+                       help="MC dropout and the BNN draw their samples per call, so one image alone can score a "
+                            "little differently from the batch the run scored")
+    left, right = st.columns([2, 1])
+    left.plotly_chart(histogram_chart(run, reference, value, threshold, score), width="stretch")
+    with right:
+        st.dataframe(flagged_frame(run, reference, threshold), hide_index=True, width="stretch",
+                     column_config={"flagged as OOD": st.column_config.ProgressColumn(
+                         format="percent", min_value=0.0, max_value=1.0)})
+        st.caption("The share of each set flagged as OOD at this threshold (on the test set: false alarms)."
+                   + ("" if row else " Scored now with the run's saved models: the run stored no per-image "
+                                    "scores for this method and score."))
+
+
+def explorer(run: ood.OODRun, key: tuple) -> None:
+    if not run.has_models:
+        st.info("This run saved no models (save_checkpoint = false), so single images cannot be scored. "
+                "Its curves and tables are below.")
+        return
+    methods, sets = cached_methods(*key), cached_sets(*key[:2])
+    shape = tuple(sets["images"]["test"].shape[1:])
+    source = st.radio("Image", SOURCES, horizontal=True, key="ood_source", label_visibility="collapsed")
+    picked = None
+    try:
+        if source == SOURCES[0]:
+            image, caption, picked = benchmark_image(run, sets)
+        elif source == SOURCES[1]:
+            image, caption = uploaded_image(shape)
+        else:
+            image, caption = drawn_image(shape)
+    except PlaygroundError as err:
+        show_error(err)
+        return
+    if image is None:
+        return
+    inspected = ood.inspect_image(methods, image)
+    method, score = choose_score(run, inspected)
+    shown = "single" if method == "feature" else method  # the feature scores read the single model's embedding
+    left, right = st.columns([1, 4], vertical_alignment="center")
+    left.image(upscale(image, 160), caption=caption, width=160)
+    right.plotly_chart(spread_chart(inspected[shown]["probs"], run.classes,
+                                    f"{METHODS[shown]}: mean probability ± std over samples"), width="stretch")
+    sampled = [m for m in SAMPLED if m in inspected]
+    for column, name in zip(st.columns(len(sampled)), sampled):
+        probs = inspected[name]["probs"]
+        column.plotly_chart(samples_heatmap(probs, run.classes, f"{METHODS[name]}: {probs.shape[0]} {SAMPLED[name]}s",
+                                            SAMPLED[name].split()[-1]), width="stretch")
+    st.table(summary_frame(inspected, run.classes))
+    st.caption("p̄: the mean over samples or members. Spread: the standard deviation over samples of the predicted "
+               "class's probability. Every score reads higher as more out of distribution.")
+    st.markdown(f"##### Verdict: {METHODS[method]}, {SCORE_LABELS.get(score, score)}")
+    verdict(run, key, inspected, method, score, picked)
+
+
+# --------------------------------------------------------------------- the run's curves and tables
+
+
+def roc_curves(run: ood.OODRun, key: tuple) -> None:
+    roc = run.results.get("roc")
+    if not roc or not run.sets:
+        st.info("This run has no ROC curves (no ood_results.json).")
+        return
+    set_name = st.selectbox("OOD set", run.sets, key="ood_roc_set", format_func=lambda n: set_label(run, n))
+    figure = go.Figure()
+    for row, curves in roc.items():
+        if set_name not in curves:
+            continue
+        fpr, tpr = curves[set_name]
+        auroc = run.results.get("ood", {}).get(row, {}).get(set_name, {}).get("auroc")
+        read_with = run.config.scores.get(row, ROWS.get(row, ("", row))[1])
+        figure.add_scatter(x=fpr, y=tpr, mode="lines", name=row + (f" ({read_with})" if read_with != row else "")
+                           + (f" · {auroc:.3f}" if auroc is not None else ""))
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), showlegend=False,
+                       hoverinfo="skip")
+    figure.add_vline(x=0.05, line_dash="dash", line_color="grey", annotation_text="95% of test kept",
+                     annotation_position="bottom right")
+    figure.update_layout(title=f"In-distribution test against {set_name} (legend: AUROC)", height=460, margin=MARGIN,
+                         colorway=COLOURS,
+                         legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom", font=dict(size=11),
+                                     bgcolor="rgba(255,255,255,0.8)"),
+                         xaxis=dict(title="false positive rate (in-distribution flagged)", range=[0, 1]),
+                         yaxis=dict(title="true positive rate (OOD flagged)", range=[0, 1.02]))
+    st.plotly_chart(figure, width="stretch")
+
+
+def reliability(run: ood.OODRun, key: tuple) -> None:
+    bins = run.results.get("reliability")
+    if not bins:
+        st.info("This run has no reliability bins (no ood_results.json).")
+        return
+    methods = list(bins)
+    if st.session_state.get("ood_rel_method") not in methods:
+        st.session_state.ood_rel_method = "ensemble" if "ensemble" in methods else methods[0]
+    method = st.selectbox("Method", methods, key="ood_rel_method", format_func=lambda m: METHODS.get(m, m))
+    figure = go.Figure()
+    for split, colour in (("test", "#4c78a8"), ("corrupted", "#f58518")):
+        part = bins[method][split]
+        edges, count = np.asarray(part["edges"]), np.asarray(part["count"])
+        shown = count > 0
+        ece = run.results.get("calibration", {}).get(method, {}).get(split, {}).get("ece")
+        figure.add_bar(x=((edges[:-1] + edges[1:]) / 2)[shown], y=np.asarray(part["accuracy"])[shown],
+                       name=split + (f" · ECE {ece:.3f}" if ece is not None else ""), marker_color=colour,
+                       opacity=0.75,
+                       customdata=np.stack([np.asarray(part["confidence"])[shown], count[shown]], axis=1),
+                       hovertemplate="confidence %{customdata[0]:.3f}<br>accuracy %{y:.3f}<br>%{customdata[1]:.0f} "
+                                     "images<extra></extra>")
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                       name="perfect calibration")
+    figure.update_layout(title=f"{METHODS.get(method, method)}: accuracy against confidence", barmode="group",
+                         bargap=0.1, height=460, margin=MARGIN,
+                         legend=dict(x=0.02, y=0.98, bgcolor="rgba(255,255,255,0.7)"),
+                         xaxis=dict(title="confidence (max p̄)", range=[0, 1]),
+                         yaxis=dict(title="accuracy", range=[0, 1.02]))
+    st.plotly_chart(figure, width="stretch")
+
+
+def tables(run: ood.OODRun, key: tuple) -> None:
+    st.markdown("##### OOD detection (AUROC ↑ / FPR95 ↓)")
+    st.markdown(report.detection_table(run.metrics))
+    st.markdown("##### Accuracy, calibration and cost")
+    st.markdown(report.calibration_table(run.metrics))
+    st.markdown("##### Every score for every method (far AUROC, near in brackets)")
+    st.markdown(report.score_table(run.metrics))
+    st.caption(report.READING.replace("\n", " "))
+
+
+def checks(run: ood.OODRun, key: tuple) -> None:
+    st.markdown("\n".join(f"- {':green[:material/check_circle:]' if ok else ':red[:material/cancel:]'} {text}"
+                           for text, ok in report.claims(run.metrics)))  # icons: no emoji font needed
+    st.caption("The issue's checks are meant for the full preset over 3 seeds "
+               "(`--preset full --seeds 0,1,2`); a quick or single-seed run may miss some.")
+
+
+# --------------------------------------------------------------------- the page
+
+
+def section(title: str, draw, run: ood.OODRun, key: tuple, intro: str = "") -> None:
+    """One part of the page; an error in it (say, data that cannot be regenerated) leaves the others standing."""
+    st.subheader(title)
+    if intro:
+        st.caption(intro)
+    try:
+        draw(run, key)
+    except PlaygroundError as err:
+        show_error(err)
+
+
+def describe(run: ood.OODRun) -> str:
+    c = run.config
+    parts = [f"in distribution: {c.dataset} without {', '.join(run.results.get('heldout', [])) or c.heldout_classes}",
+             f"far sets: {', '.join(c.far_sets)}", f"{c.members}-member ensemble",
+             f"MC dropout {c.mc_samples} samples", f"BNN ({c.bnn_layers} layer{'s' if c.bnn_layers == 'all' else ''}) "
+             f"{c.bnn_samples} samples"]
+    if run.seeds:
+        source = run.artifact_dir.name if run.artifact_dir else "none"
+        parts.append(f"numbers: mean ± std over {len(run.seeds)} seeds; images, scores and models from {source}")
+    return " · ".join(parts)
+
+
+def show_run(run: ood.OODRun, key: tuple) -> None:
+    st.caption(describe(run))
+    section("One image through every method", explorer, run, key,
+            "Pick an image from the run's sets, upload one or draw one. Each ensemble member and each MC-dropout "
+            "or BNN posterior sample gives its own prediction; where they disagree, the input is probably out of "
+            "distribution.")
+    left, right = st.columns(2)
+    with left:
+        section("ROC curves", roc_curves, run, key, "OOD is the positive class; one curve per method row.")
+    with right:
+        section("Reliability", reliability, run, key,
+                "Accuracy against confidence in 15 bins, on the test set and under corruption.")
+    section("Method comparison", tables, run, key)
+    section("Checks", checks, run, key)
+
+
+settings = sidebar_settings()
+st.title("Uncertainty & OOD detection")
+st.markdown("A classifier trained on clothing will call a digit a *bag* with 99% confidence. Deep ensembles, "
+            "MC dropout and a Bayesian network (pyro) read the disagreement between members or posterior samples "
+            "to know when they do not know; temperature scaling is the calibrated single-model baseline.")
+root = Path(settings.runs_root).expanduser()
+try:
+    runs = ood.find_ood_runs(root)
+except (PlaygroundError, OSError) as err:
+    show_error(err)
+    st.stop()
+with st.expander("Run a new experiment", expanded=not runs, icon=":material/play_circle:"):
+    new_experiment(settings)
+runs = ood.find_ood_runs(root)  # a run made just now is listed too
+if not runs:
+    st.info(f"No OOD run under `{root}` yet. Run the quick preset above (about 3-4 minutes on a CPU), "
+            "or from a terminal:\n\n`playground run recipes/ood_fashion.toml --preset quick`")
+    st.stop()
+names = [info.name for info in runs]
+if st.session_state.get("ood_run") not in names:
+    st.session_state.ood_run = names[0]
+chosen = st.selectbox("OOD run", names, key="ood_run", help="OOD runs under the runs root, newest first")
+try:
+    path = root / chosen
+    key = (str(path), stamp(path))
+    run = cached_run(*key)
+    show_run(run, (*key, str(choose_device(settings.device))))
+except PlaygroundError as err:
+    show_error(err)
