@@ -16,6 +16,7 @@ EXPERIMENTS: dict[str, str] = {
     "classify": "playground.classify.experiment",
     "fct": "playground.fct.experiment",
     "ood": "playground.uncertainty.experiment",
+    "optimizers": "playground.optimizers.experiment",
 }
 
 
