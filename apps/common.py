@@ -213,6 +213,46 @@ class PresetForm:
         return [f"{field}={toml_text(values[field])}" for field in self.fields if values[field] != base[field]]
 
 
+def recipe_values(recipe, fields: tuple[str, ...]):
+    """A :class:`PresetForm` ``values_of``: the values of ``fields`` in one preset of ``recipe``."""
+    from playground.core.runner import config_from_recipe
+
+    def values_of(preset: str) -> dict:
+        _, config = config_from_recipe(recipe, preset)
+        return {field: getattr(config, field) for field in fields}
+    return values_of
+
+
+def literal_choices(config_cls, field: str) -> list:
+    """The allowed values of a ``Literal[...]`` config field, for a selectbox."""
+    import typing
+
+    from playground.core.config import config_fields
+
+    return list(typing.get_args(config_fields(config_cls)[field]))
+
+
+def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experiment, settings) -> str:
+    """The page's run picker: a "new experiment" expander, then a selectbox of ``runs_of(root)``
+    (newest first, the newest chosen on a first visit); stops the page when there is none."""
+    from playground.errors import PlaygroundError
+
+    try:
+        runs = runs_of(root)
+    except (PlaygroundError, OSError) as err:
+        show_error(err)
+        st.stop()
+    with st.expander("Run a new experiment", expanded=not runs, icon=":material/play_circle:"):
+        new_experiment(settings)
+    names = [info.name for info in runs_of(root)]  # a run made just now is listed too
+    if not names:
+        st.info(empty_text)
+        st.stop()
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
+    return st.selectbox(label, names, key=key, help="Runs under the runs root, newest first")
+
+
 def run_experiment(run, config):
     """``run(config, progress=...)`` under a progress bar; the result, or None after showing the error."""
     from playground.errors import PlaygroundError

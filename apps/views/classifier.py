@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import shlex
-import typing
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import PresetForm, run_experiment, show_error, sidebar_settings
+from common import PresetForm, literal_choices, recipe_values, run_experiment, show_error, sidebar_settings
 from playground.classify import experiment
 from playground.classify.metrics import slug
-from playground.core.config import config_fields, load_recipe
+from playground.core.config import load_recipe
 from playground.core.plots import moving_average
 from playground.core.runner import config_from_recipe
 from playground.core.runs import playground_home
@@ -25,16 +24,11 @@ RECIPE = REPO_ROOT / "recipes" / "baseline_fashion.toml"
 FIELDS = ("dataset", "model", "epochs", "train_limit", "lr", "batch_size", "width")
 
 
-def preset_values(preset: str) -> dict:
-    _, config = config_from_recipe(RECIPE, preset)
-    return {field: getattr(config, field) for field in FIELDS}
-
-
-FORM = PresetForm("clf", preset_values, FIELDS)
+FORM = PresetForm("clf", recipe_values(RECIPE, FIELDS), FIELDS)
 
 
 def choices(field: str) -> list:
-    return list(typing.get_args(config_fields(experiment.Config)[field]))
+    return literal_choices(experiment.Config, field)
 
 
 def draw_widgets(presets: list[str]) -> dict:

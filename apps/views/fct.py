@@ -7,7 +7,6 @@ model's principal plane, and one query's neighbours in the new, old and transfor
 import dataclasses
 import random
 import shlex
-import typing
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +14,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import PresetForm, run_experiment, image_grid, show_error, sidebar_settings, upscale
-from playground.core.config import config_fields, load_recipe
+from common import (PresetForm, choose_run, image_grid, literal_choices, run_experiment, show_error,
+                    sidebar_settings, upscale)
+from playground.core.config import load_recipe
 from playground.core.runner import config_from_recipe
 from playground.errors import PlaygroundError
 from playground.fct import experiment
@@ -56,7 +56,7 @@ FORM = PresetForm("fct", preset_values, FIELDS)
 
 def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
-    datasets = list(typing.get_args(config_fields(experiment.Config)["dataset"]))
+    datasets = literal_choices(experiment.Config, "dataset")
     top = st.columns(4)
     top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
                      help="Starting values from the FCT recipe(s) in recipes/")
@@ -315,22 +315,9 @@ st.markdown("Upgrade an embedding model without re-embedding the gallery (Ramanu
             "small transformation maps each stored old embedding, plus a few bytes of label-free side-info, "
             "into the new model's space. Compared with independent training and BCT on retrieval.")
 root = Path(settings.runs_root).expanduser()
-try:
-    runs = fct.find_fct_runs(root)
-except (PlaygroundError, OSError) as err:
-    show_error(err)
-    st.stop()
-with st.expander("Run a new experiment", expanded=not runs, icon=":material/play_circle:"):
-    new_experiment(settings)
-runs = fct.find_fct_runs(root)  # a run made just now is listed too
-if not runs:
-    st.info(f"No FCT runs under `{root}` yet. Start one above, or from a terminal:\n\n"
-            "`playground run recipes/fct_fashion.toml --preset quick`")
-    st.stop()
-names = [info.name for info in runs]
-if st.session_state.get("fct_run") not in names:
-    st.session_state.fct_run = names[0]
-chosen = st.selectbox("FCT run", names, key="fct_run", help="FCT runs under the runs root, newest first")
+chosen = choose_run(fct.find_fct_runs, root, "fct_run", "FCT run",
+                    f"No FCT runs under `{root}` yet. Start one above, or from a terminal:\n\n"
+                    "`playground run recipes/fct_fashion.toml --preset quick`", new_experiment, settings)
 try:
     show_run(open_run(root / chosen))
 except PlaygroundError as err:

@@ -10,7 +10,6 @@ import dataclasses
 import io
 import random
 import shlex
-import typing
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,9 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from common import PresetForm, run_experiment, show_error, sidebar_settings, upscale
-from playground.core.config import config_fields, load_recipe
+from common import (PresetForm, choose_run, literal_choices, recipe_values, run_experiment, show_error,
+                    sidebar_settings, upscale)
+from playground.core.config import load_recipe
 from playground.core.device import choose_device
 from playground.core.runner import config_from_recipe
 from playground.errors import DataFormatError, PlaygroundError
@@ -53,16 +53,11 @@ CANVAS = 224
 # --------------------------------------------------------------------- a new run
 
 
-def preset_values(preset: str) -> dict:
-    _, config = config_from_recipe(RECIPE, preset)
-    return {field: getattr(config, field) for field in FIELDS}
-
-
-FORM = PresetForm("ood", preset_values, FIELDS)
+FORM = PresetForm("ood", recipe_values(RECIPE, FIELDS), FIELDS)
 
 
 def choices(field: str) -> list:
-    return list(typing.get_args(config_fields(experiment.Config)[field]))
+    return literal_choices(experiment.Config, field)
 
 
 def draw_widgets(presets: list[str]) -> dict:
@@ -558,22 +553,10 @@ st.markdown("A classifier trained on clothing will call a digit a *bag* with 99%
             "MC dropout and a Bayesian network (pyro) read the disagreement between members or posterior samples "
             "to know when they do not know; temperature scaling is the calibrated single-model baseline.")
 root = Path(settings.runs_root).expanduser()
-try:
-    runs = ood.find_ood_runs(root)
-except (PlaygroundError, OSError) as err:
-    show_error(err)
-    st.stop()
-with st.expander("Run a new experiment", expanded=not runs, icon=":material/play_circle:"):
-    new_experiment(settings)
-runs = ood.find_ood_runs(root)  # a run made just now is listed too
-if not runs:
-    st.info(f"No OOD run under `{root}` yet. Run the quick preset above (about 3-4 minutes on a CPU), "
-            "or from a terminal:\n\n`playground run recipes/ood_fashion.toml --preset quick`")
-    st.stop()
-names = [info.name for info in runs]
-if st.session_state.get("ood_run") not in names:
-    st.session_state.ood_run = names[0]
-chosen = st.selectbox("OOD run", names, key="ood_run", help="OOD runs under the runs root, newest first")
+chosen = choose_run(ood.find_ood_runs, root, "ood_run", "OOD run",
+                    f"No OOD run under `{root}` yet. Run the quick preset above (about 3-4 minutes on a CPU), "
+                    "or from a terminal:\n\n`playground run recipes/ood_fashion.toml --preset quick`",
+                    new_experiment, settings)
 try:
     path = root / chosen
     key = (str(path), stamp(path))

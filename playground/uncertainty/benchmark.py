@@ -20,7 +20,7 @@ from playground.uncertainty.features import KNNScore, Mahalanobis
 from playground.uncertainty.methods import DeepEnsemble, MCDropout, NetSpec, SingleModel, TemperatureScaled, forward_batches
 from playground.uncertainty.metrics import calibration, ood_metrics, reliability_bins, roc_points
 from playground.uncertainty.ood_data import OODData
-from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, Prediction, score
+from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, score
 
 # the reported rows: row name -> (method that predicts, OOD score it is read with)
 ROWS = {

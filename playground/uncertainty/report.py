@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-import torch
 
 from playground.core.checkpoint import save_checkpoint
 from playground.core.runs import RunDir, markdown_table

@@ -9,7 +9,7 @@ import torch
 
 from playground.data import load_dataset
 from playground.errors import ConfigError, DataFormatError
-from playground.uncertainty.bnn import BayesianNet, PyroClassifier
+from playground.uncertainty.bnn import BayesianNet
 from playground.uncertainty.methods import (DeepEnsemble, MCDropout, NetSpec, SingleModel, TemperatureScaled,
                                             fit_temperature)
 
