@@ -36,8 +36,8 @@ PROBABILISTIC = ("single", "temp_scaled", "mc_dropout", "ensemble", "bnn")
 class MethodSettings:
     members: int = 5
     mc_samples: int = 10
-    bnn_layers: str = "last"
-    bnn_prior_scale: float = 1.0
+    bnn_layers: str = "head"
+    bnn_prior_scale: float = 0.05
     bnn_samples: int = 10
     bnn_epochs: int = 0
     bnn_lr: float = 0.0

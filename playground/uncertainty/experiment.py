@@ -54,8 +54,8 @@ class Config(RunConfig):
     # methods
     members: int = 5
     mc_samples: int = 10
-    bnn_layers: Literal["last", "head", "all"] = "last"
-    bnn_prior_scale: float = 1.0
+    bnn_layers: Literal["last", "head", "all"] = "head"
+    bnn_prior_scale: float = 0.05
     bnn_samples: int = 10
     bnn_epochs: int = 0           # 0: the same as epochs
     bnn_lr: float = 0.0           # 0: the same as lr
