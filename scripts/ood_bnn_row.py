@@ -13,7 +13,7 @@ import argparse
 import json
 import time
 
-from playground.core.device import choose_device
+from playground.core.device import choose_device, configure_threads
 from playground.core.runner import config_from_recipe
 from playground.uncertainty import benchmark
 from playground.uncertainty.metrics import calibration
@@ -25,6 +25,7 @@ SCORES = ("mutual_information", "entropy", "msp", "max_logit", "energy")
 
 def measure(preset: str, seed: int, overrides: list[str]) -> dict:
     _, config = config_from_recipe("recipes/ood_fashion.toml", preset, [*overrides, f"seed={seed}"])
+    configure_threads()  # PLAYGROUND_THREADS, as a recipe run does: the thread count changes float rounding
     data = load_ood_data(config.data_spec())
     settings = config.method_settings()
     methods = benchmark.build_methods(config.net_spec(str(choose_device(config.device))), settings, seed)

@@ -95,7 +95,7 @@ def test_home_then_data_explorer_in_a_real_browser(app_url, browser_page, tmp_pa
     expect(page.get_by_role("heading", name="Deep-learning playground")).to_be_visible()
     for technique in ("Classifier baseline", "Forward compatible training (FCT)", "3D cuboid annotation"):
         expect(page.get_by_role("heading", name=technique)).to_be_visible()
-    expect(page.get_by_text("Coming soon")).to_have_count(6)
+    expect(page.get_by_text("Coming soon")).to_have_count(4)
     expect(page.get_by_label("Seed")).to_be_visible()  # the shared sidebar
     expect(page).to_have_title("playground")
     settle(page)
@@ -127,3 +127,22 @@ def test_fct_page_in_a_real_browser(app_url, browser_page, tmp_path):
     settle(page)
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     page.screenshot(path=str(tmp_path / "fct.png"), full_page=True)
+
+
+def test_uncertainty_page_in_a_real_browser(app_url, browser_page, tmp_path):
+    from playwright.sync_api import expect
+
+    from playground.uncertainty.experiment import Config, run
+    from tests.apps.test_uncertainty_page import TINY_OOD
+
+    run(Config(**TINY_OOD, out=str(tmp_path / "runs")))
+    page = browser_page
+    page.goto(app_url)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Uncertainty & OOD").click()
+    expect(page.get_by_role("heading", name="Uncertainty & OOD detection")).to_be_visible()
+    expect(page.get_by_role("heading", name="One image through every method")).to_be_visible()
+    expect(page.get_by_role("heading", name="ROC curves")).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(7)
+    settle(page)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "uncertainty.png"), full_page=True)
