@@ -148,7 +148,10 @@ def trajectories_section(seed: int) -> None:
     step = st.slider("Step", 0, values["steps"], values["steps"], key="opt_step",
                      help="Draw every path up to this step (or press ▶ Play on the chart)")
     st.plotly_chart(trajectory_figure(fn, paths, step), width="stretch", key="opt_trajectory_chart")
-    st.dataframe(step_table(fn, paths, step), hide_index=True, width="stretch")
+    st.dataframe(step_table(fn, paths, step), hide_index=True, width="stretch", column_config={
+        "x": st.column_config.NumberColumn(format="%.4f"), "y": st.column_config.NumberColumn(format="%.4f"),
+        "f - f(min)": st.column_config.NumberColumn(format="%.3e"),
+        "distance to nearest minimum": st.column_config.NumberColumn(format="%.3e")})
 
 
 # --------------------------------------------------------------------- training curves of a run
