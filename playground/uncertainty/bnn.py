@@ -38,14 +38,15 @@ from playground.core.progress import Progress, report
 from playground.data import ImageDataset, TensorLoader
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.models import count_parameters
-from playground.uncertainty.methods import NetSpec, _check_images
+from playground.uncertainty.methods import NetSpec, check_images
 from playground.uncertainty.scores import Prediction
 
 Layers = Literal["last", "head", "all"]
 
 
 def bayesian_modules(net: nn.Module, layers: Layers) -> list[nn.Module]:
-    """The modules whose weights get priors: the classifier layer, or every conv and linear layer."""
+    """The modules whose weights get priors: the classifier layer (``last``), the embedding and
+    classifier layers (``head``), or every conv and linear layer (``all``)."""
     if layers == "last":
         return [net.classifier.linear]
     if layers == "head":
@@ -179,7 +180,7 @@ class BayesianNet:
     @torch.no_grad()
     def predict(self, images: torch.Tensor, progress: Progress = None, weights: dict | None = None) -> Prediction:
         """S posterior samples; the same S weight draws are used for every batch of ``images``."""
-        _check_images(images)
+        check_images(images)
         weights = weights or self.weight_samples()
         predictive = Predictive(self.model, posterior_samples=weights, return_sites=["_RETURN"])
         logits, steps = [], max(1, -(-images.shape[0] // 512))

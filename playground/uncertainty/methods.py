@@ -83,7 +83,7 @@ def train_net(spec: NetSpec, train: ImageDataset, seed: int, progress: Progress 
 def forward_batches(model: nn.Module, images: torch.Tensor, device: str = "cpu", batch_size: int = 512,
                     progress: Progress = None, stage: str = "predict") -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits, embedding)`` of ``model`` over ``images`` in batches, in the model's current mode."""
-    _check_images(images)
+    check_images(images)
     model.to(device)
     logits, embedding = [], []
     steps = max(1, -(-images.shape[0] // batch_size))
@@ -95,7 +95,7 @@ def forward_batches(model: nn.Module, images: torch.Tensor, device: str = "cpu",
     return torch.cat(logits), torch.cat(embedding)
 
 
-def _check_images(images: torch.Tensor) -> None:
+def check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise DataFormatError(f"predict needs a non-empty image batch (N, C, H, W), got {shape}")
