@@ -7,47 +7,37 @@ the run's ROC curves, reliability diagram, method tables and checks.
 """
 
 import dataclasses
-import io
 import random
 import shlex
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 from common import (PresetForm, choose_run, literal_choices, recipe_values, run_experiment, show_error,
                     sidebar_settings, upscale)
+from image_input import drawn_image, uploaded_image
+from ood_charts import SCORE_LABELS, reliability_figure, roc_figure, histogram_chart, samples_heatmap, short_label, spread_chart
 from playground.core.config import load_recipe
 from playground.core.device import choose_device
 from playground.core.runner import config_from_recipe
-from playground.errors import DataFormatError, PlaygroundError
+from playground.errors import PlaygroundError
 from playground.uncertainty import experiment, report
 from playground.uncertainty import results as ood
 from playground.uncertainty.benchmark import FEATURE_ROWS, ROWS, evaluation_sets
-from playground.uncertainty.ood_data import FAR_SETS, fit_images, load_ood_data
+from playground.uncertainty.ood_data import FAR_SETS, load_ood_data
 from playground.uncertainty.scores import score as ood_score
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "ood_fashion.toml"
 FIELDS = ("dataset", "far_sets", "bnn_layers", "epochs", "members", "train_limit")
 FAR_CHOICES = [name for name in FAR_SETS if name != "folder"]  # a folder also needs ood_folder: CLI only
-MARGIN = dict(t=40, b=10, l=10, r=10)
-COLOURS = px.colors.qualitative.T10  # distinct hues: sets and method rows must not look alike
 
 METHODS = {"single": "single model", "temp_scaled": "temperature scaled", "mc_dropout": "MC dropout",
            "ensemble": "deep ensemble", "bnn": "Bayesian NN (pyro)", "feature": "feature space"}
 SAMPLED = {"ensemble": "member", "mc_dropout": "dropout sample", "bnn": "posterior sample"}
-SCORE_LABELS = {"msp": "MSP (−max p̄)", "max_logit": "max logit (−)", "entropy": "entropy", "energy": "energy",
-                "mutual_information": "mutual information (BALD)", "variance": "member variance",
-                "disagreement": "disagreement", "mahalanobis": "Mahalanobis", "knn": "KNN distance"}
 SOURCES = ("A benchmark image", "Upload an image", "Draw one")
-MAX_UPLOAD_MB = 5
-MAX_SIDE = 4096  # pixels; anything larger is refused before it is decoded
-CANVAS = 224
 
 
 # --------------------------------------------------------------------- a new run
@@ -155,34 +145,6 @@ def set_label(run: ood.OODRun, name: str) -> str:
     return f"far OOD: {name}"
 
 
-def to_image(rgb: np.ndarray, shape: tuple[int, int, int], invert: bool) -> torch.Tensor:
-    """An (H, W, 3) uint8 array as one (C, H, W) image in the run's shape."""
-    tensor = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
-    return fit_images(1.0 - tensor if invert else tensor, shape)[0]
-
-
-def decode_upload(data: bytes, name: str, shape: tuple[int, int, int], invert: bool) -> torch.Tensor:
-    """An uploaded file as one image in the run's shape; clear errors for anything else."""
-    from PIL import Image, UnidentifiedImageError
-
-    if len(data) > MAX_UPLOAD_MB * 2**20:
-        raise DataFormatError(f"{name} is {len(data) / 2**20:.1f} MB; upload an image under {MAX_UPLOAD_MB} MB")
-    unreadable = DataFormatError(f"{name} is not an image that can be read (PNG, JPEG, GIF, BMP, WebP or TIFF)")
-    try:
-        image = Image.open(io.BytesIO(data))  # reads the header only
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
-        raise unreadable from None
-    with image:
-        if max(image.size) > MAX_SIDE:
-            raise DataFormatError(f"{name} is {image.size[0]}×{image.size[1]} pixels; "
-                                  f"upload one at most {MAX_SIDE} pixels on a side")
-        try:
-            rgb = np.asarray(image.convert("RGB"))
-        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
-            raise unreadable from None
-    return to_image(rgb, shape, invert)
-
-
 def random_index(size: int) -> None:
     st.session_state.ood_index = random.randrange(size)
 
@@ -203,33 +165,6 @@ def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tup
     if set_name in sets["labels"]:
         caption += f": {run.classes[int(sets['labels'][set_name][index])]}"
     return sets["images"][set_name][index], caption, (set_name, index)
-
-
-def uploaded_image(shape: tuple[int, int, int]):
-    upload = st.file_uploader("An image file", type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
-                              key="ood_upload", max_upload_size=MAX_UPLOAD_MB)
-    invert = st.checkbox("Invert (a dark object on a light background)", key="ood_invert",
-                         help="The benchmark's images are light objects on a black background")
-    if upload is None:
-        st.caption(f"It is converted to the run's {shape[1]}×{shape[2]} {'grey' if shape[0] == 1 else 'RGB'} images.")
-        return None, ""
-    return decode_upload(upload.getvalue(), upload.name, shape, invert), f"upload: {upload.name}"
-
-
-def drawn_image(shape: tuple[int, int, int]):
-    try:
-        from streamlit_drawable_canvas import st_canvas
-    except ImportError:
-        st.info("Drawing needs the streamlit-drawable-canvas package: `pip install streamlit-drawable-canvas`.")
-        return None, ""
-    brush = st.slider("Brush", min_value=4, max_value=40, value=18, key="ood_brush")
-    drawing = st_canvas(stroke_width=brush, stroke_color="#ffffff", background_color="#000000", height=CANVAS,
-                        width=CANVAS, drawing_mode="freedraw", return_image_data=True, key="ood_canvas")
-    pixels = drawing.image_data
-    if pixels is None or not pixels[..., :3].any():
-        st.caption("Draw with the mouse: white on black, like the training images. The toolbar undoes or clears.")
-        return None, ""
-    return to_image(pixels[..., :3], shape, invert=False), "your drawing"
 
 
 # --------------------------------------------------------------------- one image through every method
@@ -281,52 +216,6 @@ def summary_frame(inspected: dict, classes: list[str]) -> pd.DataFrame:
     return frame.loc[[row for row in rows if (frame.loc[row] != "–").any()]]
 
 
-def samples_heatmap(probs: torch.Tensor, classes: list[str], title: str, noun: str) -> go.Figure:
-    """Samples × classes probabilities, with the mean over samples as the last row."""
-    z = torch.cat([probs, probs.mean(0, keepdim=True)]).numpy()
-    labels = [f"{noun} {i + 1}" for i in range(probs.shape[0])] + ["mean"]
-    figure = go.Figure(go.Heatmap(z=z, x=classes, y=labels, zmin=0, zmax=1, colorscale="Blues", showscale=False,
-                                  texttemplate="%{z:.2f}" if z.size <= 130 else None, textfont=dict(size=10),
-                                  hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"))
-    figure.update_xaxes(type="category")
-    figure.update_yaxes(type="category", autorange="reversed")
-    longest = max(len(str(name)) for name in classes)
-    figure.update_layout(title=title, height=100 + 22 * len(labels) + 6 * min(longest, 12), margin=MARGIN)
-    return figure
-
-
-def spread_chart(probs: torch.Tensor, classes: list[str], title: str) -> go.Figure:
-    figure = go.Figure(go.Bar(x=classes, y=probs.mean(0).numpy(), marker_color="#4c78a8",
-                              error_y=dict(array=probs.std(0, unbiased=False).numpy(), visible=probs.shape[0] > 1),
-                              hovertemplate="%{x}: p̄ %{y:.3f}<extra></extra>"))
-    figure.update_xaxes(type="category")
-    figure.update_layout(title=title, yaxis=dict(range=[0, 1.05], title="probability"), height=250, margin=MARGIN)
-    return figure
-
-
-def short_label(name: str) -> str:
-    return {"test": "test (in distribution)", "near": "near (held-out classes)"}.get(name, name)
-
-
-def histogram_chart(run: ood.OODRun, reference: dict, value: float, threshold: float, score: str) -> go.Figure:
-    everything = torch.cat([v.double() for v in reference.values()])
-    low, high = float(everything.min()), float(everything.max())
-    bins = dict(start=low, end=high, size=(high - low) / 60 or 1.0)
-    figure = go.Figure()
-    names = [name for name in ["test", *run.sets, "corrupted"] if name in reference]
-    for colour, name in zip(COLOURS, names):
-        figure.add_histogram(x=reference[name].numpy(), name=short_label(name), xbins=bins, histnorm="percent",
-                             opacity=0.55, marker_color=colour, visible=True if name != "corrupted" else "legendonly")
-    figure.add_vline(x=value, line_width=3, line_color="black", annotation_text=f"this image {value:.3g}",
-                     annotation_position="top right")
-    figure.add_vline(x=threshold, line_dash="dash", line_color="#d62728", annotation_text=f"threshold {threshold:.3g}",
-                     annotation_position="top right", annotation_yshift=-18, annotation_font_color="#d62728")
-    figure.update_layout(barmode="overlay", title=f"Where this image falls: {SCORE_LABELS.get(score, score)} by set",
-                         xaxis_title="OOD score (higher: more OOD)", yaxis_title="% of the set", height=380,
-                         margin=dict(t=60, b=10, l=10, r=10), legend=dict(orientation="h", y=-0.22))
-    return figure
-
-
 def flagged_frame(run: ood.OODRun, reference: dict, threshold: float) -> pd.DataFrame:
     names = [name for name in ["test", *run.sets, "corrupted"] if name in reference]
     return pd.DataFrame([{"set": short_label(name),
@@ -376,7 +265,8 @@ def verdict(run: ood.OODRun, key: tuple, inspected: dict, method: str, score: st
                        help="MC dropout and the BNN draw their samples per call, so one image alone can score a "
                             "little differently from the batch the run scored")
     left, right = st.columns([2, 1])
-    left.plotly_chart(histogram_chart(run, reference, value, threshold, score), width="stretch")
+    left.plotly_chart(histogram_chart([n for n in ["test", *run.sets, "corrupted"] if n in reference], reference, value,
+                                      threshold, score), width="stretch")
     with right:
         st.dataframe(flagged_frame(run, reference, threshold), hide_index=True, width="stretch",
                      column_config={"flagged as OOD": st.column_config.ProgressColumn(
@@ -399,9 +289,9 @@ def explorer(run: ood.OODRun, key: tuple) -> None:
         if source == SOURCES[0]:
             image, caption, picked = benchmark_image(run, sets)
         elif source == SOURCES[1]:
-            image, caption = uploaded_image(shape)
+            image, caption = uploaded_image(shape, "ood")
         else:
-            image, caption = drawn_image(shape)
+            image, caption = drawn_image(shape, "ood")
     except PlaygroundError as err:
         show_error(err)
         return
@@ -435,25 +325,8 @@ def roc_curves(run: ood.OODRun, key: tuple) -> None:
         st.info("This run has no ROC curves (no ood_results.json).")
         return
     set_name = st.selectbox("OOD set", run.sets, key="ood_roc_set", format_func=lambda n: set_label(run, n))
-    figure = go.Figure()
-    for row, curves in roc.items():
-        if set_name not in curves:
-            continue
-        fpr, tpr = curves[set_name]
-        auroc = run.results.get("ood", {}).get(row, {}).get(set_name, {}).get("auroc")
-        read_with = run.config.scores.get(row, ROWS.get(row, ("", row))[1])
-        figure.add_scatter(x=fpr, y=tpr, mode="lines", name=row + (f" ({read_with})" if read_with != row else "")
-                           + (f" · {auroc:.3f}" if auroc is not None else ""))
-    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), showlegend=False,
-                       hoverinfo="skip")
-    figure.add_vline(x=0.05, line_dash="dash", line_color="grey", annotation_text="95% of test kept",
-                     annotation_position="bottom right")
-    figure.update_layout(title=f"In-distribution test against {set_name} (legend: AUROC)", height=460, margin=MARGIN,
-                         colorway=COLOURS,
-                         legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom", font=dict(size=11),
-                                     bgcolor="rgba(255,255,255,0.8)"),
-                         xaxis=dict(title="false positive rate (in-distribution flagged)", range=[0, 1]),
-                         yaxis=dict(title="true positive rate (OOD flagged)", range=[0, 1.02]))
+    read_with = {row: run.config.scores.get(row, ROWS.get(row, ("", row))[1]) for row in roc}
+    figure = roc_figure(roc, run.results.get("ood", {}), read_with, set_name)
     st.plotly_chart(figure, width="stretch")
 
 
@@ -466,25 +339,8 @@ def reliability(run: ood.OODRun, key: tuple) -> None:
     if st.session_state.get("ood_rel_method") not in methods:
         st.session_state.ood_rel_method = "ensemble" if "ensemble" in methods else methods[0]
     method = st.selectbox("Method", methods, key="ood_rel_method", format_func=lambda m: METHODS.get(m, m))
-    figure = go.Figure()
-    for split, colour in (("test", "#4c78a8"), ("corrupted", "#f58518")):
-        part = bins[method][split]
-        edges, count = np.asarray(part["edges"]), np.asarray(part["count"])
-        shown = count > 0
-        ece = run.results.get("calibration", {}).get(method, {}).get(split, {}).get("ece")
-        figure.add_bar(x=((edges[:-1] + edges[1:]) / 2)[shown], y=np.asarray(part["accuracy"])[shown],
-                       name=split + (f" · ECE {ece:.3f}" if ece is not None else ""), marker_color=colour,
-                       opacity=0.75,
-                       customdata=np.stack([np.asarray(part["confidence"])[shown], count[shown]], axis=1),
-                       hovertemplate="confidence %{customdata[0]:.3f}<br>accuracy %{y:.3f}<br>%{customdata[1]:.0f} "
-                                     "images<extra></extra>")
-    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
-                       name="perfect calibration")
-    figure.update_layout(title=f"{METHODS.get(method, method)}: accuracy against confidence", barmode="group",
-                         bargap=0.1, height=460, margin=MARGIN,
-                         legend=dict(x=0.02, y=0.98, bgcolor="rgba(255,255,255,0.7)"),
-                         xaxis=dict(title="confidence (max p̄)", range=[0, 1]),
-                         yaxis=dict(title="accuracy", range=[0, 1.02]))
+    figure = reliability_figure(bins[method], run.results.get("calibration", {}).get(method, {}),
+                                METHODS.get(method, method))
     st.plotly_chart(figure, width="stretch")
 
 
