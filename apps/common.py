@@ -36,6 +36,8 @@ PAGES = [
     PageSpec("views/fct.py", "Forward compatible training", ":material/upgrade:", "Techniques"),
     PageSpec("views/uncertainty.py", "Uncertainty & OOD", ":material/help:", "Techniques"),
     PageSpec("views/optimizers.py", "Optimizers", ":material/trending_down:", "Techniques"),
+    PageSpec("views/active.py", "Active learning", ":material/school:", "Techniques"),
+    PageSpec("views/annotate.py", "Annotate", ":material/rate_review:", "Annotation"),
 ]
 PAGE_PATHS = {spec.path for spec in PAGES}
 

@@ -27,3 +27,12 @@ class CheckpointError(PlaygroundError, ValueError):
 
 class TrainingDivergedError(PlaygroundError, FloatingPointError):
     """The loss became NaN or infinite during training."""
+
+
+class StoreError(PlaygroundError, ValueError):
+    """The annotation store cannot do what was asked (unknown queue or item, bad action or label,
+    a database it cannot open)."""
+
+
+class ConflictError(StoreError):
+    """Another annotator holds or has decided the item, or a request id was reused for another decision."""

@@ -21,6 +21,7 @@ def playground_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PLAYGROUND_HOME", str(home))
     monkeypatch.delenv("PLAYGROUND_DATA", raising=False)
     monkeypatch.delenv("PLAYGROUND_DEVICE", raising=False)
+    monkeypatch.delenv("PLAYGROUND_DB", raising=False)  # the annotation store follows PLAYGROUND_HOME
     return home
 
 

@@ -12,7 +12,7 @@ TECHNIQUES = [
     ("Uncertainty & OOD detection", "Deep ensembles, MC dropout and Bayesian layers; tell in-distribution "
      "images from unseen shapes, colours and noise.", "views/uncertainty.py"),
     ("Active learning & annotation queue", "Pick the images worth labelling next and escalate uncertain "
-     "predictions to an annotator queue that never loses a decision.", "views/active_learning.py"),
+     "predictions to an annotator queue that never loses a decision.", "views/active.py"),
     ("Knowledge fusion", "Fuse image features with captions, a knowledge graph and label embeddings; "
      "zero-shot classes and retrieval-augmented heads.", "views/fusion.py"),
     ("Inference optimization & latency benchmark", "fp16/bf16/int8, ONNX Runtime, pruning and "

@@ -13,6 +13,7 @@ from types import ModuleType
 from playground.errors import ConfigError
 
 EXPERIMENTS: dict[str, str] = {
+    "active": "playground.active.experiment",
     "classify": "playground.classify.experiment",
     "fct": "playground.fct.experiment",
     "ood": "playground.uncertainty.experiment",

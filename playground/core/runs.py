@@ -230,6 +230,11 @@ def read_run_config(path: Path) -> dict[str, Any]:
         raise DataFormatError(f"{config_file} is not valid TOML ({err}); the run folder is damaged") from None
 
 
+def runs_root_of(run_path: Path) -> Path:
+    """The runs root a run folder lives under (a seed folder sits one level deeper, in its parent run)."""
+    return run_path.parent.parent if SEED_FOLDER.match(run_path.name) else run_path.parent
+
+
 def seed_folders(path: Path) -> list[Path]:
     """Child run folders ``seed<N>-...`` in seed order."""
     folders = [p for p in path.iterdir() if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()]

@@ -47,7 +47,7 @@ def test_home_lists_every_technique_and_links_existing_pages():
     assert any(link.endswith("data_explorer") for link in links) and any(link.endswith("runs") for link in links)
     assert any(link.endswith("fct") for link in links) and any(link.endswith("uncertainty") for link in links)
     assert any(link.endswith("optimizers") for link in links)
-    assert sum(c.value == "Coming soon" for c in at.caption) == 4
+    assert sum(c.value == "Coming soon" for c in at.caption) == 3
 
 
 def test_sidebar_settings_carry_over_to_the_pages(playground_home, tmp_path):

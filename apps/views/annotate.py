@@ -1,0 +1,237 @@
+"""Annotate: review the samples the model was unsure about, one at a time, from the keyboard.
+
+The active-learning loop escalates uncertain or likely out-of-distribution samples to a queue in
+the annotation store (``playground.store``). Each annotator is lent one item at a time; it goes
+back to the queue if they leave it for five minutes. Every decision is saved at once, under a
+request id made for the item on screen, so a rerun or a double key press never records it twice.
+Keys: a accept · 1-9, 0 correct to that class · e save the chosen correction · s skip ·
+o flag as OOD · u undo.
+"""
+
+import uuid
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from common import show_error, sidebar_settings, upscale
+from playground.errors import PlaygroundError
+from playground.store import Decision, Item, Store, default_url
+
+IMAGE_WIDTH = 224
+TOP_K = 5
+HISTORY_ROWS = 15
+REASONS = {"uncertain": ("uncertain", "orange", ":material/help:"),
+           "ood": ("likely OOD", "red", ":material/explore_off:")}
+DONE = {"accept": "Accepted", "correct": "Corrected", "skip": "Skipped", "ood": "Flagged as OOD"}
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def cached_store(url: str) -> Store:
+    """One store (one connection pool) per database URL, shared by every session."""
+    return Store(url)
+
+
+def open_store(runs_root: str) -> Store:
+    """The store in the runs root's database (or ``$PLAYGROUND_DB``); stops the page on an error."""
+    try:
+        return cached_store(default_url(runs_root))
+    except PlaygroundError as err:
+        show_error(err)
+        st.stop()
+
+
+def annotator_name(store: Store) -> str:
+    """The annotator's name (kept in the URL and the session); stops the page until one is given."""
+    raw = st.text_input("Your name", key="annotator", bind="query-params", persist_state="session",
+                        placeholder="who is annotating", max_chars=64,
+                        help="Decisions are recorded under this name; nothing happens until it is given")
+    if not (raw or "").strip():
+        st.info("Type your name to start annotating.", icon=":material/badge:")
+        st.stop()
+    try:
+        return store.register_annotator(raw)
+    except PlaygroundError as err:
+        show_error(err)
+        st.stop()
+
+
+def choose_queue(store: Store) -> str:
+    queues = store.queues()
+    if not queues:
+        st.info("No annotation queue yet. The active-learning loop escalates the samples its model is "
+                "unsure about to a queue; they will show up here.", icon=":material/inbox:")
+        st.stop()
+    return st.selectbox("Queue", queues, key="queue", bind="query-params", persist_state="session")
+
+
+# --------------------------------------------------------------------- actions (button callbacks)
+
+
+def fresh_request() -> None:
+    """A new request id for the next decision; the one just used stays with its decision."""
+    st.session_state.ann_request = uuid.uuid4().hex
+
+
+def describe(decision: Decision, class_names: list[str]) -> str:
+    label = "" if decision.label is None else f" as {class_names[decision.label]}"
+    return f"{DONE[decision.action]} {decision.external_id}{label}"
+
+
+def decide(store: Store, item: Item, annotator: str, request_id: str, action: str, label: int | None = None) -> None:
+    """Submit one decision; replaying ``request_id`` (a stale second click) records nothing new."""
+    try:
+        decision = store.submit(request_id, item.escalation_id, annotator, action, label)
+    except PlaygroundError as err:
+        st.session_state.ann_error = err
+        return
+    st.session_state.ann_flash = describe(decision, item.class_names)
+    fresh_request()
+
+
+def correct_to_chosen(store: Store, item: Item, annotator: str, request_id: str) -> None:
+    decide(store, item, annotator, request_id, "correct", st.session_state[f"ann_label_{item.escalation_id}"])
+
+
+def undo(store: Store, queue: str, annotator: str) -> None:
+    try:
+        undone = store.undo_last(queue, annotator)
+    except PlaygroundError as err:
+        st.session_state.ann_error = err
+        return
+    st.session_state.ann_flash = "Nothing to undo" if undone is None else \
+        f"Undone: {describe(undone, store.class_names(queue))}"
+    fresh_request()
+
+
+def show_messages() -> None:
+    """What the last click did (a toast) or why it did not (an error)."""
+    if "ann_error" in st.session_state:
+        show_error(st.session_state.pop("ann_error"))
+    if "ann_flash" in st.session_state:
+        st.toast(st.session_state.pop("ann_flash"), icon=":material/check_circle:")
+
+
+# --------------------------------------------------------------------- drawing
+
+
+def show_progress(store: Store, queue: str) -> None:
+    counts = store.progress(queue)
+    done, total = counts["done"], counts["total"]
+    st.progress(done / total if total else 1.0, text=f"{done} of {total} decided")
+    cells = st.columns(4)
+    cells[0].metric("Waiting", counts["open"])
+    cells[1].metric("In review", counts["leased"])
+    cells[2].metric("Decided", done)
+    cells[3].metric("Flagged OOD", counts["by_action"].get("ood", 0))
+
+
+def enlarge(image: np.ndarray) -> np.ndarray:
+    """A (H, W[, C]) uint8 or [0, 1] image, nearest-neighbour enlarged to about ``IMAGE_WIDTH`` pixels."""
+    pixels = image / 255.0 if image.dtype == np.uint8 else image
+    return upscale(np.moveaxis(np.atleast_3d(pixels), -1, 0), IMAGE_WIDTH)
+
+
+def top_k_frame(item: Item) -> pd.DataFrame:
+    return pd.DataFrame([{"key": str((index + 1) % 10) if index < 10 else "", "class": name, "probability": p}
+                         for index, name, p in item.top_k(TOP_K)])
+
+
+def show_item(item: Item) -> None:
+    left, right = st.columns([1, 2], gap="large")
+    left.image(enlarge(item.image), caption=item.external_id, width=IMAGE_WIDTH)
+    with right:
+        text, colour, icon = REASONS.get(item.reason, (item.reason, "gray", None))
+        st.badge(text, color=colour, icon=icon)
+        st.markdown(f"The model says **{item.predicted_name}** ({item.probs[item.predicted]:.0%}).")
+        cells = st.columns(2)
+        cells[0].metric("Uncertainty", f"{item.uncertainty:.3f}", help="The score that put it in the queue")
+        cells[1].metric("Member disagreement", f"{item.disagreement:.3f}",
+                        help="How much the ensemble members (or posterior samples) disagree")
+        st.dataframe(top_k_frame(item), hide_index=True, width="stretch", column_config={
+            "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
+                                                           format="%.2f")})
+
+
+def action_buttons(store: Store, item: Item, annotator: str) -> None:
+    """Accept, skip, OOD and undo; a correction by digit key or by the chosen class."""
+    request = st.session_state.setdefault("ann_request", uuid.uuid4().hex)
+    on_item = (store, item, annotator, request)
+    with st.container(horizontal=True):
+        st.button("Accept", key="ann_accept", shortcut="a", type="primary", icon=":material/check:",
+                  on_click=decide, args=(*on_item, "accept"))
+        st.button("Skip", key="ann_skip", shortcut="s", icon=":material/skip_next:", on_click=decide,
+                  args=(*on_item, "skip"))
+        st.button("Flag OOD", key="ann_ood", shortcut="o", icon=":material/explore_off:", on_click=decide,
+                  args=(*on_item, "ood"))
+        undo_button(store, item.queue, annotator)
+    st.caption("Correct to:")
+    with st.container(horizontal=True):
+        for index, name in enumerate(item.class_names[:10]):
+            st.button(name, key=f"ann_digit_{index}", shortcut=str((index + 1) % 10), on_click=decide,
+                      args=(*on_item, "correct", index))
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        choices = list(range(len(item.class_names)))
+        st.selectbox("Another class", choices, index=item.top_k(2)[-1][0], format_func=item.class_names.__getitem__,
+                     key=f"ann_label_{item.escalation_id}", width=260)
+        st.button("Save correction", key="ann_correct", shortcut="e", icon=":material/edit:",
+                  on_click=correct_to_chosen, args=on_item)
+
+
+def undo_button(store: Store, queue: str, annotator: str) -> None:
+    st.button("Undo", key="ann_undo", shortcut="u", icon=":material/undo:", on_click=undo,
+              args=(store, queue, annotator), help="Take back your last decision in this queue")
+
+
+def show_history(store: Store, queue: str) -> None:
+    names = store.class_names(queue)
+    rows = [{"when (UTC)": pd.Timestamp(d.created_at, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S"),
+             "annotator": d.annotator, "item": d.external_id, "action": d.action,
+             "label": "" if d.label is None else names[d.label], "undone": "undone" if d.undone else ""}
+            for d in store.history(queue, HISTORY_ROWS)]
+    if rows:
+        st.table(pd.DataFrame(rows), hide_index=True)
+    else:
+        st.caption("No decisions yet.")
+
+
+def show_export(store: Store, queue: str) -> None:
+    st.caption(f"The current label of every decided item (an item flagged OOD has no label), from "
+               f"`{store.location}`.")
+    cells = st.columns(2)
+    cells[0].download_button("Labels as CSV", store.labels_csv(queue), file_name=f"{queue}-labels.csv",
+                             mime="text/csv", icon=":material/download:", key="ann_csv")
+    cells[1].download_button("Labels as JSON", store.labels_json(queue), file_name=f"{queue}-labels.json",
+                             mime="application/json", icon=":material/download:", key="ann_json")
+
+
+def page() -> None:
+    st.title("Annotate")
+    st.caption("Review what the model was unsure about. Keys: **a** accept · **1-9, 0** correct to that class · "
+               "**e** save the chosen correction · **s** skip · **o** flag as OOD · **u** undo.")
+    store = open_store(sidebar_settings().runs_root)
+    top = st.columns(2)
+    with top[0]:
+        annotator = annotator_name(store)
+    with top[1]:
+        queue = choose_queue(store)
+    show_messages()
+    item = store.lease_next(queue, annotator)
+    show_progress(store, queue)
+    if item is None:
+        st.success("Nothing left to review in this queue.", icon=":material/task_alt:")
+        undo_button(store, queue, annotator)
+    else:
+        show_item(item)
+        action_buttons(store, item, annotator)
+    history, export = st.tabs(["Who decided what", "Export labels"])
+    with history:
+        show_history(store, queue)
+    with export:
+        show_export(store, queue)
+
+
+try:
+    page()
+except PlaygroundError as err:  # e.g. the database became unreachable
+    show_error(err)

@@ -1,0 +1,1 @@
+"""Active learning: acquisition functions, the labelling loop, and escalation to annotators."""

@@ -1,0 +1,434 @@
+"""The annotation store: escalated samples, model predictions, annotator decisions, an audit trail.
+
+The project's database: SQLite in WAL mode at ``<PLAYGROUND_HOME>/playground.db`` by default,
+any SQLAlchemy URL (``$PLAYGROUND_DB`` or ``Store(url)``) for a server such as PostgreSQL.
+
+- :meth:`Store.enqueue` adds samples with the model's prediction as escalations, once per
+  ``(queue, external_id)``; the most uncertain come first.
+- :meth:`Store.lease_next` leases one item to one annotator; the lease runs out after
+  ``lease_seconds`` and the item returns to the queue, so several annotators work at once.
+- :meth:`Store.submit` records one decision in one transaction, keyed by a request id:
+  replaying the id returns the stored decision and changes nothing.
+- Decisions are never deleted; :meth:`Store.undo_last` marks one undone. Labels export to CSV
+  and JSON. Every change writes an ``audit`` row in the same transaction.
+
+SQL is built only from SQLAlchemy expressions with bound parameters. Connecting (WAL,
+``BEGIN IMMEDIATE`` for writes, ``synchronous=FULL``), the tables and the records live in
+:mod:`playground.store_schema`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from playground.errors import ConflictError, DataFormatError, StoreError
+from playground.store_schema import (ACTIONS, SCHEMA_VERSION, Decision, Item, QueueItem, annotators, audit,
+                                     clean_name, decisions, default_url, escalations, metadata, open_engine,
+                                     predictions, prepare_item, queues, samples, schema_info)
+
+ATTEMPTS = 8  # a write that lost a race (another lease, a duplicate insert) is retried this often
+LABEL_FIELDS = ("external_id", "label", "class_name", "action", "annotator", "decided_at")
+
+__all__ = ["ACTIONS", "Decision", "Item", "QueueItem", "Store", "default_url"]
+
+
+class _Lost(Exception):
+    """A conditional update matched no row: another writer got there first; retry."""
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else float(now)
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _audit(conn: Connection, at: float, actor: str, action: str, entity: str, entity_id: int,
+           detail: dict | None = None) -> None:
+    conn.execute(insert(audit).values(at=at, actor=actor, action=action, entity=entity, entity_id=entity_id,
+                                      detail=json.dumps(detail or {})))
+
+
+def _available(now: float):
+    """Open, or leased with a lease that has run out."""
+    return or_(escalations.c.status == "open",
+               and_(escalations.c.status == "leased", escalations.c.lease_expires < now))
+
+
+def _check_classes(prepared: dict, names: list[str], queue: str) -> None:
+    if len(prepared["probs"]) != len(names):
+        raise DataFormatError(f"item {prepared['external_id']!r} has {len(prepared['probs'])} class probabilities "
+                              f"but queue {queue!r} has {len(names)} classes: {names}")
+    if prepared["class_names"] not in (None, names):
+        raise DataFormatError(f"item {prepared['external_id']!r} names the classes {prepared['class_names']} "
+                              f"but queue {queue!r} has the classes {names}")
+
+
+def _decision_query():
+    return (select(decisions, samples.c.external_id, annotators.c.name.label("annotator"))
+            .join(escalations, escalations.c.id == decisions.c.escalation_id)
+            .join(samples, samples.c.id == escalations.c.sample_id)
+            .join(annotators, annotators.c.id == decisions.c.annotator_id))
+
+
+def _effective():
+    """The decision that currently labels an item: not undone, not a skip."""
+    return and_(decisions.c.undone_at.is_(None), decisions.c.action != "skip")
+
+
+def _as_decision(row) -> Decision:
+    return Decision(id=row.id, request_id=row.request_id, escalation_id=row.escalation_id,
+                    external_id=row.external_id, annotator=row.annotator, action=row.action, label=row.label,
+                    created_at=row.created_at, undone_at=row.undone_at)
+
+
+class Store:
+    """The annotation queue in one database; safe to share between threads and processes."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = open_engine(self.url)
+        self._writer = self.engine.execution_options(playground_write=True)
+        self._write(self._create_schema)
+
+    @property
+    def location(self) -> str:
+        """The database URL, password hidden."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self.location!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
+        except OperationalError as err:
+            raise StoreError(f"the annotation database {self!r} failed: {err.orig}") from None
+
+    def _write(self, work, *args):
+        """``work(conn, *args)`` in one write transaction, retried when it lost a race to another writer."""
+        for attempt in range(ATTEMPTS):
+            try:
+                with self._errors(), self._writer.begin() as conn:
+                    return work(conn, *args)
+            except (IntegrityError, _Lost):
+                if attempt == ATTEMPTS - 1:
+                    raise ConflictError("the annotation database kept changing under this request; "
+                                        "try again") from None
+                time.sleep(0.01 * (attempt + 1))
+
+    def _read(self, work, *args):
+        with self._errors(), self.engine.connect() as conn:
+            return work(conn, *args)
+
+    def _create_schema(self, conn: Connection) -> None:
+        metadata.create_all(conn)
+        version = conn.execute(select(schema_info.c.version)).scalar()
+        if version is None:
+            conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
+        elif version > SCHEMA_VERSION:
+            raise StoreError(f"the annotation database {self!r} has schema version {version}, newer than this "
+                             f"playground's {SCHEMA_VERSION}; upgrade the playground")
+
+    # ----------------------------------------------------------------- lookups
+
+    def _queue_id(self, conn: Connection, queue: str) -> int:
+        found = conn.execute(select(queues.c.id).where(queues.c.name == queue)).scalar()
+        if found is None:
+            known = ", ".join(self._queue_names(conn)) or "none yet"
+            raise StoreError(f"no annotation queue named {queue!r} (queues: {known})")
+        return found
+
+    def _queue_names(self, conn: Connection) -> list[str]:
+        return list(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
+
+    def _annotator_id(self, conn: Connection, name: str, now: float) -> int:
+        """The annotator's id, registering the name on first use."""
+        found = conn.execute(select(annotators.c.id).where(annotators.c.name == name)).scalar()
+        if found is not None:
+            return found
+        new = conn.execute(insert(annotators).values(name=name, created_at=now)).inserted_primary_key[0]
+        _audit(conn, now, name, "register", "annotator", new)
+        return new
+
+    def _item(self, conn: Connection, escalation_id: int) -> Item:
+        row = conn.execute(
+            select(escalations, samples.c.external_id, samples.c.image, samples.c.dtype, samples.c.shape,
+                   samples.c.meta, predictions.c.probs, predictions.c.predicted, predictions.c.uncertainty,
+                   predictions.c.disagreement, queues.c.name.label("queue"), queues.c.class_names,
+                   annotators.c.name.label("holder"))
+            .join(samples, samples.c.id == escalations.c.sample_id)
+            .join(predictions, predictions.c.id == escalations.c.prediction_id)
+            .join(queues, queues.c.id == escalations.c.queue_id)
+            .outerjoin(annotators, annotators.c.id == escalations.c.leased_by)
+            .where(escalations.c.id == escalation_id)).first()
+        if row is None:
+            raise StoreError(f"no escalated item with id {escalation_id}")
+        return Item.from_row(row)
+
+    def _decision(self, conn: Connection, *where) -> Decision | None:
+        """The newest decision matching ``where``."""
+        row = conn.execute(_decision_query().where(*where).order_by(decisions.c.id.desc()).limit(1)).first()
+        return None if row is None else _as_decision(row)
+
+    # ----------------------------------------------------------------- queues and items
+
+    def register_annotator(self, name: str) -> str:
+        """Register ``name`` (stripped, 1-64 characters); returns it. Leasing or submitting does it too."""
+        name = clean_name(name, "annotator name")
+        self._write(self._annotator_id, name, time.time())
+        return name
+
+    def annotators(self) -> list[str]:
+        return self._read(lambda conn: list(conn.execute(select(annotators.c.name).order_by(annotators.c.name))
+                                            .scalars()))
+
+    def queues(self) -> list[str]:
+        return self._read(self._queue_names)
+
+    def class_names(self, queue: str) -> list[str]:
+        def work(conn):
+            return json.loads(conn.execute(select(queues.c.class_names)
+                                           .where(queues.c.id == self._queue_id(conn, queue))).scalar())
+        return self._read(work)
+
+    def item(self, escalation_id: int) -> Item:
+        """One escalated item, whatever its status."""
+        return self._read(self._item, int(escalation_id))
+
+    def enqueue(self, queue: str, items: list[QueueItem], model: str = "", now: float | None = None) -> int:
+        """Escalate ``items`` to ``queue`` (created on first use); returns how many were new.
+
+        Idempotent on ``(queue, external_id)``: an id already in the queue is left as it is.
+        """
+        queue = clean_name(queue, "queue name", 128)
+        prepared = [prepare_item(item) for item in items]
+        return self._write(self._enqueue, queue, prepared, str(model), _now(now))
+
+    def _enqueue(self, conn: Connection, queue: str, prepared: list[dict], model: str, now: float) -> int:
+        queue_id, names = self._ensure_queue(conn, queue, prepared, now)
+        seen = self._existing(conn, queue_id, [p["external_id"] for p in prepared])
+        added = 0
+        for p in prepared:
+            if p["external_id"] in seen:
+                continue
+            seen.add(p["external_id"])
+            _check_classes(p, names, queue)
+            sample = conn.execute(insert(samples).values(queue_id=queue_id, created_at=now, **p["sample"]))
+            prediction = conn.execute(insert(predictions).values(
+                sample_id=sample.inserted_primary_key[0], model=model, created_at=now, **p["prediction"]))
+            conn.execute(insert(escalations).values(
+                queue_id=queue_id, sample_id=sample.inserted_primary_key[0], status="open", updated_at=now,
+                prediction_id=prediction.inserted_primary_key[0], **p["escalation"]))
+            added += 1
+        _audit(conn, now, model or "system", "enqueue", "queue", queue_id, {"added": added, "offered": len(prepared)})
+        return added
+
+    def _ensure_queue(self, conn: Connection, queue: str, prepared: list[dict], now: float) -> tuple[int, list]:
+        row = conn.execute(select(queues.c.id, queues.c.class_names).where(queues.c.name == queue)).first()
+        if row is not None:
+            return row.id, json.loads(row.class_names)
+        if not prepared:
+            raise StoreError(f"queue {queue!r} does not exist yet; enqueue at least one item to create it")
+        first = prepared[0]
+        names = first["class_names"] or [str(k) for k in range(len(first["probs"]))]
+        new = conn.execute(insert(queues).values(name=queue, class_names=json.dumps(names), created_at=now))
+        return new.inserted_primary_key[0], names
+
+    def _existing(self, conn: Connection, queue_id: int, ids: list[str], chunk: int = 500) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), chunk):
+            found.update(conn.execute(select(samples.c.external_id).where(
+                samples.c.queue_id == queue_id, samples.c.external_id.in_(ids[start:start + chunk]))).scalars())
+        return found
+
+    # ----------------------------------------------------------------- leasing
+
+    def lease_next(self, queue: str, annotator: str, lease_seconds: float = 300.0,
+                   now: float | None = None) -> Item | None:
+        """Lease the most uncertain open item (or one whose lease ran out) to ``annotator``; None when
+        the queue is empty. An annotator who holds a lease gets that item back, its lease renewed.
+        Items this annotator skipped come last."""
+        annotator = clean_name(annotator, "annotator name")
+        return self._write(self._lease, queue, annotator, float(lease_seconds), _now(now))
+
+    def _lease(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Item | None:
+        queue_id, who = self._queue_id(conn, queue), self._annotator_id(conn, annotator, now)
+        esc = escalations.c
+        held = conn.execute(select(esc.id).where(esc.queue_id == queue_id, esc.status == "leased",
+                                                 esc.leased_by == who, esc.lease_expires >= now)
+                            .order_by(esc.lease_expires.desc()).limit(1)).scalar()
+        if held is not None:
+            conn.execute(update(escalations).where(esc.id == held).values(lease_expires=now + seconds))
+            return self._item(conn, held)
+        skipped = exists().where(decisions.c.escalation_id == esc.id, decisions.c.annotator_id == who,
+                                 decisions.c.action == "skip", decisions.c.undone_at.is_(None))
+        chosen = conn.execute(select(esc.id).where(esc.queue_id == queue_id, _available(now))
+                              .order_by(case((skipped, 1), else_=0), esc.priority.desc(), esc.id).limit(1)).scalar()
+        if chosen is None:
+            return None
+        taken = conn.execute(update(escalations).where(esc.id == chosen, _available(now)).values(
+            status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now))
+        if taken.rowcount != 1:
+            raise _Lost
+        _audit(conn, now, annotator, "lease", "escalation", chosen, {"until": now + seconds})
+        return self._item(conn, chosen)
+
+    # ----------------------------------------------------------------- decisions
+
+    def submit(self, request_id: str, escalation_id: int, annotator: str, action: str, label: int | None = None,
+               now: float | None = None) -> Decision:
+        """Record one decision in one transaction; replaying ``request_id`` returns the stored one.
+
+        ``accept`` takes the model's label, ``correct`` needs ``label``, ``ood`` stores no label,
+        ``skip`` hands the item back to the queue without deciding it.
+        """
+        request_id = clean_name(request_id, "request id", 128)
+        annotator = clean_name(annotator, "annotator name")
+        if action not in ACTIONS:
+            raise StoreError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
+        return self._write(self._submit, request_id, int(escalation_id), annotator, action, label, _now(now))
+
+    def _submit(self, conn: Connection, request_id: str, escalation_id: int, annotator: str, action: str,
+                label: int | None, now: float) -> Decision:
+        stored = self._decision(conn, decisions.c.request_id == request_id)
+        if stored is not None:
+            return stored.replayed(escalation_id, annotator, action, label)
+        item = self._item(conn, escalation_id)
+        label = item.decided_label(action, label)
+        who = self._annotator_id(conn, annotator, now)
+        self._check_claimable(conn, item, annotator, now)
+        done = {"status": "open"} if action == "skip" else {"status": "done"}
+        claimed = conn.execute(update(escalations).where(
+            escalations.c.id == escalation_id, escalations.c.status.in_(("open", "leased")),
+            or_(escalations.c.leased_by.is_(None), escalations.c.leased_by == who, escalations.c.lease_expires < now))
+            .values(leased_by=None, lease_expires=None, updated_at=now, **done))
+        if claimed.rowcount != 1:
+            raise _Lost  # changed since it was read (servers without serialised writers): read again
+        new = conn.execute(insert(decisions).values(request_id=request_id, escalation_id=escalation_id,
+                                                    annotator_id=who, action=action, label=label, created_at=now))
+        _audit(conn, now, annotator, action, "escalation", escalation_id,
+               {"request_id": request_id, "label": label, "decision": new.inserted_primary_key[0]})
+        return self._decision(conn, decisions.c.id == new.inserted_primary_key[0])
+
+    def _check_claimable(self, conn: Connection, item: Item, annotator: str, now: float) -> None:
+        if item.status == "done":
+            by = self._decision(conn, decisions.c.escalation_id == item.escalation_id, _effective())
+            raise ConflictError(f"item {item.external_id!r} was already decided"
+                                + (f" ({by.action}) by {by.annotator}" if by else ""))
+        if item.status == "leased" and item.leased_by != annotator and item.lease_expires >= now:
+            raise ConflictError(f"item {item.external_id!r} is being reviewed by {item.leased_by} until "
+                                f"{_iso(item.lease_expires)}; take the next item instead")
+
+    def undo_last(self, queue: str, annotator: str, lease_seconds: float = 300.0,
+                  now: float | None = None) -> Decision | None:
+        """Mark ``annotator``'s last decision in ``queue`` undone and lease its item back to them
+        (their other lease returns to the queue); None when there is nothing to undo."""
+        annotator = clean_name(annotator, "annotator name")
+        return self._write(self._undo, queue, annotator, float(lease_seconds), _now(now))
+
+    def _undo(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Decision | None:
+        queue_id, who = self._queue_id(conn, queue), self._annotator_id(conn, annotator, now)
+        last = self._decision(conn, escalations.c.queue_id == queue_id, decisions.c.annotator_id == who, _effective())
+        if last is None:
+            return None
+        conn.execute(update(decisions).where(decisions.c.id == last.id).values(undone_at=now))
+        conn.execute(update(escalations).where(escalations.c.queue_id == queue_id, escalations.c.status == "leased",
+                                               escalations.c.leased_by == who)
+                     .values(status="open", leased_by=None, lease_expires=None, updated_at=now))
+        conn.execute(update(escalations).where(escalations.c.id == last.escalation_id).values(
+            status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now))
+        _audit(conn, now, annotator, "undo", "decision", last.id, {"escalation": last.escalation_id})
+        return self._decision(conn, decisions.c.id == last.id)
+
+    # ----------------------------------------------------------------- reading back
+
+    def progress(self, queue: str, now: float | None = None) -> dict:
+        """Counts: ``total``, ``open`` (expired leases included), ``leased``, ``done``, ``by_reason``
+        and ``by_action`` (effective decisions)."""
+        status = case((and_(escalations.c.status == "leased", escalations.c.lease_expires < _now(now)), "open"),
+                      else_=escalations.c.status)
+
+        def work(conn):
+            queue_id = self._queue_id(conn, queue)
+            counts = conn.execute(select(status.label("status"), escalations.c.reason, func.count())
+                                  .where(escalations.c.queue_id == queue_id).group_by(status, escalations.c.reason))
+            actions = conn.execute(select(decisions.c.action, func.count()).join(escalations).where(
+                escalations.c.queue_id == queue_id, _effective()).group_by(decisions.c.action))
+            return list(counts), dict(list(actions))
+        counts, by_action = self._read(work)
+        result = {"total": 0, "open": 0, "leased": 0, "done": 0, "by_reason": {}, "by_action": by_action}
+        for state, reason, count in counts:
+            result["total"] += count
+            result[state] += count
+            result["by_reason"][reason] = result["by_reason"].get(reason, 0) + count
+        return result
+
+    def history(self, queue: str, limit: int = 50) -> list[Decision]:
+        """Who decided what in ``queue``, newest first; skips and undone decisions included."""
+        def work(conn):
+            query = _decision_query().where(escalations.c.queue_id == self._queue_id(conn, queue))
+            return [_as_decision(row) for row in conn.execute(query.order_by(decisions.c.id.desc()).limit(limit))]
+        return self._read(work)
+
+    def labels(self, queue: str) -> list[dict]:
+        """The current label of every decided item: ``LABEL_FIELDS``, in decision order."""
+        def work(conn):
+            query = _decision_query().where(escalations.c.queue_id == self._queue_id(conn, queue), _effective())
+            return list(conn.execute(query.order_by(decisions.c.id)))
+        names = self.class_names(queue)
+        return [{"external_id": row.external_id, "label": row.label,
+                 "class_name": None if row.label is None else names[row.label], "action": row.action,
+                 "annotator": row.annotator, "decided_at": _iso(row.created_at)} for row in self._read(work)]
+
+    def labels_csv(self, queue: str) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LABEL_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.labels(queue))
+        return buffer.getvalue()
+
+    def labels_json(self, queue: str) -> str:
+        return json.dumps({"queue": queue, "class_names": self.class_names(queue), "labels": self.labels(queue)},
+                          indent=2)
+
+    def export_csv(self, queue: str, path: str | Path) -> Path:
+        """Write :meth:`labels` as CSV (an OOD item has an empty label); returns the path."""
+        path = Path(path)
+        path.write_text(self.labels_csv(queue), encoding="utf-8")
+        return path
+
+    def export_json(self, queue: str, path: str | Path) -> Path:
+        """Write ``{"queue", "class_names", "labels": [...]}``; returns the path."""
+        path = Path(path)
+        path.write_text(self.labels_json(queue), encoding="utf-8")
+        return path
+
+    def audit_trail(self, limit: int = 100) -> list[dict]:
+        """The newest audit rows: at, actor, action, entity, entity_id, detail."""
+        def work(conn):
+            return list(conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).mappings())
+        return [{**row, "detail": json.loads(row["detail"])} for row in self._read(work)]

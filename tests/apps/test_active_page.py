@@ -1,0 +1,60 @@
+"""The Active learning page: empty state, a finished run's curves, policies and escalation tabs,
+and a run started from the page's form."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from playground.active.experiment import Config, run
+from playground.core.runner import run_seeds
+from playground.active import experiment
+from tests.active.test_experiment import TINY
+from tests.apps.conftest import APP_FILE
+
+
+def open_page(monkeypatch) -> AppTest:
+    """The app, switched to the page (its link to the Annotate page needs the navigation)."""
+    at = AppTest.from_file(str(APP_FILE), default_timeout=120).run()
+    at.switch_page("views/active.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    charts = [c for c in at.get("plotly_chart") if key in c.proto.id]
+    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec)
+
+
+def test_empty_runs_root_offers_the_quick_preset(monkeypatch, playground_home):
+    at = open_page(monkeypatch)
+    assert any("No active-learning run" in i.value for i in at.info)
+    assert at.button(key="al_train").label == "Run the quick preset"
+    assert "--preset quick" in at.code[0].value
+
+
+def test_a_multi_seed_run_draws_bands_tables_and_the_escalation_point(monkeypatch, playground_home):
+    result = run_seeds(experiment, Config(**{**TINY, "queue": "review"}), [0, 1])
+    at = open_page(monkeypatch)
+    assert at.selectbox(key="al_run").value == result.run_dir.name
+    curves = chart(at, "al_curves")
+    names = [d.get("name") for d in curves["data"] if d.get("name")]
+    assert names == ["random", "bald"]
+    assert sum(d.get("fill") == "toself" for d in curves["data"]) == 2   # a 95% CI band per strategy
+    assert "95% CI over 2 seeds" in curves["layout"]["title"]["text"]
+    escalation = chart(at, "al_escalation")
+    assert [d["name"] for d in escalation["data"]] == ["sweeping the threshold", "calibrated threshold"]
+    assert at.get("page_link")[-1].proto.page.endswith("annotate")
+    tables = "\n".join(m.value for m in at.markdown)
+    assert "labels to 80%" in tables and "auto-label error" in tables and "forgetting" in tables
+
+
+def test_changing_the_form_shows_the_matching_command(monkeypatch, playground_home):
+    at = open_page(monkeypatch)
+    at.number_input(key="al_budget").set_value(60).run()
+    assert "--set budget=60" in at.code[0].value
+    at.multiselect(key="al_strategies").set_value(["random", "margin"]).run()
+    assert "strategies=" in at.code[0].value and "margin" in at.code[0].value
