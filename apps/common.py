@@ -225,6 +225,24 @@ def recipe_values(recipe, fields: tuple[str, ...]):
     return values_of
 
 
+def preset_config(recipe, preset: str, overrides: list[str], settings):
+    """``(config, command)``: ``recipe``'s ``preset`` with the widgets' ``overrides`` and the sidebar's
+    seed, device, data root and runs root, and the ``playground run`` line that gives the same run."""
+    import dataclasses
+    import shlex
+    from pathlib import Path
+
+    from playground.core.runner import config_from_recipe
+
+    _, config = config_from_recipe(recipe, preset, overrides)
+    repo_root = Path(__file__).resolve().parents[1]
+    shown = Path(recipe).resolve()
+    shown = shown.relative_to(repo_root) if shown.is_relative_to(repo_root) else shown
+    command = " ".join([f"playground run {shown} --preset {preset}", *(f"--set {shlex.quote(o)}" for o in overrides)])
+    return dataclasses.replace(config, seed=settings.seed, device=settings.device,
+                               data_root=settings.data_root.strip(), out=settings.runs_root), command
+
+
 def literal_choices(config_cls, field: str) -> list:
     """The allowed values of a ``Literal[...]`` config field, for a selectbox."""
     import typing

@@ -6,8 +6,7 @@ with the changed fields as ``--set`` overrides) -> plotly charts of the run's ``
 the annotation queue that the Annotate page works through.
 """
 
-import dataclasses
-import shlex
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import PresetForm, choose_run, recipe_values, run_experiment, show_error, sidebar_settings
+from common import PresetForm, choose_run, preset_config, recipe_values, run_experiment, show_error, sidebar_settings
 from playground.active import experiment, report
 from playground.active.acquisition import ACQUISITIONS
 from playground.active.results import find_active_runs, load_curves, mean_band
 from playground.core.config import load_recipe
-from playground.core.runner import config_from_recipe
 from playground.core.runs import load_run, read_run_config
 from playground.errors import PlaygroundError
 
@@ -54,21 +52,13 @@ def draw_widgets(presets: list[str]) -> dict:
     return FORM.values()
 
 
-def build_config(preset: str, overrides: list[str], settings):
-    _, config = config_from_recipe(RECIPE, preset, overrides)
-    command = " ".join([f"playground run {RECIPE.relative_to(REPO_ROOT)} --preset {preset}",
-                        *(f"--set {shlex.quote(o)}" for o in overrides)])
-    return dataclasses.replace(config, seed=settings.seed, device=settings.device,
-                               data_root=settings.data_root.strip(), out=settings.runs_root), command
-
-
 def new_experiment(settings) -> None:
     if not RECIPE.is_file():
         st.warning("No active-learning recipe found (expected recipes/active_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets))
     try:
-        config, command = build_config(st.session_state[FORM.preset_key], FORM.overrides(values), settings)
+        config, command = preset_config(RECIPE, st.session_state[FORM.preset_key], FORM.overrides(values), settings)
     except PlaygroundError as err:
         show_error(err)
         return
@@ -137,6 +127,10 @@ def show_run(path: Path, config) -> None:
         return
     target = config.get("target_accuracy", 0.8)
     strategies, policies = list(curves["strategies"]), list(curves["policies"])
+    seeds = len(curves["escalation"])
+    ratio = "mean_curve/labels_vs_random" if seeds > 1 else "labels_vs_random"
+    summary = SimpleNamespace(strategies=strategies, target_accuracy=target, budget=config.get("budget", 0))
+    st.markdown("\n".join(report.claims(summary, metrics, ratio)))
     tabs = st.tabs(["Learning curves", "Retraining policies", "Escalation"])
     with tabs[0]:
         st.plotly_chart(curves_figure(curves["strategies"], "accuracy", "Test accuracy", "accuracy", target=target),

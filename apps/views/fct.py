@@ -4,9 +4,7 @@ Compatibility by case, the side-info size trade-off, the backfill cost, the gall
 model's principal plane, and one query's neighbours in the new, old and transformed galleries.
 """
 
-import dataclasses
 import random
-import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (PresetForm, choose_run, image_grid, literal_choices, run_experiment, show_error,
+from common import (PresetForm, choose_run, image_grid, literal_choices, preset_config, run_experiment, show_error,
                     sidebar_settings, upscale)
 from playground.core.config import load_recipe
 from playground.core.runner import config_from_recipe
@@ -77,11 +75,7 @@ def draw_widgets(presets: list[str]) -> dict:
 
 def build_config(preset: str, overrides: list[str], settings):
     recipe, name = split_preset(preset)
-    _, config = config_from_recipe(recipe, name, overrides)
-    command = " ".join([f"playground run {recipe.relative_to(REPO_ROOT)} --preset {name}",
-                        *(f"--set {shlex.quote(o)}" for o in overrides)])
-    return dataclasses.replace(config, seed=settings.seed, device=settings.device,
-                               data_root=settings.data_root.strip(), out=settings.runs_root), command
+    return preset_config(recipe, name, overrides, settings)
 
 
 def train(config) -> None:

@@ -6,22 +6,19 @@ side by side, the spread, a chosen OOD score and its in/OOD verdict against a th
 the run's ROC curves, reliability diagram, method tables and checks.
 """
 
-import dataclasses
 import random
-import shlex
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 import torch
 
-from common import (PresetForm, choose_run, literal_choices, recipe_values, run_experiment, show_error,
+from common import (PresetForm, choose_run, preset_config, literal_choices, recipe_values, run_experiment, show_error,
                     sidebar_settings, upscale)
 from image_input import drawn_image, uploaded_image
 from ood_charts import SCORE_LABELS, reliability_figure, roc_figure, histogram_chart, samples_heatmap, short_label, spread_chart
 from playground.core.config import load_recipe
 from playground.core.device import choose_device
-from playground.core.runner import config_from_recipe
 from playground.errors import PlaygroundError
 from playground.uncertainty import experiment, report
 from playground.uncertainty import results as ood
@@ -68,21 +65,13 @@ def draw_widgets(presets: list[str]) -> dict:
     return FORM.values()
 
 
-def build_config(preset: str, overrides: list[str], settings):
-    _, config = config_from_recipe(RECIPE, preset, overrides)
-    command = " ".join([f"playground run {RECIPE.relative_to(REPO_ROOT)} --preset {preset}",
-                        *(f"--set {shlex.quote(o)}" for o in overrides)])
-    return dataclasses.replace(config, seed=settings.seed, device=settings.device,
-                               data_root=settings.data_root.strip(), out=settings.runs_root), command
-
-
 def new_experiment(settings) -> None:
     if not RECIPE.is_file():
         st.warning("No OOD recipe found (expected recipes/ood_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets))
     try:
-        config, command = build_config(st.session_state.ood_preset, FORM.overrides(values), settings)
+        config, command = preset_config(RECIPE, st.session_state.ood_preset, FORM.overrides(values), settings)
     except PlaygroundError as err:
         show_error(err)
         return

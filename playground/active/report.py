@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from playground.active.escalation import ESCALATE, OOD, ROUTE_NAMES
 from playground.active.loop import LoopHistory, labels_to_target
@@ -102,7 +101,7 @@ def escalation_table(values: dict[str, float]) -> str:
     return markdown_table(["", "value"], [[label, _cell(values, key)] for label, key in names])
 
 
-def _claims(config, values: dict[str, float], ratio_key: str = "labels_vs_random") -> list[str]:
+def claims(config, values: dict[str, float], ratio_key: str = "labels_vs_random") -> list[str]:
     """The issue's two checks, stated against this run's numbers."""
     ratios = {s: values[f"al/{s}/{ratio_key}"] for s in config.strategies
               if s != "random" and f"al/{s}/{ratio_key}" in values}
@@ -137,7 +136,7 @@ def report_text(config, values: dict[str, float], device: str, data) -> str:
         f"Start from {config.initial} balanced labels, add {config.query} per round up to {config.budget}; "
         f"{config.mc_samples} MC-dropout samples score {config.pool_subset or 'all'} pool candidates per round; "
         f"a small CNN after Gal et al. 2017 (width {config.width}) trained each round on {device}, seed {config.seed}.",
-        "", "## Checks", *_claims(config, values),
+        "", "## Checks", *claims(config, values),
         "", "## Learning curves (retrained from scratch every round)",
         strategy_table(values, config.strategies, config.target_accuracy), "", "![learning curves](learning_curves.png)",
         "", f"## Retraining policies (`{config.policy_strategy}` acquisition, {config.replay} replayed labels)",
@@ -181,7 +180,7 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
     return "\n".join([
         f"# Active learning on {config.dataset}: {len(results)} seeds", "",
         "Mean ± standard deviation over seeds; curves show the mean and its 95% confidence interval.", "",
-        "## Checks (labels to target read off the mean curve)", *_claims(config, values, "mean_curve/labels_vs_random"),
+        "## Checks (labels to target read off the mean curve)", *claims(config, values, "mean_curve/labels_vs_random"),
         "", "## Learning curves", strategy_table(values, config.strategies, config.target_accuracy), "",
         "![learning curves](learning_curves.png)", "", "## Retraining policies", policy_table(values, config.policies),
         "", "![policies](policies.png)", "", "## Escalation", escalation_table(values), "", "## Seeds", links, ""])

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.active.experiment import Config, run
+from playground.active.experiment import Config
 from playground.core.runner import run_seeds
 from playground.active import experiment
 from tests.active.test_experiment import TINY
