@@ -3,12 +3,13 @@
 FCT (Ramanujan et al., CVPR 2022, section 3.2) learns it when the old model is trained,
 on the same old-time images but *without* their labels, so it keeps what the old task
 threw away. The default trainer is SimCLR-style contrastive learning
-(:mod:`playground.ssl.contrastive`); the side-info is the encoder output of ``dim``
-numbers (8 to 128) before the projection head.
+(:mod:`playground.ssl.contrastive`); SwAV (Caron et al., NeurIPS 2020,
+:mod:`playground.ssl.swav`) is registered as ``"swav"``. Either way the side-info is the
+encoder output of ``dim`` numbers (8 to 128) before the projection head.
 
 Trainers are plug-ins: ``SIDE_INFO_TRAINERS[name](images, spec, progress) -> model``
 where ``model(images).embedding`` is the side-info. Register another with
-:func:`register_side_info_trainer` (SwAV joins here in a later issue).
+:func:`register_side_info_trainer`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from playground.core.training import fit, make_optimizer
 from playground.errors import ConfigError
 from playground.models import build_model
 from playground.ssl.contrastive import ContrastivePair, TwoViewLoader, contrastive_loss
+from playground.ssl.swav import SwAVConfig, build_swav, train_swav
 
 MIN_DIM, MAX_DIM = 8, 128
 
@@ -39,7 +41,7 @@ class SideInfoSpec:
     epochs: int = 10
     lr: float = 2e-3
     batch_size: int = 256
-    temperature: float = 0.2
+    temperature: float = 0.2     # SimCLR's NT-Xent and SwAV's softmax temperature
     seed: int = 0
     device: str = "cpu"
 
@@ -79,6 +81,21 @@ def train_simclr(images: torch.Tensor, spec: SideInfoSpec, progress: Progress = 
 
 
 register_side_info_trainer("simclr", train_simclr)
+
+
+def train_swav_side_info(images: torch.Tensor, spec: SideInfoSpec, progress: Progress = None) -> nn.Module:
+    """SwAV side-info encoder (multi-crop, Sinkhorn codes, swapped prediction) trained on
+    unlabelled ``images``; the other SwAV settings are :class:`SwAVConfig`'s defaults."""
+    torch.manual_seed(spec.seed)
+    encoder = build_encoder(spec, images.shape[1])
+    config = SwAVConfig(temperature=spec.temperature)
+    model = build_swav(encoder, spec.dim, config)
+    train_swav(model, images, config, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
+               weight_decay=1e-4, seed=spec.seed, device=spec.device, progress=progress)
+    return encoder.eval()
+
+
+register_side_info_trainer("swav", train_swav_side_info)
 
 
 def train_side_info(method: str, images: torch.Tensor, spec: SideInfoSpec, progress: Progress = None) -> nn.Module:

@@ -6,7 +6,8 @@ brightness/contrast jitter and a little Gaussian noise. Colour images also get S
 colour distortion (hue rotation about the grey axis, saturation jitter, random grayscale),
 which SimCLR found essential: without it two crops can be matched by colour alone and the
 representation learns little else. Images stay in [0, 1]. One warp per batch keeps
-augmentation cheap next to the forward pass on a CPU.
+augmentation cheap next to the forward pass on a CPU. ``output_size`` resamples the crop to
+another side length (SwAV's small multi-crop views, :mod:`playground.ssl.multicrop`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class AugmentConfig:
     hue: float = 0.2                              # colour only: hue rotation in [-h, h] turns
     saturation: float = 0.8                       # colour only: saturation factor in [1 - s, 1 + s]
     grayscale: float = 0.2                        # colour only: probability of a grey view
+    output_size: int | None = None                # side of the square output view (None: the input's size)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -50,7 +52,8 @@ def _crop_grid(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Genera
     theta[:, 0, 2] = centre_x
     theta[:, 1, 1] = height
     theta[:, 1, 2] = centre_y
-    return F.affine_grid(theta, list(images.shape), align_corners=False)
+    size = list(images.shape) if cfg.output_size is None else [n, images.shape[1], cfg.output_size, cfg.output_size]
+    return F.affine_grid(theta, size, align_corners=False)
 
 
 def _hue_rotation(angles: torch.Tensor) -> torch.Tensor:
