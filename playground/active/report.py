@@ -172,9 +172,10 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
     _mean_curve_metrics(config, metrics, seeds)
     parent = RunDir(results[0].run_dir.parent)
     parent.write_metrics(metrics)
-    by = lambda part: {k: [c[part][k] for c in seeds] for k in seeds[0][part]}  # noqa: E731
-    parent.save_figure(learning_curve_figure(by("strategies"), config.target_accuracy), "learning_curves")
-    parent.save_figure(policy_figure(by("policies")), "policies")
+    def per_seed(part: str) -> dict[str, list[dict]]:
+        return {name: [c[part][name] for c in seeds] for name in seeds[0][part]}
+    parent.save_figure(learning_curve_figure(per_seed("strategies"), config.target_accuracy), "learning_curves")
+    parent.save_figure(policy_figure(per_seed("policies")), "policies")
     values = metrics.values
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     return "\n".join([
