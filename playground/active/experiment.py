@@ -47,6 +47,7 @@ class Config(RunConfig):
     budget: int = 1000
     pool_subset: int = 2000       # unlabelled samples scored per round (0: all)
     mc_samples: int = 20
+    ensemble_members: int = 1     # 1: MC dropout; N > 1: scores from a deep ensemble of N networks (N × the training)
     selection: Literal["top", "power"] = "top"  # top-k scores, or sample ∝ score (Kirsch et al. 2023)
     target_accuracy: float = 0.80
     # training each round
@@ -81,7 +82,7 @@ class Config(RunConfig):
             raise ConfigError(f"escalation_strategy {self.escalation_strategy!r} is not one of strategies {self.strategies}")
         if not 0 < self.target_accuracy < 1 or not 0 < self.alpha < 1 or not 0 < self.delta < 1:
             raise ConfigError("target_accuracy, alpha and delta must lie in (0, 1)")
-        for key in ("epochs", "min_steps", "max_steps", "batch_size", "width", "finetune_steps", "stream_rounds"):
+        for key in ("epochs", "min_steps", "max_steps", "batch_size", "width", "finetune_steps", "stream_rounds", "ensemble_members"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         self.data_spec().check()
@@ -91,7 +92,8 @@ class Config(RunConfig):
                               self.calibration_size, tuple(self.ood_sets), self.ood_limit, self.seed)
 
     def loop_spec(self) -> LoopSpec:
-        return LoopSpec(self.initial, self.query, self.budget, self.pool_subset, self.mc_samples, self.selection)
+        return LoopSpec(self.initial, self.query, self.budget, self.pool_subset, self.mc_samples,
+                        self.ensemble_members, self.selection)
 
     def train_spec(self, device: str = "cpu") -> TrainSpec:
         return TrainSpec(self.epochs, self.min_steps, self.max_steps, self.batch_size, self.lr, self.weight_decay,
@@ -114,7 +116,7 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     loops = _learning_curves(config, data, device, progress)
     policies = _policy_comparison(config, data, device, loops, progress)
     chosen = loops[config.escalation_strategy or config.strategies[-1]]
-    escalation = simulate(chosen.learner.model, data, config.escalation_spec())
+    escalation = simulate(chosen.learner, data, config.escalation_spec())
     if config.queue:
         report.enqueue_escalations(config.queue, escalation, data, run_dir.path.name, str(runs_root_of(run_dir.path)))
     metrics = report.metrics(config, loops, policies, escalation)

@@ -99,24 +99,47 @@ def train_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec:
 class Learner:
     """A model and its retraining policy: ``update(images, labels, new)`` after each query."""
 
-    def __init__(self, spec: TrainSpec, policy: str, image_shape, num_classes: int, seed: int):
+    def __init__(self, spec: TrainSpec, policy: str, image_shape, num_classes: int, seed: int, members: int = 1):
         if policy not in POLICIES:
             raise ConfigError(f"unknown retraining policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        if members < 1:
+            raise ConfigError(f"an ensemble needs at least 1 member, got {members}")
         torch.manual_seed(seed)
         self.spec, self.policy, self.seed, self.rounds = spec, policy, seed, 0
-        self.model = build_learner(spec, image_shape, num_classes)
-        self.initial_state = copy.deepcopy(self.model.state_dict())
+        self.models = [build_learner(spec, image_shape, num_classes) for _ in range(members)]
+        self.initial_states = [copy.deepcopy(m.state_dict()) for m in self.models]
+
+    @property
+    def model(self) -> ActiveCNN:
+        """The (first) network: the embedding for OOD scores comes from it."""
+        return self.models[0]
 
     def update(self, images: torch.Tensor, labels: torch.Tensor, new: torch.Tensor) -> None:
-        """Retrain after ``new`` (positions in ``images``) joined the labelled set."""
+        """Retrain every member after ``new`` (positions in ``images``) joined the labelled set."""
         seed = self.seed * 1000 + self.rounds
         self.rounds += 1
-        if self.policy == "scratch" or self.rounds == 1:
-            self.model.load_state_dict(self.initial_state)
-            train_on(self.model, images, labels, self.spec, scratch_steps(self.spec, images.shape[0]), seed)
-            return
-        chosen = torch.cat([new, self._replayed(images.shape[0], new, seed)])
-        train_on(self.model, images[chosen], labels[chosen], self.spec, self.spec.finetune_steps, seed)
+        scratch = self.policy == "scratch" or self.rounds == 1
+        chosen = None if scratch else torch.cat([new, self._replayed(images.shape[0], new, seed)])
+        for index, (model, initial) in enumerate(zip(self.models, self.initial_states)):
+            member_seed = seed + index * 7_777_777
+            if scratch:
+                model.load_state_dict(initial)
+                train_on(model, images, labels, self.spec, scratch_steps(self.spec, images.shape[0]), member_seed)
+            else:
+                train_on(model, images[chosen], labels[chosen], self.spec, self.spec.finetune_steps, member_seed)
+
+    def probs(self, images: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
+        """``(S, N, C)``: ``samples`` MC-dropout passes of one network, or one deterministic pass
+        per member of a deep ensemble (Beluch et al. 2018, "The power of ensembles for active learning")."""
+        if len(self.models) == 1:
+            return mc_probs(self.model, images, samples, seed)
+        return torch.cat([mc_probs(model, images, 1, seed) for model in self.models])
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Accuracy of the deterministic prediction (dropout off; the ensemble's mean)."""
+        if images.shape[0] == 0:
+            return float("nan")
+        return (self.probs(images, 1, 0).mean(0).argmax(1) == labels).float().mean().item()
 
     def _replayed(self, total: int, new: torch.Tensor, seed: int) -> torch.Tensor:
         old = torch.ones(total, dtype=torch.bool)
@@ -145,15 +168,6 @@ def mc_probs(model: ActiveCNN, images: torch.Tensor, samples: int, seed: int,
             return torch.stack([torch.softmax(model.head(features).logits, -1) for _ in range(samples)])
         finally:
             model.eval()
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Accuracy of the deterministic network (dropout off)."""
-    if images.shape[0] == 0:
-        return float("nan")
-    probs = mc_probs(model, images, 1, 0)[0]
-    return (probs.argmax(1) == labels).float().mean().item()
 
 
 @torch.no_grad()

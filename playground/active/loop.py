@@ -15,7 +15,7 @@ import time
 import torch
 
 from playground.active.acquisition import SELECTIONS, acquisition, select
-from playground.active.learner import Learner, TrainSpec, accuracy, mc_probs
+from playground.active.learner import Learner, TrainSpec
 from playground.core.progress import Progress, report
 from playground.data import ImageDataset
 from playground.errors import ConfigError
@@ -28,6 +28,7 @@ class LoopSpec:
     budget: int = 1000
     pool_subset: int = 2000       # unlabelled samples scored per round (0: the whole pool)
     mc_samples: int = 20
+    members: int = 1              # 1: MC dropout on one network; N > 1: a deep ensemble of N networks
     selection: str = "top"        # "top": the k highest scores; "power": sample ∝ score (Kirsch et al. 2023)
 
     def check(self, pool_size: int, num_classes: int) -> None:
@@ -88,7 +89,7 @@ def acquire(learner: Learner, pool: ImageDataset, labelled: torch.Tensor, strate
     unlabelled[labelled] = False
     candidates = _candidates(unlabelled.nonzero().squeeze(1), spec.pool_subset, generator)
     samples = 1 if strategy == "random" else spec.mc_samples
-    probs = mc_probs(learner.model, pool.images[candidates], samples, seed)
+    probs = learner.probs(pool.images[candidates], samples, seed)
     scores = acquisition(strategy)(probs, generator)
     how = "top" if strategy == "random" else spec.selection
     return candidates[select(scores, spec.query, how, generator)]
@@ -100,13 +101,13 @@ def run_loop(pool: ImageDataset, test: ImageDataset, strategy: str, policy: str,
     acquisition(strategy)  # unknown names fail before any training
     spec.check(len(pool), pool.num_classes)
     generator = torch.Generator().manual_seed(seed)
-    learner = Learner(train, policy, pool.image_shape, pool.num_classes, seed)
+    learner = Learner(train, policy, pool.image_shape, pool.num_classes, seed, spec.members)
     labelled = balanced_start(pool.labels, spec.initial, generator)
     new, rounds, acquire_seconds = labelled, [], 0.0
     total = 1 + -(-(spec.budget - spec.initial) // spec.query)
     while True:
         forgetting, train_seconds = _update(learner, pool, labelled, new)
-        rounds.append(Round(labelled.shape[0], accuracy(learner.model, test.images, test.labels),
+        rounds.append(Round(labelled.shape[0], learner.accuracy(test.images, test.labels),
                             forgetting, train_seconds, acquire_seconds))
         report(progress, stage or f"{strategy}/{policy}", len(rounds), total,
                metrics={"labels": labelled.shape[0], "accuracy": rounds[-1].accuracy})
@@ -122,12 +123,12 @@ def run_loop(pool: ImageDataset, test: ImageDataset, strategy: str, policy: str,
 def _update(learner: Learner, pool: ImageDataset, labelled: torch.Tensor, new: torch.Tensor) -> tuple[float, float]:
     """Retrain; return (forgetting on the previously labelled samples, training seconds)."""
     old = labelled[: labelled.shape[0] - new.shape[0]]
-    before = accuracy(learner.model, pool.images[old], pool.labels[old]) if learner.rounds else float("nan")
+    before = learner.accuracy(pool.images[old], pool.labels[old]) if learner.rounds else float("nan")
     start = time.perf_counter()
     positions = torch.arange(labelled.shape[0] - new.shape[0], labelled.shape[0])
     learner.update(pool.images[labelled], pool.labels[labelled], positions)
     seconds = time.perf_counter() - start
-    after = accuracy(learner.model, pool.images[old], pool.labels[old]) if learner.rounds > 1 else float("nan")
+    after = learner.accuracy(pool.images[old], pool.labels[old]) if learner.rounds > 1 else float("nan")
     return before - after, seconds
 
 

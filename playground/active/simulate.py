@@ -14,7 +14,7 @@ import torch
 
 from playground.active.escalation import (AUTO, DEFER, ESCALATE, OOD, Threshold, calibrate_threshold,
                                           ood_threshold, risk_coverage, route)
-from playground.active.learner import ActiveCNN, embed, mc_probs
+from playground.active.learner import Learner, embed
 from playground.active.data import ActiveData
 from playground.uncertainty.features import KNNScore
 from playground.uncertainty.scores import Prediction, disagreement, entropy_of
@@ -46,10 +46,10 @@ class View:
         return disagreement(Prediction(self.probs))
 
 
-def look(model: ActiveCNN, knn: KNNScore, images: torch.Tensor, spec: EscalationSpec) -> View:
-    probs = mc_probs(model, images, spec.mc_samples, spec.seed)
+def look(learner: Learner, knn: KNNScore, images: torch.Tensor, spec: EscalationSpec) -> View:
+    probs = learner.probs(images, spec.mc_samples, spec.seed)
     mean = probs.mean(0)
-    return View(probs, mean.max(1).values, entropy_of(mean), knn.score(embed(model, images)))
+    return View(probs, mean.max(1).values, entropy_of(mean), knn.score(embed(learner.model, images)))
 
 
 @dataclasses.dataclass
@@ -83,21 +83,21 @@ class EscalationOutcome:
         }
 
 
-def simulate(model: ActiveCNN, data: ActiveData, spec: EscalationSpec) -> EscalationOutcome:
+def simulate(learner: Learner, data: ActiveData, spec: EscalationSpec) -> EscalationOutcome:
     """Calibrate on ``data.calibration``, then route the stream (in-distribution + OOD) round by round.
 
     The KNN OOD score's bank is (a random part of) the unlabelled pool: in-distribution by
     construction, and it needs no labels (Sun et al. 2022)."""
     bank = data.pool.images[torch.randperm(len(data.pool), generator=torch.Generator().manual_seed(spec.seed))[:spec.knn_bank]]
-    knn = KNNScore.fit(embed(model, bank), k=spec.knn_k)
-    cal = look(model, knn, data.calibration.images, spec)
+    knn = KNNScore.fit(embed(learner.model, bank), k=spec.knn_k)
+    cal = look(learner, knn, data.calibration.images, spec)
     cal_correct = cal.probs.mean(0).argmax(1) == data.calibration.labels
     threshold = calibrate_threshold(cal.confidence, cal_correct, spec.alpha, spec.delta)
     ood_cut = ood_threshold(cal.ood_score)
     ood_images = torch.cat(list(data.ood.values())) if data.ood else data.stream.images[:0]
     images = torch.cat([data.stream.images, ood_images])
     labels = torch.cat([data.stream.labels, torch.full((ood_images.shape[0],), -1)])
-    view = look(model, knn, images, spec)
+    view = look(learner, knn, images, spec)
     correct = view.probs.mean(0).argmax(1) == labels
     routes = _route_rounds(view, threshold, ood_cut, spec)
     curve = risk_coverage(view.confidence[labels >= 0], correct[labels >= 0])

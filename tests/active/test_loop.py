@@ -67,9 +67,9 @@ def test_finetune_replay_trains_on_new_plus_replayed_labels(digits, monkeypatch)
 def test_learner_restarts_from_the_same_weights_under_scratch(digits):
     pool, _ = digits
     learner = Learner(TINY_TRAIN, "scratch", pool.image_shape, pool.num_classes, seed=3)
-    first = {k: v.clone() for k, v in learner.initial_state.items()}
+    first = {k: v.clone() for k, v in learner.initial_states[0].items()}
     learner.update(pool.images[:20], pool.labels[:20], torch.arange(20))
-    assert all(torch.equal(first[k], v) for k, v in learner.initial_state.items())
+    assert all(torch.equal(first[k], v) for k, v in learner.initial_states[0].items())
     with pytest.raises(ConfigError, match="policy"):
         Learner(TINY_TRAIN, "online", pool.image_shape, pool.num_classes, seed=0)
 
@@ -92,3 +92,20 @@ def test_labels_to_target_reads_the_first_crossing(digits):
     history.rounds[0].accuracy = 0.1
     assert labels_to_target(history, 0.8) == 40
     assert labels_to_target(history, 0.95) == math.inf
+
+
+def test_an_ensemble_posterior_gives_one_sample_per_member(digits):
+    pool, test = digits
+    history = run_loop(pool, test, "bald", "scratch", LoopSpec(20, 20, 40, pool_subset=100, mc_samples=5, members=3),
+                       TINY_TRAIN, seed=0)
+    learner = history.learner
+    assert len(learner.models) == 3 and history.series("labels") == [20, 40]
+    weights = [m.classifier[1].weight for m in learner.models]
+    assert not torch.allclose(weights[0], weights[1])           # members differ (own init and data order)
+    probs = learner.probs(test.images[:7], samples=5, seed=0)
+    assert probs.shape == (3, 7, 10)                            # members, not MC passes
+    mean_prediction = probs.mean(0).argmax(1)
+    expected = (mean_prediction == test.labels[:7]).float().mean().item()
+    assert learner.accuracy(test.images[:7], test.labels[:7]) == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="member"):
+        Learner(TINY_TRAIN, "scratch", pool.image_shape, pool.num_classes, seed=0, members=0)
