@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 # Tests are small: one thread avoids oversubscription on a 2-core machine.
 torch.set_num_threads(int(os.environ.get("PLAYGROUND_TEST_THREADS", "1")))
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Streamlit's AppTest leaves ``sys.modules["__main__"]`` pointing at the app script; a later
+    spawn-context child would then re-run ``apps/app.py`` and fail. Put pytest's back after each test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(autouse=True)
