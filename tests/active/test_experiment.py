@@ -71,3 +71,23 @@ def test_multi_seed_report_and_curves(playground_home):
 def test_bad_config_is_a_clear_error(change, message):
     with pytest.raises(ConfigError, match=message):
         Config(**{**TINY, **change})
+
+
+def test_when_random_never_reaches_the_target_the_ratio_is_bounded():
+    from types import SimpleNamespace
+
+    from playground.active.report import claims, metrics
+    from playground.active.loop import LoopHistory, Round
+
+    def curve(strategy, accuracies):
+        rounds = [Round(20 + 10 * i, a, float("nan"), 0.0, 0.0) for i, a in enumerate(accuracies)]
+        return LoopHistory(strategy, "scratch", rounds, None, None)
+
+    loops = {"random": curve("random", [0.5, 0.6, 0.7, 0.75]), "margin": curve("margin", [0.5, 0.82, 0.85, 0.9])}
+    config = SimpleNamespace(target_accuracy=0.8, budget=50, strategies=["random", "margin"])
+    escalation = SimpleNamespace(metrics=lambda: {"escalation/alpha": 0.05, "escalation/auto_label_error": 0.02})
+    values = metrics(config, loops, {}, escalation).values
+    assert "al/margin/labels_vs_random" not in values
+    assert values["al/margin/labels_vs_random_below"] == pytest.approx(30 / 50)
+    text = "\n".join(claims(config, values))
+    assert "needs less than 60% of random's labels" in text and "meets" in text and "within α + 0.01" in text
