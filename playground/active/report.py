@@ -9,7 +9,7 @@ import numpy as np
 from playground.active.escalation import ESCALATE, OOD, ROUTE_NAMES
 from playground.active.loop import LoopHistory, labels_to_target
 from playground.active.plots import learning_curve_figure, policy_figure, risk_coverage_figure
-from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.core.runs import Metrics, RunDir, markdown_table, metric_cell
 
 
 def _forgetting(history: LoopHistory) -> float:
@@ -72,28 +72,20 @@ def write_artifacts(run_dir: RunDir, config, loops, policies, escalation, data) 
     run_dir.save_figure(risk_coverage_figure(saved["escalation"], escalation.metrics()), "escalation")
 
 
-def _cell(values: dict[str, float], name: str, digits: int = 3, scale: float = 1.0) -> str:
-    if name not in values:
-        return "–"
-    std = values.get(f"{name}:std")
-    text = f"{scale * values[name]:.{digits}f}"
-    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "")
-
-
 def strategy_table(values: dict[str, float], strategies: list[str], target: float) -> str:
     def ratio(s: str) -> str:
         below = f"al/{s}/labels_vs_random_below"
-        return f"< {values[below]:.2f}" if below in values else _cell(values, f"al/{s}/labels_vs_random", 2)
-    rows = [[f"`{s}`", _cell(values, f"al/{s}/labels_to_target", 0), ratio(s),
-             _cell(values, f"al/{s}/final_accuracy"), _cell(values, f"al/{s}/mean_accuracy"),
-             _cell(values, f"al/{s}/compute_s", 0)] for s in strategies]
+        return f"< {values[below]:.2f}" if below in values else metric_cell(values, f"al/{s}/labels_vs_random", 2)
+    rows = [[f"`{s}`", metric_cell(values, f"al/{s}/labels_to_target", 0), ratio(s),
+             metric_cell(values, f"al/{s}/final_accuracy"), metric_cell(values, f"al/{s}/mean_accuracy"),
+             metric_cell(values, f"al/{s}/compute_s", 0)] for s in strategies]
     return markdown_table(["strategy", f"labels to {target:.0%}", "× random's labels", "final accuracy",
                            "mean accuracy over the curve", "compute s"], rows)
 
 
 def policy_table(values: dict[str, float], policies: list[str]) -> str:
-    rows = [[f"`{p}`", _cell(values, f"al/policy/{p}/final_accuracy"), _cell(values, f"al/policy/{p}/mean_accuracy"),
-             _cell(values, f"al/policy/{p}/forgetting", 4), _cell(values, f"al/policy/{p}/compute_s", 0)]
+    rows = [[f"`{p}`", metric_cell(values, f"al/policy/{p}/final_accuracy"), metric_cell(values, f"al/policy/{p}/mean_accuracy"),
+             metric_cell(values, f"al/policy/{p}/forgetting", 4), metric_cell(values, f"al/policy/{p}/compute_s", 0)]
             for p in policies]
     return markdown_table(["policy", "final accuracy", "mean accuracy", "forgetting (accuracy lost on old labels per round)",
                            "training s"], rows)
@@ -109,7 +101,7 @@ def escalation_table(values: dict[str, float]) -> str:
              ("OOD images flagged as OOD", "escalation/ood_flagged"),
              ("OOD images auto-labelled (silent errors)", "escalation/ood_auto_labelled"),
              ("in-distribution images flagged as OOD", "escalation/id_flagged")]
-    return markdown_table(["", "value"], [[label, _cell(values, key)] for label, key in names])
+    return markdown_table(["", "value"], [[label, metric_cell(values, key)] for label, key in names])
 
 
 def claims(config, values: dict[str, float], ratio_key: str = "labels_vs_random") -> list[str]:

@@ -189,6 +189,15 @@ def compare_runs(runs: list[RunInfo]) -> dict[str, dict[str, float]]:
     return {name: row for name, row in table.items() if len(row) >= min(2, len(runs))}
 
 
+def metric_cell(values: dict[str, float], name: str, digits: int = 3, scale: float = 1.0) -> str:
+    """Metric ``name`` as ``mean``, or ``mean ± std`` when seeds were aggregated; "–" when absent."""
+    if name not in values:
+        return "–"
+    std = values.get(f"{name}:std")
+    text = f"{scale * values[name]:.{digits}f}"
+    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "")
+
+
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A small Markdown table; floats are shown with 4 significant digits."""
     def cell(value: Any) -> str:

@@ -7,21 +7,15 @@ from typing import Callable
 
 
 from playground.core.checkpoint import save_checkpoint
-from playground.core.runs import RunDir, markdown_table
+from playground.core.runs import RunDir, markdown_table, metric_cell
 from playground.uncertainty.benchmark import FEATURE_ROWS, PROBABILISTIC, ROWS, Outcome
 
 PROBABILITY_ROWS = [row for row in ROWS if row not in FEATURE_ROWS]
 
 
 def _cell(values: dict[str, float], scale: float = 1.0, digits: int = 3) -> Callable[[str], str]:
-    """Format metric ``name`` as ``mean`` or ``mean ± std`` when seeds were aggregated."""
-    def cell(name: str) -> str:
-        if name not in values:
-            return "–"
-        std = values.get(f"{name}:std")
-        text = f"{scale * values[name]:.{digits}f}"
-        return text + (f" ± {scale * std:.{digits}f}" if std is not None else "")
-    return cell
+    """A formatter of metric names: :func:`~playground.core.runs.metric_cell` over ``values``."""
+    return lambda name: metric_cell(values, name, digits, scale)
 
 
 def ood_sets(values: dict[str, float]) -> list[str]:
