@@ -1,0 +1,211 @@
+"""The latency benchmark: every precision/runtime variant of one trained CNN, side by side.
+
+``recipes/latency_fashion.toml`` trains the benchmark CNN on Fashion-MNIST (plus, when asked, a
+50%-MAC pruned and fine-tuned copy, and a small student from scratch and by distillation),
+builds every variant (:mod:`playground.optimize.variants`), checks each against ``torch_fp32``
+on real test images, and measures:
+
+- latency per batch size (warm-up, then at least ``min_iters`` calls and ``min_seconds``;
+  p50/p90/p99, mean, std, throughput) and the peak memory (:mod:`playground.optimize.bench`);
+- accuracy on the test set, on a corrupted copy of it (blur, noise, low contrast:
+  ``ood_accuracy``) and agreement with ``torch_fp32`` on far-OOD images (digits), to test
+  the claim that reduced precision keeps familiar accuracy but drifts on unfamiliar data.
+
+Metrics: ``bench/<variant>/b<batch>/p50_ms`` ... ``bench/<variant>/accuracy``, ``.../ood_accuracy``,
+``.../size_mb``; the report adds the hardware, the int8 execution evidence, the flags, a CSV
+and a latency-versus-accuracy Pareto plot.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from playground.core.config import RunConfig
+from playground.core.device import choose_device, configure_threads, seed_everything
+from playground.core.progress import Progress, report, staged
+from playground.core.runs import Result, RunDir
+from playground.core.training import fit, make_optimizer
+from playground.data import ImageDataset, TensorLoader, load_dataset
+from playground.data.splits import limit_per_split
+from playground.errors import ConfigError
+from playground.models import build_model
+from playground.optimize import report as text
+from playground.optimize.bench import BenchSpec, batch_sweep, hardware_info, measure_peak_memory
+from playground.optimize.distill import Distiller, KDLoss
+from playground.optimize.pruning import PruneSpec, prune_to_target
+from playground.optimize.variants import VARIANTS, BuildContext, Variant, build_variant, check_parity
+from playground.uncertainty.ood_data import corrupted_set, fit_images
+
+EXPERIMENT = "latency"
+
+
+@dataclasses.dataclass
+class Config(RunConfig):
+    name: str = "latency"
+    dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
+    data_root: str = ""
+    download: bool = False
+    train_limit: int = 0
+    test_limit: int = 0
+    width: int = 64               # the benchmark CNN: small_cnn, 3 stages of width, 2x, 4x
+    depth: int = 3
+    pool_size: int = 4
+    embedding_dim: int = 128
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 2e-3
+    variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
+    prune_target: float = 0.5     # pruned50: the fraction of MACs removed
+    prune_importance: Literal["magnitude", "taylor", "lamp"] = "magnitude"
+    prune_steps: int = 2
+    prune_finetune_epochs: int = 1  # after every pruning round
+    student_width: int = 16
+    kd_alpha: float = 0.5
+    kd_temperature: float = 4.0
+    batch_sizes: list[int] = dataclasses.field(default_factory=lambda: [1, 32])
+    threads: int = 0              # torch and ORT intra-op threads (0: leave as is)
+    warmup: int = 10
+    min_iters: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 20.0
+    calibration_images: int = 512
+    corruption_severity: float = 1.5
+    far_ood: Literal["digits", "shapes"] = "digits"
+
+    def __post_init__(self):
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise ConfigError(f"unknown or no variants {unknown}; choose from {', '.join(VARIANTS)}")
+        if "torch_fp32" not in self.variants:
+            raise ConfigError("variants must include torch_fp32: every other variant is compared with it")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ConfigError(f"batch_sizes must be positive, got {self.batch_sizes}")
+        for key in ("epochs", "width", "depth", "student_width", "calibration_images", "prune_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        PruneSpec(target=self.prune_target, importance=self.prune_importance, steps=self.prune_steps)
+        KDLoss(self.kd_alpha, self.kd_temperature)
+        self.bench_spec()
+
+    def bench_spec(self) -> BenchSpec:
+        return BenchSpec(self.warmup, self.min_iters, self.min_seconds, self.max_seconds, self.threads)
+
+    def model(self, in_channels: int, num_classes: int, width: int | None = None) -> torch.nn.Module:
+        return build_model("small_cnn", in_channels=in_channels, num_classes=num_classes,
+                           embedding_dim=self.embedding_dim, width=width or self.width, depth=self.depth,
+                           pool_size=self.pool_size, dropout=0.0)
+
+
+def load_data(config: Config, progress: Progress = None):
+    """``(train, test, corrupted test, far-OOD images)``."""
+    report(progress, "load data", 0, 1)
+    kwargs = dict(root=config.data_root or None, download=config.download, seed=config.seed)
+    train = limit_per_split(load_dataset(config.dataset, "train", **kwargs), config.train_limit, config.seed)
+    test = limit_per_split(load_dataset(config.dataset, "test", **kwargs), config.test_limit, config.seed)
+    corrupted = corrupted_set(test, config.corruption_severity, config.seed)
+    far = fit_images(load_dataset(config.far_ood, "test", seed=config.seed).images, test.image_shape)
+    report(progress, "load data", 1, 1)
+    return train, test, corrupted, far[:2000]
+
+
+def train(model, data: ImageDataset, config: Config, device, progress: Progress, epochs: int | None = None,
+          loss_fn=None, parameters=None) -> torch.nn.Module:
+    loader = TensorLoader.of(data, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                             drop_last=len(data) > config.batch_size)
+    optimizer = make_optimizer(parameters if parameters is not None else model, "adamw", config.lr, 1e-4)
+    kwargs = {"loss_fn": loss_fn} if loss_fn else {}
+    fit(model, loader, epochs=epochs or config.epochs, optimizer=optimizer, device=device, progress=progress, **kwargs)
+    return model.cpu().eval()
+
+
+def train_models(config: Config, train_set: ImageDataset, device, progress: Progress) -> tuple:
+    """The benchmark CNN, then (as the variants ask) the pruned copy and the two students."""
+    shape, classes = train_set.image_shape, train_set.num_classes
+    torch.manual_seed(config.seed)
+    model = train(config.model(shape[0], classes), train_set, config, device, staged(progress, "benchmark CNN"))
+    others = {}
+    if "pruned50" in config.variants:
+        others["pruned50"] = prune(config, model, train_set, device, progress)
+    if {"student_scratch", "student_kd"} & set(config.variants):
+        torch.manual_seed(config.seed + 1)
+        initial = config.model(shape[0], classes, config.student_width)
+        others["student_scratch"] = train(copy.deepcopy(initial), train_set, config, device,
+                                          staged(progress, "student (scratch)"))
+        distiller = Distiller(copy.deepcopy(initial), model)
+        train(distiller, train_set, config, device, staged(progress, "student (KD)"),
+              loss_fn=KDLoss(config.kd_alpha, config.kd_temperature), parameters=distiller.student)
+        others["student_kd"] = distiller.student.eval()
+    return model, {k: v for k, v in others.items() if k in config.variants}
+
+
+def prune(config: Config, model, train_set: ImageDataset, device, progress: Progress) -> torch.nn.Module:
+    pruned = copy.deepcopy(model).eval()
+    spec = PruneSpec(target=config.prune_target, importance=config.prune_importance, steps=config.prune_steps)
+    batches = [(train_set.images[i:i + 128], train_set.labels[i:i + 128]) for i in range(0, 512, 128)]
+
+    def finetune(m, round_):
+        train(m, train_set, config, device, staged(progress, f"pruned, round {round_}"),
+              epochs=config.prune_finetune_epochs)
+    prune_to_target(pruned, train_set.images[:1], spec, gradient_batches=batches, finetune=finetune)
+    return pruned.eval()
+
+
+@torch.no_grad()
+def predictions(run, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    return torch.cat([run(images[i:i + batch_size]).argmax(1) for i in range(0, images.shape[0], batch_size)])
+
+
+def measure(config: Config, variant: Variant, data, reference: torch.Tensor) -> dict:
+    """Accuracy on the test and corrupted sets, far-OOD agreement with fp32, latency, memory."""
+    _, test, corrupted, far = data
+    sweep = batch_sweep(variant.run, test.images[:max(config.batch_sizes)], config.batch_sizes, config.bench_spec())
+    return {"accuracy": (predictions(variant.run, test.images) == test.labels).float().mean().item(),
+            "ood_accuracy": (predictions(variant.run, corrupted.images) == corrupted.labels).float().mean().item(),
+            "far_agreement": (predictions(variant.run, far) == reference).float().mean().item(),
+            "latency": sweep, "peak_mb": measure_peak_memory(variant.run, test.images[:max(config.batch_sizes)])}
+
+
+def benchmark(config: Config, model, others: dict, data, folder: Path, progress: Progress) -> tuple:
+    train_set, test, _, far = data
+    ctx = BuildContext(model.eval(), test.images[:32], train_set.images[:config.calibration_images], folder,
+                       threads=config.threads, others=others)
+    results, variants = {}, {}
+    order = ["torch_fp32"] + [v for v in config.variants if v != "torch_fp32"]  # the reference comes first
+    for i, name in enumerate(order):
+        report(progress, "variants", i, len(config.variants), message=name)
+        variant = build_variant(ctx, name)
+        if variant is None:
+            continue
+        if name == "torch_fp32":
+            reference_far = predictions(variant.run, far)
+        check_parity(variant, variants.get("torch_fp32", variant).run, test.images[:1000])
+        variants[name], results[name] = variant, measure(config, variant, data, reference_far)
+    report(progress, "variants", len(config.variants), len(config.variants))
+    return variants, results, ctx
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train, build every variant, measure, write the run (metrics, CSV, report, Pareto plot)."""
+    seed_everything(config.seed)
+    configure_threads(config.threads)
+    device = choose_device(config.device)
+    data = load_data(config, progress)  # bad data fails before a run folder exists
+    run_dir = run_dir or RunDir.create(config.name, config.out or None)
+    run_dir.write_config(config, EXPERIMENT)
+    model, others = train_models(config, data[0], device, progress)
+    with tempfile.TemporaryDirectory() as folder:
+        variants, results, ctx = benchmark(config, model, others, data, Path(folder), progress)
+    info = hardware_info()
+    metrics = text.metrics_of(config, variants, results)
+    run_dir.write_metrics(metrics)
+    text.write_artifacts(run_dir, config, variants, results, info)
+    report_text = text.single_report(config, metrics, variants, results, ctx, info)
+    run_dir.write_report(report_text)
+    return Result(metrics, report_text, run_dir.path, {"variants": variants, "results": results})
+
