@@ -81,3 +81,17 @@ def equipartition_error(codes: torch.Tensor) -> tuple[float, float]:
     sample_error = (codes.sum(dim=1) - 1).abs().max().item()
     prototype_error = (codes.sum(dim=0) - n_samples / n_prototypes).abs().max().item()
     return sample_error, prototype_error
+
+
+def example_scores(batch: int = 64, prototypes: int = 16, clusters: int = 4, spread: float = 0.5,
+                   dim: int = 16, seed: int = 0) -> torch.Tensor:
+    """Cosine scores (B, K) of unit vectors drawn around ``clusters`` centres against random unit
+    prototypes: a lopsided batch (most samples prefer a few prototypes) to watch Sinkhorn spread."""
+    if min(batch, prototypes, clusters, dim) < 1 or spread < 0:
+        raise ConfigError("example_scores needs positive sizes and a spread >= 0")
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.nn.functional.normalize(torch.randn(clusters, dim, generator=generator), dim=1)
+    which = torch.randint(0, clusters, (batch,), generator=generator)
+    z = torch.nn.functional.normalize(centres[which] + spread * torch.randn(batch, dim, generator=generator), dim=1)
+    c = torch.nn.functional.normalize(torch.randn(prototypes, dim, generator=generator), dim=1)
+    return z @ c.T

@@ -216,6 +216,18 @@ class SwAV(nn.Module):
         batch = views[0].shape[0]
         return SwAVOutput(list(scores.split(batch)), list(z.split(batch)))
 
+    @torch.no_grad()
+    def prototype_scores(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Cosine scores (N, K) of whole ``images`` against the unit prototypes, in eval mode."""
+        was_training = self.training
+        self.eval()
+        device = self.prototypes.weight.device
+        weight = F.normalize(self.prototypes.weight, dim=1)
+        parts = [F.normalize(self.projector(self._encode([chunk.to(device)])), dim=1) @ weight.T
+                 for chunk in images.split(batch_size)]
+        self.train(was_training)
+        return torch.cat(parts).cpu() if parts else torch.empty(0, weight.shape[0])
+
 
 def build_swav(encoder: nn.Module, representation_dim: int, config: SwAVConfig = SwAVConfig()) -> SwAV:
     return SwAV(encoder, representation_dim, config.prototypes, config.projection_dim, config.hidden_dim,

@@ -1,0 +1,64 @@
+"""The Self-supervised SwAV page: the live Sinkhorn panel, the empty state, and a finished run's
+probe chart, prototype assignments and training tab."""
+
+from __future__ import annotations
+
+from playground.core.runner import run_seeds
+from playground.ssl import experiment
+from playground.ssl.experiment import Config
+from tests.apps.conftest import open_page_at, plotly_spec
+from tests.ssl.test_experiment import TINY
+
+
+def open_page():
+    return open_page_at("views/swav.py")
+
+
+chart = plotly_spec
+
+
+def heat_shape(figure: dict) -> tuple[int, int]:
+    z = figure["data"][0]["z"]  # plotly sends numpy arrays as typed binary with their shape
+    return tuple(int(n) for n in z["shape"].split(",")) if isinstance(z, dict) else (len(z), len(z[0]))
+
+
+def test_sinkhorn_panel_shows_codes_and_errors_that_shrink(playground_home):
+    at = open_page()
+    errors = chart(at, "sk_errors")["data"]
+    prototype_error = errors[1]["y"]  # traces: sample sums, prototype sums, the 1e-3 line
+    assert len(prototype_error) == 11 and prototype_error[-1] < prototype_error[0] / 10
+    assert heat_shape(chart(at, "sk_heatmap")) == (32, 12)
+    at.slider(key="sk_prototypes").set_value(6).run()
+    at.slider(key="sk_step").set_value(0).run()
+    heat = chart(at, "sk_heatmap")
+    assert heat_shape(heat) == (32, 6) and "normalised" in heat["layout"]["title"]["text"]
+
+
+def test_empty_runs_root_offers_the_quick_preset(playground_home):
+    at = open_page()
+    assert any("No SwAV run" in i.value for i in at.info)
+    assert at.button(key="swav_train").label == "Run the quick preset"
+    at.selectbox(key="swav_model").set_value("regnety_small").run()
+    assert "--set model=regnety_small" in at.code[0].value
+
+
+def test_a_two_seed_run_draws_the_probe_chart_assignments_and_training(playground_home):
+    tiny = TINY | {"epochs": 2, "supervised_epochs": 1, "finetune_steps": 5}
+    result = run_seeds(experiment, Config(**tiny), [0, 1])
+    at = open_page()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="swav_run").value == result.run_dir.name
+    probe = chart(at, "swav_probe")
+    names = [d["name"] for d in probe["data"]]
+    assert "SwAV: linear probe" in names and "random init: fine-tuned" in names
+    assert "2 seeds" in probe["layout"]["title"]["text"]
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**Check: SwAV's linear probe is" in text and "| SwAV |" in text
+    captions = [caption for image in at.image for caption in image.captions]
+    assert sum(caption.startswith("true: ") for caption in captions) == 6
+    assert "mostly" in text  # each sample's top prototypes with their majority class
+    loss = chart(at, "swav_loss")
+    assert len(loss["data"][0]["y"]) == 2
+    first = [image.value for image in at.image][:1]
+    at.button(key="swav_shuffle").click().run()
+    assert [image.value for image in at.image][:1] != first  # other samples
