@@ -37,6 +37,8 @@ PAGES = [
     PageSpec("views/uncertainty.py", "Uncertainty & OOD", ":material/help:", "Techniques"),
     PageSpec("views/optimizers.py", "Optimizers", ":material/trending_down:", "Techniques"),
     PageSpec("views/active.py", "Active learning", ":material/school:", "Techniques"),
+    PageSpec("views/swav.py", "Self-supervised SwAV", ":material/hub:", "Techniques"),
+    PageSpec("views/optimize.py", "Latency benchmark", ":material/speed:", "Techniques"),
     PageSpec("views/annotate.py", "Annotate", ":material/rate_review:", "Annotation"),
 ]
 PAGE_PATHS = {spec.path for spec in PAGES}
@@ -271,6 +273,26 @@ def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experim
     if st.session_state.get(key) not in names:
         st.session_state[key] = names[0]
     return st.selectbox(label, names, key=key, help="Runs under the runs root, newest first")
+
+
+def preset_run_button(recipe, form: PresetForm, values: dict, settings, run, run_key: str, button_key: str,
+                      hint: str = "plus the sidebar's seed, device and runs root") -> None:
+    """The ``playground run`` line for the form's preset and changed fields, and a button that runs it;
+    the new run's name goes to ``st.session_state[run_key]`` so the run picker opens it."""
+    from playground.errors import PlaygroundError
+
+    preset = st.session_state[form.preset_key]
+    try:
+        config, command = preset_config(recipe, preset, form.overrides(values), settings)
+    except PlaygroundError as err:
+        show_error(err)
+        return
+    st.caption(f"Same run from the command line ({hint}):")
+    st.code(command, language="bash", wrap_lines=True)
+    if st.button(f"Run the {preset} preset", type="primary", icon=":material/play_arrow:", key=button_key):
+        result = run_experiment(run, config)
+        if result is not None:
+            st.session_state[run_key] = result.run_dir.name
 
 
 def run_experiment(run, config):

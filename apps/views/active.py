@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import PresetForm, choose_run, preset_config, recipe_values, run_experiment, show_error, sidebar_settings
+from common import PresetForm, choose_run, preset_run_button, recipe_values, show_error, sidebar_settings
 from playground.active import experiment, report
 from playground.active.acquisition import ACQUISITIONS
 from playground.active.results import find_active_runs, load_curves, mean_band
@@ -57,18 +57,8 @@ def new_experiment(settings) -> None:
         st.warning("No active-learning recipe found (expected recipes/active_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets))
-    try:
-        config, command = preset_config(RECIPE, st.session_state[FORM.preset_key], FORM.overrides(values), settings)
-    except PlaygroundError as err:
-        show_error(err)
-        return
-    st.caption("Same run from the command line (add `--seeds 0,1,2 --jobs 3` for mean ± 95% CI curves):")
-    st.code(command, language="bash", wrap_lines=True)
-    if st.button(f"Run the {st.session_state[FORM.preset_key]} preset", type="primary",
-                 icon=":material/play_arrow:", key="al_train"):
-        result = run_experiment(experiment.run, config)
-        if result is not None:
-            st.session_state.al_run = result.run_dir.name
+    preset_run_button(RECIPE, FORM, values, settings, experiment.run, "al_run", "al_train",
+                      "add `--seeds 0,1,2 --jobs 3` for mean ± 95% CI curves")
 
 
 # --------------------------------------------------------------------- charts

@@ -17,8 +17,10 @@ TECHNIQUES = [
      "zero-shot classes and retrieval-augmented heads.", "views/fusion.py"),
     ("Inference optimization & latency benchmark", "fp16/bf16/int8, ONNX Runtime, pruning and "
      "distillation, measured against accuracy in one latency benchmark.", "views/optimize.py"),
-    ("Optimizers & SwAV", "GD, SGD, Adagrad, RMSprop, Adam and AdaDelta written out on 2-D test "
-     "functions, and SwAV self-supervised learning.", "views/optimizers.py"),
+    ("Optimizers", "GD, SGD, mini-batch SGD, Adagrad, RMSprop, Adam and AdaDelta written out: trajectories "
+     "on 2-D test functions and training curves side by side.", "views/optimizers.py"),
+    ("Self-supervised SwAV", "Learn features without labels (Sinkhorn-Knopp codes, prototypes, multi-crop) and "
+     "see what they are worth with 1%, 10% and all labels.", "views/swav.py"),
     ("3D cuboid annotation", "Load point clouds, propose and edit 3D cuboids, and export the annotations.",
      "views/cuboids.py"),
 ]

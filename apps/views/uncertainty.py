@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from common import (PresetForm, choose_run, preset_config, literal_choices, recipe_values, run_experiment, show_error,
+from common import (PresetForm, choose_run, literal_choices, preset_run_button, recipe_values, show_error,
                     sidebar_settings, upscale)
 from image_input import drawn_image, uploaded_image
 from ood_charts import SCORE_LABELS, reliability_figure, roc_figure, histogram_chart, samples_heatmap, short_label, spread_chart
@@ -70,18 +70,7 @@ def new_experiment(settings) -> None:
         st.warning("No OOD recipe found (expected recipes/ood_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets))
-    try:
-        config, command = preset_config(RECIPE, st.session_state.ood_preset, FORM.overrides(values), settings)
-    except PlaygroundError as err:
-        show_error(err)
-        return
-    st.caption("Same run from the command line (plus the sidebar's seed, device and runs root):")
-    st.code(command, language="bash", wrap_lines=True)
-    if st.button(f"Run the {st.session_state.ood_preset} preset", type="primary", icon=":material/play_arrow:",
-                 key="ood_train"):
-        result = run_experiment(experiment.run, config)
-        if result is not None:
-            st.session_state.ood_run = result.run_dir.name  # the picker below opens the new run
+    preset_run_button(RECIPE, FORM, values, settings, experiment.run, "ood_run", "ood_train")
 
 
 # --------------------------------------------------------------------- cached loading

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import t as student_t
 
-from playground.core.runs import RunInfo, list_runs, seed_folders
-from playground.errors import DataFormatError, DataNotFoundError
+from playground.core.runs import RunInfo, list_runs, read_json, seed_folders
 
 EXPERIMENT = "active"
 
@@ -20,13 +18,7 @@ def find_active_runs(root: str | Path | None = None) -> list[RunInfo]:
 
 
 def _read(path: Path) -> dict:
-    file = path / "curves.json"
-    if not file.is_file():
-        raise DataNotFoundError(f"{path} has no curves.json: the run did not finish")
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"{file} is not valid JSON ({err})") from None
+    return read_json(path / "curves.json")
 
 
 def load_curves(path: str | Path) -> dict:

@@ -37,7 +37,7 @@ class Config(RunConfig):
     download: bool = False
     train_limit: int = 0          # at most this many training images (0: all), stratified
     val_fraction: float = 0.1     # held out of train for the per-epoch validation curve
-    model: Literal["small_cnn", "resnet18", "regnety_400mf"] = "small_cnn"
+    model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
     width: int = 32               # small_cnn only
     depth: int = 2                # small_cnn only
     dropout: float = 0.25         # small_cnn only

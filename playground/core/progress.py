@@ -7,7 +7,7 @@ a Streamlit page passes its own callback that drives ``st.progress`` (pages live
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from tqdm.auto import tqdm
@@ -40,6 +40,13 @@ def report(progress: Progress, stage: str, step: int, total: int, **kwargs) -> N
     """Send one event if anyone listens."""
     if progress is not None:
         progress(ProgressEvent(stage, step, total, **kwargs))
+
+
+def staged(progress: Progress, label: str) -> Progress:
+    """Prefix every event's stage with ``label`` so bars read "new model: train"."""
+    if progress is None:
+        return None
+    return lambda event: progress(replace(event, stage=f"{label}: {event.stage}"))
 
 
 class TqdmProgress:

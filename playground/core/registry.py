@@ -17,7 +17,9 @@ EXPERIMENTS: dict[str, str] = {
     "classify": "playground.classify.experiment",
     "fct": "playground.fct.experiment",
     "ood": "playground.uncertainty.experiment",
+    "latency": "playground.optimize.experiment",
     "optimizers": "playground.optimizers.experiment",
+    "swav": "playground.ssl.experiment",
 }
 
 

@@ -61,7 +61,7 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs:
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     parent = RunDir.create(config.name, config.out or None)
-    parent.write_config(config, module.__name__.split(".")[-2])
+    parent.write_config(config, getattr(module, "EXPERIMENT", module.__name__.split(".")[-2]))
     seeded = [dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path)) for seed in seeds]
     results = _run_each(module, seeded, progress, jobs)
     metrics: Metrics = aggregate_seeds([r.metrics for r in results])

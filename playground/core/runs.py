@@ -239,6 +239,17 @@ def read_run_config(path: Path) -> dict[str, Any]:
         raise DataFormatError(f"{config_file} is not valid TOML ({err}); the run folder is damaged") from None
 
 
+def read_json(file: Path) -> Any:
+    """A JSON file a run wrote: DataNotFoundError when it is missing (the run did not finish),
+    DataFormatError when it is damaged."""
+    if not file.is_file():
+        raise DataNotFoundError(f"{file.parent} has no {file.name}: the run did not finish")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataFormatError(f"{file} is not valid JSON ({err})") from None
+
+
 def runs_root_of(run_path: Path) -> Path:
     """The runs root a run folder lives under (a seed folder sits one level deeper, in its parent run)."""
     return run_path.parent.parent if SEED_FOLDER.match(run_path.name) else run_path.parent

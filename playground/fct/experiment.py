@@ -47,10 +47,10 @@ class Config(RunConfig):
     shapes_train: int = 6000      # shapes only
     shapes_test: int = 2000       # shapes only
     # old, new and BCT models
-    old_model: Literal["small_cnn", "resnet18", "regnety_400mf"] = "small_cnn"
+    old_model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
     old_width: int = 16           # small_cnn only
     old_pool_size: int = 1        # small_cnn only: 1 = global average pool, as in ResNet-style old models
-    new_model: Literal["small_cnn", "resnet18", "regnety_400mf"] = "small_cnn"
+    new_model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
     new_width: int = 32           # small_cnn only
     pool_size: int = 7            # small_cnn only: the new and BCT models' final pool
     dropout: float = 0.1          # small_cnn only
@@ -67,6 +67,8 @@ class Config(RunConfig):
     side_lr: float = 2e-3
     side_batch_size: int = 256
     temperature: float = 0.2
+    side_prototypes: int = 30     # side_info_method = "swav" only
+    side_small_crops: int = 4     # side_info_method = "swav" only
     side_info_sweep: list[int] = dataclasses.field(default_factory=list)  # extra side-info sizes to try
     # transformation and BCT
     transform_hidden: int = 256

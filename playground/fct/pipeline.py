@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from playground.core.checkpoint import save_checkpoint
-from playground.core.progress import Progress, report
+from playground.core.progress import Progress, report, staged
 from playground.core.runs import RunDir
 from playground.core.training import embed_images, evaluate, fit, make_optimizer
 from playground.data import ImageDataset, TensorLoader
@@ -29,13 +29,6 @@ from playground.models import EmbeddingClassifier, build_model, count_macs
 
 # (query, gallery) of every case, in the order of the paper's tables
 CASES = ("old-old", "new-new", "new-old", "bct-old", "bct-bct", "new-fct_noside", "new-fct")
-
-
-def staged(progress: Progress, label: str) -> Progress:
-    """Prefix every event's stage with ``label`` so bars read "new model: train"."""
-    if progress is None:
-        return None
-    return lambda event: progress(dataclasses.replace(event, stage=f"{label}: {event.stage}"))
 
 
 @dataclass
@@ -69,7 +62,8 @@ def _train_classifier(config, model: nn.Module, train: ImageDataset, epochs: int
 
 def _side_spec(config, dim: int, device) -> SideInfoSpec:
     return SideInfoSpec(dim=dim, width=config.side_width, epochs=config.side_epochs, lr=config.side_lr,
-                        batch_size=config.side_batch_size, temperature=config.temperature, seed=config.seed,
+                        batch_size=config.side_batch_size, temperature=config.temperature,
+                        prototypes=config.side_prototypes, small_crops=config.side_small_crops, seed=config.seed,
                         device=str(device))
 
 

@@ -42,6 +42,8 @@ class SideInfoSpec:
     lr: float = 2e-3
     batch_size: int = 256
     temperature: float = 0.2     # SimCLR's NT-Xent and SwAV's softmax temperature
+    prototypes: int = 30         # SwAV only: K
+    small_crops: int = 4         # SwAV only: low-resolution views besides the 2 large ones
     seed: int = 0
     device: str = "cpu"
 
@@ -85,10 +87,10 @@ register_side_info_trainer("simclr", train_simclr)
 
 def train_swav_side_info(images: torch.Tensor, spec: SideInfoSpec, progress: Progress = None) -> nn.Module:
     """SwAV side-info encoder (multi-crop, Sinkhorn codes, swapped prediction) trained on
-    unlabelled ``images``; the other SwAV settings are :class:`SwAVConfig`'s defaults."""
+    unlabelled ``images``; the SwAV settings not in the spec are :class:`SwAVConfig`'s defaults."""
     torch.manual_seed(spec.seed)
     encoder = build_encoder(spec, images.shape[1])
-    config = SwAVConfig(temperature=spec.temperature)
+    config = SwAVConfig(temperature=spec.temperature, prototypes=spec.prototypes, small_crops=spec.small_crops)
     model = build_swav(encoder, spec.dim, config)
     train_swav(model, images, config, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
                weight_decay=1e-4, seed=spec.seed, device=spec.device, progress=progress)

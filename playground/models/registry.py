@@ -16,12 +16,14 @@ from torch import nn
 from playground.errors import ConfigError
 from playground.models.cnn import SmallCNN
 from playground.models.heads import EmbeddingClassifier
-from playground.models.torchvision_backbones import regnet_y_400mf_backbone, resnet18_backbone
+from playground.models.torchvision_backbones import (regnet_y_400mf_backbone, regnet_y_small_backbone,
+                                                      resnet18_backbone)
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
     "resnet18": resnet18_backbone,
     "regnety_400mf": regnet_y_400mf_backbone,
+    "regnety_small": regnet_y_small_backbone,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(BACKBONES)
 

@@ -40,7 +40,7 @@ class Config(RunConfig):
     ood_limit: int = 2000         # images per OOD set
     corruption_severity: float = 1.5
     # the network every method is built from
-    model: Literal["small_cnn", "resnet18", "regnety_400mf"] = "small_cnn"
+    model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
     width: int = 32
     depth: int = 2
     dropout: float = 0.25

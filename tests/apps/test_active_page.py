@@ -3,29 +3,21 @@ and a run started from the page's form."""
 
 from __future__ import annotations
 
-import json
 
-from streamlit.testing.v1 import AppTest
 
 from playground.active.experiment import Config
 from playground.core.runner import run_seeds
 from playground.active import experiment
 from tests.active.test_experiment import TINY
-from tests.apps.conftest import APP_FILE
+from tests.apps.conftest import open_page_at, plotly_spec
 
 
-def open_page(monkeypatch) -> AppTest:
+def open_page(monkeypatch):
     """The app, switched to the page (its link to the Annotate page needs the navigation)."""
-    at = AppTest.from_file(str(APP_FILE), default_timeout=120).run()
-    at.switch_page("views/active.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page_at("views/active.py")
 
 
-def chart(at: AppTest, key: str) -> dict:
-    charts = [c for c in at.get("plotly_chart") if key in c.proto.id]
-    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
-    return json.loads(charts[0].proto.spec)
+chart = plotly_spec
 
 
 def test_empty_runs_root_offers_the_quick_preset(monkeypatch, playground_home):

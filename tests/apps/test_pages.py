@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from playground.core.checkpoint import load_checkpoint, save_checkpoint
 from playground.core.config import load_recipe
 from playground.fct import results as fct
-from tests.apps.conftest import APP_FILE, RECIPE, TINY_DIGITS
+from tests.apps.conftest import APP_FILE, COMING_SOON, RECIPE, TINY_DIGITS
 from tests.conftest import needs_fashion_mnist
 from tests.fct.test_results import make_parent, tiny_fct_run
 
@@ -40,14 +40,15 @@ def test_home_lists_every_technique_and_links_existing_pages():
     titles = [m.value.removeprefix("#### ") for m in at.markdown]
     for technique in ("Classifier baseline", "Forward compatible training (FCT)", "Uncertainty & OOD detection",
                       "Active learning & annotation queue", "Knowledge fusion",
-                      "Inference optimization & latency benchmark", "Optimizers & SwAV", "3D cuboid annotation"):
+                      "Inference optimization & latency benchmark", "Optimizers", "Self-supervised SwAV",
+                      "3D cuboid annotation"):
         assert technique in titles
     links = [link.proto.page for link in at.page_link]
     assert any(link.endswith("classifier") for link in links)
     assert any(link.endswith("data_explorer") for link in links) and any(link.endswith("runs") for link in links)
     assert any(link.endswith("fct") for link in links) and any(link.endswith("uncertainty") for link in links)
-    assert any(link.endswith("optimizers") for link in links)
-    assert sum(c.value == "Coming soon" for c in at.caption) == 3
+    assert any(link.endswith("optimizers") for link in links) and any(link.endswith("swav") for link in links)
+    assert sum(c.value == "Coming soon" for c in at.caption) == len(COMING_SOON)
 
 
 def test_sidebar_settings_carry_over_to_the_pages(playground_home, tmp_path):

@@ -24,3 +24,17 @@ def test_swav_side_info_has_spec_dim_numbers_and_is_not_collapsed():
     assert side.std(dim=0).min() > 0.01  # every dimension varies over the images
     centred = torch.nn.functional.normalize(side - side.mean(0), dim=1)
     assert (centred @ centred.T).abs().mean() < 0.5  # not all on one line (measured 0.27)
+
+
+def test_swav_settings_of_the_spec_reach_the_trainer(monkeypatch):
+    import playground.fct.side_info as side_info
+    from playground.fct.experiment import Config
+    from playground.fct.pipeline import _side_spec
+
+    seen = {}
+    monkeypatch.setattr(side_info, "train_swav", lambda model, images, config, **kw: seen.update(config=config, model=model))
+    spec = _side_spec(Config(side_info_method="swav", side_prototypes=12, side_small_crops=2, temperature=0.3), 16, "cpu")
+    train_swav_side_info(torch.rand(8, 1, 8, 8), spec)
+    config = seen["config"]
+    assert (config.prototypes, config.small_crops, config.temperature) == (12, 2, 0.3)
+    assert seen["model"].prototypes.weight.shape == (12, 32)

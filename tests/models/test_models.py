@@ -64,6 +64,16 @@ def test_backbone_feature_dim_matches_features(name):
 def test_torchvision_feature_dims():
     assert build_model("resnet18", in_channels=1, num_classes=2).feature_dim == 512
     assert build_model("regnety_400mf", in_channels=1, num_classes=2).feature_dim == 440
+    assert build_model("regnety_small", in_channels=1, num_classes=2).feature_dim == 64
+
+
+def test_small_regnety_has_squeeze_excitation_and_three_stages():
+    from torchvision.ops.misc import SqueezeExcitation
+
+    regnet = build_model("regnety_small", in_channels=1, num_classes=10).backbone
+    assert len(regnet.trunk_output) == 3
+    assert any(isinstance(m, SqueezeExcitation) for m in regnet.modules())
+    assert 30_000 < sum(p.numel() for p in regnet.parameters()) < 80_000  # 47k for one input channel
 
 
 def test_num_classes_zero_gives_embedding_only_model():
