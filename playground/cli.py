@@ -16,6 +16,7 @@ from pathlib import Path
 from playground.errors import PlaygroundError
 
 APP_FILE = Path(__file__).resolve().parent.parent / "apps" / "app.py"
+BENCH_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "latency_fashion.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="auto, cuda, mps or cpu")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=cmd_run)
+
+    add_bench_parser(commands)
 
     app = commands.add_parser("app", help="start the Streamlit app on localhost")
     app.add_argument("--port", type=int, default=8501)
@@ -89,6 +92,41 @@ def cmd_run(args) -> int:
     return 0
 
 
+def add_bench_parser(commands) -> None:
+    bench = commands.add_parser(
+        "bench", help="the latency benchmark (recipes/latency_fashion.toml): every fp32/bf16/fp16/int8 variant, "
+                      "pruning and distillation, latency and accuracy side by side")
+    bench.add_argument("--preset", default="quick", help="quick (a look) or full (the figures to report)")
+    bench.add_argument("--models-from", help="a latency run folder: re-time its saved models, no training")
+    bench.add_argument("--variants", help="comma-separated variants (default: the recipe's), e.g. "
+                                          "torch_fp32,ort_fp32,ort_int8_static")
+    bench.add_argument("--batch-sizes", help="comma-separated batch sizes, e.g. 1,32,64")
+    bench.add_argument("--threads", type=int, help="torch and ONNX Runtime intra-op threads")
+    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any other config value (repeatable)")
+    for name in ("seed", "out", "device"):
+        bench.add_argument(f"--{name}", type=int if name == "seed" else str)
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    """``playground run recipes/latency_fashion.toml`` with the benchmark's own options spelled out."""
+    overrides = list(args.overrides)
+    if args.models_from:
+        overrides.append(f"models_from={_quoted(args.models_from)}")
+    if args.variants:
+        overrides.append("variants=[" + ", ".join(_quoted(v.strip()) for v in args.variants.split(",")) + "]")
+    if args.batch_sizes:
+        overrides.append(f"batch_sizes=[{', '.join(str(b) for b in _parse_ints(args.batch_sizes, '--batch-sizes'))}]")
+    if args.threads is not None:
+        overrides.append(f"threads={args.threads}")
+    run_args = argparse.Namespace(recipe=str(BENCH_RECIPE), preset=args.preset, overrides=overrides, seed=args.seed,
+                                  seeds=None, jobs=1, out=args.out, device=args.device, quiet=args.quiet)
+    _print_result(_run(run_args, show_progress=not args.quiet))
+    return 0
+
+
 def _run(args, show_progress: bool):
     from playground.core.progress import TqdmProgress
     from playground.core.runner import run_recipe
@@ -97,7 +135,7 @@ def _run(args, show_progress: bool):
     for key in ("seed", "out", "device"):
         if getattr(args, key) is not None:
             overrides.append(f"{key}={_quoted(getattr(args, key))}")
-    seeds = _parse_seeds(args.seeds) if args.seeds else None
+    seeds = _parse_ints(args.seeds) if args.seeds else None
     progress = TqdmProgress() if show_progress else None
     try:
         return run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress, jobs=args.jobs)
@@ -119,13 +157,13 @@ def _quoted(value) -> str:
     return str(value) if isinstance(value, int) else '"' + str(value).replace('"', '\\"') + '"'
 
 
-def _parse_seeds(text: str) -> list[int]:
+def _parse_ints(text: str, option: str = "--seeds") -> list[int]:
     from playground.errors import ConfigError
 
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ConfigError(f"--seeds takes comma-separated integers like 0,1,2, not {text!r}") from None
+        raise ConfigError(f"{option} takes comma-separated integers like 0,1,2, not {text!r}") from None
 
 
 def cmd_backfill(args) -> int:

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,26 @@ def test_run_with_several_seeds(capsys, tmp_path):
     out = capsys.readouterr().out.strip()
     assert out.startswith(str(tmp_path / "elsewhere"))
     assert "test/accuracy:std" in open(f"{out}/metrics.json").read()
+
+
+BENCH_TINY = ["--set", "dataset=digits", "--set", "width=8", "--set", "depth=2", "--set", "pool_size=2",
+              "--set", "epochs=1", "--set", "warmup=1", "--set", "min_iters=3", "--set", "min_seconds=0.0",
+              "--set", "calibration_images=64", "--quiet"]
+
+
+def test_bench_trains_once_then_re_times_the_saved_models(capsys, tmp_path):
+    argv = ["bench", *BENCH_TINY, "--variants", "torch_fp32,ort_fp32", "--batch-sizes", "1,4", "--threads", "1",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    run_dir = first.out.strip()
+    assert "bench/ort_fp32/b4/p50_ms" in first.err and (Path(run_dir) / "models" / "benchmark_cnn.safetensors").is_file()
+    assert main(argv + ["--models-from", run_dir]) == 0
+    second = capsys.readouterr().out.strip()
+    assert 'models_from = "' in open(f"{second}/config.toml").read() and "threads = 1" in open(
+        f"{second}/config.toml").read()
+    assert main(["bench", "--batch-sizes", "1,x", "--quiet"]) == 2
+    assert "--batch-sizes takes" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "fragment"), [

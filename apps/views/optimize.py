@@ -18,7 +18,7 @@ from playground.optimize.variants import VARIANTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "latency_fashion.toml"
-FIELDS = ("variants", "batch_sizes", "threads", "width", "epochs")
+FIELDS = ("variants", "batch_sizes", "threads", "width", "epochs", "models_from")
 FORM = PresetForm("lat", recipe_values(RECIPE, FIELDS), FIELDS)
 BATCHES = [1, 8, 16, 32, 64, 128, 256]
 MARGIN = dict(t=40, b=10, l=10, r=10)
@@ -29,8 +29,21 @@ TABLE_COLUMNS = ["variant", "backend", "precision", "iters", "speedup_vs_torch_f
 # --------------------------------------------------------------------- a new run
 
 
-def draw_widgets(presets: list[str]) -> dict:
+def model_choice(root: Path) -> None:
+    """Train a new benchmark CNN, or re-time the models a past latency run saved (no training)."""
+    saved = [str(info.path) for info in lat.find_latency_runs(root) if (info.path / "models").is_dir()]
+    if st.session_state["lat_models_from"] not in saved:
+        st.session_state["lat_models_from"] = ""
+    st.selectbox("Model", [""] + saved, key="lat_models_from",
+                 format_func=lambda path: "Train a new benchmark CNN (and the pruned and student models)"
+                 if not path else f"Re-time the saved models of {Path(path).name}",
+                 help="A run saves its trained models; re-timing them measures the same weights again "
+                      "(on other threads or batch sizes) without training. Width and epochs are then ignored.")
+
+
+def draw_widgets(presets: list[str], root: Path) -> dict:
     FORM.restore(presets)
+    model_choice(root)
     top = st.columns([1, 4])
     top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
                      help="Starting values from recipes/latency_fashion.toml (quick: a few minutes on a CPU)")
@@ -54,7 +67,7 @@ def new_experiment(settings) -> None:
     if not RECIPE.is_file():
         st.warning("No latency recipe found (expected recipes/latency_fashion.toml).")
         return
-    values = draw_widgets(list(load_recipe(RECIPE).presets))
+    values = draw_widgets(list(load_recipe(RECIPE).presets), Path(settings.runs_root).expanduser())
     preset_run_button(RECIPE, FORM, values, settings, experiment.run, "lat_run", "lat_train")
 
 

@@ -39,10 +39,12 @@ from playground.optimize import report as text
 from playground.optimize.bench import BenchSpec, batch_sweep, hardware_info, measure_peak_memory
 from playground.optimize.distill import Distiller, KDLoss
 from playground.optimize.pruning import PruneSpec, prune_to_target
-from playground.optimize.variants import VARIANTS, BuildContext, Variant, build_variant, check_parity
+from playground.optimize.saved_models import MODELS_FOLDER, load_resized, save_models
+from playground.optimize.variants import OTHER_MODELS, VARIANTS, BuildContext, Variant, build_variant, check_parity
 from playground.uncertainty.ood_data import corrupted_set, fit_images
 
 EXPERIMENT = "latency"
+TEACHER = "benchmark_cnn"  # the trained model every precision variant is built from (and the KD teacher)
 
 
 @dataclasses.dataclass
@@ -77,6 +79,9 @@ class Config(RunConfig):
     calibration_images: int = 512
     corruption_severity: float = 1.5
     far_ood: Literal["digits", "shapes"] = "digits"
+    save_models: bool = True      # RUN/models/<name>.safetensors: re-time the same weights later
+    models_from: str = ""         # a latency run folder: load its models instead of training them
+    reuse: Literal["all", "teacher"] = "all"  # with models_from: every saved model, or the benchmark CNN only
 
     def __post_init__(self):
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -125,35 +130,68 @@ def train(model, data: ImageDataset, config: Config, device, progress: Progress,
 
 
 def train_models(config: Config, train_set: ImageDataset, device, progress: Progress) -> tuple:
-    """The benchmark CNN, then (as the variants ask) the pruned copy and the two students."""
+    """The benchmark CNN, then (as the variants ask) the pruned copies and the two students;
+    with ``models_from``, the saved ones are loaded instead of trained."""
     shape, classes = train_set.image_shape, train_set.num_classes
+    saved = load_saved_models(config, shape[0], classes)
     torch.manual_seed(config.seed)
-    model = train(config.model(shape[0], classes), train_set, config, device, staged(progress, "benchmark CNN"))
-    others = {}
-    if "pruned50" in config.variants:
-        others["pruned50"] = prune(config, model, train_set, device, progress)
-    if {"student_scratch", "student_kd"} & set(config.variants):
+    model = saved.pop(TEACHER, None)
+    if model is None:
+        model = train(config.model(shape[0], classes), train_set, config, device, staged(progress, "benchmark CNN"))
+    others = dict(saved)
+    for name, kd in (("pruned50", False), ("pruned50_kd", True)):
+        if name in config.variants and name not in others:
+            others[name] = prune(config, model, train_set, device, staged(progress, name), kd)
+    wanted_students = {"student_scratch", "student_kd"} & set(config.variants) - set(others)
+    if wanted_students:
         torch.manual_seed(config.seed + 1)
         initial = config.model(shape[0], classes, config.student_width)
         others["student_scratch"] = train(copy.deepcopy(initial), train_set, config, device,
                                           staged(progress, "student (scratch)"))
-        distiller = Distiller(copy.deepcopy(initial), model)
-        train(distiller, train_set, config, device, staged(progress, "student (KD)"),
-              loss_fn=KDLoss(config.kd_alpha, config.kd_temperature), parameters=distiller.student)
-        others["student_kd"] = distiller.student.eval()
+        others["student_kd"] = distill(config, copy.deepcopy(initial), model, train_set, device,
+                                       staged(progress, "student (KD)"))
     return model, {k: v for k, v in others.items() if k in config.variants}
 
 
-def prune(config: Config, model, train_set: ImageDataset, device, progress: Progress) -> torch.nn.Module:
+def distill(config: Config, student, teacher, train_set: ImageDataset, device, progress: Progress,
+            epochs: int | None = None) -> torch.nn.Module:
+    distiller = Distiller(student, teacher)
+    train(distiller, train_set, config, device, progress, epochs=epochs,
+          loss_fn=KDLoss(config.kd_alpha, config.kd_temperature), parameters=distiller.student)
+    return distiller.student.eval()
+
+
+def prune(config: Config, model, train_set: ImageDataset, device, progress: Progress,
+          kd: bool = False) -> torch.nn.Module:
+    """Prune a copy of ``model`` to the MAC target; fine-tune after every round, by KD from the
+    unpruned model when ``kd`` (the recovery path) or on the labels alone."""
     pruned = copy.deepcopy(model).eval()
     spec = PruneSpec(target=config.prune_target, importance=config.prune_importance, steps=config.prune_steps)
     batches = [(train_set.images[i:i + 128], train_set.labels[i:i + 128]) for i in range(0, 512, 128)]
 
     def finetune(m, round_):
-        train(m, train_set, config, device, staged(progress, f"pruned, round {round_}"),
-              epochs=config.prune_finetune_epochs)
+        stage = staged(progress, f"round {round_}")
+        if kd:
+            distill(config, m, model, train_set, device, stage, epochs=config.prune_finetune_epochs)
+        else:
+            train(m, train_set, config, device, stage, epochs=config.prune_finetune_epochs)
     prune_to_target(pruned, train_set.images[:1], spec, gradient_batches=batches, finetune=finetune)
     return pruned.eval()
+
+
+def load_saved_models(config: Config, in_channels: int, classes: int) -> dict:
+    """The models saved by the run ``models_from`` (all of them, or the benchmark CNN only)."""
+    if not config.models_from:
+        return {}
+    folder = Path(config.models_from).expanduser() / MODELS_FOLDER
+    names = [TEACHER] + ([n for n in OTHER_MODELS if n in config.variants] if config.reuse == "all" else [])
+    loaded = {}
+    for name in names:
+        path = folder / f"{name}.safetensors"
+        if name == TEACHER or path.is_file():
+            width = config.student_width if name.startswith("student") else config.width
+            loaded[name] = load_resized(config.model(in_channels, classes, width), path)
+    return loaded
 
 
 @torch.no_grad()
@@ -199,6 +237,8 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     run_dir = run_dir or RunDir.create(config.name, config.out or None)
     run_dir.write_config(config, EXPERIMENT)
     model, others = train_models(config, data[0], device, progress)
+    if config.save_models:
+        save_models(run_dir.path / MODELS_FOLDER, {TEACHER: model, **others})
     with tempfile.TemporaryDirectory() as folder:
         variants, results, ctx = benchmark(config, model, others, data, Path(folder), progress)
     info = hardware_info()

@@ -23,13 +23,14 @@ from playground.optimize import torch_variants as tv
 from playground.optimize.onnx_export import Parity, export_onnx, parity
 
 VARIANTS = ("torch_fp32", "torch_compile", "torch_bf16", "torch_fp16", "torch_int8", "ort_fp32", "ort_fp16",
-            "ort_int8_dynamic", "ort_int8_static", "pruned50", "student_scratch", "student_kd")
+            "ort_int8_dynamic", "ort_int8_static", "pruned50", "pruned50_kd", "student_scratch", "student_kd")
 PRECISION = {"torch_fp32": "fp32", "torch_compile": "fp32", "torch_bf16": "bf16", "torch_fp16": "fp16",
              "torch_int8": "int8", "ort_fp32": "fp32", "ort_fp16": "fp16", "ort_int8_dynamic": "int8",
-             "ort_int8_static": "int8", "pruned50": "fp32", "student_scratch": "fp32", "student_kd": "fp32"}
+             "ort_int8_static": "int8", "pruned50": "fp32", "pruned50_kd": "fp32", "student_scratch": "fp32",
+             "student_kd": "fp32"}
 # parity tolerances against torch_fp32: (max |logit difference|, argmax agreement); other models: agreement only
 TOLERANCE = {"fp32": (1e-3, 0.999), "bf16": (0.5, 0.97), "fp16": (0.05, 0.99), "int8": (1.0, 0.97)}
-OTHER_MODELS = ("pruned50", "student_scratch", "student_kd")
+OTHER_MODELS = ("pruned50", "pruned50_kd", "student_scratch", "student_kd")
 
 
 @dataclass
@@ -60,7 +61,7 @@ class BuildContext:
     folder: Path
     device: str = "cpu"
     threads: int = 0
-    others: dict[str, nn.Module] = field(default_factory=dict)  # pruned50, student_scratch, student_kd
+    others: dict[str, nn.Module] = field(default_factory=dict)  # OTHER_MODELS by name
     skipped: dict[str, str] = field(default_factory=dict)       # variant -> why it did not run
     export_note: str = ""                # which ONNX exporter ran (and why the fallback, if any)
 
@@ -123,8 +124,8 @@ def _other_model(ctx: BuildContext, name: str) -> Variant:
     built = tv.torch_fp32(model, ctx.device)
     variant = _from_torch(built, 0.0, tv.tensor_size_mb(model))
     variant.name = name
-    if name == "pruned50":  # the pruned model must still export and run in ORT
-        result = export_onnx(model, ctx.example, ctx.folder / "pruned50.onnx")
+    if name.startswith("pruned"):  # the pruned model must still export and run in ORT
+        result = export_onnx(model, ctx.example, ctx.folder / f"{name}.onnx")
         check = parity(built.run, ortv.OrtModel(result.path, threads=ctx.threads), ctx.example)
         variant.notes = (f"ONNX round trip ({result.exporter}): max abs diff {check.max_abs_diff:.2g}, "
                          f"argmax agreement {check.argmax_agreement:.3f}")

@@ -4,6 +4,7 @@ Pareto and latency charts, checks, comparison with another run, and a damaged ru
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 
 import pytest
@@ -50,6 +51,16 @@ def test_empty_runs_root_offers_the_quick_preset_and_its_command(playground_home
     command = at.code[0].value
     assert command.endswith("--preset quick --set 'batch_sizes=[1, 8, 32]' --set threads=2")
     assert not at.get("plotly_chart")
+
+
+def test_the_saved_models_of_a_run_can_be_re_timed(latency_run):
+    at = open_page()
+    choice = at.selectbox(key="lat_models_from")
+    assert choice.value == "" and choice.options[1].startswith("Re-time the saved models of latency")
+    choice.select(str(latency_run)).run()
+    assert not at.exception
+    expected = shlex.quote(f'models_from="{latency_run}"')
+    assert at.code[0].value.endswith(f"--set {expected}")
 
 
 def test_a_run_shows_table_charts_and_the_int8_check(latency_run):

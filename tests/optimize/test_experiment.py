@@ -6,6 +6,8 @@ import csv
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from playground.core.config import build_config
 from playground.core.runner import config_from_recipe
@@ -14,7 +16,8 @@ from playground.optimize.experiment import Config, run
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "latency_fashion.toml"
-FAST = ["torch_fp32", "torch_bf16", "ort_fp32", "ort_int8_static", "pruned50", "student_scratch", "student_kd"]
+FAST = ["torch_fp32", "torch_bf16", "ort_fp32", "ort_int8_static", "pruned50", "pruned50_kd", "student_scratch",
+        "student_kd"]
 TINY = dict(dataset="digits", width=8, depth=2, pool_size=2, embedding_dim=32, epochs=4, batch_size=32,
             student_width=4, variants=FAST, batch_sizes=[1, 16], warmup=2, min_iters=5, min_seconds=0.0,
             max_seconds=1.0, calibration_images=128, prune_steps=1)
@@ -38,6 +41,25 @@ def test_every_fast_variant_is_measured_with_the_issue_metric_names(tiny_run):
     assert values["bench/ort_int8_static/size_mb"] < values["bench/ort_fp32/size_mb"]
     assert abs(values["bench/ort_int8_static/accuracy"] - values["bench/torch_fp32/accuracy"]) < 0.05
     assert "bench/ort_fp32/b1/speedup_vs_torch_fp32" in values
+
+
+def test_a_second_run_re_times_the_saved_models_without_training(tiny_run, tmp_path):
+    names = {p.stem for p in (tiny_run.run_dir / "models").glob("*.safetensors")}
+    assert names == {"benchmark_cnn", "pruned50", "pruned50_kd", "student_scratch", "student_kd"}
+    variants, stages = ["torch_fp32", "pruned50", "student_kd"], []
+    again = run(Config(**{**TINY, "variants": variants}, models_from=str(tiny_run.run_dir), out=str(tmp_path),
+                       save_models=False), progress=lambda event: stages.append(event.stage))
+    assert not any("train" in stage or "round" in stage for stage in stages), stages
+    for name in variants:  # the same weights: the same predictions, so the same accuracies
+        key = f"bench/{name}/accuracy"
+        assert again.metrics.values[key] == tiny_run.metrics.values[key]
+    teacher_only = run(Config(**{**TINY, "variants": ["torch_fp32", "student_scratch"], "seed": 1},
+                              models_from=str(tiny_run.run_dir), reuse="teacher", out=str(tmp_path)))
+    saved, reused = (load_file(str(r.run_dir / "models" / "benchmark_cnn.safetensors")) for r in (tiny_run, teacher_only))
+    assert all(torch.equal(saved[key], reused[key]) for key in saved)  # the teacher was loaded, not retrained
+    students = (load_file(str(r.run_dir / "models" / "student_scratch.safetensors")) for r in (tiny_run, teacher_only))
+    first, second = students
+    assert not all(torch.equal(first[key], second[key]) for key in first)  # the student was trained anew (seed 1)
 
 
 def test_artifacts_csv_json_pareto_and_report(tiny_run):

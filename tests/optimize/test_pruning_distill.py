@@ -107,3 +107,30 @@ def test_with_shuffled_labels_only_the_teachers_soft_targets_teach(trained, digi
         accuracy[alpha] = evaluate(distiller.student, TensorLoader.of(test, batch_size=256))["accuracy"]
     # measured, student seeds 1-3: 0.969-0.976 with alpha = 0, 0.100-0.118 with alpha = 1
     assert accuracy[0.0] > 0.8 and accuracy[1.0] < 0.3, accuracy
+
+
+def test_a_pruned_model_saves_as_safetensors_and_loads_into_a_fresh_template(tmp_path, digits):
+    from playground.optimize.saved_models import load_resized, save_models
+
+    model = tiny(16).eval()
+    prune_to_target(model, digits[0].images[:1], PruneSpec(target=0.5, steps=1))
+    path = save_models(tmp_path, {"pruned": model})[0]
+    loaded = load_resized(tiny(16, seed=1), path)
+    assert channel_counts(loaded) == channel_counts(model) != channel_counts(tiny(16))
+    images = digits[1].images[:32]
+    assert torch.equal(loaded(images).logits, model(images).logits)
+
+
+def test_loading_a_model_of_another_architecture_or_a_corrupt_file_is_a_clear_error(tmp_path):
+    from playground.optimize.saved_models import load_resized, save_models
+
+    path = save_models(tmp_path, {"wide": tiny(16)})[0]
+    deeper = build_model("small_cnn", in_channels=1, num_classes=10, width=16, depth=3, pool_size=2,
+                         dropout=0.0, embedding_dim=32)
+    with pytest.raises(DataFormatError, match="architecture"):
+        load_resized(deeper, path)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(DataFormatError, match="safetensors"):
+        load_resized(tiny(16), tmp_path / "bad.safetensors")
+    with pytest.raises(DataFormatError, match="no saved model"):
+        load_resized(tiny(16), tmp_path / "missing.safetensors")
