@@ -69,13 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--root", help="a data root to check as well (torchvision layout or ImageFolder)")
     data.set_defaults(handler=cmd_data)
 
+    add_backfill_parser(commands)
+    return parser
+
+
+def add_backfill_parser(commands) -> None:
     backfill = commands.add_parser("backfill", help="FCT: transform a stored gallery into the new model's space "
                                                     "(under torchrun the workers split the shards)")
     backfill.add_argument("gallery", help="a gallery store folder (old embeddings + side-info), e.g. RUN/gallery")
     backfill.add_argument("--transformation", required=True, help="RUN/transformation.safetensors")
     backfill.add_argument("--out", required=True, help="folder for the backfilled gallery")
     backfill.set_defaults(handler=cmd_backfill)
-    return parser
 
 
 def cmd_run(args) -> int:
