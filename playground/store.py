@@ -100,7 +100,7 @@ class Store:
         self.url = url or default_url()
         self.engine = open_engine(self.url)
         self._writer = self.engine.execution_options(playground_write=True)
-        self._write(self._create_schema)
+        self.write(self._create_schema)
 
     @property
     def location(self) -> str:
@@ -128,8 +128,11 @@ class Store:
         except OperationalError as err:
             raise StoreError(f"the annotation database {self!r} failed: {err.orig}") from None
 
-    def _write(self, work, *args):
-        """``work(conn, *args)`` in one write transaction, retried when it lost a race to another writer."""
+    def write(self, work, *args):
+        """``work(conn, *args)`` in one write transaction, retried when it lost a race to another writer.
+
+        Public so that other annotation tables (``pointcloud.annotations``) share the retry and error
+        handling; ``work`` must be safe to run again."""
         for attempt in range(ATTEMPTS):
             try:
                 with self._errors(), self._writer.begin() as conn:
@@ -140,7 +143,8 @@ class Store:
                                         "try again") from None
                 time.sleep(0.01 * (attempt + 1))
 
-    def _read(self, work, *args):
+    def read(self, work, *args):
+        """``work(conn, *args)`` on a read connection."""
         with self._errors(), self.engine.connect() as conn:
             return work(conn, *args)
 
@@ -165,7 +169,7 @@ class Store:
     def _queue_names(self, conn: Connection) -> list[str]:
         return list(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
 
-    def _annotator_id(self, conn: Connection, name: str, now: float) -> int:
+    def annotator_id(self, conn: Connection, name: str, now: float) -> int:
         """The annotator's id, registering the name on first use."""
         found = conn.execute(select(annotators.c.id).where(annotators.c.name == name)).scalar()
         if found is not None:
@@ -199,25 +203,25 @@ class Store:
     def register_annotator(self, name: str) -> str:
         """Register ``name`` (stripped, 1-64 characters); returns it. Leasing or submitting does it too."""
         name = clean_name(name, "annotator name")
-        self._write(self._annotator_id, name, time.time())
+        self.write(self.annotator_id, name, time.time())
         return name
 
     def annotators(self) -> list[str]:
-        return self._read(lambda conn: list(conn.execute(select(annotators.c.name).order_by(annotators.c.name))
+        return self.read(lambda conn: list(conn.execute(select(annotators.c.name).order_by(annotators.c.name))
                                             .scalars()))
 
     def queues(self) -> list[str]:
-        return self._read(self._queue_names)
+        return self.read(self._queue_names)
 
     def class_names(self, queue: str) -> list[str]:
         def work(conn):
             return json.loads(conn.execute(select(queues.c.class_names)
                                            .where(queues.c.id == self._queue_id(conn, queue))).scalar())
-        return self._read(work)
+        return self.read(work)
 
     def item(self, escalation_id: int) -> Item:
         """One escalated item, whatever its status."""
-        return self._read(self._item, int(escalation_id))
+        return self.read(self._item, int(escalation_id))
 
     def enqueue(self, queue: str, items: list[QueueItem], model: str = "", now: float | None = None) -> int:
         """Escalate ``items`` to ``queue`` (created on first use); returns how many were new.
@@ -226,7 +230,7 @@ class Store:
         """
         queue = clean_name(queue, "queue name", 128)
         prepared = [prepare_item(item) for item in items]
-        return self._write(self._enqueue, queue, prepared, str(model), _now(now))
+        return self.write(self._enqueue, queue, prepared, str(model), _now(now))
 
     def _enqueue(self, conn: Connection, queue: str, prepared: list[dict], model: str, now: float) -> int:
         queue_id, names = self._ensure_queue(conn, queue, prepared, now)
@@ -273,10 +277,10 @@ class Store:
         the queue is empty. An annotator who holds a lease gets that item back, its lease renewed.
         Items this annotator skipped come last."""
         annotator = clean_name(annotator, "annotator name")
-        return self._write(self._lease, queue, annotator, float(lease_seconds), _now(now))
+        return self.write(self._lease, queue, annotator, float(lease_seconds), _now(now))
 
     def _lease(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Item | None:
-        queue_id, who = self._queue_id(conn, queue), self._annotator_id(conn, annotator, now)
+        queue_id, who = self._queue_id(conn, queue), self.annotator_id(conn, annotator, now)
         esc = escalations.c
         held = conn.execute(select(esc.id).where(esc.queue_id == queue_id, esc.status == "leased",
                                                  esc.leased_by == who, esc.lease_expires >= now)
@@ -310,7 +314,7 @@ class Store:
         annotator = clean_name(annotator, "annotator name")
         if action not in ACTIONS:
             raise StoreError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
-        return self._write(self._submit, request_id, int(escalation_id), annotator, action, label, _now(now))
+        return self.write(self._submit, request_id, int(escalation_id), annotator, action, label, _now(now))
 
     def _submit(self, conn: Connection, request_id: str, escalation_id: int, annotator: str, action: str,
                 label: int | None, now: float) -> Decision:
@@ -319,7 +323,7 @@ class Store:
             return stored.replayed(escalation_id, annotator, action, label)
         item = self._item(conn, escalation_id)
         label = item.decided_label(action, label)
-        who = self._annotator_id(conn, annotator, now)
+        who = self.annotator_id(conn, annotator, now)
         self._check_claimable(conn, item, annotator, now)
         done = {"status": "open"} if action == "skip" else {"status": "done"}
         claimed = conn.execute(update(escalations).where(
@@ -348,10 +352,10 @@ class Store:
         """Mark ``annotator``'s last decision in ``queue`` undone and lease its item back to them
         (their other lease returns to the queue); None when there is nothing to undo."""
         annotator = clean_name(annotator, "annotator name")
-        return self._write(self._undo, queue, annotator, float(lease_seconds), _now(now))
+        return self.write(self._undo, queue, annotator, float(lease_seconds), _now(now))
 
     def _undo(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Decision | None:
-        queue_id, who = self._queue_id(conn, queue), self._annotator_id(conn, annotator, now)
+        queue_id, who = self._queue_id(conn, queue), self.annotator_id(conn, annotator, now)
         last = self._decision(conn, escalations.c.queue_id == queue_id, decisions.c.annotator_id == who, _effective())
         if last is None:
             return None
@@ -379,7 +383,7 @@ class Store:
             actions = conn.execute(select(decisions.c.action, func.count()).join(escalations).where(
                 escalations.c.queue_id == queue_id, _effective()).group_by(decisions.c.action))
             return list(counts), dict(list(actions))
-        counts, by_action = self._read(work)
+        counts, by_action = self.read(work)
         result = {"total": 0, "open": 0, "leased": 0, "done": 0, "by_reason": {}, "by_action": by_action}
         for state, reason, count in counts:
             result["total"] += count
@@ -392,7 +396,7 @@ class Store:
         def work(conn):
             query = _decision_query().where(escalations.c.queue_id == self._queue_id(conn, queue))
             return [_as_decision(row) for row in conn.execute(query.order_by(decisions.c.id.desc()).limit(limit))]
-        return self._read(work)
+        return self.read(work)
 
     def labels(self, queue: str) -> list[dict]:
         """The current label of every decided item: ``LABEL_FIELDS``, in decision order."""
@@ -402,7 +406,7 @@ class Store:
         names = self.class_names(queue)
         return [{"external_id": row.external_id, "label": row.label,
                  "class_name": None if row.label is None else names[row.label], "action": row.action,
-                 "annotator": row.annotator, "decided_at": _iso(row.created_at)} for row in self._read(work)]
+                 "annotator": row.annotator, "decided_at": _iso(row.created_at)} for row in self.read(work)]
 
     def labels_csv(self, queue: str) -> str:
         buffer = io.StringIO()
@@ -431,4 +435,4 @@ class Store:
         """The newest audit rows: at, actor, action, entity, entity_id, detail."""
         def work(conn):
             return list(conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).mappings())
-        return [{**row, "detail": json.loads(row["detail"])} for row in self._read(work)]
+        return [{**row, "detail": json.loads(row["detail"])} for row in self.read(work)]

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dataset-fashion-mnist chromium fonts-liberation)
+# open3d (playground.pointcloud) loads libusb, libudev, libGL/libEGL and libX11 on import, even headless
+APT_PACKAGES=(dataset-fashion-mnist chromium fonts-liberation libusb-1.0-0 libudev1 libgl1 libegl1 libx11-6)
 PYTHON="${PYTHON:-python3}"
 
 say() { printf '[setup] %s\n' "$*" >&2; }

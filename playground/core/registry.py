@@ -15,6 +15,7 @@ from playground.errors import ConfigError
 EXPERIMENTS: dict[str, str] = {
     "active": "playground.active.experiment",
     "classify": "playground.classify.experiment",
+    "cuboids": "playground.pointcloud.experiment",
     "fct": "playground.fct.experiment",
     "ood": "playground.uncertainty.experiment",
     "latency": "playground.optimize.experiment",

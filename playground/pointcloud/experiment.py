@@ -1,0 +1,235 @@
+"""Cuboid proposals on synthetic LiDAR scenes, scored against their exact ground truth.
+
+``recipes/cuboid_proposals.toml`` makes ``scenes`` frames (:mod:`playground.pointcloud.scenes`,
+seeds ``seed, seed + 1, ...``), runs the proposal pipeline (:mod:`playground.pointcloud.proposals`:
+voxel grid, RANSAC ground, DBSCAN, L-shape boxes, class default sizes) on each, and matches the
+car and pedestrian proposals one-to-one with the ground truth at bird's-eye IoU >= ``iou_threshold``
+(:mod:`playground.pointcloud.evaluation`; boxes with fewer than ``min_gt_points`` returns are
+ignored, as KITTI's DontCare).
+
+Timing: one warm-up call first (it imports open3d), then every frame is proposed
+``timing_repeats`` times; a frame's time is the median, scaled to 100,000 points.
+
+Metrics: ``proposals/recall_bev50``, ``proposals/precision_bev50`` (the number is the threshold
+in percent), per class ``proposals/<label>/recall_bev50`` ..., ``proposals/mean_bev_iou``,
+``proposals/recall_3d50``, ``proposals/seconds_per_100k_points`` (median over frames) and
+``..._max``, per stage ``proposals/stage_seconds/<stage>``, and ``scenes/points_per_frame``.
+The run folder also holds ``bev.png`` (one frame), the proposals and ground truth as
+nuScenes-style JSON, and the proposals as KITTI ``label_2`` files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+
+import numpy as np
+
+from playground.core.config import RunConfig
+from playground.core.progress import Progress, report
+from playground.core.runs import Metrics, Result, RunDir, format_number, markdown_table
+from playground.errors import ConfigError
+from playground.pointcloud.cuboid import Cuboid
+from playground.pointcloud.evaluation import Matching, match_frame
+from playground.pointcloud.export import to_nuscenes, write_json, write_kitti
+from playground.pointcloud.plots import bev_figure
+from playground.pointcloud.proposals import ProposalParams, propose
+from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
+
+EXPERIMENT = "cuboids"
+LABELS = ("car", "pedestrian")
+STAGES = ("voxel", "ground", "cluster", "fit")
+
+
+@dataclasses.dataclass
+class Config(RunConfig):
+    name: str = "cuboid_proposals"
+    scenes: int = 10
+    target_points: int = 100_000
+    rings: int = 64
+    cars: int = 12
+    pedestrians: int = 10
+    poles: int = 6
+    walls: int = 2
+    object_range: float = 30.0
+    noise: float = 0.02
+    dropout: float = 0.05
+    min_gt_points: int = 20       # ground truth with fewer returns is ignored (DontCare)
+    iou_threshold: float = 0.5
+    voxel_size: float = 0.15
+    ground_threshold: float = 0.2
+    eps: float = 0.6
+    min_points: int = 4
+    min_cluster_points: int = 6
+    timing_repeats: int = 3
+    plot_scene: int = 0           # which frame bev.png shows
+
+    def __post_init__(self):
+        for key in ("scenes", "timing_repeats"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not 0 < self.iou_threshold <= 1:
+            raise ConfigError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        if not 0 <= self.plot_scene < self.scenes:
+            raise ConfigError(f"plot_scene must be a frame index below scenes = {self.scenes}, got {self.plot_scene}")
+        if self.min_gt_points < 0:
+            raise ConfigError(f"min_gt_points must be >= 0, got {self.min_gt_points}")
+        self.scene_spec(0)
+        self.proposal_params()
+
+    def scene_spec(self, index: int) -> SceneSpec:
+        return SceneSpec(seed=self.seed + index, target_points=self.target_points, rings=self.rings, cars=self.cars,
+                         pedestrians=self.pedestrians, poles=self.poles, walls=self.walls,
+                         object_range=self.object_range, noise=self.noise, dropout=self.dropout)
+
+    def proposal_params(self) -> ProposalParams:
+        return ProposalParams(voxel_size=self.voxel_size, ground_threshold=self.ground_threshold, eps=self.eps,
+                              min_points=self.min_points, min_cluster_points=self.min_cluster_points, seed=self.seed)
+
+    @property
+    def tag(self) -> str:
+        """``50`` for a threshold of 0.5 (metric names read ``recall_bev50``)."""
+        return f"{round(self.iou_threshold * 100)}"
+
+
+@dataclasses.dataclass
+class Frame:
+    """One scene and what the proposals made of it."""
+
+    name: str
+    scene: Scene
+    proposals: list[Cuboid]
+    seconds: float                # median over the timing repeats
+    stages: dict[str, float]      # seconds per stage, of the last repeat
+    bev: dict[str, Matching]
+    cube: dict[str, Matching]     # matched at 3D IoU
+
+    @property
+    def seconds_per_100k(self) -> float:
+        return self.seconds * 100_000 / max(len(self.scene), 1)
+
+
+def timed_proposals(points: np.ndarray, params: ProposalParams, repeats: int) -> tuple[list[Cuboid], float, dict]:
+    """The proposals, the median wall time over ``repeats`` runs and the last run's stage times."""
+    times, stages, boxes = [], {}, []
+    for _ in range(repeats):
+        stages = {}
+        began = time.perf_counter()
+        boxes = propose(points, params, timings=stages)
+        times.append(time.perf_counter() - began)
+    return boxes, statistics.median(times), stages
+
+
+def run_frame(config: Config, index: int) -> Frame:
+    scene = make_scene(config.scene_spec(index))
+    boxes, seconds, stages = timed_proposals(scene.points, config.proposal_params(), config.timing_repeats)
+    truth = scene.ground_truth(LABELS)
+    kwargs = dict(labels=LABELS, threshold=config.iou_threshold, min_points=config.min_gt_points)
+    return Frame(f"{config.seed + index:06d}", scene, boxes, seconds, stages,
+                 match_frame(truth, boxes, kind="bev", **kwargs), match_frame(truth, boxes, kind="3d", **kwargs))
+
+
+def _total(frames: list[Frame], label: str | None = None, kind: str = "bev") -> Matching:
+    out = Matching()
+    for frame in frames:
+        table = frame.bev if kind == "bev" else frame.cube
+        for name, matching in table.items():
+            if label is None or name == label:
+                out = out + matching
+    return out
+
+
+def _add(metrics: Metrics, name: str, value: float, unit: str) -> None:
+    if not math.isnan(value):
+        metrics.add(name, value, unit)
+
+
+def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
+    metrics, tag = Metrics(), config.tag
+    overall = _total(frames)
+    _add(metrics, f"proposals/recall_bev{tag}", overall.recall, "fraction")
+    _add(metrics, f"proposals/precision_bev{tag}", overall.precision, "fraction")
+    _add(metrics, "proposals/mean_bev_iou", overall.mean_iou, "fraction")
+    _add(metrics, f"proposals/recall_3d{tag}", _total(frames, kind="3d").recall, "fraction")
+    for label in LABELS:
+        part = _total(frames, label)
+        _add(metrics, f"proposals/{label}/recall_bev{tag}", part.recall, "fraction")
+        _add(metrics, f"proposals/{label}/precision_bev{tag}", part.precision, "fraction")
+        metrics.add(f"proposals/{label}/ground_truth", part.ground_truth, "count")
+    per_100k = [f.seconds_per_100k for f in frames]
+    metrics.add("proposals/seconds_per_100k_points", statistics.median(per_100k), "s")
+    metrics.add("proposals/seconds_per_100k_points_max", max(per_100k), "s")
+    for stage in STAGES:
+        median = statistics.median(f.stages.get(stage, 0.0) for f in frames)
+        metrics.add(f"proposals/stage_seconds/{stage}", median, "s")
+    metrics.add("proposals/per_frame", statistics.fmean(len(f.proposals) for f in frames), "count")
+    metrics.add("scenes/points_per_frame", statistics.fmean(len(f.scene) for f in frames), "count")
+    metrics.add("scenes/frames", len(frames), "count")
+    return metrics
+
+
+def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
+    """bev.png, proposals.json and ground_truth.json (nuScenes-style), label_2/ (KITTI) of the proposals."""
+    shown = frames[config.plot_scene]
+    figure = bev_figure(shown.scene.points, shown.scene.ground_truth(LABELS + ("pole",)), shown.proposals,
+                        extent=config.object_range + 5, title=f"frame {shown.name}: truth (solid) and proposals "
+                                                                f"(dashed red)")
+    run_dir.save_figure(figure, "bev")
+    write_json(run_dir.path / "proposals.json", to_nuscenes({f.name: f.proposals for f in frames}))
+    write_json(run_dir.path / "ground_truth.json", to_nuscenes({f.name: f.scene.cuboids for f in frames}))
+    write_kitti(run_dir.path / "label_2", {f.name: f.proposals for f in frames})
+
+
+def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
+    values, tag = metrics.values, config.tag
+
+    def cell(name: str, scale: float = 1.0) -> str:
+        return format_number(values[name] * scale) if name in values else "n/a"
+
+    rows = [[label, int(_total(frames, label).ground_truth), _total(frames, label).matched,
+             cell(f"proposals/{label}/recall_bev{tag}"), cell(f"proposals/{label}/precision_bev{tag}")]
+            for label in LABELS]
+    rows.append(["all", _total(frames).ground_truth, _total(frames).matched, cell(f"proposals/recall_bev{tag}"),
+                 cell(f"proposals/precision_bev{tag}")])
+    timing = [[stage, cell(f"proposals/stage_seconds/{stage}", 1000)] for stage in STAGES]
+    per_frame = [[f.name, len(f.scene), len(f.proposals), format_number(f.seconds * 1000),
+                  format_number(f.seconds_per_100k)] for f in frames]
+    return "\n\n".join([
+        f"# Cuboid proposals on synthetic LiDAR scenes: {config.name}",
+        f"{len(frames)} frames of about {config.target_points:,} points ({config.rings} rings), "
+        f"{config.cars} cars, {config.pedestrians} pedestrians, {config.poles} poles and {config.walls} walls each. "
+        f"A proposal counts when it has the ground truth's label and bird's-eye IoU >= {config.iou_threshold}; "
+        f"ground truth with fewer than {config.min_gt_points} returns is ignored.",
+        markdown_table(["class", "ground truth", "matched", f"recall (BEV IoU ≥ {config.iou_threshold:g})",
+                        f"precision (BEV IoU ≥ {config.iou_threshold:g})"], rows),
+        f"Matched pairs: mean BEV IoU {cell('proposals/mean_bev_iou')}, recall at 3D IoU {config.iou_threshold}: "
+        f"{cell(f'proposals/recall_3d{tag}')}.",
+        f"**Time per 100k points: {cell('proposals/seconds_per_100k_points')} s** (median over frames; "
+        f"slowest {cell('proposals/seconds_per_100k_points_max')} s; after one warm-up call, median of "
+        f"{config.timing_repeats} repeats per frame).",
+        "## Stages (median ms per frame)", markdown_table(["stage", "ms"], timing),
+        "## Frames", markdown_table(["frame", "points", "proposals", "ms", "s per 100k points"], per_frame),
+        f"## Bird's-eye view of frame {frames[config.plot_scene].name}", "![bird's-eye view](bev.png)",
+        "Proposals: `proposals.json` (nuScenes-style), `label_2/` (KITTI, identity calibration); "
+        "ground truth: `ground_truth.json`.",
+    ]) + "\n"
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Generate the scenes, propose, score, and write the run folder."""
+    propose(make_scene(SceneSpec(seed=config.seed, target_points=2000, rings=16)).points)  # warm-up: imports open3d
+    frames = []
+    for index in range(config.scenes):
+        report(progress, "scenes", index, config.scenes)
+        frames.append(run_frame(config, index))
+    report(progress, "scenes", config.scenes, config.scenes)
+    run_dir = run_dir or RunDir.create(config.name, config.out or None)
+    run_dir.write_config(config, EXPERIMENT)
+    metrics = metrics_of(config, frames)
+    write_outputs(run_dir, config, frames)
+    run_dir.write_metrics(metrics)
+    text = report_text(config, metrics, frames)
+    run_dir.write_report(text)
+    return Result(metrics, text, run_dir.path, {"frames": frames})
