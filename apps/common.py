@@ -40,6 +40,7 @@ PAGES = [
     PageSpec("views/swav.py", "Self-supervised SwAV", ":material/hub:", "Techniques"),
     PageSpec("views/optimize.py", "Latency benchmark", ":material/speed:", "Techniques"),
     PageSpec("views/annotate.py", "Annotate", ":material/rate_review:", "Annotation"),
+    PageSpec("views/cuboids.py", "3D cuboid annotation", ":material/view_in_ar:", "Annotation"),
 ]
 PAGE_PATHS = {spec.path for spec in PAGES}
 

@@ -290,3 +290,30 @@ def read_json(path: str | Path) -> dict:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataFormatError(f"{Path(path).name} is not valid JSON ({err})") from None
+
+
+# --------------------------------------------------------------------- downloads
+
+EXPORT_FORMATS = ("kitti", "nuscenes", "datumaro")
+
+
+def export_file(frames: dict[str, list[Cuboid]], fmt: str, dataset: str = "cuboids",
+                calib: Calibration | None = None) -> tuple[str, bytes, str]:
+    """``(file name, contents, MIME type)`` of ``frames`` in one download: ``kitti`` is a zip with
+    ``label_2/<frame>.txt`` per frame; ``nuscenes`` and ``datumaro`` are one JSON file each."""
+    import io
+    import re
+    import zipfile
+
+    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", dataset).strip("._") or "cuboids"
+    if fmt == "kitti":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for frame, boxes in frames.items():
+                archive.writestr(f"label_2/{frame}.txt", to_kitti(boxes, calib))
+        return f"{stem}-kitti-label_2.zip", buffer.getvalue(), "application/zip"
+    if fmt == "nuscenes":
+        return f"{stem}-nuscenes.json", json.dumps(to_nuscenes(frames), indent=2).encode(), "application/json"
+    if fmt == "datumaro":
+        return f"{stem}-datumaro.json", json.dumps(to_datumaro(frames), indent=2).encode(), "application/json"
+    raise DataFormatError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")

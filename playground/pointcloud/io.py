@@ -96,9 +96,16 @@ def read_cloud(path: str | Path, drop_invalid: bool = False) -> PointCloud:
     return check_cloud(points, intensity, path.name, drop_invalid)
 
 
-def read_cloud_bytes(data: bytes, filename: str, drop_invalid: bool = False) -> PointCloud:
-    """Read a point cloud held in memory (an upload); ``filename``'s extension names the format."""
+def read_cloud_bytes(data: bytes, filename: str, drop_invalid: bool = False,
+                     max_bytes: int | None = None) -> PointCloud:
+    """Read a point cloud held in memory (an upload); ``filename``'s extension names the format.
+
+    ``max_bytes``: refuse anything larger, before parsing it.
+    """
     suffix = _suffix(Path(filename))
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DataFormatError(f"{Path(filename).name} is {len(data) / 2**20:.1f} MB; the limit is "
+                              f"{max_bytes / 2**20:.0f} MB (voxel-downsample or crop the cloud first)")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)

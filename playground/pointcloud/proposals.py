@@ -100,11 +100,45 @@ def fit_ground(points: np.ndarray, threshold: float = 0.2, iterations: int = 100
         plane, inliers = _cloud(points[remaining]).segment_plane(threshold, 3, iterations)
         plane = np.asarray(plane) * (1 if plane[2] >= 0 else -1) / np.linalg.norm(plane[:3])
         if plane[2] >= math.cos(math.radians(max_tilt_deg)):
-            distance = points @ plane[:3] + plane[3]
-            return plane, distance < threshold
+            plane = refine_plane(points, plane, threshold)
+            return plane, points @ plane[:3] + plane[3] < threshold
         remaining = np.delete(remaining, inliers)
     raise DataFormatError("found no ground plane (no near-horizontal plane among the points); "
                           "is z up in this point cloud?")
+
+
+def refine_plane(points: np.ndarray, plane: np.ndarray, threshold: float, rounds: int = 2) -> np.ndarray:
+    """A least-squares refit of ``plane`` to the points within ``threshold`` of it, ``rounds`` times.
+
+    open3d runs RANSAC on several threads, so the same seed can give slightly different planes from
+    run to run; the refit lands on the same plane whenever the inlier sets agree (they differ only
+    in points on the threshold's edge), so the same frame gets the same proposals.
+    """
+    for _ in range(rounds):
+        near = points[np.abs(points @ plane[:3] + plane[3]) < threshold]
+        if len(near) < 3:
+            break
+        centroid = near.mean(axis=0)
+        normal = np.linalg.svd(near - centroid, full_matrices=False)[2][-1]
+        normal = normal * (1 if normal[2] >= 0 else -1)
+        plane = np.append(normal, -normal @ centroid)
+    return plane
+
+
+def ground_plane(points: np.ndarray, params: ProposalParams | None = None) -> np.ndarray:
+    """The frame's ground plane ``(a, b, c, d)`` as :func:`propose` finds it (voxel grid, then RANSAC).
+
+    Where RANSAC finds no near-horizontal plane, the horizontal plane at the 2nd percentile of z,
+    so that a viewer can still stand new boxes on something.
+    """
+    params = params or ProposalParams()
+    sparse = voxel_downsample(points, params.voxel_size)
+    if len(sparse) >= 3:
+        try:
+            return fit_ground(sparse, params.ground_threshold, params.ransac_iterations, params.seed)[0]
+        except DataFormatError:
+            pass  # no near-horizontal plane: the floor below
+    return np.array([0.0, 0.0, 1.0, -float(np.percentile(_check(points)[:, 2], 2))])
 
 
 def cluster(points: np.ndarray, eps: float = 0.6, min_points: int = 4) -> np.ndarray:

@@ -12,7 +12,8 @@ from playground.errors import ConfigError, DataFormatError
 from playground.pointcloud.cuboid import Cuboid, bev_iou
 from playground.pointcloud.evaluation import Matching, greedy_match, match_frame, match_label
 from playground.pointcloud.proposals import (DEFAULT_SIZES, ProposalParams, cluster, fit_box, fit_ground,
-                                             fit_rectangle, guess_class, propose, voxel_downsample)
+                                             fit_rectangle, guess_class, propose, refine_plane,
+                                             voxel_downsample)
 from playground.pointcloud.scenes import make_scene
 
 FLAT = np.array([0.0, 0.0, 1.0, 0.0])  # the plane z = 0
@@ -90,15 +91,16 @@ def test_recall_on_fixed_seed_scenes(frames):
     assert both.mean_iou > 0.7
 
 
-def test_a_100k_point_frame_takes_under_a_second(frames):
-    propose(frames[0].points)  # warm-up
+def test_propose_times_its_stages(frames):
+    """The stage timings the experiment reports (the <= 1 s per 100k points target is measured by
+    ``recipes/cuboid_proposals.toml`` into metrics.json, not asserted in a unit test)."""
     stages: dict = {}
     began = time.perf_counter()
     propose(frames[1].points, timings=stages)
     seconds = time.perf_counter() - began
     assert len(frames[1]) > 100_000
-    assert seconds < 1.0  # measured about 0.05 s on two busy cores
-    assert set(stages) == {"voxel", "ground", "cluster", "fit"} and sum(stages.values()) <= seconds
+    assert set(stages) == {"voxel", "ground", "cluster", "fit"}
+    assert all(v > 0 for v in stages.values()) and sum(stages.values()) <= seconds
 
 
 def test_matching_ignores_hidden_ground_truth():
@@ -119,3 +121,17 @@ def test_bad_input_is_refused():
     with pytest.raises(DataFormatError, match=r"\(N, 3\)"):
         propose(np.zeros((5, 2)))
     assert propose(np.zeros((2, 3))) == []
+
+
+def test_refine_plane_lands_on_the_same_plane_from_slightly_different_ransac_planes():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(-20, 20, size=(5000, 2))
+    z = 0.02 * xy[:, 0] - 0.01 * xy[:, 1] - 1.7 + rng.normal(0, 0.03, size=5000)
+    points = np.column_stack([xy, z])
+    truth = np.array([-0.02, 0.01, 1.0, 1.7]) / np.linalg.norm([-0.02, 0.01, 1.0])
+    refits = [refine_plane(points, truth + np.array([dx, 0.0, 0.0, dd]), threshold=0.2)
+              for dx, dd in [(0.0, 0.0), (0.002, 0.01), (-0.001, -0.02)]]
+    for plane in refits:
+        assert plane[2] > 0 and np.linalg.norm(plane[:3]) == pytest.approx(1.0)
+        assert np.abs(plane - truth).max() < 2e-3
+        assert np.array_equal(plane, refits[0])
