@@ -14,8 +14,11 @@ so no annotation database is touched), opens ``/cuboids?cub_points=<N/1000>k`` i
 - ``viewer/load_ms_cold@N``: the same on the first visit of a fresh browser;
 - ``viewer/ms_from_navigation@N``: from the page's navigation start to that first frame (second visit);
 - ``viewer/orbit_fps@N``: ``window.__viewerOrbit(seconds)``: the camera circles the scene, moving
-  every animation frame, and every frame is drawn in full (the free view with all N points, the
-  three orthographic views, the overlay); fps = frames drawn / seconds.
+  every animation frame, as a user's orbit does: the free view draws the motion level of detail's
+  adaptive sample of the points (``frontend/src/lod.js``; every point again once the camera stops),
+  plus the three orthographic views and the overlay; fps = frames drawn / seconds;
+  ``viewer/orbit_points_drawn@N`` is the mean number of points the free view drew per frame;
+- ``viewer/orbit_fps_full_detail@N``: the same orbit drawing all N points in every frame.
 
 It writes ``metrics.json`` (``{"metrics", "units"}``), ``context.json`` (the WebGL renderer, the
 Chromium flags, the CPU count and load) and ``report.md`` to ``<runs root>/viewer-bench-<time>/``.
@@ -94,7 +97,9 @@ def measure(playwright, url: str, points: int, seconds: float, args: list[str]) 
         _, cold, _ = visit(page, scene)
         frame, warm, since_navigation = visit(page, scene)
         page.wait_for_timeout(500)
-        orbit = frame.evaluate(f"window.__viewerOrbit({seconds})")
+        orbit = frame.evaluate(f"window.__viewerOrbit({seconds}, false)")
+        page.wait_for_timeout(300)
+        full = frame.evaluate(f"window.__viewerOrbit({seconds}, true)")
     finally:
         browser.close()
     metrics = Metrics()
@@ -103,6 +108,8 @@ def measure(playwright, url: str, points: int, seconds: float, args: list[str]) 
     metrics.add(f"viewer/load_ms@{points}", warm["loadMs"], "ms")
     metrics.add(f"viewer/ms_from_navigation@{points}", since_navigation, "ms")
     metrics.add(f"viewer/orbit_fps@{points}", orbit["fps"], "fps")
+    metrics.add(f"viewer/orbit_points_drawn@{points}", orbit["meanPointsDrawn"], "points")
+    metrics.add(f"viewer/orbit_fps_full_detail@{points}", full["fps"], "fps")
     metrics.add(f"viewer/orbit_frames@{points}", orbit["frames"], "frames")
     return metrics, orbit["renderer"]
 

@@ -7,6 +7,7 @@
 
 import * as THREE from "three";
 import { scanBox } from "./geometry.js";
+import { shuffledOrder } from "./lod.js";
 
 export const STRIDE = 4; // floats per point: x, y, z, intensity
 
@@ -50,6 +51,7 @@ export class Cloud {
     this.intensityRange = quantiles(data, 3, this.count, 0.0, 0.99);
     this.colorCache = new Map();
     this.geometry = null;
+    this.moving = null;
   }
 
   /** uint8 RGB per point for "height" or "intensity" (computed once per mode). */
@@ -78,12 +80,29 @@ export class Cloud {
       this.geometry.computeBoundingSphere();
     }
     this.geometry.setAttribute("color", new THREE.BufferAttribute(this.colors(mode), 3, true));
+    if (this.moving) this.moving.setAttribute("color", this.geometry.attributes.color);
     return this.geometry;
+  }
+
+  /** The geometry drawn while the camera moves: the same buffers, the first `n` points of a fixed
+   * random order (see lod.js); built once, then only its draw range changes. */
+  movingGeometry(n) {
+    if (!this.moving) {
+      this.moving = new THREE.BufferGeometry();
+      this.moving.setAttribute("position", this.geometry.attributes.position);
+      this.moving.setAttribute("color", this.geometry.attributes.color);
+      this.moving.setIndex(new THREE.BufferAttribute(shuffledOrder(this.count), 1));
+      this.moving.boundingSphere = this.geometry.boundingSphere;
+    }
+    this.moving.setDrawRange(0, n);
+    return this.moving;
   }
 
   dispose() {
     if (this.geometry) this.geometry.dispose();
+    if (this.moving) this.moving.dispose();
     this.geometry = null;
+    this.moving = null;
   }
 }
 

@@ -7,9 +7,10 @@
 //                          times are ms since the iframe's navigation (performance.now());
 //                          loadMs = first frame drawn with points - script start; fps = frames
 //                          drawn in the last second.
-//   window.__viewerOrbit(seconds) -> Promise<{fps, frames, seconds, points, viewport, renderer}>
+//   window.__viewerOrbit(seconds, fullDetail = false)
+//                       -> Promise<{fps, frames, seconds, points, meanPointsDrawn, fullDetail, viewport, renderer}>
 //                          circles the camera every animation frame and measures the frames drawn.
-//   window.__viewerDebug   state(), project([x, y, z]), handle(view, name), viewRect(view), scale(view).
+//   window.__viewerDebug   state(), project([x, y, z]), pointsDrawn(), handle(view, name), viewRect(view), scale(view).
 
 import { connect } from "./bridge.js";
 import { App } from "./app.js";
@@ -31,7 +32,7 @@ try {
   throw err;
 }
 
-window.__viewerOrbit = (seconds = 5) => app.viewer.orbitFor(seconds);
+window.__viewerOrbit = (seconds = 5, fullDetail = false) => app.viewer.orbitFor(seconds, fullDetail);
 window.__viewerDebug = {
   state: () => ({
     frameKey: app.editor.frameKey, revision: app.editor.revision, dirty: app.editor.dirty, selectedId: app.editor.selectedId,
@@ -40,6 +41,7 @@ window.__viewerDebug = {
     status: document.getElementById("status").textContent, placing: app.viewer.placing,
   }),
   project: (point) => app.viewer.project(point),
+  pointsDrawn: () => app.viewer.pointsDrawn,
   handle: (view, name) => {
     const ortho = app.viewer.orthoViews.find((v) => v.spec.name === view);
     const item = app.editor.selected();

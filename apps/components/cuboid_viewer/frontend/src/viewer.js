@@ -6,7 +6,8 @@
 // cameras see a small copy of the points around the selected box (layer CROP). Points inside the
 // selected box are drawn again, larger and bright, on top (layer 0, every camera).
 // A frame is drawn on the next animation frame after anything changed (camera, boxes, size);
-// window.__viewerStats counts the frames drawn.
+// window.__viewerStats counts the frames drawn. While the free camera moves, the free view draws an
+// adaptive sample of the cloud (lod.js) and every point again as soon as it stops.
 
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
@@ -14,6 +15,7 @@ import { TransformControls } from "three/addons/controls/TransformControls.js";
 import { BoxView, labelColor } from "./boxview.js";
 import { Subset, membership } from "./cloud.js";
 import { groundHeight, rayPlane } from "./geometry.js";
+import { MotionDetail } from "./lod.js";
 import { OrthoView, VIEWS } from "./ortho.js";
 
 const FULL = 1, CROP = 2;
@@ -33,6 +35,7 @@ export class Viewer {
     this.placing = null; // the label of the box a click on the ground will place
     this.ground = [0, 0, 1, 0];
     this.insideCounts = new Map(); // box id -> [signature, count]
+    this.motion = new MotionDetail();
     this.initRenderer();
     this.initFreeView();
     this.initOrthoViews();
@@ -74,6 +77,8 @@ export class Viewer {
     this.orbit.target.set(6, 0, 0);
     this.orbit.update();
     this.orbit.addEventListener("change", () => this.invalidate());
+    this.orbit.addEventListener("start", () => this.motion.start());
+    this.orbit.addEventListener("end", () => { this.motion.end(); this.invalidate(); });
     this.transform = new TransformControls(this.camera, element);
     this.transform.setSize(0.8);
     this.transform.addEventListener("dragging-changed", (e) => this.gizmoDragging(e.value));
@@ -288,10 +293,12 @@ export class Viewer {
 
   /** Scripted orbit for the benchmark: the camera circles the target for `seconds`, moving every
    * animation frame; resolves with the frames drawn per second. */
-  orbitFor(seconds) {
+  /** Circle the camera for `seconds`; with `fullDetail`, every point in every frame (no motion LOD). */
+  orbitFor(seconds, fullDetail = false) {
     return new Promise((resolve) => {
       const offset = this.camera.position.clone().sub(this.orbit.target);
-      this.orbitRun = { seconds, resolve, frames: 0, start: null, last: null,
+      if (!fullDetail) this.motion.start();
+      this.orbitRun = { seconds, resolve, frames: 0, start: null, last: null, drawn: 0, fullDetail,
         radius: Math.hypot(offset.x, offset.y), height: offset.z, angle: Math.atan2(offset.y, offset.x) };
     });
   }
@@ -312,9 +319,12 @@ export class Viewer {
     run.last = now;
     if (now - run.start < run.seconds * 1000) return;
     this.orbitRun = null;
+    if (!run.fullDetail) this.motion.end();
     this.orbit.update();
+    this.invalidate();
     const seconds = (run.last - run.start) / 1000;
     run.resolve({ fps: (run.frames - 1) / seconds, frames: run.frames, seconds, points: this.cloud ? this.cloud.count : 0,
+      meanPointsDrawn: run.drawn / run.frames, fullDetail: run.fullDetail,
       viewport: [this.size.w, this.size.h], renderer: this.stats.renderer });
   }
 
@@ -326,15 +336,17 @@ export class Viewer {
     if (this.editor.version !== this.seenVersion) this.sync();
     if (!this.dirty) return;
     this.dirty = false;
-    this.render();
+    const drawn = this.render();
     this.countFrame(now);
-    if (this.orbitRun) this.finishOrbit(now);
+    this.motion.frameDrawn(now, this.cloud ? this.cloud.count : 0);
+    if (this.orbitRun) { this.orbitRun.drawn += drawn; this.finishOrbit(now); }
   }
 
   render() {
     const r = this.renderer;
     r.setScissorTest(true);
     this.gizmo.visible = Boolean(this.transform.object);
+    const drawn = this.choosePoints();
     this.drawView(this.freeRect, this.camera, BACKGROUND);
     const item = this.editor.selected();
     this.showOnlySelected(true);
@@ -344,7 +356,17 @@ export class Viewer {
     }
     this.showOnlySelected(false);
     this.drawOverlay(item);
-    if (this.cloud && !this.stats.firstPointsMs) this.firstPoints();
+    if (this.cloud && !this.stats.firstPointsMs && drawn === this.cloud.count) this.firstPoints();
+    return drawn;
+  }
+
+  /** Every point when the camera is still, the motion budget's sample while it moves; how many. */
+  choosePoints() {
+    if (!this.cloud) return 0;
+    const n = this.motion.pointsToDraw(this.cloud.count);
+    this.pointsDrawn = n;
+    this.points.geometry = n < this.cloud.count ? this.cloud.movingGeometry(n) : this.cloud.geometry;
+    return n;
   }
 
   /** The orthographic views show the selected box alone (no gizmo, no other boxes). */
