@@ -101,23 +101,10 @@ def drag(page, start: tuple[float, float], dx: float, dy: float) -> None:
     page.mouse.up()
 
 
-def test_accept_place_resize_commit_reload(app_url, browser_page):  # noqa: F811
-    from playwright.sync_api import expect
-
-    page = browser_page
-    page.set_viewport_size({"width": 1500, "height": 1400})  # the whole viewer on screen, no scrolling
-    frame, _ = open_viewer(page, app_url)
-    page.get_by_role("textbox", name="Your name").fill("alice")
-    page.get_by_role("textbox", name="Your name").press("Enter")
-    settle(page)
+def place_and_resize(page, frame, accepted: dict) -> tuple[dict, float]:
+    """N, click on free ground: a car of the default size stands there; then drag its front edge in
+    the top view DRAG_PX to the right. Returns the resized box and its expected length."""
     ox, oy = iframe_origin(page)
-    page.mouse.click(ox + 8, oy + 60)  # focus the viewer (the free view's corner: nothing there)
-
-    proposal = press(page, frame, "a", "s.selectedId && s.selectedId.startsWith('p')")  # A: show the next proposal
-    chosen = next(p for p in proposal["proposals"] if p["id"] == proposal["selectedId"])
-    accepted = press(page, frame, "a", "s.boxes.length === 1")["boxes"][0]  # A again: accept it
-    assert accepted["fromProposal"] == chosen["id"] and accepted["size"] == chosen["size"]
-
     x, y, z, px, py = free_ground_spot(frame, page, accepted["center"])
     press(page, frame, "n", "s.placing === 'car'")
     page.mouse.click(px, py)
@@ -135,12 +122,13 @@ def test_accept_place_resize_commit_reload(app_url, browser_page):  # noqa: F811
     resized = state(frame)["boxes"][1]
     length = DEFAULT_SIZES["car"][0] + DRAG_PX / scale
     assert resized["size"] == pytest.approx([length, 1.8, 1.6], abs=1e-6)
+    return resized, length
 
-    page.keyboard.press("Control+s")
-    frame.wait_for_function("window.__viewerDebug.state().status.startsWith('Committed revision')")
-    annotations = CuboidAnnotations(Store(default_url()))
-    stored = annotations.current("synthetic", FRAME)
-    assert len(stored) == 2 and annotations.head("synthetic", FRAME).annotator == "alice"
+
+def check_after_reload(page, chosen: dict, resized: dict, length: float):
+    """Reload the page: both boxes are in the database and back in the viewer, unchanged; returns the
+    viewer's new frame."""
+    from playwright.sync_api import expect
 
     frame, _ = open_viewer(page, None)  # reload: the name stays in the URL
     expect(page.get_by_role("textbox", name="Your name")).to_have_value("alice")
@@ -157,6 +145,33 @@ def test_accept_place_resize_commit_reload(app_url, browser_page):  # noqa: F811
     counted = int(points_in_box(make_scene(SPEC).points, stored[1]).sum())
     assert abs(shown["inside"] - counted) <= max(2, 0.01 * counted)  # the viewer's count agrees with the library's
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    return frame
+
+
+def test_accept_place_resize_commit_reload(app_url, browser_page):  # noqa: F811
+    page = browser_page
+    page.set_viewport_size({"width": 1500, "height": 1400})  # the whole viewer on screen, no scrolling
+    frame, _ = open_viewer(page, app_url)
+    page.get_by_role("textbox", name="Your name").fill("alice")
+    page.get_by_role("textbox", name="Your name").press("Enter")
+    settle(page)
+    ox, oy = iframe_origin(page)
+    page.mouse.click(ox + 8, oy + 60)  # focus the viewer (the free view's corner: nothing there)
+
+    proposal = press(page, frame, "a", "s.selectedId && s.selectedId.startsWith('p')")  # A: show the next proposal
+    chosen = next(p for p in proposal["proposals"] if p["id"] == proposal["selectedId"])
+    accepted = press(page, frame, "a", "s.boxes.length === 1")["boxes"][0]  # A again: accept it
+    assert accepted["fromProposal"] == chosen["id"] and accepted["size"] == chosen["size"]
+
+    resized, length = place_and_resize(page, frame, accepted)
+
+    page.keyboard.press("Control+s")
+    frame.wait_for_function("window.__viewerDebug.state().status.startsWith('Committed revision')")
+    annotations = CuboidAnnotations(Store(default_url()))
+    stored = annotations.current("synthetic", FRAME)
+    assert len(stored) == 2 and annotations.head("synthetic", FRAME).annotator == "alice"
+
+    frame = check_after_reload(page, chosen, resized, length)
     page.mouse.click(ox + 8, oy + 60)
     press(page, frame, "Tab", "s.selectedId !== null")
     press(page, frame, "Tab", "s.selectedId === s.boxes[1].id")  # the resized car, with its handles
