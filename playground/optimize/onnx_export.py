@@ -189,6 +189,8 @@ class Parity:
     max_abs_diff: float
     argmax_agreement: float
     samples: int
+    mean_abs_diff: float = 0.0
+    logit_range: float = 0.0  # max - min of the reference's logits: the scale the differences live on
 
     def ok(self, atol: float, min_agreement: float) -> bool:
         """True when every logit is within ``atol`` and argmax agrees on ``min_agreement`` of samples."""
@@ -209,7 +211,7 @@ def parity(reference: Callable[[torch.Tensor], torch.Tensor],
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     images = images.float()
-    worst, agree = 0.0, 0
+    worst, agree, total, low, high = 0.0, 0, 0.0, math.inf, -math.inf
     for start in range(0, images.shape[0], batch_size):
         batch = images[start:start + batch_size]
         ref = reference(batch).detach().float().cpu()
@@ -217,7 +219,11 @@ def parity(reference: Callable[[torch.Tensor], torch.Tensor],
         if ref.shape != cand.shape:
             raise DataFormatError(f"reference logits {tuple(ref.shape)} and candidate logits "
                                   f"{tuple(cand.shape)} differ in shape")
-        diff = (ref - cand).abs().max().item()
+        gaps = (ref - cand).abs()
+        diff = gaps.max().item()
         worst = max(worst, math.inf if math.isnan(diff) else diff)  # NaN must not compare as "close"
         agree += int((ref.argmax(1) == cand.argmax(1)).sum())
-    return Parity(worst, agree / images.shape[0], images.shape[0])
+        total += gaps.mean(1).sum().item()
+        low, high = min(low, ref.min().item()), max(high, ref.max().item())
+    count = images.shape[0]
+    return Parity(worst, agree / count, count, total / count, high - low)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from playground.core.runs import Metrics, RunDir, markdown_table
-from playground.optimize.variants import Variant
+from playground.optimize.variants import TOLERANCE, Variant
 
 COUNTERPART = {"torch_int8": "torch_fp32", "ort_int8_dynamic": "ort_fp32", "ort_int8_static": "ort_fp32",
                "torch_bf16": "torch_fp32", "ort_fp16": "ort_fp32", "torch_fp16": "torch_fp32"}
@@ -137,6 +138,8 @@ def write_artifacts(run_dir: RunDir, config, variants: dict, results: dict, info
 def _check_of(variant: Variant) -> dict:
     parity = variant.parity
     return {"max_abs_diff": parity.max_abs_diff if parity else None,
+            "mean_abs_diff": parity.mean_abs_diff if parity else None,
+            "logit_range": parity.logit_range if parity else None,
             "argmax_agreement": parity.argmax_agreement if parity else None, "parity_ok": variant.parity_ok,
             "ran_int8": variant.ran_int8, "int8_evidence": variant.int8_evidence, "notes": variant.notes}
 
@@ -156,10 +159,12 @@ def results_table(variants: dict, results: dict, batches: list[int]) -> str:
 def checks_table(variants: dict) -> str:
     body = []
     for name, v in variants.items():
-        parity = (f"{v.parity.max_abs_diff:.2g} / {v.parity.argmax_agreement:.4f}" if v.parity else "-")
+        parity = (f"{v.parity.max_abs_diff:.2g} ({v.parity.mean_abs_diff:.2g}) / {v.parity.argmax_agreement:.4f}"
+                  if v.parity else "-")
         verdict = PARITY_VERDICT[v.parity_ok]
         body.append([name, parity, verdict, v.int8_evidence or "-", v.notes or "-"])
-    return markdown_table(["variant", "max abs diff / argmax agreement vs torch_fp32", "parity", "int8 execution",
+    return markdown_table(["variant", "max (mean) abs logit diff / argmax agreement vs torch_fp32", "parity",
+                           "int8 execution",
                            "notes"], body)
 
 
@@ -169,6 +174,35 @@ def hardware_line(info: dict) -> str:
     gpu = f"; GPU {info['gpu']}" if info.get("gpu") else ""
     return (f"{info.get('cpu', '?')}, {info.get('logical_cores', '?')} logical cores, torch threads "
             f"{info.get('torch_threads', '?')}, torch {info.get('torch_version', '?')}{gpu}; CPU flags: {flags}.")
+
+
+PARITY_REASONS = {
+    "int8": "int8 rounding: every activation tensor gets one scale, fixed on the calibration images, so the "
+            "largest activations of a few images are clipped or coarsely rounded",
+    "bf16": "bf16 keeps 8 bits of mantissa, so large logits move by a few hundredths of their size",
+    "fp16": "fp16 keeps 11 bits of mantissa and overflows above 65,504",
+    "fp32": "an fp32 conversion should match to float rounding: look for a graph or kernel difference",
+}
+
+
+def parity_explanations(variants: dict, results: dict) -> list[str]:
+    """One line for each variant outside its parity tolerance: by how much, on what scale, and why."""
+    lines, reference = [], results.get("torch_fp32", {}).get("accuracy")
+    for name, v in variants.items():
+        if v.parity_ok is not False:
+            continue
+        atol, agreement = TOLERANCE[v.precision]
+        p = v.parity
+        share = p.max_abs_diff / p.logit_range if p.logit_range else math.inf
+        accuracy = results.get(name, {}).get("accuracy")
+        change = (f"; test accuracy {100 * (accuracy - reference):+.2f} points against torch_fp32"
+                  if accuracy is not None and reference is not None else "")
+        lines.append(f"- **{name}** is outside its {v.precision} tolerance (max |Δ| ≤ {atol:g}, argmax agreement "
+                     f"≥ {agreement:g}): max |Δ| {p.max_abs_diff:.3g} on logits spanning {p.logit_range:.3g} "
+                     f"({100 * share:.1f}% of the range), mean |Δ| {p.mean_abs_diff:.3g}, argmax agreement "
+                     f"{p.argmax_agreement:.4f} over {p.samples} images{change}. Likely: "
+                     f"{PARITY_REASONS.get(v.precision, 'see the notes in the checks table')}.")
+    return lines
 
 
 def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict) -> str:
@@ -181,7 +215,8 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
         f"Each latency: {config.warmup} warm-up calls, then at least {config.min_iters} calls and "
         f"{config.min_seconds:g} s (at most {config.max_seconds:g} s). {ctx.export_note}.",
         results_table(variants, results, batches), "![Pareto](pareto.png)",
-        "## Checks\n\n" + checks_table(variants),
+        "## Checks\n\n" + checks_table(variants) + "".join(
+            "\n\n" + line for line in parity_explanations(variants, results)),
         "## Flags\n\n" + ("\n".join(flags) if flags else "No reduced-precision variant is slower than its fp32 "
                                                           "counterpart."),
         "## Skipped variants\n\n" + skipped,

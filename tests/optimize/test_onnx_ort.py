@@ -181,3 +181,28 @@ def test_parity_flags_nan_and_checks_thresholds():
     assert Parity(0.01, 0.99, 10).ok(0.02, 0.99) and not Parity(0.03, 1.0, 10).ok(0.02, 0.99)
     with pytest.raises(DataFormatError):
         parity(ref, lambda x: torch.zeros(len(x), 4), images)
+
+
+def test_parity_reports_the_mean_difference_and_the_logit_range():
+    images = torch.rand(4, 1, 8, 8)
+    ref = lambda x: torch.tensor([[-2.0, 0.0, 6.0]]).repeat(len(x), 1)
+    cand = lambda x: ref(x) + torch.tensor([[0.3, 0.0, 0.0]])
+    found = parity(ref, cand, images, batch_size=3)
+    assert found.max_abs_diff == pytest.approx(0.3) and found.mean_abs_diff == pytest.approx(0.1)
+    assert found.logit_range == pytest.approx(8.0) and found.argmax_agreement == 1.0
+
+
+def test_the_report_explains_a_variant_outside_its_parity_tolerance():
+    from playground.optimize.report import parity_explanations
+    from playground.optimize.variants import Variant
+
+    run = lambda x: x
+    inside = Variant("ort_fp32", run, "onnxruntime", 1.0, 0.0, parity=Parity(1e-5, 1.0, 100, 1e-6, 20.0),
+                     parity_ok=True)
+    outside = Variant("ort_int8_static", run, "onnxruntime", 1.0, 0.0, parity=Parity(1.6, 0.996, 1000, 0.12, 32.0),
+                      parity_ok=False)
+    results = {"torch_fp32": {"accuracy": 0.9352}, "ort_int8_static": {"accuracy": 0.9348}}
+    lines = parity_explanations({"ort_fp32": inside, "ort_int8_static": outside}, results)
+    assert len(lines) == 1 and "ort_int8_static" in lines[0]
+    assert "max |Δ| 1.6 on logits spanning 32 (5.0% of the range)" in lines[0]
+    assert "mean |Δ| 0.12" in lines[0] and "-0.04 points" in lines[0] and "int8 rounding" in lines[0]
