@@ -38,7 +38,7 @@ from playground.models import build_model
 from playground.optimize import report as text
 from playground.optimize.bench import BenchSpec, batch_sweep, hardware_info, measure_peak_memory
 from playground.optimize.distill import Distiller, KDLoss
-from playground.optimize.pruning import PruneSpec, prune_to_target
+from playground.optimize.pruning import PruneSpec, count, prune_to_target
 from playground.optimize.saved_models import MODELS_FOLDER, load_resized, save_models
 from playground.optimize.variants import OTHER_MODELS, VARIANTS, BuildContext, Variant, build_variant, check_parity
 from playground.uncertainty.ood_data import corrupted_set, fit_images
@@ -194,6 +194,14 @@ def load_saved_models(config: Config, in_channels: int, classes: int) -> dict:
     return loaded
 
 
+def add_model_costs(results: dict, models: dict, example: torch.Tensor) -> None:
+    """``macs`` and ``params`` (torch-pruning's ``count_ops_and_params``, one image) of the model each
+    variant runs: its own for the pruned models and students, the benchmark CNN's for the rest."""
+    costs = {name: count(m.cpu(), example.cpu()) for name, m in models.items()}
+    for name, result in results.items():
+        result["macs"], result["params"] = costs[name if name in costs else TEACHER]
+
+
 @torch.no_grad()
 def predictions(run, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     return torch.cat([run(images[i:i + batch_size]).argmax(1) for i in range(0, images.shape[0], batch_size)])
@@ -241,6 +249,7 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
         save_models(run_dir.path / MODELS_FOLDER, {TEACHER: model, **others})
     with tempfile.TemporaryDirectory() as folder:
         variants, results, ctx = benchmark(config, model, others, data, Path(folder), progress)
+    add_model_costs(results, {TEACHER: model, **others}, data[0].images[:1])
     info = hardware_info()
     metrics = text.metrics_of(config, variants, results)
     run_dir.write_metrics(metrics)

@@ -47,6 +47,9 @@ def metrics_of(config, variants: dict[str, Variant], results: dict[str, dict]) -
                             ("peak_mb", "MiB")):
             metrics.add(f"{key}/{name_}", result[name_], unit)
         metrics.add(f"{key}/size_mb", variant.size_mb, "MB")
+        if "macs" in result:
+            metrics.add(f"{key}/macs", result["macs"], "MACs")
+            metrics.add(f"{key}/params", result["params"], "parameters")
         if variant.parity is not None:
             metrics.add(f"{key}/parity/max_abs_diff", variant.parity.max_abs_diff)
             metrics.add(f"{key}/parity/argmax_agreement", variant.parity.argmax_agreement, "fraction")
@@ -146,13 +149,14 @@ def _check_of(variant: Variant) -> dict:
 
 def results_table(variants: dict, results: dict, batches: list[int]) -> str:
     headers = ["variant", "backend", *(f"p50 / p99 ms, b{b}" for b in batches), "accuracy", "corrupted acc.",
-               "far-OOD agreement", "size MB"]
+               "far-OOD agreement", "size MB", "MMACs"]
     body = []
     for name, result in results.items():
         latency = result["latency"]
+        macs = f"{result['macs'] / 1e6:.1f}" if "macs" in result else "-"
         body.append([name, variants[name].backend, *(f"{latency[b].p50_ms:.3f} / {latency[b].p99_ms:.3f}" for b in batches),
                      f"{result['accuracy']:.4f}", f"{result['ood_accuracy']:.4f}", f"{result['far_agreement']:.3f}",
-                     f"{variants[name].size_mb:.3f}"])
+                     f"{variants[name].size_mb:.3f}", macs])
     return markdown_table(headers, body)
 
 

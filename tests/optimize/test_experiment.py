@@ -41,6 +41,11 @@ def test_every_fast_variant_is_measured_with_the_issue_metric_names(tiny_run):
     assert values["bench/ort_int8_static/size_mb"] < values["bench/ort_fp32/size_mb"]
     assert abs(values["bench/ort_int8_static/accuracy"] - values["bench/torch_fp32/accuracy"]) < 0.05
     assert "bench/ort_fp32/b1/speedup_vs_torch_fp32" in values
+    teacher_macs = values["bench/torch_fp32/macs"]
+    assert values["bench/ort_int8_static/macs"] == teacher_macs  # the same network, run another way
+    assert values["bench/pruned50/macs"] <= 0.6 * teacher_macs  # the 50%-MAC target, within a step
+    assert values["bench/student_kd/macs"] == values["bench/student_scratch/macs"] < 0.5 * teacher_macs
+    assert values["bench/pruned50/params"] < values["bench/torch_fp32/params"]
 
 
 def test_a_second_run_re_times_the_saved_models_without_training(tiny_run, tmp_path):
