@@ -134,7 +134,8 @@ def write_artifacts(run_dir: RunDir, config, variants: dict, results: dict, info
     writer.writerows(table)
     (run_dir.path / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
     run_dir.write_json("results.json", {"hardware": info, "rows": table,
-                                        "checks": {n: _check_of(v) for n, v in variants.items()}})
+                                        "checks": {n: {**_check_of(v), "explanation": parity_explanation(n, v, results)}
+                                                   for n, v in variants.items()}})
     run_dir.save_figure(pareto_figure(variants, results, min(config.batch_sizes)), "pareto")
 
 
@@ -189,24 +190,27 @@ PARITY_REASONS = {
 }
 
 
+def parity_explanation(name: str, v: Variant, results: dict) -> str | None:
+    """For a variant outside its parity tolerance: by how much, on what scale, and why (else None)."""
+    if v.parity_ok is not False:
+        return None
+    atol, agreement = TOLERANCE[v.precision]
+    p, reference = v.parity, results.get("torch_fp32", {}).get("accuracy")
+    share = p.max_abs_diff / p.logit_range if p.logit_range else math.inf
+    accuracy = results.get(name, {}).get("accuracy")
+    change = (f"; test accuracy {100 * (accuracy - reference):+.2f} points against torch_fp32"
+              if accuracy is not None and reference is not None else "")
+    return (f"**{name}** is outside its {v.precision} tolerance (max |Δ| ≤ {atol:g}, argmax agreement "
+            f"≥ {agreement:g}): max |Δ| {p.max_abs_diff:.3g} on logits spanning {p.logit_range:.3g} "
+            f"({100 * share:.1f}% of the range), mean |Δ| {p.mean_abs_diff:.3g}, argmax agreement "
+            f"{p.argmax_agreement:.4f} over {p.samples} images{change}. Likely: "
+            f"{PARITY_REASONS.get(v.precision, 'see the notes in the checks table')}.")
+
+
 def parity_explanations(variants: dict, results: dict) -> list[str]:
-    """One line for each variant outside its parity tolerance: by how much, on what scale, and why."""
-    lines, reference = [], results.get("torch_fp32", {}).get("accuracy")
-    for name, v in variants.items():
-        if v.parity_ok is not False:
-            continue
-        atol, agreement = TOLERANCE[v.precision]
-        p = v.parity
-        share = p.max_abs_diff / p.logit_range if p.logit_range else math.inf
-        accuracy = results.get(name, {}).get("accuracy")
-        change = (f"; test accuracy {100 * (accuracy - reference):+.2f} points against torch_fp32"
-                  if accuracy is not None and reference is not None else "")
-        lines.append(f"- **{name}** is outside its {v.precision} tolerance (max |Δ| ≤ {atol:g}, argmax agreement "
-                     f"≥ {agreement:g}): max |Δ| {p.max_abs_diff:.3g} on logits spanning {p.logit_range:.3g} "
-                     f"({100 * share:.1f}% of the range), mean |Δ| {p.mean_abs_diff:.3g}, argmax agreement "
-                     f"{p.argmax_agreement:.4f} over {p.samples} images{change}. Likely: "
-                     f"{PARITY_REASONS.get(v.precision, 'see the notes in the checks table')}.")
-    return lines
+    """One Markdown line for each variant outside its parity tolerance."""
+    found = (parity_explanation(name, v, results) for name, v in variants.items())
+    return [f"- {line}" for line in found if line]
 
 
 def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict) -> str:

@@ -74,6 +74,7 @@ def test_a_run_shows_table_charts_and_the_int8_check(latency_run):
     points = pareto["data"][0]
     assert len(points["x"]) == len(VARIANTS) and list(points["text"]) == VARIANTS
     assert pareto["layout"]["xaxis"]["type"] == "log" and "batch 1" in pareto["layout"]["title"]["text"]
+    assert pareto["layout"]["xaxis2"]["type"] == "log" and pareto["data"][1]["yaxis"] == "y2"  # its own panel
     assert pareto["data"][1]["name"] == "corrupted-test accuracy"
     assert len(plotly_spec(at, "lat_bars")["data"][0]["x"]) == len(VARIANTS)
     assert any("ort_int8_static" in s.value and "QLinearConv" in s.value for s in at.success)

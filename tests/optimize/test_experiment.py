@@ -75,6 +75,8 @@ def test_artifacts_csv_json_pareto_and_report(tiny_run):
     data = json.loads((folder / "results.json").read_text())
     assert "cpu_flags" in data["hardware"] and data["checks"]["ort_int8_static"]["ran_int8"] is True
     assert "QLinearConv" in data["checks"]["ort_int8_static"]["int8_evidence"]
+    for name, check in data["checks"].items():  # an explanation exactly where parity failed
+        assert (check["explanation"] is not None) == (check["parity_ok"] is False), name
     assert (folder / "pareto.png").is_file()
     report = tiny_run.report
     assert "## Checks" in report and "Hardware:" in report and "ONNX export: dynamo" in report

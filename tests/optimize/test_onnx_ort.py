@@ -203,6 +203,6 @@ def test_the_report_explains_a_variant_outside_its_parity_tolerance():
                       parity_ok=False)
     results = {"torch_fp32": {"accuracy": 0.9352}, "ort_int8_static": {"accuracy": 0.9348}}
     lines = parity_explanations({"ort_fp32": inside, "ort_int8_static": outside}, results)
-    assert len(lines) == 1 and "ort_int8_static" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("- **ort_int8_static**")
     assert "max |Δ| 1.6 on logits spanning 32 (5.0% of the range)" in lines[0]
     assert "mean |Δ| 0.12" in lines[0] and "-0.04 points" in lines[0] and "int8 rounding" in lines[0]
