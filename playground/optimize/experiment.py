@@ -68,6 +68,8 @@ class Config(RunConfig):
     prune_steps: int = 2
     prune_finetune_epochs: int = 1  # after every pruning round
     student_width: int = 16
+    student_train_limit: int = 0  # the students' transfer set: this many training images (0: all of them)
+    student_epochs: int = 0       # the students' epochs (0: epochs)
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
     batch_sizes: list[int] = dataclasses.field(default_factory=lambda: [1, 32])
@@ -94,6 +96,8 @@ class Config(RunConfig):
         for key in ("epochs", "width", "depth", "student_width", "calibration_images", "prune_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.student_train_limit < 0 or self.student_epochs < 0:
+            raise ConfigError("student_train_limit and student_epochs must be >= 0 (0: the teacher's images / epochs)")
         PruneSpec(target=self.prune_target, importance=self.prune_importance, steps=self.prune_steps)
         KDLoss(self.kd_alpha, self.kd_temperature)
         self.bench_spec()
@@ -142,15 +146,21 @@ def train_models(config: Config, train_set: ImageDataset, device, progress: Prog
     for name, kd in (("pruned50", False), ("pruned50_kd", True)):
         if name in config.variants and name not in others:
             others[name] = prune(config, model, train_set, device, staged(progress, name), kd)
-    wanted_students = {"student_scratch", "student_kd"} & set(config.variants) - set(others)
-    if wanted_students:
-        torch.manual_seed(config.seed + 1)
-        initial = config.model(shape[0], classes, config.student_width)
-        others["student_scratch"] = train(copy.deepcopy(initial), train_set, config, device,
-                                          staged(progress, "student (scratch)"))
-        others["student_kd"] = distill(config, copy.deepcopy(initial), model, train_set, device,
-                                       staged(progress, "student (KD)"))
+    if {"student_scratch", "student_kd"} & set(config.variants) - set(others):
+        others.update(train_students(config, model, train_set, device, progress))
     return model, {k: v for k, v in others.items() if k in config.variants}
+
+
+def train_students(config: Config, teacher, train_set: ImageDataset, device, progress: Progress) -> dict:
+    """The same initial student trained from scratch and by KD, on the transfer set (``student_train_limit``
+    images of ``train_set``: Hinton et al.'s soft targets matter most when the student sees few images)."""
+    transfer = limit_per_split(train_set, config.student_train_limit, config.seed)
+    epochs = config.student_epochs or config.epochs
+    torch.manual_seed(config.seed + 1)
+    initial = config.model(train_set.image_shape[0], train_set.num_classes, config.student_width)
+    scratch = train(copy.deepcopy(initial), transfer, config, device, staged(progress, "student (scratch)"), epochs)
+    kd = distill(config, copy.deepcopy(initial), teacher, transfer, device, staged(progress, "student (KD)"), epochs)
+    return {"student_scratch": scratch, "student_kd": kd}
 
 
 def distill(config: Config, student, teacher, train_set: ImageDataset, device, progress: Progress,

@@ -213,6 +213,17 @@ def parity_explanations(variants: dict, results: dict) -> list[str]:
     return [f"- {line}" for line in found if line]
 
 
+def distillation_section(config, results: dict) -> list[str]:
+    """The KD student against the same student from scratch, when both ran."""
+    if not {"student_scratch", "student_kd"} <= set(results):
+        return []
+    scratch, kd = results["student_scratch"]["accuracy"], results["student_kd"]["accuracy"]
+    images = f"{config.student_train_limit:,} training images" if config.student_train_limit else "every training image"
+    return [f"## Distillation\n\nStudent (width {config.student_width}) on {images} for "
+            f"{config.student_epochs or config.epochs} epochs: from scratch {scratch:.4f}, by KD from the benchmark CNN "
+            f"(α {config.kd_alpha:g}, τ {config.kd_temperature:g}) {kd:.4f}: **{100 * (kd - scratch):+.2f} points**."]
+
+
 def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict) -> str:
     batches = sorted(config.batch_sizes)
     skipped = "\n".join(f"- {name}: {why}" for name, why in ctx.skipped.items()) or "none"
@@ -225,6 +236,7 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
         results_table(variants, results, batches), "![Pareto](pareto.png)",
         "## Checks\n\n" + checks_table(variants) + "".join(
             "\n\n" + line for line in parity_explanations(variants, results)),
+        *distillation_section(config, results),
         "## Flags\n\n" + ("\n".join(flags) if flags else "No reduced-precision variant is slower than its fp32 "
                                                           "counterpart."),
         "## Skipped variants\n\n" + skipped,

@@ -101,3 +101,20 @@ def test_recipe_presets_parse():
     _, full = config_from_recipe(RECIPE, "full", [])
     assert quick.train_limit and full.train_limit == 0 and full.min_iters >= quick.min_iters
     assert "ort_int8_static" in full.variants and "student_kd" in full.variants
+
+
+def test_students_learn_from_the_transfer_set_and_the_report_states_the_kd_gain(tiny_run, tmp_path):
+    seen = []
+    result = run(Config(**{**TINY, "variants": ["torch_fp32", "student_scratch", "student_kd"]},
+                        models_from=str(tiny_run.run_dir), reuse="teacher", student_train_limit=200,
+                        student_epochs=2, out=str(tmp_path), save_models=False),
+                 progress=lambda event: seen.append((event.stage, event.epoch, event.total)))
+    student_epochs = {epoch for stage, epoch, _ in seen if stage.startswith("student (scratch)") and epoch}
+    assert student_epochs == {1, 2}
+    batches = {total for stage, _, total in seen if stage == "student (KD): train"}
+    assert batches == {200 // TINY["batch_size"]}  # 200 images, not the whole training set
+    values = result.metrics.values
+    gain = 100 * (values["bench/student_kd/accuracy"] - values["bench/student_scratch/accuracy"])
+    assert "on 200 training images for 2 epochs" in result.report and f"**{gain:+.2f} points**" in result.report
+    with pytest.raises(ConfigError, match="student_train_limit"):
+        Config(student_train_limit=-1)
