@@ -37,6 +37,7 @@ PAGES = [
     PageSpec("views/uncertainty.py", "Uncertainty & OOD", ":material/help:", "Techniques"),
     PageSpec("views/optimizers.py", "Optimizers", ":material/trending_down:", "Techniques"),
     PageSpec("views/active.py", "Active learning", ":material/school:", "Techniques"),
+    PageSpec("views/fusion.py", "Knowledge fusion", ":material/join_inner:", "Techniques"),
     PageSpec("views/swav.py", "Self-supervised SwAV", ":material/hub:", "Techniques"),
     PageSpec("views/optimize.py", "Latency benchmark", ":material/speed:", "Techniques"),
     PageSpec("views/annotate.py", "Annotate", ":material/rate_review:", "Annotation"),
@@ -242,8 +243,9 @@ def preset_config(recipe, preset: str, overrides: list[str], settings):
     shown = Path(recipe).resolve()
     shown = shown.relative_to(repo_root) if shown.is_relative_to(repo_root) else shown
     command = " ".join([f"playground run {shown} --preset {preset}", *(f"--set {shlex.quote(o)}" for o in overrides)])
-    return dataclasses.replace(config, seed=settings.seed, device=settings.device,
-                               data_root=settings.data_root.strip(), out=settings.runs_root), command
+    data = {"data_root": settings.data_root.strip()} if hasattr(config, "data_root") else {}  # generated data has none
+    return dataclasses.replace(config, seed=settings.seed, device=settings.device, out=settings.runs_root,
+                               **data), command
 
 
 def literal_choices(config_cls, field: str) -> list:

@@ -17,6 +17,7 @@ EXPERIMENTS: dict[str, str] = {
     "classify": "playground.classify.experiment",
     "cuboids": "playground.pointcloud.experiment",
     "fct": "playground.fct.experiment",
+    "fusion": "playground.fusion.experiment",
     "ood": "playground.uncertainty.experiment",
     "latency": "playground.optimize.experiment",
     "optimizers": "playground.optimizers.experiment",

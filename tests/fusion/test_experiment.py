@@ -1,0 +1,108 @@
+"""The fusion experiment: a tiny run end to end, its saved pipeline, the recipe, bad configs, and the
+fact that a fusion head learns to use a context that knows the answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from playground.core.config import build_config
+from playground.core.runner import config_from_recipe
+from playground.core.training import fit, make_optimizer
+from playground.data import TensorLoader
+from playground.data.shapes import make_shapes
+from playground.errors import ConfigError
+from playground.fusion.experiment import Config, few_per_class, run
+from playground.fusion.heads import FUSIONS
+from playground.fusion.model import FusionNet
+from playground.fusion.results import follow, labelled_images, open_run, zero_shot_scores
+from playground.fusion.text_encoder import HashingTextEncoder
+from tests.conftest import REPO
+
+RECIPE = REPO / "recipes" / "fusion_shapes.toml"
+# about 15 s on one thread; the hashing text encoder keeps MiniLM's load time out of it
+TINY = dict(caption_pool=200, train_size=120, test_size=60, lowlabel_per_class=3, k=4, steps=4, captioner_epochs=1,
+            transe_epochs=10, zeroshot_train=200, zeroshot_test=150, zeroshot_epochs=1, latency_iters=2, width=4,
+            text_encoder="hashing", index_backend="torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("runs"))))
+
+
+def test_tiny_run_writes_every_metric_the_issue_names(tiny_run):
+    metrics = json.loads((tiny_run.run_dir / "metrics.json").read_text())["metrics"]
+    for variant in ("image_only", "text", "kg", "retrieval", "all"):
+        assert f"fusion/{variant}/latency_ms" in metrics and metrics[f"fusion/{variant}/latency_ms"] > 0
+        for regime in ("full", "lowlabel", "degraded_lowlabel"):
+            assert 0 <= metrics[f"fusion/{variant}/{regime}/accuracy"] <= 1
+            assert 0 <= metrics[f"fusion/{variant}/{regime}/miou"] <= 1
+    gain = metrics["fusion/text/lowlabel/accuracy"] - metrics["fusion/image_only/lowlabel/accuracy"]
+    assert metrics["fusion/text/lowlabel/accuracy_gain"] == pytest.approx(gain)
+    assert metrics["zeroshot/heldout/chance"] == pytest.approx(1 / 8)
+    assert {"zeroshot/heldout/accuracy", "zeroshot/gzsl/harmonic_mean"} <= set(metrics)
+    report = (tiny_run.run_dir / "report.md").read_text()
+    assert "| image_only |" in report and "harmonic mean" in report and (tiny_run.run_dir / "ablation.png").is_file()
+
+
+def test_the_saved_pipeline_follows_one_image(tiny_run):
+    pipeline = open_run(tiny_run.run_dir)
+    image = make_shapes(1, seed=5).images[0]
+    followed = follow(pipeline, image, "lowlabel")
+    assert followed.caption.startswith("a ") and followed.caption.endswith("background")
+    assert set(followed.entities) <= set(pipeline.knowledge["lowlabel"].graph.entities) and followed.entities
+    assert all(h in followed.entities or t in followed.entities for h, _, t in followed.neighbourhood)
+    assert len(followed.neighbours) == 4 and sum(followed.neighbour_weights) == pytest.approx(1.0, abs=1e-5)
+    assert labelled_images(pipeline.config, "lowlabel").shape[0] == 18
+    assert set(followed.probabilities) == set(followed.segmentation) == {"image_only", "text", "kg", "retrieval", "all"}
+    assert followed.segmentation["all"].shape == (32, 32)
+    # the same image gives the run's own prediction: the saved models were reloaded, not re-initialised
+    scores = zero_shot_scores(pipeline, image[None], ["a red circle", "a pink heart", "a blue square"])
+    assert scores.shape == (1, 3) and scores.sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_recipe_presets_load_and_bad_configs_are_clear():
+    for preset in ("quick", "full"):
+        _, config = config_from_recipe(RECIPE, preset)
+        assert config.variants == ["image_only", "text", "kg", "retrieval", "all"]
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_config(Config, {"fusoin": "film"})
+    with pytest.raises(ConfigError, match="image_only"):
+        Config(variants=["text"])
+    with pytest.raises(ConfigError, match="fusion"):
+        Config(fusion="sum")
+    with pytest.raises(ConfigError, match="lowlabel_per_class"):
+        Config(k=8, lowlabel_per_class=1)
+
+
+def test_few_per_class_is_balanced():
+    labels = torch.tensor([0, 1, 2] * 10)
+    chosen = few_per_class(labels, 3, seed=0)
+    assert torch.bincount(labels[chosen]).tolist() == [3, 3, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_a_fusion_head_learns_to_use_a_context_that_knows_the_shape(fusion):
+    """With 4 labels per class, image-only is near chance after 80 steps; a context token that names the
+    shape (the hashing encoder's embedding of the shape word) carries the answer, and with modality
+    dropout every fusion head must learn to read it rather than memorise the 24 images."""
+    train, test = make_shapes(24, seed=1), make_shapes(300, seed=2)
+    encoder = HashingTextEncoder(32)
+    ones = torch.ones(len(train), 1, dtype=torch.bool)
+
+    def accuracy(sources, context_train, context_test):
+        torch.manual_seed(0)
+        model = FusionNet("classify", 6, sources, fusion, width=8, modality_dropout=0.5)
+        loader = TensorLoader(train.images, *context_train, train.labels, batch_size=24, shuffle=True, seed=0)
+        fit(model, loader, epochs=80, optimizer=make_optimizer(model, "adamw", 3e-3))
+        with torch.no_grad():
+            return (model.eval()(test.images, *context_test).argmax(1) == test.labels).float().mean().item()
+    text_train = [encoder.encode([a.shape for a in train.attributes])[:, None], ones]
+    text_test = [encoder.encode([a.shape for a in test.attributes])[:, None], torch.ones(len(test), 1, dtype=torch.bool)]
+    image_only = accuracy({}, [], [])
+    fused = accuracy({"text": 32}, text_train, text_test)
+    assert fused > 0.9 and fused > image_only + 0.3, (fused, image_only)
