@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# wordnet-base: WordNet 3.0 for the fusion knowledge graph
 # open3d (playground.pointcloud) loads libusb, libudev, libGL/libEGL and libX11 on import, even headless
-APT_PACKAGES=(dataset-fashion-mnist chromium fonts-liberation libusb-1.0-0 libudev1 libgl1 libegl1 libx11-6)
+APT_PACKAGES=(dataset-fashion-mnist wordnet-base chromium fonts-liberation libusb-1.0-0 libudev1 libgl1 libegl1 libx11-6)
 PYTHON="${PYTHON:-python3}"
 
 say() { printf '[setup] %s\n' "$*" >&2; }
@@ -56,7 +57,7 @@ make_venv() {
   fi
   say "installing the project and its dependencies (torch pinned by constraints.txt)"
   local log; log=$(mktemp)
-  if ! .venv/bin/python -m pip install --quiet -e ".[dev]" -c constraints.txt >"$log" 2>&1; then
+  if ! .venv/bin/python -m pip install --quiet -e ".[dev,text]" -c constraints.txt >"$log" 2>&1; then
     grep -v "is ignored" "$log" >&2
     say "pip install failed (see above); check your network access to the package index"
     exit 1

@@ -45,6 +45,7 @@ from playground.fusion.saved import save_run_models
 from playground.fusion.sources import VARIANT_SOURCES, Knowledge, context_for, sources_of
 from playground.fusion.text_encoder import load_text_encoder
 from playground.fusion.transe import train_transe
+from playground.fusion.zeroshot_fashion import run_fashion_zero_shot
 from playground.fusion.zeroshot_task import run_zero_shot
 from playground.optimize.bench import BenchSpec, measure_latency
 from playground.retrieval.index import build_index
@@ -82,6 +83,9 @@ class Config(RunConfig):
     zeroshot_train: int = 3000
     zeroshot_test: int = 1500
     zeroshot_epochs: int = 6
+    fashion_zeroshot: bool = True  # also zero-shot on Fashion-MNIST with WordNet descriptions and graph embeddings
+    fashion_zeroshot_train: int = 12000
+    fashion_zeroshot_test: int = 0  # 0: all 10,000 test images
     latency_iters: int = 30
 
     def __post_init__(self):
@@ -270,11 +274,13 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     for variant, ms in latency.items():
         metrics.add(f"fusion/{variant}/latency_ms", ms, "ms")
     zero_shot = run_zero_shot(config, knowledge.encode_text, staged(progress, "zero-shot"))
-    text.add_zero_shot_metrics(metrics, zero_shot, caption_quality)
+    fashion = run_fashion_zero_shot(config, knowledge.encode_text, progress) if config.fashion_zeroshot else {}
+    text.add_zero_shot_metrics(metrics, zero_shot, caption_quality, fashion)
     run_dir.write_metrics(metrics)
     save_run_models(run_dir.path, config, captioner, knowledge, saved, zero_shot)
-    report_text = text.report(config, all_scores, latency, zero_shot, caption_quality, knowledge)
+    report_text = text.report(config, all_scores, latency, zero_shot, caption_quality, knowledge, fashion)
     run_dir.write_report(report_text)
     text.write_plots(run_dir, config, all_scores, latency)
     return Result(metrics, report_text, run_dir.path,
-                  {"scores": all_scores, "latency": latency, "zero_shot": zero_shot, "captioner": caption_quality})
+                  {"scores": all_scores, "latency": latency, "zero_shot": zero_shot, "captioner": caption_quality,
+                   "fashion_zero_shot": fashion})

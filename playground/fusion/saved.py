@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
-
 from playground.core.checkpoint import load_checkpoint, load_into, save_checkpoint
 from playground.errors import CheckpointError
 from playground.fusion.captioner import SlotCaptioner

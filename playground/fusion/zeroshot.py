@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from playground.core.progress import Progress
+from playground.core.training import fit, make_optimizer
+from playground.data import TensorLoader
 from playground.errors import DataFormatError
 from playground.models.cnn import SmallCNN
 
@@ -72,3 +75,20 @@ def zero_shot_metrics(score: torch.Tensor, labels: torch.Tensor, unseen: list[in
     harmonic = 2 * seen_acc * unseen_acc / (seen_acc + unseen_acc) if seen_acc + unseen_acc > 0 else 0.0
     return {"heldout_accuracy": heldout, "chance": 1.0 / len(unseen), "seen_accuracy": seen_acc,
             "unseen_accuracy": unseen_acc, "harmonic_mean": harmonic}
+
+
+def train_zero_shot(images: torch.Tensor, labels: torch.Tensor, class_embeddings: torch.Tensor, unseen: list[int],
+                    *, width: int = 32, epochs: int = 3, lr: float = 2e-3, batch_size: int = 128, seed: int = 0,
+                    progress: Progress = None) -> LabelEmbeddingClassifier:
+    """Train on the images of the seen classes only (against the seen classes' embeddings); the
+    returned model scores every class of ``class_embeddings``, unseen ones included."""
+    seen = [c for c in range(class_embeddings.shape[0]) if c not in unseen]
+    keep = torch.isin(labels, torch.tensor(seen))
+    remap = torch.full((class_embeddings.shape[0],), -1, dtype=torch.long)
+    remap[seen] = torch.arange(len(seen))
+    torch.manual_seed(seed)
+    model = LabelEmbeddingClassifier(class_embeddings[seen], width=width, in_channels=images.shape[1])
+    loader = TensorLoader(images[keep], remap[labels[keep]], batch_size=batch_size, shuffle=True, seed=seed)
+    fit(model, loader, epochs=epochs, optimizer=make_optimizer(model, "adamw", lr, 1e-4), progress=progress)
+    model.set_classes(class_embeddings)
+    return model.eval()

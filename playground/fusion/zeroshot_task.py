@@ -16,10 +16,8 @@ from typing import Callable
 import torch
 
 from playground.core.progress import Progress
-from playground.core.training import fit, make_optimizer
-from playground.data import TensorLoader
 from playground.data.shapes import COLOURS, SHAPES, make_shapes
-from playground.fusion.zeroshot import LabelEmbeddingClassifier, scores, zero_shot_metrics
+from playground.fusion.zeroshot import LabelEmbeddingClassifier, scores, train_zero_shot, zero_shot_metrics
 
 PAIRS = [(colour, shape) for shape in SHAPES for colour in COLOURS]
 HELDOUT = [(list(COLOURS)[i % 6], SHAPES[i % 6]) for i in range(6)] + \
@@ -47,19 +45,10 @@ def run_zero_shot(config, encode_text: Callable[[list[str]], torch.Tensor], prog
     names = [describe_class(c, s) for c, s in PAIRS]
     embeddings = encode_text(names)
     unseen = [PAIRS.index(pair) for pair in HELDOUT]
-    seen = [i for i in range(len(PAIRS)) if i not in unseen]
     train = make_shapes(config.zeroshot_train, seed=4000 + config.seed, image_size=config.image_size)
-    labels = composition_labels(train)
-    keep = torch.isin(labels, torch.tensor(seen))
-    remap = torch.full((len(PAIRS),), -1, dtype=torch.long)
-    remap[seen] = torch.arange(len(seen))
-    torch.manual_seed(config.seed)
-    model = LabelEmbeddingClassifier(embeddings[seen], width=config.width * 2)
-    loader = TensorLoader(train.images[keep], remap[labels[keep]], batch_size=config.batch_size, shuffle=True,
-                          seed=config.seed)
-    fit(model, loader, epochs=config.zeroshot_epochs, optimizer=make_optimizer(model, "adamw", config.lr, 1e-4),
-        progress=progress)
+    model = train_zero_shot(train.images, composition_labels(train), embeddings, unseen, width=config.width * 2,
+                            epochs=config.zeroshot_epochs, lr=config.lr, batch_size=config.batch_size,
+                            seed=config.seed, progress=progress)
     test = make_shapes(config.zeroshot_test, seed=5000 + config.seed, image_size=config.image_size)
     metrics = zero_shot_metrics(scores(model, test.images, embeddings), composition_labels(test), unseen)
-    model.set_classes(embeddings)
-    return ZeroShotResult(metrics, model.eval(), names, unseen)
+    return ZeroShotResult(metrics, model, names, unseen)

@@ -4,6 +4,7 @@ fact that a fusion head learns to use a context that knows the answer."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,13 +20,14 @@ from playground.fusion.heads import FUSIONS
 from playground.fusion.model import FusionNet
 from playground.fusion.results import follow, labelled_images, open_run, zero_shot_scores
 from playground.fusion.text_encoder import HashingTextEncoder
-from tests.conftest import REPO
+from playground.fusion.zeroshot_fashion import describe_from_wordnet, run_fashion_zero_shot
+from tests.conftest import REPO, needs_fashion_mnist
 
 RECIPE = REPO / "recipes" / "fusion_shapes.toml"
 # about 15 s on one thread; the hashing text encoder keeps MiniLM's load time out of it
 TINY = dict(caption_pool=200, train_size=120, test_size=60, lowlabel_per_class=3, k=4, steps=4, captioner_epochs=1,
             transe_epochs=10, zeroshot_train=200, zeroshot_test=150, zeroshot_epochs=1, latency_iters=2, width=4,
-            text_encoder="hashing", index_backend="torch")
+            text_encoder="hashing", index_backend="torch", fashion_zeroshot=False)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +108,14 @@ def test_a_fusion_head_learns_to_use_a_context_that_knows_the_shape(fusion):
     image_only = accuracy({}, [], [])
     fused = accuracy({"text": 32}, text_train, text_test)
     assert fused > 0.9 and fused > image_only + 0.3, (fused, image_only)
+
+
+@needs_fashion_mnist()
+def test_fashion_zero_shot_uses_wordnet_descriptions_and_graph_embeddings():
+    config = SimpleNamespace(fashion_zeroshot_train=600, fashion_zeroshot_test=400, seed=0, transe_dim=8,
+                             transe_epochs=20, width=4, zeroshot_epochs=1, lr=3e-3, batch_size=64)
+    assert describe_from_wordnet("Sneaker").startswith("a sneaker, a kind of shoe, footwear")
+    results = run_fashion_zero_shot(config, HashingTextEncoder(32).encode)
+    assert set(results) == {"text", "kg", "text+kg"}
+    for values in results.values():
+        assert values["chance"] == 0.25 and 0 <= values["heldout_accuracy"] <= 1
