@@ -12,13 +12,13 @@ import torch
 
 from common import PresetForm, choose_run, image_grid, preset_run_button, recipe_values, show_error, sidebar_settings, upscale
 from image_input import uploaded_image
-from playground.core.runs import load_run
+from playground.core.runs import first_seed, load_run
 from playground.data.shapes import SHAPES, make_shapes
 from playground.errors import PlaygroundError
 from playground.fusion import experiment
 from playground.fusion.degrade import degrade
 from playground.fusion.heads import FUSIONS
-from playground.fusion.results import find_fusion_runs, follow, labelled_images, model_folder, open_run, zero_shot_scores
+from playground.fusion.results import find_fusion_runs, follow, labelled_images, open_run, zero_shot_scores
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "fusion_shapes.toml"
@@ -206,7 +206,7 @@ chosen = choose_run(find_fusion_runs, root, "fusion_run", "Fusion run",
                     "`playground run recipes/fusion_shapes.toml --preset quick`", new_experiment, settings)
 run_path = root / chosen
 try:
-    folder = model_folder(run_path)
+    folder = first_seed(run_path)
     pipeline = cached_pipeline(str(folder), (folder / "models" / "captioner.safetensors").stat().st_mtime
                                if (folder / "models" / "captioner.safetensors").exists() else 0.0)
     run_metrics = load_run(run_path).metrics

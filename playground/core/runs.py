@@ -259,3 +259,10 @@ def seed_folders(path: Path) -> list[Path]:
     """Child run folders ``seed<N>-...`` in seed order."""
     folders = [p for p in path.iterdir() if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()]
     return sorted(folders, key=lambda p: (int(SEED_FOLDER.match(p.name)[1]), p.name))
+
+
+def first_seed(path: str | Path) -> Path:
+    """The run folder itself, or its first seed folder for a multi-seed parent (where models and files are)."""
+    path = Path(path)
+    folders = seed_folders(path) if path.is_dir() else []
+    return folders[0] if folders else path

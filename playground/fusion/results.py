@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from playground.core.config import build_config
-from playground.core.runs import RunInfo, list_runs, read_run_config, seed_folders
+from playground.core.runs import RunInfo, first_seed, list_runs, read_run_config
 from playground.data.shapes import SHAPES, make_shapes
 from playground.errors import DataNotFoundError
 from playground.fusion.experiment import EXPERIMENT, Config, few_per_class
@@ -28,15 +28,8 @@ def find_fusion_runs(root: str | Path | None = None) -> list[RunInfo]:
     return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
 
 
-def model_folder(path: str | Path) -> Path:
-    """The run itself, or the first seed of a multi-seed parent (where the models are)."""
-    path = Path(path)
-    folders = seed_folders(path) if path.is_dir() else []
-    return folders[0] if folders else path
-
-
 def open_run(path: str | Path) -> Pipeline:
-    folder = model_folder(path)
+    folder = first_seed(path)
     if not folder.is_dir():
         raise DataNotFoundError(f"fusion run {path} does not exist")
     config = build_config(Config, read_run_config(folder).get("config", {}), f"{folder}/config.toml")

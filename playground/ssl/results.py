@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from playground.core.checkpoint import load_checkpoint, load_into
-from playground.core.runs import RunInfo, list_runs, read_json, seed_folders
+from playground.core.runs import RunInfo, first_seed, list_runs, read_json, seed_folders
 from playground.errors import CheckpointError
 from playground.ssl.experiment import CHECKPOINT, EXPERIMENT, Config
 from playground.ssl.report import EXAMPLES_FILE
@@ -17,13 +17,6 @@ from playground.ssl.swav import SwAV, build_swav
 def find_swav_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The SwAV runs under ``root``, newest first."""
     return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
-
-
-def first_seed(path: str | Path) -> Path:
-    """The run folder itself, or its first seed folder for a multi-seed parent."""
-    path = Path(path)
-    folders = seed_folders(path) if path.is_dir() else []
-    return folders[0] if folders else path
 
 
 def load_probes(path: str | Path) -> list[dict]:
