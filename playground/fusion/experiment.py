@@ -68,6 +68,7 @@ class Config(RunConfig):
     variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANT_SOURCES))
     regimes: list[str] = dataclasses.field(default_factory=lambda: list(REGIMES))
     fusion: str = "film"
+    compare_fusions: list[str] = dataclasses.field(default_factory=list)  # also train `all` with these heads
     modality_dropout: float = 0.5  # share of training samples whose image bottleneck is zeroed (ModDrop)
     width: int = 16
     steps: int = 400              # optimizer steps for every fusion model, whatever the regime
@@ -95,8 +96,8 @@ class Config(RunConfig):
                 raise ConfigError(f"{name} must be a non-empty list from {', '.join(allowed)}, got {chosen}")
         if "image_only" not in self.variants:
             raise ConfigError("variants must include image_only: every fused variant is compared with it")
-        if self.fusion not in FUSIONS:
-            raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if self.fusion not in FUSIONS or any(head not in FUSIONS for head in self.compare_fusions):
+            raise ConfigError(f"unknown fusion in {[self.fusion, *self.compare_fusions]}; choose from {', '.join(FUSIONS)}")
         for key in ("caption_pool", "train_size", "test_size", "lowlabel_per_class", "steps", "k", "width"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -206,25 +207,29 @@ def all_sources(variants) -> list[str]:
 
 
 def run_regime(config: Config, regime: str, data, knowledge: Knowledge, progress: Progress) -> tuple:
-    """Every task and variant of one regime: ``(scores {(task, variant): {...}}, models, knowledge)``."""
+    """Every task and variant of one regime (plus the ``compare_fusions`` heads on ``all``):
+    ``(scores {(task, variant or "all@<head>"): {...}}, models {(task, variant): model}, knowledge)``."""
     train, test = data
     split = regime_split(config, regime, train, test)
     knowledge = with_index(config, knowledge, split)
     sources = all_sources(config.variants)
-    flat_train, _ = context_for(knowledge, split["train_images"], sources, exclude_self=True)
-    flat_test, _ = context_for(knowledge, split["test_images"], sources)
-    train_ctx = {s: flat_train[2 * i:2 * i + 2] for i, s in enumerate(sources)}
-    test_ctx = {s: flat_test[2 * i:2 * i + 2] for i, s in enumerate(sources)}
+    contexts = [context_for(knowledge, split[f"{part}_images"], sources, exclude_self=part == "train")[0]
+                for part in ("train", "test")]
+    train_ctx, test_ctx = ({s: flat[2 * i:2 * i + 2] for i, s in enumerate(sources)} for flat in contexts)
+    jobs = [(task, variant, config.fusion) for task in config.tasks for variant in config.variants]
+    jobs += [(task, "all", head) for task in config.tasks for head in config.compare_fusions if head != config.fusion]
     scores, models = {}, {}
-    jobs = [(task, variant) for task in config.tasks for variant in config.variants]
-    for step, (task, variant) in enumerate(jobs):
-        report(progress, f"{regime}: models", step, len(jobs), message=f"{task} / {variant}")
+    for step, (task, variant, head) in enumerate(jobs):
+        name = variant if head == config.fusion else f"all@{head}"
+        report(progress, f"{regime}: models", step, len(jobs), message=f"{task} / {name}")
         chosen = sources_of(variant)
-        model = train_fusion(config, task, chosen, knowledge, split["train_images"], pick(train_ctx, chosen),
-                             task_target(task, train, split["chosen"]), staged(progress, f"{regime} {task} {variant}"))
-        scores[task, variant] = score(model, task, split["test_images"], pick(test_ctx, chosen),
-                                      task_target(task, test, torch.arange(len(test))))
-        models[task, variant] = model
+        model = train_fusion(dataclasses.replace(config, fusion=head), task, chosen, knowledge, split["train_images"],
+                             pick(train_ctx, chosen), task_target(task, train, split["chosen"]),
+                             staged(progress, f"{regime} {task} {name}"))
+        scores[task, name] = score(model, task, split["test_images"], pick(test_ctx, chosen),
+                                   task_target(task, test, torch.arange(len(test))))
+        if head == config.fusion:
+            models[task, variant] = model
     report(progress, f"{regime}: models", len(jobs), len(jobs))
     return scores, models, knowledge
 
@@ -244,12 +249,14 @@ def pipeline_latency(config: Config, knowledge: Knowledge, models: dict, image: 
 
 
 def add_scores(metrics: Metrics, regime: str, scores: dict) -> None:
+    """``fusion/<variant>/<regime>/<score>`` and its ``_gain``; other heads as ``fusion_heads/<head>/...``."""
     for (task, variant), values in scores.items():
         base = scores[task, "image_only"]
         for name, value in values.items():
-            metrics.add(f"fusion/{variant}/{regime}/{name}", value, "fraction")
+            prefix = f"fusion_heads/{variant[4:]}" if variant.startswith("all@") else f"fusion/{variant}"
+            metrics.add(f"{prefix}/{regime}/{name}", value, "fraction")
             if variant != "image_only":
-                metrics.add(f"fusion/{variant}/{regime}/{name}_gain", value - base[name], "fraction")
+                metrics.add(f"{prefix}/{regime}/{name}_gain", value - base[name], "fraction")
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:

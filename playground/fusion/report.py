@@ -40,6 +40,22 @@ def ablation_table(config, all_scores: dict, latency: dict) -> list[str]:
     return lines
 
 
+def heads_lines(config, all_scores: dict) -> list[str]:
+    """The ``all`` variant under every compared fusion head (when ``compare_fusions`` asked for some)."""
+    heads = [config.fusion] + [h for h in config.compare_fusions if h != config.fusion]
+    if len(heads) == 1:
+        return []
+    regimes = list(all_scores)
+    header = [f"{task} {METRIC_OF[task]} ({regime})" for task in config.tasks for regime in regimes]
+    lines = ["## Fusion heads (variant `all`)", "", "| head | " + " | ".join(header) + " |",
+             "|---|" + "---|" * len(header)]
+    for head in heads:
+        key = "all" if head == config.fusion else f"all@{head}"
+        cells = [f"{all_scores[r][task, key][METRIC_OF[task]]:.3f}" for task in config.tasks for r in regimes]
+        lines.append(f"| {head} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def fashion_lines(fashion: dict) -> list[str]:
     if not fashion:
         return []
@@ -80,7 +96,7 @@ def report(config, all_scores: dict, latency: dict, zero_shot, caption_quality: 
               f"- generalised zero-shot over all {len(zero_shot.class_names)} classes: seen {m['seen_accuracy']:.3f}, "
               f"unseen {m['unseen_accuracy']:.3f}, harmonic mean **{m['harmonic_mean']:.3f}** (no calibration: "
               "the seen classes' scores dominate, as usual in GZSL)", ""]
-    return "\n".join(lines + fashion_lines(fashion or {}))
+    return "\n".join(lines + heads_lines(config, all_scores) + fashion_lines(fashion or {}))
 
 
 def knowledge_encoder_name(config) -> str:

@@ -27,7 +27,8 @@ RECIPE = REPO / "recipes" / "fusion_shapes.toml"
 # about 15 s on one thread; the hashing text encoder keeps MiniLM's load time out of it
 TINY = dict(caption_pool=200, train_size=120, test_size=60, lowlabel_per_class=3, k=4, steps=4, captioner_epochs=1,
             transe_epochs=10, zeroshot_train=200, zeroshot_test=150, zeroshot_epochs=1, latency_iters=2, width=4,
-            text_encoder="hashing", index_backend="torch", fashion_zeroshot=False)
+            text_encoder="hashing", index_backend="torch", fashion_zeroshot=False,
+            compare_fusions=["film", "concat"])
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,10 @@ def test_tiny_run_writes_every_metric_the_issue_names(tiny_run):
     assert {"zeroshot/heldout/accuracy", "zeroshot/gzsl/harmonic_mean"} <= set(metrics)
     report = (tiny_run.run_dir / "report.md").read_text()
     assert "| image_only |" in report and "harmonic mean" in report and (tiny_run.run_dir / "ablation.png").is_file()
+    # compare_fusions: the `all` variant again under the concat head (film is the main head, not repeated)
+    assert 0 <= metrics["fusion_heads/concat/degraded_lowlabel/miou"] <= 1
+    assert not any(name.startswith("fusion_heads/film") for name in metrics)
+    assert "## Fusion heads (variant `all`)" in report and "| concat |" in report
 
 
 def test_the_saved_pipeline_follows_one_image(tiny_run):
