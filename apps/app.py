@@ -13,6 +13,6 @@ import streamlit as st
 from common import draw_sidebar, navigation_pages
 
 st.set_page_config(page_title="playground", page_icon=":material/science:", layout="wide")
-page = st.navigation(navigation_pages())
+page = st.navigation(navigation_pages(), expanded=True)  # every page listed: annotators must find Annotate
 draw_sidebar()
 page.run()
