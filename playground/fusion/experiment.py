@@ -35,7 +35,7 @@ from playground.data import TensorLoader
 from playground.data.shapes import make_shapes
 from playground.errors import ConfigError
 from playground.fusion import report as text
-from playground.fusion.captioner import SlotCaptioner, caption_loss, slot_accuracy, slot_targets
+from playground.fusion.captioner import SlotCaptioner, caption_loss, describe, slot_accuracy, slot_targets
 from playground.fusion.degrade import degrade
 from playground.fusion.heads import FUSIONS
 from playground.fusion.knowledge_graph import shapes_graph
@@ -165,8 +165,6 @@ def build_knowledge(config: Config, captioner: SlotCaptioner, progress: Progress
 
 def with_index(config: Config, knowledge: Knowledge, split: dict) -> Knowledge:
     """``knowledge`` with a retrieval index over this regime's labelled images."""
-    from playground.fusion.captioner import describe
-
     _, embeddings = describe(knowledge.captioner, split["train_images"])
     index = build_index(embeddings, split["train_labels"], knowledge.num_classes, backend=config.index_backend)
     return dataclasses.replace(knowledge, index=index)
