@@ -88,6 +88,21 @@ def cached_pipeline(path: str, stamp: float):
     return open_run(path)
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def cached_labelled(key: tuple, regime: str, _config) -> torch.Tensor:
+    """The regime's labelled images (``key``: the config fields that fix them), generated once, not per rerun."""
+    return labelled_images(_config, regime)
+
+
+def labelled_key(config) -> tuple:
+    return config.train_size, config.seed, config.image_size, config.lowlabel_per_class
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def cached_test_shapes(n: int, seed: int, image_size: int):
+    return make_shapes(n, seed=seed, image_size=image_size)
+
+
 def colour_map(classes: torch.Tensor):
     palette = torch.tensor(SEGMENT_COLOURS, dtype=torch.uint8)
     return palette[classes.clamp(0, len(SEGMENT_COLOURS) - 1)].numpy()
@@ -109,8 +124,8 @@ def pick_image(pipeline) -> tuple[torch.Tensor | None, str]:
         except PlaygroundError as err:
             show_error(err)
             return None, ""
-    number = st.number_input("Test image", 0, 999, 0, key="fusion_image")
-    shapes = make_shapes(number + 1, seed=3000 + config.seed, image_size=config.image_size)
+    number = st.number_input("Test image", 0, config.test_size - 1, 0, key="fusion_image")
+    shapes = cached_test_shapes(config.test_size, 3000 + config.seed, config.image_size)
     return shapes.images[number], shapes.captions[number]
 
 
@@ -139,7 +154,7 @@ def draw_followed(pipeline, regime: str, image: torch.Tensor, truth: str, follow
     with right.expander("Knowledge-graph neighbourhood", expanded=True):
         st.graphviz_chart(graph_dot(followed.neighbourhood, followed.entities))
     st.markdown(f"**{len(followed.neighbours)} retrieved labelled neighbours** (label · weight)")
-    neighbours = labelled_images(pipeline.config, regime)[followed.neighbours]
+    neighbours = cached_labelled(labelled_key(pipeline.config), regime, pipeline.config)[followed.neighbours]
     image_grid([upscale(n, 64) for n in neighbours],
                [f"{label} · {w:.2f}" for label, w in zip(followed.neighbour_labels, followed.neighbour_weights)],
                columns=8, width=64)
