@@ -68,14 +68,17 @@ class MultiCropLoader:
     """Batches ``(view_1, ..., view_V, index)`` of freshly multi-cropped images, reshuffled
     per epoch; the ragged last batch is dropped. Shaped like
     :class:`playground.ssl.contrastive.TwoViewLoader`, so :func:`fit` can train on it.
+    ``channels_last`` lays the views out NHWC, for a model in that memory format.
     """
 
-    def __init__(self, images: torch.Tensor, multicrop: MultiCrop, batch_size: int = 256, seed: int = 0) -> None:
+    def __init__(self, images: torch.Tensor, multicrop: MultiCrop, batch_size: int = 256, seed: int = 0,
+                 channels_last: bool = False) -> None:
         if images.ndim != 4 or images.shape[0] < 2:
             raise DataFormatError(f"SwAV needs at least 2 images (N, C, H, W), got shape {tuple(images.shape)}")
         self.images, self.multicrop = images, multicrop
         self.batch_size = min(batch_size, images.shape[0])
         self.generator = torch.Generator().manual_seed(seed)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
         return self.images.shape[0] // self.batch_size
@@ -84,4 +87,5 @@ class MultiCropLoader:
         order = torch.randperm(self.images.shape[0], generator=self.generator)
         for step in range(len(self)):
             index = order[step * self.batch_size:(step + 1) * self.batch_size]
-            yield (*self.multicrop(self.images[index], self.generator), index)
+            views = self.multicrop(self.images[index], self.generator)
+            yield (*(view.contiguous(memory_format=self.memory_format) for view in views), index)
