@@ -161,6 +161,8 @@ def test_multicrop_loader_yields_views_and_index():
     assert len(loader) == len(batches) == 2
     *views, index = batches[0]
     assert len(views) == 4 and views[2].shape == (4, 1, 4, 4) and index.shape == (4,)
+    nhwc = MultiCropLoader(torch.rand(10, 3, 8, 8), MultiCrop(large=2, small=2), batch_size=4, channels_last=True)
+    assert all(view.is_contiguous(memory_format=torch.channels_last) for view in next(iter(nhwc))[:-1])
 
 
 # --- the model and its loss -----------------------------------------------------------------
@@ -200,6 +202,8 @@ def test_train_swav_with_a_queue_runs_through_fit():
     history = train_swav(model, images, config, epochs=2, batch_size=8, seed=0)
     assert len(history.series("train/loss")) == 2 and all(math.isfinite(x) for x in history.series("train/loss"))
     assert torch.allclose(model.prototypes.weight.norm(dim=1), torch.ones(10), atol=1e-5)
+    conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # (C_in > 1: a real layout)
+    assert conv.weight.is_contiguous()  # trained channels-last, handed back in the default layout
 
 
 @pytest.mark.slow
