@@ -53,7 +53,7 @@ def _cell(values: dict, name: str, unit: str) -> str:
     if value is None:
         return "-"
     shown = f"{value:.4f}" if unit in ("fraction", "nats") else format_number(value)
-    return shown + (f" ± {std:.2g}" if std is not None else "")
+    return shown + (f" ± {std:.2g}" if std else "")  # a count that every seed shares has no spread
 
 
 def optimizer_table(config, values: dict) -> str:

@@ -132,6 +132,8 @@ def test_seeds_aggregate_to_mean_and_std_curves(playground_home):
     assert values["optim/adam/test/accuracy:std"] > 0 and "optim/gd/train/seconds:std" in values
     assert {p.name for p in result.run_dir.iterdir()} >= {"curves.png", "report.md", "metrics.json", "config.toml"}
     assert "2 seeds" in result.report and " ± " in result.report
+    adam_row = next(line for line in result.report.splitlines() if line.startswith("| Adam |"))
+    assert adam_row.count(" ± ") == 5  # every number but the update count, which the seeds share
     curves = load_curves(result.run_dir)
     assert curves["adam"].seeds == 2 and len(curves["adam"].val_accuracy_std) == 2
     per_seed = [load_curves(r.run_dir)["adam"].val_accuracy[-1] for r in result.extras["seeds"]]
