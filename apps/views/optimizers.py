@@ -168,7 +168,7 @@ def band(figure: go.Figure, x, mean, std, name: str, markers: bool) -> None:
                        mode="lines+markers" if markers else "lines")
 
 
-def curves_charts(curves: dict) -> None:
+def curves_charts(curves: dict, log_epochs: bool = False) -> None:
     loss, accuracy = go.Figure(), go.Figure()
     for name, c in curves.items():
         band(loss, c.train_x, c.train_loss, c.train_loss_std, name, markers=False)
@@ -177,6 +177,8 @@ def curves_charts(curves: dict) -> None:
     suffix = f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
     loss.update_layout(title="Training loss" + suffix, xaxis_title="epoch", yaxis_type="log", height=380, margin=MARGIN)
     accuracy.update_layout(title="Validation accuracy" + suffix, xaxis_title="epoch", height=380, margin=MARGIN)
+    for figure in (loss, accuracy) if log_epochs else ():
+        figure.update_xaxes(type="log", title="epoch (log; the initial model at epoch 0 is left out)")
     left, right = st.columns(2)
     left.plotly_chart(loss, width="stretch", key="opt_loss_chart")
     right.plotly_chart(accuracy, width="stretch", key="opt_accuracy_chart")
@@ -187,7 +189,7 @@ def numbers_table(path: Path, names: list[str]) -> pd.DataFrame:
 
     def cell(key: str) -> str:
         value, std = metrics.get(key), metrics.get(f"{key}:std")
-        return "-" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+        return "-" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std else "")
     columns = {"lr": "lr", "test accuracy": "test/accuracy", "final train loss": "train/final_loss",
                "updates": "train/updates", "seconds": "train/seconds"}
     return pd.DataFrame([{"optimizer": LABELS[n], **{title: cell(f"optim/{n}/{key}") for title, key in columns.items()}}
@@ -225,7 +227,9 @@ def curves_section(settings) -> None:
     except PlaygroundError as err:
         show_error(err)
         return
-    curves_charts(curves)
+    log_epochs = st.toggle("Log epoch axis", key="opt_log_epochs",
+                           help="GD runs many more passes than the rest: a log axis spreads the first few epochs")
+    curves_charts(curves, log_epochs)
     st.dataframe(numbers_table(root / chosen, list(curves)), hide_index=True, width="stretch")
 
 

@@ -110,6 +110,10 @@ def test_curves_of_the_latest_run_and_of_a_multi_seed_run(page, playground_home)
     at.selectbox(key="opt_run").select(newest).run()
     assert "mean ± std over 2 seeds" in chart(at, "accuracy")["layout"]["title"]["text"]
     assert " ± " in at.dataframe[1].value["test accuracy"].iloc[1]
+    assert " ± " not in at.dataframe[1].value["updates"].iloc[1]  # the seeds share the update count
+    assert chart(at, "loss")["layout"]["xaxis"].get("type") != "log"
+    at.toggle(key="opt_log_epochs").set_value(True).run()
+    assert chart(at, "loss")["layout"]["xaxis"]["type"] == "log" == chart(at, "accuracy")["layout"]["xaxis"]["type"]
 
 
 def test_quick_preset_button_runs_and_shows_the_new_run(page, monkeypatch, playground_home):
