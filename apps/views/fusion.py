@@ -99,8 +99,9 @@ def labelled_key(config) -> tuple:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def cached_test_shapes(n: int, seed: int, image_size: int):
-    return make_shapes(n, seed=seed, image_size=image_size)
+def cached_test_shapes(key: tuple, _config):
+    """The run's test shapes (``key``: the config fields that fix them), generated once, not per rerun."""
+    return experiment.task_shapes(_config, "test")
 
 
 def colour_map(classes: torch.Tensor):
@@ -125,7 +126,7 @@ def pick_image(pipeline) -> tuple[torch.Tensor | None, str]:
             show_error(err)
             return None, ""
     number = st.number_input("Test image", 0, config.test_size - 1, 0, key="fusion_image")
-    shapes = cached_test_shapes(config.test_size, 3000 + config.seed, config.image_size)
+    shapes = cached_test_shapes((config.test_size, config.seed, config.image_size), config)
     return shapes.images[number], shapes.captions[number]
 
 

@@ -257,12 +257,17 @@ def add_scores(metrics: Metrics, regime: str, scores: dict) -> None:
                 metrics.add(f"{prefix}/{regime}/{name}_gain", value - base[name], "fraction")
 
 
+def task_shapes(config: Config, split: str):
+    """The task's labelled ``"train"`` or ``"test"`` shapes; the page regenerates them through this too."""
+    size, offset = (config.train_size, 2000) if split == "train" else (config.test_size, 3000)
+    return make_shapes(size, seed=offset + config.seed, image_size=config.image_size)
+
+
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
     """Train the knowledge, run the ablation, time the pipelines, run zero-shot; write the run."""
     seed_everything(config.seed)
     configure_threads(0)
-    data = (make_shapes(config.train_size, seed=2000 + config.seed, image_size=config.image_size),
-            make_shapes(config.test_size, seed=3000 + config.seed, image_size=config.image_size))
+    data = (task_shapes(config, "train"), task_shapes(config, "test"))
     run_dir = run_dir or RunDir.create(config.name, config.out or None)
     run_dir.write_config(config, EXPERIMENT)
     captioner, caption_quality = train_captioner(config, progress)

@@ -15,9 +15,9 @@ import torch
 
 from playground.core.config import build_config
 from playground.core.runs import RunInfo, first_seed, list_runs, read_run_config
-from playground.data.shapes import SHAPES, make_shapes
+from playground.data.shapes import SHAPES
 from playground.errors import DataNotFoundError
-from playground.fusion.experiment import EXPERIMENT, Config, few_per_class
+from playground.fusion.experiment import EXPERIMENT, Config, few_per_class, task_shapes
 from playground.fusion.saved import Pipeline, load_pipeline
 from playground.fusion.sources import context_for, sources_of
 from playground.fusion.zeroshot import scores
@@ -38,7 +38,7 @@ def open_run(path: str | Path) -> Pipeline:
 
 def labelled_images(config: Config, regime: str) -> torch.Tensor:
     """The regime's labelled training images, regenerated exactly as the run drew them (undegraded)."""
-    train = make_shapes(config.train_size, seed=2000 + config.seed, image_size=config.image_size)
+    train = task_shapes(config, "train")
     chosen = torch.arange(len(train)) if regime == "full" else few_per_class(train.labels, config.lowlabel_per_class,
                                                                               config.seed)
     return train.images[chosen]
