@@ -189,7 +189,8 @@ def numbers_table(path: Path, names: list[str]) -> pd.DataFrame:
 
     def cell(key: str) -> str:
         value, std = metrics.get(key), metrics.get(f"{key}:std")
-        return "-" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std else "")
+        shared_count = key.endswith("/updates") and std == 0
+        return "-" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None and not shared_count else "")
     columns = {"lr": "lr", "test accuracy": "test/accuracy", "final train loss": "train/final_loss",
                "updates": "train/updates", "seconds": "train/seconds"}
     return pd.DataFrame([{"optimizer": LABELS[n], **{title: cell(f"optim/{n}/{key}") for title, key in columns.items()}}

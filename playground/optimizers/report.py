@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
 
 from playground.core.runs import Metrics, RunDir, format_number, markdown_table
-from playground.optimizers.curves import Curves, mean_std
+from playground.optimizers.curves import Curves, load_curves
 from playground.optimizers.optimizers import LABELS, OPTIMIZERS
 from playground.optimizers.plots import curves_figure, trajectory_figure
 
@@ -53,7 +52,8 @@ def _cell(values: dict, name: str, unit: str) -> str:
     if value is None:
         return "-"
     shown = f"{value:.4f}" if unit in ("fraction", "nats") else format_number(value)
-    return shown + (f" ± {std:.2g}" if std else "")  # a count that every seed shares has no spread
+    shared_count = unit == "count" and std == 0  # every seed made the same number of updates
+    return shown + (f" ± {std:.2g}" if std is not None and not shared_count else "")
 
 
 def optimizer_table(config, values: dict) -> str:
@@ -123,12 +123,15 @@ def _seeded_paths(config) -> str:
 
 
 def aggregate_report(config, metrics: Metrics, results) -> str:
-    """Mean ± std over seeds; writes the averaged ``curves.png`` into the parent folder."""
+    """Mean ± std over seeds; writes the averaged ``curves.png`` into the parent folder.
+
+    Everything comes from what the seeds wrote (``curves.json``, the aggregated metrics), so
+    seeds run in worker processes (``--jobs``), which hand back no in-memory outcomes, work too.
+    """
     parent = RunDir(results[0].run_dir.parent)
-    per_seed = [r.extras["outcomes"] for r in results]
-    curves = {name: mean_std([o[name].curves for o in per_seed]) for name in config.optimizers}
+    curves = load_curves(parent.path)
     parent.save_figure(curves_figure(curves), "curves")
-    accuracies = {n: statistics.fmean(o[n].test["accuracy"] for o in per_seed) for n in config.optimizers}
+    accuracies = {n: metrics.values[f"optim/{n}/test/accuracy"] for n in config.optimizers}
     best = max(accuracies, key=accuracies.get)
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     return "\n\n".join([

@@ -123,6 +123,14 @@ def test_divergence_names_the_optimizer(tmp_path):
         run(config)
 
 
+def test_seeds_in_worker_processes_aggregate_from_what_they_wrote(playground_home):
+    overrides = ["dataset=\"digits\"", "train_limit=300", "epochs=1", "full_batch_epochs=2", "width=4",
+                 "embedding_dim=8", "batch_size=32", "functions=[]", "optimizers=[\"gd\", \"adam\"]"]
+    result = run_recipe(RECIPE, "quick", overrides, seeds=[0, 1], jobs=2)  # workers hand back no outcomes
+    assert (result.run_dir / "curves.png").is_file() and "**Best mean test accuracy:" in result.report
+    assert load_curves(result.run_dir)["adam"].seeds == 2
+
+
 def test_seeds_aggregate_to_mean_and_std_curves(playground_home):
     overrides = ["dataset=\"digits\"", "train_limit=0", "epochs=1", "full_batch_epochs=5", "width=8",
                  "embedding_dim=32", "batch_size=32", "trajectory_steps=20", "functions=[\"saddle\"]",
