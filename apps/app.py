@@ -9,7 +9,6 @@ as ``/runs`` on a freshly started server would run the page on its own, without 
 """
 
 import streamlit as st
-
 from common import draw_sidebar, navigation_pages
 
 st.set_page_config(page_title="playground", page_icon=":material/science:", layout="wide")

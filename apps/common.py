@@ -82,14 +82,25 @@ def draw_sidebar() -> Settings:
         st.session_state.setdefault(f"sidebar_{key}", value)
     with st.sidebar:
         st.subheader("Settings")
-        st.selectbox("Device", ["auto", *available_devices()], key="sidebar_device",
-                     help="auto picks cuda, then mps, then cpu")
+        st.selectbox(
+            "Device",
+            ["auto", *available_devices()],
+            key="sidebar_device",
+            help="auto picks cuda, then mps, then cpu",
+        )
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="sidebar_seed")
-        st.text_input("Data root", key="sidebar_data_root", placeholder="default search",
-                      help="A torchvision-layout root for Fashion-MNIST, or an ImageFolder tree "
-                           "(ROOT/<class>/<image>) for the folder dataset. Empty: the default search.")
-        st.text_input("Runs root", key="sidebar_runs_root",
-                      help="Where runs are written and listed ($PLAYGROUND_HOME or ./runs by default).")
+        st.text_input(
+            "Data root",
+            key="sidebar_data_root",
+            placeholder="default search",
+            help="A torchvision-layout root for Fashion-MNIST, or an ImageFolder tree "
+            "(ROOT/<class>/<image>) for the folder dataset. Empty: the default search.",
+        )
+        st.text_input(
+            "Runs root",
+            key="sidebar_runs_root",
+            help="Where runs are written and listed ($PLAYGROUND_HOME or ./runs by default).",
+        )
     return sidebar_settings()
 
 
@@ -97,8 +108,12 @@ def sidebar_settings() -> Settings:
     """The current sidebar settings (defaults before the sidebar has been drawn)."""
     values = {key: st.session_state.get(f"sidebar_{key}", value) for key, value in _defaults().items()}
     values["runs_root"] = values["runs_root"].strip() or str(playground_home())
-    return Settings(device=values["device"], seed=int(values["seed"]),
-                    data_root=values["data_root"], runs_root=values["runs_root"])
+    return Settings(
+        device=values["device"],
+        seed=int(values["seed"]),
+        data_root=values["data_root"],
+        runs_root=values["runs_root"],
+    )
 
 
 # --------------------------------------------------------------------- progress and errors
@@ -166,7 +181,9 @@ def image_grid(images: list[np.ndarray], captions: list[str], columns: int = 8, 
     """Images with captions in a grid of ``columns``."""
     for start in range(0, len(images), columns):
         cells = st.columns(columns)
-        for cell, image, text in zip(cells, images[start:start + columns], captions[start:start + columns]):
+        for cell, image, text in zip(
+            cells, images[start : start + columns], captions[start : start + columns]
+        ):
             cell.image(image, caption=text, width=width)
 
 
@@ -216,7 +233,9 @@ class PresetForm:
     def overrides(self, values: dict) -> list[str]:
         """``key=value`` for every widget that differs from the chosen preset."""
         base = self.values_of(st.session_state[self.preset_key])
-        return [f"{field}={toml_text(values[field])}" for field in self.fields if values[field] != base[field]]
+        return [
+            f"{field}={toml_text(values[field])}" for field in self.fields if values[field] != base[field]
+        ]
 
 
 def recipe_values(recipe, fields: tuple[str, ...]):
@@ -226,6 +245,7 @@ def recipe_values(recipe, fields: tuple[str, ...]):
     def values_of(preset: str) -> dict:
         _, config = config_from_recipe(recipe, preset)
         return {field: getattr(config, field) for field in fields}
+
     return values_of
 
 
@@ -242,10 +262,15 @@ def preset_config(recipe, preset: str, overrides: list[str], settings):
     repo_root = Path(__file__).resolve().parents[1]
     shown = Path(recipe).resolve()
     shown = shown.relative_to(repo_root) if shown.is_relative_to(repo_root) else shown
-    command = " ".join([f"playground run {shown} --preset {preset}", *(f"--set {shlex.quote(o)}" for o in overrides)])
-    data = {"data_root": settings.data_root.strip()} if hasattr(config, "data_root") else {}  # generated data has none
-    return dataclasses.replace(config, seed=settings.seed, device=settings.device, out=settings.runs_root,
-                               **data), command
+    command = " ".join(
+        [f"playground run {shown} --preset {preset}", *(f"--set {shlex.quote(o)}" for o in overrides)]
+    )
+    data = (
+        {"data_root": settings.data_root.strip()} if hasattr(config, "data_root") else {}
+    )  # generated data has none
+    return dataclasses.replace(
+        config, seed=settings.seed, device=settings.device, out=settings.runs_root, **data
+    ), command
 
 
 def literal_choices(config_cls, field: str) -> list:
@@ -278,8 +303,16 @@ def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experim
     return st.selectbox(label, names, key=key, help="Runs under the runs root, newest first")
 
 
-def preset_run_button(recipe, form: PresetForm, values: dict, settings, run, run_key: str, button_key: str,
-                      hint: str = "plus the sidebar's seed, device and runs root") -> None:
+def preset_run_button(
+    recipe,
+    form: PresetForm,
+    values: dict,
+    settings,
+    run,
+    run_key: str,
+    button_key: str,
+    hint: str = "plus the sidebar's seed, device and runs root",
+) -> None:
     """The ``playground run`` line for the form's preset and changed fields, and a button that runs it;
     the new run's name goes to ``st.session_state[run_key]`` so the run picker opens it."""
     from playground.errors import PlaygroundError

@@ -26,16 +26,22 @@ def decode_upload(data: bytes, name: str, shape: tuple[int, int, int], invert: b
     from PIL import Image, UnidentifiedImageError
 
     if len(data) > MAX_UPLOAD_MB * 2**20:
-        raise DataFormatError(f"{name} is {len(data) / 2**20:.1f} MB; upload an image under {MAX_UPLOAD_MB} MB")
-    unreadable = DataFormatError(f"{name} is not an image that can be read (PNG, JPEG, GIF, BMP, WebP or TIFF)")
+        raise DataFormatError(
+            f"{name} is {len(data) / 2**20:.1f} MB; upload an image under {MAX_UPLOAD_MB} MB"
+        )
+    unreadable = DataFormatError(
+        f"{name} is not an image that can be read (PNG, JPEG, GIF, BMP, WebP or TIFF)"
+    )
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
         raise unreadable from None
     with image:
         if max(image.size) > MAX_SIDE:
-            raise DataFormatError(f"{name} is {image.size[0]}×{image.size[1]} pixels; "
-                                  f"upload one at most {MAX_SIDE} pixels on a side")
+            raise DataFormatError(
+                f"{name} is {image.size[0]}×{image.size[1]} pixels; "
+                f"upload one at most {MAX_SIDE} pixels on a side"
+            )
         try:
             rgb = np.asarray(image.convert("RGB"))
         except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
@@ -45,12 +51,22 @@ def decode_upload(data: bytes, name: str, shape: tuple[int, int, int], invert: b
 
 def uploaded_image(shape: tuple[int, int, int], prefix: str):
     """A file uploader (with an invert box): ``(image or None, caption)``."""
-    upload = st.file_uploader("An image file", type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
-                              key=f"{prefix}_upload", max_upload_size=MAX_UPLOAD_MB)
-    invert = st.checkbox("Invert (a dark object on a light background)", key=f"{prefix}_invert",
-                         help="The benchmark's images are light objects on a black background")
+    upload = st.file_uploader(
+        "An image file",
+        type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
+        key=f"{prefix}_upload",
+        max_upload_size=MAX_UPLOAD_MB,
+    )
+    invert = st.checkbox(
+        "Invert (a dark object on a light background)",
+        key=f"{prefix}_invert",
+        help="The benchmark's images are light objects on a black background",
+    )
     if upload is None:
-        st.caption(f"It is converted to the model's {shape[1]}×{shape[2]} {'grey' if shape[0] == 1 else 'RGB'} images.")
+        st.caption(
+            f"It is converted to the model's {shape[1]}×{shape[2]} "
+            f"{'grey' if shape[0] == 1 else 'RGB'} images."
+        )
         return None, ""
     return decode_upload(upload.getvalue(), upload.name, shape, invert), f"upload: {upload.name}"
 
@@ -60,13 +76,25 @@ def drawn_image(shape: tuple[int, int, int], prefix: str):
     try:
         from streamlit_drawable_canvas import st_canvas
     except ImportError:
-        st.info("Drawing needs the streamlit-drawable-canvas package: `pip install streamlit-drawable-canvas`.")
+        st.info(
+            "Drawing needs the streamlit-drawable-canvas package: `pip install streamlit-drawable-canvas`."
+        )
         return None, ""
     brush = st.slider("Brush", min_value=4, max_value=40, value=18, key=f"{prefix}_brush")
-    drawing = st_canvas(stroke_width=brush, stroke_color="#ffffff", background_color="#000000", height=CANVAS,
-                        width=CANVAS, drawing_mode="freedraw", return_image_data=True, key=f"{prefix}_canvas")
+    drawing = st_canvas(
+        stroke_width=brush,
+        stroke_color="#ffffff",
+        background_color="#000000",
+        height=CANVAS,
+        width=CANVAS,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=f"{prefix}_canvas",
+    )
     pixels = drawing.image_data
     if pixels is None or not pixels[..., :3].any():
-        st.caption("Draw with the mouse: white on black, like the training images. The toolbar undoes or clears.")
+        st.caption(
+            "Draw with the mouse: white on black, like the training images. The toolbar undoes or clears."
+        )
         return None, ""
     return to_image(pixels[..., :3], shape, invert=False), "your drawing"

@@ -42,12 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a recipe and print its run directory")
     run.add_argument("recipe", help="path to a recipe, e.g. recipes/baseline_fashion.toml")
     run.add_argument("--preset", default="quick", help="preset in the recipe (quick or full; default quick)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one config value (repeatable), e.g. --set epochs=3")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set epochs=3",
+    )
     run.add_argument("--seed", type=int, help="random seed (overrides the recipe)")
     run.add_argument("--seeds", help="several seeds, comma-separated: metrics become mean and :std")
-    run.add_argument("--jobs", type=int, default=1,
-                     help="with --seeds: run this many seeds at once, each in its own process (default 1)")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --seeds: run this many seeds at once, each in its own process (default 1)",
+    )
     run.add_argument("--out", help="runs root (default $PLAYGROUND_HOME or ./runs)")
     run.add_argument("--device", help="auto, cuda, mps or cpu")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -74,9 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_backfill_parser(commands) -> None:
-    backfill = commands.add_parser("backfill", help="FCT: transform a stored gallery into the new model's space "
-                                                    "(under torchrun the workers split the shards)")
-    backfill.add_argument("gallery", help="a gallery store folder (old embeddings + side-info), e.g. RUN/gallery")
+    backfill = commands.add_parser(
+        "backfill",
+        help="FCT: transform a stored gallery into the new model's space "
+        "(under torchrun the workers split the shards)",
+    )
+    backfill.add_argument(
+        "gallery", help="a gallery store folder (old embeddings + side-info), e.g. RUN/gallery"
+    )
     backfill.add_argument("--transformation", required=True, help="RUN/transformation.safetensors")
     backfill.add_argument("--out", required=True, help="folder for the backfilled gallery")
     backfill.set_defaults(handler=cmd_backfill)
@@ -98,16 +113,26 @@ def cmd_run(args) -> int:
 
 def add_bench_parser(commands) -> None:
     bench = commands.add_parser(
-        "bench", help="the latency benchmark (recipes/latency_fashion.toml): every fp32/bf16/fp16/int8 variant, "
-                      "pruning and distillation, latency and accuracy side by side")
+        "bench",
+        help="the latency benchmark (recipes/latency_fashion.toml): every fp32/bf16/fp16/int8 variant, "
+        "pruning and distillation, latency and accuracy side by side",
+    )
     bench.add_argument("--preset", default="quick", help="quick (a look) or full (the figures to report)")
     bench.add_argument("--models-from", help="a latency run folder: re-time its saved models, no training")
-    bench.add_argument("--variants", help="comma-separated variants (default: the recipe's), e.g. "
-                                          "torch_fp32,ort_fp32,ort_int8_static")
+    bench.add_argument(
+        "--variants",
+        help="comma-separated variants (default: the recipe's), e.g. torch_fp32,ort_fp32,ort_int8_static",
+    )
     bench.add_argument("--batch-sizes", help="comma-separated batch sizes, e.g. 1,32,64")
     bench.add_argument("--threads", type=int, help="torch and ONNX Runtime intra-op threads")
-    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override any other config value (repeatable)")
+    bench.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any other config value (repeatable)",
+    )
     for name in ("seed", "out", "device"):
         bench.add_argument(f"--{name}", type=int if name == "seed" else str)
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -122,11 +147,22 @@ def cmd_bench(args) -> int:
     if args.variants:
         overrides.append("variants=[" + ", ".join(_quoted(v.strip()) for v in args.variants.split(",")) + "]")
     if args.batch_sizes:
-        overrides.append(f"batch_sizes=[{', '.join(str(b) for b in _parse_ints(args.batch_sizes, '--batch-sizes'))}]")
+        overrides.append(
+            f"batch_sizes=[{', '.join(str(b) for b in _parse_ints(args.batch_sizes, '--batch-sizes'))}]"
+        )
     if args.threads is not None:
         overrides.append(f"threads={args.threads}")
-    run_args = argparse.Namespace(recipe=str(BENCH_RECIPE), preset=args.preset, overrides=overrides, seed=args.seed,
-                                  seeds=None, jobs=1, out=args.out, device=args.device, quiet=args.quiet)
+    run_args = argparse.Namespace(
+        recipe=str(BENCH_RECIPE),
+        preset=args.preset,
+        overrides=overrides,
+        seed=args.seed,
+        seeds=None,
+        jobs=1,
+        out=args.out,
+        device=args.device,
+        quiet=args.quiet,
+    )
     _print_result(_run(run_args, show_progress=not args.quiet))
     return 0
 
@@ -153,7 +189,10 @@ def _print_result(result) -> None:
 
     for name, value in result.metrics.values.items():
         if "/accuracy/" not in name:
-            print(f"{name} = {format_number(value)} {result.metrics.units.get(name, '')}".rstrip(), file=sys.stderr)
+            print(
+                f"{name} = {format_number(value)} {result.metrics.units.get(name, '')}".rstrip(),
+                file=sys.stderr,
+            )
     print(result.run_dir)
 
 
@@ -181,19 +220,36 @@ def cmd_backfill(args) -> int:
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     gallery, h = GalleryStore.open(args.gallery), load_transformation(args.transformation)
     start = time.perf_counter()
-    backfill_by_transformation(gallery, lambda old, side: transform(h, old, side), args.out, h.new_dim, rank, world)
-    print(f"worker {rank} of {world}: backfilled its shards of {gallery.count} images in "
-          f"{time.perf_counter() - start:.2f} s -> {args.out}", file=sys.stderr)
+    backfill_by_transformation(
+        gallery, lambda old, side: transform(h, old, side), args.out, h.new_dim, rank, world
+    )
+    print(
+        f"worker {rank} of {world}: backfilled its shards of {gallery.count} images in "
+        f"{time.perf_counter() - start:.2f} s -> {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 
 def cmd_app(args) -> int:
     if not APP_FILE.is_file():
-        raise PlaygroundError(f"the app is not next to this install ({APP_FILE} missing); "
-                              "install from a source checkout with `pip install -e .`")
-    command = [sys.executable, "-m", "streamlit", "run", str(APP_FILE),
-               "--server.address", args.address, "--server.port", str(args.port),
-               "--browser.gatherUsageStats", "false"]
+        raise PlaygroundError(
+            f"the app is not next to this install ({APP_FILE} missing); "
+            "install from a source checkout with `pip install -e .`"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_FILE),
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     print(f"starting the playground on http://{args.address}:{args.port}", file=sys.stderr)
     return subprocess.call(command, cwd=APP_FILE.parent.parent, env=os.environ.copy())
 

@@ -32,9 +32,26 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from playground.errors import ConflictError, DataFormatError, StoreError
-from playground.store_schema import (ACTIONS, SCHEMA_VERSION, Decision, Item, QueueItem, annotators, audit,
-                                     clean_name, decisions, default_url, escalations, metadata, open_engine,
-                                     predictions, prepare_item, queues, samples, schema_info)
+from playground.store_schema import (
+    ACTIONS,
+    SCHEMA_VERSION,
+    Decision,
+    Item,
+    QueueItem,
+    annotators,
+    audit,
+    clean_name,
+    decisions,
+    default_url,
+    escalations,
+    metadata,
+    open_engine,
+    predictions,
+    prepare_item,
+    queues,
+    samples,
+    schema_info,
+)
 
 ATTEMPTS = 8  # a write that lost a race (another lease, a duplicate insert) is retried this often
 LABEL_FIELDS = ("external_id", "label", "class_name", "action", "annotator", "decided_at")
@@ -51,35 +68,62 @@ def _now(now: float | None) -> float:
 
 
 def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+    return (
+        None
+        if seconds is None
+        else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+    )
 
 
-def _audit(conn: Connection, at: float, actor: str, action: str, entity: str, entity_id: int,
-           detail: dict | None = None) -> None:
-    conn.execute(insert(audit).values(at=at, actor=actor, action=action, entity=entity, entity_id=entity_id,
-                                      detail=json.dumps(detail or {})))
+def _audit(
+    conn: Connection,
+    at: float,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: int,
+    detail: dict | None = None,
+) -> None:
+    conn.execute(
+        insert(audit).values(
+            at=at,
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            detail=json.dumps(detail or {}),
+        )
+    )
 
 
 def _available(now: float):
     """Open, or leased with a lease that has run out."""
-    return or_(escalations.c.status == "open",
-               and_(escalations.c.status == "leased", escalations.c.lease_expires < now))
+    return or_(
+        escalations.c.status == "open",
+        and_(escalations.c.status == "leased", escalations.c.lease_expires < now),
+    )
 
 
 def _check_classes(prepared: dict, names: list[str], queue: str) -> None:
     if len(prepared["probs"]) != len(names):
-        raise DataFormatError(f"item {prepared['external_id']!r} has {len(prepared['probs'])} class probabilities "
-                              f"but queue {queue!r} has {len(names)} classes: {names}")
+        raise DataFormatError(
+            f"item {prepared['external_id']!r} has {len(prepared['probs'])} class probabilities "
+            f"but queue {queue!r} has {len(names)} classes: {names}"
+        )
     if prepared["class_names"] not in (None, names):
-        raise DataFormatError(f"item {prepared['external_id']!r} names the classes {prepared['class_names']} "
-                              f"but queue {queue!r} has the classes {names}")
+        raise DataFormatError(
+            f"item {prepared['external_id']!r} names the classes {prepared['class_names']} "
+            f"but queue {queue!r} has the classes {names}"
+        )
 
 
 def _decision_query():
-    return (select(decisions, samples.c.external_id, annotators.c.name.label("annotator"))
-            .join(escalations, escalations.c.id == decisions.c.escalation_id)
-            .join(samples, samples.c.id == escalations.c.sample_id)
-            .join(annotators, annotators.c.id == decisions.c.annotator_id))
+    return (
+        select(decisions, samples.c.external_id, annotators.c.name.label("annotator"))
+        .join(escalations, escalations.c.id == decisions.c.escalation_id)
+        .join(samples, samples.c.id == escalations.c.sample_id)
+        .join(annotators, annotators.c.id == decisions.c.annotator_id)
+    )
 
 
 def _effective():
@@ -88,9 +132,17 @@ def _effective():
 
 
 def _as_decision(row) -> Decision:
-    return Decision(id=row.id, request_id=row.request_id, escalation_id=row.escalation_id,
-                    external_id=row.external_id, annotator=row.annotator, action=row.action, label=row.label,
-                    created_at=row.created_at, undone_at=row.undone_at)
+    return Decision(
+        id=row.id,
+        request_id=row.request_id,
+        escalation_id=row.escalation_id,
+        external_id=row.external_id,
+        annotator=row.annotator,
+        action=row.action,
+        label=row.label,
+        created_at=row.created_at,
+        undone_at=row.undone_at,
+    )
 
 
 class Store:
@@ -113,7 +165,7 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -139,8 +191,9 @@ class Store:
                     return work(conn, *args)
             except (IntegrityError, _Lost):
                 if attempt == ATTEMPTS - 1:
-                    raise ConflictError("the annotation database kept changing under this request; "
-                                        "try again") from None
+                    raise ConflictError(
+                        "the annotation database kept changing under this request; try again"
+                    ) from None
                 time.sleep(0.01 * (attempt + 1))
 
     def read(self, work, *args):
@@ -154,8 +207,10 @@ class Store:
         if version is None:
             conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
         elif version > SCHEMA_VERSION:
-            raise StoreError(f"the annotation database {self!r} has schema version {version}, newer than this "
-                             f"playground's {SCHEMA_VERSION}; upgrade the playground")
+            raise StoreError(
+                f"the annotation database {self!r} has schema version {version}, newer than this "
+                f"playground's {SCHEMA_VERSION}; upgrade the playground"
+            )
 
     # ----------------------------------------------------------------- lookups
 
@@ -180,15 +235,27 @@ class Store:
 
     def _item(self, conn: Connection, escalation_id: int) -> Item:
         row = conn.execute(
-            select(escalations, samples.c.external_id, samples.c.image, samples.c.dtype, samples.c.shape,
-                   samples.c.meta, predictions.c.probs, predictions.c.predicted, predictions.c.uncertainty,
-                   predictions.c.disagreement, queues.c.name.label("queue"), queues.c.class_names,
-                   annotators.c.name.label("holder"))
+            select(
+                escalations,
+                samples.c.external_id,
+                samples.c.image,
+                samples.c.dtype,
+                samples.c.shape,
+                samples.c.meta,
+                predictions.c.probs,
+                predictions.c.predicted,
+                predictions.c.uncertainty,
+                predictions.c.disagreement,
+                queues.c.name.label("queue"),
+                queues.c.class_names,
+                annotators.c.name.label("holder"),
+            )
             .join(samples, samples.c.id == escalations.c.sample_id)
             .join(predictions, predictions.c.id == escalations.c.prediction_id)
             .join(queues, queues.c.id == escalations.c.queue_id)
             .outerjoin(annotators, annotators.c.id == escalations.c.leased_by)
-            .where(escalations.c.id == escalation_id)).first()
+            .where(escalations.c.id == escalation_id)
+        ).first()
         if row is None:
             raise StoreError(f"no escalated item with id {escalation_id}")
         return Item.from_row(row)
@@ -207,16 +274,21 @@ class Store:
         return name
 
     def annotators(self) -> list[str]:
-        return self.read(lambda conn: list(conn.execute(select(annotators.c.name).order_by(annotators.c.name))
-                                            .scalars()))
+        return self.read(
+            lambda conn: list(conn.execute(select(annotators.c.name).order_by(annotators.c.name)).scalars())
+        )
 
     def queues(self) -> list[str]:
         return self.read(self._queue_names)
 
     def class_names(self, queue: str) -> list[str]:
         def work(conn):
-            return json.loads(conn.execute(select(queues.c.class_names)
-                                           .where(queues.c.id == self._queue_id(conn, queue))).scalar())
+            return json.loads(
+                conn.execute(
+                    select(queues.c.class_names).where(queues.c.id == self._queue_id(conn, queue))
+                ).scalar()
+            )
+
         return self.read(work)
 
     def item(self, escalation_id: int) -> Item:
@@ -242,16 +314,36 @@ class Store:
             seen.add(p["external_id"])
             _check_classes(p, names, queue)
             sample = conn.execute(insert(samples).values(queue_id=queue_id, created_at=now, **p["sample"]))
-            prediction = conn.execute(insert(predictions).values(
-                sample_id=sample.inserted_primary_key[0], model=model, created_at=now, **p["prediction"]))
-            conn.execute(insert(escalations).values(
-                queue_id=queue_id, sample_id=sample.inserted_primary_key[0], status="open", updated_at=now,
-                prediction_id=prediction.inserted_primary_key[0], **p["escalation"]))
+            prediction = conn.execute(
+                insert(predictions).values(
+                    sample_id=sample.inserted_primary_key[0], model=model, created_at=now, **p["prediction"]
+                )
+            )
+            conn.execute(
+                insert(escalations).values(
+                    queue_id=queue_id,
+                    sample_id=sample.inserted_primary_key[0],
+                    status="open",
+                    updated_at=now,
+                    prediction_id=prediction.inserted_primary_key[0],
+                    **p["escalation"],
+                )
+            )
             added += 1
-        _audit(conn, now, model or "system", "enqueue", "queue", queue_id, {"added": added, "offered": len(prepared)})
+        _audit(
+            conn,
+            now,
+            model or "system",
+            "enqueue",
+            "queue",
+            queue_id,
+            {"added": added, "offered": len(prepared)},
+        )
         return added
 
-    def _ensure_queue(self, conn: Connection, queue: str, prepared: list[dict], now: float) -> tuple[int, list]:
+    def _ensure_queue(
+        self, conn: Connection, queue: str, prepared: list[dict], now: float
+    ) -> tuple[int, list]:
         row = conn.execute(select(queues.c.id, queues.c.class_names).where(queues.c.name == queue)).first()
         if row is not None:
             return row.id, json.loads(row.class_names)
@@ -265,14 +357,20 @@ class Store:
     def _existing(self, conn: Connection, queue_id: int, ids: list[str], chunk: int = 500) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), chunk):
-            found.update(conn.execute(select(samples.c.external_id).where(
-                samples.c.queue_id == queue_id, samples.c.external_id.in_(ids[start:start + chunk]))).scalars())
+            found.update(
+                conn.execute(
+                    select(samples.c.external_id).where(
+                        samples.c.queue_id == queue_id, samples.c.external_id.in_(ids[start : start + chunk])
+                    )
+                ).scalars()
+            )
         return found
 
     # ----------------------------------------------------------------- leasing
 
-    def lease_next(self, queue: str, annotator: str, lease_seconds: float = 300.0,
-                   now: float | None = None) -> Item | None:
+    def lease_next(
+        self, queue: str, annotator: str, lease_seconds: float = 300.0, now: float | None = None
+    ) -> Item | None:
         """Lease the most uncertain open item (or one whose lease ran out) to ``annotator``; None when
         the queue is empty. An annotator who holds a lease gets that item back, its lease renewed.
         Items this annotator skipped come last."""
@@ -282,20 +380,39 @@ class Store:
     def _lease(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Item | None:
         queue_id, who = self._queue_id(conn, queue), self.annotator_id(conn, annotator, now)
         esc = escalations.c
-        held = conn.execute(select(esc.id).where(esc.queue_id == queue_id, esc.status == "leased",
-                                                 esc.leased_by == who, esc.lease_expires >= now)
-                            .order_by(esc.lease_expires.desc()).limit(1)).scalar()
+        held = conn.execute(
+            select(esc.id)
+            .where(
+                esc.queue_id == queue_id,
+                esc.status == "leased",
+                esc.leased_by == who,
+                esc.lease_expires >= now,
+            )
+            .order_by(esc.lease_expires.desc())
+            .limit(1)
+        ).scalar()
         if held is not None:
             conn.execute(update(escalations).where(esc.id == held).values(lease_expires=now + seconds))
             return self._item(conn, held)
-        skipped = exists().where(decisions.c.escalation_id == esc.id, decisions.c.annotator_id == who,
-                                 decisions.c.action == "skip", decisions.c.undone_at.is_(None))
-        chosen = conn.execute(select(esc.id).where(esc.queue_id == queue_id, _available(now))
-                              .order_by(case((skipped, 1), else_=0), esc.priority.desc(), esc.id).limit(1)).scalar()
+        skipped = exists().where(
+            decisions.c.escalation_id == esc.id,
+            decisions.c.annotator_id == who,
+            decisions.c.action == "skip",
+            decisions.c.undone_at.is_(None),
+        )
+        chosen = conn.execute(
+            select(esc.id)
+            .where(esc.queue_id == queue_id, _available(now))
+            .order_by(case((skipped, 1), else_=0), esc.priority.desc(), esc.id)
+            .limit(1)
+        ).scalar()
         if chosen is None:
             return None
-        taken = conn.execute(update(escalations).where(esc.id == chosen, _available(now)).values(
-            status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now))
+        taken = conn.execute(
+            update(escalations)
+            .where(esc.id == chosen, _available(now))
+            .values(status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now)
+        )
         if taken.rowcount != 1:
             raise _Lost
         _audit(conn, now, annotator, "lease", "escalation", chosen, {"until": now + seconds})
@@ -303,8 +420,15 @@ class Store:
 
     # ----------------------------------------------------------------- decisions
 
-    def submit(self, request_id: str, escalation_id: int, annotator: str, action: str, label: int | None = None,
-               now: float | None = None) -> Decision:
+    def submit(
+        self,
+        request_id: str,
+        escalation_id: int,
+        annotator: str,
+        action: str,
+        label: int | None = None,
+        now: float | None = None,
+    ) -> Decision:
         """Record one decision in one transaction; replaying ``request_id`` returns the stored one.
 
         ``accept`` takes the model's label, ``correct`` needs ``label``, ``ood`` stores no label,
@@ -316,8 +440,16 @@ class Store:
             raise StoreError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
         return self.write(self._submit, request_id, int(escalation_id), annotator, action, label, _now(now))
 
-    def _submit(self, conn: Connection, request_id: str, escalation_id: int, annotator: str, action: str,
-                label: int | None, now: float) -> Decision:
+    def _submit(
+        self,
+        conn: Connection,
+        request_id: str,
+        escalation_id: int,
+        annotator: str,
+        action: str,
+        label: int | None,
+        now: float,
+    ) -> Decision:
         stored = self._decision(conn, decisions.c.request_id == request_id)
         if stored is not None:
             return stored.replayed(escalation_id, annotator, action, label)
@@ -326,45 +458,87 @@ class Store:
         who = self.annotator_id(conn, annotator, now)
         self._check_claimable(conn, item, annotator, now)
         done = {"status": "open"} if action == "skip" else {"status": "done"}
-        claimed = conn.execute(update(escalations).where(
-            escalations.c.id == escalation_id, escalations.c.status.in_(("open", "leased")),
-            or_(escalations.c.leased_by.is_(None), escalations.c.leased_by == who, escalations.c.lease_expires < now))
-            .values(leased_by=None, lease_expires=None, updated_at=now, **done))
+        claimed = conn.execute(
+            update(escalations)
+            .where(
+                escalations.c.id == escalation_id,
+                escalations.c.status.in_(("open", "leased")),
+                or_(
+                    escalations.c.leased_by.is_(None),
+                    escalations.c.leased_by == who,
+                    escalations.c.lease_expires < now,
+                ),
+            )
+            .values(leased_by=None, lease_expires=None, updated_at=now, **done)
+        )
         if claimed.rowcount != 1:
             raise _Lost  # changed since it was read (servers without serialised writers): read again
-        new = conn.execute(insert(decisions).values(request_id=request_id, escalation_id=escalation_id,
-                                                    annotator_id=who, action=action, label=label, created_at=now))
-        _audit(conn, now, annotator, action, "escalation", escalation_id,
-               {"request_id": request_id, "label": label, "decision": new.inserted_primary_key[0]})
+        new = conn.execute(
+            insert(decisions).values(
+                request_id=request_id,
+                escalation_id=escalation_id,
+                annotator_id=who,
+                action=action,
+                label=label,
+                created_at=now,
+            )
+        )
+        _audit(
+            conn,
+            now,
+            annotator,
+            action,
+            "escalation",
+            escalation_id,
+            {"request_id": request_id, "label": label, "decision": new.inserted_primary_key[0]},
+        )
         return self._decision(conn, decisions.c.id == new.inserted_primary_key[0])
 
     def _check_claimable(self, conn: Connection, item: Item, annotator: str, now: float) -> None:
         if item.status == "done":
             by = self._decision(conn, decisions.c.escalation_id == item.escalation_id, _effective())
-            raise ConflictError(f"item {item.external_id!r} was already decided"
-                                + (f" ({by.action}) by {by.annotator}" if by else ""))
+            raise ConflictError(
+                f"item {item.external_id!r} was already decided"
+                + (f" ({by.action}) by {by.annotator}" if by else "")
+            )
         if item.status == "leased" and item.leased_by != annotator and item.lease_expires >= now:
-            raise ConflictError(f"item {item.external_id!r} is being reviewed by {item.leased_by} until "
-                                f"{_iso(item.lease_expires)}; take the next item instead")
+            raise ConflictError(
+                f"item {item.external_id!r} is being reviewed by {item.leased_by} until "
+                f"{_iso(item.lease_expires)}; take the next item instead"
+            )
 
-    def undo_last(self, queue: str, annotator: str, lease_seconds: float = 300.0,
-                  now: float | None = None) -> Decision | None:
+    def undo_last(
+        self, queue: str, annotator: str, lease_seconds: float = 300.0, now: float | None = None
+    ) -> Decision | None:
         """Mark ``annotator``'s last decision in ``queue`` undone and lease its item back to them
         (their other lease returns to the queue); None when there is nothing to undo."""
         annotator = clean_name(annotator, "annotator name")
         return self.write(self._undo, queue, annotator, float(lease_seconds), _now(now))
 
-    def _undo(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Decision | None:
+    def _undo(
+        self, conn: Connection, queue: str, annotator: str, seconds: float, now: float
+    ) -> Decision | None:
         queue_id, who = self._queue_id(conn, queue), self.annotator_id(conn, annotator, now)
-        last = self._decision(conn, escalations.c.queue_id == queue_id, decisions.c.annotator_id == who, _effective())
+        last = self._decision(
+            conn, escalations.c.queue_id == queue_id, decisions.c.annotator_id == who, _effective()
+        )
         if last is None:
             return None
         conn.execute(update(decisions).where(decisions.c.id == last.id).values(undone_at=now))
-        conn.execute(update(escalations).where(escalations.c.queue_id == queue_id, escalations.c.status == "leased",
-                                               escalations.c.leased_by == who)
-                     .values(status="open", leased_by=None, lease_expires=None, updated_at=now))
-        conn.execute(update(escalations).where(escalations.c.id == last.escalation_id).values(
-            status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now))
+        conn.execute(
+            update(escalations)
+            .where(
+                escalations.c.queue_id == queue_id,
+                escalations.c.status == "leased",
+                escalations.c.leased_by == who,
+            )
+            .values(status="open", leased_by=None, lease_expires=None, updated_at=now)
+        )
+        conn.execute(
+            update(escalations)
+            .where(escalations.c.id == last.escalation_id)
+            .values(status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now)
+        )
         _audit(conn, now, annotator, "undo", "decision", last.id, {"escalation": last.escalation_id})
         return self._decision(conn, decisions.c.id == last.id)
 
@@ -373,16 +547,26 @@ class Store:
     def progress(self, queue: str, now: float | None = None) -> dict:
         """Counts: ``total``, ``open`` (expired leases included), ``leased``, ``done``, ``by_reason``
         and ``by_action`` (effective decisions)."""
-        status = case((and_(escalations.c.status == "leased", escalations.c.lease_expires < _now(now)), "open"),
-                      else_=escalations.c.status)
+        status = case(
+            (and_(escalations.c.status == "leased", escalations.c.lease_expires < _now(now)), "open"),
+            else_=escalations.c.status,
+        )
 
         def work(conn):
             queue_id = self._queue_id(conn, queue)
-            counts = conn.execute(select(status.label("status"), escalations.c.reason, func.count())
-                                  .where(escalations.c.queue_id == queue_id).group_by(status, escalations.c.reason))
-            actions = conn.execute(select(decisions.c.action, func.count()).join(escalations).where(
-                escalations.c.queue_id == queue_id, _effective()).group_by(decisions.c.action))
+            counts = conn.execute(
+                select(status.label("status"), escalations.c.reason, func.count())
+                .where(escalations.c.queue_id == queue_id)
+                .group_by(status, escalations.c.reason)
+            )
+            actions = conn.execute(
+                select(decisions.c.action, func.count())
+                .join(escalations)
+                .where(escalations.c.queue_id == queue_id, _effective())
+                .group_by(decisions.c.action)
+            )
             return list(counts), dict(list(actions))
+
         counts, by_action = self.read(work)
         result = {"total": 0, "open": 0, "leased": 0, "done": 0, "by_reason": {}, "by_action": by_action}
         for state, reason, count in counts:
@@ -393,20 +577,36 @@ class Store:
 
     def history(self, queue: str, limit: int = 50) -> list[Decision]:
         """Who decided what in ``queue``, newest first; skips and undone decisions included."""
+
         def work(conn):
             query = _decision_query().where(escalations.c.queue_id == self._queue_id(conn, queue))
-            return [_as_decision(row) for row in conn.execute(query.order_by(decisions.c.id.desc()).limit(limit))]
+            return [
+                _as_decision(row) for row in conn.execute(query.order_by(decisions.c.id.desc()).limit(limit))
+            ]
+
         return self.read(work)
 
     def labels(self, queue: str) -> list[dict]:
         """The current label of every decided item: ``LABEL_FIELDS``, in decision order."""
+
         def work(conn):
-            query = _decision_query().where(escalations.c.queue_id == self._queue_id(conn, queue), _effective())
+            query = _decision_query().where(
+                escalations.c.queue_id == self._queue_id(conn, queue), _effective()
+            )
             return list(conn.execute(query.order_by(decisions.c.id)))
+
         names = self.class_names(queue)
-        return [{"external_id": row.external_id, "label": row.label,
-                 "class_name": None if row.label is None else names[row.label], "action": row.action,
-                 "annotator": row.annotator, "decided_at": _iso(row.created_at)} for row in self.read(work)]
+        return [
+            {
+                "external_id": row.external_id,
+                "label": row.label,
+                "class_name": None if row.label is None else names[row.label],
+                "action": row.action,
+                "annotator": row.annotator,
+                "decided_at": _iso(row.created_at),
+            }
+            for row in self.read(work)
+        ]
 
     def labels_csv(self, queue: str) -> str:
         buffer = io.StringIO()
@@ -416,8 +616,9 @@ class Store:
         return buffer.getvalue()
 
     def labels_json(self, queue: str) -> str:
-        return json.dumps({"queue": queue, "class_names": self.class_names(queue), "labels": self.labels(queue)},
-                          indent=2)
+        return json.dumps(
+            {"queue": queue, "class_names": self.class_names(queue), "labels": self.labels(queue)}, indent=2
+        )
 
     def export_csv(self, queue: str, path: str | Path) -> Path:
         """Write :meth:`labels` as CSV (an OOD item has an empty label); returns the path."""
@@ -433,6 +634,8 @@ class Store:
 
     def audit_trail(self, limit: int = 100) -> list[dict]:
         """The newest audit rows: at, actor, action, entity, entity_id, detail."""
+
         def work(conn):
             return list(conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).mappings())
+
         return [{**row, "detail": json.loads(row["detail"])} for row in self.read(work)]

@@ -18,8 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, event)
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -29,8 +42,12 @@ from playground.errors import ConflictError, DataFormatError, StoreError
 SCHEMA_VERSION = 1
 ACTIONS = ("accept", "correct", "skip", "ood")
 REASONS = ("uncertain", "ood")
-SQLITE_PRAGMAS = ("PRAGMA busy_timeout=30000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                  "PRAGMA foreign_keys=ON")
+SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+)
 
 
 # --------------------------------------------------------------------- connecting
@@ -55,7 +72,9 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("playground_write") else "BEGIN")
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("playground_write") else "BEGIN"
+    )
 
 
 def open_engine(url: str) -> Engine:
@@ -65,15 +84,18 @@ def open_engine(url: str) -> Engine:
         if parsed.get_backend_name() != "sqlite":
             return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as err:
-        raise StoreError(f"cannot use the database URL {url!r}: {err}; "
-                         "give e.g. sqlite:///runs/playground.db or postgresql+psycopg://host/db") from None
+        raise StoreError(
+            f"cannot use the database URL {url!r}: {err}; "
+            "give e.g. sqlite:///runs/playground.db or postgresql+psycopg://host/db"
+        ) from None
     if parsed.database and parsed.database != ":memory:":
         folder = Path(parsed.database).expanduser().parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StoreError(f"cannot create the folder {folder} for the annotation database: "
-                             f"{err.strerror}") from None
+            raise StoreError(
+                f"cannot create the folder {folder} for the annotation database: {err.strerror}"
+            ) from None
     engine = create_engine(parsed)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
@@ -95,37 +117,85 @@ def _ref(name: str, target: str, **kwargs) -> Column:
 
 
 schema_info = Table("schema_info", metadata, Column("version", Integer, nullable=False))
-queues = Table("queues", metadata, _id(), Column("name", String(128), nullable=False, unique=True),
-               Column("class_names", Text, nullable=False), Column("created_at", Float, nullable=False))
-annotators = Table("annotators", metadata, _id(), Column("name", String(64), nullable=False, unique=True),
-                   Column("created_at", Float, nullable=False))
-samples = Table("samples", metadata, _id(), _ref("queue_id", "queues", nullable=False),
-                Column("external_id", String(256), nullable=False), Column("image", LargeBinary, nullable=False),
-                Column("dtype", String(16), nullable=False), Column("shape", String(64), nullable=False),
-                Column("meta", Text, nullable=False), Column("created_at", Float, nullable=False),
-                UniqueConstraint("queue_id", "external_id", name="uq_samples_queue_external_id"))
-predictions = Table("predictions", metadata, _id(), _ref("sample_id", "samples", nullable=False),
-                    Column("model", String(128), nullable=False), Column("probs", Text, nullable=False),
-                    Column("predicted", Integer, nullable=False), Column("uncertainty", Float, nullable=False),
-                    Column("disagreement", Float, nullable=False), Column("created_at", Float, nullable=False))
-escalations = Table("escalations", metadata, _id(), _ref("queue_id", "queues", nullable=False),
-                    _ref("sample_id", "samples", nullable=False, unique=True),
-                    _ref("prediction_id", "predictions", nullable=False),
-                    Column("reason", String(16), nullable=False), Column("priority", Float, nullable=False),
-                    Column("status", String(16), nullable=False),  # open | leased | done
-                    _ref("leased_by", "annotators"), Column("lease_expires", Float),
-                    Column("updated_at", Float, nullable=False),
-                    Index("ix_escalations_queue_status_priority", "queue_id", "status", "priority"))
-decisions = Table("decisions", metadata, _id(), Column("request_id", String(128), nullable=False, unique=True),
-                  _ref("escalation_id", "escalations", nullable=False),
-                  _ref("annotator_id", "annotators", nullable=False, index=True),
-                  Column("action", String(16), nullable=False), Column("label", Integer),
-                  Column("created_at", Float, nullable=False), Column("undone_at", Float),
-                  Index("ix_decisions_escalation_annotator", "escalation_id", "annotator_id"))
-audit = Table("audit", metadata, _id(), Column("at", Float, nullable=False),
-              Column("actor", String(128), nullable=False), Column("action", String(32), nullable=False),
-              Column("entity", String(32), nullable=False),
-              Column("entity_id", Integer, nullable=False), Column("detail", Text, nullable=False))
+queues = Table(
+    "queues",
+    metadata,
+    _id(),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("class_names", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+annotators = Table(
+    "annotators",
+    metadata,
+    _id(),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+samples = Table(
+    "samples",
+    metadata,
+    _id(),
+    _ref("queue_id", "queues", nullable=False),
+    Column("external_id", String(256), nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    Column("dtype", String(16), nullable=False),
+    Column("shape", String(64), nullable=False),
+    Column("meta", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("queue_id", "external_id", name="uq_samples_queue_external_id"),
+)
+predictions = Table(
+    "predictions",
+    metadata,
+    _id(),
+    _ref("sample_id", "samples", nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("probs", Text, nullable=False),
+    Column("predicted", Integer, nullable=False),
+    Column("uncertainty", Float, nullable=False),
+    Column("disagreement", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+escalations = Table(
+    "escalations",
+    metadata,
+    _id(),
+    _ref("queue_id", "queues", nullable=False),
+    _ref("sample_id", "samples", nullable=False, unique=True),
+    _ref("prediction_id", "predictions", nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("priority", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # open | leased | done
+    _ref("leased_by", "annotators"),
+    Column("lease_expires", Float),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_escalations_queue_status_priority", "queue_id", "status", "priority"),
+)
+decisions = Table(
+    "decisions",
+    metadata,
+    _id(),
+    Column("request_id", String(128), nullable=False, unique=True),
+    _ref("escalation_id", "escalations", nullable=False),
+    _ref("annotator_id", "annotators", nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("label", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("undone_at", Float),
+    Index("ix_decisions_escalation_annotator", "escalation_id", "annotator_id"),
+)
+audit = Table(
+    "audit",
+    metadata,
+    _id(),
+    Column("at", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("entity_id", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+)
 
 
 def clean_name(value: Any, what: str, longest: int = 64) -> str:
@@ -185,8 +255,9 @@ def _probabilities(probs: Any, external_id: str) -> list[float]:
     except (TypeError, ValueError):
         values = []
     if len(values) < 2 or not all(math.isfinite(p) and p >= 0 for p in values):
-        raise DataFormatError(f"item {external_id!r}: probs must be two or more finite, non-negative class "
-                              "probabilities")
+        raise DataFormatError(
+            f"item {external_id!r}: probs must be two or more finite, non-negative class probabilities"
+        )
     return values
 
 
@@ -198,17 +269,26 @@ def prepare_item(item: QueueItem) -> dict:
     if not (math.isfinite(uncertainty) and math.isfinite(disagreement)):
         raise DataFormatError(f"item {external_id!r}: uncertainty and disagreement must be finite numbers")
     if item.reason not in REASONS:
-        raise DataFormatError(f"item {external_id!r}: reason must be one of {', '.join(REASONS)}, got {item.reason!r}")
+        raise DataFormatError(
+            f"item {external_id!r}: reason must be one of {', '.join(REASONS)}, got {item.reason!r}"
+        )
     try:
         meta = json.dumps(item.meta or {})
     except TypeError as err:
         raise DataFormatError(f"item {external_id!r}: meta must be JSON-able ({err})") from None
-    return {"external_id": external_id, "probs": probs,
-            "class_names": None if item.class_names is None else [str(n) for n in item.class_names],
-            "sample": {"external_id": external_id, "meta": meta, **image_record(item.image)},
-            "prediction": {"probs": json.dumps(probs), "predicted": int(np.argmax(probs)),
-                           "uncertainty": uncertainty, "disagreement": disagreement},
-            "escalation": {"reason": item.reason, "priority": uncertainty}}
+    return {
+        "external_id": external_id,
+        "probs": probs,
+        "class_names": None if item.class_names is None else [str(n) for n in item.class_names],
+        "sample": {"external_id": external_id, "meta": meta, **image_record(item.image)},
+        "prediction": {
+            "probs": json.dumps(probs),
+            "predicted": int(np.argmax(probs)),
+            "uncertainty": uncertainty,
+            "disagreement": disagreement,
+        },
+        "escalation": {"reason": item.reason, "priority": uncertainty},
+    }
 
 
 # --------------------------------------------------------------------- what comes out
@@ -235,13 +315,25 @@ class Item:
     meta: dict
 
     @classmethod
-    def from_row(cls, row) -> "Item":
+    def from_row(cls, row) -> Item:
         image = np.frombuffer(row.image, dtype=row.dtype).reshape(json.loads(row.shape))
-        return cls(escalation_id=row.id, sample_id=row.sample_id, queue=row.queue, external_id=row.external_id,
-                   image=image, probs=json.loads(row.probs), predicted=row.predicted,
-                   class_names=json.loads(row.class_names), uncertainty=row.uncertainty,
-                   disagreement=row.disagreement, reason=row.reason, status=row.status, leased_by=row.holder,
-                   lease_expires=row.lease_expires, meta=json.loads(row.meta))
+        return cls(
+            escalation_id=row.id,
+            sample_id=row.sample_id,
+            queue=row.queue,
+            external_id=row.external_id,
+            image=image,
+            probs=json.loads(row.probs),
+            predicted=row.predicted,
+            class_names=json.loads(row.class_names),
+            uncertainty=row.uncertainty,
+            disagreement=row.disagreement,
+            reason=row.reason,
+            status=row.status,
+            leased_by=row.holder,
+            lease_expires=row.lease_expires,
+            meta=json.loads(row.meta),
+        )
 
     @property
     def predicted_name(self) -> str:
@@ -258,9 +350,15 @@ class Item:
             return self.predicted
         if action != "correct":
             return None
-        if label is None or isinstance(label, bool) or not isinstance(label, (int, np.integer)) \
-                or not 0 <= label < len(self.class_names):
-            raise StoreError(f"a correction needs a class index from 0 to {len(self.class_names) - 1}, got {label!r}")
+        if (
+            label is None
+            or isinstance(label, bool)
+            or not isinstance(label, (int, np.integer))
+            or not 0 <= label < len(self.class_names)
+        ):
+            raise StoreError(
+                f"a correction needs a class index from 0 to {len(self.class_names) - 1}, got {label!r}"
+            )
         return int(label)
 
 
@@ -282,10 +380,12 @@ class Decision:
     def undone(self) -> bool:
         return self.undone_at is not None
 
-    def replayed(self, escalation_id: int, annotator: str, action: str, label: int | None) -> "Decision":
+    def replayed(self, escalation_id: int, annotator: str, action: str, label: int | None) -> Decision:
         """This decision, when a replayed request asks for the same thing; a conflict otherwise."""
         same = (self.escalation_id, self.annotator, self.action) == (escalation_id, annotator, action)
         if not same or (action == "correct" and label != self.label):
-            raise ConflictError(f"request id {self.request_id!r} was already used for another decision "
-                                f"({self.action} of item {self.external_id!r} by {self.annotator})")
+            raise ConflictError(
+                f"request id {self.request_id!r} was already used for another decision "
+                f"({self.action} of item {self.external_id!r} by {self.annotator})"
+            )
         return self

@@ -42,7 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from playground.core.runs import Metrics, RunDir, metrics_table
+# run as a file, the script sees the repository only once REPO is on sys.path
+from playground.core.runs import Metrics, RunDir, metrics_table  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -59,10 +60,27 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     """``streamlit run apps/app.py`` on a free port; returns the process and its URL once it answers."""
     port = free_port()
     env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "apps/app.py", "--server.headless", "true",
-                               "--server.port", str(port), "--server.address", "127.0.0.1",
-                               "--browser.gatherUsageStats", "false"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "apps/app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -82,7 +100,9 @@ def visit(page, url: str) -> tuple[object, dict, float]:
     while frame is None:
         frame = next((f for f in page.frames if "cuboid_viewer" in f.url), None)
         page.wait_for_timeout(20)
-    frame.wait_for_function("window.__viewerStats && window.__viewerStats.firstPointsMs", polling=20, timeout=120_000)
+    frame.wait_for_function(
+        "window.__viewerStats && window.__viewerStats.firstPointsMs", polling=20, timeout=120_000
+    )
     stats = frame.evaluate("window.__viewerStats")
     since_navigation = stats["timeOrigin"] + stats["firstPointsMs"] - page.evaluate("performance.timeOrigin")
     return frame, stats, since_navigation
@@ -118,9 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", default="100000", help=f"comma-separated scene sizes, from {SIZES}")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the scripted orbit")
-    parser.add_argument("--chromium-arg", action="append", default=[], help="an extra Chromium flag (repeatable)")
-    parser.add_argument("--out", default=None,
-                        help="runs root for the result folder (default: $PLAYGROUND_HOME or ./runs)")
+    parser.add_argument(
+        "--chromium-arg", action="append", default=[], help="an extra Chromium flag (repeatable)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="runs root for the result folder (default: $PLAYGROUND_HOME or ./runs)"
+    )
     options = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -140,18 +163,29 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=15)
-    write_results(metrics, {"renderer": renderer, "chromium_args": args, "cpus": os.cpu_count(),
-                            "load_average": os.getloadavg(), "orbit_seconds": options.seconds}, options.out)
+    write_results(
+        metrics,
+        {
+            "renderer": renderer,
+            "chromium_args": args,
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+            "orbit_seconds": options.seconds,
+        },
+        options.out,
+    )
 
 
 def write_results(metrics: Metrics, context: dict, out: str | None) -> None:
     run = RunDir.create("viewer-bench", out)
     run.write_metrics(metrics)
     run.write_json("context.json", context)
-    run.write_report(f"# Cuboid viewer benchmark\n\nWebGL renderer: `{context['renderer']}`  \n"
-                     f"Chromium flags: `{' '.join(context['chromium_args'])}`  \n"
-                     f"CPUs: {context['cpus']}, load average {context['load_average'][0]:.2f}\n\n"
-                     f"{metrics_table(metrics)}\n")
+    run.write_report(
+        f"# Cuboid viewer benchmark\n\nWebGL renderer: `{context['renderer']}`  \n"
+        f"Chromium flags: `{' '.join(context['chromium_args'])}`  \n"
+        f"CPUs: {context['cpus']}, load average {context['load_average'][0]:.2f}\n\n"
+        f"{metrics_table(metrics)}\n"
+    )
     print(json.dumps({**metrics.to_json(), "context": context}, indent=2))
     print(f"written to {run.path}")
 

@@ -32,10 +32,17 @@ def measure(preset: str, seed: int, overrides: list[str]) -> dict:
     start = time.perf_counter()
     methods.bnn.fit(data.train)
     seconds = time.perf_counter() - start
-    predictions = {name: methods.bnn.predict(images) for name, images in benchmark.evaluation_sets(data).items()}
-    result = {"seed": seed, "preset": preset, "overrides": overrides, "train_seconds": seconds,
-              "test": calibration(predictions["test"].mean, data.test.labels),
-              "corrupted": calibration(predictions["corrupted"].mean, data.corrupted.labels)}
+    predictions = {
+        name: methods.bnn.predict(images) for name, images in benchmark.evaluation_sets(data).items()
+    }
+    result = {
+        "seed": seed,
+        "preset": preset,
+        "overrides": overrides,
+        "train_seconds": seconds,
+        "test": calibration(predictions["test"].mean, data.test.labels),
+        "corrupted": calibration(predictions["corrupted"].mean, data.corrupted.labels),
+    }
     for name in SCORES:
         result[name] = benchmark.ood_results({s: score(p, name) for s, p in predictions.items()}, data)
     return result
@@ -53,8 +60,11 @@ def main() -> None:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)
     mi = result["mutual_information"]
-    print(f"seed {args.seed}: accuracy {result['test']['accuracy']:.4f}, ECE {result['test']['ece']:.4f}, "
-          f"MI AUROC far {mi['far']['auroc']:.3f} near {mi['near']['auroc']:.3f}, {result['train_seconds']:.0f} s")
+    print(
+        f"seed {args.seed}: accuracy {result['test']['accuracy']:.4f}, ECE {result['test']['ece']:.4f}, "
+        f"MI AUROC far {mi['far']['auroc']:.3f} near {mi['near']['auroc']:.3f}, "
+        f"{result['train_seconds']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

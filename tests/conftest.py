@@ -36,5 +36,7 @@ def playground_home(tmp_path, monkeypatch) -> Path:
 
 
 def needs_fashion_mnist():
-    return pytest.mark.skipif(not FASHION_DIR.is_dir() and not os.environ.get("CI"),
-                              reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+    return pytest.mark.skipif(
+        not FASHION_DIR.is_dir() and not os.environ.get("CI"),
+        reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)",
+    )

@@ -15,7 +15,7 @@ def test_run_prints_the_run_directory_and_runs_lists_it(capsys, playground_home)
     assert main(["run", RECIPE, *TINY, "--seed", "3"]) == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith(str(playground_home / "baseline_fashion-"))
-    assert 'seed = 3' in open(f"{out}/config.toml").read()
+    assert "seed = 3" in open(f"{out}/config.toml").read()
     assert main(["runs"]) == 0
     listing = capsys.readouterr().out
     assert "baseline_fashion-" in listing and "classify" in listing and "accuracy=" in listing
@@ -30,34 +30,70 @@ def test_run_with_several_seeds(capsys, tmp_path):
     assert "test/accuracy:std" in open(f"{out}/metrics.json").read()
 
 
-BENCH_TINY = ["--set", "dataset=digits", "--set", "width=8", "--set", "depth=2", "--set", "pool_size=2",
-              "--set", "epochs=1", "--set", "warmup=1", "--set", "min_iters=3", "--set", "min_seconds=0.0",
-              "--set", "calibration_images=64", "--quiet"]
+BENCH_TINY = [
+    "--set",
+    "dataset=digits",
+    "--set",
+    "width=8",
+    "--set",
+    "depth=2",
+    "--set",
+    "pool_size=2",
+    "--set",
+    "epochs=1",
+    "--set",
+    "warmup=1",
+    "--set",
+    "min_iters=3",
+    "--set",
+    "min_seconds=0.0",
+    "--set",
+    "calibration_images=64",
+    "--quiet",
+]
 
 
 def test_bench_trains_once_then_re_times_the_saved_models(capsys, tmp_path):
-    argv = ["bench", *BENCH_TINY, "--variants", "torch_fp32,ort_fp32", "--batch-sizes", "1,4", "--threads", "1",
-            "--out", str(tmp_path)]
+    argv = [
+        "bench",
+        *BENCH_TINY,
+        "--variants",
+        "torch_fp32,ort_fp32",
+        "--batch-sizes",
+        "1,4",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     first = capsys.readouterr()
     run_dir = first.out.strip()
-    assert "bench/ort_fp32/b4/p50_ms" in first.err and (Path(run_dir) / "models" / "benchmark_cnn.safetensors").is_file()
+    assert (
+        "bench/ort_fp32/b4/p50_ms" in first.err
+        and (Path(run_dir) / "models" / "benchmark_cnn.safetensors").is_file()
+    )
     assert main(argv + ["--models-from", run_dir]) == 0
     second = capsys.readouterr().out.strip()
-    assert 'models_from = "' in open(f"{second}/config.toml").read() and "threads = 1" in open(
-        f"{second}/config.toml").read()
+    assert (
+        'models_from = "' in open(f"{second}/config.toml").read()
+        and "threads = 1" in open(f"{second}/config.toml").read()
+    )
     assert main(["bench", "--batch-sizes", "1,x", "--quiet"]) == 2
     assert "--batch-sizes takes" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "fragment"), [
-    (["run", RECIPE, "--set", "epochz=1"], "unknown key 'epochz'"),
-    (["run", RECIPE, "--preset", "huge"], "no preset 'huge'"),
-    (["run", "recipes/nope.toml"], "does not exist"),
-    (["run", RECIPE, "--set", "dataset=folder"], "needs data_root"),
-    (["run", RECIPE, "--seeds", "a,b"], "--seeds takes"),
-    (["runs", "no-such-run"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", RECIPE, "--set", "epochz=1"], "unknown key 'epochz'"),
+        (["run", RECIPE, "--preset", "huge"], "no preset 'huge'"),
+        (["run", "recipes/nope.toml"], "does not exist"),
+        (["run", RECIPE, "--set", "dataset=folder"], "needs data_root"),
+        (["run", RECIPE, "--seeds", "a,b"], "--seeds takes"),
+        (["runs", "no-such-run"], "does not exist"),
+    ],
+)
 def test_errors_are_one_line_with_exit_code_2(capsys, argv, fragment):
     assert main(argv + ["--quiet"] if argv[0] == "run" else argv) == 2
     err = capsys.readouterr().err
@@ -75,13 +111,21 @@ def test_missing_dataset_is_one_line_error(monkeypatch, capsys, tmp_path):
 
 
 def test_data_command_and_fast_help():
-    out = subprocess.run([sys.executable, "-m", "playground.cli", "data"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "playground.cli", "data"], capture_output=True, text=True, check=True
+    ).stdout
     assert "digits" in out and "shapes" in out and "fashion_mnist" in out
     probe = "import sys, playground.cli as c; c.build_parser(); print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_library_never_imports_streamlit():
-    offenders = [p for p in (REPO / "playground").rglob("*.py") if "import streamlit" in p.read_text()
-                 or "from streamlit" in p.read_text()]
+    offenders = [
+        p
+        for p in (REPO / "playground").rglob("*.py")
+        if "import streamlit" in p.read_text() or "from streamlit" in p.read_text()
+    ]
     assert offenders == []

@@ -25,15 +25,24 @@ CLASSES = ["cat", "dog", "bird"]
 
 
 def make_items(n: int, uncertainties: list[float] | None = None, prefix: str = "img") -> list[QueueItem]:
-    """``n`` items; item i predicts class ``i % 3`` and has uncertainty ``uncertainties[i]`` (default i / n)."""
+    """``n`` items; item i predicts class ``i % 3`` and has uncertainty ``uncertainties[i]``
+    (default i / n).
+    """
     rng = np.random.default_rng(n)
     items = []
     for i in range(n):
         probs = [0.2, 0.2, 0.2]
         probs[i % 3] = 0.6
-        items.append(QueueItem(f"{prefix}-{i}", rng.integers(0, 256, (8, 8), dtype=np.uint8), probs,
-                               uncertainty=uncertainties[i] if uncertainties else i / n, class_names=CLASSES,
-                               meta={"true_label": (i + 1) % 3}))
+        items.append(
+            QueueItem(
+                f"{prefix}-{i}",
+                rng.integers(0, 256, (8, 8), dtype=np.uint8),
+                probs,
+                uncertainty=uncertainties[i] if uncertainties else i / n,
+                class_names=CLASSES,
+                meta={"true_label": (i + 1) % 3},
+            )
+        )
     return items
 
 
@@ -59,8 +68,14 @@ def test_enqueue_is_idempotent_per_queue_and_keeps_images_and_metadata(store):
     assert store.enqueue("other", items[:2]) == 2  # the same ids in another queue are other samples
     assert count(store, samples) == 9 and count(store, escalations) == 9
     assert store.queues() == ["other", "q"] and store.class_names("q") == CLASSES
-    assert store.progress("q") == {"total": 7, "open": 7, "leased": 0, "done": 0,
-                                   "by_reason": {"uncertain": 7}, "by_action": {}}
+    assert store.progress("q") == {
+        "total": 7,
+        "open": 7,
+        "leased": 0,
+        "done": 0,
+        "by_reason": {"uncertain": 7},
+        "by_action": {},
+    }
     item = store.lease_next("q", "alice")
     assert item.external_id == "img-6"  # the most uncertain of the 7
     first = store.lease_next("q", "bob")
@@ -82,16 +97,19 @@ def test_enqueue_keeps_float_and_channel_first_images(store):
     assert store.class_names("q") == ["0", "1"]  # no class names given: the indices
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(probs=[0.5, 0.5]), "2 class probabilities but queue 'q' has 3 classes"),
-    (dict(probs=[0.5, float("nan"), 0.5]), "finite"),
-    (dict(image=np.zeros((2, 3, 4, 5))), "(H, W)"),
-    (dict(image=np.full((4, 4), 2.0)), "[0, 1]"),
-    (dict(reason="bored"), "reason"),
-    (dict(uncertainty=float("inf")), "finite"),
-    (dict(class_names=["a", "b", "c"]), "classes"),
-    (dict(meta={"x": object()}), "JSON"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(probs=[0.5, 0.5]), "2 class probabilities but queue 'q' has 3 classes"),
+        (dict(probs=[0.5, float("nan"), 0.5]), "finite"),
+        (dict(image=np.zeros((2, 3, 4, 5))), "(H, W)"),
+        (dict(image=np.full((4, 4), 2.0)), "[0, 1]"),
+        (dict(reason="bored"), "reason"),
+        (dict(uncertainty=float("inf")), "finite"),
+        (dict(class_names=["a", "b", "c"]), "classes"),
+        (dict(meta={"x": object()}), "JSON"),
+    ],
+)
 def test_enqueue_rejects_bad_items_and_adds_nothing(store, change, message):
     store.enqueue("q", make_items(1))
     bad = QueueItem(**{**make_items(2, prefix="new")[1].__dict__, **change})
@@ -148,8 +166,11 @@ def test_accept_correct_and_ood_store_their_labels(store):
     assert (accepted.action, accepted.label) == ("accept", 0)  # the model's prediction for img-0
     assert (corrected.action, corrected.label) == ("correct", 2)
     assert (flagged.action, flagged.label) == ("ood", None)
-    assert store.progress("q")["done"] == 3 and store.progress("q")["by_action"] == {"accept": 1, "correct": 1,
-                                                                                      "ood": 1}
+    assert store.progress("q")["done"] == 3 and store.progress("q")["by_action"] == {
+        "accept": 1,
+        "correct": 1,
+        "ood": 1,
+    }
     assert store.lease_next("q", "a") is None
     with pytest.raises(ConflictError, match="already decided \\(accept\\) by a"):
         store.submit("r4", first.escalation_id, "b", "correct", label=1)
@@ -180,10 +201,17 @@ def test_replaying_a_request_returns_the_stored_decision_and_changes_nothing(sto
     assert (count(store, decisions), count(store, audit) - 2) == rows  # bob registered and leased
 
 
-@pytest.mark.parametrize("action, label, message", [
-    ("correct", None, "class index from 0 to 2"), ("correct", 3, "got 3"), ("correct", -1, "got -1"),
-    ("correct", True, "got True"), ("correct", "1", "got '1'"), ("approve", None, "unknown action 'approve'"),
-])
+@pytest.mark.parametrize(
+    "action, label, message",
+    [
+        ("correct", None, "class index from 0 to 2"),
+        ("correct", 3, "got 3"),
+        ("correct", -1, "got -1"),
+        ("correct", True, "got True"),
+        ("correct", "1", "got '1'"),
+        ("approve", None, "unknown action 'approve'"),
+    ],
+)
 def test_bad_actions_and_labels_are_refused_with_a_clear_error(store, action, label, message):
     store.enqueue("q", make_items(1))
     item = store.lease_next("q", "alice")
@@ -225,8 +253,16 @@ def test_undo_marks_the_last_decision_and_gives_its_item_back(store):
     store.submit("r4", b.escalation_id, "alice", "ood")
     assert {r["external_id"]: r["action"] for r in store.labels("q")}["img-1"] == "ood"
     history = store.history("q")
-    assert [(d.request_id, d.undone) for d in history] == [("r4", False), ("r3", False), ("r2", True), ("r1", False)]
-    assert [d.request_id for d in (store.undo_last("q", "alice"), store.undo_last("q", "alice"))] == ["r4", "r1"]
+    assert [(d.request_id, d.undone) for d in history] == [
+        ("r4", False),
+        ("r3", False),
+        ("r2", True),
+        ("r1", False),
+    ]
+    assert [d.request_id for d in (store.undo_last("q", "alice"), store.undo_last("q", "alice"))] == [
+        "r4",
+        "r1",
+    ]
     assert store.undo_last("q", "alice") is None
     assert count(store, decisions) == 4 and store.progress("q")["done"] == 1  # bob's stays
 
@@ -234,15 +270,23 @@ def test_undo_marks_the_last_decision_and_gives_its_item_back(store):
 def test_labels_export_to_csv_and_json(store, tmp_path):
     store.enqueue("q", make_items(3, uncertainties=[0.9, 0.8, 0.7]))
     for request, (action, label) in enumerate([("accept", None), ("correct", 2), ("ood", None)]):
-        store.submit(f"r{request}", store.lease_next("q", "alice").escalation_id, "alice", action, label=label)
+        store.submit(
+            f"r{request}", store.lease_next("q", "alice").escalation_id, "alice", action, label=label
+        )
     rows = list(csv.DictReader(io.StringIO(store.export_csv("q", tmp_path / "l.csv").read_text())))
     assert [(r["external_id"], r["label"], r["class_name"], r["action"], r["annotator"]) for r in rows] == [
-        ("img-0", "0", "cat", "accept", "alice"), ("img-1", "2", "bird", "correct", "alice"),
-        ("img-2", "", "", "ood", "alice")]
+        ("img-0", "0", "cat", "accept", "alice"),
+        ("img-1", "2", "bird", "correct", "alice"),
+        ("img-2", "", "", "ood", "alice"),
+    ]
     assert rows[0]["decided_at"].endswith("+00:00")
     exported = json.loads(store.export_json("q", tmp_path / "l.json").read_text())
     assert exported["queue"] == "q" and exported["class_names"] == CLASSES
-    assert [(r["external_id"], r["label"]) for r in exported["labels"]] == [("img-0", 0), ("img-1", 2), ("img-2", None)]
+    assert [(r["external_id"], r["label"]) for r in exported["labels"]] == [
+        ("img-0", 0),
+        ("img-1", 2),
+        ("img-2", None),
+    ]
 
 
 def test_the_audit_trail_says_who_did_what(store):
@@ -251,8 +295,13 @@ def test_the_audit_trail_says_who_did_what(store):
     store.submit("r1", item.escalation_id, "alice", "accept")
     store.undo_last("q", "alice")
     trail = [(row["actor"], row["action"]) for row in reversed(store.audit_trail())]
-    assert trail == [("ensemble", "enqueue"), ("alice", "register"), ("alice", "lease"), ("alice", "accept"),
-                     ("alice", "undo")]
+    assert trail == [
+        ("ensemble", "enqueue"),
+        ("alice", "register"),
+        ("alice", "lease"),
+        ("alice", "accept"),
+        ("alice", "undo"),
+    ]
     assert store.audit_trail(1)[0]["detail"] == {"escalation": item.escalation_id}
 
 
@@ -268,8 +317,11 @@ def test_the_default_database_sits_in_playground_home_in_wal_mode(playground_hom
     assert default_url() == f"sqlite:///{playground_home.resolve() / 'playground.db'}"
     with Store() as store:
         store.enqueue("q", make_items(1))
-        assert (pragma(store, "journal_mode"), pragma(store, "synchronous"), pragma(store, "foreign_keys")) == \
-            ("wal", 2, 1)  # 2: FULL
+        assert (
+            pragma(store, "journal_mode"),
+            pragma(store, "synchronous"),
+            pragma(store, "foreign_keys"),
+        ) == ("wal", 2, 1)  # 2: FULL
     assert (playground_home / "playground.db").is_file()
 
 
@@ -299,8 +351,13 @@ def annotate(url: str, name: str, how_many: int, barrier, results) -> None:
         done = []
         for i in range(how_many):
             item = store.lease_next("q", name)
-            done.append((f"{name}-{i}", item.escalation_id, store.submit(f"{name}-{i}", item.escalation_id, name,
-                                                                         "accept")))
+            done.append(
+                (
+                    f"{name}-{i}",
+                    item.escalation_id,
+                    store.submit(f"{name}-{i}", item.escalation_id, name, "accept"),
+                )
+            )
         replays_match = all(store.submit(rid, esc, name, "accept") == first for rid, esc, first in done)
         results.put((name, len(done), replays_match, ""))
     except Exception:  # noqa: BLE001 - reported to the parent
@@ -315,8 +372,10 @@ def test_eight_annotator_processes_decide_every_item_exactly_once(tmp_path):
         store.enqueue("q", make_items(workers * each))
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(workers), context.Queue()
-    processes = [context.Process(target=annotate, args=(url, f"annotator-{k}", each, barrier, results), daemon=True)
-                 for k in range(workers)]
+    processes = [
+        context.Process(target=annotate, args=(url, f"annotator-{k}", each, barrier, results), daemon=True)
+        for k in range(workers)
+    ]
     for process in processes:
         process.start()
     reports = [results.get(timeout=120) for _ in processes]
@@ -328,8 +387,9 @@ def test_eight_annotator_processes_decide_every_item_exactly_once(tmp_path):
         assert count(store, decisions) == workers * each
         assert store.progress("q")["done"] == workers * each
         with store.engine.connect() as conn:
-            per_item = conn.execute(select(decisions.c.escalation_id, func.count())
-                                    .group_by(decisions.c.escalation_id)).all()
+            per_item = conn.execute(
+                select(decisions.c.escalation_id, func.count()).group_by(decisions.c.escalation_id)
+            ).all()
             request_ids = conn.execute(select(func.count(func.distinct(decisions.c.request_id)))).scalar()
         assert len(per_item) == workers * each and {n for _, n in per_item} == {1}
         assert request_ids == workers * each
@@ -346,7 +406,9 @@ def decide_until_killed(url: str, log_path: str) -> None:
             item = store.lease_next("q", "crasher")
             if item is None:
                 return
-            store.submit(f"crash-{i}", item.escalation_id, "crasher", ("accept", "correct", "ood")[i % 3], label=1)
+            store.submit(
+                f"crash-{i}", item.escalation_id, "crasher", ("accept", "correct", "ood")[i % 3], label=1
+            )
             log.write(f"crash-{i}\n")
             log.flush()
             os.fsync(log.fileno())
@@ -361,7 +423,9 @@ def test_a_process_killed_mid_decision_loses_no_committed_decision(tmp_path):
     url, log = f"sqlite:///{tmp_path / 'crash.db'}", tmp_path / "committed.txt"
     with Store(url) as store:
         store.enqueue("q", make_items(1000))
-    child = multiprocessing.get_context("spawn").Process(target=decide_until_killed, args=(url, str(log)), daemon=True)
+    child = multiprocessing.get_context("spawn").Process(
+        target=decide_until_killed, args=(url, str(log)), daemon=True
+    )
     child.start()
     deadline = time.monotonic() + 60
     while len(logged(log)) < 50 and child.is_alive() and time.monotonic() < deadline:
@@ -375,9 +439,15 @@ def test_a_process_killed_mid_decision_loses_no_committed_decision(tmp_path):
         assert pragma(store, "integrity_check") == "ok"
         with store.engine.connect() as conn:
             stored = set(conn.execute(select(decisions.c.request_id)).scalars())
-            effective = dict(conn.execute(select(decisions.c.escalation_id, func.count())
-                                          .where(decisions.c.undone_at.is_(None), decisions.c.action != "skip")
-                                          .group_by(decisions.c.escalation_id)).all())
+            effective = dict(
+                conn.execute(
+                    select(decisions.c.escalation_id, func.count())
+                    .where(decisions.c.undone_at.is_(None), decisions.c.action != "skip")
+                    .group_by(decisions.c.escalation_id)
+                ).all()
+            )
             done = set(conn.execute(select(escalations.c.id).where(escalations.c.status == "done")).scalars())
-        assert set(recorded) <= stored and len(stored) - len(recorded) <= 1  # at most one commit not yet logged
+        assert (
+            set(recorded) <= stored and len(stored) - len(recorded) <= 1
+        )  # at most one commit not yet logged
         assert set(effective) == done and set(effective.values()) == {1}

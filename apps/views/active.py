@@ -6,15 +6,15 @@ with the changed fields as ``--set`` overrides) -> plotly charts of the run's ``
 the annotation queue that the Annotate page works through.
 """
 
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-
 from common import PresetForm, choose_run, preset_run_button, recipe_values, show_error, sidebar_settings
+
 from playground.active import experiment, report
 from playground.active.acquisition import ACQUISITIONS
 from playground.active.results import find_active_runs, load_curves, mean_band
@@ -24,8 +24,17 @@ from playground.errors import PlaygroundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "active_fashion.toml"
-FIELDS = ("strategies", "initial", "query", "budget", "pool_limit", "target_accuracy", "alpha",
-          "annotator_budget", "queue")
+FIELDS = (
+    "strategies",
+    "initial",
+    "query",
+    "budget",
+    "pool_limit",
+    "target_accuracy",
+    "alpha",
+    "annotator_budget",
+    "queue",
+)
 FORM = PresetForm("al", recipe_values(RECIPE, FIELDS), FIELDS)
 MARGIN = dict(t=40, b=10, l=10, r=10)
 
@@ -36,18 +45,28 @@ MARGIN = dict(t=40, b=10, l=10, r=10)
 def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     top = st.columns([1, 3, 1, 1])
-    top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
-                     help="Starting values from recipes/active_fashion.toml (quick: about a minute on a CPU)")
+    top[0].selectbox(
+        "Preset",
+        presets,
+        key=FORM.preset_key,
+        on_change=FORM.load,
+        help="Starting values from recipes/active_fashion.toml (quick: about a minute on a CPU)",
+    )
     top[1].multiselect("Acquisition strategies", list(ACQUISITIONS), key="al_strategies")
-    top[2].number_input("Target accuracy", min_value=0.05, max_value=0.99, step=0.01, key="al_target_accuracy")
+    top[2].number_input(
+        "Target accuracy", min_value=0.05, max_value=0.99, step=0.01, key="al_target_accuracy"
+    )
     top[3].text_input("Annotation queue", key="al_queue", help="Escalations go to this queue (empty: none)")
     low = st.columns(6)
     low[0].number_input("Initial labels", min_value=1, step=10, key="al_initial")
     low[1].number_input("Labels per round", min_value=1, step=10, key="al_query")
     low[2].number_input("Label budget", min_value=1, step=100, key="al_budget")
-    low[3].number_input("Pool size", min_value=0, step=1000, key="al_pool_limit", help="0: the whole training set")
-    low[4].number_input("Auto-label error target α", min_value=0.001, max_value=0.5, step=0.01, key="al_alpha",
-                        format="%.3f")
+    low[3].number_input(
+        "Pool size", min_value=0, step=1000, key="al_pool_limit", help="0: the whole training set"
+    )
+    low[4].number_input(
+        "Auto-label error target α", min_value=0.001, max_value=0.5, step=0.01, key="al_alpha", format="%.3f"
+    )
     low[5].number_input("Annotator budget per round", min_value=0, step=50, key="al_annotator_budget")
     return FORM.values()
 
@@ -57,8 +76,16 @@ def new_experiment(settings) -> None:
         st.warning("No active-learning recipe found (expected recipes/active_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets))
-    preset_run_button(RECIPE, FORM, values, settings, experiment.run, "al_run", "al_train",
-                      "add `--seeds 0,1,2 --jobs 3` for mean ± 95% CI curves")
+    preset_run_button(
+        RECIPE,
+        FORM,
+        values,
+        settings,
+        experiment.run,
+        "al_run",
+        "al_train",
+        "add `--seeds 0,1,2 --jobs 3` for mean ± 95% CI curves",
+    )
 
 
 # --------------------------------------------------------------------- charts
@@ -68,36 +95,76 @@ def band_traces(figure: go.Figure, name: str, runs: list[dict], key: str, cumula
     x = runs[0]["labels"]
     mean, half = mean_band([np.cumsum(r[key]) if cumulative else r[key] for r in runs])
     if half.any():
-        figure.add_scatter(x=list(x) + list(x)[::-1], y=list(mean + half) + list(mean - half)[::-1], fill="toself",
-                           line=dict(width=0), opacity=0.2, hoverinfo="skip", showlegend=False, legendgroup=name)
+        figure.add_scatter(
+            x=list(x) + list(x)[::-1],
+            y=list(mean + half) + list(mean - half)[::-1],
+            fill="toself",
+            line=dict(width=0),
+            opacity=0.2,
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=name,
+        )
     figure.add_scatter(x=x, y=mean, name=name, legendgroup=name, mode="lines")
 
 
-def curves_figure(curves: dict[str, list[dict]], key: str, title: str, y_title: str, cumulative=False,
-                  target: float | None = None) -> go.Figure:
+def curves_figure(
+    curves: dict[str, list[dict]],
+    key: str,
+    title: str,
+    y_title: str,
+    cumulative=False,
+    target: float | None = None,
+) -> go.Figure:
     figure = go.Figure()
     for name, runs in curves.items():
         band_traces(figure, name, runs, key, cumulative)
     if target is not None:
-        figure.add_hline(y=target, line_dash="dash", line_color="grey", annotation_text=f"target {target:.0%}")
+        figure.add_hline(
+            y=target, line_dash="dash", line_color="grey", annotation_text=f"target {target:.0%}"
+        )
     seeds = len(next(iter(curves.values())))
     suffix = f" (mean ± 95% CI over {seeds} seeds)" if seeds > 1 else ""
-    figure.update_layout(title=title + suffix, xaxis_title="labelled samples", yaxis_title=y_title, height=400,
-                         margin=MARGIN, legend=dict(orientation="h", y=-0.2))
+    figure.update_layout(
+        title=title + suffix,
+        xaxis_title="labelled samples",
+        yaxis_title=y_title,
+        height=400,
+        margin=MARGIN,
+        legend=dict(orientation="h", y=-0.2),
+    )
     return figure
 
 
 def escalation_figure(escalation: dict, metrics: dict) -> go.Figure:
     figure = go.Figure()
-    figure.add_scatter(x=np.multiply(escalation["escalation_rate"], 100), y=np.multiply(escalation["auto_label_accuracy"], 100),
-                       mode="lines", name="sweeping the threshold")
-    figure.add_hline(y=100 * (1 - metrics["escalation/alpha"]), line_dash="dash", line_color="grey",
-                     annotation_text="1 - α")
-    figure.add_scatter(x=[100 * metrics["escalation/rate"]], y=[100 * (1 - metrics["escalation/auto_label_error"])],
-                       mode="markers", marker=dict(size=12, color="crimson"), name="calibrated threshold")
-    figure.update_layout(title="Auto-label accuracy against escalation rate (the stream)", height=400, margin=MARGIN,
-                         xaxis_title="escalation rate (%)", yaxis_title="auto-label accuracy (%)",
-                         legend=dict(orientation="h", y=-0.2))
+    figure.add_scatter(
+        x=np.multiply(escalation["escalation_rate"], 100),
+        y=np.multiply(escalation["auto_label_accuracy"], 100),
+        mode="lines",
+        name="sweeping the threshold",
+    )
+    figure.add_hline(
+        y=100 * (1 - metrics["escalation/alpha"]),
+        line_dash="dash",
+        line_color="grey",
+        annotation_text="1 - α",
+    )
+    figure.add_scatter(
+        x=[100 * metrics["escalation/rate"]],
+        y=[100 * (1 - metrics["escalation/auto_label_error"])],
+        mode="markers",
+        marker=dict(size=12, color="crimson"),
+        name="calibrated threshold",
+    )
+    figure.update_layout(
+        title="Auto-label accuracy against escalation rate (the stream)",
+        height=400,
+        margin=MARGIN,
+        xaxis_title="escalation rate (%)",
+        yaxis_title="auto-label accuracy (%)",
+        legend=dict(orientation="h", y=-0.2),
+    )
     return figure
 
 
@@ -123,37 +190,61 @@ def show_run(path: Path, config) -> None:
     st.markdown("\n".join(report.claims(summary, metrics, ratio)))
     tabs = st.tabs(["Learning curves", "Retraining policies", "Escalation"])
     with tabs[0]:
-        st.plotly_chart(curves_figure(curves["strategies"], "accuracy", "Test accuracy", "accuracy", target=target),
-                        width="stretch", key="al_curves")
+        st.plotly_chart(
+            curves_figure(curves["strategies"], "accuracy", "Test accuracy", "accuracy", target=target),
+            width="stretch",
+            key="al_curves",
+        )
         st.markdown(report.strategy_table(metrics, strategies, target))
     with tabs[1]:
         left, right = st.columns(2)
-        left.plotly_chart(curves_figure(curves["policies"], "accuracy", "Accuracy", "accuracy"), width="stretch",
-                          key="al_policy_accuracy")
-        right.plotly_chart(curves_figure(curves["policies"], "train_seconds", "Cumulative training time", "seconds",
-                                         cumulative=True), width="stretch", key="al_policy_compute")
+        left.plotly_chart(
+            curves_figure(curves["policies"], "accuracy", "Accuracy", "accuracy"),
+            width="stretch",
+            key="al_policy_accuracy",
+        )
+        right.plotly_chart(
+            curves_figure(
+                curves["policies"], "train_seconds", "Cumulative training time", "seconds", cumulative=True
+            ),
+            width="stretch",
+            key="al_policy_compute",
+        )
         st.markdown(report.policy_table(metrics, policies))
     with tabs[2]:
         left, right = st.columns([3, 2])
-        left.plotly_chart(escalation_figure(curves["escalation"][0], metrics), width="stretch", key="al_escalation")
+        left.plotly_chart(
+            escalation_figure(curves["escalation"][0], metrics), width="stretch", key="al_escalation"
+        )
         right.markdown(report.escalation_table(metrics))
         right.dataframe(routes_table(curves["escalation"]), hide_index=True)
         if config.get("queue"):
-            st.page_link("views/annotate.py", label=f"Review the escalations in queue '{config['queue']}'",
-                         icon=":material/rate_review:")
+            st.page_link(
+                "views/annotate.py",
+                label=f"Review the escalations in queue '{config['queue']}'",
+                icon=":material/rate_review:",
+            )
 
 
 settings = sidebar_settings()
 st.title("Active learning")
-st.markdown("Label only what the model is unsure of. Each strategy (random, least confidence, margin, entropy, "
-            "BALD with MC dropout) grows the labelled set from a balanced start; the curves show test accuracy "
-            "against labels. Confident samples are auto-labelled under a threshold calibrated so that their error "
-            "stays at or below α; uncertain and likely-OOD ones go to the annotators.")
+st.markdown(
+    "Label only what the model is unsure of. Each strategy (random, least confidence, margin, entropy, "
+    "BALD with MC dropout) grows the labelled set from a balanced start; the curves show test accuracy "
+    "against labels. Confident samples are auto-labelled under a threshold calibrated so that their error "
+    "stays at or below α; uncertain and likely-OOD ones go to the annotators."
+)
 root = Path(settings.runs_root).expanduser()
-chosen = choose_run(find_active_runs, root, "al_run", "Active-learning run",
-                    f"No active-learning run under `{root}` yet. Run the quick preset above (about a minute on a "
-                    "CPU), or from a terminal:\n\n`playground run recipes/active_fashion.toml --preset quick`",
-                    new_experiment, settings)
+chosen = choose_run(
+    find_active_runs,
+    root,
+    "al_run",
+    "Active-learning run",
+    f"No active-learning run under `{root}` yet. Run the quick preset above (about a minute on a "
+    "CPU), or from a terminal:\n\n`playground run recipes/active_fashion.toml --preset quick`",
+    new_experiment,
+    settings,
+)
 try:
     run_config = read_run_config(root / chosen).get("config", {})
 except PlaygroundError as err:

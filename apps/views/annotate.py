@@ -13,16 +13,18 @@ import uuid
 import numpy as np
 import pandas as pd
 import streamlit as st
-
 from common import show_error, sidebar_settings, upscale
+
 from playground.errors import PlaygroundError
 from playground.store import Decision, Item, Store, default_url
 
 IMAGE_WIDTH = 224
 TOP_K = 5
 HISTORY_ROWS = 15
-REASONS = {"uncertain": ("uncertain", "orange", ":material/help:"),
-           "ood": ("likely OOD", "red", ":material/explore_off:")}
+REASONS = {
+    "uncertain": ("uncertain", "orange", ":material/help:"),
+    "ood": ("likely OOD", "red", ":material/explore_off:"),
+}
 DONE = {"accept": "Accepted", "correct": "Corrected", "skip": "Skipped", "ood": "Flagged as OOD"}
 
 
@@ -43,9 +45,15 @@ def open_store(runs_root: str) -> Store:
 
 def annotator_name(store: Store) -> str:
     """The annotator's name (kept in the URL and the session); stops the page until one is given."""
-    raw = st.text_input("Your name", key="annotator", bind="query-params", persist_state="session",
-                        placeholder="who is annotating", max_chars=64,
-                        help="Decisions are recorded under this name; nothing happens until it is given")
+    raw = st.text_input(
+        "Your name",
+        key="annotator",
+        bind="query-params",
+        persist_state="session",
+        placeholder="who is annotating",
+        max_chars=64,
+        help="Decisions are recorded under this name; nothing happens until it is given",
+    )
     if not (raw or "").strip():
         st.info("Type your name to start annotating.", icon=":material/badge:")
         st.stop()
@@ -59,8 +67,11 @@ def annotator_name(store: Store) -> str:
 def choose_queue(store: Store) -> str:
     queues = store.queues()
     if not queues:
-        st.info("No annotation queue yet. The active-learning loop escalates the samples its model is "
-                "unsure about to a queue; they will show up here.", icon=":material/inbox:")
+        st.info(
+            "No annotation queue yet. The active-learning loop escalates the samples its model is "
+            "unsure about to a queue; they will show up here.",
+            icon=":material/inbox:",
+        )
         st.stop()
     return st.selectbox("Queue", queues, key="queue", bind="query-params", persist_state="session")
 
@@ -78,7 +89,9 @@ def describe(decision: Decision, class_names: list[str]) -> str:
     return f"{DONE[decision.action]} {decision.external_id}{label}"
 
 
-def decide(store: Store, item: Item, annotator: str, request_id: str, action: str, label: int | None = None) -> None:
+def decide(
+    store: Store, item: Item, annotator: str, request_id: str, action: str, label: int | None = None
+) -> None:
     """Submit one decision; replaying ``request_id`` (a stale second click) records nothing new."""
     try:
         decision = store.submit(request_id, item.escalation_id, annotator, action, label)
@@ -99,8 +112,9 @@ def undo(store: Store, queue: str, annotator: str) -> None:
     except PlaygroundError as err:
         st.session_state.ann_error = err
         return
-    st.session_state.ann_flash = "Nothing to undo" if undone is None else \
-        f"Undone: {describe(undone, store.class_names(queue))}"
+    st.session_state.ann_flash = (
+        "Nothing to undo" if undone is None else f"Undone: {describe(undone, store.class_names(queue))}"
+    )
     fresh_request()
 
 
@@ -133,8 +147,12 @@ def enlarge(image: np.ndarray) -> np.ndarray:
 
 
 def top_k_frame(item: Item) -> pd.DataFrame:
-    return pd.DataFrame([{"key": str((index + 1) % 10) if index < 10 else "", "class": name, "probability": p}
-                         for index, name, p in item.top_k(TOP_K)])
+    return pd.DataFrame(
+        [
+            {"key": str((index + 1) % 10) if index < 10 else "", "class": name, "probability": p}
+            for index, name, p in item.top_k(TOP_K)
+        ]
+    )
 
 
 def show_item(item: Item) -> None:
@@ -146,11 +164,21 @@ def show_item(item: Item) -> None:
         st.markdown(f"The model says **{item.predicted_name}** ({item.probs[item.predicted]:.0%}).")
         cells = st.columns(2)
         cells[0].metric("Uncertainty", f"{item.uncertainty:.3f}", help="The score that put it in the queue")
-        cells[1].metric("Member disagreement", f"{item.disagreement:.3f}",
-                        help="How much the ensemble members (or posterior samples) disagree")
-        st.dataframe(top_k_frame(item), hide_index=True, width="stretch", column_config={
-            "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
-                                                           format="%.2f")})
+        cells[1].metric(
+            "Member disagreement",
+            f"{item.disagreement:.3f}",
+            help="How much the ensemble members (or posterior samples) disagree",
+        )
+        st.dataframe(
+            top_k_frame(item),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "probability": st.column_config.ProgressColumn(
+                    "probability", min_value=0.0, max_value=1.0, format="%.2f"
+                )
+            },
+        )
 
 
 def action_buttons(store: Store, item: Item, annotator: str) -> None:
@@ -158,37 +186,87 @@ def action_buttons(store: Store, item: Item, annotator: str) -> None:
     request = st.session_state.setdefault("ann_request", uuid.uuid4().hex)
     on_item = (store, item, annotator, request)
     with st.container(horizontal=True):
-        st.button("Accept", key="ann_accept", shortcut="a", type="primary", icon=":material/check:",
-                  on_click=decide, args=(*on_item, "accept"))
-        st.button("Skip", key="ann_skip", shortcut="s", icon=":material/skip_next:", on_click=decide,
-                  args=(*on_item, "skip"))
-        st.button("Flag OOD", key="ann_ood", shortcut="o", icon=":material/explore_off:", on_click=decide,
-                  args=(*on_item, "ood"))
+        st.button(
+            "Accept",
+            key="ann_accept",
+            shortcut="a",
+            type="primary",
+            icon=":material/check:",
+            on_click=decide,
+            args=(*on_item, "accept"),
+        )
+        st.button(
+            "Skip",
+            key="ann_skip",
+            shortcut="s",
+            icon=":material/skip_next:",
+            on_click=decide,
+            args=(*on_item, "skip"),
+        )
+        st.button(
+            "Flag OOD",
+            key="ann_ood",
+            shortcut="o",
+            icon=":material/explore_off:",
+            on_click=decide,
+            args=(*on_item, "ood"),
+        )
         undo_button(store, item.queue, annotator)
     st.caption("Correct to:")
     with st.container(horizontal=True):
         for index, name in enumerate(item.class_names[:10]):
-            st.button(name, key=f"ann_digit_{index}", shortcut=str((index + 1) % 10), on_click=decide,
-                      args=(*on_item, "correct", index))
+            st.button(
+                name,
+                key=f"ann_digit_{index}",
+                shortcut=str((index + 1) % 10),
+                on_click=decide,
+                args=(*on_item, "correct", index),
+            )
     with st.container(horizontal=True, vertical_alignment="bottom"):
         choices = list(range(len(item.class_names)))
-        st.selectbox("Another class", choices, index=item.top_k(2)[-1][0], format_func=item.class_names.__getitem__,
-                     key=f"ann_label_{item.escalation_id}", width=260)
-        st.button("Save correction", key="ann_correct", shortcut="e", icon=":material/edit:",
-                  on_click=correct_to_chosen, args=on_item)
+        st.selectbox(
+            "Another class",
+            choices,
+            index=item.top_k(2)[-1][0],
+            format_func=item.class_names.__getitem__,
+            key=f"ann_label_{item.escalation_id}",
+            width=260,
+        )
+        st.button(
+            "Save correction",
+            key="ann_correct",
+            shortcut="e",
+            icon=":material/edit:",
+            on_click=correct_to_chosen,
+            args=on_item,
+        )
 
 
 def undo_button(store: Store, queue: str, annotator: str) -> None:
-    st.button("Undo", key="ann_undo", shortcut="u", icon=":material/undo:", on_click=undo,
-              args=(store, queue, annotator), help="Take back your last decision in this queue")
+    st.button(
+        "Undo",
+        key="ann_undo",
+        shortcut="u",
+        icon=":material/undo:",
+        on_click=undo,
+        args=(store, queue, annotator),
+        help="Take back your last decision in this queue",
+    )
 
 
 def show_history(store: Store, queue: str) -> None:
     names = store.class_names(queue)
-    rows = [{"when (UTC)": pd.Timestamp(d.created_at, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S"),
-             "annotator": d.annotator, "item": d.external_id, "action": d.action,
-             "label": "" if d.label is None else names[d.label], "undone": "undone" if d.undone else ""}
-            for d in store.history(queue, HISTORY_ROWS)]
+    rows = [
+        {
+            "when (UTC)": pd.Timestamp(d.created_at, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S"),
+            "annotator": d.annotator,
+            "item": d.external_id,
+            "action": d.action,
+            "label": "" if d.label is None else names[d.label],
+            "undone": "undone" if d.undone else "",
+        }
+        for d in store.history(queue, HISTORY_ROWS)
+    ]
     if rows:
         st.table(pd.DataFrame(rows), hide_index=True)
     else:
@@ -196,19 +274,35 @@ def show_history(store: Store, queue: str) -> None:
 
 
 def show_export(store: Store, queue: str) -> None:
-    st.caption(f"The current label of every decided item (an item flagged OOD has no label), from "
-               f"`{store.location}`.")
+    st.caption(
+        f"The current label of every decided item (an item flagged OOD has no label), from "
+        f"`{store.location}`."
+    )
     cells = st.columns(2)
-    cells[0].download_button("Labels as CSV", store.labels_csv(queue), file_name=f"{queue}-labels.csv",
-                             mime="text/csv", icon=":material/download:", key="ann_csv")
-    cells[1].download_button("Labels as JSON", store.labels_json(queue), file_name=f"{queue}-labels.json",
-                             mime="application/json", icon=":material/download:", key="ann_json")
+    cells[0].download_button(
+        "Labels as CSV",
+        store.labels_csv(queue),
+        file_name=f"{queue}-labels.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="ann_csv",
+    )
+    cells[1].download_button(
+        "Labels as JSON",
+        store.labels_json(queue),
+        file_name=f"{queue}-labels.json",
+        mime="application/json",
+        icon=":material/download:",
+        key="ann_json",
+    )
 
 
 def page() -> None:
     st.title("Annotate")
-    st.caption("Review what the model was unsure about. Keys: **a** accept · **1-9, 0** correct to that class · "
-               "**e** save the chosen correction · **s** skip · **o** flag as OOD · **u** undo.")
+    st.caption(
+        "Review what the model was unsure about. Keys: **a** accept · **1-9, 0** correct to that class · "
+        "**e** save the chosen correction · **s** skip · **o** flag as OOD · **u** undo."
+    )
     store = open_store(sidebar_settings().runs_root)
     top = st.columns(2)
     with top[0]:

@@ -4,8 +4,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 import torch
-
 from common import cached_dataset, image_grid, show_error, sidebar_settings, upscale
+
 from playground.data import DATASETS, dataset_status
 from playground.data.catalog import SHAPES_SIZES
 from playground.data.shapes import LABEL_BY, VARIANTS, facts, knowledge_facts, make_shapes
@@ -20,8 +20,13 @@ def split_stats(name: str, split: str, root: str | None, seed: int) -> dict:
 
 def image_stats(images: torch.Tensor, split: str) -> dict:
     c, h, w = images.shape[1:]
-    return {"split": split, "images": images.shape[0], "shape (C×H×W)": f"{c}×{h}×{w}",
-            "pixel mean": round(images.mean().item(), 4), "pixel std": round(images.std().item(), 4)}
+    return {
+        "split": split,
+        "images": images.shape[0],
+        "shape (C×H×W)": f"{c}×{h}×{w}",
+        "pixel mean": round(images.mean().item(), 4),
+        "pixel std": round(images.std().item(), 4),
+    }
 
 
 @st.cache_resource(show_spinner="Drawing shapes...", max_entries=8)
@@ -31,7 +36,9 @@ def cached_shapes(n: int, seed: int, label_by: str, variant: str):
 
 def class_count_chart(counts: dict[str, dict[str, int]], title: str = "Images per class"):
     """Grouped bars: ``counts[split][class]``."""
-    rows = [{"split": split, "class": c, "images": n} for split, per in counts.items() for c, n in per.items()]
+    rows = [
+        {"split": split, "class": c, "images": n} for split, per in counts.items() for c, n in per.items()
+    ]
     figure = px.bar(pd.DataFrame(rows), x="class", y="images", color="split", barmode="group", title=title)
     figure.update_layout(height=340, margin=dict(t=40, b=10, l=10, r=10), legend_title_text="")
     st.plotly_chart(figure, width="stretch")
@@ -39,9 +46,21 @@ def class_count_chart(counts: dict[str, dict[str, int]], title: str = "Images pe
 
 def status_table(root: str | None) -> list[str]:
     rows = dataset_status(root)
-    st.dataframe(pd.DataFrame([{"dataset": r.name, "available": "yes" if r.available else "no",
-                                "where": r.where, "detail": r.detail} for r in rows]),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "dataset": r.name,
+                    "available": "yes" if r.available else "no",
+                    "where": r.where,
+                    "detail": r.detail,
+                }
+                for r in rows
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     return [r.name for r in rows if r.available]
 
 
@@ -81,8 +100,12 @@ def shapes_controls(settings) -> tuple[int, int, str, str]:
     st.session_state.setdefault("dx_shapes_seed", settings.seed)
     cols = st.columns(4)
     seed = cols[0].number_input("Seed", min_value=0, step=1, key="dx_shapes_seed")
-    variant = cols[1].selectbox("Variant", VARIANTS, key="dx_variant",
-                                help="in_distribution is what models train on; the others are out-of-distribution")
+    variant = cols[1].selectbox(
+        "Variant",
+        VARIANTS,
+        key="dx_variant",
+        help="in_distribution is what models train on; the others are out-of-distribution",
+    )
     label_by = cols[2].selectbox("Label by", LABEL_BY, key="dx_label_by")
     n = cols[3].slider("Images", 16, 400, 96, step=16, key="dx_shapes_n")
     return n, int(seed), label_by, variant
@@ -100,14 +123,21 @@ def mask_pairs(shapes, count: int) -> None:
 
 def knowledge_tab(shapes) -> None:
     options = list(range(min(len(shapes), 48)))
-    index = st.selectbox("Image", options, format_func=lambda i: f"#{i}: {shapes.captions[i]}", key="dx_fact_image")
+    index = st.selectbox(
+        "Image", options, format_func=lambda i: f"#{i}: {shapes.captions[i]}", key="dx_fact_image"
+    )
     left, right = st.columns([1, 4])
     left.image(upscale(shapes.images[index], 160), caption=shapes.captions[index])
     triples = facts(shapes.attributes[index])
-    right.dataframe(pd.DataFrame(triples, columns=["subject", "relation", "object"]), hide_index=True, width="stretch")
+    right.dataframe(
+        pd.DataFrame(triples, columns=["subject", "relation", "object"]), hide_index=True, width="stretch"
+    )
     with st.expander(f"The whole knowledge graph ({len(knowledge_facts())} triples)"):
-        st.dataframe(pd.DataFrame(knowledge_facts(), columns=["subject", "relation", "object"]),
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(knowledge_facts(), columns=["subject", "relation", "object"]),
+            hide_index=True,
+            width="stretch",
+        )
 
 
 def explore_shapes(settings) -> None:
@@ -118,20 +148,31 @@ def explore_shapes(settings) -> None:
     except PlaygroundError as err:
         show_error(err)
         return
-    st.caption(f"{n} images generated from seed {seed}, labelled by {label_by}. The catalog's `shapes` dataset "
-               f"that recipes train on is {SHAPES_SIZES['train']:,} train + {SHAPES_SIZES['test']:,} test "
-               "in-distribution images drawn the same way.")
-    samples, masks, graph, statistics = st.tabs(["Images & captions", "Masks", "Knowledge graph", "Statistics"])
+    st.caption(
+        f"{n} images generated from seed {seed}, labelled by {label_by}. The catalog's `shapes` dataset "
+        f"that recipes train on is {SHAPES_SIZES['train']:,} train + {SHAPES_SIZES['test']:,} test "
+        "in-distribution images drawn the same way."
+    )
+    samples, masks, graph, statistics = st.tabs(
+        ["Images & captions", "Masks", "Knowledge graph", "Statistics"]
+    )
     shown = min(24, n)
     with samples:
-        image_grid([upscale(shapes.images[i]) for i in range(shown)], shapes.captions[:shown], columns=6, width=120)
+        image_grid(
+            [upscale(shapes.images[i]) for i in range(shown)], shapes.captions[:shown], columns=6, width=120
+        )
     with masks:
         mask_pairs(shapes, min(16, n))
     with graph:
         knowledge_tab(shapes)
     with statistics:
-        st.dataframe(pd.DataFrame([image_stats(shapes.images, f"{variant} sample") | {"classes": len(shapes.classes)}]),
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [image_stats(shapes.images, f"{variant} sample") | {"classes": len(shapes.classes)}]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
         counts = torch.bincount(shapes.labels, minlength=len(shapes.classes)).tolist()
         class_count_chart({variant: dict(zip(shapes.classes, counts))}, f"Images per {label_by}")
 

@@ -11,9 +11,18 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from common import (
+    PresetForm,
+    choose_run,
+    image_grid,
+    literal_choices,
+    preset_config,
+    run_experiment,
+    show_error,
+    sidebar_settings,
+    upscale,
+)
 
-from common import (PresetForm, choose_run, image_grid, literal_choices, preset_config, run_experiment, show_error,
-                    sidebar_settings, upscale)
 from playground.core.config import load_recipe
 from playground.core.runner import config_from_recipe
 from playground.errors import PlaygroundError
@@ -21,14 +30,32 @@ from playground.fct import experiment
 from playground.fct import results as fct
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECIPES = [path for path in (REPO_ROOT / "recipes" / "fct_fashion.toml", REPO_ROOT / "recipes" / "fct_shapes.toml")
-           if path.is_file()]
-FIELDS = ("dataset", "side_info_dim", "side_epochs", "old_epochs", "new_epochs", "transform_epochs",
-          "train_limit", "test_limit")
-GALLERY_VIEWS = [("new", "new gallery (full backfill)"), ("old", "old gallery, untransformed"),
-                 ("fct", "FCT gallery: h(old, side-info)")]
-PANELS = {"new": "new model", "fct": "FCT: h(old, side-info)", "fct_noside": "FCT without side-info",
-          "old": "old, untransformed"}
+RECIPES = [
+    path
+    for path in (REPO_ROOT / "recipes" / "fct_fashion.toml", REPO_ROOT / "recipes" / "fct_shapes.toml")
+    if path.is_file()
+]
+FIELDS = (
+    "dataset",
+    "side_info_dim",
+    "side_epochs",
+    "old_epochs",
+    "new_epochs",
+    "transform_epochs",
+    "train_limit",
+    "test_limit",
+)
+GALLERY_VIEWS = [
+    ("new", "new gallery (full backfill)"),
+    ("old", "old gallery, untransformed"),
+    ("fct", "FCT gallery: h(old, side-info)"),
+]
+PANELS = {
+    "new": "new model",
+    "fct": "FCT: h(old, side-info)",
+    "fct_noside": "FCT without side-info",
+    "old": "old, untransformed",
+}
 MARGIN = dict(t=40, b=10, l=10, r=10)
 
 
@@ -56,20 +83,43 @@ def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     datasets = literal_choices(experiment.Config, "dataset")
     top = st.columns(4)
-    top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
-                     help="Starting values from the FCT recipe(s) in recipes/")
+    top[0].selectbox(
+        "Preset",
+        presets,
+        key=FORM.preset_key,
+        on_change=FORM.load,
+        help="Starting values from the FCT recipe(s) in recipes/",
+    )
     top[1].selectbox("Dataset", datasets, key="fct_dataset")
-    top[2].slider("Side-info dim", min_value=8, max_value=128, step=8, key="fct_side_info_dim",
-                  help="Size of the label-free side-information stored next to each old embedding")
+    top[2].slider(
+        "Side-info dim",
+        min_value=8,
+        max_value=128,
+        step=8,
+        key="fct_side_info_dim",
+        help="Size of the label-free side-information stored next to each old embedding",
+    )
     top[3].number_input("Side-info epochs", min_value=1, max_value=500, step=1, key="fct_side_epochs")
     low = st.columns(5)
     low[0].number_input("Old epochs", min_value=1, max_value=500, step=1, key="fct_old_epochs")
     low[1].number_input("New epochs", min_value=1, max_value=500, step=1, key="fct_new_epochs")
-    low[2].number_input("Transformation epochs", min_value=1, max_value=500, step=1, key="fct_transform_epochs")
-    low[3].number_input("Train limit", min_value=0, step=1000, key="fct_train_limit",
-                        help="At most this many training images, stratified by class (0: all)")
-    low[4].number_input("Test limit", min_value=0, step=1000, key="fct_test_limit",
-                        help="At most this many query/gallery images (0: all)")
+    low[2].number_input(
+        "Transformation epochs", min_value=1, max_value=500, step=1, key="fct_transform_epochs"
+    )
+    low[3].number_input(
+        "Train limit",
+        min_value=0,
+        step=1000,
+        key="fct_train_limit",
+        help="At most this many training images, stratified by class (0: all)",
+    )
+    low[4].number_input(
+        "Test limit",
+        min_value=0,
+        step=1000,
+        key="fct_test_limit",
+        help="At most this many query/gallery images (0: all)",
+    )
     return FORM.values()
 
 
@@ -84,7 +134,6 @@ def train(config) -> None:
         st.session_state.fct_run = result.run_dir.name  # the picker below opens the new run
 
 
-
 def new_experiment(settings) -> None:
     if not RECIPES:
         st.warning("No FCT recipe found under recipes/ (expected recipes/fct_fashion.toml).")
@@ -92,8 +141,7 @@ def new_experiment(settings) -> None:
     presets = preset_names()
     values = draw_widgets(presets)
     try:
-        config, command = build_config(st.session_state.fct_preset, FORM.overrides(values),
-                                       settings)
+        config, command = build_config(st.session_state.fct_preset, FORM.overrides(values), settings)
     except PlaygroundError as err:
         show_error(err)
         return
@@ -129,39 +177,86 @@ def note(column, label: str, value: str, detail: str, help: str | None = None) -
 
 def compatibility(run: fct.FCTRun) -> None:
     rows = fct.compatibility_rows(run)
-    long = pd.DataFrame([{"case": r["case"], "metric": label, "value": 100 * r[key],
-                          "std": 100 * r.get(f"{key}_std", 0.0)}
-                         for r in rows for key, label in (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))])
-    figure = px.bar(long, x="case", y="value", color="metric", barmode="group", range_y=[0, 105],
-                    error_y="std" if run.multi_seed else None,
-                    labels={"value": "%", "case": "query model - gallery model"},
-                    title="Retrieval by case (CMC top-1, top-5, mAP)")
-    figure.update_layout(height=380, margin=MARGIN, legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    long = pd.DataFrame(
+        [
+            {"case": r["case"], "metric": label, "value": 100 * r[key], "std": 100 * r.get(f"{key}_std", 0.0)}
+            for r in rows
+            for key, label in (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))
+        ]
+    )
+    figure = px.bar(
+        long,
+        x="case",
+        y="value",
+        color="metric",
+        barmode="group",
+        range_y=[0, 105],
+        error_y="std" if run.multi_seed else None,
+        labels={"value": "%", "case": "query model - gallery model"},
+        title="Retrieval by case (CMC top-1, top-5, mAP)",
+    )
+    figure.update_layout(
+        height=380, margin=MARGIN, legend=dict(orientation="h", y=1.12, x=1, xanchor="right")
+    )
     st.plotly_chart(figure, width="stretch")
-    table = pd.DataFrame([{"case": r["case"], "method": r["method"], "query": r["query"], "gallery": r["gallery"],
-                           **{f"{label} (%)": percent(r, key) for key, label in
-                              (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))}} for r in rows])
+    table = pd.DataFrame(
+        [
+            {
+                "case": r["case"],
+                "method": r["method"],
+                "query": r["query"],
+                "gallery": r["gallery"],
+                **{
+                    f"{label} (%)": percent(r, key)
+                    for key, label in (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))
+                },
+            }
+            for r in rows
+        ]
+    )
     st.dataframe(table, hide_index=True, width="stretch")
     if "fct/map_recovery" in run.metrics:
-        st.caption(f"FCT (new-fct) recovers **{run.metrics['fct/map_recovery']:.1%}** of the full-backfill "
-                   "(new-new) mAP without re-embedding a single gallery image.")
+        st.caption(
+            f"FCT (new-fct) recovers **{run.metrics['fct/map_recovery']:.1%}** of the full-backfill "
+            "(new-new) mAP without re-embedding a single gallery image."
+        )
 
 
 def tradeoff_chart(rows: list[dict], chosen: dict, reference: float | None) -> go.Figure:
     figure = go.Figure()
     for key, label, dash in (("mAP", "new-fct mAP", "solid"), ("top1", "new-fct top-1", "dot")):
         std = [100 * r.get(f"{key}_std", 0.0) for r in rows]
-        figure.add_scatter(x=[r["bytes"] for r in rows], y=[100 * r[key] for r in rows], name=label,
-                           mode="lines+markers+text" if key == "mAP" else "lines+markers",
-                           text=[f"{r['dim']}-d" for r in rows], textposition="bottom right", line=dict(dash=dash),
-                           error_y=dict(array=std, visible=any(std)))
-    figure.add_scatter(x=[chosen["bytes"]], y=[100 * chosen["mAP"]], name=f"chosen: {chosen['dim']}-d",
-                       mode="markers", marker=dict(size=16, symbol="circle-open", line=dict(width=3)))
+        figure.add_scatter(
+            x=[r["bytes"] for r in rows],
+            y=[100 * r[key] for r in rows],
+            name=label,
+            mode="lines+markers+text" if key == "mAP" else "lines+markers",
+            text=[f"{r['dim']}-d" for r in rows],
+            textposition="bottom right",
+            line=dict(dash=dash),
+            error_y=dict(array=std, visible=any(std)),
+        )
+    figure.add_scatter(
+        x=[chosen["bytes"]],
+        y=[100 * chosen["mAP"]],
+        name=f"chosen: {chosen['dim']}-d",
+        mode="markers",
+        marker=dict(size=16, symbol="circle-open", line=dict(width=3)),
+    )
     if reference is not None:
-        figure.add_hline(y=100 * reference, line_dash="dash", annotation_text="new-new mAP (full backfill)",
-                         annotation_position="bottom left")
-    figure.update_layout(title="Side-info bytes per image against retrieval", xaxis_title="side-info bytes per image",
-                         yaxis_title="%", height=360, margin=MARGIN)
+        figure.add_hline(
+            y=100 * reference,
+            line_dash="dash",
+            annotation_text="new-new mAP (full backfill)",
+            annotation_position="bottom left",
+        )
+    figure.update_layout(
+        title="Side-info bytes per image against retrieval",
+        xaxis_title="side-info bytes per image",
+        yaxis_title="%",
+        height=360,
+        margin=MARGIN,
+    )
     return figure
 
 
@@ -174,41 +269,72 @@ def side_info(run: fct.FCTRun) -> None:
     default = run.config.get("side_info_dim")
     if st.session_state.get("fct_dim") not in by_dim:  # another run, other sizes
         st.session_state.pop("fct_dim", None)
-    dim = st.select_slider("Side-info dimension", options=list(by_dim), key="fct_dim",
-                           value=default if default in by_dim else rows[-1]["dim"],
-                           format_func=lambda d: "none" if d == 0 else f"{d}-d")
+    dim = st.select_slider(
+        "Side-info dimension",
+        options=list(by_dim),
+        key="fct_dim",
+        value=default if default in by_dim else rows[-1]["dim"],
+        format_func=lambda d: "none" if d == 0 else f"{d}-d",
+    )
     chosen, none = by_dim[dim], by_dim.get(0)
     new_new = {key: run.metrics.get(f"retrieval/new-new/{key}") for key in ("top1", "mAP")}
     cols = st.columns(4)
-    delta = (lambda key: f"{100 * (chosen[key] - none[key]):+.1f} pts vs none") if none else (lambda key: None)
+    delta = (
+        (lambda key: f"{100 * (chosen[key] - none[key]):+.1f} pts vs none") if none else (lambda key: None)
+    )
     cols[0].metric("new-fct top-1", percent(chosen, "top1") + " %", delta("top1"))
     cols[1].metric("new-fct mAP", percent(chosen, "mAP") + " %", delta("mAP"))
-    note(cols[2], "Side-info per image", f"{chosen['bytes']:.0f} B",
-         f"+ {run.metrics.get('cost/old_embedding_bytes', 0):.0f} B old embedding")
+    note(
+        cols[2],
+        "Side-info per image",
+        f"{chosen['bytes']:.0f} B",
+        f"+ {run.metrics.get('cost/old_embedding_bytes', 0):.0f} B old embedding",
+    )
     if new_new["mAP"] is not None:
-        note(cols[3], "New model (full backfill)", f"{100 * new_new['mAP']:.1f} % mAP",
-             f"top-1 {100 * new_new['top1']:.1f} %")
+        note(
+            cols[3],
+            "New model (full backfill)",
+            f"{100 * new_new['mAP']:.1f} % mAP",
+            f"top-1 {100 * new_new['top1']:.1f} %",
+        )
     st.plotly_chart(tradeoff_chart(rows, chosen, new_new["mAP"]), width="stretch")
 
 
 def cost(run: fct.FCTRun) -> None:
     c = fct.cost_summary(run)
-    needed = ("side_info_bytes", "transformation_macs", "new_model_macs", "backfill_transform_s", "backfill_reembed_s")
+    needed = (
+        "side_info_bytes",
+        "transformation_macs",
+        "new_model_macs",
+        "backfill_transform_s",
+        "backfill_reembed_s",
+    )
     if not all(key in c for key in needed):
         st.info("This run recorded no cost figures.")
         return
     cols = st.columns(5)
-    note(cols[0], "Extra storage per image", f"{c['side_info_bytes']:.0f} B",
-         f"+ {c.get('old_embedding_bytes', 0):.0f} B old embedding", help="side-info stored next to each old embedding")
-    note(cols[1], "Transformation MACs", f"{c['transformation_macs']:,.0f}",
-         f"{c['transformation_macs'] / max(c['new_model_macs'], 1):.1%} of the new model's",
-         help=f"new model: {c['new_model_macs']:,.0f} MACs per image")
+    note(
+        cols[0],
+        "Extra storage per image",
+        f"{c['side_info_bytes']:.0f} B",
+        f"+ {c.get('old_embedding_bytes', 0):.0f} B old embedding",
+        help="side-info stored next to each old embedding",
+    )
+    note(
+        cols[1],
+        "Transformation MACs",
+        f"{c['transformation_macs']:,.0f}",
+        f"{c['transformation_macs'] / max(c['new_model_macs'], 1):.1%} of the new model's",
+        help=f"new model: {c['new_model_macs']:,.0f} MACs per image",
+    )
     note(cols[2], "Backfill: transform", f"{c['backfill_transform_s']:.3g} s", "per 10k images")
     note(cols[3], "Backfill: re-embed", f"{c['backfill_reembed_s']:.3g} s", "per 10k images")
     speedup = c.get("backfill_speedup", c["backfill_reembed_s"] / max(c["backfill_transform_s"], 1e-12))
     note(cols[4], "Speed-up", f"{speedup:.1f}×", "transform vs re-embed")
-    st.caption("Re-embedding was timed on images already decoded in memory, which flatters it: "
-               "a real backfill would also read and decode every image.")
+    st.caption(
+        "Re-embedding was timed on images already decoded in memory, which flatters it: "
+        "a real backfill would also read and decode every image."
+    )
 
 
 # --------------------------------------------------------------------- embeddings
@@ -217,14 +343,27 @@ def cost(run: fct.FCTRun) -> None:
 def projection(run: fct.FCTRun) -> None:
     frame = pd.DataFrame(fct.projection_rows(run, tuple(PANELS)))
     frame["panel"] = frame["view"].map(PANELS)
-    figure = px.scatter(frame, x="x", y="y", color="label", facet_col="panel", hover_data=["index"],
-                        category_orders={"panel": list(PANELS.values()), "label": run.classes},
-                        labels={"label": "class"}, opacity=0.7,
-                        title="Gallery on the new model's principal plane (the old panel has its own axes)")
+    figure = px.scatter(
+        frame,
+        x="x",
+        y="y",
+        color="label",
+        facet_col="panel",
+        hover_data=["index"],
+        category_orders={"panel": list(PANELS.values()), "label": run.classes},
+        labels={"label": "class"},
+        opacity=0.7,
+        title="Gallery on the new model's principal plane (the old panel has its own axes)",
+    )
     figure.update_traces(marker=dict(size=4))
     figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
-    figure.update_layout(xaxis4=dict(matches=None), yaxis4=dict(matches=None, showticklabels=True),
-                         height=400, margin=dict(t=70, b=10, l=10, r=10), legend=dict(itemsizing="constant"))
+    figure.update_layout(
+        xaxis4=dict(matches=None),
+        yaxis4=dict(matches=None, showticklabels=True),
+        height=400,
+        margin=dict(t=70, b=10, l=10, r=10),
+        legend=dict(itemsizing="constant"),
+    )
     figure.update_xaxes(title=None)
     figure.update_yaxes(title=None)
     st.plotly_chart(figure, width="stretch")
@@ -237,8 +376,10 @@ def random_query(size: int) -> None:
 def neighbour_row(run: fct.FCTRun, found: fct.Neighbours, title: str) -> None:
     hits = sum(found.same_class)
     st.markdown(f"**{title}**: {hits} of {len(found.indices)} same class")
-    captions = [f"{'✓' if same else '✗'} {run.label_name(label)} · {dist:.2f}"
-                for same, label, dist in zip(found.same_class, found.labels, found.distances)]
+    captions = [
+        f"{'✓' if same else '✗'} {run.label_name(label)} · {dist:.2f}"
+        for same, label, dist in zip(found.same_class, found.labels, found.distances)
+    ]
     if run.has_images:
         image_grid([upscale(fct.image(run, i), 80) for i in found.indices], captions, columns=8, width=80)
     else:
@@ -250,16 +391,21 @@ def query_picker(run: fct.FCTRun) -> None:
     if st.session_state.get("fct_query", 0) >= size:
         st.session_state.fct_query = 0
     left, middle, right = st.columns([2, 1, 2], vertical_alignment="bottom")
-    query = left.number_input("Query image (index in the test set)", min_value=0, max_value=size - 1, step=1,
-                              key="fct_query")
-    middle.button("Random query", icon=":material/casino:", key="fct_random", on_click=random_query, args=(size,))
+    query = left.number_input(
+        "Query image (index in the test set)", min_value=0, max_value=size - 1, step=1, key="fct_query"
+    )
+    middle.button(
+        "Random query", icon=":material/casino:", key="fct_random", on_click=random_query, args=(size,)
+    )
     k = right.slider("Neighbours", min_value=1, max_value=10, value=5, key="fct_k")
     label = run.label_name(int(run.embeddings["labels"][query]))
     if run.has_images:
         st.image(upscale(fct.image(run, int(query)), 96), caption=f"query #{query}: {label}", width=96)
     else:
-        st.info(f"Query #{query} is a {label}. This run kept no thumbnails (its test set was too large), "
-                "so neighbours are listed by index and class.")
+        st.info(
+            f"Query #{query} is a {label}. This run kept no thumbnails (its test set was too large), "
+            "so neighbours are listed by index and class."
+        )
     for gallery, title in GALLERY_VIEWS:
         neighbour_row(run, fct.neighbours(run, int(query), gallery, k), title)
 
@@ -279,9 +425,11 @@ def section(title: str, draw, run: fct.FCTRun, intro: str = "") -> None:
 
 
 def describe(run: fct.FCTRun) -> str:
-    parts = [run.description or f"dataset {run.config.get('dataset', '?')}",
-             f"{run.distance} distance", f"side-info {run.config.get('side_info_method', '?')} "
-             f"{run.config.get('side_info_dim', '?')}-d"]
+    parts = [
+        run.description or f"dataset {run.config.get('dataset', '?')}",
+        f"{run.distance} distance",
+        f"side-info {run.config.get('side_info_method', '?')} {run.config.get('side_info_dim', '?')}-d",
+    ]
     if run.multi_seed:
         source = run.artifact_dir.name if run.artifact_dir else "none"
         parts.append(f"mean ± std over {len(run.seeds)} seeds (embeddings from {source})")
@@ -290,28 +438,49 @@ def describe(run: fct.FCTRun) -> str:
 
 def show_run(run: fct.FCTRun) -> None:
     st.caption(describe(run))
-    section("Compatibility", compatibility, run,
-            "Query model - gallery model. new-old is an upgrade without backfill; new-fct transforms the "
-            "stored old embeddings with side-info instead of re-embedding the images.")
+    section(
+        "Compatibility",
+        compatibility,
+        run,
+        "Query model - gallery model. new-old is an upgrade without backfill; new-fct transforms the "
+        "stored old embeddings with side-info instead of re-embedding the images.",
+    )
     section("Side-info size", side_info, run)
     section("Backfill cost", cost, run)
-    section("Gallery embeddings in 2-D", projection, run,
-            "Every panel is projected onto the new model's two principal directions: transformed galleries "
-            "should land where the new model puts the same images; raw old embeddings do not.")
-    section("A query and its neighbours", query_picker, run,
-            "The new model embeds the query; its nearest items are looked up in each gallery (the query's "
-            "own entry left out). Captions: ✓ same class as the query or ✗ not, the class, the distance.")
+    section(
+        "Gallery embeddings in 2-D",
+        projection,
+        run,
+        "Every panel is projected onto the new model's two principal directions: transformed galleries "
+        "should land where the new model puts the same images; raw old embeddings do not.",
+    )
+    section(
+        "A query and its neighbours",
+        query_picker,
+        run,
+        "The new model embeds the query; its nearest items are looked up in each gallery (the query's "
+        "own entry left out). Captions: ✓ same class as the query or ✗ not, the class, the distance.",
+    )
 
 
 settings = sidebar_settings()
 st.title("Forward compatible training")
-st.markdown("Upgrade an embedding model without re-embedding the gallery (Ramanujan et al., CVPR 2022): a "
-            "small transformation maps each stored old embedding, plus a few bytes of label-free side-info, "
-            "into the new model's space. Compared with independent training and BCT on retrieval.")
+st.markdown(
+    "Upgrade an embedding model without re-embedding the gallery (Ramanujan et al., CVPR 2022): a "
+    "small transformation maps each stored old embedding, plus a few bytes of label-free side-info, "
+    "into the new model's space. Compared with independent training and BCT on retrieval."
+)
 root = Path(settings.runs_root).expanduser()
-chosen = choose_run(fct.find_fct_runs, root, "fct_run", "FCT run",
-                    f"No FCT runs under `{root}` yet. Start one above, or from a terminal:\n\n"
-                    "`playground run recipes/fct_fashion.toml --preset quick`", new_experiment, settings)
+chosen = choose_run(
+    fct.find_fct_runs,
+    root,
+    "fct_run",
+    "FCT run",
+    f"No FCT runs under `{root}` yet. Start one above, or from a terminal:\n\n"
+    "`playground run recipes/fct_fashion.toml --preset quick`",
+    new_experiment,
+    settings,
+)
 try:
     show_run(open_run(root / chosen))
 except PlaygroundError as err:

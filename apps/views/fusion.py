@@ -9,9 +9,18 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 import torch
-
-from common import PresetForm, choose_run, image_grid, preset_run_button, recipe_values, show_error, sidebar_settings, upscale
+from common import (
+    PresetForm,
+    choose_run,
+    image_grid,
+    preset_run_button,
+    recipe_values,
+    show_error,
+    sidebar_settings,
+    upscale,
+)
 from image_input import uploaded_image
+
 from playground.core.runs import first_seed, load_run
 from playground.data.shapes import SHAPES, make_shapes
 from playground.errors import PlaygroundError
@@ -25,8 +34,15 @@ RECIPE = REPO_ROOT / "recipes" / "fusion_shapes.toml"
 FIELDS = ("fusion", "steps", "lowlabel_per_class", "text_encoder")
 FORM = PresetForm("fusion", recipe_values(RECIPE, FIELDS), FIELDS)
 METRIC = {"classify": "accuracy", "segment": "miou"}
-SEGMENT_COLOURS = [(40, 40, 40), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-                   (145, 30, 180)]
+SEGMENT_COLOURS = [
+    (40, 40, 40),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+]
 
 
 def new_experiment(settings) -> None:
@@ -34,12 +50,20 @@ def new_experiment(settings) -> None:
     FORM.restore(presets)
     row = st.columns(5)
     row[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load)
-    row[1].selectbox("Fusion head", list(FUSIONS), key=FORM.key("fusion"),
-                     help="concat, gating (GMU), FiLM or cross-attention from pixels to context tokens")
+    row[1].selectbox(
+        "Fusion head",
+        list(FUSIONS),
+        key=FORM.key("fusion"),
+        help="concat, gating (GMU), FiLM or cross-attention from pixels to context tokens",
+    )
     row[2].number_input("Steps per model", 10, 5000, key=FORM.key("steps"))
     row[3].number_input("Labels per class (low-label)", 2, 100, key=FORM.key("lowlabel_per_class"))
-    row[4].selectbox("Text encoder", ["auto", "minilm", "hashing"], key=FORM.key("text_encoder"),
-                     help="auto: all-MiniLM-L6-v2 when the text extra is installed, else the in-house hashing encoder")
+    row[4].selectbox(
+        "Text encoder",
+        ["auto", "minilm", "hashing"],
+        key=FORM.key("text_encoder"),
+        help="auto: all-MiniLM-L6-v2 when the text extra is installed, else the in-house hashing encoder",
+    )
     preset_run_button(RECIPE, FORM, FORM.values(), settings, experiment.run, "fusion_run", "fusion_go")
 
 
@@ -64,8 +88,10 @@ def ablation_tab(path: Path, pipeline) -> None:
         st.markdown(f"**{task}: {METRIC[task]}** (in brackets: the change against image-only)")
         st.dataframe(rows, hide_index=True, width="stretch")
     st.plotly_chart(gain_figure(metrics, config), width="stretch", key="fusion_gains")
-    st.caption("Latency: one image through the whole pipeline (caption, text encoder, entity lookup, retrieval, "
-               "network), p50.")
+    st.caption(
+        "Latency: one image through the whole pipeline (caption, text encoder, entity lookup, retrieval, "
+        "network), p50."
+    )
 
 
 def gain_figure(metrics: dict, config) -> go.Figure:
@@ -73,10 +99,19 @@ def gain_figure(metrics: dict, config) -> go.Figure:
     for variant in [v for v in config.variants if v != "image_only"]:
         for task in config.tasks:
             names = [f"fusion/{variant}/{r}/{METRIC[task]}_gain" for r in config.regimes]
-            figure.add_bar(name=f"{variant} ({task})", x=list(config.regimes), y=[metrics[n] for n in names],
-                           error_y=dict(array=[metrics.get(f"{n}:std", 0.0) for n in names]))
-    figure.update_layout(title="Gain over image-only", yaxis_title="Δ accuracy / Δ mIoU", barmode="group",
-                         height=380, margin=dict(t=40, b=10, l=10, r=10))
+            figure.add_bar(
+                name=f"{variant} ({task})",
+                x=list(config.regimes),
+                y=[metrics[n] for n in names],
+                error_y=dict(array=[metrics.get(f"{n}:std", 0.0) for n in names]),
+            )
+    figure.update_layout(
+        title="Gain over image-only",
+        yaxis_title="Δ accuracy / Δ mIoU",
+        barmode="group",
+        height=380,
+        margin=dict(t=40, b=10, l=10, r=10),
+    )
     return figure
 
 
@@ -90,7 +125,9 @@ def cached_pipeline(path: str, stamp: float):
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def cached_labelled(key: tuple, regime: str, _config) -> torch.Tensor:
-    """The regime's labelled images (``key``: the config fields that fix them), generated once, not per rerun."""
+    """The regime's labelled images (``key``: the config fields that fix them), generated once,
+    not per rerun.
+    """
     return labelled_images(_config, regime)
 
 
@@ -110,7 +147,10 @@ def colour_map(classes: torch.Tensor):
 
 
 def graph_dot(triples: list[tuple[str, str, str]], entities: list[str]) -> str:
-    lines = ["digraph G {", 'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef2f7", fontsize=11];']
+    lines = [
+        "digraph G {",
+        'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef2f7", fontsize=11];',
+    ]
     lines += [f'"{e}" [fillcolor="#ffd28a"];' for e in entities]
     lines += [f'"{h}" -> "{t}" [label="{r}", fontsize=9];' for h, r, t in triples]
     return "\n".join(lines + ["}"])
@@ -135,10 +175,19 @@ def follow_tab(pipeline) -> None:
     top = st.columns([2, 2, 1])
     with top[0]:
         image, truth = pick_image(pipeline)
-    regime = top[1].selectbox("Models of the regime", config.regimes, index=len(config.regimes) - 1,
-                              key="fusion_regime", help="Each regime has its own models and retrieval index")
-    degraded = top[2].checkbox("Degrade", value=regime.startswith("degraded"), key="fusion_degrade",
-                               help=f"blur σ {config.blur} px and an occluding square")
+    regime = top[1].selectbox(
+        "Models of the regime",
+        config.regimes,
+        index=len(config.regimes) - 1,
+        key="fusion_regime",
+        help="Each regime has its own models and retrieval index",
+    )
+    degraded = top[2].checkbox(
+        "Degrade",
+        value=regime.startswith("degraded"),
+        key="fusion_degrade",
+        help=f"blur σ {config.blur} px and an occluding square",
+    )
     if image is None:
         st.info("Pick a test image or upload one.")
         return
@@ -156,19 +205,30 @@ def draw_followed(pipeline, regime: str, image: torch.Tensor, truth: str, follow
         st.graphviz_chart(graph_dot(followed.neighbourhood, followed.entities))
     st.markdown(f"**{len(followed.neighbours)} retrieved labelled neighbours** (label · weight)")
     neighbours = cached_labelled(labelled_key(pipeline.config), regime, pipeline.config)[followed.neighbours]
-    image_grid([upscale(n, 64) for n in neighbours],
-               [f"{label} · {w:.2f}" for label, w in zip(followed.neighbour_labels, followed.neighbour_weights)],
-               columns=8, width=64)
+    image_grid(
+        [upscale(n, 64) for n in neighbours],
+        [f"{label} · {w:.2f}" for label, w in zip(followed.neighbour_labels, followed.neighbour_weights)],
+        columns=8,
+        width=64,
+    )
     figure = go.Figure()
     for variant, p in followed.probabilities.items():
         figure.add_bar(name=variant, x=list(SHAPES), y=p.tolist())
-    figure.update_layout(title="Shape probabilities: image-only against the fused variants", barmode="group",
-                         height=320, margin=dict(t=40, b=10, l=10, r=10), yaxis_range=[0, 1])
+    figure.update_layout(
+        title="Shape probabilities: image-only against the fused variants",
+        barmode="group",
+        height=320,
+        margin=dict(t=40, b=10, l=10, r=10),
+        yaxis_range=[0, 1],
+    )
     st.plotly_chart(figure, width="stretch", key="fusion_probabilities")
     maps = list(followed.segmentation.items())
     image_grid([colour_map(m) for _, m in maps], [v for v, _ in maps], columns=len(maps) or 1, width=128)
-    st.caption("Segmentation per variant; colours: " + ", ".join(
-        f"{name}" for name in ["background", *SHAPES]) + " (dark grey, red, green, yellow, blue, orange, purple).")
+    st.caption(
+        "Segmentation per variant; colours: "
+        + ", ".join(f"{name}" for name in ["background", *SHAPES])
+        + " (dark grey, red, green, yellow, blue, orange, purple)."
+    )
 
 
 # --------------------------------------------------------------------- zero-shot
@@ -176,31 +236,55 @@ def draw_followed(pipeline, regime: str, image: torch.Tensor, truth: str, follow
 
 def zero_shot_tab(pipeline, metrics: dict) -> None:
     unseen = [name for name in pipeline.class_names if name in held_out_names()]
-    st.markdown("The zero-shot head projects an image into the sentence encoder's space and scores it against the "
-                "embedding of each class description. These compositions were **never training labels**: "
-                + ", ".join(f"*{n}*" for n in unseen) + ".")
+    st.markdown(
+        "The zero-shot head projects an image into the sentence encoder's space and scores it against the "
+        "embedding of each class description. These compositions were **never training labels**: "
+        + ", ".join(f"*{n}*" for n in unseen)
+        + "."
+    )
     cells = st.columns(3)
-    cells[0].metric("Held-out accuracy", f"{metrics.get('zeroshot/heldout/accuracy', float('nan')):.3f}",
-                    help="Test images of held-out classes, choosing among the held-out classes")
+    cells[0].metric(
+        "Held-out accuracy",
+        f"{metrics.get('zeroshot/heldout/accuracy', float('nan')):.3f}",
+        help="Test images of held-out classes, choosing among the held-out classes",
+    )
     cells[1].metric("Chance", f"{metrics.get('zeroshot/heldout/chance', float('nan')):.3f}")
-    cells[2].metric("GZSL harmonic mean", f"{metrics.get('zeroshot/gzsl/harmonic_mean', float('nan')):.3f}",
-                    help="All test images, all 36 classes: seen-class bias pushes this down")
-    typed = st.text_input("Class names or descriptions, comma-separated", key="fusion_classes",
-                          value="a red circle, a blue triangle, a green star, a pink heart, a cyan square")
+    cells[2].metric(
+        "GZSL harmonic mean",
+        f"{metrics.get('zeroshot/gzsl/harmonic_mean', float('nan')):.3f}",
+        help="All test images, all 36 classes: seen-class bias pushes this down",
+    )
+    typed = st.text_input(
+        "Class names or descriptions, comma-separated",
+        key="fusion_classes",
+        value="a red circle, a blue triangle, a green star, a pink heart, a cyan square",
+    )
     names = [name.strip() for name in typed.split(",") if name.strip()]
     if len(names) < 2:
         st.info("Type at least two class names.")
         return
     config = pipeline.config
-    samples = make_shapes(8, seed=9000 + int(st.session_state.get("fusion_zs_draw", 0)), image_size=config.image_size)
+    samples = make_shapes(
+        8, seed=9000 + int(st.session_state.get("fusion_zs_draw", 0)), image_size=config.image_size
+    )
     if st.button("Other images", icon=":material/shuffle:", key="fusion_zs_shuffle"):
         st.session_state.fusion_zs_draw = int(st.session_state.get("fusion_zs_draw", 0)) + 1
         st.rerun()
     probabilities = zero_shot_scores(pipeline, samples.images, names)
-    image_grid([upscale(i, 80) for i in samples.images],
-               [f"{names[int(p.argmax())]} ({float(p.max()):.0%})" for p in probabilities], columns=8, width=80)
-    st.dataframe([{"image": k, "truth": c, **{n: f"{float(v):.2f}" for n, v in zip(names, p)}}
-                  for k, (c, p) in enumerate(zip(samples.captions, probabilities))], hide_index=True, width="stretch")
+    image_grid(
+        [upscale(i, 80) for i in samples.images],
+        [f"{names[int(p.argmax())]} ({float(p.max()):.0%})" for p in probabilities],
+        columns=8,
+        width=80,
+    )
+    st.dataframe(
+        [
+            {"image": k, "truth": c, **{n: f"{float(v):.2f}" for n, v in zip(names, p)}}
+            for k, (c, p) in enumerate(zip(samples.captions, probabilities))
+        ],
+        hide_index=True,
+        width="stretch",
+    )
 
 
 def held_out_names() -> set[str]:
@@ -211,20 +295,33 @@ def held_out_names() -> set[str]:
 
 settings = sidebar_settings()
 st.title("Knowledge fusion")
-st.markdown("Does extra knowledge help an image model? A **captioner** (trained on its own captioned images) "
-            "describes the image, a **sentence encoder** embeds the caption, a **knowledge graph** (TransE) embeds "
-            "the entities it names, and a **retrieval** index brings the nearest labelled images with their "
-            "labels. Each is fused with the image features (concat, gating, FiLM or cross-attention) and compared "
-            "with image-only, with many labels, few labels, and few labels on degraded images.")
+st.markdown(
+    "Does extra knowledge help an image model? A **captioner** (trained on its own captioned images) "
+    "describes the image, a **sentence encoder** embeds the caption, a **knowledge graph** (TransE) embeds "
+    "the entities it names, and a **retrieval** index brings the nearest labelled images with their "
+    "labels. Each is fused with the image features (concat, gating, FiLM or cross-attention) and compared "
+    "with image-only, with many labels, few labels, and few labels on degraded images."
+)
 root = Path(settings.runs_root).expanduser()
-chosen = choose_run(find_fusion_runs, root, "fusion_run", "Fusion run",
-                    f"No fusion run under `{root}` yet. Run the quick preset above, or from a terminal:\n\n"
-                    "`playground run recipes/fusion_shapes.toml --preset quick`", new_experiment, settings)
+chosen = choose_run(
+    find_fusion_runs,
+    root,
+    "fusion_run",
+    "Fusion run",
+    f"No fusion run under `{root}` yet. Run the quick preset above, or from a terminal:\n\n"
+    "`playground run recipes/fusion_shapes.toml --preset quick`",
+    new_experiment,
+    settings,
+)
 run_path = root / chosen
 try:
     folder = first_seed(run_path)
-    pipeline = cached_pipeline(str(folder), (folder / "models" / "captioner.safetensors").stat().st_mtime
-                               if (folder / "models" / "captioner.safetensors").exists() else 0.0)
+    pipeline = cached_pipeline(
+        str(folder),
+        (folder / "models" / "captioner.safetensors").stat().st_mtime
+        if (folder / "models" / "captioner.safetensors").exists()
+        else 0.0,
+    )
     run_metrics = load_run(run_path).metrics
 except (PlaygroundError, OSError) as err:
     show_error(err)

@@ -1,28 +1,62 @@
 """Home: what the playground is, and one card per technique."""
 
 import streamlit as st
-
 from common import PAGE_PATHS
 
 TECHNIQUES = [
-    ("Classifier baseline", "Train a small CNN (or a ResNet) on Fashion-MNIST, digits, shapes or your own "
-     "folder: accuracy per class, confusion matrix, training curves.", "views/classifier.py"),
-    ("Forward compatible training (FCT)", "Upgrade an embedding model without re-embedding the gallery: "
-     "side-information, a learned transformation and the BCT baseline, scored by retrieval.", "views/fct.py"),
-    ("Uncertainty & OOD detection", "Deep ensembles, MC dropout and Bayesian layers; tell in-distribution "
-     "images from unseen shapes, colours and noise.", "views/uncertainty.py"),
-    ("Active learning & annotation queue", "Pick the images worth labelling next and escalate uncertain "
-     "predictions to an annotator queue that never loses a decision.", "views/active.py"),
-    ("Knowledge fusion", "Fuse image features with captions, a knowledge graph and label embeddings; "
-     "zero-shot classes and retrieval-augmented heads.", "views/fusion.py"),
-    ("Inference optimization & latency benchmark", "fp16/bf16/int8, ONNX Runtime, pruning and "
-     "distillation, measured against accuracy in one latency benchmark.", "views/optimize.py"),
-    ("Optimizers", "GD, SGD, mini-batch SGD, Adagrad, RMSprop, Adam and AdaDelta written out: trajectories "
-     "on 2-D test functions and training curves side by side.", "views/optimizers.py"),
-    ("Self-supervised SwAV", "Learn features without labels (Sinkhorn-Knopp codes, prototypes, multi-crop) and "
-     "see what they are worth with 1%, 10% and all labels.", "views/swav.py"),
-    ("3D cuboid annotation", "Load point clouds, propose and edit 3D cuboids, and export the annotations.",
-     "views/cuboids.py"),
+    (
+        "Classifier baseline",
+        "Train a small CNN (or a ResNet) on Fashion-MNIST, digits, shapes or your own "
+        "folder: accuracy per class, confusion matrix, training curves.",
+        "views/classifier.py",
+    ),
+    (
+        "Forward compatible training (FCT)",
+        "Upgrade an embedding model without re-embedding the gallery: "
+        "side-information, a learned transformation and the BCT baseline, scored by retrieval.",
+        "views/fct.py",
+    ),
+    (
+        "Uncertainty & OOD detection",
+        "Deep ensembles, MC dropout and Bayesian layers; tell in-distribution "
+        "images from unseen shapes, colours and noise.",
+        "views/uncertainty.py",
+    ),
+    (
+        "Active learning & annotation queue",
+        "Pick the images worth labelling next and escalate uncertain "
+        "predictions to an annotator queue that never loses a decision.",
+        "views/active.py",
+    ),
+    (
+        "Knowledge fusion",
+        "Fuse image features with captions, a knowledge graph and label embeddings; "
+        "zero-shot classes and retrieval-augmented heads.",
+        "views/fusion.py",
+    ),
+    (
+        "Inference optimization & latency benchmark",
+        "fp16/bf16/int8, ONNX Runtime, pruning and "
+        "distillation, measured against accuracy in one latency benchmark.",
+        "views/optimize.py",
+    ),
+    (
+        "Optimizers",
+        "GD, SGD, mini-batch SGD, Adagrad, RMSprop, Adam and AdaDelta written out: trajectories "
+        "on 2-D test functions and training curves side by side.",
+        "views/optimizers.py",
+    ),
+    (
+        "Self-supervised SwAV",
+        "Learn features without labels (Sinkhorn-Knopp codes, prototypes, multi-crop) and "
+        "see what they are worth with 1%, 10% and all labels.",
+        "views/swav.py",
+    ),
+    (
+        "3D cuboid annotation",
+        "Load point clouds, propose and edit 3D cuboids, and export the annotations.",
+        "views/cuboids.py",
+    ),
 ]
 
 st.title("Deep-learning playground")
@@ -35,7 +69,9 @@ st.markdown(
 )
 
 left, right = st.columns(2)
-left.page_link("views/data_explorer.py", label="Data explorer: look at the datasets", icon=":material/image_search:")
+left.page_link(
+    "views/data_explorer.py", label="Data explorer: look at the datasets", icon=":material/image_search:"
+)
 right.page_link("views/runs.py", label="Runs: open past results", icon=":material/history:")
 
 st.header("Techniques")

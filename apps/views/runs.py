@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-
 from common import show_error, sidebar_settings
+
 from playground.core.runs import RunInfo, compare_runs, list_runs
 from playground.errors import PlaygroundError
 
@@ -24,9 +24,15 @@ def headline(info: RunInfo) -> dict[str, float]:
 
 
 def runs_table(runs: list[RunInfo]) -> None:
-    rows = [{"run": r.name, "experiment": r.experiment,
-             "finished": datetime.fromtimestamp(r.path.stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
-             **{k: round(v, 4) for k, v in headline(r).items()}} for r in runs]
+    rows = [
+        {
+            "run": r.name,
+            "experiment": r.experiment,
+            "finished": datetime.fromtimestamp(r.path.stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
+            **{k: round(v, 4) for k, v in headline(r).items()},
+        }
+        for r in runs
+    ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
@@ -51,14 +57,23 @@ def render_report(info: RunInfo) -> set[Path]:
 
 
 def metrics_frame(info: RunInfo) -> pd.DataFrame:
-    return pd.DataFrame([{"metric": name, "value": value, "unit": info.units.get(name, "")}
-                         for name, value in info.metrics.items()])
+    return pd.DataFrame(
+        [
+            {"metric": name, "value": value, "unit": info.units.get(name, "")}
+            for name, value in info.metrics.items()
+        ]
+    )
 
 
 def compare(runs: list[RunInfo]) -> None:
     """Metrics of several runs side by side, and a chart of the fractions among them."""
-    chosen = st.multiselect("Compare runs", [r.name for r in runs], default=[r.name for r in runs[:2]],
-                            key="runs_compare", help="Metrics the chosen runs share, side by side")
+    chosen = st.multiselect(
+        "Compare runs",
+        [r.name for r in runs],
+        default=[r.name for r in runs[:2]],
+        key="runs_compare",
+        help="Metrics the chosen runs share, side by side",
+    )
     if len(chosen) < 2:
         st.caption("Choose two or more runs to compare them.")
         return
@@ -69,8 +84,15 @@ def compare(runs: list[RunInfo]) -> None:
     fractions = [name for name in table if units.get(name) == "fraction" and not name.endswith(":std")]
     if fractions:
         long = frame.loc[fractions].reset_index(names="metric").melt(id_vars="metric", var_name="run")
-        figure = px.bar(long, x="metric", y="value", color="run", barmode="group", range_y=[0, 1],
-                        title="Rates (fractions) by run")
+        figure = px.bar(
+            long,
+            x="metric",
+            y="value",
+            color="run",
+            barmode="group",
+            range_y=[0, 1],
+            title="Rates (fractions) by run",
+        )
         figure.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10))
         st.plotly_chart(figure, width="stretch")
 
@@ -94,7 +116,9 @@ def open_run(info: RunInfo) -> None:
             st.info("No metrics were written for this run.")
     with config_tab:
         config = info.path / "config.toml"
-        st.code(config.read_text(encoding="utf-8") if config.is_file() else "# no config.toml", language="toml")
+        st.code(
+            config.read_text(encoding="utf-8") if config.is_file() else "# no config.toml", language="toml"
+        )
 
 
 settings = sidebar_settings()
@@ -106,8 +130,10 @@ except (PlaygroundError, OSError) as err:
     show_error(err)
     st.stop()
 if not runs:
-    st.info(f"No runs under `{root}` yet. Train one on the Classifier baseline page, or from a terminal:\n\n"
-            "`playground run recipes/baseline_fashion.toml --preset quick`")
+    st.info(
+        f"No runs under `{root}` yet. Train one on the Classifier baseline page, or from a terminal:\n\n"
+        "`playground run recipes/baseline_fashion.toml --preset quick`"
+    )
     st.page_link("views/classifier.py", label="Open the Classifier baseline", icon=":material/category:")
     st.stop()
 st.caption(f"{len(runs)} run{'s' if len(runs) != 1 else ''} under `{root}`, newest first.")

@@ -12,9 +12,18 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from common import (
+    PresetForm,
+    cached_dataset,
+    choose_run,
+    image_grid,
+    preset_run_button,
+    recipe_values,
+    show_error,
+    sidebar_settings,
+    upscale,
+)
 
-from common import (PresetForm, cached_dataset, choose_run, image_grid, preset_run_button, recipe_values, show_error,
-                    sidebar_settings, upscale)
 from playground.core.config import load_recipe
 from playground.core.runs import load_run, read_run_config
 from playground.errors import PlaygroundError
@@ -26,7 +35,15 @@ from playground.ssl.sinkhorn import equipartition_error, example_scores, sinkhor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "swav_fashion.toml"
-FIELDS = ("model", "epochs", "pretrain_limit", "representation_dim", "prototypes", "temperature", "small_crops")
+FIELDS = (
+    "model",
+    "epochs",
+    "pretrain_limit",
+    "representation_dim",
+    "prototypes",
+    "temperature",
+    "small_crops",
+)
 FORM = PresetForm("swav", recipe_values(RECIPE, FIELDS), FIELDS)
 MODELS = ["small_cnn", "regnety_small", "regnety_400mf", "resnet18"]
 MARGIN = dict(t=40, b=10, l=10, r=10)
@@ -38,40 +55,76 @@ SAMPLES = 6
 
 def sinkhorn_widgets() -> dict:
     row = st.columns(6)
-    return dict(batch=row[0].slider("Batch B", 4, 128, 32, key="sk_batch"),
-                prototypes=row[1].slider("Prototypes K", 2, 48, 12, key="sk_prototypes"),
-                clusters=row[2].slider("Clusters in the batch", 1, 12, 3, key="sk_clusters",
-                                       help="Samples gather around this many directions: a lopsided batch"),
-                epsilon=row[3].select_slider("ε", [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0], 0.05, key="sk_epsilon",
-                                             help="Entropy weight: small ε keeps codes sharp, large ε flattens them"),
-                iterations=row[4].slider("Iterations", 0, 30, 10, key="sk_iterations"),
-                seed=row[5].number_input("Seed", 0, 10_000, 0, key="sk_seed"))
+    return dict(
+        batch=row[0].slider("Batch B", 4, 128, 32, key="sk_batch"),
+        prototypes=row[1].slider("Prototypes K", 2, 48, 12, key="sk_prototypes"),
+        clusters=row[2].slider(
+            "Clusters in the batch",
+            1,
+            12,
+            3,
+            key="sk_clusters",
+            help="Samples gather around this many directions: a lopsided batch",
+        ),
+        epsilon=row[3].select_slider(
+            "ε",
+            [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+            0.05,
+            key="sk_epsilon",
+            help="Entropy weight: small ε keeps codes sharp, large ε flattens them",
+        ),
+        iterations=row[4].slider("Iterations", 0, 30, 10, key="sk_iterations"),
+        seed=row[5].number_input("Seed", 0, 10_000, 0, key="sk_seed"),
+    )
 
 
 def codes_heatmap(codes: torch.Tensor, title: str) -> go.Figure:
     figure = go.Figure(go.Heatmap(z=codes.numpy(), colorscale="Viridis", zmin=0, colorbar=dict(title="q")))
-    figure.update_layout(title=title, xaxis_title="prototype", yaxis_title="sample", height=420, margin=MARGIN,
-                         yaxis=dict(autorange="reversed"))
+    figure.update_layout(
+        title=title,
+        xaxis_title="prototype",
+        yaxis_title="sample",
+        height=420,
+        margin=MARGIN,
+        yaxis=dict(autorange="reversed"),
+    )
     return figure
 
 
 def errors_figure(errors: list[tuple[float, float]], step: int) -> go.Figure:
     x = list(range(len(errors)))
     figure = go.Figure()
-    figure.add_scatter(x=x, y=[max(e[0], 1e-12) for e in errors], name="sample sums vs 1", mode="lines+markers")
-    figure.add_scatter(x=x, y=[max(e[1], 1e-12) for e in errors], name="prototype sums vs B/K", mode="lines+markers")
+    figure.add_scatter(
+        x=x, y=[max(e[0], 1e-12) for e in errors], name="sample sums vs 1", mode="lines+markers"
+    )
+    figure.add_scatter(
+        x=x, y=[max(e[1], 1e-12) for e in errors], name="prototype sums vs B/K", mode="lines+markers"
+    )
     figure.add_vline(x=step, line_dash="dot", line_color="grey")
-    figure.add_scatter(x=[x[0], x[-1]], y=[1e-3, 1e-3], name="1e-3", mode="lines",
-                       line=dict(dash="dash", color="crimson", width=1))
-    figure.update_layout(title="Largest deviation from equipartition", xaxis_title="iteration", yaxis_type="log",
-                         height=420, margin=MARGIN, legend=dict(orientation="h", y=-0.2))
+    figure.add_scatter(
+        x=[x[0], x[-1]],
+        y=[1e-3, 1e-3],
+        name="1e-3",
+        mode="lines",
+        line=dict(dash="dash", color="crimson", width=1),
+    )
+    figure.update_layout(
+        title="Largest deviation from equipartition",
+        xaxis_title="iteration",
+        yaxis_type="log",
+        height=420,
+        margin=MARGIN,
+        legend=dict(orientation="h", y=-0.2),
+    )
     return figure
 
 
 def sinkhorn_panel() -> None:
-    st.markdown("SwAV turns a batch's prototype scores into **codes** by Sinkhorn-Knopp: alternately rescale each "
-                "prototype's column to B/K and each sample's row to 1, so that every prototype gets an equal share "
-                "of the batch and no collapse onto one prototype is possible.")
+    st.markdown(
+        "SwAV turns a batch's prototype scores into **codes** by Sinkhorn-Knopp: alternately rescale each "
+        "prototype's column to B/K and each sample's row to 1, so that every prototype gets an equal share "
+        "of the batch and no collapse onto one prototype is possible."
+    )
     knobs = sinkhorn_widgets()
     try:
         scores = example_scores(knobs["batch"], knobs["prototypes"], knobs["clusters"], seed=knobs["seed"])
@@ -80,15 +133,20 @@ def sinkhorn_panel() -> None:
         show_error(err)
         return
     errors = [equipartition_error(c) for c in trace]
-    step = st.slider("Show iteration", 0, knobs["iterations"], knobs["iterations"], key="sk_step") \
-        if knobs["iterations"] else 0
+    step = (
+        st.slider("Show iteration", 0, knobs["iterations"], knobs["iterations"], key="sk_step")
+        if knobs["iterations"]
+        else 0
+    )
     left, right = st.columns([3, 2])
     title = "exp(scores / ε), normalised" if step == 0 else f"codes after {step} iteration{'s' * (step > 1)}"
     left.plotly_chart(codes_heatmap(trace[step], title), width="stretch", key="sk_heatmap")
     right.plotly_chart(errors_figure(errors, step), width="stretch", key="sk_errors")
     shares = trace[step].sum(0)
-    right.caption(f"Prototype shares now range from {shares.min():.2f} to {shares.max():.2f} samples "
-                  f"(target B/K = {knobs['batch'] / knobs['prototypes']:.2f}).")
+    right.caption(
+        f"Prototype shares now range from {shares.min():.2f} to {shares.max():.2f} samples "
+        f"(target B/K = {knobs['batch'] / knobs['prototypes']:.2f})."
+    )
 
 
 # --------------------------------------------------------------------- a new run
@@ -101,19 +159,37 @@ def new_experiment(settings) -> None:
     presets = list(load_recipe(RECIPE).presets)
     FORM.restore(presets)
     row = st.columns(4)
-    row[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
-                     help="Starting values from recipes/swav_fashion.toml (quick: a few minutes on a CPU)")
+    row[0].selectbox(
+        "Preset",
+        presets,
+        key=FORM.preset_key,
+        on_change=FORM.load,
+        help="Starting values from recipes/swav_fashion.toml (quick: a few minutes on a CPU)",
+    )
     row[1].selectbox("Encoder", MODELS, key="swav_model")
     row[2].number_input("Epochs", min_value=1, max_value=500, key="swav_epochs")
-    row[3].number_input("Unlabelled images", min_value=0, step=1000, key="swav_pretrain_limit",
-                        help="0: the whole training split")
+    row[3].number_input(
+        "Unlabelled images",
+        min_value=0,
+        step=1000,
+        key="swav_pretrain_limit",
+        help="0: the whole training split",
+    )
     row = st.columns(4)
     row[0].number_input("Representation size", min_value=1, max_value=1024, key="swav_representation_dim")
     row[1].number_input("Prototypes K", min_value=2, max_value=3000, key="swav_prototypes")
     row[2].number_input("Temperature τ", min_value=0.01, max_value=2.0, step=0.05, key="swav_temperature")
     row[3].number_input("Small crops", min_value=0, max_value=10, key="swav_small_crops")
-    preset_run_button(RECIPE, FORM, FORM.values(), settings, experiment.run, "swav_run", "swav_train",
-                      "add `--seeds 0,1,2` for mean ± std")
+    preset_run_button(
+        RECIPE,
+        FORM,
+        FORM.values(),
+        settings,
+        experiment.run,
+        "swav_run",
+        "swav_train",
+        "add `--seeds 0,1,2` for mean ± std",
+    )
 
 
 # --------------------------------------------------------------------- a finished run
@@ -125,18 +201,35 @@ def probe_chart(probes: list[dict]) -> go.Figure:
         colour = f"hsl({(i * 120) % 360}, 60%, 45%)"
         fractions = sorted(probes[0]["linear_probe"][init])
         values = np.array([[p["linear_probe"][init][f] for f in fractions] for p in probes])
-        figure.add_scatter(x=fractions, y=values.mean(0), name=f"{LABELS.get(init, init)}: linear probe",
-                           error_y=dict(array=values.std(0, ddof=1) if len(probes) > 1 else None),
-                           mode="lines+markers", line=dict(color=colour))
+        figure.add_scatter(
+            x=fractions,
+            y=values.mean(0),
+            name=f"{LABELS.get(init, init)}: linear probe",
+            error_y=dict(array=values.std(0, ddof=1) if len(probes) > 1 else None),
+            mode="lines+markers",
+            line=dict(color=colour),
+        )
         shots = sorted(probes[0]["lowshot"].get(init, {}))
         if shots:
             tuned = np.array([[p["lowshot"][init][f] for f in shots] for p in probes]).mean(0)
-            figure.add_scatter(x=shots, y=tuned, name=f"{LABELS.get(init, init)}: fine-tuned", mode="lines+markers",
-                               line=dict(color=colour, dash="dash"), marker=dict(symbol="square"))
+            figure.add_scatter(
+                x=shots,
+                y=tuned,
+                name=f"{LABELS.get(init, init)}: fine-tuned",
+                mode="lines+markers",
+                line=dict(color=colour, dash="dash"),
+                marker=dict(symbol="square"),
+            )
     seeds = f" (mean ± std over {len(probes)} seeds)" if len(probes) > 1 else ""
-    figure.update_layout(title="Test accuracy against the fraction of labels" + seeds, xaxis_type="log",
-                         xaxis_title="fraction of training labels", yaxis_title="test accuracy", height=430,
-                         margin=MARGIN, legend=dict(orientation="h", y=-0.25))
+    figure.update_layout(
+        title="Test accuracy against the fraction of labels" + seeds,
+        xaxis_type="log",
+        xaxis_title="fraction of training labels",
+        yaxis_title="test accuracy",
+        height=430,
+        margin=MARGIN,
+        legend=dict(orientation="h", y=-0.25),
+    )
     return figure
 
 
@@ -148,8 +241,11 @@ def probe_tab(path: Path, config: dict) -> None:
         return
     st.markdown(check(metrics))
     st.plotly_chart(probe_chart(probes), width="stretch", key="swav_probe")
-    shape = SimpleNamespace(inits=list(probes[0]["linear_probe"]), probe_fractions=config.get("probe_fractions", []),
-                            lowshot_fractions=config.get("lowshot_fractions", []))
+    shape = SimpleNamespace(
+        inits=list(probes[0]["linear_probe"]),
+        probe_fractions=config.get("probe_fractions", []),
+        lowshot_fractions=config.get("lowshot_fractions", []),
+    )
     st.markdown(results_table(shape, metrics))
 
 
@@ -171,21 +267,29 @@ def sample_images(config, settings) -> tuple[torch.Tensor, list[str]]:
 def assignments_tab(path: Path, settings) -> None:
     checkpoint = next(iter(sorted(path.glob("**/swav.safetensors"))), path / "swav.safetensors")
     try:
-        model, config, classes = cached_model(str(path), checkpoint.stat().st_mtime if checkpoint.exists() else 0.0)
+        model, config, classes = cached_model(
+            str(path), checkpoint.stat().st_mtime if checkpoint.exists() else 0.0
+        )
         examples, counts, _ = load_examples(path)
         images, truth = sample_images(config, settings)
     except PlaygroundError as err:
         show_error(err)
         return
     probabilities = (model.prototype_scores(images) / config.temperature).softmax(1)
-    st.caption("Each sample's three most similar prototypes (softmax of the scores at τ) and test images the "
-               "prototype holds. Labels were never used to train the prototypes.")
+    st.caption(
+        "Each sample's three most similar prototypes (softmax of the scores at τ) and test images the "
+        "prototype holds. Labels were never used to train the prototypes."
+    )
     for image, label, p in zip(images, truth, probabilities):
         top = p.topk(3)
         cells = st.columns([1, 2, 5])
         cells[0].image(upscale(image), caption=f"true: {label}", width=80)
-        cells[1].markdown("\n".join(f"- **#{int(k)}** {float(v):.0%} · mostly {classes[int(counts[k].argmax())]}"
-                                    for v, k in zip(top.values, top.indices)))
+        cells[1].markdown(
+            "\n".join(
+                f"- **#{int(k)}** {float(v):.0%} · mostly {classes[int(counts[k].argmax())]}"
+                for v, k in zip(top.values, top.indices)
+            )
+        )
         k = int(top.indices[0])
         shown = [upscale(e) for e in examples[k] if e.abs().sum() > 0]
         with cells[2]:
@@ -198,30 +302,52 @@ def training_tab(path: Path, config: dict) -> None:
     except PlaygroundError as err:
         show_error(err)
         return
-    figure = go.Figure(go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines+markers", name="loss"))
-    figure.add_hline(y=float(np.log(config.get("prototypes", 2))), line_dash="dot", annotation_text="log K (uniform)")
-    figure.update_layout(title="SwAV loss per epoch", xaxis_title="epoch", yaxis_title="nats", height=350,
-                         margin=MARGIN)
+    figure = go.Figure(
+        go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines+markers", name="loss")
+    )
+    figure.add_hline(
+        y=float(np.log(config.get("prototypes", 2))), line_dash="dot", annotation_text="log K (uniform)"
+    )
+    figure.update_layout(
+        title="SwAV loss per epoch", xaxis_title="epoch", yaxis_title="nats", height=350, margin=MARGIN
+    )
     st.plotly_chart(figure, width="stretch", key="swav_loss")
-    folder = path if (path / "sinkhorn.png").is_file() else next(iter(sorted(path.glob("seed*/sinkhorn.png"))), path).parent
-    for name, caption in (("sinkhorn.png", "Sinkhorn-Knopp on a test batch of the trained model"),
-                          ("prototypes.png", "The fullest prototypes")):
+    folder = (
+        path
+        if (path / "sinkhorn.png").is_file()
+        else next(iter(sorted(path.glob("seed*/sinkhorn.png"))), path).parent
+    )
+    for name, caption in (
+        ("sinkhorn.png", "Sinkhorn-Knopp on a test batch of the trained model"),
+        ("prototypes.png", "The fullest prototypes"),
+    ):
         if (folder / name).is_file():
             st.image(str(folder / name), caption=caption)
 
 
 settings = sidebar_settings()
 st.title("Self-supervised SwAV")
-st.markdown("SwAV (Caron et al. 2020) learns an encoder without labels: two large and several small crops of each "
-            "image must predict each other's **codes**, soft assignments to K prototypes that Sinkhorn-Knopp "
-            "spreads evenly over the batch. A linear probe and low-shot fine-tuning then show what the features "
-            "are worth against random init and supervised training.")
+st.markdown(
+    "SwAV (Caron et al. 2020) learns an encoder without labels: two large and several small crops of each "
+    "image must predict each other's **codes**, soft assignments to K prototypes that Sinkhorn-Knopp "
+    "spreads evenly over the batch. A linear probe and low-shot fine-tuning then show what the features "
+    "are worth against random init and supervised training."
+)
 root = Path(settings.runs_root).expanduser()
-with st.expander("Sinkhorn-Knopp, iteration by iteration", expanded=not find_swav_runs(root), icon=":material/grid_on:"):
+with st.expander(
+    "Sinkhorn-Knopp, iteration by iteration", expanded=not find_swav_runs(root), icon=":material/grid_on:"
+):
     sinkhorn_panel()
-chosen = choose_run(find_swav_runs, root, "swav_run", "SwAV run",
-                    f"No SwAV run under `{root}` yet. Run the quick preset above, or from a terminal:\n\n"
-                    "`playground run recipes/swav_fashion.toml --preset quick`", new_experiment, settings)
+chosen = choose_run(
+    find_swav_runs,
+    root,
+    "swav_run",
+    "SwAV run",
+    f"No SwAV run under `{root}` yet. Run the quick preset above, or from a terminal:\n\n"
+    "`playground run recipes/swav_fashion.toml --preset quick`",
+    new_experiment,
+    settings,
+)
 run_path = root / chosen
 try:
     run_config = read_run_config(run_path).get("config", {})

@@ -12,11 +12,27 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 import torch
-
-from common import (PresetForm, choose_run, literal_choices, preset_run_button, recipe_values, show_error,
-                    sidebar_settings, upscale)
+from common import (
+    PresetForm,
+    choose_run,
+    literal_choices,
+    preset_run_button,
+    recipe_values,
+    show_error,
+    sidebar_settings,
+    upscale,
+)
 from image_input import drawn_image, uploaded_image
-from ood_charts import SCORE_LABELS, reliability_figure, roc_figure, histogram_chart, samples_heatmap, short_label, spread_chart
+from ood_charts import (
+    SCORE_LABELS,
+    histogram_chart,
+    reliability_figure,
+    roc_figure,
+    samples_heatmap,
+    short_label,
+    spread_chart,
+)
+
 from playground.core.config import load_recipe
 from playground.core.device import choose_device
 from playground.errors import PlaygroundError
@@ -31,8 +47,14 @@ RECIPE = REPO_ROOT / "recipes" / "ood_fashion.toml"
 FIELDS = ("dataset", "far_sets", "bnn_layers", "epochs", "members", "train_limit")
 FAR_CHOICES = [name for name in FAR_SETS if name != "folder"]  # a folder also needs ood_folder: CLI only
 
-METHODS = {"single": "single model", "temp_scaled": "temperature scaled", "mc_dropout": "MC dropout",
-           "ensemble": "deep ensemble", "bnn": "Bayesian NN (pyro)", "feature": "feature space"}
+METHODS = {
+    "single": "single model",
+    "temp_scaled": "temperature scaled",
+    "mc_dropout": "MC dropout",
+    "ensemble": "deep ensemble",
+    "bnn": "Bayesian NN (pyro)",
+    "feature": "feature space",
+}
 SAMPLED = {"ensemble": "member", "mc_dropout": "dropout sample", "bnn": "posterior sample"}
 SOURCES = ("A benchmark image", "Upload an image", "Draw one")
 
@@ -50,18 +72,36 @@ def choices(field: str) -> list:
 def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     top = st.columns(4)
-    top[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load,
-                     help="Starting values from recipes/ood_fashion.toml (quick: about 3-4 minutes on a CPU)")
-    top[1].selectbox("In-distribution dataset", choices("dataset"), key="ood_dataset",
-                     help="Its held-out classes (heldout_classes) become the near-OOD set")
+    top[0].selectbox(
+        "Preset",
+        presets,
+        key=FORM.preset_key,
+        on_change=FORM.load,
+        help="Starting values from recipes/ood_fashion.toml (quick: about 3-4 minutes on a CPU)",
+    )
+    top[1].selectbox(
+        "In-distribution dataset",
+        choices("dataset"),
+        key="ood_dataset",
+        help="Its held-out classes (heldout_classes) become the near-OOD set",
+    )
     top[2].multiselect("Far OOD sets", FAR_CHOICES, key="ood_far_sets")
-    top[3].selectbox("BNN layers", choices("bnn_layers"), key="ood_bnn_layers",
-                     help="last: a Bayesian last layer on a deterministic body; all: every layer Bayesian")
+    top[3].selectbox(
+        "BNN layers",
+        choices("bnn_layers"),
+        key="ood_bnn_layers",
+        help="last: a Bayesian last layer on a deterministic body; all: every layer Bayesian",
+    )
     low = st.columns(3)
     low[0].number_input("Epochs", min_value=1, max_value=500, step=1, key="ood_epochs")
     low[1].number_input("Ensemble members", min_value=2, max_value=20, step=1, key="ood_members")
-    low[2].number_input("Train limit", min_value=0, step=1000, key="ood_train_limit",
-                        help="At most this many in-distribution training images, stratified by class (0: all)")
+    low[2].number_input(
+        "Train limit",
+        min_value=0,
+        step=1000,
+        key="ood_train_limit",
+        help="At most this many in-distribution training images, stratified by class (0: all)",
+    )
     return FORM.values()
 
 
@@ -100,7 +140,10 @@ def cached_sets(path: str, stamp: float) -> dict:
     (Fashion-MNIST: about 14,000 images), so they are shared, not copied on every rerun.
     """
     data = load_ood_data(cached_run(path, stamp).config.data_spec())
-    return {"images": evaluation_sets(data), "labels": {"test": data.test.labels, "corrupted": data.corrupted.labels}}
+    return {
+        "images": evaluation_sets(data),
+        "labels": {"test": data.test.labels, "corrupted": data.corrupted.labels},
+    }
 
 
 @st.cache_resource(max_entries=4, show_spinner="Scoring the run's sets with this method (once)...")
@@ -136,8 +179,11 @@ def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tup
     size = sets["images"][set_name].shape[0]
     if st.session_state.get("ood_index", 0) >= size:
         st.session_state.ood_index = 0
-    index = int(cols[1].number_input("Index", min_value=0, max_value=size - 1, step=1, key="ood_index",
-                                     help=f"0 to {size - 1}"))
+    index = int(
+        cols[1].number_input(
+            "Index", min_value=0, max_value=size - 1, step=1, key="ood_index", help=f"0 to {size - 1}"
+        )
+    )
     cols[2].button("Random", icon=":material/casino:", key="ood_random", on_click=random_index, args=(size,))
     caption = f"{set_label(run, set_name)} #{index}"
     if set_name in sets["labels"]:
@@ -183,21 +229,35 @@ def summary_frame(inspected: dict, classes: list[str]) -> pd.DataFrame:
         if probs is not None:
             mean = probs.mean(0)
             predicted = int(mean.argmax())
-            column = {"samples": f"{probs.shape[0]}", "prediction": classes[predicted],
-                      "p̄(prediction)": f"{float(mean[predicted]):.3f}",
-                      "spread: std of p(prediction)": f"{float(probs[:, predicted].std(unbiased=False)):.3f}"}
-        column.update({SCORE_LABELS.get(name, name): f"{value:.4g}" for name, value in entry["scores"].items()})
+            column = {
+                "samples": f"{probs.shape[0]}",
+                "prediction": classes[predicted],
+                "p̄(prediction)": f"{float(mean[predicted]):.3f}",
+                "spread: std of p(prediction)": f"{float(probs[:, predicted].std(unbiased=False)):.3f}",
+            }
+        column.update(
+            {SCORE_LABELS.get(name, name): f"{value:.4g}" for name, value in entry["scores"].items()}
+        )
         columns[label] = column
-    rows = ["samples", "prediction", "p̄(prediction)", "spread: std of p(prediction)",
-            *[SCORE_LABELS[name] for name in SCORE_LABELS]]
+    rows = [
+        "samples",
+        "prediction",
+        "p̄(prediction)",
+        "spread: std of p(prediction)",
+        *[SCORE_LABELS[name] for name in SCORE_LABELS],
+    ]
     frame = pd.DataFrame(columns, index=rows).fillna("–")
     return frame.loc[[row for row in rows if (frame.loc[row] != "–").any()]]
 
 
 def flagged_frame(run: ood.OODRun, reference: dict, threshold: float) -> pd.DataFrame:
     names = [name for name in ["test", *run.sets, "corrupted"] if name in reference]
-    return pd.DataFrame([{"set": short_label(name),
-                          "flagged as OOD": float((reference[name] > threshold).double().mean())} for name in names])
+    return pd.DataFrame(
+        [
+            {"set": short_label(name), "flagged as OOD": float((reference[name] > threshold).double().mean())}
+            for name in names
+        ]
+    )
 
 
 def choose_score(run: ood.OODRun, inspected: dict) -> tuple[str, str]:
@@ -205,59 +265,117 @@ def choose_score(run: ood.OODRun, inspected: dict) -> tuple[str, str]:
     if st.session_state.get("ood_method") not in methods:
         st.session_state.ood_method = "ensemble" if "ensemble" in methods else methods[0]
     cols = st.columns(2)
-    method = cols[0].selectbox("Method", methods, key="ood_method", format_func=METHODS.get,
-                               help="feature space: Mahalanobis and KNN on the single model's embedding")
+    method = cols[0].selectbox(
+        "Method",
+        methods,
+        key="ood_method",
+        format_func=METHODS.get,
+        help="feature space: Mahalanobis and KNN on the single model's embedding",
+    )
     options = list(inspected[method]["scores"])
     if st.session_state.get("ood_score") not in options:
         st.session_state.ood_score = default_score(run, method, options)
-    score = cols[1].selectbox("OOD score", options, key="ood_score", format_func=lambda s: SCORE_LABELS.get(s, s),
-                              help="Higher always means more likely out of distribution")
+    score = cols[1].selectbox(
+        "OOD score",
+        options,
+        key="ood_score",
+        format_func=lambda s: SCORE_LABELS.get(s, s),
+        help="Higher always means more likely out of distribution",
+    )
     return method, score
 
 
-def verdict(run: ood.OODRun, key: tuple, inspected: dict, method: str, score: str, picked: tuple | None) -> None:
+def verdict(
+    run: ood.OODRun, key: tuple, inspected: dict, method: str, score: str, picked: tuple | None
+) -> None:
     value = inspected[method]["scores"][score]
     reference = reference_scores(run, key, method, score)
     test = reference["test"].double()
     everything = torch.cat([v.double() for v in reference.values()])
     low, high = float(everything.min()), float(everything.max())
     high = high if high > low else low + 1.0
-    default = min(max(float(torch.quantile(test, 0.95)), low), high)  # keeps 95% of in-distribution test images
-    threshold = st.slider("Threshold: scores above it are flagged as OOD", min_value=low, max_value=high,
-                          value=default, step=(high - low) / 500, format="%.4g",
-                          key=f"ood_threshold|{run.name}|{method}|{score}",
-                          help=f"Starts at {default:.4g}, which keeps 95% of the in-distribution test images "
-                               "(the operating point of FPR95)")
+    default = min(
+        max(float(torch.quantile(test, 0.95)), low), high
+    )  # keeps 95% of in-distribution test images
+    threshold = st.slider(
+        "Threshold: scores above it are flagged as OOD",
+        min_value=low,
+        max_value=high,
+        value=default,
+        step=(high - low) / 500,
+        format="%.4g",
+        key=f"ood_threshold|{run.name}|{method}|{score}",
+        help=f"Starts at {default:.4g}, which keeps 95% of the in-distribution test images "
+        "(the operating point of FPR95)",
+    )
     is_ood = value > threshold
     cols = st.columns(4)
     cols[0].metric("Score", f"{value:.4g}", help=f"{METHODS[method]} · {SCORE_LABELS.get(score, score)}")
-    cols[1].metric("Threshold", f"{threshold:.4g}", f"{float((test > threshold).double().mean()):.1%} of test flagged",
-                   delta_color="off", delta_arrow="off")
-    cols[2].metric("Verdict", "OOD" if is_ood else "in distribution", f"score {'>' if is_ood else '≤'} threshold",
-                   delta_color="inverse" if is_ood else "normal", delta_arrow="off")
+    cols[1].metric(
+        "Threshold",
+        f"{threshold:.4g}",
+        f"{float((test > threshold).double().mean()):.1%} of test flagged",
+        delta_color="off",
+        delta_arrow="off",
+    )
+    cols[2].metric(
+        "Verdict",
+        "OOD" if is_ood else "in distribution",
+        f"score {'>' if is_ood else '≤'} threshold",
+        delta_color="inverse" if is_ood else "normal",
+        delta_arrow="off",
+    )
     row = stored_row(run, method, score)
     if picked is not None and row is not None:
         set_name, index = picked
-        cols[3].metric("In the run", f"{float(run.scores[row][set_name][index]):.4g}",
-                       "as the run scored it", delta_color="off", delta_arrow="off",
-                       help="MC dropout and the BNN draw their samples per call, so one image alone can score a "
-                            "little differently from the batch the run scored")
+        cols[3].metric(
+            "In the run",
+            f"{float(run.scores[row][set_name][index]):.4g}",
+            "as the run scored it",
+            delta_color="off",
+            delta_arrow="off",
+            help="MC dropout and the BNN draw their samples per call, so one image alone can score a "
+            "little differently from the batch the run scored",
+        )
     left, right = st.columns([2, 1])
-    left.plotly_chart(histogram_chart([n for n in ["test", *run.sets, "corrupted"] if n in reference], reference, value,
-                                      threshold, score), width="stretch")
+    left.plotly_chart(
+        histogram_chart(
+            [n for n in ["test", *run.sets, "corrupted"] if n in reference],
+            reference,
+            value,
+            threshold,
+            score,
+        ),
+        width="stretch",
+    )
     with right:
-        st.dataframe(flagged_frame(run, reference, threshold), hide_index=True, width="stretch",
-                     column_config={"flagged as OOD": st.column_config.ProgressColumn(
-                         format="percent", min_value=0.0, max_value=1.0)})
-        st.caption("The share of each set flagged as OOD at this threshold (on the test set: false alarms)."
-                   + ("" if row else " Scored now with the run's saved models: the run stored no per-image "
-                                    "scores for this method and score."))
+        st.dataframe(
+            flagged_frame(run, reference, threshold),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "flagged as OOD": st.column_config.ProgressColumn(
+                    format="percent", min_value=0.0, max_value=1.0
+                )
+            },
+        )
+        st.caption(
+            "The share of each set flagged as OOD at this threshold (on the test set: false alarms)."
+            + (
+                ""
+                if row
+                else " Scored now with the run's saved models: the run stored no per-image "
+                "scores for this method and score."
+            )
+        )
 
 
 def explorer(run: ood.OODRun, key: tuple) -> None:
     if not run.has_models:
-        st.info("This run saved no models (save_checkpoint = false), so single images cannot be scored. "
-                "Its curves and tables are below.")
+        st.info(
+            "This run saved no models (save_checkpoint = false), so single images cannot be scored. "
+            "Its curves and tables are below."
+        )
         return
     methods, sets = cached_methods(*key), cached_sets(*key[:2])
     shape = tuple(sets["images"]["test"].shape[1:])
@@ -277,19 +395,34 @@ def explorer(run: ood.OODRun, key: tuple) -> None:
         return
     inspected = ood.inspect_image(methods, image)
     method, score = choose_score(run, inspected)
-    shown = "single" if method == "feature" else method  # the feature scores read the single model's embedding
+    shown = (
+        "single" if method == "feature" else method
+    )  # the feature scores read the single model's embedding
     left, right = st.columns([1, 4], vertical_alignment="center")
     left.image(upscale(image, 160), caption=caption, width=160)
-    right.plotly_chart(spread_chart(inspected[shown]["probs"], run.classes,
-                                    f"{METHODS[shown]}: mean probability ± std over samples"), width="stretch")
+    right.plotly_chart(
+        spread_chart(
+            inspected[shown]["probs"], run.classes, f"{METHODS[shown]}: mean probability ± std over samples"
+        ),
+        width="stretch",
+    )
     sampled = [m for m in SAMPLED if m in inspected]
     for column, name in zip(st.columns(len(sampled)), sampled):
         probs = inspected[name]["probs"]
-        column.plotly_chart(samples_heatmap(probs, run.classes, f"{METHODS[name]}: {probs.shape[0]} {SAMPLED[name]}s",
-                                            SAMPLED[name].split()[-1]), width="stretch")
+        column.plotly_chart(
+            samples_heatmap(
+                probs,
+                run.classes,
+                f"{METHODS[name]}: {probs.shape[0]} {SAMPLED[name]}s",
+                SAMPLED[name].split()[-1],
+            ),
+            width="stretch",
+        )
     st.table(summary_frame(inspected, run.classes))
-    st.caption("p̄: the mean over samples or members. Spread: the standard deviation over samples of the predicted "
-               "class's probability. Every score reads higher as more out of distribution.")
+    st.caption(
+        "p̄: the mean over samples or members. Spread: the standard deviation over samples of the predicted "
+        "class's probability. Every score reads higher as more out of distribution."
+    )
     st.markdown(f"##### Verdict: {METHODS[method]}, {SCORE_LABELS.get(score, score)}")
     verdict(run, key, inspected, method, score, picked)
 
@@ -317,8 +450,9 @@ def reliability(run: ood.OODRun, key: tuple) -> None:
     if st.session_state.get("ood_rel_method") not in methods:
         st.session_state.ood_rel_method = "ensemble" if "ensemble" in methods else methods[0]
     method = st.selectbox("Method", methods, key="ood_rel_method", format_func=lambda m: METHODS.get(m, m))
-    figure = reliability_figure(bins[method], run.results.get("calibration", {}).get(method, {}),
-                                METHODS.get(method, method))
+    figure = reliability_figure(
+        bins[method], run.results.get("calibration", {}).get(method, {}), METHODS.get(method, method)
+    )
     st.plotly_chart(figure, width="stretch")
 
 
@@ -333,17 +467,25 @@ def tables(run: ood.OODRun, key: tuple) -> None:
 
 
 def checks(run: ood.OODRun, key: tuple) -> None:
-    st.markdown("\n".join(f"- {':green[:material/check_circle:]' if ok else ':red[:material/cancel:]'} {text}"
-                           for text, ok in report.claims(run.metrics)))  # icons: no emoji font needed
-    st.caption("The issue's checks are meant for the full preset over 3 seeds "
-               "(`--preset full --seeds 0,1,2`); a quick or single-seed run may miss some.")
+    st.markdown(
+        "\n".join(
+            f"- {':green[:material/check_circle:]' if ok else ':red[:material/cancel:]'} {text}"
+            for text, ok in report.claims(run.metrics)
+        )
+    )  # icons: no emoji font needed
+    st.caption(
+        "The issue's checks are meant for the full preset over 3 seeds "
+        "(`--preset full --seeds 0,1,2`); a quick or single-seed run may miss some."
+    )
 
 
 # --------------------------------------------------------------------- the page
 
 
 def section(title: str, draw, run: ood.OODRun, key: tuple, intro: str = "") -> None:
-    """One part of the page; an error in it (say, data that cannot be regenerated) leaves the others standing."""
+    """One part of the page; an error in it (say, data that cannot be regenerated) leaves the
+    others standing.
+    """
     st.subheader(title)
     if intro:
         st.caption(intro)
@@ -355,42 +497,66 @@ def section(title: str, draw, run: ood.OODRun, key: tuple, intro: str = "") -> N
 
 def describe(run: ood.OODRun) -> str:
     c = run.config
-    parts = [f"in distribution: {c.dataset} without {', '.join(run.results.get('heldout', [])) or c.heldout_classes}",
-             f"far sets: {', '.join(c.far_sets)}", f"{c.members}-member ensemble",
-             f"MC dropout {c.mc_samples} samples", f"BNN ({c.bnn_layers} layer{'s' if c.bnn_layers == 'all' else ''}) "
-             f"{c.bnn_samples} samples"]
+    parts = [
+        f"in distribution: {c.dataset} without "
+        f"{', '.join(run.results.get('heldout', [])) or c.heldout_classes}",
+        f"far sets: {', '.join(c.far_sets)}",
+        f"{c.members}-member ensemble",
+        f"MC dropout {c.mc_samples} samples",
+        f"BNN ({c.bnn_layers} layer{'s' if c.bnn_layers == 'all' else ''}) {c.bnn_samples} samples",
+    ]
     if run.seeds:
         source = run.artifact_dir.name if run.artifact_dir else "none"
-        parts.append(f"numbers: mean ± std over {len(run.seeds)} seeds; images, scores and models from {source}")
+        parts.append(
+            f"numbers: mean ± std over {len(run.seeds)} seeds; images, scores and models from {source}"
+        )
     return " · ".join(parts)
 
 
 def show_run(run: ood.OODRun, key: tuple) -> None:
     st.caption(describe(run))
-    section("One image through every method", explorer, run, key,
-            "Pick an image from the run's sets, upload one or draw one. Each ensemble member and each MC-dropout "
-            "or BNN posterior sample gives its own prediction; where they disagree, the input is probably out of "
-            "distribution.")
+    section(
+        "One image through every method",
+        explorer,
+        run,
+        key,
+        "Pick an image from the run's sets, upload one or draw one. Each ensemble member and each MC-dropout "
+        "or BNN posterior sample gives its own prediction; where they disagree, the input is probably out of "
+        "distribution.",
+    )
     left, right = st.columns(2)
     with left:
         section("ROC curves", roc_curves, run, key, "OOD is the positive class; one curve per method row.")
     with right:
-        section("Reliability", reliability, run, key,
-                "Accuracy against confidence in 15 bins, on the test set and under corruption.")
+        section(
+            "Reliability",
+            reliability,
+            run,
+            key,
+            "Accuracy against confidence in 15 bins, on the test set and under corruption.",
+        )
     section("Method comparison", tables, run, key)
     section("Checks", checks, run, key)
 
 
 settings = sidebar_settings()
 st.title("Uncertainty & OOD detection")
-st.markdown("A classifier trained on clothing will call a digit a *bag* with 99% confidence. Deep ensembles, "
-            "MC dropout and a Bayesian network (pyro) read the disagreement between members or posterior samples "
-            "to know when they do not know; temperature scaling is the calibrated single-model baseline.")
+st.markdown(
+    "A classifier trained on clothing will call a digit a *bag* with 99% confidence. Deep ensembles, "
+    "MC dropout and a Bayesian network (pyro) read the disagreement between members or posterior samples "
+    "to know when they do not know; temperature scaling is the calibrated single-model baseline."
+)
 root = Path(settings.runs_root).expanduser()
-chosen = choose_run(ood.find_ood_runs, root, "ood_run", "OOD run",
-                    f"No OOD run under `{root}` yet. Run the quick preset above (about 3-4 minutes on a CPU), "
-                    "or from a terminal:\n\n`playground run recipes/ood_fashion.toml --preset quick`",
-                    new_experiment, settings)
+chosen = choose_run(
+    ood.find_ood_runs,
+    root,
+    "ood_run",
+    "OOD run",
+    f"No OOD run under `{root}` yet. Run the quick preset above (about 3-4 minutes on a CPU), "
+    "or from a terminal:\n\n`playground run recipes/ood_fashion.toml --preset quick`",
+    new_experiment,
+    settings,
+)
 try:
     path = root / chosen
     key = (str(path), stamp(path))

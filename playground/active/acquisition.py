@@ -17,7 +17,7 @@ meaning "label this first". With ``p̄ = mean_s p_s`` the predictive distributio
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -77,8 +77,13 @@ def acquisition(name: str) -> Acquisition:
 SELECTIONS = ("top", "power")
 
 
-def select(scores: torch.Tensor, k: int, how: str = "top", generator: torch.Generator | None = None,
-           power: float = 1.0) -> torch.Tensor:
+def select(
+    scores: torch.Tensor,
+    k: int,
+    how: str = "top",
+    generator: torch.Generator | None = None,
+    power: float = 1.0,
+) -> torch.Tensor:
     """``k`` indices to label, best first.
 
     ``top`` takes the ``k`` highest scores. ``power`` samples ``k`` without replacement with

@@ -34,12 +34,12 @@ ROUTE_NAMES = ("auto", "escalate", "ood", "defer")
 class Threshold:
     """The calibrated confidence threshold and what calibration saw at it."""
 
-    confidence: float            # auto-label at or above this (inf: auto-label nothing)
+    confidence: float  # auto-label at or above this (inf: auto-label nothing)
     alpha: float
     delta: float
     calibration_coverage: float  # fraction of the calibration split auto-labelled
-    calibration_error: float     # error among those
-    upper_bound: float           # the Clopper-Pearson bound on that error
+    calibration_error: float  # error among those
+    upper_bound: float  # the Clopper-Pearson bound on that error
 
 
 def risk_upper_bound(errors: int, n: int, delta: float) -> float:
@@ -51,14 +51,17 @@ def risk_upper_bound(errors: int, n: int, delta: float) -> float:
     return float(beta.ppf(1.0 - delta, errors + 1, n - errors))
 
 
-def calibrate_threshold(confidence: torch.Tensor, correct: torch.Tensor, alpha: float,
-                        delta: float = 0.1, grid: int = 50) -> Threshold:
+def calibrate_threshold(
+    confidence: torch.Tensor, correct: torch.Tensor, alpha: float, delta: float = 0.1, grid: int = 50
+) -> Threshold:
     """The lowest threshold whose auto-label error is certified ``≤ alpha`` (see module doc)."""
     _check_calibration(confidence, correct, alpha, delta, grid)
     confidence, wrong = confidence.double(), (~correct.bool()).double()
-    candidates = torch.quantile(confidence, torch.linspace(0.0, 1.0, grid + 1, dtype=torch.double)[:-1]).unique()
+    candidates = torch.quantile(
+        confidence, torch.linspace(0.0, 1.0, grid + 1, dtype=torch.double)[:-1]
+    ).unique()
     best = Threshold(float("inf"), alpha, delta, 0.0, 0.0, 1.0)
-    for lam in candidates.flip(0).tolist():   # most confident first; keep the lowest that passes
+    for lam in candidates.flip(0).tolist():  # most confident first; keep the lowest that passes
         chosen = confidence >= lam
         n, errors = int(chosen.sum()), int(wrong[chosen].sum())
         bound = risk_upper_bound(errors, n, delta / grid)
@@ -69,8 +72,10 @@ def calibrate_threshold(confidence: torch.Tensor, correct: torch.Tensor, alpha: 
 
 def _check_calibration(confidence, correct, alpha, delta, grid) -> None:
     if confidence.ndim != 1 or correct.shape != confidence.shape or confidence.shape[0] == 0:
-        raise DataFormatError(f"calibration needs matching non-empty 1-D confidence and correctness, "
-                              f"got {tuple(confidence.shape)} and {tuple(correct.shape)}")
+        raise DataFormatError(
+            f"calibration needs matching non-empty 1-D confidence and correctness, "
+            f"got {tuple(confidence.shape)} and {tuple(correct.shape)}"
+        )
     if not 0 < alpha < 1 or not 0 < delta < 1 or grid < 1:
         raise ConfigError(f"need 0 < alpha < 1, 0 < delta < 1 and grid >= 1; got {alpha}, {delta}, {grid}")
 
@@ -82,8 +87,14 @@ def ood_threshold(scores_in: torch.Tensor, tpr: float = 0.95) -> float:
     return float(torch.quantile(scores_in.double(), tpr))
 
 
-def route(confidence: torch.Tensor, uncertainty: torch.Tensor, ood_score: torch.Tensor,
-          threshold: Threshold, ood_cut: float, budget: int) -> torch.Tensor:
+def route(
+    confidence: torch.Tensor,
+    uncertainty: torch.Tensor,
+    ood_score: torch.Tensor,
+    threshold: Threshold,
+    ood_cut: float,
+    budget: int,
+) -> torch.Tensor:
     """A route code per sample: AUTO, ESCALATE (at most ``budget``, most uncertain first), OOD or DEFER."""
     routes = torch.full_like(confidence, DEFER, dtype=torch.long)
     flagged = ood_score > ood_cut
@@ -91,11 +102,13 @@ def route(confidence: torch.Tensor, uncertainty: torch.Tensor, ood_score: torch.
     routes[~flagged & (confidence >= threshold.confidence)] = AUTO
     uncertain = (routes == DEFER).nonzero().squeeze(1)
     order = uncertainty[uncertain].argsort(descending=True)
-    routes[uncertain[order[:max(budget, 0)]]] = ESCALATE
+    routes[uncertain[order[: max(budget, 0)]]] = ESCALATE
     return routes
 
 
-def risk_coverage(confidence: torch.Tensor, correct: torch.Tensor, points: int = 50) -> dict[str, list[float]]:
+def risk_coverage(
+    confidence: torch.Tensor, correct: torch.Tensor, points: int = 50
+) -> dict[str, list[float]]:
     """Auto-label accuracy against escalation rate as the threshold sweeps (for the plot)."""
     levels = torch.quantile(confidence.double(), torch.linspace(0.0, 0.99, points, dtype=torch.double))
     rate, acc = [], []

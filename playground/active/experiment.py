@@ -35,19 +35,21 @@ class Config(RunConfig):
     # data
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
-    pool_limit: int = 20000       # unlabelled pool size (0: the whole training set)
-    test_limit: int = 3000        # test images for the learning curves; the rest of the test set is the stream
+    pool_limit: int = 20000  # unlabelled pool size (0: the whole training set)
+    test_limit: int = 3000  # test images for the learning curves; the rest of the test set is the stream
     calibration_size: int = 2000  # labelled split that calibrates the escalation threshold
     ood_sets: list[str] = dataclasses.field(default_factory=lambda: ["digits", "shapes"])
-    ood_limit: int = 500          # OOD images per set mixed into the stream
+    ood_limit: int = 500  # OOD images per set mixed into the stream
     # the loop
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["random", "entropy", "margin", "bald"])
     initial: int = 20
     query: int = 10
     budget: int = 1000
-    pool_subset: int = 2000       # unlabelled samples scored per round (0: all)
+    pool_subset: int = 2000  # unlabelled samples scored per round (0: all)
     mc_samples: int = 20
-    ensemble_members: int = 1     # 1: MC dropout; N > 1: scores from a deep ensemble of N networks (N × the training)
+    ensemble_members: int = (
+        1  # 1: MC dropout; N > 1: scores from a deep ensemble of N networks (N × the training)
+    )
     selection: Literal["top", "power"] = "top"  # top-k scores, or sample ∝ score (Kirsch et al. 2023)
     target_accuracy: float = 0.80
     # training each round
@@ -70,38 +72,83 @@ class Config(RunConfig):
     stream_rounds: int = 5
     knn_k: int = 10
     escalation_strategy: str = ""  # whose final model routes the stream ("": the last strategy)
-    queue: str = ""                # annotation queue that receives the escalations ("": none)
+    queue: str = ""  # annotation queue that receives the escalations ("": none)
 
     def __post_init__(self):
         unknown = [s for s in self.strategies + [self.policy_strategy] if s not in ACQUISITIONS]
         if unknown or not self.strategies:
-            raise ConfigError(f"unknown or missing strategies {unknown}; choose from {', '.join(ACQUISITIONS)}")
+            raise ConfigError(
+                f"unknown or missing strategies {unknown}; choose from {', '.join(ACQUISITIONS)}"
+            )
         if [p for p in self.policies if p not in POLICIES]:
             raise ConfigError(f"policies {self.policies}: choose from {', '.join(POLICIES)}")
         if self.escalation_strategy and self.escalation_strategy not in self.strategies:
-            raise ConfigError(f"escalation_strategy {self.escalation_strategy!r} is not one of strategies {self.strategies}")
+            raise ConfigError(
+                f"escalation_strategy {self.escalation_strategy!r} is not one of strategies {self.strategies}"
+            )
         if not 0 < self.target_accuracy < 1 or not 0 < self.alpha < 1 or not 0 < self.delta < 1:
             raise ConfigError("target_accuracy, alpha and delta must lie in (0, 1)")
-        for key in ("epochs", "min_steps", "max_steps", "batch_size", "width", "finetune_steps", "stream_rounds", "ensemble_members"):
+        for key in (
+            "epochs",
+            "min_steps",
+            "max_steps",
+            "batch_size",
+            "width",
+            "finetune_steps",
+            "stream_rounds",
+            "ensemble_members",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         self.data_spec().check()
 
     def data_spec(self) -> ActiveDataSpec:
-        return ActiveDataSpec(self.dataset, self.data_root, self.pool_limit, self.test_limit,
-                              self.calibration_size, tuple(self.ood_sets), self.ood_limit, self.seed)
+        return ActiveDataSpec(
+            self.dataset,
+            self.data_root,
+            self.pool_limit,
+            self.test_limit,
+            self.calibration_size,
+            tuple(self.ood_sets),
+            self.ood_limit,
+            self.seed,
+        )
 
     def loop_spec(self) -> LoopSpec:
-        return LoopSpec(self.initial, self.query, self.budget, self.pool_subset, self.mc_samples,
-                        self.ensemble_members, self.selection)
+        return LoopSpec(
+            self.initial,
+            self.query,
+            self.budget,
+            self.pool_subset,
+            self.mc_samples,
+            self.ensemble_members,
+            self.selection,
+        )
 
     def train_spec(self, device: str = "cpu") -> TrainSpec:
-        return TrainSpec(self.epochs, self.min_steps, self.max_steps, self.batch_size, self.lr, self.weight_decay,
-                         self.finetune_steps, self.replay, self.width, device)
+        return TrainSpec(
+            self.epochs,
+            self.min_steps,
+            self.max_steps,
+            self.batch_size,
+            self.lr,
+            self.weight_decay,
+            self.finetune_steps,
+            self.replay,
+            self.width,
+            device,
+        )
 
     def escalation_spec(self) -> EscalationSpec:
-        return EscalationSpec(self.alpha, self.delta, self.annotator_budget, self.stream_rounds, self.knn_k,
-                              mc_samples=self.mc_samples, seed=self.seed)
+        return EscalationSpec(
+            self.alpha,
+            self.delta,
+            self.annotator_budget,
+            self.stream_rounds,
+            self.knn_k,
+            mc_samples=self.mc_samples,
+            seed=self.seed,
+        )
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
@@ -118,18 +165,34 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     chosen = loops[config.escalation_strategy or config.strategies[-1]]
     escalation = simulate(chosen.learner, data, config.escalation_spec())
     if config.queue:
-        report.enqueue_escalations(config.queue, escalation, data, run_dir.path.name, str(runs_root_of(run_dir.path)))
+        report.enqueue_escalations(
+            config.queue, escalation, data, run_dir.path.name, str(runs_root_of(run_dir.path))
+        )
     metrics = report.metrics(config, loops, policies, escalation)
     run_dir.write_metrics(metrics)
     report.write_artifacts(run_dir, config, loops, policies, escalation, data)
     text = report.report_text(config, metrics.values, device, data)
     run_dir.write_report(text)
-    return Result(metrics, text, run_dir.path, {"loops": loops, "policies": policies, "escalation": escalation})
+    return Result(
+        metrics, text, run_dir.path, {"loops": loops, "policies": policies, "escalation": escalation}
+    )
 
 
 def _learning_curves(config: Config, data, device: str, progress: Progress) -> dict:
-    return {s: run_loop(data.pool, data.test, s, "scratch", config.loop_spec(), config.train_spec(device),
-                        config.seed, progress, stage=f"{s} (scratch)") for s in config.strategies}
+    return {
+        s: run_loop(
+            data.pool,
+            data.test,
+            s,
+            "scratch",
+            config.loop_spec(),
+            config.train_spec(device),
+            config.seed,
+            progress,
+            stage=f"{s} (scratch)",
+        )
+        for s in config.strategies
+    }
 
 
 def _policy_comparison(config: Config, data, device: str, loops: dict, progress: Progress) -> dict:
@@ -139,8 +202,17 @@ def _policy_comparison(config: Config, data, device: str, loops: dict, progress:
         if policy == "scratch" and config.policy_strategy in loops:
             out[policy] = loops[config.policy_strategy]
             continue
-        out[policy] = run_loop(data.pool, data.test, config.policy_strategy, policy, config.loop_spec(),
-                               config.train_spec(device), config.seed, progress, stage=f"{config.policy_strategy} ({policy})")
+        out[policy] = run_loop(
+            data.pool,
+            data.test,
+            config.policy_strategy,
+            policy,
+            config.loop_spec(),
+            config.train_spec(device),
+            config.seed,
+            progress,
+            stage=f"{config.policy_strategy} ({policy})",
+        )
     return out
 
 

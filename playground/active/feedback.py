@@ -22,10 +22,15 @@ def _as_chw(image: np.ndarray) -> torch.Tensor:
 
 def annotated_dataset(store, queue: str) -> ImageDataset:
     """The labels people gave in ``queue`` (accept: the model's label; correct: theirs)."""
-    effective = {row["external_id"]: row["label"] for row in store.labels(queue) if row["action"] in TRAINABLE}
+    effective = {
+        row["external_id"]: row["label"] for row in store.labels(queue) if row["action"] in TRAINABLE
+    }
     if not effective:
         raise DataNotFoundError(f"queue {queue!r} has no accepted or corrected items yet")
-    escalation_of = {d.external_id: d.escalation_id for d in store.history(queue, limit=10 * len(store.labels(queue)) + 100)}
+    escalation_of = {
+        d.external_id: d.escalation_id
+        for d in store.history(queue, limit=10 * len(store.labels(queue)) + 100)
+    }
     images = torch.stack([_as_chw(store.item(escalation_of[external_id]).image) for external_id in effective])
     labels = torch.tensor(list(effective.values()), dtype=torch.long)
     return ImageDataset(images, labels, store.class_names(queue), name=f"queue/{queue}", source="annotators")

@@ -37,14 +37,27 @@ POLICIES = ("scratch", "finetune_replay")
 class ActiveCNN(nn.Module):
     """A small CNN in Gal et al.'s mould; ``features`` is deterministic, ``head`` holds the dropout."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, width: int = 32,
-                 hidden: int = 128, dropout: tuple[float, float] = (0.25, 0.5)):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        width: int = 32,
+        hidden: int = 128,
+        dropout: tuple[float, float] = (0.25, 0.5),
+    ):
         super().__init__()
         if image_size < 4:
             raise ConfigError(f"ActiveCNN needs images of at least 4x4 pixels, got {image_size}")
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
         flat = 2 * width * (image_size // 4) ** 2
         self.hidden = nn.Sequential(nn.Dropout(dropout[0]), nn.Linear(flat, hidden), nn.ReLU())
         self.classifier = nn.Sequential(nn.Dropout(dropout[1]), nn.Linear(hidden, num_classes))
@@ -68,8 +81,8 @@ class TrainSpec:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    finetune_steps: int = 50      # optimiser steps per round under finetune_replay
-    replay: int = 100             # old labels replayed with the new ones (finetune_replay)
+    finetune_steps: int = 50  # optimiser steps per round under finetune_replay
+    replay: int = 100  # old labels replayed with the new ones (finetune_replay)
     width: int = 32
     device: str = "cpu"
 
@@ -85,8 +98,9 @@ def scratch_steps(spec: TrainSpec, labels: int) -> int:
     return min(max(spec.epochs * per_epoch, spec.min_steps), spec.max_steps)
 
 
-def train_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
-             steps: int, seed: int) -> nn.Module:
+def train_on(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec, steps: int, seed: int
+) -> nn.Module:
     """Train ``model`` in place for about ``steps`` optimiser steps (whole epochs) on the given labels."""
     batch = min(spec.batch_size, images.shape[0])
     epochs = max(1, round(steps / math.ceil(images.shape[0] / batch)))
@@ -99,7 +113,9 @@ def train_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec:
 class Learner:
     """A model and its retraining policy: ``update(images, labels, new)`` after each query."""
 
-    def __init__(self, spec: TrainSpec, policy: str, image_shape, num_classes: int, seed: int, members: int = 1):
+    def __init__(
+        self, spec: TrainSpec, policy: str, image_shape, num_classes: int, seed: int, members: int = 1
+    ):
         if policy not in POLICIES:
             raise ConfigError(f"unknown retraining policy {policy!r}; choose one of {', '.join(POLICIES)}")
         if members < 1:
@@ -124,9 +140,13 @@ class Learner:
             member_seed = seed + index * 7_777_777
             if scratch:
                 model.load_state_dict(initial)
-                train_on(model, images, labels, self.spec, scratch_steps(self.spec, images.shape[0]), member_seed)
+                train_on(
+                    model, images, labels, self.spec, scratch_steps(self.spec, images.shape[0]), member_seed
+                )
             else:
-                train_on(model, images[chosen], labels[chosen], self.spec, self.spec.finetune_steps, member_seed)
+                train_on(
+                    model, images[chosen], labels[chosen], self.spec, self.spec.finetune_steps, member_seed
+                )
 
     def probs(self, images: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
         """``(S, N, C)``: ``samples`` MC-dropout passes of one network, or one deterministic pass
@@ -150,15 +170,18 @@ class Learner:
 
 
 @torch.no_grad()
-def mc_probs(model: ActiveCNN, images: torch.Tensor, samples: int, seed: int,
-             batch_size: int = 1024) -> torch.Tensor:
+def mc_probs(
+    model: ActiveCNN, images: torch.Tensor, samples: int, seed: int, batch_size: int = 1024
+) -> torch.Tensor:
     """Probability samples ``(S, N, C)``: features once, the dropout head ``samples`` times.
 
     ``samples == 1`` is the deterministic network (dropout off). The masks come from
     ``seed``, so the same call gives the same answer; the caller's RNG is left alone.
     """
     model.eval()
-    features = torch.cat([model.features(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)])
+    features = torch.cat(
+        [model.features(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)]
+    )
     if samples == 1:
         return torch.softmax(model.head(features).logits, -1)[None]
     with torch.random.fork_rng(devices=[]):
@@ -174,5 +197,9 @@ def mc_probs(model: ActiveCNN, images: torch.Tensor, samples: int, seed: int,
 def embed(model: ActiveCNN, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """The dense head's hidden activations (dropout off): the embedding for OOD scores."""
     model.eval()
-    return torch.cat([model.head(model.features(images[i:i + batch_size])).embedding
-                      for i in range(0, images.shape[0], batch_size)])
+    return torch.cat(
+        [
+            model.head(model.features(images[i : i + batch_size])).embedding
+            for i in range(0, images.shape[0], batch_size)
+        ]
+    )

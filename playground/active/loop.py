@@ -26,16 +26,18 @@ class LoopSpec:
     initial: int = 20
     query: int = 10
     budget: int = 1000
-    pool_subset: int = 2000       # unlabelled samples scored per round (0: the whole pool)
+    pool_subset: int = 2000  # unlabelled samples scored per round (0: the whole pool)
     mc_samples: int = 20
-    members: int = 1              # 1: MC dropout on one network; N > 1: a deep ensemble of N networks
-    selection: str = "top"        # "top": the k highest scores; "power": sample ∝ score (Kirsch et al. 2023)
+    members: int = 1  # 1: MC dropout on one network; N > 1: a deep ensemble of N networks
+    selection: str = "top"  # "top": the k highest scores; "power": sample ∝ score (Kirsch et al. 2023)
 
     def check(self, pool_size: int, num_classes: int) -> None:
         if self.initial < num_classes:
             raise ConfigError(f"initial labels ({self.initial}) must cover every class ({num_classes})")
         if self.query < 1 or self.budget < self.initial:
-            raise ConfigError(f"need query >= 1 and budget >= initial, got query {self.query}, budget {self.budget}")
+            raise ConfigError(
+                f"need query >= 1 and budget >= initial, got query {self.query}, budget {self.budget}"
+            )
         if self.budget > pool_size:
             raise ConfigError(f"budget {self.budget} exceeds the pool of {pool_size} samples")
         if self.mc_samples < 1 or self.pool_subset < 0:
@@ -58,7 +60,7 @@ class LoopHistory:
     strategy: str
     policy: str
     rounds: list[Round]
-    labelled: torch.Tensor        # pool positions, in the order they were labelled
+    labelled: torch.Tensor  # pool positions, in the order they were labelled
     learner: Learner
 
     def series(self, name: str) -> list[float]:
@@ -82,8 +84,15 @@ def _candidates(unlabelled: torch.Tensor, subset: int, generator: torch.Generato
     return unlabelled[torch.randperm(unlabelled.shape[0], generator=generator)[:subset]]
 
 
-def acquire(learner: Learner, pool: ImageDataset, labelled: torch.Tensor, strategy: str,
-            spec: LoopSpec, generator: torch.Generator, seed: int) -> torch.Tensor:
+def acquire(
+    learner: Learner,
+    pool: ImageDataset,
+    labelled: torch.Tensor,
+    strategy: str,
+    spec: LoopSpec,
+    generator: torch.Generator,
+    seed: int,
+) -> torch.Tensor:
     """The next ``spec.query`` pool positions to label."""
     unlabelled = torch.ones(len(pool), dtype=torch.bool)
     unlabelled[labelled] = False
@@ -95,8 +104,17 @@ def acquire(learner: Learner, pool: ImageDataset, labelled: torch.Tensor, strate
     return candidates[select(scores, spec.query, how, generator)]
 
 
-def run_loop(pool: ImageDataset, test: ImageDataset, strategy: str, policy: str, spec: LoopSpec,
-             train: TrainSpec, seed: int, progress: Progress = None, stage: str = "") -> LoopHistory:
+def run_loop(
+    pool: ImageDataset,
+    test: ImageDataset,
+    strategy: str,
+    policy: str,
+    spec: LoopSpec,
+    train: TrainSpec,
+    seed: int,
+    progress: Progress = None,
+    stage: str = "",
+) -> LoopHistory:
     """One learning curve: ``strategy`` acquires, ``policy`` retrains."""
     acquisition(strategy)  # unknown names fail before any training
     spec.check(len(pool), pool.num_classes)
@@ -107,10 +125,22 @@ def run_loop(pool: ImageDataset, test: ImageDataset, strategy: str, policy: str,
     total = 1 + -(-(spec.budget - spec.initial) // spec.query)
     while True:
         forgetting, train_seconds = _update(learner, pool, labelled, new)
-        rounds.append(Round(labelled.shape[0], learner.accuracy(test.images, test.labels),
-                            forgetting, train_seconds, acquire_seconds))
-        report(progress, stage or f"{strategy}/{policy}", len(rounds), total,
-               metrics={"labels": labelled.shape[0], "accuracy": rounds[-1].accuracy})
+        rounds.append(
+            Round(
+                labelled.shape[0],
+                learner.accuracy(test.images, test.labels),
+                forgetting,
+                train_seconds,
+                acquire_seconds,
+            )
+        )
+        report(
+            progress,
+            stage or f"{strategy}/{policy}",
+            len(rounds),
+            total,
+            metrics={"labels": labelled.shape[0], "accuracy": rounds[-1].accuracy},
+        )
         if labelled.shape[0] >= spec.budget:
             return LoopHistory(strategy, policy, rounds, labelled, learner)
         start = time.perf_counter()
@@ -120,7 +150,9 @@ def run_loop(pool: ImageDataset, test: ImageDataset, strategy: str, policy: str,
         labelled = torch.cat([labelled, new])
 
 
-def _update(learner: Learner, pool: ImageDataset, labelled: torch.Tensor, new: torch.Tensor) -> tuple[float, float]:
+def _update(
+    learner: Learner, pool: ImageDataset, labelled: torch.Tensor, new: torch.Tensor
+) -> tuple[float, float]:
     """Retrain; return (forgetting on the previously labelled samples, training seconds)."""
     old = labelled[: labelled.shape[0] - new.shape[0]]
     before = learner.accuracy(pool.images[old], pool.labels[old]) if learner.rounds else float("nan")

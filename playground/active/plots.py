@@ -15,7 +15,7 @@ def _curve(ax, label: str, runs: list[dict], key: str, cumulative: bool = False)
     x = np.asarray(runs[0]["labels"])
     series = [np.cumsum(r[key]) if cumulative else r[key] for r in runs]
     mean, half = mean_band(series)
-    line, = ax.plot(x, mean, label=label, lw=1.6)
+    (line,) = ax.plot(x, mean, label=label, lw=1.6)
     if half.any():
         ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2, lw=0)
 
@@ -27,8 +27,11 @@ def learning_curve_figure(curves: dict[str, list[dict]], target: float):
         _curve(ax, strategy, runs, "accuracy")
     ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.0%}")
     seeds = len(next(iter(curves.values())))
-    ax.set(xlabel="labelled samples", ylabel="test accuracy",
-           title=f"Learning curves ({seeds} seed{'s' * (seeds > 1)}{', mean ± 95% CI' if seeds > 1 else ''})")
+    ax.set(
+        xlabel="labelled samples",
+        ylabel="test accuracy",
+        title=f"Learning curves ({seeds} seed{'s' * (seeds > 1)}{', mean ± 95% CI' if seeds > 1 else ''})",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return fig
@@ -51,13 +54,31 @@ def policy_figure(curves: dict[str, list[dict]]):
 def risk_coverage_figure(curve: dict, values: dict[str, float]):
     """Auto-label accuracy against escalation rate, with the target and the calibrated point."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.plot(np.asarray(curve["escalation_rate"]) * 100, np.asarray(curve["auto_label_accuracy"]) * 100,
-            lw=1.6, label="sweeping the threshold (stream)")
-    ax.axhline(100 * (1 - values["escalation/alpha"]), color="grey", ls="--", lw=1,
-               label=f"1 - α = {1 - values['escalation/alpha']:.0%}")
-    ax.scatter([100 * values["escalation/rate"]], [100 * (1 - values["escalation/auto_label_error"])],
-               color="crimson", zorder=3, label="calibrated threshold")
-    ax.set(xlabel="escalation rate (%)", ylabel="auto-label accuracy (%)", title="Escalation: risk against coverage")
+    ax.plot(
+        np.asarray(curve["escalation_rate"]) * 100,
+        np.asarray(curve["auto_label_accuracy"]) * 100,
+        lw=1.6,
+        label="sweeping the threshold (stream)",
+    )
+    ax.axhline(
+        100 * (1 - values["escalation/alpha"]),
+        color="grey",
+        ls="--",
+        lw=1,
+        label=f"1 - α = {1 - values['escalation/alpha']:.0%}",
+    )
+    ax.scatter(
+        [100 * values["escalation/rate"]],
+        [100 * (1 - values["escalation/auto_label_error"])],
+        color="crimson",
+        zorder=3,
+        label="calibrated threshold",
+    )
+    ax.set(
+        xlabel="escalation rate (%)",
+        ylabel="auto-label accuracy (%)",
+        title="Escalation: risk against coverage",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return fig

@@ -21,7 +21,9 @@ def _compute(history: LoopHistory) -> float:
     return float(sum(r.train_seconds for r in history.rounds))
 
 
-def _add_ratio(out: Metrics, prefix: str, needed: float, random_needed: float, budget: int, has_random: bool) -> None:
+def _add_ratio(
+    out: Metrics, prefix: str, needed: float, random_needed: float, budget: int, has_random: bool
+) -> None:
     """``labels_vs_random``; when random never reached the target within the budget, random needs
     more than ``budget`` labels and ``labels_vs_random_below = needed / budget`` bounds the ratio."""
     if random_needed < math.inf:
@@ -32,7 +34,9 @@ def _add_ratio(out: Metrics, prefix: str, needed: float, random_needed: float, b
 
 def metrics(config, loops: dict[str, LoopHistory], policies: dict[str, LoopHistory], escalation) -> Metrics:
     out = Metrics()
-    random_labels = labels_to_target(loops["random"], config.target_accuracy) if "random" in loops else math.inf
+    random_labels = (
+        labels_to_target(loops["random"], config.target_accuracy) if "random" in loops else math.inf
+    )
     for name, history in loops.items():
         needed = labels_to_target(history, config.target_accuracy)
         out.add(f"al/{name}/reached_target", float(needed < math.inf))
@@ -54,20 +58,31 @@ def metrics(config, loops: dict[str, LoopHistory], policies: dict[str, LoopHisto
 
 def curves(loops: dict[str, LoopHistory], policies: dict[str, LoopHistory], escalation) -> dict:
     """Everything the plots and the page draw, as plain lists (``curves.json``)."""
+
     def one(h: LoopHistory) -> dict:
-        return {k: h.series(k) for k in ("labels", "accuracy", "forgetting", "train_seconds", "acquire_seconds")}
-    return {"strategies": {s: one(h) for s, h in loops.items()},
-            "policies": {p: one(h) for p, h in policies.items()},
-            "escalation": {**escalation.curve, "threshold": min(escalation.threshold.confidence, 1.0),
-                           "alpha": escalation.threshold.alpha,
-                           "routes": {name: int((escalation.routes == i).sum()) for i, name in enumerate(ROUTE_NAMES)}}}
+        return {
+            k: h.series(k) for k in ("labels", "accuracy", "forgetting", "train_seconds", "acquire_seconds")
+        }
+
+    return {
+        "strategies": {s: one(h) for s, h in loops.items()},
+        "policies": {p: one(h) for p, h in policies.items()},
+        "escalation": {
+            **escalation.curve,
+            "threshold": min(escalation.threshold.confidence, 1.0),
+            "alpha": escalation.threshold.alpha,
+            "routes": {name: int((escalation.routes == i).sum()) for i, name in enumerate(ROUTE_NAMES)},
+        },
+    }
 
 
 def write_artifacts(run_dir: RunDir, config, loops, policies, escalation, data) -> None:
     saved = curves(loops, policies, escalation)
     run_dir.write_json("curves.json", saved)
-    run_dir.save_figure(learning_curve_figure({s: [c] for s, c in saved["strategies"].items()},
-                                              config.target_accuracy), "learning_curves")
+    run_dir.save_figure(
+        learning_curve_figure({s: [c] for s, c in saved["strategies"].items()}, config.target_accuracy),
+        "learning_curves",
+    )
     run_dir.save_figure(policy_figure({p: [c] for p, c in saved["policies"].items()}), "policies")
     run_dir.save_figure(risk_coverage_figure(saved["escalation"], escalation.metrics()), "escalation")
 
@@ -75,32 +90,73 @@ def write_artifacts(run_dir: RunDir, config, loops, policies, escalation, data) 
 def strategy_table(values: dict[str, float], strategies: list[str], target: float) -> str:
     def ratio(s: str) -> str:
         below = f"al/{s}/labels_vs_random_below"
-        return f"< {values[below]:.2f}" if below in values else metric_cell(values, f"al/{s}/labels_vs_random", 2)
-    rows = [[f"`{s}`", metric_cell(values, f"al/{s}/labels_to_target", 0), ratio(s),
-             metric_cell(values, f"al/{s}/final_accuracy"), metric_cell(values, f"al/{s}/mean_accuracy"),
-             metric_cell(values, f"al/{s}/compute_s", 0)] for s in strategies]
-    return markdown_table(["strategy", f"labels to {target:.0%}", "× random's labels", "final accuracy",
-                           "mean accuracy over the curve", "compute s"], rows)
+        return (
+            f"< {values[below]:.2f}"
+            if below in values
+            else metric_cell(values, f"al/{s}/labels_vs_random", 2)
+        )
+
+    rows = [
+        [
+            f"`{s}`",
+            metric_cell(values, f"al/{s}/labels_to_target", 0),
+            ratio(s),
+            metric_cell(values, f"al/{s}/final_accuracy"),
+            metric_cell(values, f"al/{s}/mean_accuracy"),
+            metric_cell(values, f"al/{s}/compute_s", 0),
+        ]
+        for s in strategies
+    ]
+    return markdown_table(
+        [
+            "strategy",
+            f"labels to {target:.0%}",
+            "× random's labels",
+            "final accuracy",
+            "mean accuracy over the curve",
+            "compute s",
+        ],
+        rows,
+    )
 
 
 def policy_table(values: dict[str, float], policies: list[str]) -> str:
-    rows = [[f"`{p}`", metric_cell(values, f"al/policy/{p}/final_accuracy"), metric_cell(values, f"al/policy/{p}/mean_accuracy"),
-             metric_cell(values, f"al/policy/{p}/forgetting", 4), metric_cell(values, f"al/policy/{p}/compute_s", 0)]
-            for p in policies]
-    return markdown_table(["policy", "final accuracy", "mean accuracy", "forgetting (accuracy lost on old labels per round)",
-                           "training s"], rows)
+    rows = [
+        [
+            f"`{p}`",
+            metric_cell(values, f"al/policy/{p}/final_accuracy"),
+            metric_cell(values, f"al/policy/{p}/mean_accuracy"),
+            metric_cell(values, f"al/policy/{p}/forgetting", 4),
+            metric_cell(values, f"al/policy/{p}/compute_s", 0),
+        ]
+        for p in policies
+    ]
+    return markdown_table(
+        [
+            "policy",
+            "final accuracy",
+            "mean accuracy",
+            "forgetting (accuracy lost on old labels per round)",
+            "training s",
+        ],
+        rows,
+    )
 
 
 def escalation_table(values: dict[str, float]) -> str:
-    names = [("auto-label error (in-distribution stream)", "escalation/auto_label_error"),
-             ("target α", "escalation/alpha"), ("calibrated confidence threshold", "escalation/threshold"),
-             ("a threshold was certified (1 = yes; 0 = nothing is auto-labelled)", "escalation/certified"),
-             ("certified bound on the calibration split", "escalation/calibration_bound"),
-             ("escalation rate (stream a person must see)", "escalation/rate"),
-             ("escalated within the budget", "escalation/escalated"), ("deferred to later rounds", "escalation/deferred"),
-             ("OOD images flagged as OOD", "escalation/ood_flagged"),
-             ("OOD images auto-labelled (silent errors)", "escalation/ood_auto_labelled"),
-             ("in-distribution images flagged as OOD", "escalation/id_flagged")]
+    names = [
+        ("auto-label error (in-distribution stream)", "escalation/auto_label_error"),
+        ("target α", "escalation/alpha"),
+        ("calibrated confidence threshold", "escalation/threshold"),
+        ("a threshold was certified (1 = yes; 0 = nothing is auto-labelled)", "escalation/certified"),
+        ("certified bound on the calibration split", "escalation/calibration_bound"),
+        ("escalation rate (stream a person must see)", "escalation/rate"),
+        ("escalated within the budget", "escalation/escalated"),
+        ("deferred to later rounds", "escalation/deferred"),
+        ("OOD images flagged as OOD", "escalation/ood_flagged"),
+        ("OOD images auto-labelled (silent errors)", "escalation/ood_auto_labelled"),
+        ("in-distribution images flagged as OOD", "escalation/id_flagged"),
+    ]
     return markdown_table(["", "value"], [[label, metric_cell(values, key)] for label, key in names])
 
 
@@ -113,45 +169,79 @@ def claims(config, values: dict[str, float], ratio_key: str = "labels_vs_random"
     if ratios:
         best = min(ratios, key=ratios.get)
         verdict = "meets" if ratios[best] <= 0.70 else "misses"
-        line = f"Best uncertainty strategy `{best}` needs {ratios[best]:.0%} of random's labels to reach {target}"
+        line = (
+            f"Best uncertainty strategy `{best}` needs {ratios[best]:.0%} of random's labels "
+            f"to reach {target}"
+        )
     elif bounds:
         best = min(bounds, key=bounds.get)
         verdict = "meets" if bounds[best] <= 0.70 else "cannot tell against"
-        line = (f"Random did not reach {target} within {config.budget} labels; best uncertainty strategy `{best}` "
-                f"did, so it needs less than {bounds[best]:.0%} of random's labels")
+        line = (
+            f"Random did not reach {target} within {config.budget} labels; "
+            f"best uncertainty strategy `{best}` did, so it needs less than {bounds[best]:.0%} "
+            "of random's labels"
+        )
     else:
         verdict, line = None, f"No uncertainty strategy reached {target} within {config.budget} labels"
-    lines = [f"- {line}" + (f" ({verdict} the ≤ 70% target; Gal et al. 2017 report about 57% for BALD on MNIST)."
-                             if verdict else ".")]
+    lines = [
+        f"- {line}"
+        + (
+            f" ({verdict} the ≤ 70% target; Gal et al. 2017 report about 57% for BALD on MNIST)."
+            if verdict
+            else "."
+        )
+    ]
     error, alpha = values.get("escalation/auto_label_error"), values.get("escalation/alpha")
     if error is not None:
         verdict = "within" if error <= alpha + 0.01 else "ABOVE"
-        lines.append(f"- Auto-label error on the held-out stream {error:.3f} at α = {alpha:.2f}: {verdict} α + 0.01.")
+        lines.append(
+            f"- Auto-label error on the held-out stream {error:.3f} at α = {alpha:.2f}: {verdict} α + 0.01."
+        )
     return lines
 
 
 def _data_line(config, data) -> str:
     ood = ", ".join(f"{n} ({v.shape[0]})" for n, v in data.ood.items()) or "none"
-    return (f"{config.dataset}: pool {len(data.pool):,}, curve test set {len(data.test):,}, calibration split "
-            f"{len(data.calibration):,}, stream {len(data.stream):,} in-distribution + OOD {ood}.")
+    return (
+        f"{config.dataset}: pool {len(data.pool):,}, curve test set {len(data.test):,}, calibration split "
+        f"{len(data.calibration):,}, stream {len(data.stream):,} in-distribution + OOD {ood}."
+    )
 
 
 def report_text(config, values: dict[str, float], device: str, data) -> str:
-    return "\n".join([
-        f"# Active learning on {config.dataset}",
-        "",
-        _data_line(config, data),
-        f"Start from {config.initial} balanced labels, add {config.query} per round up to {config.budget}; "
-        f"{config.mc_samples} MC-dropout samples score {config.pool_subset or 'all'} pool candidates per round; "
-        f"a small CNN after Gal et al. 2017 (width {config.width}) trained each round on {device}, seed {config.seed}.",
-        "", "## Checks", *claims(config, values),
-        "", "## Learning curves (retrained from scratch every round)",
-        strategy_table(values, config.strategies, config.target_accuracy), "", "![learning curves](learning_curves.png)",
-        "", f"## Retraining policies (`{config.policy_strategy}` acquisition, {config.replay} replayed labels)",
-        policy_table(values, config.policies), "", "![policies](policies.png)",
-        "", f"## Escalation (α = {config.alpha}, δ = {config.delta}, budget {config.annotator_budget} per round, "
-            f"{config.stream_rounds} rounds)",
-        escalation_table(values), "", "![escalation](escalation.png)", ""])
+    return "\n".join(
+        [
+            f"# Active learning on {config.dataset}",
+            "",
+            _data_line(config, data),
+            f"Start from {config.initial} balanced labels, add {config.query} per round "
+            f"up to {config.budget}; {config.mc_samples} MC-dropout samples score "
+            f"{config.pool_subset or 'all'} pool candidates per round; "
+            f"a small CNN after Gal et al. 2017 (width {config.width}) trained each round "
+            f"on {device}, seed {config.seed}.",
+            "",
+            "## Checks",
+            *claims(config, values),
+            "",
+            "## Learning curves (retrained from scratch every round)",
+            strategy_table(values, config.strategies, config.target_accuracy),
+            "",
+            "![learning curves](learning_curves.png)",
+            "",
+            f"## Retraining policies (`{config.policy_strategy}` acquisition, "
+            f"{config.replay} replayed labels)",
+            policy_table(values, config.policies),
+            "",
+            "![policies](policies.png)",
+            "",
+            f"## Escalation (α = {config.alpha}, δ = {config.delta}, "
+            f"budget {config.annotator_budget} per round, {config.stream_rounds} rounds)",
+            escalation_table(values),
+            "",
+            "![escalation](escalation.png)",
+            "",
+        ]
+    )
 
 
 def _seed_curves(results) -> list[dict]:
@@ -171,8 +261,14 @@ def _mean_curve_metrics(config, metrics: Metrics, seeds: list[dict]) -> None:
             needed[s] = hit[0]
             metrics.add(f"al/{s}/mean_curve/labels_to_target", hit[0], "labels")
     for s, n in needed.items():
-        _add_ratio(metrics, f"al/{s}/mean_curve", n, needed.get("random", math.inf), config.budget,
-                   "random" in config.strategies)
+        _add_ratio(
+            metrics,
+            f"al/{s}/mean_curve",
+            n,
+            needed.get("random", math.inf),
+            config.budget,
+            "random" in config.strategies,
+        )
 
 
 def aggregate_text(config, metrics: Metrics, results) -> str:
@@ -180,19 +276,43 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
     _mean_curve_metrics(config, metrics, seeds)
     parent = RunDir(results[0].run_dir.parent)
     parent.write_metrics(metrics)
+
     def per_seed(part: str) -> dict[str, list[dict]]:
         return {name: [c[part][name] for c in seeds] for name in seeds[0][part]}
-    parent.save_figure(learning_curve_figure(per_seed("strategies"), config.target_accuracy), "learning_curves")
+
+    parent.save_figure(
+        learning_curve_figure(per_seed("strategies"), config.target_accuracy), "learning_curves"
+    )
     parent.save_figure(policy_figure(per_seed("policies")), "policies")
     values = metrics.values
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
-    return "\n".join([
-        f"# Active learning on {config.dataset}: {len(results)} seeds", "",
-        "Mean ± standard deviation over seeds; curves show the mean and its 95% confidence interval.", "",
-        "## Checks (labels to target read off the mean curve)", *claims(config, values, "mean_curve/labels_vs_random"),
-        "", "## Learning curves", strategy_table(values, config.strategies, config.target_accuracy), "",
-        "![learning curves](learning_curves.png)", "", "## Retraining policies", policy_table(values, config.policies),
-        "", "![policies](policies.png)", "", "## Escalation", escalation_table(values), "", "## Seeds", links, ""])
+    return "\n".join(
+        [
+            f"# Active learning on {config.dataset}: {len(results)} seeds",
+            "",
+            "Mean ± standard deviation over seeds; curves show the mean and its 95% confidence interval.",
+            "",
+            "## Checks (labels to target read off the mean curve)",
+            *claims(config, values, "mean_curve/labels_vs_random"),
+            "",
+            "## Learning curves",
+            strategy_table(values, config.strategies, config.target_accuracy),
+            "",
+            "![learning curves](learning_curves.png)",
+            "",
+            "## Retraining policies",
+            policy_table(values, config.policies),
+            "",
+            "![policies](policies.png)",
+            "",
+            "## Escalation",
+            escalation_table(values),
+            "",
+            "## Seeds",
+            links,
+            "",
+        ]
+    )
 
 
 def queue_items(escalation, data, run_name: str) -> list:
@@ -206,11 +326,18 @@ def queue_items(escalation, data, run_name: str) -> list:
     for i in chosen.tolist():
         image = escalation.images[i].permute(1, 2, 0).squeeze(-1).numpy()
         label = int(escalation.labels[i])
-        items.append(QueueItem(external_id=f"{run_name}/stream/{i}", image=image, probs=probs[i].tolist(),
-                               uncertainty=float(view.uncertainty[i]), disagreement=float(disagreement[i]),
-                               reason="ood" if int(escalation.routes[i]) == OOD else "uncertain",
-                               class_names=list(data.pool.classes),
-                               meta={"true_label": label if label >= 0 else None, "run": run_name}))
+        items.append(
+            QueueItem(
+                external_id=f"{run_name}/stream/{i}",
+                image=image,
+                probs=probs[i].tolist(),
+                uncertainty=float(view.uncertainty[i]),
+                disagreement=float(disagreement[i]),
+                reason="ood" if int(escalation.routes[i]) == OOD else "uncertain",
+                class_names=list(data.pool.classes),
+                meta={"true_label": label if label >= 0 else None, "run": run_name},
+            )
+        )
     return items
 
 

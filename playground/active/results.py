@@ -25,10 +25,15 @@ def load_curves(path: str | Path) -> dict:
     """``{"strategies": {s: [curve per seed]}, "policies": {p: [...]}, "escalation": [per seed]}``."""
     path = Path(path)
     seeds = [_read(p) for p in seed_folders(path)] or [_read(path)]
+
     def per_seed(part: str) -> dict:
         return {name: [s[part][name] for s in seeds] for name in seeds[0][part]}
-    return {"strategies": per_seed("strategies"), "policies": per_seed("policies"),
-            "escalation": [s["escalation"] for s in seeds]}
+
+    return {
+        "strategies": per_seed("strategies"),
+        "policies": per_seed("policies"),
+        "escalation": [s["escalation"] for s in seeds],
+    }
 
 
 def mean_band(runs: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:

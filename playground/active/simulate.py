@@ -12,10 +12,19 @@ import math
 
 import torch
 
-from playground.active.escalation import (AUTO, DEFER, ESCALATE, OOD, Threshold, calibrate_threshold,
-                                          ood_threshold, risk_coverage, route)
-from playground.active.learner import Learner, embed
 from playground.active.data import ActiveData
+from playground.active.escalation import (
+    AUTO,
+    DEFER,
+    ESCALATE,
+    OOD,
+    Threshold,
+    calibrate_threshold,
+    ood_threshold,
+    risk_coverage,
+    route,
+)
+from playground.active.learner import Learner, embed
 from playground.uncertainty.features import KNNScore
 from playground.uncertainty.scores import Prediction, disagreement, entropy_of
 
@@ -24,10 +33,10 @@ from playground.uncertainty.scores import Prediction, disagreement, entropy_of
 class EscalationSpec:
     alpha: float = 0.05
     delta: float = 0.1
-    annotator_budget: int = 200   # escalations per round
+    annotator_budget: int = 200  # escalations per round
     stream_rounds: int = 5
     knn_k: int = 10
-    knn_bank: int = 5000          # pool images whose embeddings the KNN OOD score compares against
+    knn_bank: int = 5000  # pool images whose embeddings the KNN OOD score compares against
     mc_samples: int = 20
     seed: int = 0
 
@@ -36,10 +45,10 @@ class EscalationSpec:
 class View:
     """What the model says about a batch of images."""
 
-    probs: torch.Tensor           # (S, N, C) MC-dropout samples
+    probs: torch.Tensor  # (S, N, C) MC-dropout samples
     confidence: torch.Tensor
-    uncertainty: torch.Tensor     # predictive entropy
-    ood_score: torch.Tensor       # KNN distance in the embedding
+    uncertainty: torch.Tensor  # predictive entropy
+    ood_score: torch.Tensor  # KNN distance in the embedding
 
     @property
     def disagreement(self) -> torch.Tensor:
@@ -56,22 +65,25 @@ def look(learner: Learner, knn: KNNScore, images: torch.Tensor, spec: Escalation
 class EscalationOutcome:
     threshold: Threshold
     ood_cut: float
-    routes: torch.Tensor          # per stream sample, then per OOD image
+    routes: torch.Tensor  # per stream sample, then per OOD image
     is_ood: torch.Tensor
-    correct: torch.Tensor         # model correct, per stream sample (False for OOD images)
+    correct: torch.Tensor  # model correct, per stream sample (False for OOD images)
     view: View
     curve: dict[str, list[float]]
     images: torch.Tensor
-    labels: torch.Tensor          # true labels, -1 for OOD images
+    labels: torch.Tensor  # true labels, -1 for OOD images
 
     def metrics(self) -> dict[str, float]:
         ind, auto = ~self.is_ood, self.routes == AUTO
         auto_in = auto & ind
         certified = math.isfinite(self.threshold.confidence)
         threshold = {"escalation/threshold": self.threshold.confidence} if certified else {}
-        return {**threshold,
+        return {
+            **threshold,
             "escalation/alpha": self.threshold.alpha,
-            "escalation/auto_label_error": 1.0 - self.correct[auto_in].float().mean().item() if auto_in.any() else 0.0,
+            "escalation/auto_label_error": 1.0 - self.correct[auto_in].float().mean().item()
+            if auto_in.any()
+            else 0.0,
             "escalation/rate": 1.0 - auto_in.sum().item() / max(int(ind.sum()), 1),
             "escalation/escalated": (self.routes[ind] == ESCALATE).float().mean().item(),
             "escalation/deferred": (self.routes[ind] == DEFER).float().mean().item(),
@@ -88,7 +100,9 @@ def simulate(learner: Learner, data: ActiveData, spec: EscalationSpec) -> Escala
 
     The KNN OOD score's bank is (a random part of) the unlabelled pool: in-distribution by
     construction, and it needs no labels (Sun et al. 2022)."""
-    bank = data.pool.images[torch.randperm(len(data.pool), generator=torch.Generator().manual_seed(spec.seed))[:spec.knn_bank]]
+    bank = data.pool.images[
+        torch.randperm(len(data.pool), generator=torch.Generator().manual_seed(spec.seed))[: spec.knn_bank]
+    ]
     knn = KNNScore.fit(embed(learner.model, bank), k=spec.knn_k)
     cal = look(learner, knn, data.calibration.images, spec)
     cal_correct = cal.probs.mean(0).argmax(1) == data.calibration.labels
@@ -110,6 +124,12 @@ def _route_rounds(view: View, threshold: Threshold, ood_cut: float, spec: Escala
     order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
     routes = torch.empty(n, dtype=torch.long)
     for chunk in order.chunk(max(1, spec.stream_rounds)):
-        routes[chunk] = route(view.confidence[chunk], view.uncertainty[chunk], view.ood_score[chunk],
-                              threshold, ood_cut, spec.annotator_budget)
+        routes[chunk] = route(
+            view.confidence[chunk],
+            view.uncertainty[chunk],
+            view.ood_score[chunk],
+            threshold,
+            ood_cut,
+            spec.annotator_budget,
+        )
     return routes

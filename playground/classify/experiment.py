@@ -23,8 +23,8 @@ from playground.core.runs import Metrics, Result, RunDir, markdown_table, metric
 from playground.core.training import fit, make_optimizer, predict
 from playground.data import ImageDataset, TensorLoader, load_dataset
 from playground.data.splits import limit_per_split, random_split
-from playground.models import build_model, count_parameters
 from playground.errors import ConfigError
+from playground.models import build_model, count_parameters
 
 EXPERIMENT = "classify"
 
@@ -35,13 +35,13 @@ class Config(RunConfig):
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
     download: bool = False
-    train_limit: int = 0          # at most this many training images (0: all), stratified
-    val_fraction: float = 0.1     # held out of train for the per-epoch validation curve
+    train_limit: int = 0  # at most this many training images (0: all), stratified
+    val_fraction: float = 0.1  # held out of train for the per-epoch validation curve
     model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
-    width: int = 32               # small_cnn only
-    depth: int = 2                # small_cnn only
-    dropout: float = 0.25         # small_cnn only
-    pool_size: int = 4            # small_cnn only: final adaptive pool to pool_size x pool_size
+    width: int = 32  # small_cnn only
+    depth: int = 2  # small_cnn only
+    dropout: float = 0.25  # small_cnn only
+    pool_size: int = 4  # small_cnn only: final adaptive pool to pool_size x pool_size
     embedding_dim: int = 128
     epochs: int = 2
     batch_size: int = 128
@@ -62,7 +62,9 @@ class Config(RunConfig):
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
 
-def load_data(config: Config, progress: Progress = None) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+def load_data(
+    config: Config, progress: Progress = None
+) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
     """``(train, val or None, test)`` for the config's dataset."""
     report(progress, "load data", 0, 2)
     kwargs = dict(root=config.data_root or None, download=config.download, seed=config.seed)
@@ -77,11 +79,23 @@ def load_data(config: Config, progress: Progress = None) -> tuple[ImageDataset, 
 
 
 def build(config: Config, train: ImageDataset) -> torch.nn.Module:
-    options = {"width": config.width, "depth": config.depth, "dropout": config.dropout,
-               "pool_size": config.pool_size} \
-        if config.model == "small_cnn" else {}
-    return build_model(config.model, in_channels=train.image_shape[0], num_classes=train.num_classes,
-                       embedding_dim=config.embedding_dim, **options)
+    options = (
+        {
+            "width": config.width,
+            "depth": config.depth,
+            "dropout": config.dropout,
+            "pool_size": config.pool_size,
+        }
+        if config.model == "small_cnn"
+        else {}
+    )
+    return build_model(
+        config.model,
+        in_channels=train.image_shape[0],
+        num_classes=train.num_classes,
+        embedding_dim=config.embedding_dim,
+        **options,
+    )
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
@@ -96,34 +110,52 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     steps: list[float] = []
     start = time.perf_counter()
     # drop a ragged last batch: a batch of one breaks BatchNorm
-    train_loader = TensorLoader.of(train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                                   drop_last=len(train) > config.batch_size)
-    history = fit(model, train_loader,
-                  epochs=config.epochs, device=device, dtype=config.dtype, schedule=config.schedule,
-                  optimizer=make_optimizer(model, config.optimizer, config.lr, config.weight_decay),
-                  val_loader=TensorLoader.of(val, batch_size=512) if val is not None else None,
-                  progress=_recording(progress, steps))
+    train_loader = TensorLoader.of(
+        train,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=len(train) > config.batch_size,
+    )
+    history = fit(
+        model,
+        train_loader,
+        epochs=config.epochs,
+        device=device,
+        dtype=config.dtype,
+        schedule=config.schedule,
+        optimizer=make_optimizer(model, config.optimizer, config.lr, config.weight_decay),
+        val_loader=TensorLoader.of(val, batch_size=512) if val is not None else None,
+        progress=_recording(progress, steps),
+    )
     train_seconds = time.perf_counter() - start
     outputs = predict(model, TensorLoader.of(test, batch_size=512), device=device, progress=progress)
     metrics, matrix = _test_metrics(outputs, test, train_seconds, count_parameters(model))
     _write_plots(run_dir, matrix, test.classes, steps, history.epochs)
     if config.save_checkpoint:
-        save_checkpoint(run_dir.path / "model.safetensors", model,
-                        {"experiment": EXPERIMENT, "config": dataclasses.asdict(config), "classes": test.classes})
+        save_checkpoint(
+            run_dir.path / "model.safetensors",
+            model,
+            {"experiment": EXPERIMENT, "config": dataclasses.asdict(config), "classes": test.classes},
+        )
     run_dir.write_metrics(metrics)
     run_dir.write_json("history.json", {"epochs": history.epochs, "step_loss": steps})
     text = _report(config, metrics, test, train, device)
     run_dir.write_report(text)
-    return Result(metrics, text, run_dir.path, {"history": history, "confusion": matrix, "classes": test.classes})
+    return Result(
+        metrics, text, run_dir.path, {"history": history, "confusion": matrix, "classes": test.classes}
+    )
 
 
 def _recording(progress: Progress, steps: list[float]):
     """Wrap ``progress`` so per-step training loss is kept for the training curve."""
+
     def callback(event: ProgressEvent) -> None:
         if event.stage == "train" and "batch_loss" in event.metrics:
             steps.append(event.metrics["batch_loss"])
         if progress is not None:
             progress(event)
+
     return callback
 
 
@@ -148,13 +180,21 @@ def _write_plots(run_dir: RunDir, matrix, classes, steps, epochs) -> None:
 def _report(config: Config, metrics: Metrics, test: ImageDataset, train: ImageDataset, device) -> str:
     values = metrics.values
     per_class = [[name, values[f"test/accuracy/{slug(name)}"]] for name in test.classes]
-    return "\n\n".join([
-        f"# {config.name}: {config.model} on {config.dataset}",
-        f"Trained on {len(train)} images for {config.epochs} epoch{'s' * (config.epochs != 1)} on `{device}` "
-        f"({values['train/seconds']:.1f} s); tested on {len(test)} images.",
-        f"**Test accuracy: {values['test/accuracy']:.4f}**",
-        metrics_table(Metrics({k: v for k, v in values.items() if "/accuracy/" not in k}, metrics.units)),
-        "## Accuracy per class\n\n" + markdown_table(["class", "accuracy"], per_class),
-        "## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)",
-        "## Training curves\n\n![training curves](training_curves.png)",
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# {config.name}: {config.model} on {config.dataset}",
+                f"Trained on {len(train)} images for {config.epochs} "
+                f"epoch{'s' * (config.epochs != 1)} on `{device}` "
+                f"({values['train/seconds']:.1f} s); tested on {len(test)} images.",
+                f"**Test accuracy: {values['test/accuracy']:.4f}**",
+                metrics_table(
+                    Metrics({k: v for k, v in values.items() if "/accuracy/" not in k}, metrics.units)
+                ),
+                "## Accuracy per class\n\n" + markdown_table(["class", "accuracy"], per_class),
+                "## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)",
+                "## Training curves\n\n![training curves](training_curves.png)",
+            ]
+        )
+        + "\n"
+    )

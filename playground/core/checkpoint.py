@@ -19,8 +19,9 @@ from playground.errors import CheckpointError
 METADATA_KEY = "playground"
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module | dict[str, torch.Tensor],
-                    metadata: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: torch.nn.Module | dict[str, torch.Tensor], metadata: dict[str, Any] | None = None
+) -> Path:
     """Write ``model``'s state dict (or a plain tensor dict) with JSON ``metadata``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,8 +45,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file ({reason}); "
-                              "re-create it by re-running the experiment that wrote it") from None
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a safetensors file ({reason}); "
+            "re-create it by re-running the experiment that wrote it"
+        ) from None
     return tensors, metadata
 
 
@@ -56,6 +59,8 @@ def load_into(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
-        raise CheckpointError(f"checkpoint {path} does not fit this model ({first}); "
-                              "build the model with the config stored in the checkpoint's metadata") from None
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model ({first}); "
+            "build the model with the config stored in the checkpoint's metadata"
+        ) from None
     return metadata

@@ -66,15 +66,18 @@ def load_recipe(path: str | Path) -> Recipe:
         raise ConfigError(f"recipe {path} is not valid TOML: {err}") from None
     unknown = set(data) - RECIPE_KEYS
     if unknown:
-        raise ConfigError(f"unknown key {sorted(unknown)[0]!r} at the top of recipe {path}; "
-                          f"allowed: {', '.join(sorted(RECIPE_KEYS))}")
+        raise ConfigError(
+            f"unknown key {sorted(unknown)[0]!r} at the top of recipe {path}; "
+            f"allowed: {', '.join(sorted(RECIPE_KEYS))}"
+        )
     if not isinstance(data.get("experiment"), str):
-        raise ConfigError(f"recipe {path} must name its experiment, e.g. experiment = \"classify\"")
+        raise ConfigError(f'recipe {path} must name its experiment, e.g. experiment = "classify"')
     presets = data.get("presets", {})
     if not all(isinstance(v, dict) for v in presets.values()):
         raise ConfigError(f"recipe {path}: every entry under [presets] must be a table like [presets.quick]")
-    return Recipe(path.stem, path, data["experiment"], data.get("description", ""),
-                  data.get("config", {}), presets)
+    return Recipe(
+        path.stem, path, data["experiment"], data.get("description", ""), data.get("config", {}), presets
+    )
 
 
 def config_fields(config_cls: type) -> dict[str, Any]:
@@ -115,7 +118,9 @@ def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
         raise _type_error(key, value, annotation, source)
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{source}: {key} = {value!r} is not allowed; choose one of {', '.join(map(repr, args))}")
+            raise ConfigError(
+                f"{source}: {key} = {value!r} is not allowed; choose one of {', '.join(map(repr, args))}"
+            )
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):

@@ -31,9 +31,13 @@ def choose_device(preference: str | None = None) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is visible; use device='cpu' or 'auto'")
+        raise ConfigError(
+            "device 'cuda' was asked for but no CUDA GPU is visible; use device='cpu' or 'auto'"
+        )
     if preference == "mps" and not _mps_available():
-        raise ConfigError("device 'mps' was asked for but Apple MPS is not available; use device='cpu' or 'auto'")
+        raise ConfigError(
+            "device 'mps' was asked for but Apple MPS is not available; use device='cpu' or 'auto'"
+        )
     return torch.device(preference)
 
 

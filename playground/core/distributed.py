@@ -47,7 +47,11 @@ def wrap_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` in ``DistributedDataParallel`` when a process group is up, else itself."""
     if world_size() == 1:
         return model
-    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else None
+    )
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 

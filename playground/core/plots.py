@@ -24,8 +24,15 @@ def confusion_matrix_figure(matrix: np.ndarray, classes: list[str], title: str =
     ax.set_title(title)
     if len(classes) <= 20:
         for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
     return fig
 

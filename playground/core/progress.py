@@ -7,8 +7,8 @@ a Streamlit page passes its own callback that drives ``st.progress`` (pages live
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
 
 from tqdm.auto import tqdm
 
@@ -33,7 +33,7 @@ class ProgressEvent:
         return min(1.0, self.step / self.total) if self.total else 0.0
 
 
-Progress = Optional[Callable[[ProgressEvent], None]]
+Progress = Callable[[ProgressEvent], None] | None
 
 
 def report(progress: Progress, stage: str, step: int, total: int, **kwargs) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from playground.core.config import apply_overrides, build_config, load_recipe
 from playground.core.progress import Progress
@@ -25,8 +25,14 @@ def config_from_recipe(path: str | Path, preset: str | None = "quick", overrides
     return module, config
 
 
-def run_recipe(path: str | Path, preset: str | None = "quick", overrides: Sequence[str] = (),
-               seeds: Sequence[int] | None = None, progress: Progress = None, jobs: int = 1) -> Result:
+def run_recipe(
+    path: str | Path,
+    preset: str | None = "quick",
+    overrides: Sequence[str] = (),
+    seeds: Sequence[int] | None = None,
+    progress: Progress = None,
+    jobs: int = 1,
+) -> Result:
     """Run a recipe; with several ``seeds``, aggregate their metrics as mean and ``:std``
     (``jobs`` seeds at a time, each in its own process)."""
     module, config = config_from_recipe(path, preset, overrides)
@@ -62,15 +68,21 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     parent = RunDir.create(config.name, config.out or None)
     parent.write_config(config, getattr(module, "EXPERIMENT", module.__name__.split(".")[-2]))
-    seeded = [dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path)) for seed in seeds]
+    seeded = [
+        dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path)) for seed in seeds
+    ]
     results = _run_each(module, seeded, progress, jobs)
     metrics: Metrics = aggregate_seeds([r.metrics for r in results])
     parent.write_metrics(metrics)
     if hasattr(module, "aggregate_report"):  # an experiment may lay out its own multi-seed report
         report = module.aggregate_report(config, metrics, results)
     else:
-        links = "\n".join(f"- seed {s}: [{r.run_dir.name}]({r.run_dir.name}/report.md)" for s, r in zip(seeds, results))
-        report = f"# {config.name}: {len(seeds)} seeds\n\nMean ± standard deviation over seeds {seeds}.\n\n" \
-                 f"{metrics_table(metrics)}\n\n## Runs\n{links}\n"
+        links = "\n".join(
+            f"- seed {s}: [{r.run_dir.name}]({r.run_dir.name}/report.md)" for s, r in zip(seeds, results)
+        )
+        report = (
+            f"# {config.name}: {len(seeds)} seeds\n\nMean ± standard deviation over seeds {seeds}.\n\n"
+            f"{metrics_table(metrics)}\n\n## Runs\n{links}\n"
+        )
     parent.write_report(report)
     return Result(metrics, report, parent.path, {"seeds": results})

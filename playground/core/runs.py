@@ -14,12 +14,12 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import json
-import shutil
-import tempfile
 import math
 import os
 import re
+import shutil
 import statistics
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ class RunDir:
         self.path = path
 
     @classmethod
-    def create(cls, name: str, root: str | Path | None = None) -> "RunDir":
+    def create(cls, name: str, root: str | Path | None = None) -> RunDir:
         """A new ``<root>/<name>-<timestamp>`` folder (under torchrun: rank 0 only)."""
         from playground.core.distributed import is_main_process
 
@@ -200,6 +200,7 @@ def metric_cell(values: dict[str, float], name: str, digits: int = 3, scale: flo
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A small Markdown table; floats are shown with 4 significant digits."""
+
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return format_number(value)
@@ -228,11 +229,15 @@ SEED_FOLDER = re.compile(r"^seed(\d+)-")
 
 
 def read_run_config(path: Path) -> dict[str, Any]:
-    """The parsed ``config.toml`` of a run folder (``experiment`` and ``[config]``); clear errors otherwise."""
+    """The parsed ``config.toml`` of a run folder (``experiment`` and ``[config]``); clear errors
+    otherwise.
+    """
     config_file = path / "config.toml"
     if not config_file.is_file():
-        raise DataNotFoundError(f"{path} has no config.toml, so it is not a run folder; "
-                                "pick a folder under the runs root (list them with `playground runs`)")
+        raise DataNotFoundError(
+            f"{path} has no config.toml, so it is not a run folder; "
+            "pick a folder under the runs root (list them with `playground runs`)"
+        )
     try:
         return tomllib.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
@@ -257,12 +262,18 @@ def runs_root_of(run_path: Path) -> Path:
 
 def seed_folders(path: Path) -> list[Path]:
     """Child run folders ``seed<N>-...`` in seed order."""
-    folders = [p for p in path.iterdir() if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()]
+    folders = [
+        p
+        for p in path.iterdir()
+        if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()
+    ]
     return sorted(folders, key=lambda p: (int(SEED_FOLDER.match(p.name)[1]), p.name))
 
 
 def first_seed(path: str | Path) -> Path:
-    """The run folder itself, or its first seed folder for a multi-seed parent (where models and files are)."""
+    """The run folder itself, or its first seed folder for a multi-seed parent (where models and
+    files are).
+    """
     path = Path(path)
     folders = seed_folders(path) if path.is_dir() else []
     return folders[0] if folders else path

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +59,9 @@ def _to_device(batch: Iterable, device: torch.device) -> list:
     return [t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch]
 
 
-def make_optimizer(model: torch.nn.Module, name: str = "adam", lr: float = 1e-3,
-                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: torch.nn.Module, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """``adam``, ``adamw`` or ``sgd`` (momentum 0.9, Nesterov) over the trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "adam":
@@ -71,11 +73,21 @@ def make_optimizer(model: torch.nn.Module, name: str = "adam", lr: float = 1e-3,
     raise ConfigError(f"unknown optimizer {name!r}; choose adam, adamw or sgd")
 
 
-def fit(model: torch.nn.Module, train_loader, *, epochs: int = 1,
-        optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
-        loss_fn: LossFn = cross_entropy, val_loader=None, device: torch.device | str = "cpu",
-        schedule: str = "cosine", dtype: str = "fp32", grad_clip: float | None = None,
-        progress: Progress = None) -> History:
+def fit(
+    model: torch.nn.Module,
+    train_loader,
+    *,
+    epochs: int = 1,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    loss_fn: LossFn = cross_entropy,
+    val_loader=None,
+    device: torch.device | str = "cpu",
+    schedule: str = "cosine",
+    dtype: str = "fp32",
+    grad_clip: float | None = None,
+    progress: Progress = None,
+) -> History:
     """Train ``model`` for ``epochs`` and return its :class:`History`.
 
     ``schedule`` is ``"cosine"`` (per-step cosine decay to 0) or ``"constant"``.
@@ -92,8 +104,9 @@ def fit(model: torch.nn.Module, train_loader, *, epochs: int = 1,
     history = History()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        row = _train_epoch(trained, train_loader, optimizer, scheduler, loss_fn, device, dtype,
-                           grad_clip, epoch, progress)
+        row = _train_epoch(
+            trained, train_loader, optimizer, scheduler, loss_fn, device, dtype, grad_clip, epoch, progress
+        )
         row["lr"] = optimizer.param_groups[0]["lr"]
         if val_loader is not None:
             val = evaluate(model, val_loader, loss_fn=loss_fn, device=device, dtype=dtype, progress=progress)
@@ -116,12 +129,14 @@ def _make_scheduler(optimizer, schedule: str, total_steps: int):
         return None
     if schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        )
     raise ConfigError(f"unknown schedule {schedule!r}; choose cosine or constant")
 
 
-def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, dtype, grad_clip,
-                 epoch, progress) -> dict[str, float]:
+def _train_epoch(
+    model, loader, optimizer, scheduler, loss_fn, device, dtype, grad_clip, epoch, progress
+) -> dict[str, float]:
     model.train()
     tally = _Tally()
     for step, batch in enumerate(loader, start=1):
@@ -130,7 +145,9 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, dtype, gr
             output = model(*inputs)
             loss = loss_fn(output, target)
         if not torch.isfinite(loss):
-            raise TrainingDivergedError(f"loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning rate")
+            raise TrainingDivergedError(
+                f"loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning rate"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -155,14 +172,21 @@ class _Tally:
         self.loss_sum += loss.item() * n
         self.count += n
         logits = getattr(output, "logits", output)
-        if isinstance(logits, torch.Tensor) and logits.ndim == 2 and target.ndim == 1 and not target.is_floating_point():
+        if (
+            isinstance(logits, torch.Tensor)
+            and logits.ndim == 2
+            and target.ndim == 1
+            and not target.is_floating_point()
+        ):
             self.correct += (logits.argmax(1) == target).sum().item()
         else:
             self.correct = -1  # accuracy is not defined for this output
 
-    def across_ranks(self) -> "_Tally":
+    def across_ranks(self) -> _Tally:
         """The tally summed over every rank (itself without a process group)."""
-        self.loss_sum, correct, self.count = distributed.sum_across_ranks(self.loss_sum, self.correct, self.count)
+        self.loss_sum, correct, self.count = distributed.sum_across_ranks(
+            self.loss_sum, self.correct, self.count
+        )
         self.correct = int(correct) if self.correct >= 0 else -1
         return self
 
@@ -176,8 +200,15 @@ class _Tally:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, *, loss_fn: LossFn = cross_entropy,
-             device: torch.device | str = "cpu", dtype: str = "fp32", progress: Progress = None) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module,
+    loader,
+    *,
+    loss_fn: LossFn = cross_entropy,
+    device: torch.device | str = "cpu",
+    dtype: str = "fp32",
+    progress: Progress = None,
+) -> dict[str, float]:
     """Mean loss (and accuracy for classifiers) of ``model`` over ``loader``."""
     device = torch.device(device)
     model.to(device).eval()
@@ -194,8 +225,14 @@ def evaluate(model: torch.nn.Module, loader, *, loss_fn: LossFn = cross_entropy,
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader, *, device: torch.device | str = "cpu",
-            dtype: str = "fp32", progress: Progress = None) -> dict[str, torch.Tensor]:
+def predict(
+    model: torch.nn.Module,
+    loader,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: str = "fp32",
+    progress: Progress = None,
+) -> dict[str, torch.Tensor]:
     """Run ``model`` over ``loader``; return concatenated ``logits``, ``embedding``, ``target``."""
     device = torch.device(device)
     model.to(device).eval()
@@ -205,7 +242,11 @@ def predict(model: torch.nn.Module, loader, *, device: torch.device | str = "cpu
         with autocast(device, dtype):
             output = model(*inputs)
         for name in ("logits", "embedding"):
-            value = output if name == "logits" and isinstance(output, torch.Tensor) else getattr(output, name, None)
+            value = (
+                output
+                if name == "logits" and isinstance(output, torch.Tensor)
+                else getattr(output, name, None)
+            )
             if isinstance(value, torch.Tensor):
                 parts[name].append(value.float().cpu())
         parts["target"].append(target.cpu())
@@ -214,14 +255,20 @@ def predict(model: torch.nn.Module, loader, *, device: torch.device | str = "cpu
 
 
 @torch.no_grad()
-def embed_images(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 1024,
-                 device: torch.device | str = "cpu", dtype: str = "fp32") -> torch.Tensor:
+def embed_images(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+    dtype: str = "fp32",
+) -> torch.Tensor:
     """The ``embedding`` of ``model`` for every image, float32 on the CPU, in eval mode."""
     device = torch.device(device)
     model.to(device).eval()
     parts = []
     for start in range(0, images.shape[0], batch_size):
         with autocast(device, dtype):
-            output = model(images[start:start + batch_size].to(device))
+            output = model(images[start : start + batch_size].to(device))
         parts.append(getattr(output, "embedding", output).float().cpu())
     return torch.cat(parts) if parts else torch.empty(0)

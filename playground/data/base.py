@@ -27,9 +27,13 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __post_init__(self):
         if self.images.ndim != 4:
-            raise DataFormatError(f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+            raise DataFormatError(
+                f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}"
+            )
         if self.labels.shape != (self.images.shape[0],):
-            raise DataFormatError(f"{self.name}: {self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+            raise DataFormatError(
+                f"{self.name}: {self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}"
+            )
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -45,7 +49,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def subset(self, indices: torch.Tensor) -> "ImageDataset":
+    def subset(self, indices: torch.Tensor) -> ImageDataset:
         return replace(self, images=self.images[indices], labels=self.labels[indices])
 
     def class_counts(self) -> dict[str, int]:
@@ -60,8 +64,16 @@ class TensorLoader:
     keeps every ``num_shards``-th item from ``shard`` on, so the ranks see disjoint data.
     """
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int = 128, shuffle: bool = False,
-                 seed: int = 0, drop_last: bool = False, shard: int = 0, num_shards: int = 1):
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        shard: int = 0,
+        num_shards: int = 1,
+    ):
         if not tensors or any(t.shape[0] != tensors[0].shape[0] for t in tensors):
             raise DataFormatError("TensorLoader needs tensors with the same first dimension")
         if not 0 <= shard < num_shards:
@@ -71,19 +83,27 @@ class TensorLoader:
         self.generator = torch.Generator().manual_seed(seed)
 
     @classmethod
-    def of(cls, dataset: ImageDataset, **kwargs) -> "TensorLoader":
+    def of(cls, dataset: ImageDataset, **kwargs) -> TensorLoader:
         return cls(dataset.images, dataset.labels, **kwargs)
 
-    def sharded(self, shard: int, num_shards: int) -> "TensorLoader":
+    def sharded(self, shard: int, num_shards: int) -> TensorLoader:
         """The same loader restricted to one rank's shard."""
-        clone = TensorLoader(*self.tensors, batch_size=self.batch_size, shuffle=self.shuffle,
-                             drop_last=self.drop_last, shard=shard, num_shards=num_shards)
+        clone = TensorLoader(
+            *self.tensors,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+            shard=shard,
+            num_shards=num_shards,
+        )
         clone.generator = self.generator
         return clone
 
     def _items(self) -> int:
         # every shard gets the same count (the remainder is dropped) so ranks stay in step
-        return self.tensors[0].shape[0] // self.num_shards if self.num_shards > 1 else self.tensors[0].shape[0]
+        return (
+            self.tensors[0].shape[0] // self.num_shards if self.num_shards > 1 else self.tensors[0].shape[0]
+        )
 
     def __len__(self) -> int:
         n = self._items()
@@ -95,7 +115,7 @@ class TensorLoader:
         if not self.shuffle and self.num_shards == 1:
             return None
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        return order[self.shard::self.num_shards][: self._items()] if self.num_shards > 1 else order
+        return order[self.shard :: self.num_shards][: self._items()] if self.num_shards > 1 else order
 
     def __iter__(self):
         order = self._order()

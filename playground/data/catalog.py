@@ -17,8 +17,15 @@ DATASETS = ("fashion_mnist", "digits", "shapes", "folder")
 SHAPES_SIZES = {"train": 6000, "test": 2000}
 
 
-def load_dataset(name: str, split: str = "train", *, root: str | Path | None = None,
-                 download: bool = False, seed: int = 0, image_size: int = 32) -> ImageDataset:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    root: str | Path | None = None,
+    download: bool = False,
+    seed: int = 0,
+    image_size: int = 32,
+) -> ImageDataset:
     """Load ``split`` (``train`` or ``test``) of dataset ``name``."""
     if name == "fashion_mnist":
         from playground.data.fashion import load_fashion_mnist
@@ -42,8 +49,13 @@ def _load_shapes(split: str, seed: int, image_size: int) -> ImageDataset:
         raise ConfigError(f"shapes has splits 'train' and 'test', not {split!r}")
     split_seed = seed * 2 + (split == "test")  # train and test never share a generator
     shapes = make_shapes(SHAPES_SIZES[split], seed=split_seed, image_size=image_size)
-    return ImageDataset(shapes.images, shapes.labels, list(shapes.classes), name=f"shapes/{split}",
-                        source=f"synthetic, seed {split_seed}")
+    return ImageDataset(
+        shapes.images,
+        shapes.labels,
+        list(shapes.classes),
+        name=f"shapes/{split}",
+        source=f"synthetic, seed {split_seed}",
+    )
 
 
 def _load_folder(split: str, root, image_size: int, seed: int) -> ImageDataset:
@@ -52,7 +64,9 @@ def _load_folder(split: str, root, image_size: int, seed: int) -> ImageDataset:
     from playground.data.splits import random_split
 
     if not root:
-        raise ConfigError("dataset 'folder' needs data_root=DIR pointing at an ImageFolder tree (DIR/<class>/<image>)")
+        raise ConfigError(
+            "dataset 'folder' needs data_root=DIR pointing at an ImageFolder tree (DIR/<class>/<image>)"
+        )
     root = Path(root).expanduser()
     if (root / split).is_dir():
         return load_image_folder(root / split, image_size)
@@ -73,8 +87,14 @@ def dataset_status(root: str | Path | None = None) -> list[DatasetStatus]:
     from playground.data.fashion import HOW_TO_GET, find_fashion_mnist
 
     folder = find_fashion_mnist(root)
-    rows = [DatasetStatus("fashion_mnist", folder is not None, str(folder or "-"),
-                          "60,000 train + 10,000 test, 28x28 grey" if folder else f"missing: {HOW_TO_GET}")]
+    rows = [
+        DatasetStatus(
+            "fashion_mnist",
+            folder is not None,
+            str(folder or "-"),
+            "60,000 train + 10,000 test, 28x28 grey" if folder else f"missing: {HOW_TO_GET}",
+        )
+    ]
     try:
         import sklearn.datasets  # noqa: F401
 

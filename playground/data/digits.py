@@ -21,7 +21,8 @@ def load_digits(split: str = "all", test_fraction: float = 0.25, seed: int = 0) 
         return ImageDataset(images, labels, classes, name="digits", source="scikit-learn")
     if split not in ("train", "test"):
         raise DataFormatError(f"digits has splits 'train', 'test' and 'all', not {split!r}")
-    train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(), test_size=test_fraction,
-                                           random_state=seed, stratify=labels.numpy())
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(labels)).numpy(), test_size=test_fraction, random_state=seed, stratify=labels.numpy()
+    )
     index = torch.as_tensor(train_idx if split == "train" else test_idx)
     return ImageDataset(images[index], labels[index], classes, name=f"digits/{split}", source="scikit-learn")

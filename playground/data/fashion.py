@@ -20,12 +20,26 @@ from playground.data.base import ImageDataset
 from playground.errors import DataFormatError, DataNotFoundError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-HOW_TO_GET = ("install it with `sudo apt-get install dataset-fashion-mnist`, point data_root at a "
-              "torchvision FashionMNIST root (e.g. --set data_root=DIR), or allow a download with --set download=true")
+CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+HOW_TO_GET = (
+    "install it with `sudo apt-get install dataset-fashion-mnist`, point data_root at a "
+    "torchvision FashionMNIST root (e.g. --set data_root=DIR), or allow a download with --set download=true"
+)
 
 
 def candidate_dirs(root: str | Path | None = None) -> list[Path]:
@@ -61,19 +75,26 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError) as err:
-        raise DataFormatError(f"{path} cannot be read ({err}); re-install or re-download Fashion-MNIST") from None
+        raise DataFormatError(
+            f"{path} cannot be read ({err}); re-install or re-download Fashion-MNIST"
+        ) from None
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise DataFormatError(f"{path} is not an unsigned-byte IDX file; re-install or re-download Fashion-MNIST")
+        raise DataFormatError(
+            f"{path} is not an unsigned-byte IDX file; re-install or re-download Fashion-MNIST"
+        )
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
-        raise DataFormatError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {body.size}")
+        raise DataFormatError(
+            f"{path} is truncated: expected {int(np.prod(shape))} values, found {body.size}"
+        )
     return body.reshape(shape)
 
 
-def load_fashion_mnist(split: str = "train", root: str | Path | None = None,
-                       download: bool = False) -> ImageDataset:
+def load_fashion_mnist(
+    split: str = "train", root: str | Path | None = None, download: bool = False
+) -> ImageDataset:
     """Load one split (``train`` or ``test``) as an :class:`ImageDataset` in [0, 1]."""
     if split not in FILES:
         raise DataFormatError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}")
@@ -86,7 +107,9 @@ def load_fashion_mnist(split: str = "train", root: str | Path | None = None,
     images = read_idx(_find_file(folder, FILES[split][0]))
     labels = read_idx(_find_file(folder, FILES[split][1]))
     if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
-        raise DataFormatError(f"Fashion-MNIST files in {folder} do not match: images {images.shape}, labels {labels.shape}")
+        raise DataFormatError(
+            f"Fashion-MNIST files in {folder} do not match: images {images.shape}, labels {labels.shape}"
+        )
     x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
     y = torch.from_numpy(labels.astype(np.int64))
     return ImageDataset(x, y, list(CLASSES), name=f"fashion_mnist/{split}", source=str(folder))
@@ -95,12 +118,16 @@ def load_fashion_mnist(split: str = "train", root: str | Path | None = None,
 def _download(root: str | Path | None) -> Path | None:
     """Download with torchvision into ``root`` (only ever called when the user asked)."""
     if not root:
-        raise DataNotFoundError("download=true needs a data_root to download into, e.g. --set data_root=./data")
+        raise DataNotFoundError(
+            "download=true needs a data_root to download into, e.g. --set data_root=./data"
+        )
     from torchvision.datasets import FashionMNIST
 
     try:
         FashionMNIST(str(root), train=True, download=True)
         FashionMNIST(str(root), train=False, download=True)
     except Exception as err:  # network errors come in many types
-        raise DataNotFoundError(f"downloading Fashion-MNIST into {root} failed ({err}); {HOW_TO_GET}") from None
+        raise DataNotFoundError(
+            f"downloading Fashion-MNIST into {root} failed ({err}); {HOW_TO_GET}"
+        ) from None
     return find_fashion_mnist(root)

@@ -22,19 +22,28 @@ def list_image_folder(root: str | Path) -> tuple[list[str], list[tuple[Path, int
     """Class names (sorted sub-folder names) and ``(file, class index)`` pairs."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataNotFoundError(f"image folder {root} does not exist; give a folder with one sub-folder per class")
+        raise DataNotFoundError(
+            f"image folder {root} does not exist; give a folder with one sub-folder per class"
+        )
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataFormatError(f"image folder {root} has no class sub-folders; lay it out as {root}/<class>/<image>.png")
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
-             if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+        raise DataFormatError(
+            f"image folder {root} has no class sub-folders; lay it out as {root}/<class>/<image>.png"
+        )
+    files = [
+        (f, i)
+        for i, c in enumerate(classes)
+        for f in sorted((root / c).rglob("*"))
+        if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+    ]
     if not files:
         raise DataFormatError(f"image folder {root} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return classes, files
 
 
-def load_image_folder(root: str | Path, image_size: int = 32, channels: int = 3,
-                      max_images: int = 100_000) -> ImageDataset:
+def load_image_folder(
+    root: str | Path, image_size: int = 32, channels: int = 3, max_images: int = 100_000
+) -> ImageDataset:
     """Load an ImageFolder tree into memory as an :class:`ImageDataset`."""
     from PIL import Image, UnidentifiedImageError
 
@@ -42,8 +51,10 @@ def load_image_folder(root: str | Path, image_size: int = 32, channels: int = 3,
         raise DataFormatError(f"channels must be 1 (greyscale) or 3 (RGB), not {channels}")
     classes, files = list_image_folder(root)
     if len(files) > max_images:
-        raise DataFormatError(f"image folder {root} holds {len(files)} images, more than max_images={max_images}; "
-                              "raise max_images or use a smaller folder")
+        raise DataFormatError(
+            f"image folder {root} holds {len(files)} images, more than max_images={max_images}; "
+            "raise max_images or use a smaller folder"
+        )
     arrays, labels, skipped = [], [], []
     for path, label in files:
         try:
@@ -57,5 +68,11 @@ def load_image_folder(root: str | Path, image_size: int = 32, channels: int = 3,
         raise DataFormatError(f"no readable image in {root} ({len(skipped)} files could not be decoded)")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
     notes = [f"skipped unreadable file {p}" for p in skipped]
-    return ImageDataset(images.contiguous(), torch.tensor(labels), classes, name=Path(root).name,
-                        source=str(root), notes=notes)
+    return ImageDataset(
+        images.contiguous(),
+        torch.tensor(labels),
+        classes,
+        name=Path(root).name,
+        source=str(root),
+        notes=notes,
+    )

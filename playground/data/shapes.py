@@ -128,8 +128,22 @@ def _star(points: int = 5, inner: float = 0.45) -> np.ndarray:
 
 def _cross(arm: float = 0.94, half_width: float = 0.34) -> np.ndarray:
     a, w = arm, half_width
-    return np.array([(-w, -a), (w, -a), (w, -w), (a, -w), (a, w), (w, w),
-                     (w, a), (-w, a), (-w, w), (-a, w), (-a, -w), (-w, -w)])
+    return np.array(
+        [
+            (-w, -a),
+            (w, -a),
+            (w, -w),
+            (a, -w),
+            (a, w),
+            (w, w),
+            (w, a),
+            (-w, a),
+            (-w, w),
+            (-a, w),
+            (-a, -w),
+            (-w, -w),
+        ]
+    )
 
 
 def _heart(points: int = 48) -> np.ndarray:
@@ -311,9 +325,7 @@ def _vocabulary(variant: str, shapes, colours) -> dict[str, tuple[str, ...]]:
     """The values each attribute can take in ``variant``, keyed like ``LABEL_BY``."""
     if variant == NOISE:
         if shapes is not None or colours is not None:
-            raise ConfigError(
-                "variant 'noise' has no shapes or colours; leave shapes and colours unset"
-            )
+            raise ConfigError("variant 'noise' has no shapes or colours; leave shapes and colours unset")
         return {kind: (NOISE,) for kind in LABEL_BY}
     shape_pool = OOD_SHAPES if variant == "unseen_shapes" else SHAPES
     colour_pool = tuple(OOD_COLOURS if variant == "unseen_colours" else COLOURS)
@@ -347,8 +359,15 @@ def _sample_attributes(
     xs, ys = half + rng.random((2, n)) * (1.0 - 2.0 * half)
     rotations = rng.uniform(-MAX_ROTATION, MAX_ROTATION, size=n)
     return [
-        ShapeAttributes(picks["shape"][i], picks["colour"][i], picks["size"][i],
-                        picks["texture"][i], float(xs[i]), float(ys[i]), float(rotations[i]))
+        ShapeAttributes(
+            picks["shape"][i],
+            picks["colour"][i],
+            picks["size"][i],
+            picks["texture"][i],
+            float(xs[i]),
+            float(ys[i]),
+            float(rotations[i]),
+        )
         for i in range(n)
     ]
 

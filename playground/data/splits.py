@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -19,7 +19,9 @@ def class_subset(dataset: ImageDataset, classes: Sequence[int], relabel: bool = 
     wanted = list(classes)
     bad = [c for c in wanted if not 0 <= c < dataset.num_classes]
     if bad or not wanted:
-        raise DataFormatError(f"{dataset.name}: class ids must be in 0..{dataset.num_classes - 1}, got {wanted}")
+        raise DataFormatError(
+            f"{dataset.name}: class ids must be in 0..{dataset.num_classes - 1}, got {wanted}"
+        )
     keep = torch.isin(dataset.labels, torch.tensor(wanted))
     subset = dataset.subset(keep.nonzero().squeeze(1))
     if relabel:
@@ -35,14 +37,18 @@ def old_new_split(dataset: ImageDataset, old_classes: Sequence[int]) -> tuple[Im
     return class_subset(dataset, old_classes), dataset
 
 
-def random_split(dataset: ImageDataset, fraction: float, seed: int = 0,
-                 stratified: bool = True) -> tuple[ImageDataset, ImageDataset]:
+def random_split(
+    dataset: ImageDataset, fraction: float, seed: int = 0, stratified: bool = True
+) -> tuple[ImageDataset, ImageDataset]:
     """Split into ``(rest, part)`` where ``part`` holds ``fraction`` of each class."""
     if not 0.0 < fraction < 1.0:
         raise DataFormatError(f"split fraction must be between 0 and 1, got {fraction}")
     generator = torch.Generator().manual_seed(seed)
-    groups = [dataset.labels.eq(c).nonzero().squeeze(1) for c in range(dataset.num_classes)] \
-        if stratified else [torch.arange(len(dataset))]
+    groups = (
+        [dataset.labels.eq(c).nonzero().squeeze(1) for c in range(dataset.num_classes)]
+        if stratified
+        else [torch.arange(len(dataset))]
+    )
     part, rest = [], []
     for group in groups:
         shuffled = group[torch.randperm(len(group), generator=generator)]
@@ -52,8 +58,9 @@ def random_split(dataset: ImageDataset, fraction: float, seed: int = 0,
     return dataset.subset(torch.cat(rest).sort().values), dataset.subset(torch.cat(part).sort().values)
 
 
-def query_gallery_split(dataset: ImageDataset, query_fraction: float = 0.2,
-                        seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
+def query_gallery_split(
+    dataset: ImageDataset, query_fraction: float = 0.2, seed: int = 0
+) -> tuple[ImageDataset, ImageDataset]:
     """Disjoint ``(query, gallery)`` sets with every class in both (stratified)."""
     gallery, query = random_split(dataset, query_fraction, seed)
     return query, gallery

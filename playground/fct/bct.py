@@ -14,7 +14,7 @@ that refines an old one (e.g. "blue square" of old "blue") uses that old row.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,12 @@ def influence_targets(old_row_of_new: Sequence[int | None], old_rows: int) -> to
 
 
 @torch.no_grad()
-def extend_old_classifier(old_classifier: nn.Linear, old_embeddings: torch.Tensor, labels: torch.Tensor,
-                          old_row_of_new: Sequence[int | None]) -> nn.Linear:
+def extend_old_classifier(
+    old_classifier: nn.Linear,
+    old_embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    old_row_of_new: Sequence[int | None],
+) -> nn.Linear:
     """The frozen old classifier with a synthesised row for every unseen new class."""
     weight, bias = old_classifier.weight.detach().cpu(), old_classifier.bias.detach().cpu()
     unseen = [c for c, row in enumerate(old_row_of_new) if row is None]

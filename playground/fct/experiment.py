@@ -20,7 +20,6 @@ import dataclasses
 import time
 from typing import Literal
 
-
 from playground.core.config import RunConfig
 from playground.core.device import choose_device, configure_threads, seed_everything
 from playground.core.progress import Progress
@@ -41,20 +40,20 @@ class Config(RunConfig):
     data_root: str = ""
     download: bool = False
     old_classes: list[int] = dataclasses.field(default_factory=list)  # empty: the first half
-    train_limit: int = 0          # at most this many training images (0: all), stratified
-    test_limit: int = 0           # at most this many query/gallery images (0: all)
-    image_size: int = 32          # shapes and folder only
-    shapes_train: int = 6000      # shapes only
-    shapes_test: int = 2000       # shapes only
+    train_limit: int = 0  # at most this many training images (0: all), stratified
+    test_limit: int = 0  # at most this many query/gallery images (0: all)
+    image_size: int = 32  # shapes and folder only
+    shapes_train: int = 6000  # shapes only
+    shapes_test: int = 2000  # shapes only
     # old, new and BCT models
     old_model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
-    old_width: int = 16           # small_cnn only
-    old_pool_size: int = 1        # small_cnn only: 1 = global average pool, as in ResNet-style old models
+    old_width: int = 16  # small_cnn only
+    old_pool_size: int = 1  # small_cnn only: 1 = global average pool, as in ResNet-style old models
     new_model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
-    new_width: int = 32           # small_cnn only
-    pool_size: int = 7            # small_cnn only: the new and BCT models' final pool
-    dropout: float = 0.1          # small_cnn only
-    embedding_dim: int = 128      # old and new embeddings (the same size, so new-old can be measured)
+    new_width: int = 32  # small_cnn only
+    pool_size: int = 7  # small_cnn only: the new and BCT models' final pool
+    dropout: float = 0.1  # small_cnn only
+    embedding_dim: int = 128  # old and new embeddings (the same size, so new-old can be measured)
     old_epochs: int = 3
     new_epochs: int = 3
     lr: float = 3e-3
@@ -67,8 +66,8 @@ class Config(RunConfig):
     side_lr: float = 2e-3
     side_batch_size: int = 256
     temperature: float = 0.2
-    side_prototypes: int = 30     # side_info_method = "swav" only
-    side_small_crops: int = 4     # side_info_method = "swav" only
+    side_prototypes: int = 30  # side_info_method = "swav" only
+    side_small_crops: int = 4  # side_info_method = "swav" only
     side_info_sweep: list[int] = dataclasses.field(default_factory=list)  # extra side-info sizes to try
     # transformation and BCT
     transform_hidden: int = 256
@@ -82,14 +81,25 @@ class Config(RunConfig):
     save_checkpoints: bool = True
 
     def __post_init__(self):
-        for key in ("old_epochs", "new_epochs", "side_epochs", "transform_epochs", "batch_size",
-                    "side_batch_size", "embedding_dim", "transform_hidden", "shard_size"):
+        for key in (
+            "old_epochs",
+            "new_epochs",
+            "side_epochs",
+            "transform_epochs",
+            "batch_size",
+            "side_batch_size",
+            "embedding_dim",
+            "transform_hidden",
+            "shard_size",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         check_dims([self.side_info_dim, *self.side_info_sweep])
         if self.side_info_method not in SIDE_INFO_TRAINERS:
-            raise ConfigError(f"unknown side_info_method {self.side_info_method!r}; "
-                              f"choose one of: {', '.join(sorted(SIDE_INFO_TRAINERS))}")
+            raise ConfigError(
+                f"unknown side_info_method {self.side_info_method!r}; "
+                f"choose one of: {', '.join(sorted(SIDE_INFO_TRAINERS))}"
+            )
         if min(self.lr, self.side_lr, self.transform_lr, self.temperature) <= 0:
             raise ConfigError("learning rates and the temperature must be positive")
 
@@ -99,9 +109,18 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     seed_everything(config.seed)
     configure_threads()
     device = choose_device(config.device)
-    data = load_task(config.dataset, data_root=config.data_root, download=config.download, seed=config.seed,
-                     old_classes=config.old_classes, train_limit=config.train_limit, test_limit=config.test_limit,
-                     image_size=config.image_size, shapes_train=config.shapes_train, shapes_test=config.shapes_test)
+    data = load_task(
+        config.dataset,
+        data_root=config.data_root,
+        download=config.download,
+        seed=config.seed,
+        old_classes=config.old_classes,
+        train_limit=config.train_limit,
+        test_limit=config.test_limit,
+        image_size=config.image_size,
+        shapes_train=config.shapes_train,
+        shapes_test=config.shapes_test,
+    )
     run_dir = run_dir or RunDir.create(config.name, config.out or None)  # bad data fails before this
     run_dir.write_config(config, EXPERIMENT)
     start = time.perf_counter()

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -42,27 +42,40 @@ class GalleryStore:
     shards: list[str]
 
     @classmethod
-    def open(cls, path: str | Path) -> "GalleryStore":
+    def open(cls, path: str | Path) -> GalleryStore:
         path = Path(path)
         if not (path / MANIFEST).is_file():
             raise DataNotFoundError(f"{path} is not a gallery store (no {MANIFEST})")
         try:
             manifest = json.loads((path / MANIFEST).read_text())
-            return cls(path, int(manifest["count"]), dict(manifest["fields"]), manifest["dtype"],
-                       int(manifest["shard_size"]), list(manifest["shards"]))
+            return cls(
+                path,
+                int(manifest["count"]),
+                dict(manifest["fields"]),
+                manifest["dtype"],
+                int(manifest["shard_size"]),
+                list(manifest["shards"]),
+            )
         except (ValueError, KeyError, TypeError) as err:
             raise DataFormatError(f"{path / MANIFEST} is not a valid gallery manifest: {err}") from None
 
     @classmethod
-    def plan(cls, path: str | Path, count: int, fields: dict[str, int], dtype: str = "fp16",
-             shard_size: int = 4096) -> "GalleryStore":
+    def plan(
+        cls, path: str | Path, count: int, fields: dict[str, int], dtype: str = "fp16", shard_size: int = 4096
+    ) -> GalleryStore:
         """Create the folder and manifest for ``count`` images; shards are written later."""
         if dtype not in DTYPES:
             raise ValueError(f"unknown storage dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         shards = [f"shard-{i:05d}.safetensors" for i in range((count + shard_size - 1) // shard_size)]
-        manifest = {"count": count, "fields": fields, "dtype": dtype, "shard_size": shard_size, "shards": shards}
+        manifest = {
+            "count": count,
+            "fields": fields,
+            "dtype": dtype,
+            "shard_size": shard_size,
+            "shards": shards,
+        }
         tmp = path / f".{MANIFEST}.{os.getpid()}"
         tmp.write_text(json.dumps(manifest, indent=1))
         tmp.replace(path / MANIFEST)  # atomic: workers planning the same store never see half a file
@@ -76,7 +89,9 @@ class GalleryStore:
         data = {"ids": ids.to(torch.int64)}
         for name, dim in self.fields.items():
             if tensors[name].shape != (ids.shape[0], dim):
-                raise ValueError(f"field {name!r} must be ({ids.shape[0]}, {dim}), got {tuple(tensors[name].shape)}")
+                raise ValueError(
+                    f"field {name!r} must be ({ids.shape[0]}, {dim}), got {tuple(tensors[name].shape)}"
+                )
             data[name] = tensors[name].to(DTYPES[self.dtype])
         save_checkpoint(self.path / self.shards[index], data, {"shard": index})
 
@@ -98,18 +113,31 @@ def my_shards(store: GalleryStore, rank: int = 0, world_size: int = 1) -> list[i
     return [i for i in range(len(store.shards)) if i % world_size == rank]
 
 
-def write_gallery(path: str | Path, ids: torch.Tensor, tensors: dict[str, torch.Tensor], dtype: str = "fp16",
-                  shard_size: int = 4096) -> GalleryStore:
+def write_gallery(
+    path: str | Path,
+    ids: torch.Tensor,
+    tensors: dict[str, torch.Tensor],
+    dtype: str = "fp16",
+    shard_size: int = 4096,
+) -> GalleryStore:
     """Store ``tensors`` (each ``(N, dim)``) for the images ``ids`` as a sharded gallery."""
-    store = GalleryStore.plan(path, ids.shape[0], {k: v.shape[1] for k, v in tensors.items()}, dtype, shard_size)
+    store = GalleryStore.plan(
+        path, ids.shape[0], {k: v.shape[1] for k, v in tensors.items()}, dtype, shard_size
+    )
     for index in range(len(store.shards)):
         rows = slice(index * shard_size, (index + 1) * shard_size)
         store.write_shard(index, ids[rows], {k: v[rows] for k, v in tensors.items()})
     return store
 
 
-def backfill_by_transformation(gallery: GalleryStore, transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                               out: str | Path, new_dim: int, rank: int = 0, world_size: int = 1) -> GalleryStore:
+def backfill_by_transformation(
+    gallery: GalleryStore,
+    transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    out: str | Path,
+    new_dim: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> GalleryStore:
     """Write ``new = transform(old, side)`` for this worker's shards into the store ``out``."""
     target = GalleryStore.plan(out, gallery.count, {"new": new_dim}, gallery.dtype, gallery.shard_size)
     for index in my_shards(gallery, rank, world_size):
@@ -119,9 +147,17 @@ def backfill_by_transformation(gallery: GalleryStore, transform: Callable[[torch
     return target
 
 
-def backfill_by_reembedding(images: torch.Tensor, ids: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor],
-                            out: str | Path, new_dim: int, dtype: str = "fp16", shard_size: int = 4096,
-                            rank: int = 0, world_size: int = 1) -> GalleryStore:
+def backfill_by_reembedding(
+    images: torch.Tensor,
+    ids: torch.Tensor,
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    out: str | Path,
+    new_dim: int,
+    dtype: str = "fp16",
+    shard_size: int = 4096,
+    rank: int = 0,
+    world_size: int = 1,
+) -> GalleryStore:
     """Write ``new = embed(images)`` shard by shard: the backfill FCT avoids."""
     target = GalleryStore.plan(out, ids.shape[0], {"new": new_dim}, dtype, shard_size)
     for index in my_shards(target, rank, world_size):

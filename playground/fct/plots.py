@@ -42,16 +42,28 @@ def compatibility_figure(values: dict[str, float], cases: list[str]):
 def projection_figure(coords: dict[str, torch.Tensor], labels: torch.Tensor, classes: list[str]):
     import matplotlib.pyplot as plt
 
-    panels = [("new", "new model"), ("old", "old embeddings, untransformed"), ("fct", "FCT: h(old, side-info)"),
-              ("fct_noside", "FCT without side-info")]
+    panels = [
+        ("new", "new model"),
+        ("old", "old embeddings, untransformed"),
+        ("fct", "FCT: h(old, side-info)"),
+        ("fct_noside", "FCT without side-info"),
+    ]
     figure, axes = plt.subplots(1, len(panels), figsize=(16, 4), sharex=True, sharey=True)
     for ax, (name, title) in zip(axes, panels):
         points = coords[name].numpy()
-        scatter = ax.scatter(points[:, 0], points[:, 1], c=labels.numpy(), cmap="tab10" if len(classes) <= 10 else "tab20",
-                             s=4, alpha=0.7)
+        scatter = ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            c=labels.numpy(),
+            cmap="tab10" if len(classes) <= 10 else "tab20",
+            s=4,
+            alpha=0.7,
+        )
         ax.set_title(title, fontsize=10)
     handles = scatter.legend_elements(num=len(classes))[0]
-    figure.legend(handles, classes[:len(handles)], loc="lower center", ncol=min(10, len(classes)), fontsize=8)
+    figure.legend(
+        handles, classes[: len(handles)], loc="lower center", ncol=min(10, len(classes)), fontsize=8
+    )
     figure.suptitle("Gallery embeddings on the new model's principal plane")
     return figure
 
@@ -64,7 +76,13 @@ def tradeoff_figure(sweep: list[dict[str, float]]):
     ax.plot([r["bytes"] for r in rows], [100 * r["mAP"] for r in rows], "o-", label="mAP")
     ax.plot([r["bytes"] for r in rows], [100 * r["top1"] for r in rows], "s--", label="top-1")
     for r in rows:
-        ax.annotate(f"{r['dim']}-d", (r["bytes"], 100 * r["mAP"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
+        ax.annotate(
+            f"{r['dim']}-d",
+            (r["bytes"], 100 * r["mAP"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=8,
+        )
     ax.set_xlabel("side-info bytes per image")
     ax.set_ylabel("new-fct (%)")
     ax.legend()

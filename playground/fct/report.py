@@ -7,7 +7,7 @@ and sets the published ImageNet-1k / CIFAR-100 figures beside it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -26,10 +26,16 @@ ROWS = [  # case, method, query model, gallery model
 ]
 # Published figures (apple/ml-fct README, the paper's code): (top-1, top-5, mAP) in %.
 PAPER = {
-    "ImageNet-1k (ResNet-50, 500 -> 1000 classes)": {"old-old": (46.4, 65.1, 28.3), "new-new": (68.4, 84.7, 45.6),
-                                                     "new-fct": (65.1, 82.7, 44.0)},
-    "CIFAR-100 (ResNet, 50 -> 100 classes)": {"old-old": (32.9, 59.3, 16.1), "new-new": (56.4, 77.5, 36.5),
-                                              "new-fct": (50.6, 74.2, 34.2)},
+    "ImageNet-1k (ResNet-50, 500 -> 1000 classes)": {
+        "old-old": (46.4, 65.1, 28.3),
+        "new-new": (68.4, 84.7, 45.6),
+        "new-fct": (65.1, 82.7, 44.0),
+    },
+    "CIFAR-100 (ResNet, 50 -> 100 classes)": {
+        "old-old": (32.9, 59.3, 16.1),
+        "new-new": (56.4, 77.5, 36.5),
+        "new-fct": (50.6, 74.2, 34.2),
+    },
 }
 
 
@@ -39,13 +45,24 @@ def metrics_of(outcome) -> Metrics:
         for key in ("top1", "top5", "mAP"):
             metrics.add(f"retrieval/{case}/{key}", scores[key], "fraction")
     cost = outcome.cost
-    for key, unit in (("transformation_macs", "MACs"), ("new_model_macs", "MACs"), ("side_info_bytes", "bytes"),
-                      ("old_embedding_bytes", "bytes"), ("backfill_transform_s", "s/10k images"),
-                      ("backfill_reembed_s", "s/10k images")):
+    for key, unit in (
+        ("transformation_macs", "MACs"),
+        ("new_model_macs", "MACs"),
+        ("side_info_bytes", "bytes"),
+        ("old_embedding_bytes", "bytes"),
+        ("backfill_transform_s", "s/10k images"),
+        ("backfill_reembed_s", "s/10k images"),
+    ):
         metrics.add(f"cost/{key}", float(cost[key]), unit)
-    metrics.add("cost/transformation_macs_fraction", cost["transformation_macs"] / cost["new_model_macs"], "fraction")
+    metrics.add(
+        "cost/transformation_macs_fraction", cost["transformation_macs"] / cost["new_model_macs"], "fraction"
+    )
     metrics.add("cost/backfill_speedup", cost["backfill_reembed_s"] / cost["backfill_transform_s"], "x")
-    metrics.add("fct/map_recovery", outcome.retrieval["new-fct"]["mAP"] / outcome.retrieval["new-new"]["mAP"], "fraction")
+    metrics.add(
+        "fct/map_recovery",
+        outcome.retrieval["new-fct"]["mAP"] / outcome.retrieval["new-new"]["mAP"],
+        "fraction",
+    )
     for row in outcome.sweep:
         for key in ("top1", "top5", "mAP"):
             metrics.add(f"side_info/dim_{row['dim']}/{key}", row[key], "fraction")
@@ -60,8 +77,10 @@ def metrics_of(outcome) -> Metrics:
 
 def compatibility_table(value: Callable[[str], str]) -> str:
     """The paper-style table; ``value("retrieval/new-fct/top1")`` formats one cell."""
-    rows = [[method, query, gallery, *(value(f"retrieval/{case}/{key}") for key in ("top1", "top5", "mAP"))]
-            for case, method, query, gallery in ROWS]
+    rows = [
+        [method, query, gallery, *(value(f"retrieval/{case}/{key}") for key in ("top1", "top5", "mAP"))]
+        for case, method, query, gallery in ROWS
+    ]
     return markdown_table(["method", "query", "gallery", "CMC top-1 (%)", "CMC top-5 (%)", "mAP (%)"], rows)
 
 
@@ -69,12 +88,23 @@ def claims(values: dict[str, float]) -> list[tuple[str, bool]]:
     """The paper's claims, checked on these numbers."""
     r = lambda case, key: values[f"retrieval/{case}/{key}"]
     return [
-        ("new-new > new-fct > new-fct_noside > old-old on top-1",
-         r("new-new", "top1") > r("new-fct", "top1") > r("new-fct_noside", "top1") > r("old-old", "top1")),
-        ("the same ordering on mAP", r("new-new", "mAP") > r("new-fct", "mAP") > r("new-fct_noside", "mAP") > r("old-old", "mAP")),
+        (
+            "new-new > new-fct > new-fct_noside > old-old on top-1",
+            r("new-new", "top1") > r("new-fct", "top1") > r("new-fct_noside", "top1") > r("old-old", "top1"),
+        ),
+        (
+            "the same ordering on mAP",
+            r("new-new", "mAP") > r("new-fct", "mAP") > r("new-fct_noside", "mAP") > r("old-old", "mAP"),
+        ),
         ("new-fct recovers >= 85% of new-new mAP", values["fct/map_recovery"] >= 0.85),
-        ("new-fct beats bct-old on top-1 by >= 5 points", r("new-fct", "top1") - r("bct-old", "top1") >= 0.05),
-        ("bct-bct is below new-new (the cost BCT puts on the new model)", r("bct-bct", "top1") < r("new-new", "top1")),
+        (
+            "new-fct beats bct-old on top-1 by >= 5 points",
+            r("new-fct", "top1") - r("bct-old", "top1") >= 0.05,
+        ),
+        (
+            "bct-bct is below new-new (the cost BCT puts on the new model)",
+            r("bct-bct", "top1") < r("new-new", "top1"),
+        ),
         ("transformation MACs <= 2% of the new model's", values["cost/transformation_macs_fraction"] <= 0.02),
         ("backfill by transformation >= 20x faster than re-embedding", values["cost/backfill_speedup"] >= 20),
     ]
@@ -89,60 +119,108 @@ def _percent(values: dict[str, float]) -> Callable[[str], str]:
     def cell(name: str) -> str:
         std = values.get(f"{name}:std")
         return f"{100 * values[name]:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
     return cell
 
 
 def _sweep_table(values: dict[str, float]) -> str:
     cell = _percent(values)
     dims = sorted({int(k.split("/")[1][4:]) for k in values if k.startswith("side_info/dim_")})
-    rows = [[d, f"{values[f'side_info/dim_{d}/bytes']:.0f}", cell(f"side_info/dim_{d}/top1"), cell(f"side_info/dim_{d}/mAP")]
-            for d in dims]
+    rows = [
+        [
+            d,
+            f"{values[f'side_info/dim_{d}/bytes']:.0f}",
+            cell(f"side_info/dim_{d}/top1"),
+            cell(f"side_info/dim_{d}/mAP"),
+        ]
+        for d in dims
+    ]
     return markdown_table(["side-info dim", "bytes/image", "new-fct top-1 (%)", "new-fct mAP (%)"], rows)
 
 
 def _cost_table(values: dict[str, float]) -> str:
     cell = _percent(values)
-    return markdown_table(["cost", "value"], [
-        ["side-info stored per image", f"{values['cost/side_info_bytes']:.0f} bytes "
-                                       f"(the old embedding: {values['cost/old_embedding_bytes']:.0f} bytes)"],
-        ["transformation MACs / new model MACs", f"{values['cost/transformation_macs']:,.0f} / "
-         f"{values['cost/new_model_macs']:,.0f} = {100 * values['cost/transformation_macs_fraction']:.2f}%"],
-        ["backfill by transformation", f"{values['cost/backfill_transform_s']:.3f} s per 10k images"],
-        ["backfill by re-embedding", f"{values['cost/backfill_reembed_s']:.2f} s per 10k images"],
-        ["speed-up of transformation over re-embedding", f"{values['cost/backfill_speedup']:.0f}x"],
-        ["classification accuracy of the new model: independent / BCT",
-         f"{cell('classify/new/accuracy')} / {cell('classify/bct/accuracy')} %"],
-    ])
+    return markdown_table(
+        ["cost", "value"],
+        [
+            [
+                "side-info stored per image",
+                f"{values['cost/side_info_bytes']:.0f} bytes "
+                f"(the old embedding: {values['cost/old_embedding_bytes']:.0f} bytes)",
+            ],
+            [
+                "transformation MACs / new model MACs",
+                f"{values['cost/transformation_macs']:,.0f} / "
+                f"{values['cost/new_model_macs']:,.0f} = "
+                f"{100 * values['cost/transformation_macs_fraction']:.2f}%",
+            ],
+            ["backfill by transformation", f"{values['cost/backfill_transform_s']:.3f} s per 10k images"],
+            ["backfill by re-embedding", f"{values['cost/backfill_reembed_s']:.2f} s per 10k images"],
+            ["speed-up of transformation over re-embedding", f"{values['cost/backfill_speedup']:.0f}x"],
+            [
+                "classification accuracy of the new model: independent / BCT",
+                f"{cell('classify/new/accuracy')} / {cell('classify/bct/accuracy')} %",
+            ],
+        ],
+    )
 
 
 def sections(values: dict[str, float], title: str, intro: str) -> str:
     """The report body shared by one-seed and multi-seed runs."""
     checks = "\n".join(f"- {'✓' if ok else '✗'} {text}" for text, ok in claims(values))
-    return "\n\n".join([
-        f"# {title}", intro, "## Compatibility (query model / gallery model)", compatibility_table(_percent(values)),
-        f"new-fct recovers **{100 * values['fct/map_recovery']:.1f}%** of new-new mAP.",
-        "## The paper's claims on this run", checks, "## Cost", _cost_table(values),
-        "## Side-info size: storage against accuracy (0 = FCT without side-info)", _sweep_table(values),
-        "## Published figures for comparison", paper_table() +
-        "\n\nThe paper's FCT keeps 96% (ImageNet) and 94% (CIFAR-100) of new-new mAP; its abstract "
-        "reports FCT ahead of BCT by 18.1 top-1 points on ImageNet-1k.",
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# {title}",
+                intro,
+                "## Compatibility (query model / gallery model)",
+                compatibility_table(_percent(values)),
+                f"new-fct recovers **{100 * values['fct/map_recovery']:.1f}%** of new-new mAP.",
+                "## The paper's claims on this run",
+                checks,
+                "## Cost",
+                _cost_table(values),
+                "## Side-info size: storage against accuracy (0 = FCT without side-info)",
+                _sweep_table(values),
+                "## Published figures for comparison",
+                paper_table()
+                + "\n\nThe paper's FCT keeps 96% (ImageNet) and 94% (CIFAR-100) of new-new mAP; its abstract "
+                "reports FCT ahead of BCT by 18.1 top-1 points on ImageNet-1k.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def report_text(config, data: FCTData, outcome, metrics: Metrics, device) -> str:
-    intro = (f"{data.description}. Query = gallery = {len(data.test)} test images; {config.distance} distance; "
-             f"side-info: {config.side_info_method}, {config.side_info_dim}-d, stored as {config.store_dtype}. "
-             f"Run took {outcome.seconds:.0f} s on `{device}`.")
-    figures = "\n\n".join(f"![{name}]({name}.png)" for name in ("compatibility", "projection", "side_info_tradeoff"))
-    return sections(metrics.values, f"{config.name}: forward compatible training", intro) + "\n## Plots\n\n" + figures + "\n"
+    intro = (
+        f"{data.description}. Query = gallery = {len(data.test)} test images; {config.distance} distance; "
+        f"side-info: {config.side_info_method}, {config.side_info_dim}-d, stored as {config.store_dtype}. "
+        f"Run took {outcome.seconds:.0f} s on `{device}`."
+    )
+    figures = "\n\n".join(
+        f"![{name}]({name}.png)" for name in ("compatibility", "projection", "side_info_tradeoff")
+    )
+    return (
+        sections(metrics.values, f"{config.name}: forward compatible training", intro)
+        + "\n## Plots\n\n"
+        + figures
+        + "\n"
+    )
 
 
 def aggregate_text(config, metrics: Metrics, results) -> str:
-    intro = (f"Mean ± standard deviation over {len(results)} seeds; the per-seed reports are linked below. "
-             f"Dataset {config.dataset}; side-info {config.side_info_method} {config.side_info_dim}-d.")
+    intro = (
+        f"Mean ± standard deviation over {len(results)} seeds; the per-seed reports are linked below. "
+        f"Dataset {config.dataset}; side-info {config.side_info_method} {config.side_info_dim}-d."
+    )
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
-    return sections(metrics.values, f"{config.name}: forward compatible training, {len(results)} seeds", intro) + \
-        "\n## Runs\n\n" + links + "\n"
+    return (
+        sections(metrics.values, f"{config.name}: forward compatible training, {len(results)} seeds", intro)
+        + "\n## Runs\n\n"
+        + links
+        + "\n"
+    )
 
 
 def _projection_index(labels: torch.Tensor, limit: int = 2000, seed: int = 0) -> torch.Tensor:
@@ -165,9 +243,18 @@ def write_artifacts(run_dir: RunDir, outcome, data: FCTData) -> None:
     if test.images.numel() <= 64_000_000:  # keep thumbnails for the page's neighbour view
         tensors["images"] = (test.images * 255).round().to(torch.uint8)
     save_checkpoint(run_dir.path / "embeddings.safetensors", tensors, {"classes": test.classes})
-    run_dir.write_json("fct_results.json", {
-        "description": data.description, "classes": test.classes, "cases": outcome.retrieval, "sweep": outcome.sweep,
-        "cost": outcome.cost, "accuracy": outcome.accuracy, "transform_loss": outcome.models.transform_loss})
+    run_dir.write_json(
+        "fct_results.json",
+        {
+            "description": data.description,
+            "classes": test.classes,
+            "cases": outcome.retrieval,
+            "sweep": outcome.sweep,
+            "cost": outcome.cost,
+            "accuracy": outcome.accuracy,
+            "transform_loss": outcome.models.transform_loss,
+        },
+    )
     values = metrics_of(outcome).values
     run_dir.save_figure(compatibility_figure(values, list(CASES)), "compatibility")
     run_dir.save_figure(projection_figure(coords, test.labels[shown], test.classes), "projection")

@@ -38,9 +38,9 @@ class FCTRun:
 
     path: Path
     metrics: dict[str, float]
-    config: dict[str, Any]                  # the ``[config]`` table of config.toml
+    config: dict[str, Any]  # the ``[config]`` table of config.toml
     seeds: list[Path] = field(default_factory=list)  # per-seed folders of a multi-seed parent
-    artifact_dir: Path | None = None        # where embeddings.safetensors was found
+    artifact_dir: Path | None = None  # where embeddings.safetensors was found
     results: dict[str, Any] = field(default_factory=dict)  # fct_results.json of artifact_dir
 
     @property
@@ -71,14 +71,18 @@ class FCTRun:
     def embeddings(self) -> dict[str, torch.Tensor]:
         """The tensors of ``embeddings.safetensors`` (gallery embeddings, labels, projections...)."""
         if self.artifact_dir is None:
-            raise DataNotFoundError(f"FCT run {self.path} has no {EMBEDDINGS} (nor has any of its seed folders); "
-                                    "re-run the experiment to get embeddings, projections and neighbours")
+            raise DataNotFoundError(
+                f"FCT run {self.path} has no {EMBEDDINGS} (nor has any of its seed folders); "
+                "re-run the experiment to get embeddings, projections and neighbours"
+            )
         tensors, metadata = load_checkpoint(self.artifact_dir / EMBEDDINGS)
         self.results.setdefault("classes", metadata.get("classes", []))
         missing = [name for name in (*GALLERIES, "labels") if name not in tensors]
         if missing:
-            raise DataFormatError(f"{self.artifact_dir / EMBEDDINGS} lacks {', '.join(missing)}; "
-                                  "it was not written by this version of the FCT experiment")
+            raise DataFormatError(
+                f"{self.artifact_dir / EMBEDDINGS} lacks {', '.join(missing)}; "
+                "it was not written by this version of the FCT experiment"
+            )
         return tensors
 
     @property
@@ -105,12 +109,16 @@ def load_fct_run(path: str | Path) -> FCTRun:
     data = read_run_config(path)
     experiment = data.get("experiment", "?")
     if experiment != EXPERIMENT:
-        raise DataFormatError(f"{path.name} is a {experiment!r} run, not an FCT run; "
-                              "pick a run made by recipes/fct_fashion.toml or the FCT page")
+        raise DataFormatError(
+            f"{path.name} is a {experiment!r} run, not an FCT run; "
+            "pick a run made by recipes/fct_fashion.toml or the FCT page"
+        )
     metrics = load_run(path).metrics
     if not any(name.startswith("retrieval/") for name in metrics):
-        raise DataNotFoundError(f"FCT run {path.name} has no retrieval metrics in metrics.json; "
-                                "it may still be running or was interrupted, so re-run it")
+        raise DataNotFoundError(
+            f"FCT run {path.name} has no retrieval metrics in metrics.json; "
+            "it may still be running or was interrupted, so re-run it"
+        )
     seeds = seed_folders(path)
     artifact_dir = next((f for f in [path, *seeds] if (f / EMBEDDINGS).is_file()), None)
     results_dir = artifact_dir or next((f for f in [path, *seeds] if (f / RESULTS).is_file()), path)
@@ -149,7 +157,9 @@ def compatibility_rows(run: FCTRun) -> list[dict[str, Any]]:
 
 def tradeoff_rows(run: FCTRun) -> list[dict[str, Any]]:
     """The side-info sweep, by size: dim (0 = no side-info), bytes, top1, mAP (+ ``_std``); top5 if known."""
-    dims = sorted({int(m[1]) for name in run.metrics if (m := re.match(r"^side_info/dim_(\d+)/bytes$", name))})
+    dims = sorted(
+        {int(m[1]) for name in run.metrics if (m := re.match(r"^side_info/dim_(\d+)/bytes$", name))}
+    )
     top5 = {int(r["dim"]): r["top5"] for r in run.results.get("sweep", []) if "top5" in r}
     rows = []
     for dim in dims:
@@ -166,21 +176,31 @@ def tradeoff_rows(run: FCTRun) -> list[dict[str, Any]]:
 
 def cost_summary(run: FCTRun) -> dict[str, float]:
     """The ``cost/...`` metrics without the prefix (means for a multi-seed run)."""
-    return {name.removeprefix("cost/"): value for name, value in run.metrics.items()
-            if name.startswith("cost/") and not name.endswith(":std")}
+    return {
+        name.removeprefix("cost/"): value
+        for name, value in run.metrics.items()
+        if name.startswith("cost/") and not name.endswith(":std")
+    }
 
 
-def projection_rows(run: FCTRun, views: tuple[str, ...] = ("new", "old", "fct", "fct_noside")) -> list[dict[str, Any]]:
+def projection_rows(
+    run: FCTRun, views: tuple[str, ...] = ("new", "old", "fct", "fct_noside")
+) -> list[dict[str, Any]]:
     """Long-format points on the new model's PCA plane: view, x, y, index, label (class name)."""
     tensors = run.embeddings
     missing = [v for v in views if f"projection_{v}" not in tensors]
     if missing or "projection_index" not in tensors:
-        raise DataFormatError(f"{run.artifact_dir / EMBEDDINGS} has no 2-D projection for "
-                              f"{', '.join(missing) or 'its index'}; re-run the experiment to write one")
+        raise DataFormatError(
+            f"{run.artifact_dir / EMBEDDINGS} has no 2-D projection for "
+            f"{', '.join(missing) or 'its index'}; re-run the experiment to write one"
+        )
     index = tensors["projection_index"].tolist()
     labels = [run.label_name(int(tensors["labels"][i])) for i in index]
-    return [{"view": view, "x": float(x), "y": float(y), "index": i, "label": label}
-            for view in views for (x, y), i, label in zip(tensors[f"projection_{view}"].tolist(), index, labels)]
+    return [
+        {"view": view, "x": float(x), "y": float(y), "index": i, "label": label}
+        for view in views
+        for (x, y), i, label in zip(tensors[f"projection_{view}"].tolist(), index, labels)
+    ]
 
 
 # --------------------------------------------------------------------- neighbours
@@ -217,16 +237,29 @@ def neighbours(run: FCTRun, query_index: int, gallery: str, k: int = 5) -> Neigh
         raise ConfigError(f"unknown gallery {gallery!r}; choose one of {', '.join(GALLERIES)}")
     size = gallery_size(run)
     if not 0 <= query_index < size:
-        raise ConfigError(f"query index {query_index} is out of range; the gallery has {size} images (0-{size - 1})")
+        raise ConfigError(
+            f"query index {query_index} is out of range; the gallery has {size} images (0-{size - 1})"
+        )
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
     tensors = run.embeddings
-    query = tensors["new"][query_index:query_index + 1]
-    indices, dist = nearest(query, tensors[gallery], k=min(k, size - 1), distance=run.distance,
-                            exclude=torch.tensor([query_index]))
+    query = tensors["new"][query_index : query_index + 1]
+    indices, dist = nearest(
+        query,
+        tensors[gallery],
+        k=min(k, size - 1),
+        distance=run.distance,
+        exclude=torch.tensor([query_index]),
+    )
     labels = tensors["labels"]
-    return Neighbours(query_index, int(labels[query_index]), gallery, indices[0].tolist(),
-                      labels[indices[0]].tolist(), dist[0].tolist())
+    return Neighbours(
+        query_index,
+        int(labels[query_index]),
+        gallery,
+        indices[0].tolist(),
+        labels[indices[0]].tolist(),
+        dist[0].tolist(),
+    )
 
 
 def image(run: FCTRun, index: int) -> torch.Tensor:
@@ -235,4 +268,3 @@ def image(run: FCTRun, index: int) -> torch.Tensor:
     if images is None:
         raise DataNotFoundError(f"FCT run {run.name} kept no images (the test set was too large to store)")
     return images[index].float() / 255.0
-

@@ -14,7 +14,8 @@ seconds on a CPU while holding only ``chunk x N`` distances at a time.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +26,10 @@ Distance = Literal["l2", "cosine"]
 def distances(query: torch.Tensor, gallery: torch.Tensor, distance: Distance = "l2") -> torch.Tensor:
     """Pairwise distances ``(Q, G)``: Euclidean, or 1 - cosine similarity."""
     if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
-        raise ValueError(f"query and gallery must be (N, D) with the same D, got "
-                         f"{tuple(query.shape)} and {tuple(gallery.shape)}")
+        raise ValueError(
+            f"query and gallery must be (N, D) with the same D, got "
+            f"{tuple(query.shape)} and {tuple(gallery.shape)}"
+        )
     query, gallery = query.float(), gallery.float()
     if distance == "cosine":
         return 1.0 - F.normalize(query, dim=1) @ F.normalize(gallery, dim=1).T
@@ -39,7 +42,7 @@ def distances(query: torch.Tensor, gallery: torch.Tensor, distance: Distance = "
 def _chunk_scores(dist: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor, topk: Sequence[int]):
     """Top-k hits and AP for the queries ``rows`` whose distances to the gallery are ``dist``."""
     dist[torch.arange(len(rows)), rows] = float("inf")  # a query never matches itself
-    order = dist.argsort(dim=1)[:, :-1]                  # drop the self entry, now last
+    order = dist.argsort(dim=1)[:, :-1]  # drop the self entry, now last
     relevant = labels[order] == labels[rows, None]
     hits = relevant.float()
     first = {k: hits[:, :k].amax(dim=1) for k in topk}
@@ -50,13 +53,20 @@ def _chunk_scores(dist: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor, 
     return first, ap, n_relevant > 0
 
 
-def retrieval_metrics(query: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor,
-                      distance: Distance = "l2", topk: Sequence[int] = (1, 5),
-                      chunk: int = 512) -> dict[str, float]:
+def retrieval_metrics(
+    query: torch.Tensor,
+    gallery: torch.Tensor,
+    labels: torch.Tensor,
+    distance: Distance = "l2",
+    topk: Sequence[int] = (1, 5),
+    chunk: int = 512,
+) -> dict[str, float]:
     """``{"top1", "top5", ..., "mAP"}`` for query/gallery embeddings of the same ``labels``."""
     if query.shape[0] != gallery.shape[0] or labels.shape != (query.shape[0],):
-        raise ValueError(f"query {tuple(query.shape)}, gallery {tuple(gallery.shape)} and labels "
-                         f"{tuple(labels.shape)} must describe the same images")
+        raise ValueError(
+            f"query {tuple(query.shape)}, gallery {tuple(gallery.shape)} and labels "
+            f"{tuple(labels.shape)} must describe the same images"
+        )
     if query.shape[0] < 2:
         raise ValueError("retrieval needs at least 2 images")
     labels = labels.cpu()
@@ -64,7 +74,9 @@ def retrieval_metrics(query: torch.Tensor, gallery: torch.Tensor, labels: torch.
     ap_sum, valid = 0.0, 0
     for start in range(0, query.shape[0], chunk):
         rows = torch.arange(start, min(start + chunk, query.shape[0]))
-        first, ap, has_match = _chunk_scores(distances(query[rows], gallery, distance).cpu(), rows, labels, topk)
+        first, ap, has_match = _chunk_scores(
+            distances(query[rows], gallery, distance).cpu(), rows, labels, topk
+        )
         for k in topk:
             top[k] += first[k][has_match].sum().item()
         ap_sum += ap[has_match].sum().item()
@@ -74,8 +86,13 @@ def retrieval_metrics(query: torch.Tensor, gallery: torch.Tensor, labels: torch.
     return {**{f"top{k}": top[k] / valid for k in topk}, "mAP": ap_sum / valid}
 
 
-def nearest(query: torch.Tensor, gallery: torch.Tensor, k: int = 5, distance: Distance = "l2",
-            exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(
+    query: torch.Tensor,
+    gallery: torch.Tensor,
+    k: int = 5,
+    distance: Distance = "l2",
+    exclude: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` nearest gallery items ``(indices, distances)`` for each query row.
 
     ``exclude`` gives, per query, a gallery index to leave out (the query's own entry).

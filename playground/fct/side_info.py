@@ -14,8 +14,8 @@ where ``model(images).embedding`` is the side-info. Register another with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -41,9 +41,9 @@ class SideInfoSpec:
     epochs: int = 10
     lr: float = 2e-3
     batch_size: int = 256
-    temperature: float = 0.2     # SimCLR's NT-Xent and SwAV's softmax temperature
-    prototypes: int = 30         # SwAV only: K
-    small_crops: int = 4         # SwAV only: low-resolution views besides the 2 large ones
+    temperature: float = 0.2  # SimCLR's NT-Xent and SwAV's softmax temperature
+    prototypes: int = 30  # SwAV only: K
+    small_crops: int = 4  # SwAV only: low-resolution views besides the 2 large ones
     seed: int = 0
     device: str = "cpu"
 
@@ -67,7 +67,11 @@ def register_side_info_trainer(name: str, trainer: SideInfoTrainer) -> None:
 
 
 def build_encoder(spec: SideInfoSpec, in_channels: int) -> nn.Module:
-    options = {"width": spec.width, "pool_size": spec.pool_size, "dropout": 0.0} if spec.model == "small_cnn" else {}
+    options = (
+        {"width": spec.width, "pool_size": spec.pool_size, "dropout": 0.0}
+        if spec.model == "small_cnn"
+        else {}
+    )
     return build_model(spec.model, in_channels=in_channels, num_classes=0, embedding_dim=spec.dim, **options)
 
 
@@ -77,8 +81,15 @@ def train_simclr(images: torch.Tensor, spec: SideInfoSpec, progress: Progress = 
     encoder = build_encoder(spec, images.shape[1])
     pair = ContrastivePair(encoder, spec.dim)
     loader = TwoViewLoader(images, batch_size=spec.batch_size, seed=spec.seed)
-    fit(pair, loader, epochs=spec.epochs, optimizer=make_optimizer(pair, "adamw", spec.lr, 1e-4),
-        loss_fn=contrastive_loss(spec.temperature), device=spec.device, progress=progress)
+    fit(
+        pair,
+        loader,
+        epochs=spec.epochs,
+        optimizer=make_optimizer(pair, "adamw", spec.lr, 1e-4),
+        loss_fn=contrastive_loss(spec.temperature),
+        device=spec.device,
+        progress=progress,
+    )
     return encoder.eval()
 
 
@@ -90,18 +101,34 @@ def train_swav_side_info(images: torch.Tensor, spec: SideInfoSpec, progress: Pro
     unlabelled ``images``; the SwAV settings not in the spec are :class:`SwAVConfig`'s defaults."""
     torch.manual_seed(spec.seed)
     encoder = build_encoder(spec, images.shape[1])
-    config = SwAVConfig(temperature=spec.temperature, prototypes=spec.prototypes, small_crops=spec.small_crops)
+    config = SwAVConfig(
+        temperature=spec.temperature, prototypes=spec.prototypes, small_crops=spec.small_crops
+    )
     model = build_swav(encoder, spec.dim, config)
-    train_swav(model, images, config, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
-               weight_decay=1e-4, seed=spec.seed, device=spec.device, progress=progress)
+    train_swav(
+        model,
+        images,
+        config,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        weight_decay=1e-4,
+        seed=spec.seed,
+        device=spec.device,
+        progress=progress,
+    )
     return encoder.eval()
 
 
 register_side_info_trainer("swav", train_swav_side_info)
 
 
-def train_side_info(method: str, images: torch.Tensor, spec: SideInfoSpec, progress: Progress = None) -> nn.Module:
+def train_side_info(
+    method: str, images: torch.Tensor, spec: SideInfoSpec, progress: Progress = None
+) -> nn.Module:
     """Train the side-info model with the trainer registered as ``method``."""
     if method not in SIDE_INFO_TRAINERS:
-        raise ConfigError(f"unknown side-info method {method!r}; choose one of: {', '.join(sorted(SIDE_INFO_TRAINERS))}")
+        raise ConfigError(
+            f"unknown side-info method {method!r}; choose one of: {', '.join(sorted(SIDE_INFO_TRAINERS))}"
+        )
     return SIDE_INFO_TRAINERS[method](images, spec, progress)

@@ -13,8 +13,8 @@ Side-info is trained on ``old_train.images`` with no labels. Retrieval is evalua
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import torch
 
@@ -26,10 +26,10 @@ from playground.errors import ConfigError
 
 @dataclass
 class FCTData:
-    old_train: ImageDataset              # old-time images, old labels
-    new_train: ImageDataset              # new-time training images, new labels
-    test: ImageDataset                   # query = gallery, new labels
-    old_row_of_new: list[int | None]     # old-classifier row of each new class (None: unseen)
+    old_train: ImageDataset  # old-time images, old labels
+    new_train: ImageDataset  # new-time training images, new labels
+    test: ImageDataset  # query = gallery, new labels
+    old_row_of_new: list[int | None]  # old-classifier row of each new class (None: unseen)
     description: str
 
 
@@ -41,21 +41,30 @@ def class_split_task(train: ImageDataset, test: ImageDataset, old_classes: Seque
     old_train = class_subset(train, old_classes, relabel=True)
     rows = [old_classes.index(c) if c in old_classes else None for c in range(train.num_classes)]
     names = ", ".join(train.classes[c] for c in old_classes)
-    return FCTData(old_train, train, test, rows,
-                   f"{train.name}: old model on {len(old_classes)} classes ({names}), new model on all {train.num_classes}")
+    return FCTData(
+        old_train,
+        train,
+        test,
+        rows,
+        f"{train.name}: old model on {len(old_classes)} classes ({names}), "
+        f"new model on all {train.num_classes}",
+    )
 
 
 def _shapes_split(n: int, seed: int, image_size: int, shapes: Sequence[str], colours: Sequence[str]):
     """``(images, shape-and-colour labels, colour labels, class names)`` for one split."""
-    data = make_shapes(n, seed=seed, image_size=image_size, label_by="shape", shapes=list(shapes), colours=list(colours))
+    data = make_shapes(
+        n, seed=seed, image_size=image_size, label_by="shape", shapes=list(shapes), colours=list(colours)
+    )
     colour = torch.tensor([colours.index(a.colour) for a in data.attributes])
     shape = torch.tensor([shapes.index(a.shape) for a in data.attributes])
     names = [f"{c} {s}" for s in shapes for c in colours]
     return data.images, shape * len(colours) + colour, colour, names
 
 
-def shapes_task(n_train: int, n_test: int, seed: int, image_size: int,
-                shapes: Sequence[str], colours: Sequence[str]) -> FCTData:
+def shapes_task(
+    n_train: int, n_test: int, seed: int, image_size: int, shapes: Sequence[str], colours: Sequence[str]
+) -> FCTData:
     """Old task: colour only; new task: shape and colour (``len(shapes) * len(colours)`` classes)."""
     shapes, colours = list(shapes), list(colours)
     images, new_labels, old_labels, names = _shapes_split(n_train, 2 * seed, image_size, shapes, colours)
@@ -65,18 +74,40 @@ def shapes_task(n_train: int, n_test: int, seed: int, image_size: int,
     old_train = ImageDataset(images, old_labels, colours, name="shapes/train (colour labels)", source=source)
     test = ImageDataset(test_images, test_labels, names, name="shapes/test", source=source)
     rows = [colours.index(name.split(" ")[0]) for name in names]  # "blue square" refines old "blue"
-    return FCTData(old_train, new_train, test, rows,
-                   f"shapes: old model labels {len(colours)} colours, new model {len(names)} shape-colour classes")
+    return FCTData(
+        old_train,
+        new_train,
+        test,
+        rows,
+        f"shapes: old model labels {len(colours)} colours, new model {len(names)} shape-colour classes",
+    )
 
 
-def load_task(dataset: str, *, data_root: str = "", download: bool = False, seed: int = 0,
-              old_classes: Sequence[int] = (), train_limit: int = 0, test_limit: int = 0,
-              image_size: int = 32, shapes_train: int = 6000, shapes_test: int = 2000,
-              shapes: Sequence[str] = (), colours: Sequence[str] = ()) -> FCTData:
+def load_task(
+    dataset: str,
+    *,
+    data_root: str = "",
+    download: bool = False,
+    seed: int = 0,
+    old_classes: Sequence[int] = (),
+    train_limit: int = 0,
+    test_limit: int = 0,
+    image_size: int = 32,
+    shapes_train: int = 6000,
+    shapes_test: int = 2000,
+    shapes: Sequence[str] = (),
+    colours: Sequence[str] = (),
+) -> FCTData:
     """Build the FCT data for ``dataset`` (``fashion_mnist``, ``digits``, ``folder``, ``shapes``)."""
     if dataset == "shapes":
-        task = shapes_task(shapes_train, shapes_test, seed, image_size, shapes or ("circle", "square", "triangle", "star"),
-                           colours or ("red", "green", "blue"))
+        task = shapes_task(
+            shapes_train,
+            shapes_test,
+            seed,
+            image_size,
+            shapes or ("circle", "square", "triangle", "star"),
+            colours or ("red", "green", "blue"),
+        )
     else:
         kwargs = dict(root=data_root or None, download=download, seed=seed, image_size=image_size)
         train = limit_per_split(load_dataset(dataset, "train", **kwargs), train_limit, seed)

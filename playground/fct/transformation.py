@@ -55,28 +55,59 @@ def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, target, reduction="sum") / output.shape[0]
 
 
-def train_transformation(old: torch.Tensor, side: torch.Tensor, new: torch.Tensor, *, hidden: int = 256,
-                         epochs: int = 20, lr: float = 2e-3, batch_size: int = 256, seed: int = 0,
-                         device: str | torch.device = "cpu", progress: Progress = None) -> tuple[Transformation, History]:
+def train_transformation(
+    old: torch.Tensor,
+    side: torch.Tensor,
+    new: torch.Tensor,
+    *,
+    hidden: int = 256,
+    epochs: int = 20,
+    lr: float = 2e-3,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: Progress = None,
+) -> tuple[Transformation, History]:
     """Fit h on precomputed ``old``/``side`` inputs and frozen-new-model targets ``new``."""
     if not (old.shape[0] == side.shape[0] == new.shape[0]):
-        raise ValueError(f"old {tuple(old.shape)}, side {tuple(side.shape)} and new {tuple(new.shape)} must have one row per image")
+        raise ValueError(
+            f"old {tuple(old.shape)}, side {tuple(side.shape)} and new {tuple(new.shape)} "
+            "must have one row per image"
+        )
     torch.manual_seed(seed)
     model = Transformation(old.shape[1], side.shape[1], new.shape[1], hidden)
-    loader = TensorLoader(old.float(), side.float(), new.float(), batch_size=batch_size, shuffle=True, seed=seed,
-                          drop_last=old.shape[0] > batch_size)
-    history = fit(model, loader, epochs=epochs, optimizer=make_optimizer(model, "adamw", lr, 1e-4),
-                  loss_fn=mse_loss, device=device, progress=progress)
+    loader = TensorLoader(
+        old.float(),
+        side.float(),
+        new.float(),
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        drop_last=old.shape[0] > batch_size,
+    )
+    history = fit(
+        model,
+        loader,
+        epochs=epochs,
+        optimizer=make_optimizer(model, "adamw", lr, 1e-4),
+        loss_fn=mse_loss,
+        device=device,
+        progress=progress,
+    )
     return model.eval(), history
 
 
 @torch.no_grad()
-def transform(model: Transformation, old: torch.Tensor, side: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def transform(
+    model: Transformation, old: torch.Tensor, side: torch.Tensor, batch_size: int = 4096
+) -> torch.Tensor:
     """Apply h in eval mode, batch by batch; returns float32 ``(N, new_dim)``."""
     model.eval()
     device = next(model.parameters()).device
-    parts = [model(old[i:i + batch_size].to(device), side[i:i + batch_size].to(device)).cpu()
-             for i in range(0, old.shape[0], batch_size)]
+    parts = [
+        model(old[i : i + batch_size].to(device), side[i : i + batch_size].to(device)).cpu()
+        for i in range(0, old.shape[0], batch_size)
+    ]
     return torch.cat(parts) if parts else torch.empty(0, model.new_dim)
 
 
@@ -87,11 +118,17 @@ def load_transformation(path) -> Transformation:
 
     state, meta = load_checkpoint(path)
     try:
-        model = Transformation(int(meta["old_dim"]), int(meta["side_dim"]), int(meta["new_dim"]), int(meta["hidden"]))
+        model = Transformation(
+            int(meta["old_dim"]), int(meta["side_dim"]), int(meta["new_dim"]), int(meta["hidden"])
+        )
     except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path} is not an FCT transformation checkpoint (no old_dim/side_dim/new_dim/hidden)") from None
+        raise CheckpointError(
+            f"{path} is not an FCT transformation checkpoint (no old_dim/side_dim/new_dim/hidden)"
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the transformation: {str(err).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit the transformation: {str(err).splitlines()[0]}"
+        ) from None
     return model.eval()

@@ -1,1 +1,3 @@
-"""Knowledge fusion: text, knowledge-graph and retrieval context fused with image features; zero-shot label embeddings."""
+"""Knowledge fusion: text, knowledge-graph and retrieval context fused with image features;
+zero-shot label embeddings.
+"""

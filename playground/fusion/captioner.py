@@ -46,7 +46,9 @@ class SlotCaptioner(nn.Module):
 
 def slot_targets(attributes: list[ShapeAttributes]) -> torch.Tensor:
     """``(N, 4)`` word indices of every slot, the captioner's training target."""
-    return torch.tensor([[words.index(getattr(a, slot)) for slot, words in SLOTS.items()] for a in attributes])
+    return torch.tensor(
+        [[words.index(getattr(a, slot)) for slot, words in SLOTS.items()] for a in attributes]
+    )
 
 
 def caption_loss(output: CaptionOutput, targets: torch.Tensor) -> torch.Tensor:
@@ -57,7 +59,9 @@ def caption_loss(output: CaptionOutput, targets: torch.Tensor) -> torch.Tensor:
 def words_of(output: CaptionOutput) -> list[dict[str, str]]:
     """The most likely word of every slot, per image."""
     picks = [logits.argmax(1).tolist() for logits in output.slot_logits]
-    return [{slot: words[p[i]] for (slot, words), p in zip(SLOTS.items(), picks)} for i in range(len(picks[0]))]
+    return [
+        {slot: words[p[i]] for (slot, words), p in zip(SLOTS.items(), picks)} for i in range(len(picks[0]))
+    ]
 
 
 def sentence(words: dict[str, str]) -> str:
@@ -65,12 +69,14 @@ def sentence(words: dict[str, str]) -> str:
 
 
 @torch.no_grad()
-def describe(captioner: SlotCaptioner, images: torch.Tensor, batch_size: int = 512) -> tuple[list[str], torch.Tensor]:
+def describe(
+    captioner: SlotCaptioner, images: torch.Tensor, batch_size: int = 512
+) -> tuple[list[str], torch.Tensor]:
     """``(captions, embeddings)`` for ``images``, in eval mode."""
     captioner.eval()
     captions, embeddings = [], []
     for start in range(0, images.shape[0], batch_size):
-        output = captioner(images[start:start + batch_size])
+        output = captioner(images[start : start + batch_size])
         captions += [sentence(words) for words in words_of(output)]
         embeddings.append(output.embedding)
     return captions, torch.cat(embeddings)
@@ -81,4 +87,7 @@ def slot_accuracy(captioner: SlotCaptioner, images: torch.Tensor, targets: torch
     """The fraction of images whose word is right, per slot."""
     captioner.eval()
     logits = captioner(images).slot_logits
-    return {slot: (z.argmax(1) == targets[:, i]).float().mean().item() for i, (slot, z) in enumerate(zip(SLOTS, logits))}
+    return {
+        slot: (z.argmax(1) == targets[:, i]).float().mean().item()
+        for i, (slot, z) in enumerate(zip(SLOTS, logits))
+    }

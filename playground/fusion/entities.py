@@ -49,7 +49,7 @@ def _singulars(word: str) -> list[str]:
 def _match_at(tokens: tuple[str, ...], start: int, table: dict, longest: int) -> tuple[str, int] | None:
     """``(entity, length)`` of the longest entity starting at ``tokens[start]``, if any."""
     for length in range(min(longest, len(tokens) - start), 0, -1):
-        phrase = tokens[start:start + length]
+        phrase = tokens[start : start + length]
         if phrase in table:
             return table[phrase], length
         for singular in _singulars(phrase[-1]):
@@ -92,6 +92,6 @@ def entity_tokens(
     mask = torch.zeros(len(entity_lists), max_entities, dtype=torch.bool)
     for row, names in enumerate(entity_lists):
         kept = [graph.index(name) for name in names[:max_entities]]
-        indices[row, :len(kept)] = torch.tensor(kept, dtype=torch.int64)
-        mask[row, :len(kept)] = True
+        indices[row, : len(kept)] = torch.tensor(kept, dtype=torch.int64)
+        mask[row, : len(kept)] = True
     return indices, mask

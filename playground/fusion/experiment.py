@@ -58,12 +58,12 @@ REGIMES = ("full", "lowlabel", "degraded_lowlabel")
 class Config(RunConfig):
     name: str = "fusion"
     image_size: int = 32
-    caption_pool: int = 3000      # captioned images (no task labels) the captioner learns from
-    train_size: int = 2000        # labelled images in the full regime
+    caption_pool: int = 3000  # captioned images (no task labels) the captioner learns from
+    train_size: int = 2000  # labelled images in the full regime
     test_size: int = 1000
-    lowlabel_per_class: int = 5   # labelled images per class in the low-label regimes
-    blur: float = 1.5             # degraded: Gaussian blur sigma in pixels ...
-    occlusion: float = 0.4        # ... and an occluding square of this fraction of the side
+    lowlabel_per_class: int = 5  # labelled images per class in the low-label regimes
+    blur: float = 1.5  # degraded: Gaussian blur sigma in pixels ...
+    occlusion: float = 0.4  # ... and an occluding square of this fraction of the side
     tasks: list[str] = dataclasses.field(default_factory=lambda: list(TASKS))
     variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANT_SOURCES))
     regimes: list[str] = dataclasses.field(default_factory=lambda: list(REGIMES))
@@ -71,20 +71,22 @@ class Config(RunConfig):
     compare_fusions: list[str] = dataclasses.field(default_factory=list)  # also train `all` with these heads
     modality_dropout: float = 0.5  # share of training samples whose image bottleneck is zeroed (ModDrop)
     width: int = 16
-    steps: int = 400              # optimizer steps for every fusion model, whatever the regime
+    steps: int = 400  # optimizer steps for every fusion model, whatever the regime
     batch_size: int = 64
     lr: float = 3e-3
     captioner_epochs: int = 8
     transe_dim: int = 32
     transe_epochs: int = 300
-    k: int = 8                    # retrieved neighbours
-    temperature: float = 0.1      # softmax temperature over their similarities
-    text_encoder: str = "auto"    # auto (MiniLM when installed), minilm, hashing
-    index_backend: str = "auto"   # auto (FAISS when installed), torch, faiss
+    k: int = 8  # retrieved neighbours
+    temperature: float = 0.1  # softmax temperature over their similarities
+    text_encoder: str = "auto"  # auto (MiniLM when installed), minilm, hashing
+    index_backend: str = "auto"  # auto (FAISS when installed), torch, faiss
     zeroshot_train: int = 3000
     zeroshot_test: int = 1500
     zeroshot_epochs: int = 6
-    fashion_zeroshot: bool = True  # also zero-shot on Fashion-MNIST with WordNet descriptions and graph embeddings
+    fashion_zeroshot: bool = (
+        True  # also zero-shot on Fashion-MNIST with WordNet descriptions and graph embeddings
+    )
     fashion_zeroshot_train: int = 12000
     fashion_zeroshot_test: int = 0  # 0: all 10,000 test images
     latency_iters: int = 30
@@ -97,14 +99,18 @@ class Config(RunConfig):
         if "image_only" not in self.variants:
             raise ConfigError("variants must include image_only: every fused variant is compared with it")
         if self.fusion not in FUSIONS or any(head not in FUSIONS for head in self.compare_fusions):
-            raise ConfigError(f"unknown fusion in {[self.fusion, *self.compare_fusions]}; choose from {', '.join(FUSIONS)}")
+            raise ConfigError(
+                f"unknown fusion in {[self.fusion, *self.compare_fusions]}; choose from {', '.join(FUSIONS)}"
+            )
         for key in ("caption_pool", "train_size", "test_size", "lowlabel_per_class", "steps", "k", "width"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if not 0 <= self.modality_dropout < 1:
             raise ConfigError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
         if self.k >= 6 * self.lowlabel_per_class:
-            raise ConfigError(f"k={self.k} needs more labelled images: raise lowlabel_per_class above {self.k // 6}")
+            raise ConfigError(
+                f"k={self.k} needs more labelled images: raise lowlabel_per_class above {self.k // 6}"
+            )
 
 
 def few_per_class(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -123,14 +129,21 @@ def task_target(task: str, data, indices: torch.Tensor) -> torch.Tensor:
 
 def regime_split(config: Config, regime: str, train, test) -> dict:
     """The labelled images and test images of one regime (degraded where it says so)."""
-    chosen = torch.arange(len(train)) if regime == "full" else few_per_class(train.labels, config.lowlabel_per_class,
-                                                                              config.seed)
+    chosen = (
+        torch.arange(len(train))
+        if regime == "full"
+        else few_per_class(train.labels, config.lowlabel_per_class, config.seed)
+    )
     train_images, test_images = train.images[chosen], test.images
     if regime.startswith("degraded"):
         train_images = degrade(train_images, config.blur, config.occlusion, config.seed + 11)
         test_images = degrade(test_images, config.blur, config.occlusion, config.seed + 12)
-    return {"chosen": chosen, "train_images": train_images, "test_images": test_images,
-            "train_labels": train.labels[chosen]}
+    return {
+        "chosen": chosen,
+        "train_images": train_images,
+        "test_images": test_images,
+        "train_labels": train.labels[chosen],
+    }
 
 
 def train_captioner(config: Config, progress: Progress) -> tuple[SlotCaptioner, dict]:
@@ -143,57 +156,107 @@ def train_captioner(config: Config, progress: Progress) -> tuple[SlotCaptioner, 
     targets = slot_targets(pool.attributes)
     captioner = SlotCaptioner(width=config.width * 2)
     loader = TensorLoader(images, targets, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    fit(captioner, loader, epochs=config.captioner_epochs, optimizer=make_optimizer(captioner, "adamw", config.lr),
-        loss_fn=caption_loss, progress=staged(progress, "captioner"))
+    fit(
+        captioner,
+        loader,
+        epochs=config.captioner_epochs,
+        optimizer=make_optimizer(captioner, "adamw", config.lr),
+        loss_fn=caption_loss,
+        progress=staged(progress, "captioner"),
+    )
     held = make_shapes(500, seed=1500 + config.seed, image_size=config.image_size)
     held_targets = slot_targets(held.attributes)
-    quality = {"clean": slot_accuracy(captioner, held.images, held_targets),
-               "degraded": slot_accuracy(captioner, degrade(held.images, config.blur, config.occlusion, 7),
-                                         held_targets)}
+    quality = {
+        "clean": slot_accuracy(captioner, held.images, held_targets),
+        "degraded": slot_accuracy(
+            captioner, degrade(held.images, config.blur, config.occlusion, 7), held_targets
+        ),
+    }
     return captioner.eval(), quality
 
 
 def build_knowledge(config: Config, captioner: SlotCaptioner, progress: Progress) -> Knowledge:
     """Text encoder, shapes graph + TransE; the index is set per regime (:func:`with_index`)."""
     graph = shapes_graph()
-    transe = train_transe(graph, dim=config.transe_dim, epochs=config.transe_epochs, seed=config.seed,
-                          progress=staged(progress, "knowledge graph"))
+    transe = train_transe(
+        graph,
+        dim=config.transe_dim,
+        epochs=config.transe_epochs,
+        seed=config.seed,
+        progress=staged(progress, "knowledge graph"),
+    )
     encoder = load_text_encoder(config.text_encoder)
-    return Knowledge(captioner, encoder.encode, graph, transe.entity_embeddings, None, num_classes=6,
-                     k=config.k, temperature=config.temperature)
+    return Knowledge(
+        captioner,
+        encoder.encode,
+        graph,
+        transe.entity_embeddings,
+        None,
+        num_classes=6,
+        k=config.k,
+        temperature=config.temperature,
+    )
 
 
 def with_index(config: Config, knowledge: Knowledge, split: dict) -> Knowledge:
     """``knowledge`` with a retrieval index over this regime's labelled images."""
     _, embeddings = describe(knowledge.captioner, split["train_images"])
-    index = build_index(embeddings, split["train_labels"], knowledge.num_classes, backend=config.index_backend)
+    index = build_index(
+        embeddings, split["train_labels"], knowledge.num_classes, backend=config.index_backend
+    )
     return dataclasses.replace(knowledge, index=index)
 
 
-def train_fusion(config: Config, task: str, sources, knowledge: Knowledge, images, context, target,
-                 progress: Progress) -> FusionNet:
+def train_fusion(
+    config: Config, task: str, sources, knowledge: Knowledge, images, context, target, progress: Progress
+) -> FusionNet:
     """One FusionNet trained for ``config.steps`` optimizer steps."""
     torch.manual_seed(config.seed)
     classes = 6 if task == "classify" else 7
-    model = FusionNet(task, classes, knowledge.source_dims(sources), config.fusion, config.width,
-                      modality_dropout=config.modality_dropout)
-    loader = TensorLoader(images, *context, target, batch_size=min(config.batch_size, len(images)), shuffle=True,
-                          seed=config.seed, drop_last=True)
+    model = FusionNet(
+        task,
+        classes,
+        knowledge.source_dims(sources),
+        config.fusion,
+        config.width,
+        modality_dropout=config.modality_dropout,
+    )
+    loader = TensorLoader(
+        images,
+        *context,
+        target,
+        batch_size=min(config.batch_size, len(images)),
+        shuffle=True,
+        seed=config.seed,
+        drop_last=True,
+    )
     epochs = math.ceil(config.steps / len(loader))
-    fit(model, loader, epochs=epochs, optimizer=make_optimizer(model, "adamw", config.lr, 1e-4), progress=progress)
+    fit(
+        model,
+        loader,
+        epochs=epochs,
+        optimizer=make_optimizer(model, "adamw", config.lr, 1e-4),
+        progress=progress,
+    )
     return model.eval()
 
 
 @torch.no_grad()
 def score(model: FusionNet, task: str, images, context, target, batch_size: int = 256) -> dict[str, float]:
     """``accuracy`` (classify) or ``miou`` and ``pixel_accuracy`` (segment) on the test images."""
-    logits = torch.cat([model(images[i:i + batch_size], *[c[i:i + batch_size] for c in context])
-                        for i in range(0, len(images), batch_size)])
+    logits = torch.cat(
+        [
+            model(images[i : i + batch_size], *[c[i : i + batch_size] for c in context])
+            for i in range(0, len(images), batch_size)
+        ]
+    )
     predicted = logits.argmax(1)
     if task == "classify":
         return {"accuracy": (predicted == target).float().mean().item()}
-    return {"miou": mean_iou(confusion_matrix(predicted, target, 7)),
-            "pixel_accuracy": (predicted == target).float().mean().item()}
+    return {
+        "miou": mean_iou(confusion_matrix(predicted, target, 7)),
+        "pixel_accuracy": (predicted == target).float().mean().item(),
+    }
 
 
 def pick(contexts: dict[str, list], sources) -> list[torch.Tensor]:
@@ -211,30 +274,53 @@ def run_regime(config: Config, regime: str, data, knowledge: Knowledge, progress
     split = regime_split(config, regime, train, test)
     knowledge = with_index(config, knowledge, split)
     sources = all_sources(config.variants)
-    contexts = [context_for(knowledge, split[f"{part}_images"], sources, exclude_self=part == "train")[0]
-                for part in ("train", "test")]
-    train_ctx, test_ctx = ({s: flat[2 * i:2 * i + 2] for i, s in enumerate(sources)} for flat in contexts)
+    contexts = [
+        context_for(knowledge, split[f"{part}_images"], sources, exclude_self=part == "train")[0]
+        for part in ("train", "test")
+    ]
+    train_ctx, test_ctx = ({s: flat[2 * i : 2 * i + 2] for i, s in enumerate(sources)} for flat in contexts)
     jobs = [(task, variant, config.fusion) for task in config.tasks for variant in config.variants]
-    jobs += [(task, "all", head) for task in config.tasks for head in config.compare_fusions if head != config.fusion]
+    jobs += [
+        (task, "all", head)
+        for task in config.tasks
+        for head in config.compare_fusions
+        if head != config.fusion
+    ]
     scores, models = {}, {}
     for step, (task, variant, head) in enumerate(jobs):
         name = variant if head == config.fusion else f"all@{head}"
         report(progress, f"{regime}: models", step, len(jobs), message=f"{task} / {name}")
         chosen = sources_of(variant)
-        model = train_fusion(dataclasses.replace(config, fusion=head), task, chosen, knowledge, split["train_images"],
-                             pick(train_ctx, chosen), task_target(task, train, split["chosen"]),
-                             staged(progress, f"{regime} {task} {name}"))
-        scores[task, name] = score(model, task, split["test_images"], pick(test_ctx, chosen),
-                                   task_target(task, test, torch.arange(len(test))))
+        model = train_fusion(
+            dataclasses.replace(config, fusion=head),
+            task,
+            chosen,
+            knowledge,
+            split["train_images"],
+            pick(train_ctx, chosen),
+            task_target(task, train, split["chosen"]),
+            staged(progress, f"{regime} {task} {name}"),
+        )
+        scores[task, name] = score(
+            model,
+            task,
+            split["test_images"],
+            pick(test_ctx, chosen),
+            task_target(task, test, torch.arange(len(test))),
+        )
         if head == config.fusion:
             models[task, variant] = model
     report(progress, f"{regime}: models", len(jobs), len(jobs))
     return scores, models, knowledge
 
 
-def pipeline_latency(config: Config, knowledge: Knowledge, models: dict, image: torch.Tensor) -> dict[str, float]:
+def pipeline_latency(
+    config: Config, knowledge: Knowledge, models: dict, image: torch.Tensor
+) -> dict[str, float]:
     """p50 ms per image of the whole pipeline of every variant, the text encoder uncached."""
-    uncached = dataclasses.replace(knowledge, encode_text=load_text_encoder(config.text_encoder).encoder.encode)
+    uncached = dataclasses.replace(
+        knowledge, encode_text=load_text_encoder(config.text_encoder).encoder.encode
+    )
     spec = BenchSpec(warmup=3, min_iters=config.latency_iters, min_seconds=0.2, max_seconds=10.0)
     latency = {}
     for variant, model in models.items():
@@ -242,6 +328,7 @@ def pipeline_latency(config: Config, knowledge: Knowledge, models: dict, image: 
 
         def pipeline(x, model=model, sources=sources):
             return model(x, *context_for(uncached, x, sources)[0]) if sources else model(x)
+
         latency[variant] = measure_latency(pipeline, image, spec).p50_ms
     return latency
 
@@ -279,18 +366,30 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
         all_scores[regime], saved[regime] = scores, (models, regime_knowledge)
     first_models, first_knowledge = saved[config.regimes[0]]
     task = config.tasks[0]
-    latency = pipeline_latency(config, first_knowledge, {v: m for (t, v), m in first_models.items() if t == task},
-                               data[1].images[:1])
+    latency = pipeline_latency(
+        config, first_knowledge, {v: m for (t, v), m in first_models.items() if t == task}, data[1].images[:1]
+    )
     for variant, ms in latency.items():
         metrics.add(f"fusion/{variant}/latency_ms", ms, "ms")
     zero_shot = run_zero_shot(config, knowledge.encode_text, staged(progress, "zero-shot"))
-    fashion = run_fashion_zero_shot(config, knowledge.encode_text, progress) if config.fashion_zeroshot else {}
+    fashion = (
+        run_fashion_zero_shot(config, knowledge.encode_text, progress) if config.fashion_zeroshot else {}
+    )
     text.add_zero_shot_metrics(metrics, zero_shot, caption_quality, fashion)
     run_dir.write_metrics(metrics)
     save_run_models(run_dir.path, config, captioner, knowledge, saved, zero_shot)
     report_text = text.report(config, all_scores, latency, zero_shot, caption_quality, knowledge, fashion)
     run_dir.write_report(report_text)
     text.write_plots(run_dir, config, all_scores, latency)
-    return Result(metrics, report_text, run_dir.path,
-                  {"scores": all_scores, "latency": latency, "zero_shot": zero_shot, "captioner": caption_quality,
-                   "fashion_zero_shot": fashion})
+    return Result(
+        metrics,
+        report_text,
+        run_dir.path,
+        {
+            "scores": all_scores,
+            "latency": latency,
+            "zero_shot": zero_shot,
+            "captioner": caption_quality,
+            "fashion_zero_shot": fashion,
+        },
+    )

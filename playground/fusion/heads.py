@@ -34,7 +34,9 @@ class ContextTokens(nn.Module):
     def forward(self, context: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``context``: (tokens, mask) per source, flattened in ``names`` order."""
         if len(context) != 2 * len(self.names):
-            raise DataFormatError(f"expected tokens and a mask for each of {self.names}, got {len(context)} tensors")
+            raise DataFormatError(
+                f"expected tokens and a mask for each of {self.names}, got {len(context)} tensors"
+            )
         tokens, masks = [], []
         for i, name in enumerate(self.names):
             source, mask = context[2 * i], context[2 * i + 1]

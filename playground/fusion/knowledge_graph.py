@@ -179,7 +179,7 @@ def _synset(root: str, offset: int) -> _Synset:
     word_count = int(fields[3], 16)
     lemmas = tuple(fields[4 + 2 * i].lower() for i in range(word_count))
     pointers_at = 4 + 2 * word_count
-    pointer_fields = fields[pointers_at + 1: pointers_at + 1 + 4 * int(fields[pointers_at])]
+    pointer_fields = fields[pointers_at + 1 : pointers_at + 1 + 4 * int(fields[pointers_at])]
     hypernyms = tuple(
         int(pointer_fields[i + 1])
         for i in range(0, len(pointer_fields), 4)
@@ -244,7 +244,7 @@ def hypernym_chain(word: str, root: Path | str = WORDNET_DIR, max_depth: int = _
 def wordnet_gloss(word: str, root: Path | str = WORDNET_DIR) -> str:
     """The definition of ``word``'s first noun sense, e.g. a class description for zero-shot."""
     gloss = _first_sense(word, root)[0].gloss
-    return gloss.split("; \"")[0].strip() if gloss else gloss
+    return gloss.split('; "')[0].strip() if gloss else gloss
 
 
 def class_entity(class_name: str) -> str:

@@ -28,9 +28,17 @@ def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 class FusionNet(nn.Module):
     """``forward(images, *context) -> logits`` ((N, classes) or (N, classes, H, W))."""
 
-    def __init__(self, task: str, num_classes: int, source_dims: dict[str, int] | None = None,
-                 fusion: str = "film", width: int = 16, token_dim: int = 64, in_channels: int = 3,
-                 modality_dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        task: str,
+        num_classes: int,
+        source_dims: dict[str, int] | None = None,
+        fusion: str = "film",
+        width: int = 16,
+        token_dim: int = 64,
+        in_channels: int = 3,
+        modality_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if not 0 <= modality_dropout < 1:
             raise ConfigError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
@@ -38,8 +46,13 @@ class FusionNet(nn.Module):
         if task not in TASKS:
             raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         self.task, self.sources = task, list(source_dims or {})
-        self.stages = nn.ModuleList([double_conv(in_channels, width), double_conv(width, 2 * width),
-                                     double_conv(2 * width, 4 * width)])
+        self.stages = nn.ModuleList(
+            [
+                double_conv(in_channels, width),
+                double_conv(width, 2 * width),
+                double_conv(2 * width, 4 * width),
+            ]
+        )
         self.context = ContextTokens(source_dims, token_dim) if self.sources else None
         self.fuse = FusionHead(fusion, 4 * width, token_dim) if self.sources else None
         if task == "classify":

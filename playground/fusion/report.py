@@ -27,8 +27,7 @@ def add_zero_shot_metrics(metrics: Metrics, zero_shot, caption_quality: dict, fa
 def ablation_table(config, all_scores: dict, latency: dict) -> list[str]:
     regimes = list(all_scores)
     header = [f"{task} {METRIC_OF[task]} ({regime})" for task in config.tasks for regime in regimes]
-    lines = ["| variant | " + " | ".join(header) + " | latency ms |",
-             "|---|" + "---|" * (len(header) + 1)]
+    lines = ["| variant | " + " | ".join(header) + " | latency ms |", "|---|" + "---|" * (len(header) + 1)]
     for variant in config.variants:
         cells = []
         for task in config.tasks:
@@ -47,8 +46,12 @@ def heads_lines(config, all_scores: dict) -> list[str]:
         return []
     regimes = list(all_scores)
     header = [f"{task} {METRIC_OF[task]} ({regime})" for task in config.tasks for regime in regimes]
-    lines = ["## Fusion heads (variant `all`)", "", "| head | " + " | ".join(header) + " |",
-             "|---|" + "---|" * len(header)]
+    lines = [
+        "## Fusion heads (variant `all`)",
+        "",
+        "| head | " + " | ".join(header) + " |",
+        "|---|" + "---|" * len(header),
+    ]
     for head in heads:
         key = "all" if head == config.fusion else f"all@{head}"
         cells = [f"{all_scores[r][task, key][METRIC_OF[task]]:.3f}" for task in config.tasks for r in regimes]
@@ -61,41 +64,76 @@ def fashion_lines(fashion: dict) -> list[str]:
         return []
     from playground.fusion.zeroshot_fashion import HELDOUT
 
-    lines = ["## Zero-shot on Fashion-MNIST with WordNet (real knowledge)", "",
-             f"Held out: {', '.join(HELDOUT)} (chance {next(iter(fashion.values()))['chance']:.2f}). Class "
-             "embeddings: `text` = the sentence encoder on the WordNet hypernyms and gloss, `kg` = TransE on the "
-             "WordNet hypernym graph, `text+kg` = both.", "",
-             "| class embedding | held-out accuracy | GZSL seen | GZSL unseen | GZSL H |", "|---|---|---|---|---|"]
-    lines += [f"| {kind} | {m['heldout_accuracy']:.3f} | {m['seen_accuracy']:.3f} | {m['unseen_accuracy']:.3f} | "
-              f"{m['harmonic_mean']:.3f} |" for kind, m in fashion.items()]
+    lines = [
+        "## Zero-shot on Fashion-MNIST with WordNet (real knowledge)",
+        "",
+        f"Held out: {', '.join(HELDOUT)} (chance {next(iter(fashion.values()))['chance']:.2f}). Class "
+        "embeddings: `text` = the sentence encoder on the WordNet hypernyms and gloss, `kg` = TransE on the "
+        "WordNet hypernym graph, `text+kg` = both.",
+        "",
+        "| class embedding | held-out accuracy | GZSL seen | GZSL unseen | GZSL H |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {kind} | {m['heldout_accuracy']:.3f} | {m['seen_accuracy']:.3f} | {m['unseen_accuracy']:.3f} | "
+        f"{m['harmonic_mean']:.3f} |"
+        for kind, m in fashion.items()
+    ]
     return lines + [""]
 
 
-def report(config, all_scores: dict, latency: dict, zero_shot, caption_quality: dict, knowledge,
-           fashion: dict | None = None) -> str:
+def report(
+    config,
+    all_scores: dict,
+    latency: dict,
+    zero_shot,
+    caption_quality: dict,
+    knowledge,
+    fashion: dict | None = None,
+) -> str:
     m = zero_shot.metrics
-    lines = [f"# Knowledge fusion on the synthetic shapes (seed {config.seed})", "",
-             f"Fusion head: **{config.fusion}**; {config.steps} optimizer steps per model; "
-             f"full regime {config.train_size} labelled images, low-label {config.lowlabel_per_class} per class; "
-             f"degraded: blur σ {config.blur} px + an occluding square of {config.occlusion:.0%} of the side; "
-             f"{config.test_size} test images. Text encoder: {knowledge_encoder_name(config)}.", "",
-             "## Ablation (in brackets: the change against image-only)", "",
-             *ablation_table(config, all_scores, latency), "",
-             "Latency: p50 per image of the whole pipeline on one thread pool (caption, text encoder uncached, "
-             "entity lookup, retrieval, network).", "",
-             "## What the context knows", "",
-             "The captioner's word accuracy on held-out images (it learned from its own captioned pool, "
-             f"{config.caption_pool} images, no task labels):", "",
-             "| images | " + " | ".join(caption_quality["clean"]) + " |", "|---|" + "---|" * len(caption_quality["clean"])]
-    lines += [f"| {k} | " + " | ".join(f"{v:.3f}" for v in q.values()) + " |" for k, q in caption_quality.items()]
-    lines += ["", f"Knowledge graph: {knowledge.graph.num_entities} entities, {knowledge.graph.num_relations} relations, "
-              f"TransE dim {knowledge.entity_embeddings.shape[1]}.", "",
-              "## Zero-shot label embeddings (unseen colour-shape compositions)", "",
-              f"- held-out classes: {', '.join(zero_shot.class_names[i] for i in zero_shot.unseen)}",
-              f"- plain zero-shot accuracy among them: **{m['heldout_accuracy']:.3f}** (chance {m['chance']:.3f})",
-              f"- generalised zero-shot over all {len(zero_shot.class_names)} classes: seen {m['seen_accuracy']:.3f}, "
-              f"unseen {m['unseen_accuracy']:.3f}, harmonic mean **{m['harmonic_mean']:.3f}** (no calibration: "
-              "the seen classes' scores dominate, as usual in GZSL)", ""]
+    lines = [
+        f"# Knowledge fusion on the synthetic shapes (seed {config.seed})",
+        "",
+        f"Fusion head: **{config.fusion}**; {config.steps} optimizer steps per model; "
+        f"full regime {config.train_size} labelled images, low-label {config.lowlabel_per_class} per class; "
+        f"degraded: blur σ {config.blur} px + an occluding square of {config.occlusion:.0%} of the side; "
+        f"{config.test_size} test images. Text encoder: {knowledge_encoder_name(config)}.",
+        "",
+        "## Ablation (in brackets: the change against image-only)",
+        "",
+        *ablation_table(config, all_scores, latency),
+        "",
+        "Latency: p50 per image of the whole pipeline on one thread pool (caption, text encoder uncached, "
+        "entity lookup, retrieval, network).",
+        "",
+        "## What the context knows",
+        "",
+        "The captioner's word accuracy on held-out images (it learned from its own captioned pool, "
+        f"{config.caption_pool} images, no task labels):",
+        "",
+        "| images | " + " | ".join(caption_quality["clean"]) + " |",
+        "|---|" + "---|" * len(caption_quality["clean"]),
+    ]
+    lines += [
+        f"| {k} | " + " | ".join(f"{v:.3f}" for v in q.values()) + " |" for k, q in caption_quality.items()
+    ]
+    lines += [
+        "",
+        f"Knowledge graph: {knowledge.graph.num_entities} entities, "
+        f"{knowledge.graph.num_relations} relations, "
+        f"TransE dim {knowledge.entity_embeddings.shape[1]}.",
+        "",
+        "## Zero-shot label embeddings (unseen colour-shape compositions)",
+        "",
+        f"- held-out classes: {', '.join(zero_shot.class_names[i] for i in zero_shot.unseen)}",
+        f"- plain zero-shot accuracy among them: **{m['heldout_accuracy']:.3f}** (chance {m['chance']:.3f})",
+        f"- generalised zero-shot over all {len(zero_shot.class_names)} classes: "
+        f"seen {m['seen_accuracy']:.3f}, "
+        f"unseen {m['unseen_accuracy']:.3f}, harmonic mean **{m['harmonic_mean']:.3f}** (no calibration: "
+        "the seen classes' scores dominate, as usual in GZSL)",
+        "",
+    ]
     return "\n".join(lines + heads_lines(config, all_scores) + fashion_lines(fashion or {}))
 
 
@@ -103,7 +141,8 @@ def knowledge_encoder_name(config) -> str:
     from playground.fusion.text_encoder import load_text_encoder
 
     return {"minilm": "all-MiniLM-L6-v2 (offline)", "hashing": "the in-house hashing encoder (fallback)"}[
-        load_text_encoder(config.text_encoder).name]
+        load_text_encoder(config.text_encoder).name
+    ]
 
 
 def write_plots(run_dir: RunDir, config, all_scores: dict, latency: dict) -> None:

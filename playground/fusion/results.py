@@ -39,8 +39,11 @@ def open_run(path: str | Path) -> Pipeline:
 def labelled_images(config: Config, regime: str) -> torch.Tensor:
     """The regime's labelled training images, regenerated exactly as the run drew them (undegraded)."""
     train = task_shapes(config, "train")
-    chosen = torch.arange(len(train)) if regime == "full" else few_per_class(train.labels, config.lowlabel_per_class,
-                                                                              config.seed)
+    chosen = (
+        torch.arange(len(train))
+        if regime == "full"
+        else few_per_class(train.labels, config.lowlabel_per_class, config.seed)
+    )
     return train.images[chosen]
 
 
@@ -49,11 +52,11 @@ class Followed:
     caption: str
     entities: list[str]
     neighbourhood: list[tuple[str, str, str]]
-    neighbours: list[int]          # indices into labelled_images(config, regime)
+    neighbours: list[int]  # indices into labelled_images(config, regime)
     neighbour_labels: list[str]
     neighbour_weights: list[float]
     probabilities: dict[str, torch.Tensor]  # variant -> (6,) over SHAPES
-    segmentation: dict[str, torch.Tensor]   # variant -> (H, W) class per pixel (0 background, 1+ SHAPES)
+    segmentation: dict[str, torch.Tensor]  # variant -> (H, W) class per pixel (0 background, 1+ SHAPES)
 
 
 @torch.no_grad()
@@ -67,17 +70,28 @@ def follow(pipeline: Pipeline, image: torch.Tensor, regime: str, hops: int = 1) 
     for (model_regime, task, variant), model in pipeline.models.items():
         if model_regime != regime:
             continue
-        context = [flat[2 * i + j] for i, s in enumerate(("text", "kg", "retrieval")) if s in sources_of(variant)
-                   for j in (0, 1)]
+        context = [
+            flat[2 * i + j]
+            for i, s in enumerate(("text", "kg", "retrieval"))
+            if s in sources_of(variant)
+            for j in (0, 1)
+        ]
         output = model(batch, *context)[0]
         if task == "classify":
             probabilities[variant] = output.softmax(0)
         else:
             segmentation[variant] = output.argmax(0)
     entities = details["entities"][0]
-    return Followed(details["captions"][0], entities, knowledge.graph.neighbourhood(entities, hops),
-                    found.neighbours[0].tolist(), [SHAPES[int(knowledge.index.labels[j])] for j in found.neighbours[0]],
-                    found.weights[0].tolist(), probabilities, segmentation)
+    return Followed(
+        details["captions"][0],
+        entities,
+        knowledge.graph.neighbourhood(entities, hops),
+        found.neighbours[0].tolist(),
+        [SHAPES[int(knowledge.index.labels[j])] for j in found.neighbours[0]],
+        found.weights[0].tolist(),
+        probabilities,
+        segmentation,
+    )
 
 
 def zero_shot_scores(pipeline: Pipeline, images: torch.Tensor, class_names: list[str]) -> torch.Tensor:

@@ -28,16 +28,23 @@ def save_run_models(folder: Path, config, captioner, knowledge: Knowledge, saved
     models = Path(folder) / MODELS
     models.mkdir(exist_ok=True)
     save_checkpoint(models / "captioner.safetensors", captioner)
-    save_checkpoint(models / "zeroshot.safetensors", {"classes": zero_shot.model.classes,
-                                                      **zero_shot.model.state_dict()},
-                    {"class_names": zero_shot.class_names, "unseen": zero_shot.unseen})
+    save_checkpoint(
+        models / "zeroshot.safetensors",
+        {"classes": zero_shot.model.classes, **zero_shot.model.state_dict()},
+        {"class_names": zero_shot.class_names, "unseen": zero_shot.unseen},
+    )
     for regime, (regime_models, regime_knowledge) in saved.items():
         for (task, variant), model in regime_models.items():
             save_checkpoint(models / f"{regime}_{task}_{variant}.safetensors", model)
         index = regime_knowledge.index
-        save_checkpoint(models / f"knowledge_{regime}.safetensors",
-                        {"entity_embeddings": knowledge.entity_embeddings, "index_embeddings": index.embeddings,
-                         "index_labels": index.labels})
+        save_checkpoint(
+            models / f"knowledge_{regime}.safetensors",
+            {
+                "entity_embeddings": knowledge.entity_embeddings,
+                "index_embeddings": index.embeddings,
+                "index_labels": index.labels,
+            },
+        )
 
 
 @dataclasses.dataclass
@@ -63,12 +70,25 @@ def load_pipeline(run_path: Path, config) -> Pipeline:
     for regime in config.regimes:
         tensors, _ = load_checkpoint(models / f"knowledge_{regime}.safetensors")
         index = build_index(tensors["index_embeddings"], tensors["index_labels"], 6, backend="torch")
-        knowledge[regime] = Knowledge(captioner.eval(), encoder.encode, shapes_graph(), tensors["entity_embeddings"],
-                                      index, 6, config.k, config.temperature)
+        knowledge[regime] = Knowledge(
+            captioner.eval(),
+            encoder.encode,
+            shapes_graph(),
+            tensors["entity_embeddings"],
+            index,
+            6,
+            config.k,
+            config.temperature,
+        )
         for task in config.tasks:
             for variant in config.variants:
-                model = FusionNet(task, 6 if task == "classify" else 7,
-                                  knowledge[regime].source_dims(sources_of(variant)), config.fusion, config.width)
+                model = FusionNet(
+                    task,
+                    6 if task == "classify" else 7,
+                    knowledge[regime].source_dims(sources_of(variant)),
+                    config.fusion,
+                    config.width,
+                )
                 load_into(model, models / f"{regime}_{task}_{variant}.safetensors")
                 fused[regime, task, variant] = model.eval()
     return Pipeline(config, knowledge, fused, *load_zero_shot(models, config))

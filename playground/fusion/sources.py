@@ -14,7 +14,7 @@ images into ``(tokens, mask)`` pairs per source, in the order a :class:`FusionNe
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -25,8 +25,13 @@ from playground.fusion.knowledge_graph import KnowledgeGraph
 from playground.retrieval.context import retrieve
 
 SOURCES = ("text", "kg", "retrieval")
-VARIANT_SOURCES = {"image_only": (), "text": ("text",), "kg": ("kg",), "retrieval": ("retrieval",),
-                   "all": SOURCES}
+VARIANT_SOURCES = {
+    "image_only": (),
+    "text": ("text",),
+    "kg": ("kg",),
+    "retrieval": ("retrieval",),
+    "all": SOURCES,
+}
 
 
 @dataclasses.dataclass
@@ -45,8 +50,11 @@ class Knowledge:
 
     def source_dims(self, sources) -> dict[str, int]:
         text_dim = self.encode_text(["a"]).shape[1]
-        dims = {"text": text_dim, "kg": self.entity_embeddings.shape[1],
-                "retrieval": self.captioner.embedding_dim + self.num_classes}
+        dims = {
+            "text": text_dim,
+            "kg": self.entity_embeddings.shape[1],
+            "retrieval": self.captioner.embedding_dim + self.num_classes,
+        }
         return {name: dims[name] for name in sources}
 
 

@@ -39,7 +39,9 @@ class HashingTextEncoder:
             raise ConfigError(f"the hashing text encoder needs dim >= 8, got {dim}")
         self.dim = dim
 
-    @lru_cache(maxsize=4096)
+    # The encoder lives as long as the process (load_text_encoder caches it), so the per-instance
+    # cache keeping ``self`` alive is intended: a word's vector is computed once.
+    @lru_cache(maxsize=4096)  # noqa: B019
     def word_vector(self, word: str) -> torch.Tensor:
         seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
         vector = torch.randn(self.dim, generator=torch.Generator().manual_seed(seed))
@@ -49,7 +51,9 @@ class HashingTextEncoder:
         rows = []
         for text in texts:
             words = WORD.findall(text.lower().replace("_", " "))
-            mean = torch.stack([self.word_vector(w) for w in words]).mean(0) if words else torch.zeros(self.dim)
+            mean = (
+                torch.stack([self.word_vector(w) for w in words]).mean(0) if words else torch.zeros(self.dim)
+            )
             rows.append(mean / mean.norm().clamp_min(1e-8))
         return torch.stack(rows) if rows else torch.zeros(0, self.dim)
 
@@ -72,8 +76,17 @@ class MiniLMTextEncoder:
         if not texts:
             return torch.zeros(0, self.dim)
         clean = [text.replace("_", " ") for text in texts]
-        return self.model.encode(clean, batch_size=64, convert_to_tensor=True, normalize_embeddings=True,
-                                 show_progress_bar=False).float().cpu()
+        return (
+            self.model.encode(
+                clean,
+                batch_size=64,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            .float()
+            .cpu()
+        )
 
 
 class CachedTextEncoder:

@@ -28,8 +28,9 @@ from playground.models.cnn import SmallCNN
 class LabelEmbeddingClassifier(nn.Module):
     """Images -> cosine scores against the current class embeddings ``(C, text_dim)``."""
 
-    def __init__(self, class_embeddings: torch.Tensor, width: int = 32, scale: float = 10.0,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, class_embeddings: torch.Tensor, width: int = 32, scale: float = 10.0, in_channels: int = 3
+    ) -> None:
         super().__init__()
         self.backbone = SmallCNN(in_channels=in_channels, width=width, depth=3, dropout=0.1, pool_size=2)
         self.project = nn.Linear(self.backbone.feature_dim, class_embeddings.shape[1])
@@ -39,8 +40,10 @@ class LabelEmbeddingClassifier(nn.Module):
     def set_classes(self, class_embeddings: torch.Tensor) -> None:
         """Swap the label space: any number of classes, each a text embedding."""
         if class_embeddings.ndim != 2 or class_embeddings.shape[1] != self.project.out_features:
-            raise DataFormatError(f"class embeddings must be (classes, {self.project.out_features}), "
-                                  f"got {tuple(class_embeddings.shape)}")
+            raise DataFormatError(
+                f"class embeddings must be (classes, {self.project.out_features}), "
+                f"got {tuple(class_embeddings.shape)}"
+            )
         self.register_buffer("classes", F.normalize(class_embeddings.float(), dim=1), persistent=False)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -51,13 +54,18 @@ class LabelEmbeddingClassifier(nn.Module):
 
 
 @torch.no_grad()
-def scores(model: LabelEmbeddingClassifier, images: torch.Tensor, class_embeddings: torch.Tensor,
-           batch_size: int = 512) -> torch.Tensor:
+def scores(
+    model: LabelEmbeddingClassifier,
+    images: torch.Tensor,
+    class_embeddings: torch.Tensor,
+    batch_size: int = 512,
+) -> torch.Tensor:
     """Cosine scores ``(N, C)`` of ``images`` against any class embeddings."""
     model.eval()
     targets = F.normalize(class_embeddings.float(), dim=1)
-    return torch.cat([model.embed(images[i:i + batch_size]) @ targets.T
-                      for i in range(0, images.shape[0], batch_size)])
+    return torch.cat(
+        [model.embed(images[i : i + batch_size]) @ targets.T for i in range(0, images.shape[0], batch_size)]
+    )
 
 
 def zero_shot_metrics(score: torch.Tensor, labels: torch.Tensor, unseen: list[int]) -> dict[str, float]:
@@ -73,13 +81,28 @@ def zero_shot_metrics(score: torch.Tensor, labels: torch.Tensor, unseen: list[in
     seen_acc = (predicted[~is_unseen] == labels[~is_unseen]).float().mean().item()
     unseen_acc = (predicted[is_unseen] == labels[is_unseen]).float().mean().item()
     harmonic = 2 * seen_acc * unseen_acc / (seen_acc + unseen_acc) if seen_acc + unseen_acc > 0 else 0.0
-    return {"heldout_accuracy": heldout, "chance": 1.0 / len(unseen), "seen_accuracy": seen_acc,
-            "unseen_accuracy": unseen_acc, "harmonic_mean": harmonic}
+    return {
+        "heldout_accuracy": heldout,
+        "chance": 1.0 / len(unseen),
+        "seen_accuracy": seen_acc,
+        "unseen_accuracy": unseen_acc,
+        "harmonic_mean": harmonic,
+    }
 
 
-def train_zero_shot(images: torch.Tensor, labels: torch.Tensor, class_embeddings: torch.Tensor, unseen: list[int],
-                    *, width: int = 32, epochs: int = 3, lr: float = 2e-3, batch_size: int = 128, seed: int = 0,
-                    progress: Progress = None) -> LabelEmbeddingClassifier:
+def train_zero_shot(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    class_embeddings: torch.Tensor,
+    unseen: list[int],
+    *,
+    width: int = 32,
+    epochs: int = 3,
+    lr: float = 2e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: Progress = None,
+) -> LabelEmbeddingClassifier:
     """Train on the images of the seen classes only (against the seen classes' embeddings); the
     returned model scores every class of ``class_embeddings``, unseen ones included."""
     seen = [c for c in range(class_embeddings.shape[0]) if c not in unseen]

@@ -47,7 +47,12 @@ class ConvStage(nn.Module):
 
 def _check_small_cnn_args(in_channels: int, width: int, depth: int, dropout: float, pool_size: int) -> None:
     """Raise ConfigError when a SmallCNN argument is out of range."""
-    for name, value in (("in_channels", in_channels), ("width", width), ("depth", depth), ("pool_size", pool_size)):
+    for name, value in (
+        ("in_channels", in_channels),
+        ("width", width),
+        ("depth", depth),
+        ("pool_size", pool_size),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"small_cnn: {name} must be an integer >= 1, got {value!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
@@ -58,7 +63,11 @@ class SmallCNN(nn.Module):
     """Small CNN backbone: images ``(N, C, H, W)`` -> features ``(N, feature_dim)``."""
 
     def __init__(
-        self, in_channels: int = 1, width: int = 32, depth: int = 2, dropout: float = 0.25,
+        self,
+        in_channels: int = 1,
+        width: int = 32,
+        depth: int = 2,
+        dropout: float = 0.25,
         pool_size: int = 4,
     ) -> None:
         super().__init__()

@@ -39,9 +39,7 @@ class ClassifierHead(nn.Module):
 class EmbeddingClassifier(nn.Module):
     """Backbone + embedding head + optional classifier head; returns a ``ModelOutput``."""
 
-    def __init__(
-        self, backbone: nn.Module, feature_dim: int, embedding_dim: int, num_classes: int
-    ) -> None:
+    def __init__(self, backbone: nn.Module, feature_dim: int, embedding_dim: int, num_classes: int) -> None:
         super().__init__()
         self.backbone = backbone
         self.embedding_head = EmbeddingHead(feature_dim, embedding_dim)

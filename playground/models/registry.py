@@ -16,8 +16,11 @@ from torch import nn
 from playground.errors import ConfigError
 from playground.models.cnn import SmallCNN
 from playground.models.heads import EmbeddingClassifier
-from playground.models.torchvision_backbones import (regnet_y_400mf_backbone, regnet_y_small_backbone,
-                                                      resnet18_backbone)
+from playground.models.torchvision_backbones import (
+    regnet_y_400mf_backbone,
+    regnet_y_small_backbone,
+    resnet18_backbone,
+)
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,

@@ -41,8 +41,7 @@ from torch import Tensor
 
 from playground.errors import ConfigError
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16",
-             "avx_vnni")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx_vnni")
 MIB = 1024 * 1024
 
 
@@ -115,8 +114,10 @@ class BenchSpec:
             if not _is_number(value) or value < 0:
                 raise ConfigError(f"BenchSpec.{name} must be a number >= 0, got {value!r}")
         if self.max_seconds <= 0 or self.min_seconds > self.max_seconds:
-            raise ConfigError(f"BenchSpec needs 0 < max_seconds and min_seconds <= max_seconds, got "
-                              f"min_seconds={self.min_seconds!r}, max_seconds={self.max_seconds!r}")
+            raise ConfigError(
+                f"BenchSpec needs 0 < max_seconds and min_seconds <= max_seconds, got "
+                f"min_seconds={self.min_seconds!r}, max_seconds={self.max_seconds!r}"
+            )
 
 
 @dataclass
@@ -182,8 +183,12 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_latency(fn: Callable[[Tensor], Any], inputs: Tensor, spec: BenchSpec = BenchSpec(),
-                    device: str | torch.device = "cpu") -> LatencyStats:
+def measure_latency(
+    fn: Callable[[Tensor], Any],
+    inputs: Tensor,
+    spec: BenchSpec = BenchSpec(),
+    device: str | torch.device = "cpu",
+) -> LatencyStats:
     """Latency percentiles of ``fn(inputs)`` (inputs moved to ``device``), as described above."""
     device = torch.device(device)
     inputs = inputs.to(device)
@@ -248,8 +253,9 @@ def _cpu_peak_growth_mib(fn: Callable[[Tensor], Any], inputs: Tensor, calls: int
     return max(0, peak - baseline) / MIB
 
 
-def measure_peak_memory(fn: Callable[[Tensor], Any], inputs: Tensor,
-                        device: str | torch.device = "cpu", calls: int = 3) -> float:
+def measure_peak_memory(
+    fn: Callable[[Tensor], Any], inputs: Tensor, device: str | torch.device = "cpu", calls: int = 3
+) -> float:
     """Peak memory growth (MiB) during ``calls`` calls of ``fn(inputs)``; see the module notes.
 
     CPU: approximate and process-wide (RSS sampled every ~1 ms); NaN without /proc/self/statm.
@@ -278,8 +284,13 @@ def tile_batch(images: Tensor, batch: int) -> Tensor:
     return images.repeat(repeats, *([1] * (images.dim() - 1)))[:batch].contiguous()
 
 
-def batch_sweep(fn: Callable[[Tensor], Any], images: Tensor, batch_sizes: Sequence[int],
-                spec: BenchSpec = BenchSpec(), device: str | torch.device = "cpu") -> dict[int, LatencyStats]:
+def batch_sweep(
+    fn: Callable[[Tensor], Any],
+    images: Tensor,
+    batch_sizes: Sequence[int],
+    spec: BenchSpec = BenchSpec(),
+    device: str | torch.device = "cpu",
+) -> dict[int, LatencyStats]:
     """``measure_latency`` at each batch size, batches tiled from real ``images``."""
     batches = {batch: tile_batch(images, batch) for batch in batch_sizes}
     return {batch: measure_latency(fn, inputs, spec, device) for batch, inputs in batches.items()}

@@ -22,19 +22,28 @@ from playground.core.training import logits_of
 from playground.errors import ConfigError, DataFormatError
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-            alpha: float = 0.5, temperature: float = 4.0) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float = 0.5,
+    temperature: float = 4.0,
+) -> torch.Tensor:
     """Hinton et al.'s loss, averaged over the batch (KL in ``batchmean`` form)."""
     if not 0.0 <= alpha <= 1.0 or temperature <= 0:
-        raise ConfigError(f"KD needs 0 <= alpha <= 1 and a positive temperature, got {alpha} and {temperature}")
+        raise ConfigError(
+            f"KD needs 0 <= alpha <= 1 and a positive temperature, got {alpha} and {temperature}"
+        )
     if student_logits.shape != teacher_logits.shape:
-        raise DataFormatError(f"student logits {tuple(student_logits.shape)} and teacher logits "
-                              f"{tuple(teacher_logits.shape)} differ: they must share the classes")
+        raise DataFormatError(
+            f"student logits {tuple(student_logits.shape)} and teacher logits "
+            f"{tuple(teacher_logits.shape)} differ: they must share the classes"
+        )
     hard = F.cross_entropy(student_logits, targets)
     log_student = F.log_softmax(student_logits / temperature, dim=1)
     log_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
     soft = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
-    return alpha * hard + (1 - alpha) * temperature ** 2 * soft
+    return alpha * hard + (1 - alpha) * temperature**2 * soft
 
 
 class KDOutput(NamedTuple):
@@ -57,7 +66,7 @@ class Distiller(nn.Module):
         for parameter in self.teacher.parameters():
             parameter.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "Distiller":
+    def train(self, mode: bool = True) -> Distiller:
         self.student.train(mode)
         self.teacher.eval()  # batch-norm statistics and dropout of the teacher stay fixed
         self.training = mode
@@ -73,7 +82,9 @@ class KDLoss:
     """``loss_fn(output, target)`` for :func:`fit` on a :class:`Distiller`."""
 
     def __init__(self, alpha: float = 0.5, temperature: float = 4.0) -> None:
-        kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), alpha, temperature)  # checks
+        kd_loss(
+            torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), alpha, temperature
+        )  # checks
         self.alpha, self.temperature = alpha, temperature
 
     def __call__(self, output: KDOutput, target: torch.Tensor) -> torch.Tensor:

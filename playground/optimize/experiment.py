@@ -40,7 +40,14 @@ from playground.optimize.bench import BenchSpec, batch_sweep, hardware_info, mea
 from playground.optimize.distill import Distiller, KDLoss
 from playground.optimize.pruning import PruneSpec, count, prune_to_target
 from playground.optimize.saved_models import MODELS_FOLDER, load_resized, save_models
-from playground.optimize.variants import OTHER_MODELS, VARIANTS, BuildContext, Variant, build_variant, check_parity
+from playground.optimize.variants import (
+    OTHER_MODELS,
+    VARIANTS,
+    BuildContext,
+    Variant,
+    build_variant,
+    check_parity,
+)
 from playground.uncertainty.ood_data import corrupted_set, fit_images
 
 EXPERIMENT = "latency"
@@ -55,7 +62,7 @@ class Config(RunConfig):
     download: bool = False
     train_limit: int = 0
     test_limit: int = 0
-    width: int = 64               # the benchmark CNN: small_cnn, 3 stages of width, 2x, 4x
+    width: int = 64  # the benchmark CNN: small_cnn, 3 stages of width, 2x, 4x
     depth: int = 3
     pool_size: int = 4
     embedding_dim: int = 128
@@ -63,17 +70,17 @@ class Config(RunConfig):
     batch_size: int = 128
     lr: float = 2e-3
     variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
-    prune_target: float = 0.5     # pruned50: the fraction of MACs removed
+    prune_target: float = 0.5  # pruned50: the fraction of MACs removed
     prune_importance: Literal["magnitude", "taylor", "lamp"] = "magnitude"
     prune_steps: int = 2
     prune_finetune_epochs: int = 1  # after every pruning round
     student_width: int = 16
     student_train_limit: int = 0  # the students' transfer set: this many training images (0: all of them)
-    student_epochs: int = 0       # the students' epochs (0: epochs)
+    student_epochs: int = 0  # the students' epochs (0: epochs)
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
     batch_sizes: list[int] = dataclasses.field(default_factory=lambda: [1, 32])
-    threads: int = 0              # torch and ORT intra-op threads (0: leave as is)
+    threads: int = 0  # torch and ORT intra-op threads (0: leave as is)
     warmup: int = 10
     min_iters: int = 50
     min_seconds: float = 1.0
@@ -81,8 +88,8 @@ class Config(RunConfig):
     calibration_images: int = 512
     corruption_severity: float = 1.5
     far_ood: Literal["digits", "shapes"] = "digits"
-    save_models: bool = True      # RUN/models/<name>.safetensors: re-time the same weights later
-    models_from: str = ""         # a latency run folder: load its models instead of training them
+    save_models: bool = True  # RUN/models/<name>.safetensors: re-time the same weights later
+    models_from: str = ""  # a latency run folder: load its models instead of training them
     reuse: Literal["all", "teacher"] = "all"  # with models_from: every saved model, or the benchmark CNN only
 
     def __post_init__(self):
@@ -97,7 +104,9 @@ class Config(RunConfig):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.student_train_limit < 0 or self.student_epochs < 0:
-            raise ConfigError("student_train_limit and student_epochs must be >= 0 (0: the teacher's images / epochs)")
+            raise ConfigError(
+                "student_train_limit and student_epochs must be >= 0 (0: the teacher's images / epochs)"
+            )
         PruneSpec(target=self.prune_target, importance=self.prune_importance, steps=self.prune_steps)
         KDLoss(self.kd_alpha, self.kd_temperature)
         self.bench_spec()
@@ -106,9 +115,16 @@ class Config(RunConfig):
         return BenchSpec(self.warmup, self.min_iters, self.min_seconds, self.max_seconds, self.threads)
 
     def model(self, in_channels: int, num_classes: int, width: int | None = None) -> torch.nn.Module:
-        return build_model("small_cnn", in_channels=in_channels, num_classes=num_classes,
-                           embedding_dim=self.embedding_dim, width=width or self.width, depth=self.depth,
-                           pool_size=self.pool_size, dropout=0.0)
+        return build_model(
+            "small_cnn",
+            in_channels=in_channels,
+            num_classes=num_classes,
+            embedding_dim=self.embedding_dim,
+            width=width or self.width,
+            depth=self.depth,
+            pool_size=self.pool_size,
+            dropout=0.0,
+        )
 
 
 def load_data(config: Config, progress: Progress = None):
@@ -123,13 +139,34 @@ def load_data(config: Config, progress: Progress = None):
     return train, test, corrupted, far[:2000]
 
 
-def train(model, data: ImageDataset, config: Config, device, progress: Progress, epochs: int | None = None,
-          loss_fn=None, parameters=None) -> torch.nn.Module:
-    loader = TensorLoader.of(data, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                             drop_last=len(data) > config.batch_size)
+def train(
+    model,
+    data: ImageDataset,
+    config: Config,
+    device,
+    progress: Progress,
+    epochs: int | None = None,
+    loss_fn=None,
+    parameters=None,
+) -> torch.nn.Module:
+    loader = TensorLoader.of(
+        data,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=len(data) > config.batch_size,
+    )
     optimizer = make_optimizer(parameters if parameters is not None else model, "adamw", config.lr, 1e-4)
     kwargs = {"loss_fn": loss_fn} if loss_fn else {}
-    fit(model, loader, epochs=epochs or config.epochs, optimizer=optimizer, device=device, progress=progress, **kwargs)
+    fit(
+        model,
+        loader,
+        epochs=epochs or config.epochs,
+        optimizer=optimizer,
+        device=device,
+        progress=progress,
+        **kwargs,
+    )
     return model.cpu().eval()
 
 
@@ -141,7 +178,9 @@ def train_models(config: Config, train_set: ImageDataset, device, progress: Prog
     torch.manual_seed(config.seed)
     model = saved.pop(TEACHER, None)
     if model is None:
-        model = train(config.model(shape[0], classes), train_set, config, device, staged(progress, "benchmark CNN"))
+        model = train(
+            config.model(shape[0], classes), train_set, config, device, staged(progress, "benchmark CNN")
+        )
     others = dict(saved)
     for name, kd in (("pruned50", False), ("pruned50_kd", True)):
         if name in config.variants and name not in others:
@@ -158,26 +197,46 @@ def train_students(config: Config, teacher, train_set: ImageDataset, device, pro
     epochs = config.student_epochs or config.epochs
     torch.manual_seed(config.seed + 1)
     initial = config.model(train_set.image_shape[0], train_set.num_classes, config.student_width)
-    scratch = train(copy.deepcopy(initial), transfer, config, device, staged(progress, "student (scratch)"), epochs)
-    kd = distill(config, copy.deepcopy(initial), teacher, transfer, device, staged(progress, "student (KD)"), epochs)
+    scratch = train(
+        copy.deepcopy(initial), transfer, config, device, staged(progress, "student (scratch)"), epochs
+    )
+    kd = distill(
+        config, copy.deepcopy(initial), teacher, transfer, device, staged(progress, "student (KD)"), epochs
+    )
     return {"student_scratch": scratch, "student_kd": kd}
 
 
-def distill(config: Config, student, teacher, train_set: ImageDataset, device, progress: Progress,
-            epochs: int | None = None) -> torch.nn.Module:
+def distill(
+    config: Config,
+    student,
+    teacher,
+    train_set: ImageDataset,
+    device,
+    progress: Progress,
+    epochs: int | None = None,
+) -> torch.nn.Module:
     distiller = Distiller(student, teacher)
-    train(distiller, train_set, config, device, progress, epochs=epochs,
-          loss_fn=KDLoss(config.kd_alpha, config.kd_temperature), parameters=distiller.student)
+    train(
+        distiller,
+        train_set,
+        config,
+        device,
+        progress,
+        epochs=epochs,
+        loss_fn=KDLoss(config.kd_alpha, config.kd_temperature),
+        parameters=distiller.student,
+    )
     return distiller.student.eval()
 
 
-def prune(config: Config, model, train_set: ImageDataset, device, progress: Progress,
-          kd: bool = False) -> torch.nn.Module:
+def prune(
+    config: Config, model, train_set: ImageDataset, device, progress: Progress, kd: bool = False
+) -> torch.nn.Module:
     """Prune a copy of ``model`` to the MAC target; fine-tune after every round, by KD from the
     unpruned model when ``kd`` (the recovery path) or on the labels alone."""
     pruned = copy.deepcopy(model).eval()
     spec = PruneSpec(target=config.prune_target, importance=config.prune_importance, steps=config.prune_steps)
-    batches = [(train_set.images[i:i + 128], train_set.labels[i:i + 128]) for i in range(0, 512, 128)]
+    batches = [(train_set.images[i : i + 128], train_set.labels[i : i + 128]) for i in range(0, 512, 128)]
 
     def finetune(m, round_):
         stage = staged(progress, f"round {round_}")
@@ -185,6 +244,7 @@ def prune(config: Config, model, train_set: ImageDataset, device, progress: Prog
             distill(config, m, model, train_set, device, stage, epochs=config.prune_finetune_epochs)
         else:
             train(m, train_set, config, device, stage, epochs=config.prune_finetune_epochs)
+
     prune_to_target(pruned, train_set.images[:1], spec, gradient_batches=batches, finetune=finetune)
     return pruned.eval()
 
@@ -214,23 +274,39 @@ def add_model_costs(results: dict, models: dict, example: torch.Tensor) -> None:
 
 @torch.no_grad()
 def predictions(run, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    return torch.cat([run(images[i:i + batch_size]).argmax(1) for i in range(0, images.shape[0], batch_size)])
+    return torch.cat(
+        [run(images[i : i + batch_size]).argmax(1) for i in range(0, images.shape[0], batch_size)]
+    )
 
 
 def measure(config: Config, variant: Variant, data, reference: torch.Tensor) -> dict:
     """Accuracy on the test and corrupted sets, far-OOD agreement with fp32, latency, memory."""
     _, test, corrupted, far = data
-    sweep = batch_sweep(variant.run, test.images[:max(config.batch_sizes)], config.batch_sizes, config.bench_spec())
-    return {"accuracy": (predictions(variant.run, test.images) == test.labels).float().mean().item(),
-            "ood_accuracy": (predictions(variant.run, corrupted.images) == corrupted.labels).float().mean().item(),
-            "far_agreement": (predictions(variant.run, far) == reference).float().mean().item(),
-            "latency": sweep, "peak_mb": measure_peak_memory(variant.run, test.images[:max(config.batch_sizes)])}
+    sweep = batch_sweep(
+        variant.run, test.images[: max(config.batch_sizes)], config.batch_sizes, config.bench_spec()
+    )
+    return {
+        "accuracy": (predictions(variant.run, test.images) == test.labels).float().mean().item(),
+        "ood_accuracy": (predictions(variant.run, corrupted.images) == corrupted.labels)
+        .float()
+        .mean()
+        .item(),
+        "far_agreement": (predictions(variant.run, far) == reference).float().mean().item(),
+        "latency": sweep,
+        "peak_mb": measure_peak_memory(variant.run, test.images[: max(config.batch_sizes)]),
+    }
 
 
 def benchmark(config: Config, model, others: dict, data, folder: Path, progress: Progress) -> tuple:
     train_set, test, _, far = data
-    ctx = BuildContext(model.eval(), test.images[:32], train_set.images[:config.calibration_images], folder,
-                       threads=config.threads, others=others)
+    ctx = BuildContext(
+        model.eval(),
+        test.images[:32],
+        train_set.images[: config.calibration_images],
+        folder,
+        threads=config.threads,
+        others=others,
+    )
     results, variants = {}, {}
     order = ["torch_fp32"] + [v for v in config.variants if v != "torch_fp32"]  # the reference comes first
     for i, name in enumerate(order):
@@ -267,4 +343,3 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     report_text = text.single_report(config, metrics, variants, results, ctx, info)
     run_dir.write_report(report_text)
     return Result(metrics, report_text, run_dir.path, {"variants": variants, "results": results})
-

@@ -81,17 +81,28 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def _export_dynamo(wrapper: nn.Module, example: torch.Tensor, path: Path, dynamic_batch: bool,
-                   opset: int) -> None:
+def _export_dynamo(
+    wrapper: nn.Module, example: torch.Tensor, path: Path, dynamic_batch: bool, opset: int
+) -> None:
     """``torch.onnx.export(dynamo=True)``: torch.export graph capture + onnxscript translation."""
     dynamic_shapes = {"images": {0: torch.export.Dim("batch")}} if dynamic_batch else None
-    torch.onnx.export(wrapper, (example,), str(path), dynamo=True, external_data=False,
-                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
-                      dynamic_shapes=dynamic_shapes, verbose=False)
+    torch.onnx.export(
+        wrapper,
+        (example,),
+        str(path),
+        dynamo=True,
+        external_data=False,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        opset_version=opset,
+        dynamic_shapes=dynamic_shapes,
+        verbose=False,
+    )
 
 
-def _export_legacy(wrapper: nn.Module, example: torch.Tensor, path: Path, dynamic_batch: bool,
-                   opset: int) -> None:
+def _export_legacy(
+    wrapper: nn.Module, example: torch.Tensor, path: Path, dynamic_batch: bool, opset: int
+) -> None:
     """``torch.onnx.export(dynamo=False)``: the TorchScript tracer with ``dynamic_axes``."""
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     with warnings.catch_warnings():
@@ -99,8 +110,16 @@ def _export_legacy(wrapper: nn.Module, example: torch.Tensor, path: Path, dynami
         # shape checks on H and W, which are fixed in the exported graph anyway.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=opset, dynamic_axes=axes)
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_axes=axes,
+        )
 
 
 def _check_target(path: Path) -> None:
@@ -137,14 +156,17 @@ def _example_for(model: nn.Module, example: torch.Tensor, dynamic_batch: bool) -
     if param is not None:
         example = example.to(param.device)
     if example.ndim != 4:
-        raise DataFormatError(f"the example must be an image batch (N, C, H, W), got shape {tuple(example.shape)}")
+        raise DataFormatError(
+            f"the example must be an image batch (N, C, H, W), got shape {tuple(example.shape)}"
+        )
     if dynamic_batch and example.shape[0] == 1:
         example = example.expand(2, *example.shape[1:]).contiguous()
     return example.float()
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path, *, dynamic_batch: bool = True,
-                opset: int = 18) -> ExportResult:
+def export_onnx(
+    model: nn.Module, example: torch.Tensor, path, *, dynamic_batch: bool = True, opset: int = 18
+) -> ExportResult:
     """Export ``model``'s logits to the ONNX file ``path``: dynamo exporter, else legacy.
 
     The model is exported in eval mode (its training flag is restored afterwards). A dynamo
@@ -177,8 +199,9 @@ def _export_either(wrapper, example, path, dynamic_batch, opset) -> tuple[str, s
     try:
         _export_legacy(wrapper, example, path, dynamic_batch, opset)
     except Exception as exc:
-        raise ConfigError(f"cannot export the model to ONNX: dynamo failed ({reason}); "
-                          f"legacy failed ({_first_line(exc)})") from exc
+        raise ConfigError(
+            f"cannot export the model to ONNX: dynamo failed ({reason}); legacy failed ({_first_line(exc)})"
+        ) from exc
     return "legacy", reason
 
 
@@ -198,9 +221,12 @@ class Parity:
 
 
 @torch.no_grad()
-def parity(reference: Callable[[torch.Tensor], torch.Tensor],
-           candidate: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-           batch_size: int = 256) -> Parity:
+def parity(
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    candidate: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int = 256,
+) -> Parity:
     """Compare two ``images (N, C, H, W) float32 -> logits (N, K)`` callables batch by batch.
 
     Logits are compared in float32 on the CPU: the largest absolute difference over all
@@ -213,12 +239,14 @@ def parity(reference: Callable[[torch.Tensor], torch.Tensor],
     images = images.float()
     worst, agree, total, low, high = 0.0, 0, 0.0, math.inf, -math.inf
     for start in range(0, images.shape[0], batch_size):
-        batch = images[start:start + batch_size]
+        batch = images[start : start + batch_size]
         ref = reference(batch).detach().float().cpu()
         cand = candidate(batch).detach().float().cpu()
         if ref.shape != cand.shape:
-            raise DataFormatError(f"reference logits {tuple(ref.shape)} and candidate logits "
-                                  f"{tuple(cand.shape)} differ in shape")
+            raise DataFormatError(
+                f"reference logits {tuple(ref.shape)} and candidate logits "
+                f"{tuple(cand.shape)} differ in shape"
+            )
         gaps = (ref - cand).abs()
         diff = gaps.max().item()
         worst = max(worst, math.inf if math.isnan(diff) else diff)  # NaN must not compare as "close"

@@ -50,11 +50,20 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
 from playground.optimize.onnx_export import _first_line
 
-CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                       "entropy": CalibrationMethod.Entropy}
+CALIBRATION_METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "percentile": CalibrationMethod.Percentile,
+    "entropy": CalibrationMethod.Entropy,
+}
 # Integer arithmetic kernels (the ones that do the Conv/MatMul work in int8).
-INT_COMPUTE_OPS = {"QGemm", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QAttention",
-                   "DynamicQuantizeLSTM", "QEmbedLayerNormalization"}
+INT_COMPUTE_OPS = {
+    "QGemm",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "QAttention",
+    "DynamicQuantizeLSTM",
+    "QEmbedLayerNormalization",
+}
 # Conversions between float and int8: counted as quantized nodes, not as proof of int8 compute.
 INT_CONVERT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 FLOAT_COMPUTE_OPS = {"Conv", "FusedConv", "ConvTranspose", "MatMul", "FusedMatMul", "Gemm", "FusedGemm"}
@@ -72,7 +81,9 @@ def file_size_mb(path) -> float:
     """Size of an ONNX model in MB (10^6 bytes), external-data files included."""
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
-    extra = {entry.value for t in model.graph.initializer for entry in t.external_data if entry.key == "location"}
+    extra = {
+        entry.value for t in model.graph.initializer for entry in t.external_data if entry.key == "location"
+    }
     return sum((path.parent / name).stat().st_size for name in {path.name, *extra}) / 1e6
 
 
@@ -98,8 +109,9 @@ class OrtModel:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail ...)
-            raise DataFormatError(f"ONNX Runtime cannot load {self.path} (corrupt or not an ONNX model?): "
-                                  f"{_first_line(exc)}") from exc
+            raise DataFormatError(
+                f"ONNX Runtime cannot load {self.path} (corrupt or not an ONNX model?): {_first_line(exc)}"
+            ) from exc
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
@@ -154,7 +166,9 @@ def _preprocess(src: Path, folder: Path) -> Path:
     try:
         quant_pre_process(str(src), str(out))
     except Exception as exc:
-        raise DataFormatError(f"ONNX Runtime cannot pre-process {src} for quantization: {_first_line(exc)}") from exc
+        raise DataFormatError(
+            f"ONNX Runtime cannot pre-process {src} for quantization: {_first_line(exc)}"
+        ) from exc
     return out
 
 
@@ -178,7 +192,9 @@ class ImageCalibrationReader(CalibrationDataReader):
 
     def __init__(self, model_path, images: torch.Tensor, batch_size: int = 64) -> None:
         if images.ndim != 4 or images.shape[0] == 0:
-            raise DataFormatError(f"calibration images must be a non-empty (N, C, H, W) batch, got {tuple(images.shape)}")
+            raise DataFormatError(
+                f"calibration images must be a non-empty (N, C, H, W) batch, got {tuple(images.shape)}"
+            )
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         graph = onnx.load(str(_model_file(model_path)), load_external_data=False).graph
@@ -191,7 +207,7 @@ class ImageCalibrationReader(CalibrationDataReader):
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._start >= len(self.images):
             return None
-        batch = self.images[self._start:self._start + self.batch_size]
+        batch = self.images[self._start : self._start + self.batch_size]
         self._start += self.batch_size
         return {self.input_name: batch}
 
@@ -199,8 +215,15 @@ class ImageCalibrationReader(CalibrationDataReader):
         self._start = 0
 
 
-def quantize_int8_static(src, dst, calibration_images: torch.Tensor, *, batch_size: int = 64,
-                         per_channel: bool = True, method: str = "minmax") -> Path:
+def quantize_int8_static(
+    src,
+    dst,
+    calibration_images: torch.Tensor,
+    *,
+    batch_size: int = 64,
+    per_channel: bool = True,
+    method: str = "minmax",
+) -> Path:
     """Static int8 quantization (QDQ format), calibrated on ``calibration_images``.
 
     Activations are QUInt8 and weights QInt8 ("U8S8"): ORT's x86 kernels (MLAS) multiply
@@ -213,16 +236,25 @@ def quantize_int8_static(src, dst, calibration_images: torch.Tensor, *, batch_si
     ``percentile`` (clips outliers) or ``entropy`` (KL-divergence calibration).
     """
     if method not in CALIBRATION_METHODS:
-        raise ConfigError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+        raise ConfigError(
+            f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}"
+        )
     src = _model_file(src)
     with tempfile.TemporaryDirectory() as tmp:
         pre = _preprocess(src, Path(tmp))
         reader = ImageCalibrationReader(pre, calibration_images, batch_size)
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # histogram calibrators print progress
-                quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                per_channel=per_channel, calibrate_method=CALIBRATION_METHODS[method])
+                quantize_static(
+                    str(pre),
+                    str(dst),
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=per_channel,
+                    calibrate_method=CALIBRATION_METHODS[method],
+                )
         except OSError as exc:
             raise ConfigError(f"cannot write ONNX file {dst}: {_first_line(exc)}") from exc
     return Path(dst)
@@ -247,8 +279,11 @@ def executed_ops(profile_path) -> collections.Counter:
     """Op types of the kernels in an ORT profile (Chrome-trace events, cat ``Node``)."""
     events = json.loads(Path(profile_path).read_text())
     return collections.Counter(
-        e["args"]["op_name"] for e in events
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and "op_name" in e.get("args", {})
+        e["args"]["op_name"]
+        for e in events
+        if e.get("cat") == "Node"
+        and e.get("name", "").endswith("_kernel_time")
+        and "op_name" in e.get("args", {})
     )
 
 
@@ -290,16 +325,31 @@ class OrtBuild:
     notes: str
 
 
-def build_ort_variants(src, folder, calibration_images: torch.Tensor, *, method: str = "minmax") -> list[OrtBuild]:
-    """Build the fp32 (the source itself), fp16, int8-dynamic and int8-static variants of ``src`` in ``folder``."""
+def build_ort_variants(
+    src, folder, calibration_images: torch.Tensor, *, method: str = "minmax"
+) -> list[OrtBuild]:
+    """Build the fp32 (the source itself), fp16, int8-dynamic and int8-static variants of ``src``
+    in ``folder``.
+    """
     src, folder = _model_file(src), Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"cannot write ONNX variants: folder {folder} does not exist")
     steps = [
-        ("ort-fp16", lambda dst: to_fp16(src, dst), "float16 weights, fp32 IO (x86 CPU runs float32 kernels)"),
-        ("ort-int8-dynamic", lambda dst: quantize_int8_dynamic(src, dst), "int8 weights, activations per run"),
-        ("ort-int8-static", lambda dst: quantize_int8_static(src, dst, calibration_images, method=method),
-         f"QDQ u8s8, per-channel, {method} calibration"),
+        (
+            "ort-fp16",
+            lambda dst: to_fp16(src, dst),
+            "float16 weights, fp32 IO (x86 CPU runs float32 kernels)",
+        ),
+        (
+            "ort-int8-dynamic",
+            lambda dst: quantize_int8_dynamic(src, dst),
+            "int8 weights, activations per run",
+        ),
+        (
+            "ort-int8-static",
+            lambda dst: quantize_int8_static(src, dst, calibration_images, method=method),
+            f"QDQ u8s8, per-channel, {method} calibration",
+        ),
     ]
     builds = [OrtBuild("ort-fp32", src, 0.0, "exported float32 graph")]
     for name, make, notes in steps:

@@ -19,8 +19,9 @@ MACs and parameters come from ``torch_pruning.utils.count_ops_and_params``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,12 +41,12 @@ FINE_STEPS = 50  # torch-pruning's own increments; rounds stop as soon as their 
 
 @dataclass(frozen=True)
 class PruneSpec:
-    target: float = 0.5                       # fraction of the MACs (or parameters) to remove
+    target: float = 0.5  # fraction of the MACs (or parameters) to remove
     measure: Literal["macs", "params"] = "macs"
     importance: str = "magnitude"
-    steps: int = 1                            # rounds, each followed by the finetune callback
-    global_pruning: bool = False              # rank channels across layers instead of per layer
-    max_channel_ratio: float = 0.9            # never remove more than this share of a layer's channels
+    steps: int = 1  # rounds, each followed by the finetune callback
+    global_pruning: bool = False  # rank channels across layers instead of per layer
+    max_channel_ratio: float = 0.9  # never remove more than this share of a layer's channels
 
     def __post_init__(self):
         if not 0.0 < self.target < 1.0:
@@ -101,23 +102,39 @@ def _taylor_gradients(model: nn.Module, batches) -> None:
 
 def build_pruner(model: nn.Module, example: torch.Tensor, spec: PruneSpec) -> tp.pruner.BasePruner:
     return tp.pruner.BasePruner(
-        model, example, importance=IMPORTANCES[spec.importance](), global_pruning=spec.global_pruning,
-        pruning_ratio=spec.max_channel_ratio, iterative_steps=FINE_STEPS, ignored_layers=_final_layers(model),
-        output_transform=logits_of)
+        model,
+        example,
+        importance=IMPORTANCES[spec.importance](),
+        global_pruning=spec.global_pruning,
+        pruning_ratio=spec.max_channel_ratio,
+        iterative_steps=FINE_STEPS,
+        ignored_layers=_final_layers(model),
+        output_transform=logits_of,
+    )
 
 
-def prune_to_target(model: nn.Module, example: torch.Tensor, spec: PruneSpec = PruneSpec(), *,
-                    gradient_batches=None, finetune: Callable[[nn.Module, int], None] | None = None) -> PruneResult:
+def prune_to_target(
+    model: nn.Module,
+    example: torch.Tensor,
+    spec: PruneSpec = PruneSpec(),
+    *,
+    gradient_batches=None,
+    finetune: Callable[[nn.Module, int], None] | None = None,
+) -> PruneResult:
     """Prune ``model`` in place until its MACs/params fall by ``spec.target``.
 
     ``gradient_batches`` (``[(images, labels), ...]``) is required by the Taylor importance;
     ``finetune(model, round)`` runs after each round.
     """
     if spec.importance == "taylor" and not gradient_batches:
-        raise ConfigError("the Taylor importance needs gradient_batches: a few labelled (images, labels) batches")
+        raise ConfigError(
+            "the Taylor importance needs gradient_batches: a few labelled (images, labels) batches"
+        )
     macs, params = count(model, example)
     pruner, index = build_pruner(model, example, spec), 0
-    measure = (lambda: count(model, example)[0]) if spec.measure == "macs" else (lambda: count(model, example)[1])
+    measure = (
+        (lambda: count(model, example)[0]) if spec.measure == "macs" else (lambda: count(model, example)[1])
+    )
     start = macs if spec.measure == "macs" else params
     for round_ in range(1, spec.steps + 1):
         goal = start * (1 - spec.target * round_ / spec.steps)
@@ -132,8 +149,10 @@ def prune_to_target(model: nn.Module, example: torch.Tensor, spec: PruneSpec = P
     after_macs, after_params = count(model, example)
     if (after_macs if spec.measure == "macs" else after_params) > start * (1 - spec.target) * (1 + 1e-6):
         achieved = 1 - (after_macs if spec.measure == "macs" else after_params) / start
-        raise ConfigError(f"pruning stopped at {achieved:.0%} fewer {spec.measure} (target {spec.target:.0%}): "
-                          f"raise max_channel_ratio ({spec.max_channel_ratio}) or lower the target")
+        raise ConfigError(
+            f"pruning stopped at {achieved:.0%} fewer {spec.measure} (target {spec.target:.0%}): "
+            f"raise max_channel_ratio ({spec.max_channel_ratio}) or lower the target"
+        )
     return PruneResult(macs, after_macs, params, after_params, spec.steps)
 
 

@@ -9,18 +9,29 @@ import math
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.optimize.variants import TOLERANCE, Variant
 
-COUNTERPART = {"torch_int8": "torch_fp32", "ort_int8_dynamic": "ort_fp32", "ort_int8_static": "ort_fp32",
-               "torch_bf16": "torch_fp32", "ort_fp16": "ort_fp32", "torch_fp16": "torch_fp32"}
+COUNTERPART = {
+    "torch_int8": "torch_fp32",
+    "ort_int8_dynamic": "ort_fp32",
+    "ort_int8_static": "ort_fp32",
+    "torch_bf16": "torch_fp32",
+    "ort_fp16": "ort_fp32",
+    "torch_fp16": "torch_fp32",
+}
 SLOW_REASONS = {
-    "ort_int8_dynamic": "dynamic quantization re-quantizes every activation at run time (DynamicQuantizeLinear) "
-                        "and ConvInteger has no fused VNNI kernel in ORT's CPU provider; use static QDQ for CNNs",
-    "torch_int8": "the quantized graph runs only after inductor fuses it into oneDNN kernels; small batches pay "
-                  "per-op quantize/dequantize overhead",
+    "ort_int8_dynamic": "dynamic quantization re-quantizes every activation at run time "
+    "(DynamicQuantizeLinear) and ConvInteger has no fused VNNI kernel in ORT's CPU provider; "
+    "use static QDQ for CNNs",
+    "torch_int8": "the quantized graph runs only after inductor fuses it into oneDNN kernels; "
+    "small batches pay per-op quantize/dequantize overhead",
     "ort_fp16": "ORT's CPU provider has no fp16 Conv: it casts back to fp32 around every op",
     "ort_int8_static": "quantize/dequantize at the graph's edges and per-call overhead outweigh the int8 "
-                       "arithmetic on a model this small",
+    "arithmetic on a model this small",
 }
-PARITY_VERDICT = {True: "within tolerance", False: "outside tolerance", None: "another model (agreement only)"}
+PARITY_VERDICT = {
+    True: "within tolerance",
+    False: "outside tolerance",
+    None: "another model (agreement only)",
+}
 OVERHEAD_MS = 2.0  # below this fp32 latency at batch 1, timings measure overhead more than compute
 
 
@@ -29,8 +40,10 @@ def slow_reason(name: str, info: dict) -> str:
     if name == "torch_bf16":
         flags = info.get("cpu_flags", {})
         if flags.get("avx512_bf16") or flags.get("amx_bf16") or info.get("gpu"):
-            return ("the hardware has bf16 arithmetic, so autocast's casts around every op cost more than they "
-                    "save on a model this small")
+            return (
+                "the hardware has bf16 arithmetic, so autocast's casts around every op cost more than they "
+                "save on a model this small"
+            )
         return "without AVX512-BF16 or AMX, bf16 convolutions are emulated"
     return SLOW_REASONS.get(name, "see the notes in the checks table")
 
@@ -43,8 +56,12 @@ def metrics_of(config, variants: dict[str, Variant], results: dict[str, dict]) -
             for stat in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"):
                 metrics.add(f"{key}/b{batch}/{stat}", getattr(stats, stat), "ms")
             metrics.add(f"{key}/b{batch}/throughput", stats.throughput, "images/s")
-        for name_, unit in (("accuracy", "fraction"), ("ood_accuracy", "fraction"), ("far_agreement", "fraction"),
-                            ("peak_mb", "MiB")):
+        for name_, unit in (
+            ("accuracy", "fraction"),
+            ("ood_accuracy", "fraction"),
+            ("far_agreement", "fraction"),
+            ("peak_mb", "MiB"),
+        ):
             metrics.add(f"{key}/{name_}", result[name_], unit)
         metrics.add(f"{key}/size_mb", variant.size_mb, "MB")
         if "macs" in result:
@@ -67,7 +84,11 @@ def _add_speedups(metrics: Metrics, results: dict, batch: int) -> None:
         base = results[reference]["latency"][batch].p50_ms
         for name, result in results.items():
             if name != reference:
-                metrics.add(f"bench/{name}/b{batch}/speedup_vs_{reference}", base / result["latency"][batch].p50_ms, "x")
+                metrics.add(
+                    f"bench/{name}/b{batch}/speedup_vs_{reference}",
+                    base / result["latency"][batch].p50_ms,
+                    "x",
+                )
 
 
 def rows(variants: dict[str, Variant], results: dict) -> list[dict]:
@@ -76,11 +97,20 @@ def rows(variants: dict[str, Variant], results: dict) -> list[dict]:
     for name, result in results.items():
         variant = variants[name]
         for batch, stats in result["latency"].items():
-            out.append({"variant": name, "backend": variant.backend, "precision": variant.precision, "batch": batch,
-                        **{k: round(v, 4) for k, v in stats.to_dict().items() if k != "batch"},
-                        "accuracy": round(result["accuracy"], 4), "ood_accuracy": round(result["ood_accuracy"], 4),
-                        "far_agreement": round(result["far_agreement"], 4), "size_mb": round(variant.size_mb, 3),
-                        "peak_mb": round(result["peak_mb"], 1)})
+            out.append(
+                {
+                    "variant": name,
+                    "backend": variant.backend,
+                    "precision": variant.precision,
+                    "batch": batch,
+                    **{k: round(v, 4) for k, v in stats.to_dict().items() if k != "batch"},
+                    "accuracy": round(result["accuracy"], 4),
+                    "ood_accuracy": round(result["ood_accuracy"], 4),
+                    "far_agreement": round(result["far_agreement"], 4),
+                    "size_mb": round(variant.size_mb, 3),
+                    "peak_mb": round(result["peak_mb"], 1),
+                }
+            )
     return out
 
 
@@ -88,14 +118,18 @@ def slow_int8_flags(results: dict, batch: int, info: dict | None = None) -> list
     """Every reduced-precision variant slower than its fp32 counterpart, with the likely reason."""
     flags = []
     if "torch_fp32" in results and results["torch_fp32"]["latency"][batch].p50_ms < OVERHEAD_MS:
-        flags.append(f"- fp32 eager takes {results['torch_fp32']['latency'][batch].p50_ms:.2f} ms at batch {batch}, "
-                     f"under {OVERHEAD_MS:g} ms: these timings measure per-call overhead more than compute.")
+        flags.append(
+            f"- fp32 eager takes {results['torch_fp32']['latency'][batch].p50_ms:.2f} ms at batch {batch}, "
+            f"under {OVERHEAD_MS:g} ms: these timings measure per-call overhead more than compute."
+        )
     for name, reference in COUNTERPART.items():
         if name in results and reference in results:
             mine, theirs = results[name]["latency"][batch].p50_ms, results[reference]["latency"][batch].p50_ms
             if mine > theirs:
-                flags.append(f"- **{name} is slower than {reference}** at batch {batch} ({mine:.2f} vs {theirs:.2f} ms "
-                             f"p50). Likely: {slow_reason(name, info or {})}.")
+                flags.append(
+                    f"- **{name} is slower than {reference}** at batch {batch} "
+                    f"({mine:.2f} vs {theirs:.2f} ms p50). Likely: {slow_reason(name, info or {})}."
+                )
     return flags
 
 
@@ -133,57 +167,99 @@ def write_artifacts(run_dir: RunDir, config, variants: dict, results: dict, info
     writer.writeheader()
     writer.writerows(table)
     (run_dir.path / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
-    run_dir.write_json("results.json", {"hardware": info, "rows": table,
-                                        "checks": {n: {**_check_of(v), "explanation": parity_explanation(n, v, results)}
-                                                   for n, v in variants.items()}})
+    run_dir.write_json(
+        "results.json",
+        {
+            "hardware": info,
+            "rows": table,
+            "checks": {
+                n: {**_check_of(v), "explanation": parity_explanation(n, v, results)}
+                for n, v in variants.items()
+            },
+        },
+    )
     run_dir.save_figure(pareto_figure(variants, results, min(config.batch_sizes)), "pareto")
 
 
 def _check_of(variant: Variant) -> dict:
     parity = variant.parity
-    return {"max_abs_diff": parity.max_abs_diff if parity else None,
-            "mean_abs_diff": parity.mean_abs_diff if parity else None,
-            "logit_range": parity.logit_range if parity else None,
-            "argmax_agreement": parity.argmax_agreement if parity else None, "parity_ok": variant.parity_ok,
-            "ran_int8": variant.ran_int8, "int8_evidence": variant.int8_evidence, "notes": variant.notes}
+    return {
+        "max_abs_diff": parity.max_abs_diff if parity else None,
+        "mean_abs_diff": parity.mean_abs_diff if parity else None,
+        "logit_range": parity.logit_range if parity else None,
+        "argmax_agreement": parity.argmax_agreement if parity else None,
+        "parity_ok": variant.parity_ok,
+        "ran_int8": variant.ran_int8,
+        "int8_evidence": variant.int8_evidence,
+        "notes": variant.notes,
+    }
 
 
 def results_table(variants: dict, results: dict, batches: list[int]) -> str:
-    headers = ["variant", "backend", *(f"p50 / p99 ms, b{b}" for b in batches), "accuracy", "corrupted acc.",
-               "far-OOD agreement", "size MB", "MMACs"]
+    headers = [
+        "variant",
+        "backend",
+        *(f"p50 / p99 ms, b{b}" for b in batches),
+        "accuracy",
+        "corrupted acc.",
+        "far-OOD agreement",
+        "size MB",
+        "MMACs",
+    ]
     body = []
     for name, result in results.items():
         latency = result["latency"]
         macs = f"{result['macs'] / 1e6:.1f}" if "macs" in result else "-"
-        body.append([name, variants[name].backend, *(f"{latency[b].p50_ms:.3f} / {latency[b].p99_ms:.3f}" for b in batches),
-                     f"{result['accuracy']:.4f}", f"{result['ood_accuracy']:.4f}", f"{result['far_agreement']:.3f}",
-                     f"{variants[name].size_mb:.3f}", macs])
+        body.append(
+            [
+                name,
+                variants[name].backend,
+                *(f"{latency[b].p50_ms:.3f} / {latency[b].p99_ms:.3f}" for b in batches),
+                f"{result['accuracy']:.4f}",
+                f"{result['ood_accuracy']:.4f}",
+                f"{result['far_agreement']:.3f}",
+                f"{variants[name].size_mb:.3f}",
+                macs,
+            ]
+        )
     return markdown_table(headers, body)
 
 
 def checks_table(variants: dict) -> str:
     body = []
     for name, v in variants.items():
-        parity = (f"{v.parity.max_abs_diff:.2g} ({v.parity.mean_abs_diff:.2g}) / {v.parity.argmax_agreement:.4f}"
-                  if v.parity else "-")
+        parity = (
+            f"{v.parity.max_abs_diff:.2g} ({v.parity.mean_abs_diff:.2g}) / {v.parity.argmax_agreement:.4f}"
+            if v.parity
+            else "-"
+        )
         verdict = PARITY_VERDICT[v.parity_ok]
         body.append([name, parity, verdict, v.int8_evidence or "-", v.notes or "-"])
-    return markdown_table(["variant", "max (mean) abs logit diff / argmax agreement vs torch_fp32", "parity",
-                           "int8 execution",
-                           "notes"], body)
+    return markdown_table(
+        [
+            "variant",
+            "max (mean) abs logit diff / argmax agreement vs torch_fp32",
+            "parity",
+            "int8 execution",
+            "notes",
+        ],
+        body,
+    )
 
 
 def hardware_line(info: dict) -> str:
     """CPU, logical cores, torch threads and version, GPU, and the CPU flags that are present."""
     flags = ", ".join(k for k, v in info.get("cpu_flags", {}).items() if v) or "none detected"
     gpu = f"; GPU {info['gpu']}" if info.get("gpu") else ""
-    return (f"{info.get('cpu', '?')}, {info.get('logical_cores', '?')} logical cores, torch threads "
-            f"{info.get('torch_threads', '?')}, torch {info.get('torch_version', '?')}{gpu}; CPU flags: {flags}.")
+    return (
+        f"{info.get('cpu', '?')}, {info.get('logical_cores', '?')} logical cores, torch threads "
+        f"{info.get('torch_threads', '?')}, torch {info.get('torch_version', '?')}{gpu}; CPU flags: {flags}."
+    )
 
 
 PARITY_REASONS = {
     "int8": "int8 rounding: every activation tensor gets one scale, fixed on the calibration images, so the "
-            "largest activations of a few images are clipped or coarsely rounded",
+    "largest activations of a few images are clipped or coarsely rounded",
     "bf16": "bf16 keeps 8 bits of mantissa, so large logits move by a few hundredths of their size",
     "fp16": "fp16 keeps 11 bits of mantissa and overflows above 65,504",
     "fp32": "an fp32 conversion should match to float rounding: look for a graph or kernel difference",
@@ -198,13 +274,18 @@ def parity_explanation(name: str, v: Variant, results: dict) -> str | None:
     p, reference = v.parity, results.get("torch_fp32", {}).get("accuracy")
     share = p.max_abs_diff / p.logit_range if p.logit_range else math.inf
     accuracy = results.get(name, {}).get("accuracy")
-    change = (f"; test accuracy {100 * (accuracy - reference):+.2f} points against torch_fp32"
-              if accuracy is not None and reference is not None else "")
-    return (f"**{name}** is outside its {v.precision} tolerance (max |Δ| ≤ {atol:g}, argmax agreement "
-            f"≥ {agreement:g}): max |Δ| {p.max_abs_diff:.3g} on logits spanning {p.logit_range:.3g} "
-            f"({100 * share:.1f}% of the range), mean |Δ| {p.mean_abs_diff:.3g}, argmax agreement "
-            f"{p.argmax_agreement:.4f} over {p.samples} images{change}. Likely: "
-            f"{PARITY_REASONS.get(v.precision, 'see the notes in the checks table')}.")
+    change = (
+        f"; test accuracy {100 * (accuracy - reference):+.2f} points against torch_fp32"
+        if accuracy is not None and reference is not None
+        else ""
+    )
+    return (
+        f"**{name}** is outside its {v.precision} tolerance (max |Δ| ≤ {atol:g}, argmax agreement "
+        f"≥ {agreement:g}): max |Δ| {p.max_abs_diff:.3g} on logits spanning {p.logit_range:.3g} "
+        f"({100 * share:.1f}% of the range), mean |Δ| {p.mean_abs_diff:.3g}, argmax agreement "
+        f"{p.argmax_agreement:.4f} over {p.samples} images{change}. Likely: "
+        f"{PARITY_REASONS.get(v.precision, 'see the notes in the checks table')}."
+    )
 
 
 def parity_explanations(variants: dict, results: dict) -> list[str]:
@@ -218,26 +299,46 @@ def distillation_section(config, results: dict) -> list[str]:
     if not {"student_scratch", "student_kd"} <= set(results):
         return []
     scratch, kd = results["student_scratch"]["accuracy"], results["student_kd"]["accuracy"]
-    images = f"{config.student_train_limit:,} training images" if config.student_train_limit else "every training image"
-    return [f"## Distillation\n\nStudent (width {config.student_width}) on {images} for "
-            f"{config.student_epochs or config.epochs} epochs: from scratch {scratch:.4f}, by KD from the benchmark CNN "
-            f"(α {config.kd_alpha:g}, τ {config.kd_temperature:g}) {kd:.4f}: **{100 * (kd - scratch):+.2f} points**."]
+    images = (
+        f"{config.student_train_limit:,} training images"
+        if config.student_train_limit
+        else "every training image"
+    )
+    return [
+        f"## Distillation\n\nStudent (width {config.student_width}) on {images} for "
+        f"{config.student_epochs or config.epochs} epochs: from scratch {scratch:.4f}, "
+        f"by KD from the benchmark CNN (α {config.kd_alpha:g}, τ {config.kd_temperature:g}) "
+        f"{kd:.4f}: **{100 * (kd - scratch):+.2f} points**."
+    ]
 
 
 def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict) -> str:
     batches = sorted(config.batch_sizes)
     skipped = "\n".join(f"- {name}: {why}" for name, why in ctx.skipped.items()) or "none"
     flags = slow_int8_flags(results, batches[0], info)
-    return "\n\n".join([
-        f"# {config.name}: latency and accuracy of every variant", "Hardware: " + hardware_line(info),
-        f"Benchmark CNN: small CNN width {config.width}, depth {config.depth}, trained {config.epochs} epochs. "
-        f"Each latency: {config.warmup} warm-up calls, then at least {config.min_iters} calls and "
-        f"{config.min_seconds:g} s (at most {config.max_seconds:g} s). {ctx.export_note}.",
-        results_table(variants, results, batches), "![Pareto](pareto.png)",
-        "## Checks\n\n" + checks_table(variants) + "".join(
-            "\n\n" + line for line in parity_explanations(variants, results)),
-        *distillation_section(config, results),
-        "## Flags\n\n" + ("\n".join(flags) if flags else "No reduced-precision variant is slower than its fp32 "
-                                                          "counterpart."),
-        "## Skipped variants\n\n" + skipped,
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# {config.name}: latency and accuracy of every variant",
+                "Hardware: " + hardware_line(info),
+                f"Benchmark CNN: small CNN width {config.width}, depth {config.depth}, "
+                f"trained {config.epochs} epochs. "
+                f"Each latency: {config.warmup} warm-up calls, then at least {config.min_iters} calls and "
+                f"{config.min_seconds:g} s (at most {config.max_seconds:g} s). {ctx.export_note}.",
+                results_table(variants, results, batches),
+                "![Pareto](pareto.png)",
+                "## Checks\n\n"
+                + checks_table(variants)
+                + "".join("\n\n" + line for line in parity_explanations(variants, results)),
+                *distillation_section(config, results),
+                "## Flags\n\n"
+                + (
+                    "\n".join(flags)
+                    if flags
+                    else "No reduced-precision variant is slower than its fp32 counterpart."
+                ),
+                "## Skipped variants\n\n" + skipped,
+            ]
+        )
+        + "\n"
+    )

@@ -58,13 +58,18 @@ def batch_sizes(results: dict) -> list[int]:
 
 
 def at_batch(results: dict, batch: int) -> pd.DataFrame:
-    """One row per variant at ``batch``, with the speed-up over ``torch_fp32`` (its p50 over the variant's)."""
+    """One row per variant at ``batch``, with the speed-up over ``torch_fp32`` (its p50 over the
+    variant's).
+    """
     frame = results_frame(results["rows"])
     frame = frame[frame["batch"] == batch].reset_index(drop=True)
     reference = frame.loc[frame["variant"] == REFERENCE, "p50_ms"]
     if len(reference):
-        frame.insert(frame.columns.get_loc("p50_ms"), "speedup_vs_torch_fp32",
-                     (float(reference.iloc[0]) / frame["p50_ms"]).round(2))
+        frame.insert(
+            frame.columns.get_loc("p50_ms"),
+            "speedup_vs_torch_fp32",
+            (float(reference.iloc[0]) / frame["p50_ms"]).round(2),
+        )
     return frame
 
 
@@ -86,39 +91,65 @@ def slow_flags(results: dict, batch: int) -> list[dict]:
     """Every reduced-precision variant slower (p50 at ``batch``) than its fp32 counterpart, with the likely
     reason on the run's hardware (:func:`playground.optimize.report.slow_reason`)."""
     p50 = _p50(results, batch)
-    return [{"variant": name, "counterpart": reference, "p50_ms": p50[name], "counterpart_p50_ms": p50[reference],
-             "reason": report.slow_reason(name, results["hardware"])}
-            for name, reference in report.COUNTERPART.items()
-            if name in p50 and reference in p50 and p50[name] > p50[reference]]
+    return [
+        {
+            "variant": name,
+            "counterpart": reference,
+            "p50_ms": p50[name],
+            "counterpart_p50_ms": p50[reference],
+            "reason": report.slow_reason(name, results["hardware"]),
+        }
+        for name, reference in report.COUNTERPART.items()
+        if name in p50 and reference in p50 and p50[name] > p50[reference]
+    ]
 
 
 def overhead_note(results: dict, batch: int) -> str:
-    """A warning when ``torch_fp32`` is so fast at ``batch`` that the timings measure per-call overhead; else ""."""
+    """A warning when ``torch_fp32`` is so fast at ``batch`` that the timings measure per-call
+    overhead; else "".
+    """
     fp32 = _p50(results, batch).get(REFERENCE)
     if fp32 is None or fp32 >= report.OVERHEAD_MS:
         return ""
-    return (f"fp32 eager takes {fp32:.2f} ms at batch {batch}, under {report.OVERHEAD_MS:g} ms: these timings "
-            "measure per-call overhead more than compute.")
+    return (
+        f"fp32 eager takes {fp32:.2f} ms at batch {batch}, under {report.OVERHEAD_MS:g} ms: these timings "
+        "measure per-call overhead more than compute."
+    )
 
 
 def checks_frame(results: dict) -> pd.DataFrame:
     """Parity against ``torch_fp32`` and int8 execution evidence, one row per variant."""
     import pandas as pd
 
-    return pd.DataFrame([{"variant": name, "max_abs_diff": check.get("max_abs_diff"),
-                          "argmax_agreement": check.get("argmax_agreement"), "parity": report.PARITY_VERDICT[check.get("parity_ok")],
-                          "ran_int8": check.get("ran_int8"), "int8_evidence": check.get("int8_evidence") or "",
-                          "notes": check.get("notes") or ""} for name, check in results["checks"].items()])
+    return pd.DataFrame(
+        [
+            {
+                "variant": name,
+                "max_abs_diff": check.get("max_abs_diff"),
+                "argmax_agreement": check.get("argmax_agreement"),
+                "parity": report.PARITY_VERDICT[check.get("parity_ok")],
+                "ran_int8": check.get("ran_int8"),
+                "int8_evidence": check.get("int8_evidence") or "",
+                "notes": check.get("notes") or "",
+            }
+            for name, check in results["checks"].items()
+        ]
+    )
 
 
 def int8_verdicts(results: dict) -> list[tuple[str, bool, str]]:
     """``(variant, ran int8 kernels, evidence)`` for every int8 variant of the run."""
-    return [(name, bool(check["ran_int8"]), check.get("int8_evidence") or "no evidence recorded")
-            for name, check in results["checks"].items() if check.get("ran_int8") is not None]
+    return [
+        (name, bool(check["ran_int8"]), check.get("int8_evidence") or "no evidence recorded")
+        for name, check in results["checks"].items()
+        if check.get("ran_int8") is not None
+    ]
 
 
 def compare_frame(runs: dict[str, dict], batch: int = 1) -> pd.DataFrame:
-    """p50 at ``batch`` (NaN where it was not measured) and accuracy per variant per run, variants together."""
+    """p50 at ``batch`` (NaN where it was not measured) and accuracy per variant per run, variants
+    together.
+    """
     import pandas as pd
 
     records = []
@@ -126,8 +157,14 @@ def compare_frame(runs: dict[str, dict], batch: int = 1) -> pd.DataFrame:
         frame = results_frame(results["rows"])
         for variant, rows in frame.groupby("variant", sort=False):
             at = rows.loc[rows["batch"] == batch, "p50_ms"]
-            records.append({"variant": variant, "run": name, f"p50_ms_b{batch}": float(at.iloc[0]) if len(at) else None,
-                            "accuracy": float(rows["accuracy"].iloc[0])})
+            records.append(
+                {
+                    "variant": variant,
+                    "run": name,
+                    f"p50_ms_b{batch}": float(at.iloc[0]) if len(at) else None,
+                    "accuracy": float(rows["accuracy"].iloc[0]),
+                }
+            )
     table = pd.DataFrame(records, columns=["variant", "run", f"p50_ms_b{batch}", "accuracy"])
     return table.sort_values(["variant", "run"], kind="stable").reset_index(drop=True)
 

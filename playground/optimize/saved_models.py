@@ -77,6 +77,8 @@ def load_resized(template: nn.Module, path: Path) -> nn.Module:
     try:
         template.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise DataFormatError(f"{path} does not hold a model of this architecture: {str(err).splitlines()[0]} "
-                              f"(were width/depth/embedding_dim the same when it was saved?)") from err
+        raise DataFormatError(
+            f"{path} does not hold a model of this architecture: {str(err).splitlines()[0]} "
+            f"(were width/depth/embedding_dim the same when it was saved?)"
+        ) from err
     return template.eval()

@@ -83,23 +83,29 @@ def _attr(module: nn.Module, target: str) -> object:
     return value
 
 
-def _runner(module: Callable[[Tensor], Tensor], device: str, dtype: torch.dtype | None = None,
-            autocast: torch.dtype | None = None) -> Callable[[Tensor], Tensor]:
+def _runner(
+    module: Callable[[Tensor], Tensor],
+    device: str,
+    dtype: torch.dtype | None = None,
+    autocast: torch.dtype | None = None,
+) -> Callable[[Tensor], Tensor]:
     """``run``: move the images to ``device`` (and ``dtype``), call ``module``, return fp32 logits."""
     device_type = torch.device(device).type
 
     def run(images: Tensor) -> Tensor:
-        with torch.inference_mode(), torch.autocast(device_type, dtype=autocast or torch.bfloat16,
-                                                    enabled=autocast is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None),
+        ):
             return module(images.to(device=device, dtype=dtype)).float()
+
     return run
 
 
 def torch_fp32(model: nn.Module, device: str = "cpu") -> TorchVariant:
     """The eager fp32 model in eval mode: the reference every other variant is compared with."""
     module = logits_only(model).to(device)
-    return TorchVariant("torch-fp32", _runner(module, device), device, "eager fp32",
-                        tensor_size_mb(module))
+    return TorchVariant("torch-fp32", _runner(module, device), device, "eager fp32", tensor_size_mb(module))
 
 
 class StaticCompiled:
@@ -119,24 +125,29 @@ class StaticCompiled:
                 return self.compiled(images).float()
             limit = torch._dynamo.config.recompile_limit
             if len(self.batches) >= limit:
-                raise ConfigError(f"compiled variant already holds {limit} batch sizes "
-                                  f"(torch._dynamo.config.recompile_limit); build a new variant")
+                raise ConfigError(
+                    f"compiled variant already holds {limit} batch sizes "
+                    f"(torch._dynamo.config.recompile_limit); build a new variant"
+                )
             with torch._inductor.config.patch(freezing=self.freezing):
                 output = self.compiled(images).float()
             self.batches.add(batch)
             return output
 
 
-def torch_compiled(model: nn.Module, example: Tensor, device: str = "cpu", *,
-                   freezing: bool = True) -> TorchVariant:
+def torch_compiled(
+    model: nn.Module, example: Tensor, device: str = "cpu", *, freezing: bool = True
+) -> TorchVariant:
     """``torch.compile`` (inductor, static shapes, freezing) compiled now on ``example``."""
     module = logits_only(model).to(device)
     run = StaticCompiled(module, device, freezing)
     start = time.perf_counter()
     run(example)
     seconds = time.perf_counter() - start
-    notes = (f"torch.compile inductor, freezing={freezing}, compiled in {seconds:.1f} s at batch "
-             f"{len(example)}; a new batch size recompiles on its first call")
+    notes = (
+        f"torch.compile inductor, freezing={freezing}, compiled in {seconds:.1f} s at batch "
+        f"{len(example)}; a new batch size recompiles on its first call"
+    )
     return TorchVariant("torch-compile", run, device, notes, tensor_size_mb(module))
 
 
@@ -154,8 +165,9 @@ def torch_bf16(model: nn.Module, device: str = "cpu") -> TorchVariant:
             notes += "; this CPU lacks avx512_bf16/amx_bf16, so bf16 is emulated and likely slower than fp32"
     elif not torch.cuda.is_bf16_supported():
         notes += "; this GPU has no native bf16, expect it to be slow"
-    return TorchVariant("torch-bf16", _runner(module, device, autocast=torch.bfloat16), device,
-                        notes, tensor_size_mb(module))
+    return TorchVariant(
+        "torch-bf16", _runner(module, device, autocast=torch.bfloat16), device, notes, tensor_size_mb(module)
+    )
 
 
 def _onednn_fp16() -> bool:
@@ -178,14 +190,17 @@ def torch_fp16(model: nn.Module, device: str, *, allow_cpu: bool = False) -> Tor
     on_cpu = torch.device(device).type == "cpu"
     fp16_onednn = _onednn_fp16()
     if on_cpu and not allow_cpu:
-        raise ConfigError("fp16 on CPU is slow (no oneDNN fp16 conv kernels on most CPUs); use bf16 "
-                          "on CPU, fp16 on CUDA, or pass allow_cpu=True to measure it anyway")
+        raise ConfigError(
+            "fp16 on CPU is slow (no oneDNN fp16 conv kernels on most CPUs); use bf16 "
+            "on CPU, fp16 on CUDA, or pass allow_cpu=True to measure it anyway"
+        )
     module = logits_only(copy.deepcopy(model)).half().to(device)
     notes = "fp16 weights and activations"
     if on_cpu:
         notes += f"; CPU oneDNN fp16 support: {fp16_onednn}" + ("" if fp16_onednn else " (slow fallback)")
-    return TorchVariant("torch-fp16", _runner(module, device, dtype=torch.float16), device, notes,
-                        tensor_size_mb(module))
+    return TorchVariant(
+        "torch-fp16", _runner(module, device, dtype=torch.float16), device, notes, tensor_size_mb(module)
+    )
 
 
 def _export_dynamic_batch(module: nn.Module, example: Tensor) -> nn.Module:
@@ -199,11 +214,12 @@ def _calibrate(prepared: nn.Module, images: Tensor, batch_size: int) -> None:
         raise ConfigError("int8 calibration needs at least one image and batch_size >= 1")
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            prepared(images[start:start + batch_size])
+            prepared(images[start : start + batch_size])
 
 
-def torch_int8_pt2e(model: nn.Module, example: Tensor, calibration_images: Tensor, *,
-                    batch_size: int = 64) -> TorchVariant:
+def torch_int8_pt2e(
+    model: nn.Module, example: Tensor, calibration_images: Tensor, *, batch_size: int = 64
+) -> TorchVariant:
     """Static int8 post-training quantization (PT2E + X86InductorQuantizer), lowered by inductor.
 
     CPU only. ``calibration_images`` (real, preprocessed training images) set the activation
@@ -211,7 +227,9 @@ def torch_int8_pt2e(model: nn.Module, example: Tensor, calibration_images: Tenso
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
 
     start = time.perf_counter()
     exported = _export_dynamic_batch(logits_only(model).cpu(), example.cpu())
@@ -223,9 +241,11 @@ def torch_int8_pt2e(model: nn.Module, example: Tensor, calibration_images: Tenso
     run = StaticCompiled(converted, "cpu", freezing=True)
     start = time.perf_counter()
     run(example)
-    notes = (f"PT2E static int8 (X86InductorQuantizer, {len(calibration_images)} calibration images), "
-             f"quantized in {quantize_seconds:.1f} s, compiled in {time.perf_counter() - start:.1f} s; "
-             "exported with a dynamic batch, compiled per batch size")
+    notes = (
+        f"PT2E static int8 (X86InductorQuantizer, {len(calibration_images)} calibration images), "
+        f"quantized in {quantize_seconds:.1f} s, compiled in {time.perf_counter() - start:.1f} s; "
+        "exported with a dynamic batch, compiled per batch size"
+    )
     return TorchVariant("torch-int8-pt2e", run, "cpu", notes, tensor_size_mb(converted))
 
 
@@ -238,8 +258,9 @@ class Int8KernelCheck:
     evidence: str
 
 
-def int8_kernel_check(variant_or_compiled_fn: TorchVariant | Callable[[Tensor], Tensor],
-                      example: Tensor) -> Int8KernelCheck:
+def int8_kernel_check(
+    variant_or_compiled_fn: TorchVariant | Callable[[Tensor], Tensor], example: Tensor
+) -> Int8KernelCheck:
     """Profile one call and count the quantized ops that were dispatched (e.g. ``onednn::
     qconv_pointwise``, ``onednn::qlinear_pointwise``, ``quantized::max_pool2d``).
 
@@ -251,13 +272,18 @@ def int8_kernel_check(variant_or_compiled_fn: TorchVariant | Callable[[Tensor], 
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         fn(example)
     counts = {event.key: event.count for event in profile.key_averages()}
-    kernels = {name: n for name, n in sorted(counts.items())
-               if any(marker in name for marker in QUANTIZED_OP_MARKERS)}
+    kernels = {
+        name: n
+        for name, n in sorted(counts.items())
+        if any(marker in name for marker in QUANTIZED_OP_MARKERS)
+    }
     if kernels:
         listed = ", ".join(f"{name} x{n}" for name, n in kernels.items())
         evidence = f"one call at batch {len(example)} dispatched quantized ops: {listed}"
     else:
         ops = sorted((n, name) for name, n in counts.items() if "::" in name)[-4:]
-        evidence = (f"no quantized op among {len(counts)} profiled ops at batch {len(example)}; "
-                    f"most called: {', '.join(name for _, name in reversed(ops))}")
+        evidence = (
+            f"no quantized op among {len(counts)} profiled ops at batch {len(example)}; "
+            f"most called: {', '.join(name for _, name in reversed(ops))}"
+        )
     return Int8KernelCheck(bool(kernels), kernels, evidence)

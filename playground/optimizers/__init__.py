@@ -1,10 +1,38 @@
 """Optimizers written out (GD, SGD, mini-batch SGD, Adagrad, RMSprop, Adam, AdaDelta), checked
 against ``torch.optim``, plus 2-D test functions and the trajectories optimizers take on them."""
 
-from playground.optimizers.optimizers import (COLORS, LABELS, OPTIMIZERS, SGD, TORCH_EQUIVALENT, AdaDelta, Adagrad,
-                                              Adam, GradientDescent, MiniBatchSGD, RMSprop, batch_size_for,
-                                              make_optimizer, make_torch_optimizer, option_names)
+from playground.optimizers.optimizers import (
+    COLORS,
+    LABELS,
+    OPTIMIZERS,
+    SGD,
+    TORCH_EQUIVALENT,
+    AdaDelta,
+    Adagrad,
+    Adam,
+    GradientDescent,
+    MiniBatchSGD,
+    RMSprop,
+    batch_size_for,
+    make_optimizer,
+    make_torch_optimizer,
+    option_names,
+)
 
-__all__ = ["COLORS", "LABELS", "OPTIMIZERS", "SGD", "TORCH_EQUIVALENT", "AdaDelta", "Adagrad", "Adam",
-           "GradientDescent", "MiniBatchSGD", "RMSprop", "batch_size_for", "make_optimizer", "make_torch_optimizer",
-           "option_names"]
+__all__ = [
+    "COLORS",
+    "LABELS",
+    "OPTIMIZERS",
+    "SGD",
+    "TORCH_EQUIVALENT",
+    "AdaDelta",
+    "Adagrad",
+    "Adam",
+    "GradientDescent",
+    "MiniBatchSGD",
+    "RMSprop",
+    "batch_size_for",
+    "make_optimizer",
+    "make_torch_optimizer",
+    "option_names",
+]

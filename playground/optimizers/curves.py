@@ -28,10 +28,10 @@ EXPERIMENT = "optimizers"
 class Curves:
     """One optimizer's curves; ``*_std`` are filled when several seeds were averaged."""
 
-    epochs: list[float]          # 0, 1, ..., E for the validation series
+    epochs: list[float]  # 0, 1, ..., E for the validation series
     val_loss: list[float]
     val_accuracy: list[float]
-    train_x: list[float]         # bin ends, in epochs, for the training loss
+    train_x: list[float]  # bin ends, in epochs, for the training loss
     train_loss: list[float]
     val_loss_std: list[float] | None = None
     val_accuracy_std: list[float] | None = None
@@ -77,7 +77,9 @@ def read_curves(path: Path) -> dict[str, Curves]:
     if not path.is_file():
         raise DataNotFoundError(f"{path} does not exist; the run may have been interrupted")
     try:
-        return {name: Curves(**fields) for name, fields in json.loads(path.read_text(encoding="utf-8")).items()}
+        return {
+            name: Curves(**fields) for name, fields in json.loads(path.read_text(encoding="utf-8")).items()
+        }
     except (json.JSONDecodeError, TypeError) as err:
         raise DataFormatError(f"{path} is not an optimizers curves file: {err}") from None
 
@@ -100,5 +102,8 @@ def load_curves(path: str | Path) -> dict[str, Curves]:
 
 def find_runs(root: str | Path | None = None) -> list[RunInfo]:
     """Finished optimizers runs (with curves) under the runs root, newest first."""
-    return [info for info in list_runs(root) if info.experiment == EXPERIMENT
-            and ((info.path / CURVES_FILE).is_file() or seed_folders(info.path))]
+    return [
+        info
+        for info in list_runs(root)
+        if info.experiment == EXPERIMENT and ((info.path / CURVES_FILE).is_file() or seed_folders(info.path))
+    ]

@@ -33,16 +33,29 @@ from playground.core.training import evaluate, fit
 from playground.data import ImageDataset, TensorLoader
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.models import build_model
-from playground.optimizers.curves import CURVES_FILE, Curves, binned, write_curves
-from playground.optimizers.functions import (FUNCTIONS, TestFunction, Trajectory, compare, get_function,
-                                            suggested_lr)
 from playground.optimizers import report as text
+from playground.optimizers.curves import CURVES_FILE, Curves, binned, write_curves
+from playground.optimizers.functions import (
+    FUNCTIONS,
+    TestFunction,
+    Trajectory,
+    compare,
+    get_function,
+    suggested_lr,
+)
 from playground.optimizers.optimizers import OPTIMIZERS, batch_size_for, make_optimizer
 
 EXPERIMENT = "optimizers"
 # tuned on Fashion-MNIST (see recipes/optimizers_fashion.toml)
-DEFAULT_LRS = {"gd": 0.03, "sgd": 0.003, "minibatch_sgd": 0.1, "adagrad": 0.01, "rmsprop": 1e-3,
-               "adam": 1e-3, "adadelta": 0.3}
+DEFAULT_LRS = {
+    "gd": 0.03,
+    "sgd": 0.003,
+    "minibatch_sgd": 0.1,
+    "adagrad": 0.01,
+    "rmsprop": 1e-3,
+    "adam": 1e-3,
+    "adadelta": 0.3,
+}
 SGD_FAMILY = ("gd", "sgd", "minibatch_sgd")
 
 
@@ -52,8 +65,8 @@ class Config(RunConfig):
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
     download: bool = False
-    train_limit: int = 0          # at most this many training images (0: all), stratified
-    val_fraction: float = 0.1     # held out of train for the per-epoch curves
+    train_limit: int = 0  # at most this many training images (0: all), stratified
+    val_fraction: float = 0.1  # held out of train for the per-epoch curves
     optimizers: list[str] = dataclasses.field(default_factory=lambda: list(OPTIMIZERS))
     lr_gd: float = DEFAULT_LRS["gd"]
     lr_sgd: float = DEFAULT_LRS["sgd"]
@@ -62,24 +75,26 @@ class Config(RunConfig):
     lr_rmsprop: float = DEFAULT_LRS["rmsprop"]
     lr_adam: float = DEFAULT_LRS["adam"]
     lr_adadelta: float = DEFAULT_LRS["adadelta"]
-    momentum: float = 0.0         # gd, sgd and minibatch_sgd only
-    weight_decay: float = 0.0     # every optimizer (L2 added to the gradient)
-    epochs: int = 2               # passes over the training data, for every optimizer but gd
-    full_batch_epochs: int = 0    # passes for gd, one update each (0: epochs); it needs many more
-    batch_size: int = 128         # the mini-batch (sgd: 1 sample, gd: the whole training set)
-    full_batch_chunk: int = 500   # gd: images per forward pass while summing the full gradient
+    momentum: float = 0.0  # gd, sgd and minibatch_sgd only
+    weight_decay: float = 0.0  # every optimizer (L2 added to the gradient)
+    epochs: int = 2  # passes over the training data, for every optimizer but gd
+    full_batch_epochs: int = 0  # passes for gd, one update each (0: epochs); it needs many more
+    batch_size: int = 128  # the mini-batch (sgd: 1 sample, gd: the whole training set)
+    full_batch_chunk: int = 500  # gd: images per forward pass while summing the full gradient
     schedule: Literal["constant", "cosine"] = "constant"
     norm: Literal["group", "batch"] = "group"  # group: per-sample norm, needed by sgd's batch of 1
-    width: int = 16               # small_cnn
+    width: int = 16  # small_cnn
     depth: int = 2
     pool_size: int = 4
     embedding_dim: int = 64
     dropout: float = 0.0
-    curve_points: int = 10        # training-loss points per epoch
+    curve_points: int = 10  # training-loss points per epoch
     functions: list[str] = dataclasses.field(default_factory=lambda: list(FUNCTIONS))
     trajectory_steps: int = 300
-    trajectory_noise: float = 0.0  # per-sample gradient noise σ on the 2-D functions (mini-batch: σ/√batch_size)
-    condition: float = 10.0       # the quadratic's condition number
+    trajectory_noise: float = (
+        0.0  # per-sample gradient noise σ on the 2-D functions (mini-batch: σ/√batch_size)
+    )
+    condition: float = 10.0  # the quadratic's condition number
 
     def __post_init__(self):
         _check_names("optimizers", self.optimizers, OPTIMIZERS)
@@ -87,20 +102,32 @@ class Config(RunConfig):
         for name in self.optimizers:
             if not (math.isfinite(self.lr_for(name)) and self.lr_for(name) > 0):
                 raise ConfigError(f"lr_{name} must be a positive number, got {self.lr_for(name)}")
-        for key in ("epochs", "batch_size", "full_batch_chunk", "width", "depth", "pool_size",
-                    "embedding_dim", "curve_points", "trajectory_steps"):
+        for key in (
+            "epochs",
+            "batch_size",
+            "full_batch_chunk",
+            "width",
+            "depth",
+            "pool_size",
+            "embedding_dim",
+            "curve_points",
+            "trajectory_steps",
+        ):
             _check_range(key, getattr(self, key), 1, "be at least 1")
         for key in ("full_batch_epochs", "momentum", "weight_decay", "trajectory_noise"):
             _check_range(key, getattr(self, key), 0, "be >= 0")
         _check_range("condition", self.condition, 1, "be >= 1")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in (0, 1) (the curves are measured on it), "
-                              f"got {self.val_fraction}")
+            raise ConfigError(
+                f"val_fraction must be in (0, 1) (the curves are measured on it), got {self.val_fraction}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.norm == "batch" and "sgd" in self.optimizers:
-            raise ConfigError("norm = \"batch\" cannot train sgd (BatchNorm needs more than one sample per batch); "
-                              "use norm = \"group\" or leave sgd out of optimizers")
+            raise ConfigError(
+                'norm = "batch" cannot train sgd (BatchNorm needs more than one sample per batch); '
+                'use norm = "group" or leave sgd out of optimizers'
+            )
 
     def epochs_for(self, name: str) -> int:
         """Passes over the training data for optimizer ``name``."""
@@ -142,9 +169,9 @@ class Outcome:
 
     name: str
     curves: Curves
-    test: dict[str, float]        # test loss and accuracy
-    final_loss: float             # mean training loss over the last epoch
-    seconds: float                # wall time of fit (training plus the per-epoch validation)
+    test: dict[str, float]  # test loss and accuracy
+    final_loss: float  # mean training loss over the last epoch
+    seconds: float  # wall time of fit (training plus the per-epoch validation)
     updates: int
 
 
@@ -160,9 +187,16 @@ def per_sample_norm(module: nn.Module) -> nn.Module:
 
 def build(config: Config, train: ImageDataset) -> nn.Module:
     """The small CNN every optimizer starts from (same weights for all, from ``config.seed``)."""
-    model = build_model("small_cnn", in_channels=train.image_shape[0], num_classes=train.num_classes,
-                        embedding_dim=config.embedding_dim, width=config.width, depth=config.depth,
-                        dropout=config.dropout, pool_size=config.pool_size)
+    model = build_model(
+        "small_cnn",
+        in_channels=train.image_shape[0],
+        num_classes=train.num_classes,
+        embedding_dim=config.embedding_dim,
+        width=config.width,
+        depth=config.depth,
+        dropout=config.dropout,
+        pool_size=config.pool_size,
+    )
     return per_sample_norm(model) if config.norm == "group" else model
 
 
@@ -186,14 +220,24 @@ def train_one(config: Config, name: str, initial: nn.Module, data, device, progr
     model = copy.deepcopy(initial)
     loader, chunks = loader_for(config, name, train)
     options = config.options_for(name) | ({"accumulate": chunks} if chunks > 1 else {})
-    optimizer = make_optimizer(name, [p for p in model.parameters() if p.requires_grad], config.lr_for(name), **options)
+    optimizer = make_optimizer(
+        name, [p for p in model.parameters() if p.requires_grad], config.lr_for(name), **options
+    )
     val_loader = TensorLoader.of(val, batch_size=512)
     start = evaluate(model, val_loader, device=device)
     losses: list[float] = []
     began = time.perf_counter()
     try:
-        history = fit(model, loader, epochs=config.epochs_for(name), optimizer=optimizer, device=device,
-                      schedule=config.schedule, val_loader=val_loader, progress=_recording(progress, name, losses))
+        history = fit(
+            model,
+            loader,
+            epochs=config.epochs_for(name),
+            optimizer=optimizer,
+            device=device,
+            schedule=config.schedule,
+            val_loader=val_loader,
+            progress=_recording(progress, name, losses),
+        )
     except TrainingDivergedError as err:
         raise TrainingDivergedError(f"{name} (lr_{name} = {config.lr_for(name):g}): {err}") from None
     seconds = time.perf_counter() - began
@@ -201,19 +245,32 @@ def train_one(config: Config, name: str, initial: nn.Module, data, device, progr
     train_x, train_loss = binned(losses, len(loader), min(config.curve_points, len(loader) // chunks))
     if OPTIMIZERS[name].feeding == "full":  # every loss of pass e was measured at the parameters before it
         train_x = [x - 1 for x in train_x]
-    curves = Curves(list(range(config.epochs_for(name) + 1)), [start["loss"], *history.series("val/loss")],
-                    [start["accuracy"], *history.series("val/accuracy")], train_x, train_loss)
-    return Outcome(name, curves, tested, statistics.fmean(losses[-len(loader):]), seconds,
-                   config.epochs_for(name) * len(loader) // chunks)
+    curves = Curves(
+        list(range(config.epochs_for(name) + 1)),
+        [start["loss"], *history.series("val/loss")],
+        [start["accuracy"], *history.series("val/accuracy")],
+        train_x,
+        train_loss,
+    )
+    return Outcome(
+        name,
+        curves,
+        tested,
+        statistics.fmean(losses[-len(loader) :]),
+        seconds,
+        config.epochs_for(name) * len(loader) // chunks,
+    )
 
 
 def _recording(progress: Progress, name: str, losses: list[float]):
     """Keep every batch loss of ``name``'s training and pass events on, tagged with the optimizer."""
+
     def callback(event: ProgressEvent) -> None:
         if event.stage == "train" and "batch_loss" in event.metrics:
             losses.append(event.metrics["batch_loss"])
         if progress is not None:
             progress(dataclasses.replace(event, stage=f"{name} {event.stage}"))
+
     return callback
 
 
@@ -223,8 +280,14 @@ def run_trajectories(config: Config, progress: Progress = None) -> dict[str, lis
     for i, fname in enumerate(config.functions, start=1):
         fn = config.function(fname)
         lrs = {name: suggested_lr(fname, name) for name in config.optimizers}
-        out[fname] = compare(fn, lrs, config.trajectory_steps, noise=config.trajectory_noise,
-                             batch_size=config.batch_size, seed=config.seed)
+        out[fname] = compare(
+            fn,
+            lrs,
+            config.trajectory_steps,
+            noise=config.trajectory_noise,
+            batch_size=config.batch_size,
+            seed=config.seed,
+        )
         report(progress, "trajectories", i, len(config.functions))
     return out
 

@@ -17,8 +17,9 @@ and attacking the saddle point problem in high-dimensional non-convex optimizati
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -36,14 +37,14 @@ class TestFunction:
     __test__ = False  # not a pytest test class
 
     name: str
-    formula: str                      # LaTeX
+    formula: str  # LaTeX
     fn: Fn
     minima: tuple[tuple[float, float], ...]
     x_range: tuple[float, float]
     y_range: tuple[float, float]
     start: tuple[float, float]
     saddles: tuple[tuple[float, float], ...] = ()
-    log_scale: bool = True            # contour levels on log(f - f_min + 1)
+    log_scale: bool = True  # contour levels on log(f - f_min + 1)
 
     def __call__(self, point: torch.Tensor) -> torch.Tensor:
         """``f`` at ``point[..., 0], point[..., 1]``."""
@@ -77,17 +78,32 @@ class TestFunction:
 
 def rosenbrock(a: float = 1.0, b: float = 100.0) -> TestFunction:
     """A long curved valley: easy to find, slow to follow. Minimum ``(a, a^2)`` with value 0."""
-    return TestFunction("rosenbrock", rf"f(x,y) = ({a:g} - x)^2 + {b:g}\,(y - x^2)^2",
-                        lambda x, y: (a - x) ** 2 + b * (y - x**2) ** 2,
-                        ((a, a * a),), (-2.0, 2.0), (-1.0, 3.0), (-1.2, 1.0))
+    return TestFunction(
+        "rosenbrock",
+        rf"f(x,y) = ({a:g} - x)^2 + {b:g}\,(y - x^2)^2",
+        lambda x, y: (a - x) ** 2 + b * (y - x**2) ** 2,
+        ((a, a * a),),
+        (-2.0, 2.0),
+        (-1.0, 3.0),
+        (-1.2, 1.0),
+    )
 
 
 def beale() -> TestFunction:
     """Flat plateaus and steep walls; minimum ``(3, 0.5)`` with value 0."""
+
     def f(x, y):
         return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
-    return TestFunction("beale", r"f(x,y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
-                        f, ((3.0, 0.5),), (-4.5, 4.5), (-4.5, 4.5), (1.0, 1.4))
+
+    return TestFunction(
+        "beale",
+        r"f(x,y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
+        f,
+        ((3.0, 0.5),),
+        (-4.5, 4.5),
+        (-4.5, 4.5),
+        (1.0, 1.4),
+    )
 
 
 # Himmelblau's four minima (value 0): (3, 2) exactly, the other three to 6 decimals
@@ -96,9 +112,15 @@ HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), 
 
 def himmelblau() -> TestFunction:
     """Four minima of value 0; which one an optimizer reaches depends on where and how it starts."""
-    return TestFunction("himmelblau", r"f(x,y) = (x^2 + y - 11)^2 + (x + y^2 - 7)^2",
-                        lambda x, y: (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2,
-                        HIMMELBLAU_MINIMA, (-5.0, 5.0), (-5.0, 5.0), (0.0, -0.5))
+    return TestFunction(
+        "himmelblau",
+        r"f(x,y) = (x^2 + y - 11)^2 + (x + y^2 - 7)^2",
+        lambda x, y: (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2,
+        HIMMELBLAU_MINIMA,
+        (-5.0, 5.0),
+        (-5.0, 5.0),
+        (0.0, -0.5),
+    )
 
 
 def saddle() -> TestFunction:
@@ -108,10 +130,17 @@ def saddle() -> TestFunction:
     slowly for plain gradient descent (the escape rate is ``1 + 2 lr`` per step).
     """
     root2 = math.sqrt(2.0)
-    return TestFunction("saddle", r"f(x,y) = x^2 - y^2 + y^4/4",
-                        lambda x, y: x**2 - y**2 + y**4 / 4,
-                        ((0.0, root2), (0.0, -root2)), (-2.0, 2.0), (-2.0, 2.0), (1.8, 1e-3),
-                        saddles=((0.0, 0.0),), log_scale=False)
+    return TestFunction(
+        "saddle",
+        r"f(x,y) = x^2 - y^2 + y^4/4",
+        lambda x, y: x**2 - y**2 + y**4 / 4,
+        ((0.0, root2), (0.0, -root2)),
+        (-2.0, 2.0),
+        (-2.0, 2.0),
+        (1.8, 1e-3),
+        saddles=((0.0, 0.0),),
+        log_scale=False,
+    )
 
 
 def quadratic(condition: float = 10.0, angle: float = 0.0) -> TestFunction:
@@ -128,13 +157,21 @@ def quadratic(condition: float = 10.0, angle: float = 0.0) -> TestFunction:
     def f(x, y):
         u, v = c * x + s * y, -s * x + c * y
         return 0.5 * (u**2 + condition * v**2)
-    formula = rf"f(x,y) = \frac{{1}}{{2}}(x^2 + {condition:g}\,y^2)" if angle == 0 else \
-        rf"f = \frac{{1}}{{2}}(u^2 + {condition:g}\,v^2),\ (u, v) = R_{{{angle:g}^\circ}}(x, y)"
+
+    formula = (
+        rf"f(x,y) = \frac{{1}}{{2}}(x^2 + {condition:g}\,y^2)"
+        if angle == 0
+        else rf"f = \frac{{1}}{{2}}(u^2 + {condition:g}\,v^2),\ (u, v) = R_{{{angle:g}^\circ}}(x, y)"
+    )
     return TestFunction("quadratic", formula, f, ((0.0, 0.0),), (-3.0, 3.0), (-3.0, 3.0), (-2.5, 1.5))
 
 
 FUNCTIONS: dict[str, Callable[..., TestFunction]] = {
-    "rosenbrock": rosenbrock, "beale": beale, "himmelblau": himmelblau, "saddle": saddle, "quadratic": quadratic,
+    "rosenbrock": rosenbrock,
+    "beale": beale,
+    "himmelblau": himmelblau,
+    "saddle": saddle,
+    "quadratic": quadratic,
 }
 
 
@@ -213,16 +250,35 @@ def gradient_noise(optimizer: str, noise: float, batch_size: int) -> float:
     return noise if feeding == "single" else noise / math.sqrt(batch_size)
 
 
-def compare(function: TestFunction | str, lrs: dict[str, float], steps: int = 200, *, noise: float = 0.0,
-            batch_size: int = 32, seed: int = 0, start=None) -> list[Trajectory]:
+def compare(
+    function: TestFunction | str,
+    lrs: dict[str, float],
+    steps: int = 200,
+    *,
+    noise: float = 0.0,
+    batch_size: int = 32,
+    seed: int = 0,
+    start=None,
+) -> list[Trajectory]:
     """One trajectory per optimizer in ``lrs`` (name -> learning rate), each with its own gradient noise
     (:func:`gradient_noise`) drawn from the same ``seed``."""
-    return [trajectory(function, name, lr, start, steps, noise=gradient_noise(name, noise, batch_size), seed=seed)
-            for name, lr in lrs.items()]
+    return [
+        trajectory(function, name, lr, start, steps, noise=gradient_noise(name, noise, batch_size), seed=seed)
+        for name, lr in lrs.items()
+    ]
 
 
-def trajectory(function: TestFunction | str, optimizer: str, lr: float, start=None, steps: int = 100, *,
-               noise: float = 0.0, seed: int = 0, **options: Any) -> Trajectory:
+def trajectory(
+    function: TestFunction | str,
+    optimizer: str,
+    lr: float,
+    start=None,
+    steps: int = 100,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    **options: Any,
+) -> Trajectory:
     """Run optimizer ``optimizer`` (a name in ``OPTIMIZERS``) for ``steps`` steps on ``function``.
 
     Starts at ``start`` (default: the function's own), in float64. ``noise > 0`` adds
@@ -233,7 +289,9 @@ def trajectory(function: TestFunction | str, optimizer: str, lr: float, start=No
         raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
     if not (math.isfinite(noise) and noise >= 0):
         raise ConfigError(f"noise must be >= 0, got {noise!r}")
-    point = torch.tensor(fn.start if start is None else start, dtype=torch.float64).reshape(2).requires_grad_()
+    point = (
+        torch.tensor(fn.start if start is None else start, dtype=torch.float64).reshape(2).requires_grad_()
+    )
     method = make_optimizer(optimizer, [point], lr, **options)
     generator = torch.Generator().manual_seed(seed)
     points = torch.full((steps + 1, 2), math.nan, dtype=torch.float64)

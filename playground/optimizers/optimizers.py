@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
 from playground.errors import ConfigError
 
-def _check(name: str, value: float, low: float = 0.0, high: float = math.inf, *, open_low: bool = False) -> None:
+
+def _check(
+    name: str, value: float, low: float = 0.0, high: float = math.inf, *, open_low: bool = False
+) -> None:
     """Raise ConfigError unless ``low <= value < high`` (``low < value`` if ``open_low``)."""
     bad = not math.isfinite(value) or value < low or value >= high or (open_low and value == low)
     if bad:
@@ -79,16 +83,25 @@ class SGD(_Written):
 
     feeding = "single"
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
         _check("lr", lr, open_low=True)
         _check("momentum", momentum)
         _check("dampening", dampening)
         _check("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ConfigError("nesterov momentum needs momentum > 0 and dampening = 0")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+        super().__init__(
+            params,
+            dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov),
+        )
 
     def _update(self, p, grad, state, group) -> None:
         mu = group["momentum"]
@@ -132,8 +145,16 @@ class GradientDescent(SGD):
 
     feeding = "full"
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, accumulate: int = 1):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        accumulate: int = 1,
+    ):
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
             raise ConfigError(f"accumulate must be an integer >= 1, got {accumulate!r}")
         super().__init__(params, lr, momentum, dampening, weight_decay, nesterov)
@@ -171,14 +192,33 @@ class Adagrad(_Written):
         \theta_t = \theta_{t-1} - \frac{\eta}{1 + (t - 1)\delta} \, \frac{g_t}{\sqrt{G_t} + \epsilon}
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ):
         _check("lr", lr, open_low=True)
-        for name, value in (("lr_decay", lr_decay), ("weight_decay", weight_decay),
-                            ("initial_accumulator_value", initial_accumulator_value), ("eps", eps)):
+        for name, value in (
+            ("lr_decay", lr_decay),
+            ("weight_decay", weight_decay),
+            ("initial_accumulator_value", initial_accumulator_value),
+            ("eps", eps),
+        ):
             _check(name, value)
-        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                eps=eps,
+            ),
+        )
 
     def _update(self, p, grad, state, group) -> None:
         if not state:
@@ -206,14 +246,26 @@ class RMSprop(_Written):
     :math:`b_t = \mu b_{t-1} + g_t / s_t`, :math:`\theta_t = \theta_{t-1} - \eta b_t`.
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
         _check("lr", lr, open_low=True)
         _check("alpha", alpha, 0.0, 1.0)
         for name, value in (("eps", eps), ("weight_decay", weight_decay), ("momentum", momentum)):
             _check(name, value)
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered))
+        super().__init__(
+            params,
+            dict(
+                lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
+            ),
+        )
 
     def _update(self, p, grad, state, group) -> None:
         alpha = group["alpha"]
@@ -255,15 +307,23 @@ class Adam(_Written):
     decoupled decay is AdamW, Loshchilov & Hutter 2019).
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
         _check("lr", lr, open_low=True)
         _check("betas[0]", betas[0], 0.0, 1.0)
         _check("betas[1]", betas[1], 0.0, 1.0)
         _check("eps", eps)
         _check("weight_decay", weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+        super().__init__(
+            params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        )
 
     def _update(self, p, grad, state, group) -> None:
         beta1, beta2 = group["betas"]
@@ -296,8 +356,14 @@ class AdaDelta(_Written):
     adds one, and so does this class.
     """
 
-    def __init__(self, params: Iterable, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+    ):
         _check("lr", lr, open_low=True)
         _check("rho", rho, 0.0, 1.0)
         _check("eps", eps)
@@ -327,10 +393,24 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": Adam,
     "adadelta": AdaDelta,
 }
-LABELS = {"gd": "GD (full batch)", "sgd": "SGD (1 sample)", "minibatch_sgd": "mini-batch SGD",
-          "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adadelta": "AdaDelta"}
-COLORS = {"gd": "#1f77b4", "sgd": "#ff7f0e", "minibatch_sgd": "#2ca02c", "adagrad": "#d62728",
-          "rmsprop": "#9467bd", "adam": "#8c564b", "adadelta": "#e377c2"}  # one colour per optimizer, plots and page
+LABELS = {
+    "gd": "GD (full batch)",
+    "sgd": "SGD (1 sample)",
+    "minibatch_sgd": "mini-batch SGD",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adam": "Adam",
+    "adadelta": "AdaDelta",
+}
+COLORS = {
+    "gd": "#1f77b4",
+    "sgd": "#ff7f0e",
+    "minibatch_sgd": "#2ca02c",
+    "adagrad": "#d62728",
+    "rmsprop": "#9467bd",
+    "adam": "#8c564b",
+    "adadelta": "#e377c2",
+}  # one colour per optimizer, plots and page
 
 
 @dataclass(frozen=True)
@@ -373,7 +453,9 @@ def make_optimizer(name: str, params: Iterable, lr: float, **options: Any) -> to
     cls = check_name(name)
     unknown = sorted(set(options) - set(option_names(name)))
     if unknown:
-        raise ConfigError(f"{name}: unknown option {unknown[0]!r}; valid options: {', '.join(option_names(name))}")
+        raise ConfigError(
+            f"{name}: unknown option {unknown[0]!r}; valid options: {', '.join(option_names(name))}"
+        )
     return cls(params, lr=lr, **options)
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-
 from playground.core.runs import Metrics, RunDir, format_number, markdown_table
 from playground.optimizers.curves import Curves, load_curves
 from playground.optimizers.optimizers import LABELS, OPTIMIZERS
 from playground.optimizers.plots import curves_figure, trajectory_figure
 
 FEEDING = {"full": "whole training set", "single": "1 sample", "mini-batch": "mini-batch"}
-COLUMNS = [("test/accuracy", "test accuracy", "fraction"), ("val/accuracy", "final val accuracy", "fraction"),
-           ("train/final_loss", "final train loss", "nats"), ("test/loss", "test loss", "nats"),
-           ("train/updates", "updates", "count"), ("train/seconds", "seconds", "s")]
+COLUMNS = [
+    ("test/accuracy", "test accuracy", "fraction"),
+    ("val/accuracy", "final val accuracy", "fraction"),
+    ("train/final_loss", "final train loss", "nats"),
+    ("test/loss", "test loss", "nats"),
+    ("train/updates", "updates", "count"),
+    ("train/seconds", "seconds", "s"),
+]
 
 
 def metrics_of(config, outcomes: dict, paths: dict, num_classes: int) -> Metrics:
@@ -62,8 +66,14 @@ def optimizer_table(config, values: dict) -> str:
     for name in config.optimizers:
         feeding = OPTIMIZERS[name].feeding
         fed = FEEDING[feeding] if feeding != "mini-batch" else f"{config.batch_size} images"
-        rows.append([LABELS[name], fed, f"{config.lr_for(name):g}",
-                     *(_cell(values, f"optim/{name}/{key}", unit) for key, _, unit in COLUMNS)])
+        rows.append(
+            [
+                LABELS[name],
+                fed,
+                f"{config.lr_for(name):g}",
+                *(_cell(values, f"optim/{name}/{key}", unit) for key, _, unit in COLUMNS),
+            ]
+        )
     return markdown_table(["optimizer", "gradient on", "lr", *(title for _, title, _ in COLUMNS)], rows)
 
 
@@ -74,7 +84,9 @@ def trajectory_table(config, values: dict) -> str:
         for name in config.optimizers:
             key = f"traj/{fname}/{name}"
             if f"{key}/diverged_at" in values:
-                rows.append([fname, LABELS[name], f"diverged at step {int(values[f'{key}/diverged_at'])}", "-"])
+                rows.append(
+                    [fname, LABELS[name], f"diverged at step {int(values[f'{key}/diverged_at'])}", "-"]
+                )
             else:
                 distance, gap = values[f"{key}/distance"], values[f"{key}/final_loss"]
                 rows.append([fname, LABELS[name], f"{distance:.3g}", f"{gap:.3g}"])
@@ -82,22 +94,30 @@ def trajectory_table(config, values: dict) -> str:
 
 
 def _setup(config, sizes: str) -> str:
-    return (f"Small CNN (width {config.width}, depth {config.depth}, {config.norm} norm) on {config.dataset}: "
-            f"{sizes}; {config.epochs} epoch{'s' * (config.epochs != 1)} per optimizer from the same initial "
-            f"weights, {config.schedule} learning rate, momentum {config.momentum:g} (GD/SGD family), "
-            f"weight decay {config.weight_decay:g}. GD, SGD and mini-batch SGD share one update rule and differ "
-            "only in the data each gradient is computed on; GD makes one update per pass.")
+    return (
+        f"Small CNN (width {config.width}, depth {config.depth}, {config.norm} norm) on {config.dataset}: "
+        f"{sizes}; {config.epochs} epoch{'s' * (config.epochs != 1)} per optimizer from the same initial "
+        f"weights, {config.schedule} learning rate, momentum {config.momentum:g} (GD/SGD family), "
+        f"weight decay {config.weight_decay:g}. GD, SGD and mini-batch SGD share one update rule and differ "
+        "only in the data each gradient is computed on; GD makes one update per pass."
+    )
 
 
 def _trajectories(config) -> str:
     if not config.functions:
         return ""
     images = "\n".join(f"![{f}](trajectory_{f}.png)" for f in config.functions)
-    noise = (f"Gradient noise σ = {config.trajectory_noise:g} per sample: SGD sees σ, the mini-batch methods "
-             f"σ/√{config.batch_size}, GD none." if config.trajectory_noise else
-             "No gradient noise, so GD, SGD and mini-batch SGD take the same path.")
-    return (f"## Trajectories on 2-D test functions\n\n{config.trajectory_steps} steps at each optimizer's suggested "
-            f"learning rate for the function (`playground.optimizers.functions.SUGGESTED_LR`). {noise}\n\n" + images)
+    noise = (
+        f"Gradient noise σ = {config.trajectory_noise:g} per sample: SGD sees σ, the mini-batch methods "
+        f"σ/√{config.batch_size}, GD none."
+        if config.trajectory_noise
+        else "No gradient noise, so GD, SGD and mini-batch SGD take the same path."
+    )
+    return (
+        f"## Trajectories on 2-D test functions\n\n{config.trajectory_steps} steps "
+        "at each optimizer's suggested learning rate for the function "
+        f"(`playground.optimizers.functions.SUGGESTED_LR`). {noise}\n\n" + images
+    )
 
 
 def single_report(config, metrics: Metrics, outcomes: dict, paths: dict, data, device) -> str:
@@ -105,15 +125,21 @@ def single_report(config, metrics: Metrics, outcomes: dict, paths: dict, data, d
     values = metrics.values
     best = max(config.optimizers, key=lambda n: values[f"optim/{n}/test/accuracy"])
     sizes = f"{len(train)} training, {len(val)} validation, {len(test)} test images, on `{device}`"
-    return "\n\n".join([
-        f"# {config.name}: optimizers compared", _setup(config, sizes),
-        f"**Best test accuracy: {LABELS[best]}, {values[f'optim/{best}/test/accuracy']:.4f}** "
-        f"(chance {values['data/chance']:.2f})",
-        optimizer_table(config, values),
-        "## Curves\n\nEpoch 0 is the shared initial model.\n\n![curves](curves.png)",
-        _trajectories(config), "## Trajectory end points\n\n" + trajectory_table(config, values)
-        if config.functions else "",
-    ]).rstrip() + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# {config.name}: optimizers compared",
+                _setup(config, sizes),
+                f"**Best test accuracy: {LABELS[best]}, {values[f'optim/{best}/test/accuracy']:.4f}** "
+                f"(chance {values['data/chance']:.2f})",
+                optimizer_table(config, values),
+                "## Curves\n\nEpoch 0 is the shared initial model.\n\n![curves](curves.png)",
+                _trajectories(config),
+                "## Trajectory end points\n\n" + trajectory_table(config, values) if config.functions else "",
+            ]
+        ).rstrip()
+        + "\n"
+    )
 
 
 def _seeded_paths(config) -> str:
@@ -134,14 +160,22 @@ def aggregate_report(config, metrics: Metrics, results) -> str:
     accuracies = {n: metrics.values[f"optim/{n}/test/accuracy"] for n in config.optimizers}
     best = max(accuracies, key=accuracies.get)
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
-    return "\n\n".join([
-        f"# {config.name}: optimizers compared, {len(results)} seeds",
-        _setup(config, f"at most {config.train_limit} images" if config.train_limit else "all images")
-        + " Numbers are mean ± std over seeds.",
-        f"**Best mean test accuracy: {LABELS[best]}, {accuracies[best]:.4f}**",
-        optimizer_table(config, metrics.values),
-        "## Curves (mean ± std over seeds)\n\n![curves](curves.png)",
-        "## Trajectory end points\n\n" + _seeded_paths(config) + trajectory_table(config, metrics.values)
-        if config.functions else "",
-        "## Runs\n\n" + links,
-    ]).rstrip() + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# {config.name}: optimizers compared, {len(results)} seeds",
+                _setup(config, f"at most {config.train_limit} images" if config.train_limit else "all images")
+                + " Numbers are mean ± std over seeds.",
+                f"**Best mean test accuracy: {LABELS[best]}, {accuracies[best]:.4f}**",
+                optimizer_table(config, metrics.values),
+                "## Curves (mean ± std over seeds)\n\n![curves](curves.png)",
+                "## Trajectory end points\n\n"
+                + _seeded_paths(config)
+                + trajectory_table(config, metrics.values)
+                if config.functions
+                else "",
+                "## Runs\n\n" + links,
+            ]
+        ).rstrip()
+        + "\n"
+    )

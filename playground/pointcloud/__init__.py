@@ -10,6 +10,22 @@ from playground.pointcloud.io import FORMATS, PointCloud, read_cloud, read_cloud
 from playground.pointcloud.proposals import DEFAULT_SIZES, ProposalParams, propose
 from playground.pointcloud.scenes import Scene, SceneSpec, make_scene, sample_mesh
 
-__all__ = ["DEFAULT_SIZES", "FORMATS", "Cuboid", "PointCloud", "ProposalParams", "Scene", "SceneSpec", "bev_iou",
-           "iou_3d", "iou_matrix", "make_scene", "points_in_box", "propose", "read_cloud", "read_cloud_bytes",
-           "sample_mesh", "write_cloud"]
+__all__ = [
+    "DEFAULT_SIZES",
+    "FORMATS",
+    "Cuboid",
+    "PointCloud",
+    "ProposalParams",
+    "Scene",
+    "SceneSpec",
+    "bev_iou",
+    "iou_3d",
+    "iou_matrix",
+    "make_scene",
+    "points_in_box",
+    "propose",
+    "read_cloud",
+    "read_cloud_bytes",
+    "sample_mesh",
+    "write_cloud",
+]

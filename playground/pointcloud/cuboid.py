@@ -16,8 +16,8 @@ gives the intersection polygon, whose area comes from the shoelace formula. 3D I
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable
 
 import numpy as np
 
@@ -50,10 +50,14 @@ class Cuboid:
         center = tuple(float(v) for v in np.asarray(self.center, dtype=np.float64).reshape(-1))
         size = tuple(float(v) for v in np.asarray(self.size, dtype=np.float64).reshape(-1))
         if len(center) != 3 or len(size) != 3:
-            raise DataFormatError(f"a cuboid needs a centre (x, y, z) and a size (l, w, h), got {self.center!r} "
-                                  f"and {self.size!r}")
+            raise DataFormatError(
+                f"a cuboid needs a centre (x, y, z) and a size (l, w, h), got {self.center!r} "
+                f"and {self.size!r}"
+            )
         if not all(math.isfinite(v) for v in (*center, *size, float(self.yaw))):
-            raise DataFormatError(f"a cuboid's centre, size and yaw must be finite, got {center} {size} {self.yaw}")
+            raise DataFormatError(
+                f"a cuboid's centre, size and yaw must be finite, got {center} {size} {self.yaw}"
+            )
         if min(size) <= 0:
             raise DataFormatError(f"a cuboid's size (l, w, h) must be positive, got {size}")
         if not str(self.label).strip():
@@ -85,7 +89,7 @@ class Cuboid:
         c, s = math.cos(self.yaw), math.sin(self.yaw)
         return half @ np.array([[c, s], [-s, c]]) + np.array(self.center[:2])
 
-    def with_(self, **changes) -> "Cuboid":
+    def with_(self, **changes) -> Cuboid:
         """A copy with some fields changed (``box.with_(yaw=0.3)``)."""
         return replace(self, **changes)
 
@@ -98,11 +102,16 @@ class Cuboid:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Cuboid":
+    def from_dict(cls, data: dict) -> Cuboid:
         try:
-            return cls(center=data["center"], size=data["size"], yaw=data.get("yaw", 0.0),
-                       label=data.get("label", "car"), score=data.get("score"),
-                       attributes=dict(data.get("attributes") or {}))
+            return cls(
+                center=data["center"],
+                size=data["size"],
+                yaw=data.get("yaw", 0.0),
+                label=data.get("label", "car"),
+                score=data.get("score"),
+                attributes=dict(data.get("attributes") or {}),
+            )
         except (KeyError, TypeError, ValueError) as err:
             if isinstance(err, DataFormatError):
                 raise
@@ -116,8 +125,9 @@ def to_local(points: np.ndarray, box: Cuboid) -> np.ndarray:
         raise DataFormatError(f"points must be (N, 3), got shape {points.shape}")
     shifted = points[:, :3] - np.array(box.center)
     c, s = math.cos(box.yaw), math.sin(box.yaw)
-    return np.column_stack([c * shifted[:, 0] + s * shifted[:, 1], -s * shifted[:, 0] + c * shifted[:, 1],
-                            shifted[:, 2]])
+    return np.column_stack(
+        [c * shifted[:, 0] + s * shifted[:, 1], -s * shifted[:, 0] + c * shifted[:, 1], shifted[:, 2]]
+    )
 
 
 def points_in_box(points: np.ndarray, box: Cuboid, margin: float = 0.0) -> np.ndarray:

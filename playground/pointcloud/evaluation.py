@@ -28,7 +28,7 @@ class Matching:
     ignored_proposals: int = 0
     iou_sum: float = 0.0
 
-    def __add__(self, other: "Matching") -> "Matching":
+    def __add__(self, other: Matching) -> Matching:
         return Matching(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
 
     @property
@@ -60,9 +60,16 @@ def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int, floa
     return pairs
 
 
-def match_label(truth: list[Cuboid], proposals: list[Cuboid], threshold: float = 0.5, kind: str = "bev",
-                min_points: int = 0) -> Matching:
-    """Match one label's boxes; ``truth`` boxes below ``min_points`` (``attributes["num_points"]``) are ignored."""
+def match_label(
+    truth: list[Cuboid],
+    proposals: list[Cuboid],
+    threshold: float = 0.5,
+    kind: str = "bev",
+    min_points: int = 0,
+) -> Matching:
+    """Match one label's boxes; ``truth`` boxes below ``min_points`` (``attributes["num_points"]``)
+    are ignored.
+    """
     counted = [t for t in truth if t.attributes.get("num_points", min_points) >= min_points]
     ignored = [t for t in truth if t.attributes.get("num_points", min_points) < min_points]
     pairs = greedy_match(iou_matrix(counted, proposals, kind), threshold)
@@ -71,8 +78,22 @@ def match_label(truth: list[Cuboid], proposals: list[Cuboid], threshold: float =
     return Matching(len(counted), len(proposals), len(pairs), on_ignored, sum(i for _, _, i in pairs))
 
 
-def match_frame(truth: list[Cuboid], proposals: list[Cuboid], labels: tuple[str, ...] = ("car", "pedestrian"),
-                threshold: float = 0.5, kind: str = "bev", min_points: int = 0) -> dict[str, Matching]:
+def match_frame(
+    truth: list[Cuboid],
+    proposals: list[Cuboid],
+    labels: tuple[str, ...] = ("car", "pedestrian"),
+    threshold: float = 0.5,
+    kind: str = "bev",
+    min_points: int = 0,
+) -> dict[str, Matching]:
     """Label -> :class:`Matching` for one frame (a proposal must carry the ground truth's label)."""
-    return {label: match_label([t for t in truth if t.label == label], [p for p in proposals if p.label == label],
-                               threshold, kind, min_points) for label in labels}
+    return {
+        label: match_label(
+            [t for t in truth if t.label == label],
+            [p for p in proposals if p.label == label],
+            threshold,
+            kind,
+            min_points,
+        )
+        for label in labels
+    }

@@ -56,7 +56,7 @@ class Config(RunConfig):
     object_range: float = 30.0
     noise: float = 0.02
     dropout: float = 0.05
-    min_gt_points: int = 20       # ground truth with fewer returns is ignored (DontCare)
+    min_gt_points: int = 20  # ground truth with fewer returns is ignored (DontCare)
     iou_threshold: float = 0.5
     voxel_size: float = 0.15
     ground_threshold: float = 0.2
@@ -64,7 +64,7 @@ class Config(RunConfig):
     min_points: int = 4
     min_cluster_points: int = 6
     timing_repeats: int = 3
-    plot_scene: int = 0           # which frame bev.png shows
+    plot_scene: int = 0  # which frame bev.png shows
 
     def __post_init__(self):
         for key in ("scenes", "timing_repeats"):
@@ -73,20 +73,37 @@ class Config(RunConfig):
         if not 0 < self.iou_threshold <= 1:
             raise ConfigError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         if not 0 <= self.plot_scene < self.scenes:
-            raise ConfigError(f"plot_scene must be a frame index below scenes = {self.scenes}, got {self.plot_scene}")
+            raise ConfigError(
+                f"plot_scene must be a frame index below scenes = {self.scenes}, got {self.plot_scene}"
+            )
         if self.min_gt_points < 0:
             raise ConfigError(f"min_gt_points must be >= 0, got {self.min_gt_points}")
         self.scene_spec(0)
         self.proposal_params()
 
     def scene_spec(self, index: int) -> SceneSpec:
-        return SceneSpec(seed=self.seed + index, target_points=self.target_points, rings=self.rings, cars=self.cars,
-                         pedestrians=self.pedestrians, poles=self.poles, walls=self.walls,
-                         object_range=self.object_range, noise=self.noise, dropout=self.dropout)
+        return SceneSpec(
+            seed=self.seed + index,
+            target_points=self.target_points,
+            rings=self.rings,
+            cars=self.cars,
+            pedestrians=self.pedestrians,
+            poles=self.poles,
+            walls=self.walls,
+            object_range=self.object_range,
+            noise=self.noise,
+            dropout=self.dropout,
+        )
 
     def proposal_params(self) -> ProposalParams:
-        return ProposalParams(voxel_size=self.voxel_size, ground_threshold=self.ground_threshold, eps=self.eps,
-                              min_points=self.min_points, min_cluster_points=self.min_cluster_points, seed=self.seed)
+        return ProposalParams(
+            voxel_size=self.voxel_size,
+            ground_threshold=self.ground_threshold,
+            eps=self.eps,
+            min_points=self.min_points,
+            min_cluster_points=self.min_cluster_points,
+            seed=self.seed,
+        )
 
     @property
     def tag(self) -> str:
@@ -101,17 +118,19 @@ class Frame:
     name: str
     scene: Scene
     proposals: list[Cuboid]
-    seconds: float                # median over the timing repeats
-    stages: dict[str, float]      # seconds per stage, of the last repeat
+    seconds: float  # median over the timing repeats
+    stages: dict[str, float]  # seconds per stage, of the last repeat
     bev: dict[str, Matching]
-    cube: dict[str, Matching]     # matched at 3D IoU
+    cube: dict[str, Matching]  # matched at 3D IoU
 
     @property
     def seconds_per_100k(self) -> float:
         return self.seconds * 100_000 / max(len(self.scene), 1)
 
 
-def timed_proposals(points: np.ndarray, params: ProposalParams, repeats: int) -> tuple[list[Cuboid], float, dict]:
+def timed_proposals(
+    points: np.ndarray, params: ProposalParams, repeats: int
+) -> tuple[list[Cuboid], float, dict]:
     """The proposals, the median wall time over ``repeats`` runs and the last run's stage times."""
     times, stages, boxes = [], {}, []
     for _ in range(repeats):
@@ -127,8 +146,15 @@ def run_frame(config: Config, index: int) -> Frame:
     boxes, seconds, stages = timed_proposals(scene.points, config.proposal_params(), config.timing_repeats)
     truth = scene.ground_truth(LABELS)
     kwargs = dict(labels=LABELS, threshold=config.iou_threshold, min_points=config.min_gt_points)
-    return Frame(f"{config.seed + index:06d}", scene, boxes, seconds, stages,
-                 match_frame(truth, boxes, kind="bev", **kwargs), match_frame(truth, boxes, kind="3d", **kwargs))
+    return Frame(
+        f"{config.seed + index:06d}",
+        scene,
+        boxes,
+        seconds,
+        stages,
+        match_frame(truth, boxes, kind="bev", **kwargs),
+        match_frame(truth, boxes, kind="3d", **kwargs),
+    )
 
 
 def _total(frames: list[Frame], label: str | None = None, kind: str = "bev") -> Matching:
@@ -173,9 +199,13 @@ def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
 def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
     """bev.png, proposals.json and ground_truth.json (nuScenes-style), label_2/ (KITTI) of the proposals."""
     shown = frames[config.plot_scene]
-    figure = bev_figure(shown.scene.points, shown.scene.ground_truth(LABELS + ("pole",)), shown.proposals,
-                        extent=config.object_range + 5, title=f"frame {shown.name}: truth (solid) and proposals "
-                                                                f"(dashed red)")
+    figure = bev_figure(
+        shown.scene.points,
+        shown.scene.ground_truth(LABELS + ("pole",)),
+        shown.proposals,
+        extent=config.object_range + 5,
+        title=f"frame {shown.name}: truth (solid) and proposals (dashed red)",
+    )
     run_dir.save_figure(figure, "bev")
     write_json(run_dir.path / "proposals.json", to_nuscenes({f.name: f.proposals for f in frames}))
     write_json(run_dir.path / "ground_truth.json", to_nuscenes({f.name: f.scene.cuboids for f in frames}))
@@ -188,38 +218,80 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
     def cell(name: str, scale: float = 1.0) -> str:
         return format_number(values[name] * scale) if name in values else "n/a"
 
-    rows = [[label, int(_total(frames, label).ground_truth), _total(frames, label).matched,
-             cell(f"proposals/{label}/recall_bev{tag}"), cell(f"proposals/{label}/precision_bev{tag}")]
-            for label in LABELS]
-    rows.append(["all", _total(frames).ground_truth, _total(frames).matched, cell(f"proposals/recall_bev{tag}"),
-                 cell(f"proposals/precision_bev{tag}")])
+    rows = [
+        [
+            label,
+            int(_total(frames, label).ground_truth),
+            _total(frames, label).matched,
+            cell(f"proposals/{label}/recall_bev{tag}"),
+            cell(f"proposals/{label}/precision_bev{tag}"),
+        ]
+        for label in LABELS
+    ]
+    rows.append(
+        [
+            "all",
+            _total(frames).ground_truth,
+            _total(frames).matched,
+            cell(f"proposals/recall_bev{tag}"),
+            cell(f"proposals/precision_bev{tag}"),
+        ]
+    )
     timing = [[stage, cell(f"proposals/stage_seconds/{stage}", 1000)] for stage in STAGES]
-    per_frame = [[f.name, len(f.scene), len(f.proposals), format_number(f.seconds * 1000),
-                  format_number(f.seconds_per_100k)] for f in frames]
-    return "\n\n".join([
-        f"# Cuboid proposals on synthetic LiDAR scenes: {config.name}",
-        f"{len(frames)} frames of about {config.target_points:,} points ({config.rings} rings), "
-        f"{config.cars} cars, {config.pedestrians} pedestrians, {config.poles} poles and {config.walls} walls each. "
-        f"A proposal counts when it has the ground truth's label and bird's-eye IoU >= {config.iou_threshold}; "
-        f"ground truth with fewer than {config.min_gt_points} returns is ignored.",
-        markdown_table(["class", "ground truth", "matched", f"recall (BEV IoU ≥ {config.iou_threshold:g})",
-                        f"precision (BEV IoU ≥ {config.iou_threshold:g})"], rows),
-        f"Matched pairs: mean BEV IoU {cell('proposals/mean_bev_iou')}, recall at 3D IoU {config.iou_threshold}: "
-        f"{cell(f'proposals/recall_3d{tag}')}.",
-        f"**Time per 100k points: {cell('proposals/seconds_per_100k_points')} s** (median over frames; "
-        f"slowest {cell('proposals/seconds_per_100k_points_max')} s; after one warm-up call, median of "
-        f"{config.timing_repeats} repeats per frame).",
-        "## Stages (median ms per frame)", markdown_table(["stage", "ms"], timing),
-        "## Frames", markdown_table(["frame", "points", "proposals", "ms", "s per 100k points"], per_frame),
-        f"## Bird's-eye view of frame {frames[config.plot_scene].name}", "![bird's-eye view](bev.png)",
-        "Proposals: `proposals.json` (nuScenes-style), `label_2/` (KITTI, identity calibration); "
-        "ground truth: `ground_truth.json`.",
-    ]) + "\n"
+    per_frame = [
+        [
+            f.name,
+            len(f.scene),
+            len(f.proposals),
+            format_number(f.seconds * 1000),
+            format_number(f.seconds_per_100k),
+        ]
+        for f in frames
+    ]
+    return (
+        "\n\n".join(
+            [
+                f"# Cuboid proposals on synthetic LiDAR scenes: {config.name}",
+                f"{len(frames)} frames of about {config.target_points:,} points ({config.rings} rings), "
+                f"{config.cars} cars, {config.pedestrians} pedestrians, {config.poles} poles "
+                f"and {config.walls} walls each. "
+                "A proposal counts when it has the ground truth's label and bird's-eye IoU >= "
+                f"{config.iou_threshold}; "
+                f"ground truth with fewer than {config.min_gt_points} returns is ignored.",
+                markdown_table(
+                    [
+                        "class",
+                        "ground truth",
+                        "matched",
+                        f"recall (BEV IoU ≥ {config.iou_threshold:g})",
+                        f"precision (BEV IoU ≥ {config.iou_threshold:g})",
+                    ],
+                    rows,
+                ),
+                f"Matched pairs: mean BEV IoU {cell('proposals/mean_bev_iou')}, "
+                f"recall at 3D IoU {config.iou_threshold}: {cell(f'proposals/recall_3d{tag}')}.",
+                f"**Time per 100k points: {cell('proposals/seconds_per_100k_points')} s** "
+                f"(median over frames; slowest {cell('proposals/seconds_per_100k_points_max')} s; "
+                f"after one warm-up call, median of {config.timing_repeats} repeats per frame).",
+                "## Stages (median ms per frame)",
+                markdown_table(["stage", "ms"], timing),
+                "## Frames",
+                markdown_table(["frame", "points", "proposals", "ms", "s per 100k points"], per_frame),
+                f"## Bird's-eye view of frame {frames[config.plot_scene].name}",
+                "![bird's-eye view](bev.png)",
+                "Proposals: `proposals.json` (nuScenes-style), `label_2/` (KITTI, identity calibration); "
+                "ground truth: `ground_truth.json`.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
     """Generate the scenes, propose, score, and write the run folder."""
-    propose(make_scene(SceneSpec(seed=config.seed, target_points=2000, rings=16)).points)  # warm-up: imports open3d
+    propose(
+        make_scene(SceneSpec(seed=config.seed, target_points=2000, rings=16)).points
+    )  # warm-up: imports open3d
     frames = []
     for index in range(config.scenes):
         report(progress, "scenes", index, config.scenes)

@@ -55,13 +55,19 @@ class Calibration:
     def __post_init__(self):
         tr = np.asarray(self.tr_velo_to_cam, dtype=np.float64).reshape(3, 4)
         r0 = np.asarray(self.r0_rect, dtype=np.float64).reshape(3, 3)
-        if not np.isfinite(tr).all() or not np.isfinite(r0).all() or abs(np.linalg.det(r0 @ tr[:, :3])) < 1e-9:
-            raise DataFormatError("a calibration needs finite, invertible Tr_velo_to_cam and R0_rect matrices")
+        if (
+            not np.isfinite(tr).all()
+            or not np.isfinite(r0).all()
+            or abs(np.linalg.det(r0 @ tr[:, :3])) < 1e-9
+        ):
+            raise DataFormatError(
+                "a calibration needs finite, invertible Tr_velo_to_cam and R0_rect matrices"
+            )
         object.__setattr__(self, "tr_velo_to_cam", tr)
         object.__setattr__(self, "r0_rect", r0)
 
     @classmethod
-    def identity(cls) -> "Calibration":
+    def identity(cls) -> Calibration:
         """The ideal KITTI axes: camera (x, y, z) = LiDAR (-y, -z, x), no offset, ``R0_rect = I``."""
         return cls(np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0]], dtype=np.float64), np.eye(3))
 
@@ -92,8 +98,10 @@ def read_kitti_calibration(path: str | Path) -> Calibration:
                 raise DataFormatError(f"{Path(path).name}: {key.strip()} is not a list of numbers") from None
     missing = [k for k in ("Tr_velo_to_cam", "R0_rect") if k not in values]
     if missing or len(values.get("Tr_velo_to_cam", [])) != 12 or len(values.get("R0_rect", [])) != 9:
-        raise DataFormatError(f"{Path(path).name} needs Tr_velo_to_cam (12 numbers) and R0_rect (9 numbers)"
-                              + (f"; missing {', '.join(missing)}" if missing else ""))
+        raise DataFormatError(
+            f"{Path(path).name} needs Tr_velo_to_cam (12 numbers) and R0_rect (9 numbers)"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+        )
     return Calibration(np.array(values["Tr_velo_to_cam"]), np.array(values["R0_rect"]))
 
 
@@ -118,10 +126,13 @@ def kitti_line(box: Cuboid, calib: Calibration | None = None, decimals: int | No
     heading = calib.rotation @ np.array([math.cos(box.yaw), math.sin(box.yaw), 0.0])
     rotation_y = math.atan2(-heading[2], heading[0])
     alpha = wrap_angle(rotation_y - math.atan2(location[0], location[2]))
-    l, w, h = box.size
-    numbers = [0.0, 0, alpha, 0, 0, 0, 0, h, w, l, *location, rotation_y]
-    fields = [_kitti_type(box.label)] + [_number(numbers[0], decimals), "0"] + \
-        [_number(v, decimals) for v in numbers[2:]]
+    length, w, h = box.size
+    numbers = [0.0, 0, alpha, 0, 0, 0, 0, h, w, length, *location, rotation_y]
+    fields = (
+        [_kitti_type(box.label)]
+        + [_number(numbers[0], decimals), "0"]
+        + [_number(v, decimals) for v in numbers[2:]]
+    )
     if box.score is not None:
         fields.append(_number(box.score, decimals))
     return " ".join(fields)
@@ -147,12 +158,14 @@ def parse_kitti_line(line: str, calib: Calibration | None = None, where: str = "
     try:
         numbers = [float(v) for v in fields[1:]]
     except ValueError:
-        raise DataFormatError(f"{where}: fields 2-16 of a KITTI label line must be numbers: {line!r}") from None
-    h, w, l = numbers[7:10]
+        raise DataFormatError(
+            f"{where}: fields 2-16 of a KITTI label line must be numbers: {line!r}"
+        ) from None
+    h, w, length = numbers[7:10]
     bottom = calib.to_lidar(np.array(numbers[10:13]))[0]
     yaw = _yaw_from_rotation_y(numbers[13], calib)
     score = numbers[14] if len(numbers) == 15 else None
-    return Cuboid(bottom + np.array([0.0, 0.0, h / 2]), (l, w, h), yaw, fields[0].lower(), score)
+    return Cuboid(bottom + np.array([0.0, 0.0, h / 2]), (length, w, h), yaw, fields[0].lower(), score)
 
 
 def to_kitti(boxes: list[Cuboid], calib: Calibration | None = None, decimals: int | None = None) -> str:
@@ -160,8 +173,9 @@ def to_kitti(boxes: list[Cuboid], calib: Calibration | None = None, decimals: in
     return "".join(kitti_line(b, calib, decimals) + "\n" for b in boxes)
 
 
-def from_kitti(text: str, calib: Calibration | None = None, where: str = "label",
-               skip: tuple[str, ...] = ("dontcare",)) -> list[Cuboid]:
+def from_kitti(
+    text: str, calib: Calibration | None = None, where: str = "label", skip: tuple[str, ...] = ("dontcare",)
+) -> list[Cuboid]:
     """The cuboids of a ``label_2`` file's text; ``DontCare`` regions are skipped."""
     boxes = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -170,8 +184,12 @@ def from_kitti(text: str, calib: Calibration | None = None, where: str = "label"
     return boxes
 
 
-def write_kitti(folder: str | Path, frames: dict[str, list[Cuboid]], calib: Calibration | None = None,
-                decimals: int | None = None) -> list[Path]:
+def write_kitti(
+    folder: str | Path,
+    frames: dict[str, list[Cuboid]],
+    calib: Calibration | None = None,
+    decimals: int | None = None,
+) -> list[Path]:
     """``<folder>/<frame>.txt`` per frame; returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,8 +202,10 @@ def write_kitti(folder: str | Path, frames: dict[str, list[Cuboid]], calib: Cali
 
 def read_kitti(folder: str | Path, calib: Calibration | None = None) -> dict[str, list[Cuboid]]:
     """Frame (file stem) -> cuboids, for every ``*.txt`` in ``folder``."""
-    return {p.stem: from_kitti(p.read_text(encoding="utf-8"), calib, p.name)
-            for p in sorted(Path(folder).glob("*.txt"))}
+    return {
+        p.stem: from_kitti(p.read_text(encoding="utf-8"), calib, p.name)
+        for p in sorted(Path(folder).glob("*.txt"))
+    }
 
 
 # --------------------------------------------------------------------- nuScenes-style
@@ -203,19 +223,26 @@ def quaternion_yaw(quaternion) -> float:
         raise DataFormatError(f"a rotation must be a non-zero quaternion [w, x, y, z], got {quaternion!r}")
     w, x, y, z = q / np.linalg.norm(q)
     if abs(x) > FLAT or abs(y) > FLAT:
-        raise DataFormatError(f"the quaternion {list(q)} tilts the box (x or y part non-zero); cuboids here "
-                              "rotate about z only")
+        raise DataFormatError(
+            f"the quaternion {list(q)} tilts the box (x or y part non-zero); cuboids here rotate about z only"
+        )
     return wrap_angle(2 * math.atan2(z, w))
 
 
 def to_nuscenes(frames: dict[str, list[Cuboid]]) -> dict:
     """``{"frames": {frame: [box, ...]}}`` with nuScenes' translation / size (w, l, h) / rotation."""
+
     def record(box: Cuboid) -> dict:
-        out = {"translation": list(box.center), "size": [box.size[1], box.size[0], box.size[2]],
-               "rotation": yaw_quaternion(box.yaw), "category_name": box.label}
+        out = {
+            "translation": list(box.center),
+            "size": [box.size[1], box.size[0], box.size[2]],
+            "rotation": yaw_quaternion(box.yaw),
+            "category_name": box.label,
+        }
         if box.score is not None:
             out["detection_score"] = box.score
         return out
+
     return {"frames": {str(frame): [record(b) for b in boxes] for frame, boxes in frames.items()}}
 
 
@@ -226,12 +253,20 @@ def from_nuscenes(data: dict) -> dict[str, list[Cuboid]]:
     out = {}
     for frame, boxes in data["frames"].items():
         try:
-            out[frame] = [Cuboid(b["translation"], (b["size"][1], b["size"][0], b["size"][2]),
-                                 quaternion_yaw(b["rotation"]), b["category_name"], b.get("detection_score"))
-                          for b in boxes]
+            out[frame] = [
+                Cuboid(
+                    b["translation"],
+                    (b["size"][1], b["size"][0], b["size"][2]),
+                    quaternion_yaw(b["rotation"]),
+                    b["category_name"],
+                    b.get("detection_score"),
+                )
+                for b in boxes
+            ]
         except (KeyError, IndexError, TypeError) as err:
-            raise DataFormatError(f"frame {frame!r}: a box needs translation, size, rotation and "
-                                  f"category_name ({err!r})") from None
+            raise DataFormatError(
+                f"frame {frame!r}: a box needs translation, size, rotation and category_name ({err!r})"
+            ) from None
     return out
 
 
@@ -244,12 +279,23 @@ def to_datumaro(frames: dict[str, list[Cuboid]]) -> dict:
     index = {name: k for k, name in enumerate(labels)}
     items = []
     for frame, boxes in frames.items():
-        annotations = [{"id": k, "type": "cuboid_3d", "attributes": _attributes(b), "group": 0,
-                        "label_id": index[b.label], "position": list(b.center), "rotation": [0.0, 0.0, b.yaw],
-                        "scale": list(b.size)} for k, b in enumerate(boxes)]
+        annotations = [
+            {
+                "id": k,
+                "type": "cuboid_3d",
+                "attributes": _attributes(b),
+                "group": 0,
+                "label_id": index[b.label],
+                "position": list(b.center),
+                "rotation": [0.0, 0.0, b.yaw],
+                "scale": list(b.size),
+            }
+            for k, b in enumerate(boxes)
+        ]
         items.append({"id": str(frame), "annotations": annotations, "point_cloud": {"path": ""}})
-    categories = {"label": {"labels": [{"name": n, "parent": "", "attributes": []} for n in labels],
-                            "attributes": []}}
+    categories = {
+        "label": {"labels": [{"name": n, "parent": "", "attributes": []} for n in labels], "attributes": []}
+    }
     return {"info": {}, "categories": categories, "items": items}
 
 
@@ -263,8 +309,9 @@ def from_datumaro(data: dict) -> dict[str, list[Cuboid]]:
         labels = [entry["name"] for entry in data["categories"]["label"]["labels"]]
         out = {}
         for item in data["items"]:
-            out[str(item["id"])] = [_datumaro_box(a, labels) for a in item.get("annotations", [])
-                                    if a.get("type") == "cuboid_3d"]
+            out[str(item["id"])] = [
+                _datumaro_box(a, labels) for a in item.get("annotations", []) if a.get("type") == "cuboid_3d"
+            ]
         return out
     except (KeyError, IndexError, TypeError) as err:
         raise DataFormatError(f"not a Datumaro dataset with cuboid_3d annotations ({err!r})") from None
@@ -273,9 +320,16 @@ def from_datumaro(data: dict) -> dict[str, list[Cuboid]]:
 def _datumaro_box(annotation: dict, labels: list[str]) -> Cuboid:
     rx, ry, rz = annotation["rotation"]
     if abs(rx) > FLAT or abs(ry) > FLAT:
-        raise DataFormatError(f"a cuboid_3d rotated about x or y ({rx}, {ry}); cuboids here rotate about z only")
-    return Cuboid(annotation["position"], annotation["scale"], wrap_angle(rz), labels[annotation["label_id"]],
-                  (annotation.get("attributes") or {}).get("score"))
+        raise DataFormatError(
+            f"a cuboid_3d rotated about x or y ({rx}, {ry}); cuboids here rotate about z only"
+        )
+    return Cuboid(
+        annotation["position"],
+        annotation["scale"],
+        wrap_angle(rz),
+        labels[annotation["label_id"]],
+        (annotation.get("attributes") or {}).get("score"),
+    )
 
 
 def write_json(path: str | Path, data: dict) -> Path:
@@ -297,8 +351,9 @@ def read_json(path: str | Path) -> dict:
 EXPORT_FORMATS = ("kitti", "nuscenes", "datumaro")
 
 
-def export_file(frames: dict[str, list[Cuboid]], fmt: str, dataset: str = "cuboids",
-                calib: Calibration | None = None) -> tuple[str, bytes, str]:
+def export_file(
+    frames: dict[str, list[Cuboid]], fmt: str, dataset: str = "cuboids", calib: Calibration | None = None
+) -> tuple[str, bytes, str]:
     """``(file name, contents, MIME type)`` of ``frames`` in one download: ``kitti`` is a zip with
     ``label_2/<frame>.txt`` per frame; ``nuscenes`` and ``datumaro`` are one JSON file each."""
     import io

@@ -23,8 +23,24 @@ from playground.errors import DataFormatError, DataNotFoundError
 
 OPEN3D_FORMATS = (".pcd", ".ply", ".xyz")
 FORMATS = OPEN3D_FORMATS + (".bin", ".npy")
-_PLY_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
-              "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+_PLY_SIZES = {
+    "char": 1,
+    "uchar": 1,
+    "int8": 1,
+    "uint8": 1,
+    "short": 2,
+    "ushort": 2,
+    "int16": 2,
+    "uint16": 2,
+    "int": 4,
+    "uint": 4,
+    "int32": 4,
+    "uint32": 4,
+    "float": 4,
+    "float32": 4,
+    "double": 8,
+    "float64": 8,
+}
 
 
 @dataclasses.dataclass
@@ -46,12 +62,16 @@ class PointCloud:
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise DataFormatError(f"{path.name}: unknown point-cloud format {suffix or '(no extension)'!r}; "
-                              f"use one of {', '.join(FORMATS)}")
+        raise DataFormatError(
+            f"{path.name}: unknown point-cloud format {suffix or '(no extension)'!r}; "
+            f"use one of {', '.join(FORMATS)}"
+        )
     return suffix
 
 
-def check_cloud(points, intensity=None, source: str = "the point cloud", drop_invalid: bool = False) -> PointCloud:
+def check_cloud(
+    points, intensity=None, source: str = "the point cloud", drop_invalid: bool = False
+) -> PointCloud:
     """Check shapes and values; returns a float32 :class:`PointCloud`.
 
     An (N, 4) ``points`` array is split into x, y, z and intensity.
@@ -74,11 +94,15 @@ def check_cloud(points, intensity=None, source: str = "the point cloud", drop_in
     if bad == len(points):
         raise DataFormatError(f"{source} has no valid points: all {bad} have NaN or inf values")
     if bad and not drop_invalid:
-        raise DataFormatError(f"{source} has {bad} of {len(points)} points with NaN or inf values; "
-                              "fix the file or read it with drop_invalid=True to remove them")
+        raise DataFormatError(
+            f"{source} has {bad} of {len(points)} points with NaN or inf values; "
+            "fix the file or read it with drop_invalid=True to remove them"
+        )
     if bad:
         points, intensity = points[valid], None if intensity is None else intensity[valid]
-    return PointCloud(np.ascontiguousarray(points), None if intensity is None else np.ascontiguousarray(intensity))
+    return PointCloud(
+        np.ascontiguousarray(points), None if intensity is None else np.ascontiguousarray(intensity)
+    )
 
 
 def read_cloud(path: str | Path, drop_invalid: bool = False) -> PointCloud:
@@ -96,16 +120,19 @@ def read_cloud(path: str | Path, drop_invalid: bool = False) -> PointCloud:
     return check_cloud(points, intensity, path.name, drop_invalid)
 
 
-def read_cloud_bytes(data: bytes, filename: str, drop_invalid: bool = False,
-                     max_bytes: int | None = None) -> PointCloud:
+def read_cloud_bytes(
+    data: bytes, filename: str, drop_invalid: bool = False, max_bytes: int | None = None
+) -> PointCloud:
     """Read a point cloud held in memory (an upload); ``filename``'s extension names the format.
 
     ``max_bytes``: refuse anything larger, before parsing it.
     """
     suffix = _suffix(Path(filename))
     if max_bytes is not None and len(data) > max_bytes:
-        raise DataFormatError(f"{Path(filename).name} is {len(data) / 2**20:.1f} MB; the limit is "
-                              f"{max_bytes / 2**20:.0f} MB (voxel-downsample or crop the cloud first)")
+        raise DataFormatError(
+            f"{Path(filename).name} is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{max_bytes / 2**20:.0f} MB (voxel-downsample or crop the cloud first)"
+        )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
@@ -118,8 +145,10 @@ def read_cloud_bytes(data: bytes, filename: str, drop_invalid: bool = False,
 def _read_bin(path: Path) -> np.ndarray:
     size = path.stat().st_size
     if size % 16:
-        raise DataFormatError(f"{path.name} is not a KITTI .bin file: its {size} bytes are not a whole number "
-                              "of points (4 float32 each: x, y, z, reflectance)")
+        raise DataFormatError(
+            f"{path.name} is not a KITTI .bin file: its {size} bytes are not a whole number "
+            "of points (4 float32 each: x, y, z, reflectance)"
+        )
     return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
 
 
@@ -131,8 +160,10 @@ def _read_npy(path: Path) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise DataFormatError(f"{path.name} holds {array.dtype} values; points must be real numbers")
     if array.ndim != 2 or array.shape[1] not in (3, 4):
-        raise DataFormatError(f"{path.name} holds an array of shape {array.shape}; a point cloud is (N, 3) "
-                              "x, y, z or (N, 4) x, y, z, intensity")
+        raise DataFormatError(
+            f"{path.name} holds an array of shape {array.shape}; a point cloud is (N, 3) "
+            "x, y, z or (N, 4) x, y, z, intensity"
+        )
     return array
 
 
@@ -146,8 +177,10 @@ def _read_open3d(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None
     if "positions" not in cloud.point:
         if path.stat().st_size == 0 or (suffix == ".xyz" and not path.read_bytes().strip()):
             raise DataFormatError(f"{path.name} holds no points (an empty file)")
-        raise DataFormatError(f"{path.name} is not a valid {suffix} point cloud: open3d could not parse it "
-                              "(a broken header, a truncated file, or a line that is not x y z numbers)")
+        raise DataFormatError(
+            f"{path.name} is not a valid {suffix} point cloud: open3d could not parse it "
+            "(a broken header, a truncated file, or a line that is not x y z numbers)"
+        )
     points = cloud.point.positions.numpy()
     intensity = cloud.point.intensity.numpy().reshape(-1) if "intensity" in cloud.point else None
     return points, intensity
@@ -159,8 +192,9 @@ def _ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[str]]], int]
         head = handle.read(65536)
     end = head.find(b"end_header")
     if not head.startswith(b"ply") or end < 0:
-        raise DataFormatError(f"{path.name} is not a valid PLY file: it must start with 'ply' and have an "
-                              "'end_header' line")
+        raise DataFormatError(
+            f"{path.name} is not a valid PLY file: it must start with 'ply' and have an 'end_header' line"
+        )
     lines = head[:end].decode("ascii", errors="replace").splitlines()
     data_start = head.index(b"\n", end) + 1 if b"\n" in head[end:] else len(head)
     fmt, elements = "", []
@@ -191,13 +225,17 @@ def _check_ply(path: Path) -> None:
         rows = path.read_bytes()[start:].split(b"\n")
         rows = [r.split() for r in rows if r.strip()][:count]
         if len(rows) < count or any(len(r) < len(types) for r in rows):
-            raise DataFormatError(f"{path.name} is a truncated PLY file: its header promises {count} points "
-                                  f"with {len(types)} values each")
+            raise DataFormatError(
+                f"{path.name} is a truncated PLY file: its header promises {count} points "
+                f"with {len(types)} values each"
+            )
     elif fmt.startswith("binary"):
         need = count * sum(_PLY_SIZES.get(t, 4) for t in types)
         if path.stat().st_size - start < need:
-            raise DataFormatError(f"{path.name} is a truncated PLY file: {count} points need {need} bytes of "
-                                  f"data, it has {path.stat().st_size - start}")
+            raise DataFormatError(
+                f"{path.name} is a truncated PLY file: {count} points need {need} bytes of "
+                f"data, it has {path.stat().st_size - start}"
+            )
     else:
         raise DataFormatError(f"{path.name} has an unknown PLY format {fmt!r}")
 
@@ -225,7 +263,9 @@ def _write_open3d(path: Path, suffix: str, cloud: PointCloud) -> None:
     import open3d as o3d
 
     if suffix == ".xyz" and cloud.intensity is not None:
-        raise DataFormatError(f"{path.name}: the .xyz format stores no intensity; write .pcd, .ply, .bin or .npy")
+        raise DataFormatError(
+            f"{path.name}: the .xyz format stores no intensity; write .pcd, .ply, .bin or .npy"
+        )
     tensor = o3d.t.geometry.PointCloud(o3d.core.Tensor(cloud.points))
     if cloud.intensity is not None:
         tensor.point.intensity = o3d.core.Tensor(cloud.intensity.reshape(-1, 1))

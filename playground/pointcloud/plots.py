@@ -18,8 +18,14 @@ def _outline(ax, box: Cuboid, color: str, style: str, width: float) -> None:
     ax.plot([box.center[0], front[0]], [box.center[1], front[1]], style, color=color, lw=width)
 
 
-def bev_figure(points: np.ndarray, truth: list[Cuboid], proposals: list[Cuboid], extent: float = 35.0,
-               title: str = "", max_points: int = 60_000):
+def bev_figure(
+    points: np.ndarray,
+    truth: list[Cuboid],
+    proposals: list[Cuboid],
+    extent: float = 35.0,
+    title: str = "",
+    max_points: int = 60_000,
+):
     """Points within ``extent`` metres (subsampled to ``max_points``), ground truth as solid
     outlines, proposals dashed, both with a heading tick; the sensor at the origin."""
     import matplotlib.pyplot as plt
@@ -35,8 +41,11 @@ def bev_figure(points: np.ndarray, truth: list[Cuboid], proposals: list[Cuboid],
     for box in proposals:
         _outline(ax, box, "tab:red", "--", 1.0)
     ax.plot([0], [0], marker="^", color="black", ms=8)
-    handles = [plt.Line2D([], [], color=c, label=f"truth: {n}") for n, c in COLORS.items()
-               if any(b.label == n for b in truth)] + [plt.Line2D([], [], color="tab:red", ls="--", label="proposal")]
+    handles = [
+        plt.Line2D([], [], color=c, label=f"truth: {n}")
+        for n, c in COLORS.items()
+        if any(b.label == n for b in truth)
+    ] + [plt.Line2D([], [], color="tab:red", ls="--", label="proposal")]
     ax.legend(handles=handles, loc="upper right", fontsize=8)
     ax.set_xlim(-extent, extent)
     ax.set_ylim(-extent, extent)

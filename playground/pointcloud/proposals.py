@@ -29,24 +29,28 @@ from playground.pointcloud.cuboid import Cuboid
 
 # class default sizes (l, w, h), about the KITTI training-set means
 DEFAULT_SIZES: dict[str, tuple[float, float, float]] = {
-    "car": (4.2, 1.8, 1.6), "pedestrian": (0.75, 0.6, 1.7), "cyclist": (1.76, 0.6, 1.73), "pole": (0.25, 0.25, 4.0)}
+    "car": (4.2, 1.8, 1.6),
+    "pedestrian": (0.75, 0.6, 1.7),
+    "cyclist": (1.76, 0.6, 1.73),
+    "pole": (0.25, 0.25, 4.0),
+}
 THIN = 0.3  # metres: no pedestrian is seen this thin from any side
 CAR_MAX_WIDTH = 2.1  # an observed side longer than this is a car's length, not its front or back
 
 
 @dataclasses.dataclass
 class ProposalParams:
-    voxel_size: float = 0.15          # 0 keeps every point
-    ground_threshold: float = 0.2     # metres from the RANSAC plane that count as ground
+    voxel_size: float = 0.15  # 0 keeps every point
+    ground_threshold: float = 0.2  # metres from the RANSAC plane that count as ground
     ransac_iterations: int = 100
-    eps: float = 0.6                  # DBSCAN neighbourhood (m)
-    min_points: int = 4               # DBSCAN core-point neighbours
-    min_cluster_points: int = 6       # smaller clusters are dropped
-    max_range: float = 0.0            # ignore points farther than this in x-y (0: no limit)
-    angle_step_deg: float = 1.0       # L-shape search resolution
-    closeness_floor: float = 0.01     # d0 of the closeness criterion (m)
-    keep_unknown: bool = False        # also return clusters that fit no class (walls, bushes...)
-    seed: int = 0                     # RANSAC's random samples
+    eps: float = 0.6  # DBSCAN neighbourhood (m)
+    min_points: int = 4  # DBSCAN core-point neighbours
+    min_cluster_points: int = 6  # smaller clusters are dropped
+    max_range: float = 0.0  # ignore points farther than this in x-y (0: no limit)
+    angle_step_deg: float = 1.0  # L-shape search resolution
+    closeness_floor: float = 0.01  # d0 of the closeness criterion (m)
+    keep_unknown: bool = False  # also return clusters that fit no class (walls, bushes...)
+    seed: int = 0  # RANSAC's random samples
 
     def __post_init__(self):
         for key in ("voxel_size", "max_range"):
@@ -71,7 +75,9 @@ def _check(points: np.ndarray) -> np.ndarray:
     if points.ndim != 2 or points.shape[1] < 3:
         raise DataFormatError(f"points must be (N, 3), got shape {points.shape}")
     if not np.isfinite(points[:, :3]).all():
-        raise DataFormatError("points contain NaN or inf; read them with drop_invalid=True to remove those rows")
+        raise DataFormatError(
+            "points contain NaN or inf; read them with drop_invalid=True to remove those rows"
+        )
     return points[:, :3]
 
 
@@ -83,8 +89,14 @@ def voxel_downsample(points: np.ndarray, voxel_size: float) -> np.ndarray:
     return np.asarray(_cloud(points).voxel_down_sample(voxel_size).points)
 
 
-def fit_ground(points: np.ndarray, threshold: float = 0.2, iterations: int = 100, seed: int = 0,
-               max_tilt_deg: float = 25.0, tries: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def fit_ground(
+    points: np.ndarray,
+    threshold: float = 0.2,
+    iterations: int = 100,
+    seed: int = 0,
+    max_tilt_deg: float = 25.0,
+    tries: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ground plane ``(a, b, c, d)`` (``a x + b y + c z + d = 0``, ``c > 0``) and a ground mask.
 
     A plane tilted more than ``max_tilt_deg`` (a wall) is set aside and RANSAC runs again.
@@ -103,8 +115,9 @@ def fit_ground(points: np.ndarray, threshold: float = 0.2, iterations: int = 100
             plane = refine_plane(points, plane, threshold)
             return plane, points @ plane[:3] + plane[3] < threshold
         remaining = np.delete(remaining, inliers)
-    raise DataFormatError("found no ground plane (no near-horizontal plane among the points); "
-                          "is z up in this point cloud?")
+    raise DataFormatError(
+        "found no ground plane (no near-horizontal plane among the points); is z up in this point cloud?"
+    )
 
 
 def refine_plane(points: np.ndarray, plane: np.ndarray, threshold: float, rounds: int = 2) -> np.ndarray:
@@ -149,8 +162,9 @@ def cluster(points: np.ndarray, eps: float = 0.6, min_points: int = 4) -> np.nda
     return np.asarray(_cloud(points).cluster_dbscan(eps, min_points, print_progress=False), dtype=np.int64)
 
 
-def fit_rectangle(xy: np.ndarray, step_deg: float = 1.0, floor: float = 0.01,
-                  max_points: int = 400) -> tuple[float, np.ndarray, np.ndarray]:
+def fit_rectangle(
+    xy: np.ndarray, step_deg: float = 1.0, floor: float = 0.01, max_points: int = 400
+) -> tuple[float, np.ndarray, np.ndarray]:
     """L-shape fit: the heading ``theta`` in [0, pi/2) and the extents ``lo``, ``hi`` (2,) along
     ``e1 = (cos, sin)`` and ``e2 = (-sin, cos)`` that enclose ``xy`` (N, 2)."""
     xy = np.asarray(xy, dtype=np.float64)
@@ -195,8 +209,9 @@ def _complete(lo: float, hi: float, want: float, sensor: float) -> tuple[float, 
     return middle - want / 2, middle + want / 2
 
 
-def fit_box(points: np.ndarray, plane: np.ndarray, sensor_xy=(0.0, 0.0), step_deg: float = 1.0,
-            floor: float = 0.01) -> Cuboid:
+def fit_box(
+    points: np.ndarray, plane: np.ndarray, sensor_xy=(0.0, 0.0), step_deg: float = 1.0, floor: float = 0.01
+) -> Cuboid:
     """The box around one cluster: L-shape footprint, ground-to-top height, class guess, and the
     unseen sides completed to the class's default size away from the sensor."""
     theta, lo, hi = fit_rectangle(points[:, :2], step_deg, floor)
@@ -208,25 +223,40 @@ def fit_box(points: np.ndarray, plane: np.ndarray, sensor_xy=(0.0, 0.0), step_de
     label = guess_class((float(extent[0]), float(extent[1])), height)
     along = _length_axis(label, extent)
     if along == 1:  # make e1 the length axis
-        axes, lo, hi, theta = axes[::-1] * np.array([[1], [-1]]), np.array([lo[1], -hi[0]]), \
-            np.array([hi[1], -lo[0]]), theta + math.pi / 2
+        axes, lo, hi, theta = (
+            axes[::-1] * np.array([[1], [-1]]),
+            np.array([lo[1], -hi[0]]),
+            np.array([hi[1], -lo[0]]),
+            theta + math.pi / 2,
+        )
     default = DEFAULT_SIZES.get(label)
     if default is not None:
         sensor = axes @ np.asarray(sensor_xy, dtype=np.float64)
-        lo, hi = (np.array(pair) for pair in zip(*(_complete(lo[k], hi[k], default[k], sensor[k]) for k in (0, 1))))
+        lo, hi = (
+            np.array(pair) for pair in zip(*(_complete(lo[k], hi[k], default[k], sensor[k]) for k in (0, 1)))
+        )
     centre_xy = axes.T @ ((lo + hi) / 2)
     ground = -(plane[0] * centre_xy[0] + plane[1] * centre_xy[1] + plane[3]) / plane[2]
     size = (max(hi[0] - lo[0], 0.05), max(hi[1] - lo[1], 0.05), max(height, 0.05))
-    return Cuboid((centre_xy[0], centre_xy[1], ground + size[2] / 2), size, _wrap(theta), label,
-                  attributes={"num_points": int(len(points)),
-                              "observed_size": [round(float(e), 3) for e in (*sorted(extent)[::-1], height)]})
+    return Cuboid(
+        (centre_xy[0], centre_xy[1], ground + size[2] / 2),
+        size,
+        _wrap(theta),
+        label,
+        attributes={
+            "num_points": int(len(points)),
+            "observed_size": [round(float(e), 3) for e in (*sorted(extent)[::-1], height)],
+        },
+    )
 
 
 def _length_axis(label: str, extent: np.ndarray) -> int:
     """Which fitted axis (0 or 1) runs along the object's length."""
     longer = int(extent[1] > extent[0])
     if label == "car" and extent[longer] <= CAR_MAX_WIDTH:
-        return 1 - longer  # no side longer than a car is wide: the front or back; the length runs away from it
+        return (
+            1 - longer
+        )  # no side longer than a car is wide: the front or back; the length runs away from it
     return longer
 
 
@@ -238,8 +268,12 @@ def _score(count: int) -> float:
     return float(1.0 - math.exp(-count / 30.0))
 
 
-def propose(points: np.ndarray, params: ProposalParams | None = None, sensor_xy=(0.0, 0.0),
-            timings: dict | None = None) -> list[Cuboid]:
+def propose(
+    points: np.ndarray,
+    params: ProposalParams | None = None,
+    sensor_xy=(0.0, 0.0),
+    timings: dict | None = None,
+) -> list[Cuboid]:
     """Cuboid proposals for one frame of ``points`` (N, >=3) in the LiDAR frame (z up).
 
     ``timings``, when given, receives the seconds each stage took (voxel, ground, cluster, fit).
@@ -248,19 +282,23 @@ def propose(points: np.ndarray, params: ProposalParams | None = None, sensor_xy=
     clock = _Stopwatch(timings)
     points = _check(points)
     if params.max_range > 0:
-        points = points[np.hypot(points[:, 0] - sensor_xy[0], points[:, 1] - sensor_xy[1]) <= params.max_range]
+        points = points[
+            np.hypot(points[:, 0] - sensor_xy[0], points[:, 1] - sensor_xy[1]) <= params.max_range
+        ]
     sparse = clock("voxel", voxel_downsample, points, params.voxel_size)
     if len(sparse) < 3:
         return []
-    plane, ground = clock("ground", fit_ground, sparse, params.ground_threshold, params.ransac_iterations,
-                          params.seed)
+    plane, ground = clock(
+        "ground", fit_ground, sparse, params.ground_threshold, params.ransac_iterations, params.seed
+    )
     objects = sparse[~ground & (sparse @ plane[:3] + plane[3] > 0)]
     labels = clock("cluster", cluster, objects, params.eps, params.min_points)
     return clock("fit", _fit_clusters, objects, labels, plane, params, sensor_xy)
 
 
-def _fit_clusters(objects: np.ndarray, labels: np.ndarray, plane: np.ndarray, params: ProposalParams,
-                  sensor_xy) -> list[Cuboid]:
+def _fit_clusters(
+    objects: np.ndarray, labels: np.ndarray, plane: np.ndarray, params: ProposalParams, sensor_xy
+) -> list[Cuboid]:
     boxes = []
     for k in range(int(labels.max(initial=-1)) + 1):
         members = objects[labels == k]

@@ -32,8 +32,14 @@ def ring_directions(elevations_deg: np.ndarray, azimuths: int) -> tuple[np.ndarr
     step = 2 * math.pi / azimuths
     azimuth = np.arange(azimuths)[None, :] * step + (np.arange(rings)[:, None] / rings) * step
     cos_e = np.cos(elevation)[:, None]
-    directions = np.stack([cos_e * np.cos(azimuth), cos_e * np.sin(azimuth),
-                           np.broadcast_to(np.sin(elevation)[:, None], azimuth.shape)], axis=-1)
+    directions = np.stack(
+        [
+            cos_e * np.cos(azimuth),
+            cos_e * np.sin(azimuth),
+            np.broadcast_to(np.sin(elevation)[:, None], azimuth.shape),
+        ],
+        axis=-1,
+    )
     ring = np.repeat(np.arange(rings, dtype=np.int16), azimuths)
     return directions.reshape(-1, 3), ring
 
@@ -84,8 +90,9 @@ def hit_cylinder(origin: np.ndarray, directions: np.ndarray, box: Cuboid) -> np.
     return np.minimum(side, cap)
 
 
-def cast(origin: np.ndarray, directions: np.ndarray, slope: tuple[float, float],
-         objects: list[tuple[Cuboid, str]]) -> tuple[np.ndarray, np.ndarray]:
+def cast(
+    origin: np.ndarray, directions: np.ndarray, slope: tuple[float, float], objects: list[tuple[Cuboid, str]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest range per ray and what it hit: -1 the ground, ``k`` the ``k``-th object, -2 nothing.
 
     ``objects`` pairs each cuboid with its shape, ``"box"`` or ``"cylinder"``.

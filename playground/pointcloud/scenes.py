@@ -50,11 +50,11 @@ class SceneSpec:
     pedestrians: int = 10
     poles: int = 6
     walls: int = 2
-    min_distance: float = 4.0      # objects stand between min_distance and object_range from the sensor
+    min_distance: float = 4.0  # objects stand between min_distance and object_range from the sensor
     object_range: float = 30.0
-    noise: float = 0.02            # range noise std (m)
-    dropout: float = 0.05          # fraction of rays with no return
-    max_slope_deg: float = 1.0     # the ground's tilt, drawn in [0, max_slope_deg]
+    noise: float = 0.02  # range noise std (m)
+    dropout: float = 0.05  # fraction of rays with no return
+    max_slope_deg: float = 1.0  # the ground's tilt, drawn in [0, max_slope_deg]
 
     def __post_init__(self):
         for key in ("target_points", "rings"):
@@ -66,11 +66,15 @@ class SceneSpec:
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.fov_down_deg < self.fov_up_deg or not -90 < self.fov_down_deg < 0:
-            raise ConfigError(f"the field of view must have -90 < fov_down_deg < 0 and fov_down_deg < fov_up_deg, "
-                              f"got {self.fov_down_deg}..{self.fov_up_deg}")
+            raise ConfigError(
+                f"the field of view must have -90 < fov_down_deg < 0 and fov_down_deg < fov_up_deg, "
+                f"got {self.fov_down_deg}..{self.fov_up_deg}"
+            )
         if not 0 < self.min_distance < self.object_range < self.max_range or self.sensor_height <= 0:
-            raise ConfigError(f"need 0 < min_distance < object_range < max_range and sensor_height > 0, got "
-                              f"{self.min_distance}, {self.object_range}, {self.max_range}, {self.sensor_height}")
+            raise ConfigError(
+                f"need 0 < min_distance < object_range < max_range and sensor_height > 0, got "
+                f"{self.min_distance}, {self.object_range}, {self.max_range}, {self.sensor_height}"
+            )
 
     def elevations(self) -> np.ndarray:
         return np.linspace(self.fov_down_deg, self.fov_up_deg, self.rings)
@@ -99,7 +103,9 @@ class Scene:
     def __len__(self) -> int:
         return len(self.points)
 
-    def ground_truth(self, labels: tuple[str, ...] = ("car", "pedestrian"), min_points: int = 0) -> list[Cuboid]:
+    def ground_truth(
+        self, labels: tuple[str, ...] = ("car", "pedestrian"), min_points: int = 0
+    ) -> list[Cuboid]:
         """The cuboids with one of ``labels`` that produced at least ``min_points`` returns."""
         return [c for c in self.cuboids if c.label in labels and c.attributes["num_points"] >= min_points]
 
@@ -122,10 +128,12 @@ def _gap(a: Cuboid, b: Cuboid) -> float:
     return outside - math.hypot(*b.size[:2]) / 2
 
 
-def _place(rng: np.random.Generator, spec: SceneSpec, label: str, placed: list[Cuboid], slope) -> Cuboid | None:
+def _place(
+    rng: np.random.Generator, spec: SceneSpec, label: str, placed: list[Cuboid], slope
+) -> Cuboid | None:
     """A cuboid of ``label`` at a free spot, or None after 200 tries."""
     for _ in range(200):
-        l, w, h = _sizes(rng, label)
+        length, w, h = _sizes(rng, label)
         if label == "wall":
             distance = rng.uniform(spec.object_range * 0.8, spec.object_range * 1.2)
             azimuth = rng.uniform(-np.pi, np.pi)
@@ -134,7 +142,7 @@ def _place(rng: np.random.Generator, spec: SceneSpec, label: str, placed: list[C
             distance = rng.uniform(spec.min_distance, spec.object_range)
             azimuth, yaw = rng.uniform(-np.pi, np.pi), rng.uniform(-np.pi, np.pi)
         x, y = distance * math.cos(azimuth), distance * math.sin(azimuth)
-        box = Cuboid((x, y, slope[0] * x + slope[1] * y + h / 2), (l, w, h), yaw, label)
+        box = Cuboid((x, y, slope[0] * x + slope[1] * y + h / 2), (length, w, h), yaw, label)
         if all(min(_gap(box, other), _gap(other, box)) > CLEARANCE for other in placed):
             return box
     return None
@@ -143,8 +151,12 @@ def _place(rng: np.random.Generator, spec: SceneSpec, label: str, placed: list[C
 def place_objects(spec: SceneSpec, rng: np.random.Generator, slope) -> list[Cuboid]:
     """Walls first (they are long), then cars, pedestrians and poles, none overlapping."""
     placed: list[Cuboid] = []
-    for label, count in (("wall", spec.walls), ("car", spec.cars), ("pedestrian", spec.pedestrians),
-                         ("pole", spec.poles)):
+    for label, count in (
+        ("wall", spec.walls),
+        ("car", spec.cars),
+        ("pedestrian", spec.pedestrians),
+        ("pole", spec.poles),
+    ):
         for _ in range(count):
             box = _place(rng, spec, label, placed, slope)
             if box is not None:
@@ -167,7 +179,9 @@ def make_scene(spec: SceneSpec | None = None, **overrides) -> Scene:
     points = (origin + directions[keep] * ranges[:, None]).astype(np.float32)
     which = which[keep]
     counts = np.bincount(which + 1, minlength=len(boxes) + 1)[1:]
-    cuboids = [b.with_(attributes={"num_points": int(n), "shape": SHAPES[b.label]}) for b, n in zip(boxes, counts)]
+    cuboids = [
+        b.with_(attributes={"num_points": int(n), "shape": SHAPES[b.label]}) for b, n in zip(boxes, counts)
+    ]
     return Scene(points, _intensity(rng, which, boxes), cuboids, which, ring[keep], slope, spec)
 
 
@@ -184,13 +198,13 @@ def object_mesh(box: Cuboid, shape: str = "box", resolution: int = 24):
     """An open3d ``TriangleMesh`` of ``box`` (``"box"``) or of the vertical elliptic cylinder inside it."""
     import open3d as o3d
 
-    l, w, h = box.size
+    length, w, h = box.size
     if shape == "box":
-        mesh = o3d.geometry.TriangleMesh.create_box(l, w, h)
-        mesh.translate((-l / 2, -w / 2, -h / 2))
+        mesh = o3d.geometry.TriangleMesh.create_box(length, w, h)
+        mesh.translate((-length / 2, -w / 2, -h / 2))
     elif shape == "cylinder":
         mesh = o3d.geometry.TriangleMesh.create_cylinder(radius=0.5, height=h, resolution=resolution)
-        vertices = np.asarray(mesh.vertices) * np.array([l, w, 1.0])
+        vertices = np.asarray(mesh.vertices) * np.array([length, w, 1.0])
         mesh.vertices = o3d.utility.Vector3dVector(vertices)
     else:
         raise DataFormatError(f"unknown mesh shape {shape!r}; choose 'box' or 'cylinder'")
@@ -206,10 +220,19 @@ def _mesh_arrays(mesh) -> tuple[np.ndarray, np.ndarray]:
     else:
         vertices, triangles = np.asarray(mesh.vertices), np.asarray(mesh.triangles)
     vertices, triangles = np.asarray(vertices, dtype=np.float64), np.asarray(triangles, dtype=np.int64)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or triangles.ndim != 2 or triangles.shape[1] != 3 \
-            or not len(triangles) or triangles.min() < 0 or triangles.max() >= len(vertices):
-        raise DataFormatError(f"a mesh needs vertices (V, 3) and triangles (T, 3) indexing them, got shapes "
-                              f"{vertices.shape} and {triangles.shape}")
+    if (
+        vertices.ndim != 2
+        or vertices.shape[1] != 3
+        or triangles.ndim != 2
+        or triangles.shape[1] != 3
+        or not len(triangles)
+        or triangles.min() < 0
+        or triangles.max() >= len(vertices)
+    ):
+        raise DataFormatError(
+            f"a mesh needs vertices (V, 3) and triangles (T, 3) indexing them, got shapes "
+            f"{vertices.shape} and {triangles.shape}"
+        )
     return vertices, triangles
 
 
@@ -218,9 +241,13 @@ def sample_mesh(mesh, count: int, seed: int = 0) -> np.ndarray:
     ``TriangleMesh`` or a ``(vertices, triangles)`` pair)."""
     vertices, triangles = _mesh_arrays(mesh)
     corners = vertices[triangles]
-    areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    areas = 0.5 * np.linalg.norm(
+        np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1
+    )
     if count < 1 or areas.sum() <= 0:
-        raise DataFormatError(f"need count >= 1 and a mesh with a positive area, got {count} and {areas.sum():g}")
+        raise DataFormatError(
+            f"need count >= 1 and a mesh with a positive area, got {count} and {areas.sum():g}"
+        )
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(areas), size=count, p=areas / areas.sum())
     r1, r2 = np.sqrt(rng.random(count)), rng.random(count)
@@ -231,6 +258,8 @@ def sample_mesh(mesh, count: int, seed: int = 0) -> np.ndarray:
 
 def sample_objects(boxes: list[Cuboid], points_per_object: int = 500, seed: int = 0) -> np.ndarray:
     """Every object's mesh (shape from its label, see ``SHAPES``) sampled to ``points_per_object`` points."""
-    clouds = [sample_mesh(object_mesh(b, SHAPES.get(b.label, "box")), points_per_object, seed + k)
-              for k, b in enumerate(boxes)]
+    clouds = [
+        sample_mesh(object_mesh(b, SHAPES.get(b.label, "box")), points_per_object, seed + k)
+        for k, b in enumerate(boxes)
+    ]
     return np.concatenate(clouds) if clouds else np.zeros((0, 3), np.float32)

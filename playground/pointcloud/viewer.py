@@ -50,7 +50,9 @@ def points_buffer(points: np.ndarray, intensity: np.ndarray | None = None) -> by
 def read_points_buffer(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """The inverse of :func:`points_buffer`: ``(points (N, 3), intensity (N,))`` float32."""
     if len(data) % (FLOATS_PER_POINT * POINT_DTYPE.itemsize):
-        raise DataFormatError(f"a point buffer holds 16 bytes per point; {len(data)} bytes is not a whole number")
+        raise DataFormatError(
+            f"a point buffer holds 16 bytes per point; {len(data)} bytes is not a whole number"
+        )
     values = np.frombuffer(data, dtype=POINT_DTYPE).reshape(-1, FLOATS_PER_POINT)
     return values[:, :3].astype(np.float32), values[:, 3].astype(np.float32)
 
@@ -59,21 +61,29 @@ def box_records(boxes: list[Cuboid], prefix: str = "b") -> list[dict]:
     """JSON records for the viewer, with ids ``<prefix><index>``."""
     records = []
     for index, box in enumerate(boxes):
-        record = {"id": f"{prefix}{index}", "center": list(box.center), "size": list(box.size), "yaw": box.yaw,
-                  "label": box.label}
+        record = {
+            "id": f"{prefix}{index}",
+            "center": list(box.center),
+            "size": list(box.size),
+            "yaw": box.yaw,
+            "label": box.label,
+        }
         if box.score is not None:
             record["score"] = box.score
         records.append(record)
     return records
 
 
-def pending_proposals(proposals: list[Cuboid], committed: list[Cuboid], threshold: float = 0.3,
-                      sensor_xy=(0.0, 0.0)) -> list[tuple[int, Cuboid]]:
+def pending_proposals(
+    proposals: list[Cuboid], committed: list[Cuboid], threshold: float = 0.3, sensor_xy=(0.0, 0.0)
+) -> list[tuple[int, Cuboid]]:
     """``(index, proposal)`` for the proposals no committed box already covers (bird's-eye IoU below
     ``threshold`` with every one), nearest to the sensor first. The index into ``proposals`` keeps a
     proposal's id stable while others are accepted."""
     open_ = [(k, p) for k, p in enumerate(proposals) if all(bev_iou(p, box) < threshold for box in committed)]
-    return sorted(open_, key=lambda kp: math.hypot(kp[1].center[0] - sensor_xy[0], kp[1].center[1] - sensor_xy[1]))
+    return sorted(
+        open_, key=lambda kp: math.hypot(kp[1].center[0] - sensor_xy[0], kp[1].center[1] - sensor_xy[1])
+    )
 
 
 def proposal_records(pending: list[tuple[int, Cuboid]]) -> list[dict]:
@@ -104,8 +114,10 @@ class FrameRef:
 
 def synthetic_frame_name(spec: SceneSpec) -> str:
     """The frame name of a synthetic scene: it changes whenever the scene would."""
-    return (f"seed{spec.seed}-n{spec.target_points}-cars{spec.cars}-peds{spec.pedestrians}"
-            f"-poles{spec.poles}-walls{spec.walls}")
+    return (
+        f"seed{spec.seed}-n{spec.target_points}-cars{spec.cars}-peds{spec.pedestrians}"
+        f"-poles{spec.poles}-walls{spec.walls}"
+    )
 
 
 def list_frames(folder: str | Path) -> list[Path]:
@@ -153,7 +165,9 @@ def parse_commit(value) -> CommitRequest:
         if not isinstance(record, dict):
             raise DataFormatError(f"box {number} is not a record")
         try:
-            boxes.append(Cuboid.from_dict({k: record[k] for k in ("center", "size", "yaw", "label") if k in record}))
+            boxes.append(
+                Cuboid.from_dict({k: record[k] for k in ("center", "size", "yaw", "label") if k in record})
+            )
         except DataFormatError as err:
             raise DataFormatError(f"box {number}: {err}") from None
     base = value.get("base_revision")
@@ -168,16 +182,30 @@ def commit_from_viewer(annotations, ref: FrameRef, annotator: str, value) -> dic
     request_id = str(value.get("request_id", "")) if isinstance(value, dict) else ""
     answer = {"request_id": request_id, "ok": False, "revision": None}
     if not str(annotator or "").strip():
-        return {**answer, "message": "Type your name above the viewer before committing; "
-                                     "your boxes stay in the viewer."}
+        return {
+            **answer,
+            "message": "Type your name above the viewer before committing; your boxes stay in the viewer.",
+        }
     try:
         request = parse_commit(value)
         if request.frame_key != ref.key:
-            return {**answer, "message": f"The viewer showed frame {request.frame_key!r}, not {ref.key!r}; "
-                                         "commit again."}
-        revision = annotations.commit(ref.dataset, ref.frame, request.boxes, annotator, request.request_id,
-                                      base_revision=request.base_revision)
+            return {
+                **answer,
+                "message": f"The viewer showed frame {request.frame_key!r}, not {ref.key!r}; commit again.",
+            }
+        revision = annotations.commit(
+            ref.dataset,
+            ref.frame,
+            request.boxes,
+            annotator,
+            request.request_id,
+            base_revision=request.base_revision,
+        )
     except PlaygroundError as err:
         return {**answer, "message": f"Not committed: {err}"}
-    return {**answer, "ok": True, "revision": revision.id,
-            "message": f"Committed revision {revision.id}: {len(revision.cuboids)} boxes by {revision.annotator}"}
+    return {
+        **answer,
+        "ok": True,
+        "revision": revision.id,
+        "message": f"Committed revision {revision.id}: {len(revision.cuboids)} boxes by {revision.annotator}",
+    }

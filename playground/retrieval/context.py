@@ -28,15 +28,16 @@ from playground.errors import ConfigError, DataFormatError
 class RetrievalContext:
     """The retrieved neighbourhood of Q queries (k neighbours, D-dim index, C classes)."""
 
-    embedding: torch.Tensor           # (Q, D) similarity-weighted mean of the neighbours' unit embeddings
+    embedding: torch.Tensor  # (Q, D) similarity-weighted mean of the neighbours' unit embeddings
     label_distribution: torch.Tensor  # (Q, C) weighted one-hot labels of the neighbours, rows sum to 1
-    neighbours: torch.Tensor          # (Q, k) database indices, most similar first
-    similarities: torch.Tensor        # (Q, k) cosine similarities, descending
-    weights: torch.Tensor             # (Q, k) softmax(similarities / temperature), rows sum to 1
+    neighbours: torch.Tensor  # (Q, k) database indices, most similar first
+    similarities: torch.Tensor  # (Q, k) cosine similarities, descending
+    weights: torch.Tensor  # (Q, k) softmax(similarities / temperature), rows sum to 1
 
 
-def retrieve(index, queries: torch.Tensor, k: int = 8, temperature: float = 0.1,
-             exclude: torch.Tensor | None = None) -> RetrievalContext:
+def retrieve(
+    index, queries: torch.Tensor, k: int = 8, temperature: float = 0.1, exclude: torch.Tensor | None = None
+) -> RetrievalContext:
     """Search ``index`` for the ``k`` nearest entries of each query and summarise them.
 
     ``index`` is an :class:`~playground.retrieval.index.ExactIndex` or ``FaissIndex``;
@@ -47,13 +48,18 @@ def retrieve(index, queries: torch.Tensor, k: int = 8, temperature: float = 0.1,
         raise ConfigError(f"retrieval temperature must be > 0, got {temperature}")
     similarities, neighbours = index.search(queries, k, exclude=exclude)
     weights = torch.softmax(similarities / temperature, dim=1)
-    neighbour_embeddings = index.embeddings[neighbours].to(weights.dtype)   # (Q, k, D)
+    neighbour_embeddings = index.embeddings[neighbours].to(weights.dtype)  # (Q, k, D)
     embedding = torch.einsum("qk,qkd->qd", weights, neighbour_embeddings)
-    neighbour_labels = index.labels[neighbours]                             # (Q, k)
+    neighbour_labels = index.labels[neighbours]  # (Q, k)
     label_distribution = weights.new_zeros(weights.shape[0], index.num_classes)
     label_distribution = label_distribution.scatter_add(1, neighbour_labels, weights)
-    return RetrievalContext(embedding=embedding, label_distribution=label_distribution,
-                            neighbours=neighbours, similarities=similarities, weights=weights)
+    return RetrievalContext(
+        embedding=embedding,
+        label_distribution=label_distribution,
+        neighbours=neighbours,
+        similarities=similarities,
+        weights=weights,
+    )
 
 
 def knn_predict(context: RetrievalContext) -> torch.Tensor:
@@ -69,11 +75,17 @@ class RetrievalFusion(nn.Module):
     logits). ``hidden_dim`` is the width of the hidden layer.
     """
 
-    def __init__(self, query_dim: int, index_dim: int, num_classes: int, out_dim: int,
-                 hidden_dim: int = 128) -> None:
+    def __init__(
+        self, query_dim: int, index_dim: int, num_classes: int, out_dim: int, hidden_dim: int = 128
+    ) -> None:
         super().__init__()
-        for name, value in (("query_dim", query_dim), ("index_dim", index_dim),
-                            ("num_classes", num_classes), ("out_dim", out_dim), ("hidden_dim", hidden_dim)):
+        for name, value in (
+            ("query_dim", query_dim),
+            ("index_dim", index_dim),
+            ("num_classes", num_classes),
+            ("out_dim", out_dim),
+            ("hidden_dim", hidden_dim),
+        ):
             if value < 1:
                 raise ConfigError(f"RetrievalFusion {name} must be >= 1, got {value}")
         self.query_dim, self.index_dim, self.num_classes = query_dim, index_dim, num_classes
@@ -85,13 +97,23 @@ class RetrievalFusion(nn.Module):
 
     def forward(self, query_embedding: torch.Tensor, context: RetrievalContext) -> torch.Tensor:
         """Return ``(Q, out_dim)`` from the query embedding ``(Q, query_dim)`` and its context."""
-        expected = ((query_embedding, self.query_dim, "query_embedding"),
-                    (context.embedding, self.index_dim, "context.embedding"),
-                    (context.label_distribution, self.num_classes, "context.label_distribution"))
+        expected = (
+            (query_embedding, self.query_dim, "query_embedding"),
+            (context.embedding, self.index_dim, "context.embedding"),
+            (context.label_distribution, self.num_classes, "context.label_distribution"),
+        )
         for tensor, width, name in expected:
             if tensor.dim() != 2 or tensor.shape[1] != width or tensor.shape[0] != query_embedding.shape[0]:
-                raise DataFormatError(f"RetrievalFusion expects {name} of shape ({query_embedding.shape[0]}, "
-                                      f"{width}), got {tuple(tensor.shape)}")
-        fused = torch.cat([query_embedding, context.embedding.to(query_embedding.dtype),
-                           context.label_distribution.to(query_embedding.dtype)], dim=1)
+                raise DataFormatError(
+                    f"RetrievalFusion expects {name} of shape ({query_embedding.shape[0]}, "
+                    f"{width}), got {tuple(tensor.shape)}"
+                )
+        fused = torch.cat(
+            [
+                query_embedding,
+                context.embedding.to(query_embedding.dtype),
+                context.label_distribution.to(query_embedding.dtype),
+            ],
+            dim=1,
+        )
         return self.net(fused)

@@ -34,18 +34,24 @@ def check_database(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: 
     if embeddings.dim() != 2:
         raise DataFormatError(f"index embeddings must be 2-D (N, D), got shape {tuple(embeddings.shape)}")
     if embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
-        raise DataFormatError(f"cannot build an index from an empty database, got embeddings of shape "
-                              f"{tuple(embeddings.shape)}; pass at least one (N, D) embedding with D > 0")
+        raise DataFormatError(
+            f"cannot build an index from an empty database, got embeddings of shape "
+            f"{tuple(embeddings.shape)}; pass at least one (N, D) embedding with D > 0"
+        )
     if labels.dim() != 1 or labels.shape[0] != embeddings.shape[0]:
-        raise DataFormatError(f"index labels must have shape ({embeddings.shape[0]},) to match embeddings "
-                              f"{tuple(embeddings.shape)}, got {tuple(labels.shape)}")
+        raise DataFormatError(
+            f"index labels must have shape ({embeddings.shape[0]},) to match embeddings "
+            f"{tuple(embeddings.shape)}, got {tuple(labels.shape)}"
+        )
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise DataFormatError(f"index labels must be integer class ids, got dtype {labels.dtype}")
     if num_classes < 1:
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-        raise DataFormatError(f"index labels must lie in [0, {num_classes}), got range "
-                              f"[{int(labels.min())}, {int(labels.max())}]")
+        raise DataFormatError(
+            f"index labels must lie in [0, {num_classes}), got range "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
     if not torch.isfinite(embeddings).all():
         raise DataFormatError("index embeddings contain NaN or infinite values")
 
@@ -70,52 +76,64 @@ class _BaseIndex:
         """The embedding dimension D."""
         return self.embeddings.shape[1]
 
-    def _check_query(self, queries: torch.Tensor, k: int,
-                     exclude: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _check_query(
+        self, queries: torch.Tensor, k: int, exclude: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Validate a search call; return the queries as a tensor and ``exclude`` as int64 (or None)."""
         queries = torch.as_tensor(queries)
         if queries.dim() != 2 or queries.shape[1] != self.dim:
-            raise DataFormatError(f"queries must have shape (Q, {self.dim}) to match the index embeddings "
-                                  f"{tuple(self.embeddings.shape)}, got {tuple(queries.shape)}")
+            raise DataFormatError(
+                f"queries must have shape (Q, {self.dim}) to match the index embeddings "
+                f"{tuple(self.embeddings.shape)}, got {tuple(queries.shape)}"
+            )
         if exclude is not None:
             exclude = torch.as_tensor(exclude, device=self.embeddings.device).long()
             if exclude.shape != (queries.shape[0],):
-                raise DataFormatError(f"exclude must have shape ({queries.shape[0]},) (one database index per "
-                                      f"query, -1 for none), got {tuple(exclude.shape)}")
+                raise DataFormatError(
+                    f"exclude must have shape ({queries.shape[0]},) (one database index per "
+                    f"query, -1 for none), got {tuple(exclude.shape)}"
+                )
             if exclude.numel() and (int(exclude.min()) < -1 or int(exclude.max()) >= len(self)):
                 raise DataFormatError(f"exclude entries must be -1 or a database index in [0, {len(self)})")
         excluding = exclude is not None and bool((exclude >= 0).any())
         available = len(self) - int(excluding)
         if k < 1 or k > available:
             detail = f"{len(self)} entries, one excluded per query" if excluding else f"{len(self)} entries"
-            raise ConfigError(f"k={k} neighbours asked for, but the index can return 1 to {available} "
-                              f"({detail}); lower k or add entries to the database")
+            raise ConfigError(
+                f"k={k} neighbours asked for, but the index can return 1 to {available} "
+                f"({detail}); lower k or add entries to the database"
+            )
         return queries, exclude
 
 
 class ExactIndex(_BaseIndex):
     """Exact cosine-similarity search in torch, chunked over queries to bound memory."""
 
-    def __init__(self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                 chunk_size: int = 1024) -> None:
+    def __init__(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int, chunk_size: int = 1024
+    ) -> None:
         super().__init__(embeddings, labels, num_classes)
         if chunk_size < 1:
             raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
         self.chunk_size = int(chunk_size)
 
-    def search(self, queries: torch.Tensor, k: int,
-               exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(similarities, indices)`` of the ``k`` most similar entries, both ``(Q, k)``, best first."""
+    def search(
+        self, queries: torch.Tensor, k: int, exclude: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(similarities, indices)`` of the ``k`` most similar entries, both ``(Q, k)``,
+        best first.
+        """
         queries, exclude = self._check_query(queries, k, exclude)
         queries = F.normalize(queries.to(self.embeddings), dim=1)
         sims, ids = [], []
         for start in range(0, queries.shape[0], self.chunk_size):
-            block = queries[start:start + self.chunk_size] @ self.embeddings.T
+            block = queries[start : start + self.chunk_size] @ self.embeddings.T
             if exclude is not None:
-                drop = exclude[start:start + self.chunk_size]
+                drop = exclude[start : start + self.chunk_size]
                 rows = torch.nonzero(drop >= 0).squeeze(1)
-                block = block.index_put((rows, drop[rows]), torch.tensor(float("-inf"), dtype=block.dtype,
-                                                                         device=block.device))
+                block = block.index_put(
+                    (rows, drop[rows]), torch.tensor(float("-inf"), dtype=block.dtype, device=block.device)
+                )
             top = block.topk(k, dim=1)
             sims.append(top.values)
             ids.append(top.indices)
@@ -134,9 +152,12 @@ class FaissIndex(_BaseIndex):
         self.index = faiss.IndexFlatIP(self.dim)
         self.index.add(self.embeddings.detach().cpu().float().contiguous().numpy())
 
-    def search(self, queries: torch.Tensor, k: int,
-               exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(similarities, indices)`` of the ``k`` most similar entries, both ``(Q, k)``, best first."""
+    def search(
+        self, queries: torch.Tensor, k: int, exclude: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(similarities, indices)`` of the ``k`` most similar entries, both ``(Q, k)``,
+        best first.
+        """
         queries, exclude = self._check_query(queries, k, exclude)
         device = self.embeddings.device
         unit = F.normalize(queries.detach().cpu().float(), dim=1).contiguous()
@@ -169,8 +190,9 @@ def faiss_available() -> bool:
     return True
 
 
-def build_index(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                backend: str = "auto") -> ExactIndex | FaissIndex:
+def build_index(
+    embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int, backend: str = "auto"
+) -> ExactIndex | FaissIndex:
     """Build an exact cosine index: ``"torch"`` (ExactIndex), ``"faiss"`` (FaissIndex) or ``"auto"``.
 
     ``"auto"`` takes faiss when it is importable, else torch, and logs its choice once.

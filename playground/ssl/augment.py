@@ -23,13 +23,13 @@ class AugmentConfig:
     crop_scale: tuple[float, float] = (0.35, 1.0)  # fraction of the image area kept
     aspect: tuple[float, float] = (0.75, 1.333)
     flip: bool = True
-    brightness: float = 0.4                       # added offset in [-b, b] * mean
-    contrast: float = 0.4                         # contrast factor in [1 - c, 1 + c]
-    noise: float = 0.03                           # Gaussian noise std
-    hue: float = 0.2                              # colour only: hue rotation in [-h, h] turns
-    saturation: float = 0.8                       # colour only: saturation factor in [1 - s, 1 + s]
-    grayscale: float = 0.2                        # colour only: probability of a grey view
-    output_size: int | None = None                # side of the square output view (None: the input's size)
+    brightness: float = 0.4  # added offset in [-b, b] * mean
+    contrast: float = 0.4  # contrast factor in [1 - c, 1 + c]
+    noise: float = 0.03  # Gaussian noise std
+    hue: float = 0.2  # colour only: hue rotation in [-h, h] turns
+    saturation: float = 0.8  # colour only: saturation factor in [1 - s, 1 + s]
+    grayscale: float = 0.2  # colour only: probability of a grey view
+    output_size: int | None = None  # side of the square output view (None: the input's size)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -40,7 +40,9 @@ def _crop_grid(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Genera
     """Affine sampling grid for a random resized crop (and flip) of every image."""
     n = images.shape[0]
     area = _uniform(n, *cfg.crop_scale, generator)
-    log_ratio = _uniform(n, torch.tensor(cfg.aspect[0]).log().item(), torch.tensor(cfg.aspect[1]).log().item(), generator)
+    log_ratio = _uniform(
+        n, torch.tensor(cfg.aspect[0]).log().item(), torch.tensor(cfg.aspect[1]).log().item(), generator
+    )
     ratio = log_ratio.exp()
     width = (area * ratio).sqrt().clamp(max=1.0)
     height = (area / ratio).sqrt().clamp(max=1.0)
@@ -52,13 +54,17 @@ def _crop_grid(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Genera
     theta[:, 0, 2] = centre_x
     theta[:, 1, 1] = height
     theta[:, 1, 2] = centre_y
-    size = list(images.shape) if cfg.output_size is None else [n, images.shape[1], cfg.output_size, cfg.output_size]
+    size = (
+        list(images.shape)
+        if cfg.output_size is None
+        else [n, images.shape[1], cfg.output_size, cfg.output_size]
+    )
     return F.affine_grid(theta, size, align_corners=False)
 
 
 def _hue_rotation(angles: torch.Tensor) -> torch.Tensor:
     """RGB rotation matrices ``(N, 3, 3)`` about the grey axis (1, 1, 1): a hue shift."""
-    k = torch.full((3,), 3 ** -0.5)
+    k = torch.full((3,), 3**-0.5)
     cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
     cos, sin = angles.cos().view(-1, 1, 1), angles.sin().view(-1, 1, 1)
     return cos * torch.eye(3) + (1 - cos) * torch.outer(k, k) + sin * cross
@@ -75,7 +81,9 @@ def colour_distort(views: torch.Tensor, cfg: AugmentConfig, generator: torch.Gen
     return grey + saturation.view(n, 1, 1, 1).to(views) * (views - grey)
 
 
-def augment(images: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig = AugmentConfig()) -> torch.Tensor:
+def augment(
+    images: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig = AugmentConfig()
+) -> torch.Tensor:
     """One random view of each image in ``images`` ``(N, C, H, W)``."""
     grid = _crop_grid(images, cfg, generator).to(images.device, images.dtype)
     views = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

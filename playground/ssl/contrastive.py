@@ -22,7 +22,9 @@ from playground.ssl.augment import AugmentConfig, augment
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """NT-Xent loss for paired projections ``z1``, ``z2`` of shape ``(N, D)``."""
     if z1.shape != z2.shape:
-        raise ValueError(f"the two views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            f"the two views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     similarity = z @ z.T / temperature
@@ -36,8 +38,12 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int = 128, out_dim: int = 64) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim, bias=False), nn.BatchNorm1d(hidden_dim),
-                                 nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim, bias=False),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -60,8 +66,10 @@ class ContrastivePair(nn.Module):
 
 def contrastive_loss(temperature: float = 0.2):
     """A ``loss_fn(output, target)`` for :func:`playground.core.training.fit` (target unused)."""
+
     def loss(output: torch.Tensor, _target: torch.Tensor) -> torch.Tensor:
         return nt_xent(output[0], output[1], temperature)
+
     return loss
 
 
@@ -71,11 +79,20 @@ class TwoViewLoader:
     Shaped like :class:`playground.data.TensorLoader` so :func:`fit` can train on it.
     """
 
-    def __init__(self, images: torch.Tensor, batch_size: int = 256, seed: int = 0,
-                 augment_config: AugmentConfig = AugmentConfig()) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        batch_size: int = 256,
+        seed: int = 0,
+        augment_config: AugmentConfig = AugmentConfig(),
+    ) -> None:
         if images.shape[0] < 2:
             raise ValueError("contrastive learning needs at least 2 images")
-        self.images, self.batch_size, self.augment_config = images, min(batch_size, images.shape[0]), augment_config
+        self.images, self.batch_size, self.augment_config = (
+            images,
+            min(batch_size, images.shape[0]),
+            augment_config,
+        )
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -84,7 +101,10 @@ class TwoViewLoader:
     def __iter__(self):
         order = torch.randperm(self.images.shape[0], generator=self.generator)
         for step in range(len(self)):
-            index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
             batch = self.images[index]
-            yield (augment(batch, self.generator, self.augment_config),
-                   augment(batch, self.generator, self.augment_config), index)
+            yield (
+                augment(batch, self.generator, self.augment_config),
+                augment(batch, self.generator, self.augment_config),
+                index,
+            )

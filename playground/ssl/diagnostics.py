@@ -24,12 +24,12 @@ TRACE_ITERATIONS = 10
 
 @dataclass
 class Diagnostics:
-    assignments: torch.Tensor     # (N,) prototype of every test image
-    labels: torch.Tensor          # (N,) their classes (for purity and the page's sample grid)
+    assignments: torch.Tensor  # (N,) prototype of every test image
+    labels: torch.Tensor  # (N,) their classes (for purity and the page's sample grid)
     classes: list[str]
     purity: float
-    used_prototypes: int          # prototypes that hold at least one test image
-    trace: list[torch.Tensor]     # codes (B, K) of one batch, before and after each iteration
+    used_prototypes: int  # prototypes that hold at least one test image
+    trace: list[torch.Tensor]  # codes (B, K) of one batch, before and after each iteration
     errors: list[tuple[float, float]]  # per trace entry: (sample-sum error, prototype-sum error)
 
     def counts(self, prototypes: int) -> torch.Tensor:
@@ -49,13 +49,26 @@ def purity(assignments: torch.Tensor, labels: torch.Tensor) -> float:
     return hits / assignments.numel()
 
 
-def diagnose(model: SwAV, test: ImageDataset, config: SwAVConfig = SwAVConfig(), batch: int = 256,
-             seed: int = 0, iterations: int = TRACE_ITERATIONS) -> Diagnostics:
+def diagnose(
+    model: SwAV,
+    test: ImageDataset,
+    config: SwAVConfig = SwAVConfig(),
+    batch: int = 256,
+    seed: int = 0,
+    iterations: int = TRACE_ITERATIONS,
+) -> Diagnostics:
     """Assignments of every test image and the Sinkhorn trace of a random batch of them."""
     scores = model.prototype_scores(test.images)
     assignments = scores.argmax(dim=1)
     generator = torch.Generator().manual_seed(seed)
     sample = torch.randperm(len(test), generator=generator)[:batch]
     trace = sinkhorn_trace(scores[sample], config.epsilon, max(iterations, config.sinkhorn_iterations))
-    return Diagnostics(assignments, test.labels.clone(), list(test.classes), purity(assignments, test.labels),
-                       int(assignments.unique().numel()), trace, [equipartition_error(c) for c in trace])
+    return Diagnostics(
+        assignments,
+        test.labels.clone(),
+        list(test.classes),
+        purity(assignments, test.labels),
+        int(assignments.unique().numel()),
+        trace,
+        [equipartition_error(c) for c in trace],
+    )

@@ -54,12 +54,12 @@ class Config(RunConfig):
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
     download: bool = False
-    pretrain_limit: int = 0       # unlabelled training images SwAV sees (0: the whole training split)
-    train_limit: int = 0          # labelled training images the probes draw from (0: all), stratified
-    test_limit: int = 0           # test images (0: all), stratified
+    pretrain_limit: int = 0  # unlabelled training images SwAV sees (0: the whole training split)
+    train_limit: int = 0  # labelled training images the probes draw from (0: all), stratified
+    test_limit: int = 0  # test images (0: all), stratified
     model: Literal["small_cnn", "regnety_small", "regnety_400mf", "resnet18"] = "small_cnn"
-    width: int = 32               # small_cnn only
-    pool_size: int = 4            # small_cnn only
+    width: int = 32  # small_cnn only
+    pool_size: int = 4  # small_cnn only
     representation_dim: int = 32  # the embedding that is probed (and FCT's side-info size)
     prototypes: int = 30
     projection_dim: int = 32
@@ -70,7 +70,7 @@ class Config(RunConfig):
     small_crops: int = 4
     queue_length: int = 0
     freeze_prototypes_steps: int = 0
-    flip: bool = True             # horizontal flips in the crops (off for digits)
+    flip: bool = True  # horizontal flips in the crops (off for digits)
     epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3
@@ -89,30 +89,56 @@ class Config(RunConfig):
             if name not in INITS:
                 raise ConfigError(f"unknown init {name!r} in inits; choose from {', '.join(INITS)}")
         if "swav" not in self.inits:
-            raise ConfigError("inits must include \"swav\": the experiment is about the SwAV encoder")
+            raise ConfigError('inits must include "swav": the experiment is about the SwAV encoder')
         for key in ("probe_fractions", "lowshot_fractions"):
             if any(not 0.0 < f <= 1.0 for f in getattr(self, key)):
                 raise ConfigError(f"{key} must lie in (0, 1], got {getattr(self, key)}")
-        for key in ("representation_dim", "epochs", "batch_size", "finetune_steps", "finetune_batch",
-                    "supervised_epochs", "width", "pool_size"):
+        for key in (
+            "representation_dim",
+            "epochs",
+            "batch_size",
+            "finetune_steps",
+            "finetune_batch",
+            "supervised_epochs",
+            "width",
+            "pool_size",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if min(self.lr, self.finetune_lr, self.probe_l2 + 1) <= 0 or self.weight_decay < 0:
-            raise ConfigError("lr and finetune_lr must be positive; probe_l2 and weight_decay cannot be negative")
+            raise ConfigError(
+                "lr and finetune_lr must be positive; probe_l2 and weight_decay cannot be negative"
+            )
         self.swav_config()  # SwAV's own checks (temperature, epsilon, crops ...)
 
     def swav_config(self) -> SwAVConfig:
-        return SwAVConfig(prototypes=self.prototypes, projection_dim=self.projection_dim, hidden_dim=self.hidden_dim,
-                          temperature=self.temperature, epsilon=self.epsilon,
-                          sinkhorn_iterations=self.sinkhorn_iterations, small_crops=self.small_crops,
-                          queue_length=self.queue_length, freeze_prototypes_steps=self.freeze_prototypes_steps,
-                          augment=AugmentConfig(flip=self.flip))
+        return SwAVConfig(
+            prototypes=self.prototypes,
+            projection_dim=self.projection_dim,
+            hidden_dim=self.hidden_dim,
+            temperature=self.temperature,
+            epsilon=self.epsilon,
+            sinkhorn_iterations=self.sinkhorn_iterations,
+            small_crops=self.small_crops,
+            queue_length=self.queue_length,
+            freeze_prototypes_steps=self.freeze_prototypes_steps,
+            augment=AugmentConfig(flip=self.flip),
+        )
 
     def encoder(self, in_channels: int, num_classes: int = 0) -> torch.nn.Module:
         """The architecture every init shares (weights from the current torch seed)."""
-        options = {"width": self.width, "pool_size": self.pool_size, "dropout": 0.0} if self.model == "small_cnn" else {}
-        return build_model(self.model, in_channels=in_channels, num_classes=num_classes,
-                           embedding_dim=self.representation_dim, **options)
+        options = (
+            {"width": self.width, "pool_size": self.pool_size, "dropout": 0.0}
+            if self.model == "small_cnn"
+            else {}
+        )
+        return build_model(
+            self.model,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            embedding_dim=self.representation_dim,
+            **options,
+        )
 
 
 @dataclasses.dataclass
@@ -128,40 +154,71 @@ def load_data(config: Config, progress: Progress = None) -> tuple[torch.Tensor, 
     """``(unlabelled pretraining images, labelled train, test)``."""
     report(progress, "load data", 0, 1)
     kwargs = dict(root=config.data_root or None, download=config.download, seed=config.seed)
-    train, test = load_dataset(config.dataset, "train", **kwargs), load_dataset(config.dataset, "test", **kwargs)
+    train, test = (
+        load_dataset(config.dataset, "train", **kwargs),
+        load_dataset(config.dataset, "test", **kwargs),
+    )
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(train), generator=generator)  # labels are not used to pick these
-    unlabelled = train.images[order[:config.pretrain_limit] if config.pretrain_limit > 0 else order]
+    unlabelled = train.images[order[: config.pretrain_limit] if config.pretrain_limit > 0 else order]
     report(progress, "load data", 1, 1)
-    return unlabelled, limit_per_split(train, config.train_limit, config.seed), limit_per_split(
-        test, config.test_limit, config.seed)
+    return (
+        unlabelled,
+        limit_per_split(train, config.train_limit, config.seed),
+        limit_per_split(test, config.test_limit, config.seed),
+    )
 
 
-def pretrain(config: Config, initial: torch.nn.Module, images: torch.Tensor, device, progress: Progress) -> Pretrained:
+def pretrain(
+    config: Config, initial: torch.nn.Module, images: torch.Tensor, device, progress: Progress
+) -> Pretrained:
     """SwAV on ``images`` starting from a copy of ``initial``."""
     swav_config = config.swav_config()
     model = build_swav(copy.deepcopy(initial), config.representation_dim, swav_config)
     began = time.perf_counter()
-    history = train_swav(model, images, swav_config, epochs=config.epochs, batch_size=config.batch_size,
-                         lr=config.lr, weight_decay=config.weight_decay, seed=config.seed, device=device,
-                         progress=staged(progress, "swav"))
+    history = train_swav(
+        model,
+        images,
+        swav_config,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        device=device,
+        progress=staged(progress, "swav"),
+    )
     return Pretrained(model.cpu().eval(), history.series("train/loss"), time.perf_counter() - began)
 
 
-def train_supervised(config: Config, initial: torch.nn.Module, train: ImageDataset, device,
-                     progress: Progress) -> torch.nn.Module:
+def train_supervised(
+    config: Config, initial: torch.nn.Module, train: ImageDataset, device, progress: Progress
+) -> torch.nn.Module:
     """The same architecture trained on every label (a classifier head on the embedding)."""
     model = config.encoder(train.image_shape[0], train.num_classes)
     model.load_state_dict(initial.state_dict(), strict=False)  # same backbone and embedding start
-    loader = TensorLoader.of(train, batch_size=config.finetune_batch * 2, shuffle=True, seed=config.seed,
-                             drop_last=len(train) > config.finetune_batch * 2)
-    fit(model, loader, epochs=config.supervised_epochs, device=device, schedule="cosine",
-        optimizer=make_optimizer(model, "adamw", config.finetune_lr, 1e-4), progress=staged(progress, "supervised"))
+    loader = TensorLoader.of(
+        train,
+        batch_size=config.finetune_batch * 2,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=len(train) > config.finetune_batch * 2,
+    )
+    fit(
+        model,
+        loader,
+        epochs=config.supervised_epochs,
+        device=device,
+        schedule="cosine",
+        optimizer=make_optimizer(model, "adamw", config.finetune_lr, 1e-4),
+        progress=staged(progress, "supervised"),
+    )
     return model.cpu().eval()
 
 
-def probe_all(config: Config, encoders: dict, train: ImageDataset, test: ImageDataset, device,
-              progress: Progress) -> dict[str, dict[float, float]]:
+def probe_all(
+    config: Config, encoders: dict, train: ImageDataset, test: ImageDataset, device, progress: Progress
+) -> dict[str, dict[float, float]]:
     """Init -> label fraction -> linear-probe test accuracy."""
     subsets = {f: balanced_subset(train.labels, f, config.seed) for f in config.probe_fractions}
     out = {}
@@ -169,23 +226,36 @@ def probe_all(config: Config, encoders: dict, train: ImageDataset, test: ImageDa
         report(progress, "linear probe", i, len(encoders), message=init)
         a = embed_images(encoder, train.images, device=device).cpu()
         b = embed_images(encoder, test.images, device=device).cpu()
-        out[init] = {f: linear_probe(a[idx], train.labels[idx], b, test.labels, train.num_classes, config.probe_l2)
-                     for f, idx in subsets.items()}
+        out[init] = {
+            f: linear_probe(a[idx], train.labels[idx], b, test.labels, train.num_classes, config.probe_l2)
+            for f, idx in subsets.items()
+        }
     report(progress, "linear probe", len(encoders), len(encoders))
     return out
 
 
-def lowshot_all(config: Config, encoders: dict, train: ImageDataset, test: ImageDataset, device,
-                progress: Progress) -> dict[str, dict[float, float]]:
+def lowshot_all(
+    config: Config, encoders: dict, train: ImageDataset, test: ImageDataset, device, progress: Progress
+) -> dict[str, dict[float, float]]:
     """Init (not ``supervised``: it saw every label) -> label fraction -> fine-tuned test accuracy."""
     jobs = [(init, f) for init in encoders if init != "supervised" for f in config.lowshot_fractions]
     out: dict[str, dict[float, float]] = {}
     for i, (init, fraction) in enumerate(jobs):
-        report(progress, "low-shot fine-tuning", i, len(jobs), message=f"{init}, {fraction:.0%} of the labels")
+        report(
+            progress, "low-shot fine-tuning", i, len(jobs), message=f"{init}, {fraction:.0%} of the labels"
+        )
         subset = train.subset(balanced_subset(train.labels, fraction, config.seed))
         out.setdefault(init, {})[fraction] = finetune(
-            encoders[init], config.representation_dim, subset, test, steps=config.finetune_steps,
-            batch_size=config.finetune_batch, lr=config.finetune_lr, seed=config.seed, device=device)
+            encoders[init],
+            config.representation_dim,
+            subset,
+            test,
+            steps=config.finetune_steps,
+            batch_size=config.finetune_batch,
+            lr=config.finetune_lr,
+            seed=config.seed,
+            device=device,
+        )
     report(progress, "low-shot fine-tuning", len(jobs), len(jobs))
     return out
 
@@ -223,9 +293,16 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     run_dir = run_dir or RunDir.create(config.name, config.out or None)
     run_dir.write_config(config, EXPERIMENT)
     outcome = evaluate_inits(config, data, device, progress)
-    save_checkpoint(run_dir.path / CHECKPOINT, outcome.pretrained.model,
-                    {"experiment": EXPERIMENT, "config": dataclasses.asdict(config),
-                     "in_channels": data[1].image_shape[0], "classes": data[1].classes})
+    save_checkpoint(
+        run_dir.path / CHECKPOINT,
+        outcome.pretrained.model,
+        {
+            "experiment": EXPERIMENT,
+            "config": dataclasses.asdict(config),
+            "in_channels": data[1].image_shape[0],
+            "classes": data[1].classes,
+        },
+    )
     metrics = text.metrics_of(config, outcome, data[1].num_classes)
     run_dir.write_metrics(metrics)
     text.write_artifacts(run_dir, config, outcome, data[2])

@@ -28,12 +28,20 @@ class MultiCrop:
     28 -> 14 on Fashion-MNIST and 8 -> 4 on digits.
     """
 
-    def __init__(self, large: int = 2, small: int = 4, large_size: int | None = None,
-                 small_size: int | None = None, large_scale: tuple[float, float] = (0.35, 1.0),
-                 small_scale: tuple[float, float] = (0.08, 0.35),
-                 augment_config: AugmentConfig = AugmentConfig()) -> None:
+    def __init__(
+        self,
+        large: int = 2,
+        small: int = 4,
+        large_size: int | None = None,
+        small_size: int | None = None,
+        large_scale: tuple[float, float] = (0.35, 1.0),
+        small_scale: tuple[float, float] = (0.08, 0.35),
+        augment_config: AugmentConfig = AugmentConfig(),
+    ) -> None:
         if large < 1 or small < 0:
-            raise ConfigError(f"multi-crop needs at least 1 large view and >= 0 small views, got {large} and {small}")
+            raise ConfigError(
+                f"multi-crop needs at least 1 large view and >= 0 small views, got {large} and {small}"
+            )
         for name, scale in (("large_scale", large_scale), ("small_scale", small_scale)):
             if not 0 < scale[0] <= scale[1] <= 1:
                 raise ConfigError(f"multi-crop {name} must satisfy 0 < low <= high <= 1, got {scale}")
@@ -60,8 +68,10 @@ class MultiCrop:
             raise DataFormatError(f"multi-crop needs images (N, C, H, W), got shape {tuple(images.shape)}")
         sizes = self.sizes(images.shape[-1])
         scales = [self.large_scale] * self.large + [self.small_scale] * self.small
-        return [augment(images, generator, replace(self.augment_config, crop_scale=scale, output_size=size))
-                for size, scale in zip(sizes, scales)]
+        return [
+            augment(images, generator, replace(self.augment_config, crop_scale=scale, output_size=size))
+            for size, scale in zip(sizes, scales)
+        ]
 
 
 class MultiCropLoader:
@@ -71,10 +81,18 @@ class MultiCropLoader:
     ``channels_last`` lays the views out NHWC, for a model in that memory format.
     """
 
-    def __init__(self, images: torch.Tensor, multicrop: MultiCrop, batch_size: int = 256, seed: int = 0,
-                 channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        multicrop: MultiCrop,
+        batch_size: int = 256,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
         if images.ndim != 4 or images.shape[0] < 2:
-            raise DataFormatError(f"SwAV needs at least 2 images (N, C, H, W), got shape {tuple(images.shape)}")
+            raise DataFormatError(
+                f"SwAV needs at least 2 images (N, C, H, W), got shape {tuple(images.shape)}"
+            )
         self.images, self.multicrop = images, multicrop
         self.batch_size = min(batch_size, images.shape[0])
         self.generator = torch.Generator().manual_seed(seed)
@@ -86,6 +104,6 @@ class MultiCropLoader:
     def __iter__(self):
         order = torch.randperm(self.images.shape[0], generator=self.generator)
         for step in range(len(self)):
-            index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
             views = self.multicrop(self.images[index], self.generator)
             yield (*(view.contiguous(memory_format=self.memory_format) for view in views), index)

@@ -12,8 +12,11 @@ import torch  # noqa: E402
 LABELS = {"swav": "SwAV", "random_init": "random init", "supervised": "supervised (all labels)"}
 
 
-def probe_figure(probes: dict[str, dict[float, float]], stds: dict[str, dict[float, float]] | None = None,
-                 lowshot: dict[str, dict[float, float]] | None = None):
+def probe_figure(
+    probes: dict[str, dict[float, float]],
+    stds: dict[str, dict[float, float]] | None = None,
+    lowshot: dict[str, dict[float, float]] | None = None,
+):
     """Test accuracy against the fraction of labels: linear probe (solid), fine-tuned (dashed)."""
     figure, axis = plt.subplots(figsize=(6, 4))
     for i, (init, curve) in enumerate(probes.items()):
@@ -26,8 +29,13 @@ def probe_figure(probes: dict[str, dict[float, float]], stds: dict[str, dict[flo
             axis.fill_between(fractions, values - spread, values + spread, color=colour, alpha=0.15)
         if lowshot and init in lowshot:
             shots = sorted(lowshot[init])
-            axis.plot(shots, [lowshot[init][f] for f in shots], "s--", color=colour,
-                      label=f"{LABELS.get(init, init)}: fine-tuned")
+            axis.plot(
+                shots,
+                [lowshot[init][f] for f in shots],
+                "s--",
+                color=colour,
+                label=f"{LABELS.get(init, init)}: fine-tuned",
+            )
     axis.set_xscale("log")
     axis.set_xlabel("fraction of training labels")
     axis.set_ylabel("test accuracy")
@@ -40,7 +48,9 @@ def loss_figure(losses: list[float], prototypes: int):
     """SwAV loss per epoch against log K, the loss of flat codes and flat predictions."""
     figure, axis = plt.subplots(figsize=(6, 3.5))
     axis.plot(range(1, len(losses) + 1), losses, "o-", label="swapped-prediction loss")
-    axis.axhline(np.log(prototypes), color="grey", linestyle=":", label=f"log K = {np.log(prototypes):.2f} (uniform)")
+    axis.axhline(
+        np.log(prototypes), color="grey", linestyle=":", label=f"log K = {np.log(prototypes):.2f} (uniform)"
+    )
     axis.set_xlabel("epoch")
     axis.set_ylabel("loss (nats)")
     axis.grid(alpha=0.3)
@@ -48,8 +58,12 @@ def loss_figure(losses: list[float], prototypes: int):
     return figure
 
 
-def sinkhorn_figure(trace: list[torch.Tensor], errors: list[tuple[float, float]], samples: int = 24,
-                    shown: tuple[int, ...] = (0, 1, 3)):
+def sinkhorn_figure(
+    trace: list[torch.Tensor],
+    errors: list[tuple[float, float]],
+    samples: int = 24,
+    shown: tuple[int, ...] = (0, 1, 3),
+):
     """Codes of the first ``samples`` images before and after some iterations, and the errors."""
     steps = [s for s in shown if s < len(trace)] + [len(trace) - 1]
     steps = sorted(set(steps))
@@ -57,7 +71,9 @@ def sinkhorn_figure(trace: list[torch.Tensor], errors: list[tuple[float, float]]
     top = max(float(trace[s][:samples].max()) for s in steps)
     for axis, step in zip(axes, steps):
         image = axis.imshow(trace[step][:samples].numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=top)
-        axis.set_title("scores only" if step == 0 else f"after {step} iteration{'s' * (step > 1)}", fontsize=9)
+        axis.set_title(
+            "scores only" if step == 0 else f"after {step} iteration{'s' * (step > 1)}", fontsize=9
+        )
         axis.set_xlabel("prototype")
     axes[0].set_ylabel("sample")
     figure.colorbar(image, ax=axes[len(steps) - 1], fraction=0.05)
@@ -77,7 +93,9 @@ def prototype_figure(examples: torch.Tensor, counts: torch.Tensor, classes: list
     """The ``rows`` fullest prototypes: example images, size and most common class."""
     order = counts.sum(1).argsort(descending=True)[:rows]
     columns = examples.shape[1]
-    figure, axes = plt.subplots(len(order), columns, figsize=(columns * 0.9, len(order) * 0.95), squeeze=False)
+    figure, axes = plt.subplots(
+        len(order), columns, figsize=(columns * 0.9, len(order) * 0.95), squeeze=False
+    )
     for row, k in enumerate(order.tolist()):
         total = int(counts[k].sum())
         top = int(counts[k].argmax())

@@ -45,17 +45,27 @@ def balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> tor
     return torch.cat(chosen).sort().values
 
 
-def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, l2: float = 1e-4,
-               iterations: int = 200) -> nn.Linear:
+def fit_linear(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, l2: float = 1e-4, iterations: int = 200
+) -> nn.Linear:
     """Multinomial logistic regression on ``features`` (N, D) by full-batch L-BFGS."""
     if features.ndim != 2 or features.shape[0] != labels.shape[0] or features.shape[0] == 0:
-        raise DataFormatError(f"a linear probe needs features (N, D) and N labels, got {tuple(features.shape)} "
-                              f"and {tuple(labels.shape)}")
+        raise DataFormatError(
+            f"a linear probe needs features (N, D) and N labels, got {tuple(features.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
     with torch.enable_grad():
         head = nn.Linear(features.shape[1], num_classes)
         nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
-        optimizer = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=iterations, history_size=20,
-                                      tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+        optimizer = torch.optim.LBFGS(
+            head.parameters(),
+            lr=1.0,
+            max_iter=iterations,
+            history_size=20,
+            tolerance_grad=1e-6,
+            tolerance_change=1e-9,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
@@ -67,8 +77,14 @@ def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, l
     return head.eval()
 
 
-def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, num_classes: int, l2: float = 1e-4) -> float:
+def linear_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    num_classes: int,
+    l2: float = 1e-4,
+) -> float:
     """Test accuracy of a logistic regression on standardised frozen features."""
     mean, std = train_features.mean(0), train_features.std(0, unbiased=False) + 1e-6
     head = fit_linear((train_features - mean) / std, train_labels, num_classes, l2)
@@ -89,9 +105,19 @@ class WithHead(nn.Module):
         return self.head(getattr(encoded, "embedding", encoded))
 
 
-def finetune(encoder: nn.Module, embedding_dim: int, train: ImageDataset, test: ImageDataset, *,
-             steps: int = 300, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-             device: torch.device | str = "cpu", progress: Progress = None) -> float:
+def finetune(
+    encoder: nn.Module,
+    embedding_dim: int,
+    train: ImageDataset,
+    test: ImageDataset,
+    *,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Progress = None,
+) -> float:
     """Test accuracy after training a copy of ``encoder`` plus a new head on ``train`` for ``steps``."""
     if steps < 1 or len(train) == 0:
         raise ConfigError(f"fine-tuning needs at least one step and one image, got {steps} and {len(train)}")
@@ -99,6 +125,13 @@ def finetune(encoder: nn.Module, embedding_dim: int, train: ImageDataset, test: 
     model = WithHead(copy.deepcopy(encoder), embedding_dim, train.num_classes)
     batch = min(batch_size, len(train))
     loader = TensorLoader.of(train, batch_size=batch, shuffle=True, seed=seed, drop_last=True)
-    fit(model, loader, epochs=math.ceil(steps / len(loader)), device=device, schedule="cosine",
-        optimizer=make_optimizer(model, "adamw", lr, 1e-4), progress=progress)
+    fit(
+        model,
+        loader,
+        epochs=math.ceil(steps / len(loader)),
+        device=device,
+        schedule="cosine",
+        optimizer=make_optimizer(model, "adamw", lr, 1e-4),
+        progress=progress,
+    )
     return evaluate(model, TensorLoader.of(test, batch_size=1024), device=device)["accuracy"]

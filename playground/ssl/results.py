@@ -26,8 +26,13 @@ def load_probes(path: str | Path) -> list[dict]:
     out = []
     for folder in folders:
         raw = read_json(folder / "probes.json")
-        out.append({"linear_probe": _float_keys(raw["linear_probe"]), "lowshot": _float_keys(raw["lowshot"]),
-                    "swav_loss": raw["swav_loss"]})
+        out.append(
+            {
+                "linear_probe": _float_keys(raw["linear_probe"]),
+                "lowshot": _float_keys(raw["lowshot"]),
+                "swav_loss": raw["swav_loss"],
+            }
+        )
     return out
 
 
@@ -47,7 +52,9 @@ def load_model(path: str | Path) -> tuple[SwAV, Config, list[str]]:
     if meta.get("experiment") != EXPERIMENT or "config" not in meta:
         raise CheckpointError(f"{folder / CHECKPOINT} is not a SwAV checkpoint written by this playground")
     config = Config(**meta["config"])
-    model = build_swav(config.encoder(int(meta["in_channels"])), config.representation_dim, config.swav_config())
+    model = build_swav(
+        config.encoder(int(meta["in_channels"])), config.representation_dim, config.swav_config()
+    )
     load_into(model, folder / CHECKPOINT)
     return model.eval(), config, list(meta.get("classes", []))
 

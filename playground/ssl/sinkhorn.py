@@ -18,6 +18,7 @@ becomes a column of zeros.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import torch
 
@@ -26,7 +27,9 @@ from playground.errors import ConfigError, DataFormatError
 
 def _check(scores: torch.Tensor, epsilon: float, iterations: int) -> None:
     if scores.ndim != 2 or scores.shape[0] < 1 or scores.shape[1] < 1:
-        raise DataFormatError(f"sinkhorn needs scores of shape (batch, prototypes), got {tuple(scores.shape)}")
+        raise DataFormatError(
+            f"sinkhorn needs scores of shape (batch, prototypes), got {tuple(scores.shape)}"
+        )
     if not epsilon > 0:
         raise ConfigError(f"sinkhorn epsilon must be positive, got {epsilon}")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
@@ -59,8 +62,7 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -
     No gradient flows through the codes (SwAV treats them as targets).
     """
     _check(scores, epsilon, iterations)
-    for log_q in _log_steps(scores, epsilon, iterations):
-        pass
+    log_q = deque(_log_steps(scores, epsilon, iterations), maxlen=1)[0]  # the last step
     out_dtype = scores.dtype if scores.is_floating_point() else torch.float32
     return _codes(log_q, out_dtype)
 
@@ -83,8 +85,14 @@ def equipartition_error(codes: torch.Tensor) -> tuple[float, float]:
     return sample_error, prototype_error
 
 
-def example_scores(batch: int = 64, prototypes: int = 16, clusters: int = 4, spread: float = 0.5,
-                   dim: int = 16, seed: int = 0) -> torch.Tensor:
+def example_scores(
+    batch: int = 64,
+    prototypes: int = 16,
+    clusters: int = 4,
+    spread: float = 0.5,
+    dim: int = 16,
+    seed: int = 0,
+) -> torch.Tensor:
     """Cosine scores (B, K) of unit vectors drawn around ``clusters`` centres against random unit
     prototypes: a lopsided batch (most samples prefer a few prototypes) to watch Sinkhorn spread."""
     if min(batch, prototypes, clusters, dim) < 1 or spread < 0:
@@ -92,6 +100,8 @@ def example_scores(batch: int = 64, prototypes: int = 16, clusters: int = 4, spr
     generator = torch.Generator().manual_seed(seed)
     centres = torch.nn.functional.normalize(torch.randn(clusters, dim, generator=generator), dim=1)
     which = torch.randint(0, clusters, (batch,), generator=generator)
-    z = torch.nn.functional.normalize(centres[which] + spread * torch.randn(batch, dim, generator=generator), dim=1)
+    z = torch.nn.functional.normalize(
+        centres[which] + spread * torch.randn(batch, dim, generator=generator), dim=1
+    )
     c = torch.nn.functional.normalize(torch.randn(prototypes, dim, generator=generator), dim=1)
     return z @ c.T

@@ -46,9 +46,11 @@ class Prototypes(nn.Module):
     def __init__(self, dim: int, count: int) -> None:
         super().__init__()
         if dim < 1 or count < 2:
-            raise ConfigError(f"SwAV needs a positive projection size and at least 2 prototypes, got {dim} and {count}")
+            raise ConfigError(
+                f"SwAV needs a positive projection size and at least 2 prototypes, got {dim} and {count}"
+            )
         self.weight = nn.Parameter(torch.empty(count, dim))
-        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Linear's initialisation
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # nn.Linear's initialisation
         self.normalize_()
 
     @torch.no_grad()
@@ -79,16 +81,25 @@ class PrototypeQueue:
     def push(self, features: torch.Tensor) -> None:
         """Put ``features`` (B, dim) first; the oldest rows fall off the end."""
         length = self.features.shape[0]
-        self.features = torch.cat([features.detach().to(self.features), self.features.to(features.device)])[:length]
+        self.features = torch.cat([features.detach().to(self.features), self.features.to(features.device)])[
+            :length
+        ]
         self.filled = min(length, self.filled + features.shape[0])
 
     @torch.no_grad()
-    def codes(self, scores: torch.Tensor, features: torch.Tensor, prototypes: torch.Tensor,
-              epsilon: float = 0.05, iterations: int = 3, update: bool = True) -> torch.Tensor:
+    def codes(
+        self,
+        scores: torch.Tensor,
+        features: torch.Tensor,
+        prototypes: torch.Tensor,
+        epsilon: float = 0.05,
+        iterations: int = 3,
+        update: bool = True,
+    ) -> torch.Tensor:
         """Codes (B, K) for ``scores`` (B, K), then (if ``update``) push ``features`` (B, dim)."""
         if self.full:
             queue_scores = self.features.to(scores) @ prototypes.detach().to(scores).T
-            codes = sinkhorn(torch.cat([scores, queue_scores]), epsilon, iterations)[:scores.shape[0]]
+            codes = sinkhorn(torch.cat([scores, queue_scores]), epsilon, iterations)[: scores.shape[0]]
         else:
             codes = sinkhorn(scores, epsilon, iterations)
         if update:
@@ -105,15 +116,23 @@ def _check_views(scores_per_view, codes_per_view, temperature: float, crops_for_
         raise ConfigError("crops_for_assign must name at least one view")
     for i in crops_for_assign:
         if not 0 <= i < len(scores_per_view) or i not in codes_per_view:
-            raise DataFormatError(f"assignment view {i} has no scores or no codes ({len(scores_per_view)} views, "
-                                  f"codes for {sorted(codes_per_view)})")
+            raise DataFormatError(
+                f"assignment view {i} has no scores or no codes ({len(scores_per_view)} views, "
+                f"codes for {sorted(codes_per_view)})"
+            )
         if codes_per_view[i].shape != scores_per_view[i].shape:
-            raise DataFormatError(f"codes of view {i} have shape {tuple(codes_per_view[i].shape)}, "
-                                  f"scores {tuple(scores_per_view[i].shape)}")
+            raise DataFormatError(
+                f"codes of view {i} have shape {tuple(codes_per_view[i].shape)}, "
+                f"scores {tuple(scores_per_view[i].shape)}"
+            )
 
 
-def swapped_prediction_loss(scores_per_view: list[torch.Tensor], codes_per_view: dict[int, torch.Tensor],
-                            temperature: float = 0.1, crops_for_assign=(0, 1)) -> torch.Tensor:
+def swapped_prediction_loss(
+    scores_per_view: list[torch.Tensor],
+    codes_per_view: dict[int, torch.Tensor],
+    temperature: float = 0.1,
+    crops_for_assign=(0, 1),
+) -> torch.Tensor:
     """SwAV's loss: every view other than ``i`` predicts the codes ``q_i`` of each assignment
     view ``i`` by cross-entropy with ``softmax(s_v / temperature)`` (mean over the batch and
     the other views, then over the assignment views). Codes are treated as constants.
@@ -146,30 +165,34 @@ class SwAVConfig:
     reached 0.89 with tau = 0.1 and 0.96 with tau = 0.2 (a random encoder: 0.92).
     """
 
-    prototypes: int = 30                # K [3000]; a few times the expected number of classes
-    projection_dim: int = 32            # D of z [128]
-    hidden_dim: int = 128               # projector hidden layer [2048]
-    temperature: float = 0.2            # tau [0.1]; see the note in SwAVConfig's docstring
-    epsilon: float = 0.05               # Sinkhorn entropy weight [0.05]
-    sinkhorn_iterations: int = 3        # [3]
+    prototypes: int = 30  # K [3000]; a few times the expected number of classes
+    projection_dim: int = 32  # D of z [128]
+    hidden_dim: int = 128  # projector hidden layer [2048]
+    temperature: float = 0.2  # tau [0.1]; see the note in SwAVConfig's docstring
+    epsilon: float = 0.05  # Sinkhorn entropy weight [0.05]
+    sinkhorn_iterations: int = 3  # [3]
     crops_for_assign: tuple[int, ...] = (0, 1)  # views whose codes are predicted: the large crops
-    large_crops: int = 2                # [2 x 224 px]
-    small_crops: int = 4                # [6 x 96 px]
-    small_size: int | None = None       # small crops' side; None: half the image side
-    queue_length: int = 0               # 0: no queue [3840, from epoch 15, for batches of 256]
-    freeze_prototypes_steps: int = 0    # prototypes get no gradient for this many steps [313]
+    large_crops: int = 2  # [2 x 224 px]
+    small_crops: int = 4  # [6 x 96 px]
+    small_size: int | None = None  # small crops' side; None: half the image side
+    queue_length: int = 0  # 0: no queue [3840, from epoch 15, for batches of 256]
+    freeze_prototypes_steps: int = 0  # prototypes get no gradient for this many steps [313]
     augment: AugmentConfig = AugmentConfig()  # jitter of every crop (its crop_scale/output_size are replaced)
 
     def __post_init__(self):
         views = self.large_crops + self.small_crops
         if not self.crops_for_assign or not all(0 <= i < views for i in self.crops_for_assign):
-            raise ConfigError(f"crops_for_assign {self.crops_for_assign} must name views among the {views} crops")
+            raise ConfigError(
+                f"crops_for_assign {self.crops_for_assign} must name views among the {views} crops"
+            )
         if views < 2:
             raise ConfigError("SwAV needs at least 2 views per image")
         if min(self.temperature, self.epsilon) <= 0:
             raise ConfigError("the SwAV temperature and epsilon must be positive")
         if min(self.sinkhorn_iterations, self.queue_length, self.freeze_prototypes_steps) < 0:
-            raise ConfigError("sinkhorn_iterations, queue_length and freeze_prototypes_steps cannot be negative")
+            raise ConfigError(
+                "sinkhorn_iterations, queue_length and freeze_prototypes_steps cannot be negative"
+            )
 
 
 class SwAV(nn.Module):
@@ -182,8 +205,15 @@ class SwAV(nn.Module):
     forward's loss before the next training forward (as :func:`fit` does).
     """
 
-    def __init__(self, encoder: nn.Module, representation_dim: int, prototypes: int = 30,
-                 projection_dim: int = 32, hidden_dim: int = 128, freeze_prototypes_steps: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        representation_dim: int,
+        prototypes: int = 30,
+        projection_dim: int = 32,
+        hidden_dim: int = 128,
+        freeze_prototypes_steps: int = 0,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.projector = ProjectionHead(representation_dim, hidden_dim, projection_dim)
@@ -206,7 +236,9 @@ class SwAV(nn.Module):
         if len(views) == 1 and isinstance(views[0], (list, tuple)):
             views = tuple(views[0])
         if not views or len({v.shape[0] for v in views}) != 1:
-            raise DataFormatError(f"SwAV needs view batches of one size, got {[tuple(v.shape) for v in views]}")
+            raise DataFormatError(
+                f"SwAV needs view batches of one size, got {[tuple(v.shape) for v in views]}"
+            )
         frozen = False
         if self.training:
             self.prototypes.normalize_()
@@ -223,15 +255,23 @@ class SwAV(nn.Module):
         self.eval()
         device = self.prototypes.weight.device
         weight = F.normalize(self.prototypes.weight, dim=1)
-        parts = [F.normalize(self.projector(self._encode([chunk.to(device)])), dim=1) @ weight.T
-                 for chunk in images.split(batch_size)]
+        parts = [
+            F.normalize(self.projector(self._encode([chunk.to(device)])), dim=1) @ weight.T
+            for chunk in images.split(batch_size)
+        ]
         self.train(was_training)
         return torch.cat(parts).cpu() if parts else torch.empty(0, weight.shape[0])
 
 
 def build_swav(encoder: nn.Module, representation_dim: int, config: SwAVConfig = SwAVConfig()) -> SwAV:
-    return SwAV(encoder, representation_dim, config.prototypes, config.projection_dim, config.hidden_dim,
-                config.freeze_prototypes_steps)
+    return SwAV(
+        encoder,
+        representation_dim,
+        config.prototypes,
+        config.projection_dim,
+        config.hidden_dim,
+        config.freeze_prototypes_steps,
+    )
 
 
 class SwAVLoss:
@@ -243,8 +283,11 @@ class SwAVLoss:
     def __init__(self, model: SwAV, config: SwAVConfig = SwAVConfig()) -> None:
         self.model, self.config = model, config
         dim = model.prototypes.weight.shape[1]
-        self.queues = ({i: PrototypeQueue(config.queue_length, dim) for i in config.crops_for_assign}
-                       if config.queue_length else {})
+        self.queues = (
+            {i: PrototypeQueue(config.queue_length, dim) for i in config.crops_for_assign}
+            if config.queue_length
+            else {}
+        )
 
     @torch.no_grad()
     def codes(self, output: SwAVOutput) -> dict[int, torch.Tensor]:
@@ -252,15 +295,22 @@ class SwAVLoss:
         for i in cfg.crops_for_assign:
             scores = output.scores[i].detach().float()
             if i in self.queues:
-                codes[i] = self.queues[i].codes(scores, output.projections[i], self.model.prototypes.weight,
-                                                cfg.epsilon, cfg.sinkhorn_iterations, update=self.model.training)
+                codes[i] = self.queues[i].codes(
+                    scores,
+                    output.projections[i],
+                    self.model.prototypes.weight,
+                    cfg.epsilon,
+                    cfg.sinkhorn_iterations,
+                    update=self.model.training,
+                )
             else:
                 codes[i] = sinkhorn(scores, cfg.epsilon, cfg.sinkhorn_iterations)
         return codes
 
     def __call__(self, output: SwAVOutput, _target: torch.Tensor) -> torch.Tensor:
-        return swapped_prediction_loss(output.scores, self.codes(output), self.config.temperature,
-                                       self.config.crops_for_assign)
+        return swapped_prediction_loss(
+            output.scores, self.codes(output), self.config.temperature, self.config.crops_for_assign
+        )
 
 
 def swav_loss(model: SwAV, config: SwAVConfig = SwAVConfig()) -> SwAVLoss:
@@ -268,16 +318,34 @@ def swav_loss(model: SwAV, config: SwAVConfig = SwAVConfig()) -> SwAVLoss:
     return SwAVLoss(model, config)
 
 
-def train_swav(model: SwAV, images: torch.Tensor, config: SwAVConfig = SwAVConfig(), *, epochs: int = 10,
-               batch_size: int = 256, lr: float = 2e-3, weight_decay: float = 1e-6, seed: int = 0,
-               device: torch.device | str = "cpu", progress: Progress = None) -> History:
+def train_swav(
+    model: SwAV,
+    images: torch.Tensor,
+    config: SwAVConfig = SwAVConfig(),
+    *,
+    epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-6,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Progress = None,
+) -> History:
     """Train ``model`` on unlabelled ``images`` (N, C, H, W) with multi-crop views through :func:`fit`."""
-    multicrop = MultiCrop(config.large_crops, config.small_crops, small_size=config.small_size,
-                          augment_config=config.augment)
+    multicrop = MultiCrop(
+        config.large_crops, config.small_crops, small_size=config.small_size, augment_config=config.augment
+    )
     loader = MultiCropLoader(images, multicrop, batch_size=batch_size, seed=seed, channels_last=True)
     model.to(memory_format=torch.channels_last)  # NHWC convolutions: about 1.5x faster on a CPU
-    history = fit(model, loader, epochs=epochs, optimizer=make_optimizer(model, "adamw", lr, weight_decay),
-                  loss_fn=swav_loss(model, config), device=device, progress=progress)
+    history = fit(
+        model,
+        loader,
+        epochs=epochs,
+        optimizer=make_optimizer(model, "adamw", lr, weight_decay),
+        loss_fn=swav_loss(model, config),
+        device=device,
+        progress=progress,
+    )
     model.to(memory_format=torch.contiguous_format)
     model.prototypes.normalize_()
     return history

@@ -17,16 +17,28 @@ import torch
 from playground.core.progress import Progress, report
 from playground.uncertainty.bnn import BayesianNet
 from playground.uncertainty.features import KNNScore, Mahalanobis
-from playground.uncertainty.methods import DeepEnsemble, MCDropout, NetSpec, SingleModel, TemperatureScaled, forward_batches
+from playground.uncertainty.methods import (
+    DeepEnsemble,
+    MCDropout,
+    NetSpec,
+    SingleModel,
+    TemperatureScaled,
+    forward_batches,
+)
 from playground.uncertainty.metrics import calibration, ood_metrics, reliability_bins, roc_points
 from playground.uncertainty.ood_data import OODData
 from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, score
 
 # the reported rows: row name -> (method that predicts, OOD score it is read with)
 ROWS = {
-    "single_msp": ("single", "msp"), "single_energy": ("single", "energy"), "temp_scaled": ("temp_scaled", "msp"),
-    "mc_dropout": ("mc_dropout", "entropy"), "ensemble": ("ensemble", "mutual_information"), "bnn": ("bnn", "mutual_information"),
-    "mahalanobis": ("single", "mahalanobis"), "knn": ("single", "knn"),
+    "single_msp": ("single", "msp"),
+    "single_energy": ("single", "energy"),
+    "temp_scaled": ("temp_scaled", "msp"),
+    "mc_dropout": ("mc_dropout", "entropy"),
+    "ensemble": ("ensemble", "mutual_information"),
+    "bnn": ("bnn", "mutual_information"),
+    "mahalanobis": ("single", "mahalanobis"),
+    "knn": ("single", "knn"),
 }
 FEATURE_ROWS = ("mahalanobis", "knn")
 PROBABILISTIC = ("single", "temp_scaled", "mc_dropout", "ensemble", "bnn")
@@ -42,7 +54,7 @@ class MethodSettings:
     bnn_epochs: int = 0
     bnn_lr: float = 0.0
     knn_k: int = 50
-    scores: dict[str, str] = field(default_factory=dict)   # row -> score, overriding ROWS
+    scores: dict[str, str] = field(default_factory=dict)  # row -> score, overriding ROWS
 
 
 @dataclass
@@ -61,13 +73,26 @@ class Methods:
 
 def build_methods(spec: NetSpec, settings: MethodSettings, seed: int) -> Methods:
     single = SingleModel(spec, seed=seed)
-    return Methods(single, TemperatureScaled(single), MCDropout(single, settings.mc_samples, seed),
-                   DeepEnsemble(spec, settings.members, seed, first=single),
-                   BayesianNet(spec, settings.bnn_layers, settings.bnn_prior_scale, settings.bnn_samples, seed,
-                               epochs=settings.bnn_epochs or None, lr=settings.bnn_lr or None))
+    return Methods(
+        single,
+        TemperatureScaled(single),
+        MCDropout(single, settings.mc_samples, seed),
+        DeepEnsemble(spec, settings.members, seed, first=single),
+        BayesianNet(
+            spec,
+            settings.bnn_layers,
+            settings.bnn_prior_scale,
+            settings.bnn_samples,
+            seed,
+            epochs=settings.bnn_epochs or None,
+            lr=settings.bnn_lr or None,
+        ),
+    )
 
 
-def train_methods(methods: Methods, data: OODData, settings: MethodSettings, progress: Progress = None) -> None:
+def train_methods(
+    methods: Methods, data: OODData, settings: MethodSettings, progress: Progress = None
+) -> None:
     """Fit every method in turn, then the feature-space scores on the single model's training embeddings."""
     stages = ("single", "temp_scaled", "mc_dropout", "ensemble", "bnn")
     for index, name in enumerate(stages):
@@ -90,8 +115,13 @@ def predict_sets(methods: Methods, data: OODData, progress: Progress = None) -> 
     for index, name in enumerate(PROBABILISTIC):
         method, predictions[name] = methods.get(name), {}
         for set_name, images in sets.items():
-            report(progress, "predict", index * len(sets) + len(predictions[name]), len(PROBABILISTIC) * len(sets),
-                   message=f"{name} on {set_name}")
+            report(
+                progress,
+                "predict",
+                index * len(sets) + len(predictions[name]),
+                len(PROBABILISTIC) * len(sets),
+                message=f"{name} on {set_name}",
+            )
             start = time.perf_counter()
             predictions[name][set_name] = method.predict(images)
             if set_name == "test":
@@ -100,7 +130,9 @@ def predict_sets(methods: Methods, data: OODData, progress: Progress = None) -> 
     return predictions, latency
 
 
-def row_scores(row: str, methods: Methods, predictions: dict, settings: MethodSettings) -> dict[str, torch.Tensor]:
+def row_scores(
+    row: str, methods: Methods, predictions: dict, settings: MethodSettings
+) -> dict[str, torch.Tensor]:
     """The OOD score of row ``row`` for every evaluated set."""
     method, score_name = ROWS[row]
     score_name = settings.scores.get(row, score_name)
@@ -135,33 +167,50 @@ def score_matrix(predictions: dict, data: OODData) -> dict[str, dict[str, dict[s
 
 def calibration_results(predictions: dict, data: OODData) -> dict[str, dict[str, dict[str, float]]]:
     """Accuracy, ECE, NLL and Brier of every probabilistic method on the test and corrupted sets."""
-    return {method: {"test": calibration(by_set["test"].mean, data.test.labels),
-                     "corrupted": calibration(by_set["corrupted"].mean, data.corrupted.labels)}
-            for method, by_set in predictions.items()}
+    return {
+        method: {
+            "test": calibration(by_set["test"].mean, data.test.labels),
+            "corrupted": calibration(by_set["corrupted"].mean, data.corrupted.labels),
+        }
+        for method, by_set in predictions.items()
+    }
 
 
 def reliability(predictions: dict, data: OODData) -> dict[str, dict]:
-    return {method: {"test": {k: v.tolist() for k, v in reliability_bins(by_set["test"].mean, data.test.labels).items()},
-                     "corrupted": {k: v.tolist() for k, v in
-                                   reliability_bins(by_set["corrupted"].mean, data.corrupted.labels).items()}}
-            for method, by_set in predictions.items()}
+    return {
+        method: {
+            "test": {
+                k: v.tolist() for k, v in reliability_bins(by_set["test"].mean, data.test.labels).items()
+            },
+            "corrupted": {
+                k: v.tolist()
+                for k, v in reliability_bins(by_set["corrupted"].mean, data.corrupted.labels).items()
+            },
+        }
+        for method, by_set in predictions.items()
+    }
 
 
 def roc_curves(scores: dict[str, dict[str, torch.Tensor]], data: OODData) -> dict[str, dict[str, list]]:
     """Per row and OOD set, the ROC curve's ``[fpr, tpr]`` points."""
-    return {row: {name: [values.tolist() for values in roc_points(by_set["test"], by_set[name])] for name in data.ood}
-            for row, by_set in scores.items()}
+    return {
+        row: {
+            name: [values.tolist() for values in roc_points(by_set["test"], by_set[name])]
+            for name in data.ood
+        }
+        for row, by_set in scores.items()
+    }
 
 
 @dataclass
 class Outcome:
     """Everything a run measured, before it becomes metrics, plots and the report."""
 
-    scores: dict[str, dict[str, torch.Tensor]]           # row -> set -> OOD score per image
-    ood: dict[str, dict[str, dict[str, float]]]          # row -> set -> auroc/fpr95/aupr_in/aupr_out
+    scores: dict[str, dict[str, torch.Tensor]]  # row -> set -> OOD score per image
+    ood: dict[str, dict[str, dict[str, float]]]  # row -> set -> auroc/fpr95/aupr_in/aupr_out
     calibration: dict[str, dict[str, dict[str, float]]]  # method -> test/corrupted -> accuracy/ece/nll/brier
-    matrix: dict[str, dict[str, dict[str, float]]]       # method -> score -> near/far AUROC
-    latency: dict[str, float]                            # row -> ms per test image
+    matrix: dict[str, dict[str, dict[str, float]]]  # method -> score -> near/far AUROC
+    latency: dict[str, float]  # row -> ms per test image
     reliability: dict[str, dict] = field(default_factory=dict)
     roc: dict[str, dict] = field(default_factory=dict)
     predictions: dict = field(default_factory=dict)
@@ -205,6 +254,13 @@ def evaluate(methods: Methods, data: OODData, settings: MethodSettings, progress
         start = time.perf_counter()
         methods.get(row).score(predictions["single"]["test"].embedding)
         latency[row] += 1000 * (time.perf_counter() - start) / data.test.images.shape[0]
-    return Outcome(scores, {row: ood_results(s, data) for row, s in scores.items()},
-                   calibration_results(predictions, data), score_matrix(predictions, data), latency,
-                   reliability(predictions, data), roc_curves(scores, data), predictions)
+    return Outcome(
+        scores,
+        {row: ood_results(s, data) for row, s in scores.items()},
+        calibration_results(predictions, data),
+        score_matrix(predictions, data),
+        latency,
+        reliability(predictions, data),
+        roc_curves(scores, data),
+        predictions,
+    )

@@ -73,13 +73,20 @@ class PyroClassifier(PyroModule):
 
     def _prior(self, shape: tuple[int, ...]):
         """``N(0, σ_p² I)`` over a weight of ``shape``, on the device the model lives on."""
+
         def prior(_module):
             loc = torch.zeros(shape, device=self.prior_scale.device)
             return dist.Normal(loc, self.prior_scale).to_event(len(shape))
+
         return prior
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-                index: torch.Tensor | None = None, size: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+        size: int | None = None,
+    ) -> torch.Tensor:
         logits = self.net(images).logits
         with pyro.plate("data", size=size or images.shape[0], subsample=index):
             pyro.sample("label", dist.Categorical(logits=logits), obs=labels)
@@ -116,12 +123,27 @@ class BayesianNet:
 
     name = "bnn"
 
-    def __init__(self, spec: NetSpec, layers: Layers = "last", prior_scale: float = 1.0, samples: int = 10,
-                 seed: int = 0, epochs: int | None = None, lr: float | None = None, init_scale: float = 0.01):
+    def __init__(
+        self,
+        spec: NetSpec,
+        layers: Layers = "last",
+        prior_scale: float = 1.0,
+        samples: int = 10,
+        seed: int = 0,
+        epochs: int | None = None,
+        lr: float | None = None,
+        init_scale: float = 0.01,
+    ):
         if samples < 2:
             raise ConfigError(f"the BNN needs at least 2 posterior samples, got {samples}")
         bayesian_modules(spec.build(1, 2), layers)  # reject a bad layers value before training
-        self.spec, self.layers, self.prior_scale, self.samples, self.seed = spec, layers, prior_scale, samples, seed
+        self.spec, self.layers, self.prior_scale, self.samples, self.seed = (
+            spec,
+            layers,
+            prior_scale,
+            samples,
+            seed,
+        )
         self.epochs, self.lr, self.init_scale = epochs or spec.epochs, lr or spec.lr, init_scale
         self.model: PyroClassifier | None = None
         self.guide: AutoNormal | None = None
@@ -132,44 +154,70 @@ class BayesianNet:
         pyro's global store, so several BNNs can live in one process."""
         device = self.spec.device
         with pyro.settings.context(module_local_params=True):
-            self.model = PyroClassifier(self.spec.build(in_channels, num_classes), self.layers, self.prior_scale).to(device)
+            self.model = PyroClassifier(
+                self.spec.build(in_channels, num_classes), self.layers, self.prior_scale
+            ).to(device)
             self.guide = AutoNormal(self.model, init_scale=self.init_scale)
             probe = torch.zeros(2, in_channels, 32, 32, device=device)
-            self.guide(probe, torch.zeros(2, dtype=torch.long, device=device), None, 2)  # create the guide's parameters
+            self.guide(
+                probe, torch.zeros(2, dtype=torch.long, device=device), None, 2
+            )  # create the guide's parameters
 
     def fit(self, train: ImageDataset, val: ImageDataset | None = None, progress: Progress = None) -> None:
         seed_everything(self.seed)
         pyro.set_rng_seed(self.seed)
         self.build(train.image_shape[0], train.num_classes)
-        loader = TensorLoader(train.images, train.labels, torch.arange(len(train)), batch_size=self.spec.batch_size,
-                              shuffle=True, seed=self.seed, drop_last=len(train) > self.spec.batch_size)
+        loader = TensorLoader(
+            train.images,
+            train.labels,
+            torch.arange(len(train)),
+            batch_size=self.spec.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            drop_last=len(train) > self.spec.batch_size,
+        )
         start = time.perf_counter()
         with pyro.settings.context(module_local_params=True):
             svi = SVIStepper(self.model, self.guide, self.lr, self.epochs * len(loader))
-            self.elbo_per_datum = [self._epoch(svi, loader, len(train), epoch, progress)
-                                   for epoch in range(1, self.epochs + 1)]
+            self.elbo_per_datum = [
+                self._epoch(svi, loader, len(train), epoch, progress) for epoch in range(1, self.epochs + 1)
+            ]
         self.train_seconds = time.perf_counter() - start
 
-    def _epoch(self, svi: SVIStepper, loader: TensorLoader, size: int, epoch: int, progress: Progress) -> float:
+    def _epoch(
+        self, svi: SVIStepper, loader: TensorLoader, size: int, epoch: int, progress: Progress
+    ) -> float:
         """One pass of SVI steps; returns the mean negative ELBO per datum."""
         self.model.train()
         total = 0.0
         for step, batch in enumerate(loader, start=1):
             loss = svi.step(*(t.to(self.spec.device, non_blocking=True) for t in batch), size) / size
             if not torch.isfinite(torch.tensor(loss)):
-                raise TrainingDivergedError(f"BNN: the ELBO became {loss} at epoch {epoch}; lower lr or prior_scale")
+                raise TrainingDivergedError(
+                    f"BNN: the ELBO became {loss} at epoch {epoch}; lower lr or prior_scale"
+                )
             total += loss
-            report(progress, "bnn svi", step, len(loader), epoch=epoch, metrics={"neg_elbo_per_datum": total / step})
+            report(
+                progress,
+                "bnn svi",
+                step,
+                len(loader),
+                epoch=epoch,
+                metrics={"neg_elbo_per_datum": total / step},
+            )
         return total / max(1, len(loader))
 
-    def weight_samples(self, num_samples: int | None = None, seed: int | None = None) -> dict[str, torch.Tensor]:
+    def weight_samples(
+        self, num_samples: int | None = None, seed: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """``num_samples`` draws of every Bayesian weight from the posterior q(w)."""
         pyro.set_rng_seed(self.seed if seed is None else seed)
         probe = self._probe_images()
         with pyro.settings.context(module_local_params=True), torch.no_grad():
             self.model.eval()
-            draws = Predictive(self.model, guide=self.guide, num_samples=num_samples or self.samples,
-                               return_sites=None)(probe)
+            draws = Predictive(
+                self.model, guide=self.guide, num_samples=num_samples or self.samples, return_sites=None
+            )(probe)
         # Predictive lays global sites out as (S, 1, *shape): one dim for the data plate
         return {name: value.squeeze(1) for name, value in draws.items() if name not in ("label", "_RETURN")}
 
@@ -178,7 +226,9 @@ class BayesianNet:
         return torch.zeros(1, first.in_channels, 16, 16, device=self.model.prior_scale.device)
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, progress: Progress = None, weights: dict | None = None) -> Prediction:
+    def predict(
+        self, images: torch.Tensor, progress: Progress = None, weights: dict | None = None
+    ) -> Prediction:
         """S posterior samples; the same S weight draws are used for every batch of ``images``."""
         check_images(images)
         weights = weights or self.weight_samples()
@@ -187,7 +237,7 @@ class BayesianNet:
         with pyro.settings.context(module_local_params=True):
             self.model.eval()
             for step, start in enumerate(range(0, images.shape[0], 512), start=1):
-                batch = images[start:start + 512].to(self.model.prior_scale.device)
+                batch = images[start : start + 512].to(self.model.prior_scale.device)
                 logits.append(predictive(batch)["_RETURN"].float().cpu())
                 report(progress, "bnn predict", step, steps)
         logits = torch.cat(logits, dim=1)

@@ -32,12 +32,14 @@ class Config(RunConfig):
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
     heldout_classes: list[int] = dataclasses.field(default_factory=lambda: [8, 9])  # near-OOD classes
-    far_sets: list[str] = dataclasses.field(default_factory=lambda: ["digits", "shapes", "gaussian", "uniform"])
-    ood_folder: str = ""          # a user's OOD image folder, used when far_sets has "folder"
-    train_limit: int = 0          # at most this many in-distribution training images (0: all)
-    val_fraction: float = 0.1     # held out for temperature scaling
+    far_sets: list[str] = dataclasses.field(
+        default_factory=lambda: ["digits", "shapes", "gaussian", "uniform"]
+    )
+    ood_folder: str = ""  # a user's OOD image folder, used when far_sets has "folder"
+    train_limit: int = 0  # at most this many in-distribution training images (0: all)
+    val_fraction: float = 0.1  # held out for temperature scaling
     test_limit: int = 0
-    ood_limit: int = 2000         # images per OOD set
+    ood_limit: int = 2000  # images per OOD set
     corruption_severity: float = 1.5
     # the network every method is built from
     model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
@@ -57,10 +59,12 @@ class Config(RunConfig):
     bnn_layers: Literal["last", "head", "all"] = "head"
     bnn_prior_scale: float = 0.05
     bnn_samples: int = 10
-    bnn_epochs: int = 0           # 0: the same as epochs
-    bnn_lr: float = 0.0           # 0: the same as lr
+    bnn_epochs: int = 0  # 0: the same as epochs
+    bnn_lr: float = 0.0  # 0: the same as lr
     knn_k: int = 50
-    scores: dict[str, str] = dataclasses.field(default_factory=dict)  # row -> OOD score, e.g. {ensemble = "mutual_information"}
+    scores: dict[str, str] = dataclasses.field(
+        default_factory=dict
+    )  # row -> OOD score, e.g. {ensemble = "mutual_information"}
     save_checkpoint: bool = True
 
     def __post_init__(self):
@@ -74,23 +78,56 @@ class Config(RunConfig):
             raise ConfigError("lr and bnn_prior_scale must be positive and bnn_lr non-negative")
         for row, name in self.scores.items():
             if row not in benchmark.ROWS or row in benchmark.FEATURE_ROWS or name not in SCORES:
-                raise ConfigError(f"scores: {row} = {name!r} is not a method row with a known score "
-                                  f"(rows {', '.join(r for r in benchmark.ROWS if r not in benchmark.FEATURE_ROWS)}; "
-                                  f"scores {', '.join(SCORES)})")
+                raise ConfigError(
+                    f"scores: {row} = {name!r} is not a method row with a known score "
+                    f"(rows {', '.join(r for r in benchmark.ROWS if r not in benchmark.FEATURE_ROWS)}; "
+                    f"scores {', '.join(SCORES)})"
+                )
         self.data_spec().check()
 
     def data_spec(self) -> DataSpec:
-        return DataSpec(self.dataset, self.data_root, tuple(self.heldout_classes), tuple(self.far_sets), self.ood_folder,
-                        self.train_limit, self.val_fraction, self.test_limit, self.ood_limit,
-                        self.corruption_severity, self.seed)
+        return DataSpec(
+            self.dataset,
+            self.data_root,
+            tuple(self.heldout_classes),
+            tuple(self.far_sets),
+            self.ood_folder,
+            self.train_limit,
+            self.val_fraction,
+            self.test_limit,
+            self.ood_limit,
+            self.corruption_severity,
+            self.seed,
+        )
 
     def net_spec(self, device: str = "cpu") -> NetSpec:
-        return NetSpec(self.model, self.width, self.depth, self.dropout, self.pool_size, self.embedding_dim,
-                       self.epochs, self.batch_size, self.lr, self.optimizer, self.weight_decay, device)
+        return NetSpec(
+            self.model,
+            self.width,
+            self.depth,
+            self.dropout,
+            self.pool_size,
+            self.embedding_dim,
+            self.epochs,
+            self.batch_size,
+            self.lr,
+            self.optimizer,
+            self.weight_decay,
+            device,
+        )
 
     def method_settings(self) -> benchmark.MethodSettings:
-        return benchmark.MethodSettings(self.members, self.mc_samples, self.bnn_layers, self.bnn_prior_scale,
-                                        self.bnn_samples, self.bnn_epochs, self.bnn_lr, self.knn_k, dict(self.scores))
+        return benchmark.MethodSettings(
+            self.members,
+            self.mc_samples,
+            self.bnn_layers,
+            self.bnn_prior_scale,
+            self.bnn_samples,
+            self.bnn_epochs,
+            self.bnn_lr,
+            self.knn_k,
+            dict(self.scores),
+        )
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:

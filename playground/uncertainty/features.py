@@ -26,8 +26,9 @@ class Mahalanobis:
     precision: torch.Tensor
 
     @classmethod
-    def fit(cls, embedding: torch.Tensor, labels: torch.Tensor, num_classes: int,
-            shrinkage: float = 1e-3) -> "Mahalanobis":
+    def fit(
+        cls, embedding: torch.Tensor, labels: torch.Tensor, num_classes: int, shrinkage: float = 1e-3
+    ) -> Mahalanobis:
         _check(embedding, labels)
         x = embedding.double()
         means = torch.stack([x[labels == c].mean(0) for c in range(num_classes)])
@@ -39,7 +40,7 @@ class Mahalanobis:
     def score(self, embedding: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
         parts = []
         for start in range(0, embedding.shape[0], chunk):
-            diff = embedding[start:start + chunk, None, :] - self.means[None]   # (n, C, D)
+            diff = embedding[start : start + chunk, None, :] - self.means[None]  # (n, C, D)
             parts.append(torch.einsum("ncd,de,nce->nc", diff, self.precision, diff).min(1).values)
         return torch.cat(parts) if parts else torch.zeros(0)
 
@@ -52,17 +53,19 @@ class KNNScore:
     k: int = 50
 
     @classmethod
-    def fit(cls, embedding: torch.Tensor, k: int = 50, limit: int = 20000, seed: int = 0) -> "KNNScore":
+    def fit(cls, embedding: torch.Tensor, k: int = 50, limit: int = 20000, seed: int = 0) -> KNNScore:
         if embedding.ndim != 2 or embedding.shape[0] == 0:
             raise DataFormatError(f"KNN needs (N, D) training embeddings, got shape {tuple(embedding.shape)}")
         if embedding.shape[0] > limit:  # a random subset keeps the score cheap (Sun et al. use 1%-100%)
-            embedding = embedding[torch.randperm(embedding.shape[0], generator=torch.Generator().manual_seed(seed))[:limit]]
+            embedding = embedding[
+                torch.randperm(embedding.shape[0], generator=torch.Generator().manual_seed(seed))[:limit]
+            ]
         return cls(F.normalize(embedding.float(), dim=1), min(k, embedding.shape[0]))
 
     def score(self, embedding: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
         parts = []
         for start in range(0, embedding.shape[0], chunk):
-            similarity = F.normalize(embedding[start:start + chunk].float(), dim=1) @ self.bank.T
+            similarity = F.normalize(embedding[start : start + chunk].float(), dim=1) @ self.bank.T
             kth = similarity.topk(self.k, dim=1).values[:, -1]
             parts.append((2 - 2 * kth).clamp_min(0).sqrt())  # Euclidean distance of unit vectors
         return torch.cat(parts) if parts else torch.zeros(0)
@@ -70,6 +73,10 @@ class KNNScore:
 
 def _check(embedding: torch.Tensor, labels: torch.Tensor) -> None:
     if embedding.ndim != 2 or labels.shape != (embedding.shape[0],):
-        raise DataFormatError(f"need embeddings (N, D) and labels (N,), got {tuple(embedding.shape)} and {tuple(labels.shape)}")
+        raise DataFormatError(
+            f"need embeddings (N, D) and labels (N,), got {tuple(embedding.shape)} and {tuple(labels.shape)}"
+        )
     if embedding.shape[0] <= embedding.shape[1]:
-        raise DataFormatError(f"Mahalanobis needs more embeddings ({embedding.shape[0]}) than dimensions ({embedding.shape[1]})")
+        raise DataFormatError(
+            f"Mahalanobis needs more embeddings ({embedding.shape[0]}) than dimensions ({embedding.shape[1]})"
+        )

@@ -50,17 +50,27 @@ class NetSpec:
     device: str = "cpu"
 
     def build(self, in_channels: int, num_classes: int) -> nn.Module:
-        options = dict(width=self.width, depth=self.depth, dropout=self.dropout, pool_size=self.pool_size) \
-            if self.model == "small_cnn" else {}
-        return build_model(self.model, in_channels=in_channels, num_classes=num_classes,
-                           embedding_dim=self.embedding_dim, **options)
+        options = (
+            dict(width=self.width, depth=self.depth, dropout=self.dropout, pool_size=self.pool_size)
+            if self.model == "small_cnn"
+            else {}
+        )
+        return build_model(
+            self.model,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            embedding_dim=self.embedding_dim,
+            **options,
+        )
 
 
 class UncertaintyMethod(Protocol):
     name: str
     train_seconds: float
 
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None, progress: Progress = None) -> None: ...
+    def fit(
+        self, train: ImageDataset, val: ImageDataset | None = None, progress: Progress = None
+    ) -> None: ...
 
     def predict(self, images: torch.Tensor, progress: Progress = None) -> Prediction: ...
 
@@ -72,23 +82,36 @@ def train_net(spec: NetSpec, train: ImageDataset, seed: int, progress: Progress 
     """One classifier trained from seed ``seed`` (initialisation and data order)."""
     seed_everything(seed)
     model = spec.build(train.image_shape[0], train.num_classes)
-    loader = TensorLoader.of(train, batch_size=spec.batch_size, shuffle=True, seed=seed,
-                             drop_last=len(train) > spec.batch_size)
-    fit(model, loader, epochs=spec.epochs, device=spec.device, progress=progress,
-        optimizer=make_optimizer(model, spec.optimizer, spec.lr, spec.weight_decay))
+    loader = TensorLoader.of(
+        train, batch_size=spec.batch_size, shuffle=True, seed=seed, drop_last=len(train) > spec.batch_size
+    )
+    fit(
+        model,
+        loader,
+        epochs=spec.epochs,
+        device=spec.device,
+        progress=progress,
+        optimizer=make_optimizer(model, spec.optimizer, spec.lr, spec.weight_decay),
+    )
     return model.cpu().eval()
 
 
 @torch.no_grad()
-def forward_batches(model: nn.Module, images: torch.Tensor, device: str = "cpu", batch_size: int = 512,
-                    progress: Progress = None, stage: str = "predict") -> tuple[torch.Tensor, torch.Tensor]:
+def forward_batches(
+    model: nn.Module,
+    images: torch.Tensor,
+    device: str = "cpu",
+    batch_size: int = 512,
+    progress: Progress = None,
+    stage: str = "predict",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits, embedding)`` of ``model`` over ``images`` in batches, in the model's current mode."""
     check_images(images)
     model.to(device)
     logits, embedding = [], []
     steps = max(1, -(-images.shape[0] // batch_size))
     for step, start in enumerate(range(0, images.shape[0], batch_size), start=1):
-        output = model(images[start:start + batch_size].to(device))
+        output = model(images[start : start + batch_size].to(device))
         logits.append(output.logits.float().cpu())
         embedding.append(output.embedding.float().cpu())
         report(progress, stage, step, steps)
@@ -132,8 +155,10 @@ class SingleModel:
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 100) -> float:
     """The ``T > 0`` that minimises the NLL of ``softmax(logits / T)`` (optimised as ``log T`` by L-BFGS)."""
     if logits.ndim != 2 or targets.shape != (logits.shape[0],) or logits.shape[0] == 0:
-        raise DataFormatError(f"temperature fitting needs logits (N, C) and targets (N,), got "
-                              f"{tuple(logits.shape)} and {tuple(targets.shape)}")
+        raise DataFormatError(
+            f"temperature fitting needs logits (N, C) and targets (N,), got "
+            f"{tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
     log_t = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps, line_search_fn="strong_wolfe")
 
@@ -173,7 +198,9 @@ class TemperatureScaled:
 
 
 def dropout_modules(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout))]
+    return [
+        m for m in model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout))
+    ]
 
 
 class MCDropout:
@@ -202,8 +229,12 @@ class MCDropout:
         try:
             with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
                 torch.manual_seed(self.seed)  # the same masks for the same call: repeatable scores
-                logits = torch.stack([forward_batches(model, images, self.base.spec.device)[0]
-                                      for _ in _counted(self.samples, progress, "mc dropout")])
+                logits = torch.stack(
+                    [
+                        forward_batches(model, images, self.base.spec.device)[0]
+                        for _ in _counted(self.samples, progress, "mc dropout")
+                    ]
+                )
         finally:
             model.eval()
         return _from_logits(logits, embedding)
@@ -242,8 +273,10 @@ class DeepEnsemble:
         report(progress, "ensemble member", self.members, self.members)
 
     def predict(self, images: torch.Tensor, progress: Progress = None) -> Prediction:
-        outputs = [forward_batches(m.eval(), images, self.spec.device)
-                   for m in _counted(self.models, progress, "ensemble predict")]
+        outputs = [
+            forward_batches(m.eval(), images, self.spec.device)
+            for m in _counted(self.models, progress, "ensemble predict")
+        ]
         logits = torch.stack([logit for logit, _ in outputs])
         return _from_logits(logits, outputs[0][1])
 

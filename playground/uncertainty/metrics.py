@@ -51,7 +51,9 @@ def ood_metrics(score_in: torch.Tensor, score_out: torch.Tensor) -> dict[str, fl
     }
 
 
-def roc_points(score_in: torch.Tensor, score_out: torch.Tensor, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def roc_points(
+    score_in: torch.Tensor, score_out: torch.Tensor, points: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
     """``(fpr, tpr)`` of the ROC curve (OOD positive), thinned to about ``points`` points for plotting."""
     scores, labels = _labelled(score_in, score_out)
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=True)
@@ -61,7 +63,9 @@ def roc_points(score_in: torch.Tensor, score_out: torch.Tensor, points: int = 20
 
 def _check_probs(probs: torch.Tensor, targets: torch.Tensor) -> None:
     if probs.ndim != 2 or targets.shape != (probs.shape[0],):
-        raise DataFormatError(f"need probabilities (N, C) and targets (N,), got {tuple(probs.shape)} and {tuple(targets.shape)}")
+        raise DataFormatError(
+            f"need probabilities (N, C) and targets (N,), got {tuple(probs.shape)} and {tuple(targets.shape)}"
+        )
 
 
 def calibration(probs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
@@ -72,13 +76,17 @@ def calibration(probs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     onehot = torch.nn.functional.one_hot(targets, probs.shape[1]).double()
     return {
         "accuracy": float((probs.argmax(1) == targets).double().mean()),
-        "ece": float(multiclass_calibration_error(probs.float(), targets, probs.shape[1], n_bins=ECE_BINS, norm="l1")),
+        "ece": float(
+            multiclass_calibration_error(probs.float(), targets, probs.shape[1], n_bins=ECE_BINS, norm="l1")
+        ),
         "nll": float(-probs.gather(1, targets[:, None]).clamp_min(1e-12).log().mean()),
         "brier": float(((probs - onehot) ** 2).sum(1).mean()),
     }
 
 
-def reliability_bins(probs: torch.Tensor, targets: torch.Tensor, bins: int = ECE_BINS) -> dict[str, np.ndarray]:
+def reliability_bins(
+    probs: torch.Tensor, targets: torch.Tensor, bins: int = ECE_BINS
+) -> dict[str, np.ndarray]:
     """Per confidence bin: ``confidence`` (mean), ``accuracy`` and ``count``, for a reliability diagram."""
     _check_probs(probs, targets)
     confidence, predicted = probs.max(1)
@@ -87,5 +95,9 @@ def reliability_bins(probs: torch.Tensor, targets: torch.Tensor, bins: int = ECE
     correct = torch.bincount(index, weights=(predicted == targets).double(), minlength=bins)
     summed = torch.bincount(index, weights=confidence.double(), minlength=bins)
     safe = count.clamp_min(1)
-    return {"confidence": (summed / safe).numpy(), "accuracy": (correct / safe).numpy(), "count": count.numpy(),
-            "edges": np.linspace(0, 1, bins + 1)}
+    return {
+        "confidence": (summed / safe).numpy(),
+        "accuracy": (correct / safe).numpy(),
+        "count": count.numpy(),
+        "edges": np.linspace(0, 1, bins + 1),
+    }

@@ -30,9 +30,9 @@ class OODData:
     train: ImageDataset
     val: ImageDataset
     test: ImageDataset
-    ood: dict[str, torch.Tensor]          # set name -> images shaped like the in-distribution ones
+    ood: dict[str, torch.Tensor]  # set name -> images shaped like the in-distribution ones
     corrupted: ImageDataset
-    heldout: list[str]                    # names of the held-out (near-OOD) classes
+    heldout: list[str]  # names of the held-out (near-OOD) classes
     far: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -45,9 +45,15 @@ def fit_images(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tenso
     """Images converted to ``shape`` = (C, H, W): grey <-> RGB, then an antialiased resize."""
     channels, height, width = shape
     if images.shape[1] != channels:
-        images = images.mean(1, keepdim=True) if channels == 1 else images.mean(1, keepdim=True).expand(-1, channels, -1, -1)
+        images = (
+            images.mean(1, keepdim=True)
+            if channels == 1
+            else images.mean(1, keepdim=True).expand(-1, channels, -1, -1)
+        )
     if images.shape[-2:] != (height, width):
-        images = F.interpolate(images, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        images = F.interpolate(
+            images, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+        )
     return images.clamp(0, 1).contiguous()
 
 
@@ -60,7 +66,9 @@ def noise_images(kind: str, n: int, shape: tuple[int, int, int], seed: int) -> t
 
 
 def corrupt(images: torch.Tensor, kind: str, severity: float, seed: int = 0) -> torch.Tensor:
-    """``blur`` (Gaussian, σ = severity px), ``noise`` (σ = 0.2·severity) or ``contrast`` (scaled to 1/(1+severity))."""
+    """``blur`` (Gaussian, σ = severity px), ``noise`` (σ = 0.2·severity) or ``contrast`` (scaled to
+    1/(1+severity)).
+    """
     if kind == "blur":
         from torchvision.transforms.functional import gaussian_blur
 
@@ -80,10 +88,15 @@ def corrupted_set(test: ImageDataset, severity: float, seed: int) -> ImageDatase
     order = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
     images = test.images.clone()
     for i, kind in enumerate(CORRUPTIONS):
-        part = order[i::len(CORRUPTIONS)]
+        part = order[i :: len(CORRUPTIONS)]
         images[part] = corrupt(test.images[part], kind, severity, seed + i)
-    return ImageDataset(images, test.labels.clone(), list(test.classes), name=f"{test.name}/corrupted",
-                        source=f"blur/noise/contrast at severity {severity}")
+    return ImageDataset(
+        images,
+        test.labels.clone(),
+        list(test.classes),
+        name=f"{test.name}/corrupted",
+        source=f"blur/noise/contrast at severity {severity}",
+    )
 
 
 def subsample(images: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
@@ -113,22 +126,33 @@ class DataSpec:
         if unknown:
             raise ConfigError(f"unknown far OOD set(s) {unknown}; choose from {', '.join(FAR_SETS)}")
         if self.dataset in self.far_sets:
-            raise ConfigError(f"{self.dataset!r} is the in-distribution dataset and cannot also be a far OOD set")
+            raise ConfigError(
+                f"{self.dataset!r} is the in-distribution dataset and cannot also be a far OOD set"
+            )
         if "folder" in self.far_sets and not self.ood_folder:
             raise ConfigError("far set 'folder' needs ood_folder=DIR (an image folder of OOD images)")
         if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in (0, 1): temperature scaling needs a validation split, got {self.val_fraction}")
+            raise ConfigError(
+                "val_fraction must be in (0, 1): temperature scaling needs a validation split, "
+                f"got {self.val_fraction}"
+            )
 
 
-def split_heldout(dataset: ImageDataset, heldout: tuple[int, ...]) -> tuple[ImageDataset, ImageDataset | None]:
+def split_heldout(
+    dataset: ImageDataset, heldout: tuple[int, ...]
+) -> tuple[ImageDataset, ImageDataset | None]:
     """``(kept classes relabelled 0..k-1, held-out classes)``."""
     bad = [c for c in heldout if not 0 <= c < dataset.num_classes]
     if bad:
-        raise ConfigError(f"heldout_classes {bad} are not class ids of {dataset.name} (0..{dataset.num_classes - 1})")
+        raise ConfigError(
+            f"heldout_classes {bad} are not class ids of {dataset.name} (0..{dataset.num_classes - 1})"
+        )
     kept = [c for c in range(dataset.num_classes) if c not in heldout]
     if len(kept) < 2:
         raise ConfigError("heldout_classes must leave at least 2 in-distribution classes")
-    return class_subset(dataset, kept, relabel=True), class_subset(dataset, list(heldout)) if heldout else None
+    return class_subset(dataset, kept, relabel=True), class_subset(
+        dataset, list(heldout)
+    ) if heldout else None
 
 
 def far_images(name: str, spec: DataSpec, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -153,14 +177,28 @@ def load_ood_data(spec: DataSpec) -> OODData:
     """In-distribution train/val/test, the near and far OOD sets and the corrupted test set."""
     spec.check()
     kwargs = dict(root=spec.data_root or None, seed=spec.seed)
-    train_all, test_all = load_dataset(spec.dataset, "train", **kwargs), load_dataset(spec.dataset, "test", **kwargs)
+    train_all, test_all = (
+        load_dataset(spec.dataset, "train", **kwargs),
+        load_dataset(spec.dataset, "test", **kwargs),
+    )
     train, _ = split_heldout(train_all, tuple(spec.heldout_classes))
     test, near = split_heldout(test_all, tuple(spec.heldout_classes))
-    train, val = random_split(limit_per_split(train, spec.train_limit, spec.seed), spec.val_fraction, spec.seed)
+    train, val = random_split(
+        limit_per_split(train, spec.train_limit, spec.seed), spec.val_fraction, spec.seed
+    )
     test = limit_per_split(test, spec.test_limit, spec.seed)
-    ood = {"near": subsample(near.images, spec.ood_limit, spec.seed)} if near is not None and len(near) else {}
+    ood = (
+        {"near": subsample(near.images, spec.ood_limit, spec.seed)} if near is not None and len(near) else {}
+    )
     for name in spec.far_sets:
         ood[name] = far_images(name, spec, test.image_shape)
     heldout = [test_all.classes[c] for c in spec.heldout_classes]
-    return OODData(train, val, test, ood, corrupted_set(test, spec.corruption_severity, spec.seed), heldout,
-                   far=list(spec.far_sets))
+    return OODData(
+        train,
+        val,
+        test,
+        ood,
+        corrupted_set(test, spec.corruption_severity, spec.seed),
+        heldout,
+        far=list(spec.far_sets),
+    )

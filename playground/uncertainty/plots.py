@@ -20,7 +20,7 @@ def roc_figure(roc: dict[str, dict[str, list]], rows: list[str], sets: list[str]
         ax.set_title(f"in-distribution vs {set_name}")
         ax.set_xlabel("false positive rate (in-dist. flagged)")
         ax.set_ylabel("true positive rate (OOD flagged)")
-    for ax in list(axes.flat)[len(sets):]:
+    for ax in list(axes.flat)[len(sets) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="lower right")
     figure.tight_layout()
@@ -31,15 +31,24 @@ def reliability_figure(reliability: dict[str, dict], methods: list[str]):
     """Accuracy against confidence per method, on the test set and the corrupted test set."""
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(methods), figsize=(3.0 * len(methods), 3.2), sharey=True, squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(methods), figsize=(3.0 * len(methods), 3.2), sharey=True, squeeze=False
+    )
     for ax, method in zip(axes[0], methods):
         for split, colour in (("test", "tab:blue"), ("corrupted", "tab:orange")):
             bins = reliability[method][split]
             edges, count = np.asarray(bins["edges"]), np.asarray(bins["count"])
             shown = count > 0
             centres = (edges[:-1] + edges[1:]) / 2
-            ax.bar(centres[shown], np.asarray(bins["accuracy"])[shown], width=np.diff(edges)[shown],
-                   alpha=0.45, color=colour, edgecolor=colour, label=split)
+            ax.bar(
+                centres[shown],
+                np.asarray(bins["accuracy"])[shown],
+                width=np.diff(edges)[shown],
+                alpha=0.45,
+                color=colour,
+                edgecolor=colour,
+                label=split,
+            )
         ax.plot([0, 1], [0, 1], color="black", linestyle=":", linewidth=1)
         ax.set_title(method)
         ax.set_xlabel("confidence")
@@ -76,7 +85,9 @@ def histogram_figure(scores: dict[str, dict], rows: list[str], sets: list[str]):
         everything = np.concatenate([np.asarray(scores[row][s]) for s in ["test", *sets]])
         edges = np.histogram_bin_edges(everything, bins=40)
         for set_name in ["test", *sets]:
-            ax.hist(np.asarray(scores[row][set_name]), bins=edges, density=True, histtype="step", label=set_name)
+            ax.hist(
+                np.asarray(scores[row][set_name]), bins=edges, density=True, histtype="step", label=set_name
+            )
         ax.set_title(row)
         ax.set_xlabel("OOD score")
     axes[0, 0].legend(fontsize=7)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
-
+from collections.abc import Callable
 
 from playground.core.checkpoint import save_checkpoint
 from playground.core.runs import RunDir, markdown_table, metric_cell
@@ -27,19 +26,48 @@ def ood_sets(values: dict[str, float]) -> list[str]:
 
 def detection_table(values: dict[str, float]) -> str:
     cell, sets = _cell(values), ood_sets(values)
-    rows = [[f"`{row}` ({ROWS[row][1]})", *[f"{cell(f'ood/{row}/{s}/auroc')} / {cell(f'ood/{row}/{s}/fpr95')}"
-                                            for s in sets]] for row in ROWS]
+    rows = [
+        [
+            f"`{row}` ({ROWS[row][1]})",
+            *[f"{cell(f'ood/{row}/{s}/auroc')} / {cell(f'ood/{row}/{s}/fpr95')}" for s in sets],
+        ]
+        for row in ROWS
+    ]
     return markdown_table(["method (score)", *[f"{s} AUROC / FPR95" for s in sets]], rows)
 
 
 def calibration_table(values: dict[str, float]) -> str:
     cell, ms = _cell(values), _cell(values, digits=2)
-    rows = [[f"`{row}`", cell(f"test/{row}/accuracy"), cell(f"calib/{row}/ece"), cell(f"calib/{row}/nll"),
-             cell(f"calib/{row}/brier"), cell(f"test/{row}/corrupted/accuracy"), cell(f"calib/{row}/corrupted/ece"),
-             f"{values[f'cost/{row}/parameters']:,.0f}", ms(f"cost/{row}/train_seconds"), ms(f"cost/{row}/latency_ms")]
-            for row in ROWS]
-    return markdown_table(["method", "accuracy", "ECE", "NLL", "Brier", "corrupted acc.", "corrupted ECE",
-                           "parameters", "train s", "latency ms/image"], rows)
+    rows = [
+        [
+            f"`{row}`",
+            cell(f"test/{row}/accuracy"),
+            cell(f"calib/{row}/ece"),
+            cell(f"calib/{row}/nll"),
+            cell(f"calib/{row}/brier"),
+            cell(f"test/{row}/corrupted/accuracy"),
+            cell(f"calib/{row}/corrupted/ece"),
+            f"{values[f'cost/{row}/parameters']:,.0f}",
+            ms(f"cost/{row}/train_seconds"),
+            ms(f"cost/{row}/latency_ms"),
+        ]
+        for row in ROWS
+    ]
+    return markdown_table(
+        [
+            "method",
+            "accuracy",
+            "ECE",
+            "NLL",
+            "Brier",
+            "corrupted acc.",
+            "corrupted ECE",
+            "parameters",
+            "train s",
+            "latency ms/image",
+        ],
+        rows,
+    )
 
 
 def score_table(values: dict[str, float]) -> str:
@@ -52,7 +80,9 @@ def score_table(values: dict[str, float]) -> str:
         row = [f"`{method}`"]
         for name in SCORES:
             far = f"ood_scores/{method}/{name}/far/auroc"
-            row.append(f"{cell(far)} ({cell(f'ood_scores/{method}/{name}/near/auroc')})" if far in values else "–")
+            row.append(
+                f"{cell(far)} ({cell(f'ood_scores/{method}/{name}/near/auroc')})" if far in values else "–"
+            )
         rows.append(row)
     return markdown_table(["method", *SCORES], rows)
 
@@ -61,20 +91,35 @@ def claims(values: dict[str, float]) -> list[tuple[str, bool]]:
     """The issue's acceptance checks and the papers' main findings, on these numbers."""
     v = values.get
     checks = [
-        ("ensemble far AUROC >= single MSP far AUROC + 0.02 (Lakshminarayanan et al. 2017)",
-         v("ood/ensemble/far/auroc", 0) >= v("ood/single_msp/far/auroc", 1) + 0.02),
+        (
+            "ensemble far AUROC >= single MSP far AUROC + 0.02 (Lakshminarayanan et al. 2017)",
+            v("ood/ensemble/far/auroc", 0) >= v("ood/single_msp/far/auroc", 1) + 0.02,
+        ),
         ("ensemble ECE < single model ECE", v("calib/ensemble/ece", 1) < v("calib/single_msp/ece", 0)),
-        ("temperature scaling lowers the single model's test ECE (Guo et al. 2017)",
-         v("calib/temp_scaled/ece", 1) < v("calib/single_msp/ece", 0)),
-        ("under shift the ensemble is better calibrated than temperature scaling (Ovadia et al. 2019)",
-         v("calib/ensemble/corrupted/ece", 1) < v("calib/temp_scaled/corrupted/ece", 0)),
-        ("BNN accuracy within 3 points of the single model",
-         v("test/bnn/accuracy", 0) >= v("test/single_msp/accuracy", 1) - 0.03),
-        ("BNN mutual-information far AUROC >= 0.80", v("ood_scores/bnn/mutual_information/far/auroc", 0) >= 0.80),
+        (
+            "temperature scaling lowers the single model's test ECE (Guo et al. 2017)",
+            v("calib/temp_scaled/ece", 1) < v("calib/single_msp/ece", 0),
+        ),
+        (
+            "under shift the ensemble is better calibrated than temperature scaling (Ovadia et al. 2019)",
+            v("calib/ensemble/corrupted/ece", 1) < v("calib/temp_scaled/corrupted/ece", 0),
+        ),
+        (
+            "BNN accuracy within 3 points of the single model",
+            v("test/bnn/accuracy", 0) >= v("test/single_msp/accuracy", 1) - 0.03,
+        ),
+        (
+            "BNN mutual-information far AUROC >= 0.80",
+            v("ood_scores/bnn/mutual_information/far/auroc", 0) >= 0.80,
+        ),
     ]
     if any(k.startswith("ood/") and "/near/" in k for k in values):
-        checks.append(("near-OOD is harder than far-OOD for every method",
-                       all(v(f"ood/{r}/near/auroc", 1) < v(f"ood/{r}/far/auroc", 0) for r in ROWS)))
+        checks.append(
+            (
+                "near-OOD is harder than far-OOD for every method",
+                all(v(f"ood/{r}/near/auroc", 1) < v(f"ood/{r}/far/auroc", 0) for r in ROWS),
+            )
+        )
     return checks
 
 
@@ -90,34 +135,56 @@ contrast. Latency is per image at batch 512, all samples or members included."""
 
 
 def sections(values: dict[str, float], title: str, intro: str) -> str:
-    return "\n\n".join([
-        f"# {title}", intro, READING,
-        "## Checks\n\n" + claims_text(values),
-        "## OOD detection (AUROC ↑ / FPR95 ↓)\n\n" + detection_table(values),
-        "![AUROC by method and set](auroc.png)",
-        "## Accuracy, calibration and cost\n\n" + calibration_table(values),
-        "## Every score for every method (far AUROC, near in brackets)\n\n" + score_table(values),
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# {title}",
+                intro,
+                READING,
+                "## Checks\n\n" + claims_text(values),
+                "## OOD detection (AUROC ↑ / FPR95 ↓)\n\n" + detection_table(values),
+                "![AUROC by method and set](auroc.png)",
+                "## Accuracy, calibration and cost\n\n" + calibration_table(values),
+                "## Every score for every method (far AUROC, near in brackets)\n\n" + score_table(values),
+            ]
+        )
+        + "\n"
+    )
 
 
 def report_text(config, values: dict[str, float], data, device) -> str:
-    intro = (f"In distribution: {config.dataset} without classes {', '.join(data.heldout)} "
-             f"({len(data.train)} training, {len(data.val)} validation, {len(data.test)} test images, "
-             f"{data.test.num_classes} classes). OOD sets: {', '.join(f'{k} ({v.shape[0]})' for k, v in data.ood.items())}. "
-             f"Network: {config.model} width {config.width}, {config.epochs} epochs; ensemble of {config.members}; "
-             f"MC dropout and BNN with {config.mc_samples} / {config.bnn_samples} samples; BNN layers: "
-             f"{config.bnn_layers}; device `{device}`; seed {config.seed}.")
-    plots = "\n\n".join(["## ROC curves\n\n![ROC curves](roc.png)", "## Reliability\n\n![reliability](reliability.png)",
-                         "## Score distributions\n\n![scores](score_histograms.png)"])
+    intro = (
+        f"In distribution: {config.dataset} without classes {', '.join(data.heldout)} "
+        f"({len(data.train)} training, {len(data.val)} validation, {len(data.test)} test images, "
+        f"{data.test.num_classes} classes). "
+        f"OOD sets: {', '.join(f'{k} ({v.shape[0]})' for k, v in data.ood.items())}. "
+        f"Network: {config.model} width {config.width}, {config.epochs} epochs; "
+        f"ensemble of {config.members}; "
+        f"MC dropout and BNN with {config.mc_samples} / {config.bnn_samples} samples; BNN layers: "
+        f"{config.bnn_layers}; device `{device}`; seed {config.seed}."
+    )
+    plots = "\n\n".join(
+        [
+            "## ROC curves\n\n![ROC curves](roc.png)",
+            "## Reliability\n\n![reliability](reliability.png)",
+            "## Score distributions\n\n![scores](score_histograms.png)",
+        ]
+    )
     return sections(values, f"{config.name}: uncertainty and OOD detection", intro) + "\n" + plots + "\n"
 
 
 def aggregate_text(config, metrics, results) -> str:
-    intro = (f"Mean ± standard deviation over {len(results)} seeds; dataset {config.dataset} without classes "
-             f"{config.heldout_classes}; {config.members}-member ensemble; BNN layers {config.bnn_layers}.")
+    intro = (
+        f"Mean ± standard deviation over {len(results)} seeds; dataset {config.dataset} without classes "
+        f"{config.heldout_classes}; {config.members}-member ensemble; BNN layers {config.bnn_layers}."
+    )
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
-    return sections(metrics.values, f"{config.name}: uncertainty and OOD detection, {len(results)} seeds", intro) + \
-        "\n## Runs\n\n" + links + "\n"
+    return (
+        sections(metrics.values, f"{config.name}: uncertainty and OOD detection, {len(results)} seeds", intro)
+        + "\n## Runs\n\n"
+        + links
+        + "\n"
+    )
 
 
 def write_artifacts(run_dir: RunDir, outcome: Outcome, data) -> None:
@@ -125,30 +192,72 @@ def write_artifacts(run_dir: RunDir, outcome: Outcome, data) -> None:
     from playground.uncertainty import plots
 
     sets = list(data.ood)
-    run_dir.write_json("ood_results.json", {
-        "sets": sets, "far": data.far, "heldout": data.heldout, "classes": data.test.classes, "rows": ROWS,
-        "ood": outcome.ood, "calibration": outcome.calibration, "matrix": outcome.matrix, "latency": outcome.latency,
-        "reliability": outcome.reliability, "roc": outcome.roc})
-    save_checkpoint(run_dir.path / "scores.safetensors",
-                    {f"{row}/{s}": t.float().contiguous() for row, by_set in outcome.scores.items() for s, t in by_set.items()},
-                    {"rows": list(ROWS)})
-    flat = {f"ood/{row}/{s}/auroc": r["auroc"] for row, by_set in outcome.ood.items() for s, r in by_set.items()}
-    run_dir.save_figure(plots.auroc_figure(flat, list(ROWS), sets + (["far"] if "far" in outcome.ood["ensemble"] else [])), "auroc")
+    run_dir.write_json(
+        "ood_results.json",
+        {
+            "sets": sets,
+            "far": data.far,
+            "heldout": data.heldout,
+            "classes": data.test.classes,
+            "rows": ROWS,
+            "ood": outcome.ood,
+            "calibration": outcome.calibration,
+            "matrix": outcome.matrix,
+            "latency": outcome.latency,
+            "reliability": outcome.reliability,
+            "roc": outcome.roc,
+        },
+    )
+    save_checkpoint(
+        run_dir.path / "scores.safetensors",
+        {
+            f"{row}/{s}": t.float().contiguous()
+            for row, by_set in outcome.scores.items()
+            for s, t in by_set.items()
+        },
+        {"rows": list(ROWS)},
+    )
+    flat = {
+        f"ood/{row}/{s}/auroc": r["auroc"] for row, by_set in outcome.ood.items() for s, r in by_set.items()
+    }
+    run_dir.save_figure(
+        plots.auroc_figure(flat, list(ROWS), sets + (["far"] if "far" in outcome.ood["ensemble"] else [])),
+        "auroc",
+    )
     run_dir.save_figure(plots.roc_figure(outcome.roc, list(ROWS), sets), "roc")
     run_dir.save_figure(plots.reliability_figure(outcome.reliability, list(PROBABILISTIC)), "reliability")
-    shown = {row: {s: t.numpy() for s, t in outcome.scores[row].items()} for row in ("single_msp", "ensemble", "bnn", "mahalanobis")}
+    shown = {
+        row: {s: t.numpy() for s, t in outcome.scores[row].items()}
+        for row in ("single_msp", "ensemble", "bnn", "mahalanobis")
+    }
     run_dir.save_figure(plots.histogram_figure(shown, list(shown), sets), "score_histograms")
 
 
 def save_methods(run_dir: RunDir, methods, config) -> None:
     """Every trained network as safetensors, so the page can score a new image without retraining."""
-    meta = {"experiment": "ood", "config": dataclasses.asdict(config), "temperature": methods.temp_scaled.temperature}
+    meta = {
+        "experiment": "ood",
+        "config": dataclasses.asdict(config),
+        "temperature": methods.temp_scaled.temperature,
+    }
     folder = run_dir.path / "models"
     folder.mkdir(exist_ok=True)
     for index, model in enumerate(methods.ensemble.models):
         save_checkpoint(folder / f"member{index}.safetensors", model, meta)
-    save_checkpoint(folder / "bnn.safetensors", {**{f"model.{k}": v for k, v in methods.bnn.model.state_dict().items()},
-                                                **{f"guide.{k}": v for k, v in methods.bnn.guide.state_dict().items()}}, meta)
-    save_checkpoint(folder / "features.safetensors", {"mahalanobis.means": methods.mahalanobis.means,
-                                                      "mahalanobis.precision": methods.mahalanobis.precision,
-                                                      "knn.bank": methods.knn.bank}, {**meta, "knn_k": methods.knn.k})
+    save_checkpoint(
+        folder / "bnn.safetensors",
+        {
+            **{f"model.{k}": v for k, v in methods.bnn.model.state_dict().items()},
+            **{f"guide.{k}": v for k, v in methods.bnn.guide.state_dict().items()},
+        },
+        meta,
+    )
+    save_checkpoint(
+        folder / "features.safetensors",
+        {
+            "mahalanobis.means": methods.mahalanobis.means,
+            "mahalanobis.precision": methods.mahalanobis.precision,
+            "knn.bank": methods.knn.bank,
+        },
+        {**meta, "knn_k": methods.knn.k},
+    )

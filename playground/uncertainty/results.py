@@ -53,7 +53,9 @@ class OODRun:
 
     @property
     def has_models(self) -> bool:
-        return self.artifact_dir is not None and (self.artifact_dir / "models" / "member0.safetensors").is_file()
+        return (
+            self.artifact_dir is not None and (self.artifact_dir / "models" / "member0.safetensors").is_file()
+        )
 
     @functools.cached_property
     def scores(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -75,13 +77,19 @@ def load_ood_run(path: str | Path) -> OODRun:
         raise DataNotFoundError(f"run folder {path} does not exist; list runs with `playground runs`")
     data = read_run_config(path)
     if data.get("experiment") != EXPERIMENT:
-        raise DataFormatError(f"{path.name} is a {data.get('experiment', '?')!r} run, not an OOD run; "
-                              "pick a run made by recipes/ood_fashion.toml or the uncertainty page")
+        raise DataFormatError(
+            f"{path.name} is a {data.get('experiment', '?')!r} run, not an OOD run; "
+            "pick a run made by recipes/ood_fashion.toml or the uncertainty page"
+        )
     metrics = load_run(path).metrics
     if not any(name.startswith("ood/") for name in metrics):
-        raise DataNotFoundError(f"OOD run {path.name} has no ood/ metrics yet; it may still be running or was interrupted")
+        raise DataNotFoundError(
+            f"OOD run {path.name} has no ood/ metrics yet; it may still be running or was interrupted"
+        )
     seeds = seed_folders(path)
-    artifact_dir = next((f for f in [path, *seeds] if (f / RESULTS).is_file() and (f / SCORES_FILE).is_file()), None)
+    artifact_dir = next(
+        (f for f in [path, *seeds] if (f / RESULTS).is_file() and (f / SCORES_FILE).is_file()), None
+    )
     if artifact_dir not in (None, path):  # the seed folder's own config: its seed regenerates its data
         data = read_run_config(artifact_dir)
     config = build_config(Config, data.get("config", {}), f"{(artifact_dir or path) / 'config.toml'}")
@@ -97,7 +105,9 @@ def find_ood_runs(root: str | Path | None = None) -> list[RunInfo]:
 def load_methods(run: OODRun, device: str = "cpu") -> Methods:
     """Every method of ``run`` rebuilt from its saved networks, ready to ``predict``."""
     if not run.has_models:
-        raise DataNotFoundError(f"OOD run {run.name} saved no models (save_checkpoint = false); re-run it to score new images")
+        raise DataNotFoundError(
+            f"OOD run {run.name} saved no models (save_checkpoint = false); re-run it to score new images"
+        )
     folder, config = run.artifact_dir / "models", run.config
     num_classes, in_channels = len(run.classes), _in_channels(run)
     methods = build_methods(config.net_spec(device), config.method_settings(), config.seed)
@@ -138,8 +148,13 @@ def _load_bnn(methods: Methods, path: Path, in_channels: int, num_classes: int) 
     bnn.model.eval()
 
 
-METHOD_SCORES = {"single": ("msp", "max_logit", "entropy", "energy"), "temp_scaled": ("msp", "max_logit", "entropy", "energy"),
-                 "mc_dropout": tuple(SCORES), "ensemble": tuple(SCORES), "bnn": tuple(SCORES)}
+METHOD_SCORES = {
+    "single": ("msp", "max_logit", "entropy", "energy"),
+    "temp_scaled": ("msp", "max_logit", "entropy", "energy"),
+    "mc_dropout": tuple(SCORES),
+    "ensemble": tuple(SCORES),
+    "bnn": tuple(SCORES),
+}
 
 
 def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, dict[str, Any]]:
@@ -150,9 +165,19 @@ def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, dict[str, 
     report: dict[str, dict[str, Any]] = {}
     for name, score_names in METHOD_SCORES.items():
         prediction = methods.get(name).predict(batch)
-        report[name] = {"probs": prediction.probs[:, 0], "scores": {s: float(score(prediction, s)[0]) for s in score_names
-                                                                   if s not in SAMPLE_SCORES or prediction.samples > 1}}
+        report[name] = {
+            "probs": prediction.probs[:, 0],
+            "scores": {
+                s: float(score(prediction, s)[0])
+                for s in score_names
+                if s not in SAMPLE_SCORES or prediction.samples > 1
+            },
+        }
         if name == "single":
-            report["feature"] = {"scores": {"mahalanobis": float(methods.mahalanobis.score(prediction.embedding)[0]),
-                                            "knn": float(methods.knn.score(prediction.embedding)[0])}}
+            report["feature"] = {
+                "scores": {
+                    "mahalanobis": float(methods.mahalanobis.score(prediction.embedding)[0]),
+                    "knn": float(methods.knn.score(prediction.embedding)[0]),
+                }
+            }
     return report

@@ -17,8 +17,8 @@ has them, the matching ``logits``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -29,7 +29,9 @@ EPS = 1e-12
 
 @dataclass
 class Prediction:
-    """Per-sample predictive samples: ``probs (S, N, C)``, ``logits (S, N, C)`` or None, ``embedding (N, D)`` or None."""
+    """Per-sample predictive samples: ``probs (S, N, C)``, ``logits (S, N, C)`` or None,
+    ``embedding (N, D)`` or None.
+    """
 
     probs: torch.Tensor
     logits: torch.Tensor | None = None
@@ -39,7 +41,9 @@ class Prediction:
         if self.probs.ndim != 3:
             raise DataFormatError(f"probs must be (samples, N, classes), got shape {tuple(self.probs.shape)}")
         if self.logits is not None and self.logits.shape != self.probs.shape:
-            raise DataFormatError(f"logits {tuple(self.logits.shape)} do not match probs {tuple(self.probs.shape)}")
+            raise DataFormatError(
+                f"logits {tuple(self.logits.shape)} do not match probs {tuple(self.probs.shape)}"
+            )
 
     @property
     def mean(self) -> torch.Tensor:
@@ -50,10 +54,11 @@ class Prediction:
     def samples(self) -> int:
         return self.probs.shape[0]
 
-    def subset(self, index: torch.Tensor) -> "Prediction":
-        take = (lambda t: None if t is None else t[:, index])
-        return Prediction(self.probs[:, index], take(self.logits),
-                          None if self.embedding is None else self.embedding[index])
+    def subset(self, index: torch.Tensor) -> Prediction:
+        take = lambda t: None if t is None else t[:, index]
+        return Prediction(
+            self.probs[:, index], take(self.logits), None if self.embedding is None else self.embedding[index]
+        )
 
 
 def entropy_of(probs: torch.Tensor) -> torch.Tensor:
@@ -101,8 +106,13 @@ def _logits(p: Prediction, score: str) -> torch.Tensor:
 
 
 SCORES: dict[str, Callable[[Prediction], torch.Tensor]] = {
-    "msp": msp, "max_logit": max_logit, "entropy": entropy, "energy": energy,
-    "mutual_information": mutual_information, "variance": member_variance, "disagreement": disagreement,
+    "msp": msp,
+    "max_logit": max_logit,
+    "entropy": entropy,
+    "energy": energy,
+    "mutual_information": mutual_information,
+    "variance": member_variance,
+    "disagreement": disagreement,
 }
 SAMPLE_SCORES = ("mutual_information", "variance", "disagreement")  # zero for a single deterministic model
 

@@ -1,8 +1,17 @@
 import pytest
 import torch
 
-from playground.active.escalation import (AUTO, DEFER, ESCALATE, OOD, Threshold, calibrate_threshold,
-                                          ood_threshold, risk_upper_bound, route)
+from playground.active.escalation import (
+    AUTO,
+    DEFER,
+    ESCALATE,
+    OOD,
+    Threshold,
+    calibrate_threshold,
+    ood_threshold,
+    risk_upper_bound,
+    route,
+)
 from playground.errors import ConfigError, DataFormatError
 
 
@@ -29,7 +38,7 @@ def test_calibrated_threshold_keeps_the_error_on_new_data_below_alpha():
     # the true error above lambda is (1 - E[c | c >= lambda]) = (1 - lambda) / 2 for this model
     assert (1 - threshold.confidence) / 2 <= alpha
     failures = 0
-    for seed in range(1, 41):                  # fresh data: the guarantee holds with probability >= 1 - delta
+    for seed in range(1, 41):  # fresh data: the guarantee holds with probability >= 1 - delta
         c, ok = synthetic(10000, seed)
         failures += (1 - ok[c >= threshold.confidence].float().mean().item()) > alpha
     assert failures <= 4

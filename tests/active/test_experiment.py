@@ -2,16 +2,33 @@ import json
 
 import pytest
 
+from playground.active import experiment
 from playground.active.experiment import Config, run
 from playground.active.results import find_active_runs, load_curves, mean_band
 from playground.core.runner import run_seeds
-from playground.active import experiment
 from playground.errors import ConfigError
 from playground.store import Store
 
-TINY = dict(dataset="digits", pool_limit=0, test_limit=200, calibration_size=200, budget=60, initial=20, query=20,
-            epochs=5, min_steps=20, max_steps=40, mc_samples=4, pool_subset=300, ood_sets=["shapes"], ood_limit=100,
-            strategies=["random", "bald"], policy_strategy="bald", annotator_budget=20, queue="digits-review")
+TINY = dict(
+    dataset="digits",
+    pool_limit=0,
+    test_limit=200,
+    calibration_size=200,
+    budget=60,
+    initial=20,
+    query=20,
+    epochs=5,
+    min_steps=20,
+    max_steps=40,
+    mc_samples=4,
+    pool_subset=300,
+    ood_sets=["shapes"],
+    ood_limit=100,
+    strategies=["random", "bald"],
+    policy_strategy="bald",
+    annotator_budget=20,
+    queue="digits-review",
+)
 
 
 def tiny_run(**changes):
@@ -21,18 +38,32 @@ def tiny_run(**changes):
 def test_run_writes_every_metric_the_issue_names_and_fills_the_queue(playground_home):
     result = tiny_run()
     values = result.metrics.values
-    for name in ("al/random/final_accuracy", "al/bald/final_accuracy", "al/policy/scratch/forgetting",
-                 "al/policy/finetune_replay/forgetting", "al/policy/scratch/compute_s",
-                 "al/policy/finetune_replay/compute_s", "escalation/auto_label_error", "escalation/rate",
-                 "escalation/alpha"):
+    for name in (
+        "al/random/final_accuracy",
+        "al/bald/final_accuracy",
+        "al/policy/scratch/forgetting",
+        "al/policy/finetune_replay/forgetting",
+        "al/policy/scratch/compute_s",
+        "al/policy/finetune_replay/compute_s",
+        "escalation/auto_label_error",
+        "escalation/rate",
+        "escalation/alpha",
+    ):
         assert name in values, name
     assert values["escalation/alpha"] == 0.05
-    for name in ("curves.json", "report.md", "learning_curves.png", "policies.png", "escalation.png", "metrics.json"):
+    for name in (
+        "curves.json",
+        "report.md",
+        "learning_curves.png",
+        "policies.png",
+        "escalation.png",
+        "metrics.json",
+    ):
         assert (result.run_dir / name).is_file(), name
     curves = json.loads((result.run_dir / "curves.json").read_text())
     assert curves["strategies"]["bald"]["labels"] == [20, 40, 60]
     routes = curves["escalation"]["routes"]
-    assert sum(routes.values()) == 250 + 100          # the in-distribution stream and the OOD images
+    assert sum(routes.values()) == 250 + 100  # the in-distribution stream and the OOD images
     store = Store()
     progress = store.progress("digits-review")
     assert progress["total"] == routes["escalate"] + routes["ood"] > 0
@@ -44,30 +75,40 @@ def test_the_same_seed_gives_the_same_curves():
     first, second = tiny_run(queue=""), tiny_run(queue="")
     a = json.loads((first.run_dir / "curves.json").read_text())["strategies"]
     b = json.loads((second.run_dir / "curves.json").read_text())["strategies"]
-    assert a["bald"]["accuracy"] == b["bald"]["accuracy"] and a["random"]["accuracy"] == b["random"]["accuracy"]
+    assert (
+        a["bald"]["accuracy"] == b["bald"]["accuracy"] and a["random"]["accuracy"] == b["random"]["accuracy"]
+    )
 
 
 def test_multi_seed_report_and_curves(playground_home):
-    result = run_seeds(experiment, Config(**{**TINY, "queue": "multi", "strategies": ["random", "entropy"],
-                                             "policy_strategy": "entropy"}), [0, 1])
+    result = run_seeds(
+        experiment,
+        Config(
+            **{**TINY, "queue": "multi", "strategies": ["random", "entropy"], "policy_strategy": "entropy"}
+        ),
+        [0, 1],
+    )
     assert "2 seeds" in result.report and (result.run_dir / "learning_curves.png").is_file()
     curves = load_curves(result.run_dir)
     assert len(curves["strategies"]["entropy"]) == 2 and len(curves["escalation"]) == 2
     assert [r.name for r in find_active_runs(playground_home)] == [result.run_dir.name]
-    assert Store().progress("multi")["total"] > 0        # both seeds' escalations, in the runs root's database
+    assert Store().progress("multi")["total"] > 0  # both seeds' escalations, in the runs root's database
     assert (playground_home / "playground.db").is_file()
     mean, half = mean_band([[0.5, 0.7], [0.7, 0.9]])
     assert mean.tolist() == pytest.approx([0.6, 0.8]) and half[0] == pytest.approx(12.706 * 0.1, rel=1e-3)
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(strategies=["coreset"]), "strategies"),
-    (dict(policies=["online"]), "policies"),
-    (dict(escalation_strategy="entropy"), "escalation_strategy"),
-    (dict(alpha=1.5), "alpha"),
-    (dict(calibration_size=10), "calibration_size"),
-    (dict(ood_sets=["fashion"]), "ood_sets"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(strategies=["coreset"]), "strategies"),
+        (dict(policies=["online"]), "policies"),
+        (dict(escalation_strategy="entropy"), "escalation_strategy"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(calibration_size=10), "calibration_size"),
+        (dict(ood_sets=["fashion"]), "ood_sets"),
+    ],
+)
 def test_bad_config_is_a_clear_error(change, message):
     with pytest.raises(ConfigError, match=message):
         Config(**{**TINY, **change})
@@ -76,16 +117,21 @@ def test_bad_config_is_a_clear_error(change, message):
 def test_when_random_never_reaches_the_target_the_ratio_is_bounded():
     from types import SimpleNamespace
 
-    from playground.active.report import claims, metrics
     from playground.active.loop import LoopHistory, Round
+    from playground.active.report import claims, metrics
 
     def curve(strategy, accuracies):
         rounds = [Round(20 + 10 * i, a, float("nan"), 0.0, 0.0) for i, a in enumerate(accuracies)]
         return LoopHistory(strategy, "scratch", rounds, None, None)
 
-    loops = {"random": curve("random", [0.5, 0.6, 0.7, 0.75]), "margin": curve("margin", [0.5, 0.82, 0.85, 0.9])}
+    loops = {
+        "random": curve("random", [0.5, 0.6, 0.7, 0.75]),
+        "margin": curve("margin", [0.5, 0.82, 0.85, 0.9]),
+    }
     config = SimpleNamespace(target_accuracy=0.8, budget=50, strategies=["random", "margin"])
-    escalation = SimpleNamespace(metrics=lambda: {"escalation/alpha": 0.05, "escalation/auto_label_error": 0.02})
+    escalation = SimpleNamespace(
+        metrics=lambda: {"escalation/alpha": 0.05, "escalation/auto_label_error": 0.02}
+    )
     values = metrics(config, loops, {}, escalation).values
     assert "al/margin/labels_vs_random" not in values
     assert values["al/margin/labels_vs_random_below"] == pytest.approx(30 / 50)

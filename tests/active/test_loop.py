@@ -33,7 +33,7 @@ def test_mc_dropout_probs_are_repeatable_and_leave_the_rng_alone():
     a, b = mc_probs(model, images, 6, seed=1), mc_probs(model, images, 6, seed=1)
     assert torch.equal(state, torch.random.get_rng_state())
     assert a.shape == (6, 5, 3) and torch.equal(a, b)
-    assert not torch.allclose(a[0], a[1])                        # different masks per pass
+    assert not torch.allclose(a[0], a[1])  # different masks per pass
     assert torch.allclose(a.sum(-1), torch.ones(6, 5), atol=1e-5)
     deterministic = torch.softmax(model.eval()(images).logits, -1)
     assert torch.allclose(mc_probs(model, images, 1, seed=1)[0], deterministic, atol=1e-6)
@@ -41,8 +41,15 @@ def test_mc_dropout_probs_are_repeatable_and_leave_the_rng_alone():
 
 def test_loop_labels_query_by_query_without_repeats(digits):
     pool, test = digits
-    history = run_loop(pool, test, "entropy", "scratch", LoopSpec(20, 15, 50, pool_subset=200, mc_samples=4),
-                       TINY_TRAIN, seed=0)
+    history = run_loop(
+        pool,
+        test,
+        "entropy",
+        "scratch",
+        LoopSpec(20, 15, 50, pool_subset=200, mc_samples=4),
+        TINY_TRAIN,
+        seed=0,
+    )
     assert history.series("labels") == [20, 35, 50]
     assert history.labelled.shape == (50,) and history.labelled.unique().numel() == 50
     assert all(0 <= a <= 1 for a in history.series("accuracy"))
@@ -59,9 +66,16 @@ def test_finetune_replay_trains_on_new_plus_replayed_labels(digits, monkeypatch)
         return original(model, images, labels, spec, epochs, seed)
 
     monkeypatch.setattr(learner_module, "train_on", recording)
-    run_loop(pool, test, "margin", "finetune_replay", LoopSpec(20, 10, 40, pool_subset=100, mc_samples=2),
-             TINY_TRAIN, seed=0)
-    assert sizes == [20, 10 + 7, 10 + 7]        # first round from scratch, then new + replay
+    run_loop(
+        pool,
+        test,
+        "margin",
+        "finetune_replay",
+        LoopSpec(20, 10, 40, pool_subset=100, mc_samples=2),
+        TINY_TRAIN,
+        seed=0,
+    )
+    assert sizes == [20, 10 + 7, 10 + 7]  # first round from scratch, then new + replay
 
 
 def test_learner_restarts_from_the_same_weights_under_scratch(digits):
@@ -86,8 +100,15 @@ def test_loop_spec_errors(digits):
 
 def test_labels_to_target_reads_the_first_crossing(digits):
     pool, test = digits
-    history = run_loop(pool, test, "random", "scratch", LoopSpec(20, 20, 60, pool_subset=100, mc_samples=2),
-                       TINY_TRAIN, seed=0)
+    history = run_loop(
+        pool,
+        test,
+        "random",
+        "scratch",
+        LoopSpec(20, 20, 60, pool_subset=100, mc_samples=2),
+        TINY_TRAIN,
+        seed=0,
+    )
     history.rounds[1].accuracy, history.rounds[2].accuracy = 0.85, 0.9
     history.rounds[0].accuracy = 0.1
     assert labels_to_target(history, 0.8) == 40
@@ -96,14 +117,21 @@ def test_labels_to_target_reads_the_first_crossing(digits):
 
 def test_an_ensemble_posterior_gives_one_sample_per_member(digits):
     pool, test = digits
-    history = run_loop(pool, test, "bald", "scratch", LoopSpec(20, 20, 40, pool_subset=100, mc_samples=5, members=3),
-                       TINY_TRAIN, seed=0)
+    history = run_loop(
+        pool,
+        test,
+        "bald",
+        "scratch",
+        LoopSpec(20, 20, 40, pool_subset=100, mc_samples=5, members=3),
+        TINY_TRAIN,
+        seed=0,
+    )
     learner = history.learner
     assert len(learner.models) == 3 and history.series("labels") == [20, 40]
     weights = [m.classifier[1].weight for m in learner.models]
-    assert not torch.allclose(weights[0], weights[1])           # members differ (own init and data order)
+    assert not torch.allclose(weights[0], weights[1])  # members differ (own init and data order)
     probs = learner.probs(test.images[:7], samples=5, seed=0)
-    assert probs.shape == (3, 7, 10)                            # members, not MC passes
+    assert probs.shape == (3, 7, 10)  # members, not MC passes
     mean_prediction = probs.mean(0).argmax(1)
     expected = (mean_prediction == test.labels[:7]).float().mean().item()
     assert learner.accuracy(test.images[:7], test.labels[:7]) == pytest.approx(expected)

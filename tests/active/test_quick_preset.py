@@ -20,7 +20,10 @@ def test_quick_preset_learns_escalates_safely_and_fills_the_queue():
     assert values["escalation/certified"] == 1.0
     assert values["escalation/auto_label_error"] <= values["escalation/alpha"] + 0.01
     # OOD images are flagged far more often than in-distribution ones and almost never auto-labelled
-    assert values["escalation/ood_flagged"] >= 0.2 and values["escalation/ood_flagged"] > 3 * values["escalation/id_flagged"]
+    assert (
+        values["escalation/ood_flagged"] >= 0.2
+        and values["escalation/ood_flagged"] > 3 * values["escalation/id_flagged"]
+    )
     assert values["escalation/ood_auto_labelled"] <= 0.05
     routes = result.extras["escalation"].routes
     assert Store().progress(config.queue)["total"] == int(((routes == 1) | (routes == 2)).sum())

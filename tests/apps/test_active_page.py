@@ -3,11 +3,9 @@ and a run started from the page's form."""
 
 from __future__ import annotations
 
-
-
+from playground.active import experiment
 from playground.active.experiment import Config
 from playground.core.runner import run_seeds
-from playground.active import experiment
 from tests.active.test_experiment import TINY
 from tests.apps.conftest import open_page_at, plotly_spec
 
@@ -34,7 +32,7 @@ def test_a_multi_seed_run_draws_bands_tables_and_the_escalation_point(monkeypatc
     curves = chart(at, "al_curves")
     names = [d.get("name") for d in curves["data"] if d.get("name")]
     assert names == ["random", "bald"]
-    assert sum(d.get("fill") == "toself" for d in curves["data"]) == 2   # a 95% CI band per strategy
+    assert sum(d.get("fill") == "toself" for d in curves["data"]) == 2  # a 95% CI band per strategy
     assert "95% CI over 2 seeds" in curves["layout"]["title"]["text"]
     escalation = chart(at, "al_escalation")
     assert [d["name"] for d in escalation["data"]] == ["sweeping the threshold", "calibrated threshold"]

@@ -26,9 +26,17 @@ def seed_queue(count: int = 6) -> Store:
     items = []
     for i in range(count):
         probs = rng.dirichlet(np.ones(len(CLASSES)))
-        items.append(QueueItem(f"item-{i}", ring(4 + 1.5 * i), probs, uncertainty=0.1 * (i + 1),
-                               disagreement=0.05 * i, reason="ood" if i == count - 2 else "uncertain",
-                               class_names=CLASSES))
+        items.append(
+            QueueItem(
+                f"item-{i}",
+                ring(4 + 1.5 * i),
+                probs,
+                uncertainty=0.1 * (i + 1),
+                disagreement=0.05 * i,
+                reason="ood" if i == count - 2 else "uncertain",
+                class_names=CLASSES,
+            )
+        )
     store = Store(default_url())
     store.enqueue("fashion-uncertain", items, model="ensemble")
     return store
@@ -60,7 +68,11 @@ def test_three_keyboard_decisions_survive_a_reload(app_url, browser_page, tmp_pa
     press(page, "o", "item-3")  # flag item-4 as OOD
     press(page, "2", "item-2")  # correct item-3 to Trouser
     decided = [(d.external_id, d.annotator, d.action) for d in reversed(store.history("fashion-uncertain"))]
-    assert decided == [("item-5", "alice", "accept"), ("item-4", "alice", "ood"), ("item-3", "alice", "correct")]
+    assert decided == [
+        ("item-5", "alice", "accept"),
+        ("item-4", "alice", "ood"),
+        ("item-3", "alice", "correct"),
+    ]
     assert store.labels("fashion-uncertain")[-1]["class_name"] == "Trouser"
 
     page.reload()

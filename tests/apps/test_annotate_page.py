@@ -53,8 +53,12 @@ def test_accept_is_saved_once_and_the_next_item_is_shown(store):
     at.button(key="ann_accept").click().run()
     assert not at.exception and not at.error
     (decision,) = store.history("fashion")
-    assert (decision.external_id, decision.annotator, decision.action, decision.label) == \
-        ("img-3", "alice", "accept", 0)
+    assert (decision.external_id, decision.annotator, decision.action, decision.label) == (
+        "img-3",
+        "alice",
+        "accept",
+        0,
+    )
     assert at.toast[0].value == "Accepted img-3 as cat"
     assert shown(at) == "img-2" and "1 of 4 decided" in at.get("progress")[0].proto.text
     at.run()  # a rerun records nothing new
@@ -72,7 +76,11 @@ def test_correct_skip_ood_and_undo_from_the_buttons(store):
     at.button(key="ann_ood").click().run()  # img-0 flagged
     assert not at.exception and not at.error
     assert [(d.external_id, d.action, d.label) for d in reversed(store.history("fashion"))] == [
-        ("img-3", "correct", 2), ("img-2", "correct", 1), ("img-1", "skip", None), ("img-0", "ood", None)]
+        ("img-3", "correct", 2),
+        ("img-2", "correct", 1),
+        ("img-1", "skip", None),
+        ("img-0", "ood", None),
+    ]
     assert shown(at) == "img-1"  # only the skipped item is left
     at.button(key="ann_undo").click().run()
     assert not at.exception

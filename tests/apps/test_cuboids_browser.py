@@ -67,8 +67,10 @@ def free_ground_spot(frame, page, selected_center) -> tuple[float, float, float,
     things = scene.cuboids + propose(scene.points)
     gizmo = frame.evaluate("c => window.__viewerDebug.project(c)", list(selected_center))
     ox, oy = iframe_origin(page)
-    free = frame.evaluate("(() => { const r = document.getElementById('free').getBoundingClientRect();"
-                          " return [r.width, r.height]; })()")
+    free = frame.evaluate(
+        "(() => { const r = document.getElementById('free').getBoundingClientRect();"
+        " return [r.width, r.height]; })()"
+    )
     for x in np.arange(-6.0, 20.0, 1.0):
         for y in np.arange(-12.0, 12.0, 1.0):
             if min(footprint_distance(x, y, b) for b in things) < 3.0:
@@ -89,8 +91,11 @@ def footprint_distance(x: float, y: float, box) -> float:
 
 def next_frames(frame, count: int = 2) -> None:
     """Wait until the viewer's page has drawn ``count`` more animation frames (its render loop ran)."""
-    frame.evaluate("n => new Promise(done => { const step = k => k ? requestAnimationFrame(() => step(k - 1))"
-                   " : done(); step(n); })", count)
+    frame.evaluate(
+        "n => new Promise(done => { const step = k => k ? requestAnimationFrame(() => step(k - 1))"
+        " : done(); step(n); })",
+        count,
+    )
 
 
 def drag(page, start: tuple[float, float], dx: float, dy: float) -> None:
@@ -108,14 +113,18 @@ def place_and_resize(page, frame, accepted: dict) -> tuple[dict, float]:
     x, y, z, px, py = free_ground_spot(frame, page, accepted["center"])
     press(page, frame, "n", "s.placing === 'car'")
     page.mouse.click(px, py)
-    placed = frame.wait_for_function("(s => s.boxes.length === 2 && s.boxes[1])(window.__viewerDebug.state())")
+    placed = frame.wait_for_function(
+        "(s => s.boxes.length === 2 && s.boxes[1])(window.__viewerDebug.state())"
+    )
     placed = placed.json_value()
     assert placed["label"] == "car" and placed["size"] == list(DEFAULT_SIZES["car"])
     assert math.hypot(placed["center"][0] - x, placed["center"][1] - y) < 0.2
     assert placed["center"][2] == pytest.approx(z + DEFAULT_SIZES["car"][2] / 2, abs=0.01)
 
     next_frames(frame)  # the render loop fits the top view to the new box: read its handles after that
-    handle = frame.evaluate("window.__viewerDebug.handle('top', '+a')")  # the front edge, heading to the right
+    handle = frame.evaluate(
+        "window.__viewerDebug.handle('top', '+a')"
+    )  # the front edge, heading to the right
     scale = frame.evaluate("window.__viewerDebug.scale('top')")  # pixels per metre
     drag(page, (round(ox + handle["x"]), round(oy + handle["y"])), DRAG_PX, 0)
     next_frames(frame)
@@ -136,14 +145,20 @@ def check_after_reload(page, chosen: dict, resized: dict, length: float):
     assert len(reloaded["boxes"]) == 2 and not reloaded["dirty"]
     stored = CuboidAnnotations(Store(default_url())).current("synthetic", FRAME)
     # the accepted box is the proposal the page showed, unchanged
-    assert stored[0].center == pytest.approx(chosen["center"]) and stored[0].size == pytest.approx(chosen["size"])
+    assert stored[0].center == pytest.approx(chosen["center"]) and stored[0].size == pytest.approx(
+        chosen["size"]
+    )
     assert stored[0].yaw == pytest.approx(chosen["yaw"]) and stored[0].label == chosen["label"]
     assert stored[1].label == "car" and stored[1].size == pytest.approx((length, 1.8, 1.6), abs=1e-6)
     assert stored[1].yaw == pytest.approx(0.0)
     assert stored[1].center[:2] == pytest.approx((resized["center"][0], resized["center"][1]), abs=1e-9)
-    shown = next(b for b in reloaded["boxes"] if b["label"] == "car" and b["size"][0] == pytest.approx(length))
+    shown = next(
+        b for b in reloaded["boxes"] if b["label"] == "car" and b["size"][0] == pytest.approx(length)
+    )
     counted = int(points_in_box(make_scene(SPEC).points, stored[1]).sum())
-    assert abs(shown["inside"] - counted) <= max(2, 0.01 * counted)  # the viewer's count agrees with the library's
+    assert abs(shown["inside"] - counted) <= max(
+        2, 0.01 * counted
+    )  # the viewer's count agrees with the library's
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     return frame
 
@@ -158,7 +173,9 @@ def test_accept_place_resize_commit_reload(app_url, browser_page):  # noqa: F811
     ox, oy = iframe_origin(page)
     page.mouse.click(ox + 8, oy + 60)  # focus the viewer (the free view's corner: nothing there)
 
-    proposal = press(page, frame, "a", "s.selectedId && s.selectedId.startsWith('p')")  # A: show the next proposal
+    proposal = press(
+        page, frame, "a", "s.selectedId && s.selectedId.startsWith('p')"
+    )  # A: show the next proposal
     chosen = next(p for p in proposal["proposals"] if p["id"] == proposal["selectedId"])
     accepted = press(page, frame, "a", "s.boxes.length === 1")["boxes"][0]  # A again: accept it
     assert accepted["fromProposal"] == chosen["id"] and accepted["size"] == chosen["size"]

@@ -60,8 +60,13 @@ def store() -> CuboidAnnotations:
 
 
 def commit_value(args: dict, boxes: list[dict], request_id: str = "req-1") -> dict:
-    return {"type": "commit", "request_id": request_id, "frame_key": args["frame"]["key"],
-            "base_revision": args["revision"], "boxes": boxes}
+    return {
+        "type": "commit",
+        "request_id": request_id,
+        "frame_key": args["frame"]["key"],
+        "base_revision": args["revision"],
+        "boxes": boxes,
+    }
 
 
 def test_the_page_shows_a_synthetic_scene_and_sends_its_points_once():
@@ -106,7 +111,9 @@ def test_a_commit_from_the_viewer_is_stored_once_answered_and_undone():
     placed = {"center": [5.0, -8.0, 0.8], "size": [4.6, 1.8, 1.6], "yaw": 0.25, "label": "car"}
     viewer_says(at, commit_value(args, [accepted, placed]))
     args, data, _ = viewer_args(at)
-    assert args["commit_result"]["ok"] and args["commit_result"]["request_id"] == "req-1", args["commit_result"]
+    assert args["commit_result"]["ok"] and args["commit_result"]["request_id"] == "req-1", args[
+        "commit_result"
+    ]
     frame = args["frame"]["key"].split("/", 1)[1]
     stored = store().current("synthetic", frame)
     assert [b.to_dict() for b in stored] == [{**accepted}, placed]
@@ -124,7 +131,9 @@ def test_a_commit_from_the_viewer_is_stored_once_answered_and_undone():
 def test_a_commit_without_a_name_is_refused_with_a_message():
     at = small_scene_page()
     args, _, _ = viewer_args(at)
-    viewer_says(at, commit_value(args, [{"center": [5, 5, 0.8], "size": [4, 2, 1.5], "yaw": 0, "label": "car"}]))
+    viewer_says(
+        at, commit_value(args, [{"center": [5, 5, 0.8], "size": [4, 2, 1.5], "yaw": 0, "label": "car"}])
+    )
     answer = viewer_args(at)[0]["commit_result"]
     assert not answer["ok"] and "Type your name" in answer["message"]
     assert store().datasets() == []
@@ -146,10 +155,18 @@ def npy_bytes(array) -> bytes:
 
 
 BAD_UPLOADS = {
-    "broken.ply": ((b"ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\n"
-                    b"property float z\nend_header\n1 2 3\n"), "truncated PLY"),
+    "broken.ply": (
+        (
+            b"ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\n"
+            b"property float z\nend_header\n1 2 3\n"
+        ),
+        "truncated PLY",
+    ),
     "empty.npy": (npy_bytes(np.zeros((0, 3), np.float32)), "holds no points"),
-    "nan.npy": (npy_bytes(np.array([[1, 2, 3], [np.nan, 0, 0], [4, 5, 6]], np.float32)), "1 of 3 points with NaN"),
+    "nan.npy": (
+        npy_bytes(np.array([[1, 2, 3], [np.nan, 0, 0], [4, 5, 6]], np.float32)),
+        "1 of 3 points with NaN",
+    ),
     "odd.bin": (b"\0" * 20, "not a whole number"),
 }
 
@@ -168,11 +185,15 @@ def test_a_bad_upload_gives_a_clear_error_not_a_traceback(name):
 def test_a_nan_laden_upload_opens_once_the_bad_points_are_dropped():
     at = open_page_at(PAGE)
     at.radio(key="cub_source").set_value("Upload a file").run()
-    at.file_uploader(key="cub_upload").set_value(("scan.npy", BAD_UPLOADS["nan.npy"][0], "application/octet-stream"))
+    at.file_uploader(key="cub_upload").set_value(
+        ("scan.npy", BAD_UPLOADS["nan.npy"][0], "application/octet-stream")
+    )
     at.checkbox(key="cub_drop_upload").check().run()
     assert not at.exception and not at.error
     args, data, _ = viewer_args(at)
-    assert args["frame"]["key"] == "uploads/scan" and args["frame"]["count"] == 2 and len(data["points"]) == 32
+    assert (
+        args["frame"]["key"] == "uploads/scan" and args["frame"]["count"] == 2 and len(data["points"]) == 32
+    )
 
 
 def test_a_folder_of_frames_steps_through_its_files(tmp_path):
@@ -195,5 +216,7 @@ def test_downloads_are_offered_once_something_is_committed():
     at = small_scene_page("bob")
     assert [b.disabled for b in at.get("download_button")] == [True, True, True]
     args, _, _ = viewer_args(at)
-    viewer_says(at, commit_value(args, [{"center": [5, 5, 0.8], "size": [4, 2, 1.5], "yaw": 0, "label": "car"}]))
+    viewer_says(
+        at, commit_value(args, [{"center": [5, 5, 0.8], "size": [4, 2, 1.5], "yaw": 0, "label": "car"}])
+    )
     assert [b.disabled for b in at.get("download_button")] == [False, False, False]

@@ -13,9 +13,23 @@ from playground.optimize.experiment import Config, run
 from tests.apps.conftest import open_page_at, plotly_spec
 
 VARIANTS = ["torch_fp32", "ort_fp32", "ort_int8_static", "student_kd"]
-TINY = dict(dataset="digits", width=8, depth=2, pool_size=2, embedding_dim=32, epochs=2, batch_size=32,
-            student_width=4, variants=VARIANTS, batch_sizes=[1, 16], warmup=1, min_iters=3, min_seconds=0.0,
-            max_seconds=0.5, calibration_images=64)
+TINY = dict(
+    dataset="digits",
+    width=8,
+    depth=2,
+    pool_size=2,
+    embedding_dim=32,
+    epochs=2,
+    batch_size=32,
+    student_width=4,
+    variants=VARIANTS,
+    batch_sizes=[1, 16],
+    warmup=1,
+    min_iters=3,
+    min_seconds=0.0,
+    max_seconds=0.5,
+    calibration_images=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +93,10 @@ def test_a_run_shows_table_charts_and_the_int8_check(latency_run):
     assert len(plotly_spec(at, "lat_bars")["data"][0]["x"]) == len(VARIANTS)
     assert any("ort_int8_static" in s.value and "QLinearConv" in s.value for s in at.success)
     checks = table_with(at, "int8_evidence")
-    assert list(checks["variant"]) == VARIANTS and checks.set_index("variant").loc["ort_fp32", "parity"] == "within tolerance"
+    assert (
+        list(checks["variant"]) == VARIANTS
+        and checks.set_index("variant").loc["ort_fp32", "parity"] == "within tolerance"
+    )
 
 
 def test_the_batch_selector_changes_the_table_and_charts(latency_run):

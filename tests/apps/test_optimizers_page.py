@@ -1,4 +1,5 @@
-"""The Optimizers page: trajectories follow the widgets; the curves of the latest run; the quick-preset button.
+"""The Optimizers page: trajectories follow the widgets; the curves of the latest run; the quick-preset
+button.
 
 The page is run on its own (it is not in the navigation yet), with ``apps/`` on ``sys.path`` as
 Streamlit puts it there for ``apps/app.py``.
@@ -19,8 +20,17 @@ from playground.optimizers.experiment import Config
 from tests.conftest import REPO
 
 PAGE = REPO / "apps" / "views" / "optimizers.py"
-TINY = dict(dataset="digits", epochs=1, full_batch_epochs=3, width=8, embedding_dim=32, batch_size=32,
-            trajectory_steps=20, functions=["saddle"], optimizers=["gd", "adam"])
+TINY = dict(
+    dataset="digits",
+    epochs=1,
+    full_batch_epochs=3,
+    width=8,
+    embedding_dim=32,
+    batch_size=32,
+    trajectory_steps=20,
+    functions=["saddle"],
+    optimizers=["gd", "adam"],
+)
 
 
 @pytest.fixture
@@ -83,7 +93,10 @@ def test_noise_separates_gd_from_sgd_and_divergence_is_shown(page):
     noisy = at.dataframe[0].value
     assert noisy.iloc[0]["x"] == same.iloc[0]["x"] and noisy.iloc[1]["x"] != same.iloc[1]["x"]
     at.number_input(key="opt_lr_sgd").set_value(100.0).run()
-    assert not at.exception and noisy.iloc[1]["diverged at step"] != at.dataframe[0].value.iloc[1]["diverged at step"]
+    assert (
+        not at.exception
+        and noisy.iloc[1]["diverged at step"] != at.dataframe[0].value.iloc[1]["diverged at step"]
+    )
     assert at.dataframe[0].value.iloc[1]["diverged at step"] < 10
     at.multiselect(key="opt_optimizers").set_value([]).run()
     assert "Pick at least one optimizer." in [i.value for i in at.info]
@@ -103,6 +116,7 @@ def test_curves_of_the_latest_run_and_of_a_multi_seed_run(page, playground_home)
     assert len(array(accuracy["data"][0]["x"])) == 4  # gd: epochs 0 to 3
 
     from playground.core.runner import run_seeds
+
     run_seeds(experiment, Config(**TINY, name="seeded", out=str(playground_home)), [0, 1])
     at.run()
     newest = at.selectbox(key="opt_run").options[0]
@@ -113,7 +127,11 @@ def test_curves_of_the_latest_run_and_of_a_multi_seed_run(page, playground_home)
     assert " ± " not in at.dataframe[1].value["updates"].iloc[1]  # the seeds share the update count
     assert chart(at, "loss")["layout"]["xaxis"].get("type") != "log"
     at.toggle(key="opt_log_epochs").set_value(True).run()
-    assert chart(at, "loss")["layout"]["xaxis"]["type"] == "log" == chart(at, "accuracy")["layout"]["xaxis"]["type"]
+    assert (
+        chart(at, "loss")["layout"]["xaxis"]["type"]
+        == "log"
+        == chart(at, "accuracy")["layout"]["xaxis"]["type"]
+    )
 
 
 def test_quick_preset_button_runs_and_shows_the_new_run(page, monkeypatch, playground_home):
@@ -123,6 +141,7 @@ def test_quick_preset_button_runs_and_shows_the_new_run(page, monkeypatch, playg
     def tiny(config, progress=None, run_dir=None):  # the quick preset's path, on tiny digits
         seen.append(config)
         return original(dataclasses.replace(config, **TINY), progress=progress)
+
     monkeypatch.setattr(experiment, "run", tiny)
     at = page
     at.button(key="opt_run_quick").click().run()

@@ -38,14 +38,23 @@ def test_home_lists_every_technique_and_links_existing_pages():
     at = open_app()
     assert at.title[0].value == "Deep-learning playground"
     titles = [m.value.removeprefix("#### ") for m in at.markdown]
-    for technique in ("Classifier baseline", "Forward compatible training (FCT)", "Uncertainty & OOD detection",
-                      "Active learning & annotation queue", "Knowledge fusion",
-                      "Inference optimization & latency benchmark", "Optimizers", "Self-supervised SwAV",
-                      "3D cuboid annotation"):
+    for technique in (
+        "Classifier baseline",
+        "Forward compatible training (FCT)",
+        "Uncertainty & OOD detection",
+        "Active learning & annotation queue",
+        "Knowledge fusion",
+        "Inference optimization & latency benchmark",
+        "Optimizers",
+        "Self-supervised SwAV",
+        "3D cuboid annotation",
+    ):
         assert technique in titles
     links = [link.proto.page for link in at.page_link]
     assert any(link.endswith("classifier") for link in links)
-    assert any(link.endswith("data_explorer") for link in links) and any(link.endswith("runs") for link in links)
+    assert any(link.endswith("data_explorer") for link in links) and any(
+        link.endswith("runs") for link in links
+    )
     assert any(link.endswith("fct") for link in links) and any(link.endswith("uncertainty") for link in links)
     assert any(link.endswith("optimizers") for link in links) and any(link.endswith("swav") for link in links)
     assert sum(c.value == "Coming soon" for c in at.caption) == len(COMING_SOON)
@@ -158,7 +167,9 @@ def test_runs_page_compares_runs_side_by_side(digits_run, playground_home):
     other = playground_home / "other-run"
     shutil.copytree(digits_run, other)
     metrics_file = other / "metrics.json"
-    metrics_file.write_text(metrics_file.read_text().replace('"test/accuracy": ', '"test/accuracy": 0.25, "x": ', 1))
+    metrics_file.write_text(
+        metrics_file.read_text().replace('"test/accuracy": ', '"test/accuracy": 0.25, "x": ', 1)
+    )
     at = open_app("views/runs.py")
     frame = at.dataframe[1].value
     assert sorted(frame.columns) == sorted(["other-run", digits_run.name])
@@ -259,7 +270,15 @@ def test_fct_page_shows_tables_cost_projection_and_neighbours(fct_run):
     assert not at.error
     assert at.selectbox(key="fct_run").value == fct_run.name
     table = at.dataframe[0].value
-    assert list(table["case"]) == ["old-old", "new-new", "new-old", "bct-old", "bct-bct", "new-fct_noside", "new-fct"]
+    assert list(table["case"]) == [
+        "old-old",
+        "new-new",
+        "new-old",
+        "bct-old",
+        "bct-bct",
+        "new-fct_noside",
+        "new-fct",
+    ]
     assert len(at.get("plotly_chart")) == 3  # compatibility, side-info trade-off, projection
     labels = {m.label: m.value for m in at.metric}
     assert labels["Side-info per image"] == labels["Extra storage per image"] == "64 B"
@@ -300,8 +319,11 @@ def keep_first(path, n: int) -> None:
     """Cut a run's embeddings file down to its first ``n`` test images, without thumbnails."""
     tensors, metadata = load_checkpoint(path)
     shown = tensors["projection_index"] < n
-    small = {name: value[shown] if name.startswith("projection_") else value[:n]
-             for name, value in tensors.items() if name != "images"}  # as for a test set too large to keep
+    small = {
+        name: value[shown] if name.startswith("projection_") else value[:n]
+        for name, value in tensors.items()
+        if name != "images"
+    }  # as for a test set too large to keep
     save_checkpoint(path, small, metadata)
 
 

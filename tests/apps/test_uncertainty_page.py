@@ -13,8 +13,21 @@ from tests.apps.conftest import APP_FILE
 
 PAGE = "views/uncertainty.py"
 # a digits run that trains in about ten seconds; the ensemble still beats chance on every set
-TINY_OOD = dict(dataset="digits", far_sets=["shapes", "gaussian", "uniform"], width=8, pool_size=2, embedding_dim=32,
-                epochs=6, members=3, mc_samples=4, bnn_samples=4, ood_limit=300, lr=3e-3, batch_size=64, device="cpu")
+TINY_OOD = dict(
+    dataset="digits",
+    far_sets=["shapes", "gaussian", "uniform"],
+    width=8,
+    pool_size=2,
+    embedding_dim=32,
+    epochs=6,
+    members=3,
+    mc_samples=4,
+    bnn_samples=4,
+    ood_limit=300,
+    lr=3e-3,
+    batch_size=64,
+    device="cpu",
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +81,10 @@ def test_without_runs_the_page_offers_the_quick_preset():
     at.number_input(key="ood_members").set_value(4).run()
     assert not at.exception and at.code[0].value.endswith("--preset quick --set members=4")
     at.selectbox(key="ood_preset").select("full").run()
-    assert at.button(key="ood_train").label == "Run the full preset" and at.number_input(key="ood_members").value == 5
+    assert (
+        at.button(key="ood_train").label == "Run the full preset"
+        and at.number_input(key="ood_members").value == 5
+    )
     assert not at.metric and not at.get("plotly_chart")
 
 
@@ -104,8 +120,14 @@ def test_a_run_shows_an_image_through_every_method_and_the_tables(ood_run):
     assert shown["Score"] == shown["In the run"]  # the ensemble is deterministic: the run's own score
     assert shown["Verdict"] in ("OOD", "in distribution")
     summary = at.table[0].value
-    assert list(summary.columns) == ["single model", "temperature scaled", "MC dropout", "deep ensemble",
-                                     "Bayesian NN (pyro)", "feature space"]
+    assert list(summary.columns) == [
+        "single model",
+        "temperature scaled",
+        "MC dropout",
+        "deep ensemble",
+        "Bayesian NN (pyro)",
+        "feature space",
+    ]
     assert summary.loc["samples", "deep ensemble"] == "3" and summary.loc["samples", "MC dropout"] == "4"
     assert summary.loc["Mahalanobis", "feature space"] != "–"
     assert len(at.get("plotly_chart")) == 7  # spread, 3 sample heatmaps, histogram, ROC, reliability
@@ -167,4 +189,7 @@ def test_drawing_without_strokes_asks_for_a_drawing(ood_run):
     at = open_page()
     at.radio(key="ood_source").set_value("Draw one").run()
     assert not at.exception and not at.error and not at.metric
-    assert any("Draw with the mouse" in c.value for c in at.caption) or "streamlit-drawable-canvas" in at.info[0].value
+    assert (
+        any("Draw with the mouse" in c.value for c in at.caption)
+        or "streamlit-drawable-canvas" in at.info[0].value
+    )

@@ -1,16 +1,16 @@
 import dataclasses
 import json
-import tomllib
 
 import pytest
+import tomllib
 import torch
 
 from playground.classify.experiment import Config, build, run
 from playground.classify.metrics import confusion_matrix, per_class_accuracy, slug
 from playground.core.checkpoint import load_into
 from playground.core.runner import config_from_recipe, run_recipe
-from playground.data import TensorLoader, load_dataset
 from playground.core.training import evaluate
+from playground.data import TensorLoader, load_dataset
 from playground.errors import ConfigError
 from tests.conftest import REPO, needs_fashion_mnist
 
@@ -28,8 +28,15 @@ def test_confusion_matrix_and_per_class_accuracy():
 def test_digits_run_writes_a_complete_run_directory(playground_home):
     result = run(Config(**DIGITS))
     files = {p.name for p in result.run_dir.iterdir()}
-    assert {"config.toml", "metrics.json", "report.md", "confusion_matrix.png", "training_curves.png",
-            "model.safetensors", "history.json"} <= files
+    assert {
+        "config.toml",
+        "metrics.json",
+        "report.md",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "model.safetensors",
+        "history.json",
+    } <= files
     assert result.run_dir.parent == playground_home
     metrics = json.loads((result.run_dir / "metrics.json").read_text())["metrics"]
     assert metrics["test/accuracy"] >= 0.9  # digits is easy; 4 epochs of a small CNN
@@ -37,7 +44,11 @@ def test_digits_run_writes_a_complete_run_directory(playground_home):
     ran = tomllib.loads((result.run_dir / "config.toml").read_text())
     assert ran["experiment"] == "classify" and ran["config"]["epochs"] == 4
     report = result.report
-    assert "Accuracy per class" in report and "confusion_matrix.png" in report and "training_curves.png" in report
+    assert (
+        "Accuracy per class" in report
+        and "confusion_matrix.png" in report
+        and "training_curves.png" in report
+    )
 
 
 def test_checkpoint_reproduces_the_reported_accuracy():
@@ -55,9 +66,12 @@ def test_same_seed_same_result_and_seeds_aggregate():
     small = dict(DIGITS, epochs=3)
     a, b = run(Config(**small)), run(Config(**small))
     assert a.metrics.values["test/accuracy"] == b.metrics.values["test/accuracy"]
-    result = run_recipe(REPO / "recipes" / "baseline_fashion.toml", "quick",
-                        [f"{k}={v!r}".replace("'", '"') for k, v in small.items()] + ["val_fraction=0.0"],
-                        seeds=[0, 1])
+    result = run_recipe(
+        REPO / "recipes" / "baseline_fashion.toml",
+        "quick",
+        [f"{k}={v!r}".replace("'", '"') for k, v in small.items()] + ["val_fraction=0.0"],
+        seeds=[0, 1],
+    )
     values = result.metrics.values
     assert "test/accuracy:std" in values and 0.5 < values["test/accuracy"] <= 1.0
     assert len(list(result.run_dir.glob("seed*/metrics.json"))) == 2

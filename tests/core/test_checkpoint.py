@@ -7,7 +7,9 @@ from playground.models import build_model
 
 
 def small_model():
-    return build_model("small_cnn", in_channels=1, num_classes=3, embedding_dim=8, width=4, depth=1, pool_size=1)
+    return build_model(
+        "small_cnn", in_channels=1, num_classes=3, embedding_dim=8, width=4, depth=1, pool_size=1
+    )
 
 
 def test_checkpoint_round_trip_restores_weights_and_metadata(tmp_path):
@@ -54,6 +56,8 @@ def test_missing_and_mismatched_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.safetensors")
     path = save_checkpoint(tmp_path / "m.safetensors", small_model())
-    bigger = build_model("small_cnn", in_channels=1, num_classes=5, embedding_dim=8, width=4, depth=1, pool_size=1)
+    bigger = build_model(
+        "small_cnn", in_channels=1, num_classes=5, embedding_dim=8, width=4, depth=1, pool_size=1
+    )
     with pytest.raises(CheckpointError, match="does not fit this model"):
         load_into(bigger, path)

@@ -3,8 +3,15 @@ from typing import Literal
 
 import pytest
 
-from playground.core.config import (RunConfig, apply_overrides, build_config, config_to_toml, load_recipe,
-                                    parse_override, tomllib)
+from playground.core.config import (
+    RunConfig,
+    apply_overrides,
+    build_config,
+    config_to_toml,
+    load_recipe,
+    parse_override,
+    tomllib,
+)
 from playground.core.runner import config_from_recipe
 from playground.errors import ConfigError
 from tests.conftest import REPO
@@ -19,11 +26,18 @@ class ToyConfig(RunConfig):
     label: str | None = None
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("epochs=3", ("epochs", 3)), ("lr=1e-3", ("lr", 1e-3)), ("flag=true", ("flag", True)),
-    ("classes=[0, 2]", ("classes", [0, 2])), ("dataset=digits", ("dataset", "digits")),
-    ("name=\"my run\"", ("name", "my run")), ("path=/tmp/x=y", ("path", "/tmp/x=y")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("epochs=3", ("epochs", 3)),
+        ("lr=1e-3", ("lr", 1e-3)),
+        ("flag=true", ("flag", True)),
+        ("classes=[0, 2]", ("classes", [0, 2])),
+        ("dataset=digits", ("dataset", "digits")),
+        ('name="my run"', ("name", "my run")),
+        ("path=/tmp/x=y", ("path", "/tmp/x=y")),
+    ],
+)
 def test_parse_override_reads_toml_typed_values(text, expected):
     assert parse_override(text) == expected
 
@@ -34,14 +48,17 @@ def test_build_config_checks_and_widens_types():
     assert config.classes == [1, 2] and config.mode == "b"
 
 
-@pytest.mark.parametrize(("values", "fragment"), [
-    ({"epoch": 3}, "unknown key 'epoch'"),
-    ({"epochs": "three"}, "epochs must be int"),
-    ({"epochs": True}, "epochs must be int"),
-    ({"lr": "fast"}, "lr must be float"),
-    ({"mode": "c"}, "mode = 'c' is not allowed"),
-    ({"classes": [1, "x"]}, "classes must be int"),
-])
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"epoch": 3}, "unknown key 'epoch'"),
+        ({"epochs": "three"}, "epochs must be int"),
+        ({"epochs": True}, "epochs must be int"),
+        ({"lr": "fast"}, "lr must be float"),
+        ({"mode": "c"}, "mode = 'c' is not allowed"),
+        ({"classes": [1, "x"]}, "classes must be int"),
+    ],
+)
 def test_build_config_rejects_bad_values_naming_the_key(values, fragment):
     with pytest.raises(ConfigError, match=fragment) as info:
         build_config(ToyConfig, values, "my recipe")
@@ -83,12 +100,15 @@ def test_wrong_recipe_key_is_a_one_line_error_naming_key_and_file(tmp_path):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ('experiment = "nope"\n', "unknown experiment 'nope'"),
-    ('[config]\nx = 1\n', "must name its experiment"),
-    ('experiment = "classify"\nextra = 1\n', "unknown key 'extra' at the top"),
-    ('experiment = "classify"\n[config\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('experiment = "nope"\n', "unknown experiment 'nope'"),
+        ("[config]\nx = 1\n", "must name its experiment"),
+        ('experiment = "classify"\nextra = 1\n', "unknown key 'extra' at the top"),
+        ('experiment = "classify"\n[config\n', "not valid TOML"),
+    ],
+)
 def test_malformed_recipes_are_clear_errors(tmp_path, text, fragment):
     path = tmp_path / "r.toml"
     path.write_text(text)

@@ -40,10 +40,26 @@ def test_recipe_runs_data_parallel_under_torchrun(tmp_path):
         torchrun = shutil.which("torchrun")
     home = tmp_path / "runs"
     env = {**os.environ, "PLAYGROUND_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "playground.cli", "run",
-               str(REPO / "recipes" / "baseline_fashion.toml"), "--quiet",
-               "--set", "dataset=digits", "--set", "epochs=4", "--set", "width=16", "--set", "pool_size=2",
-               "--set", "batch_size=32"]
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "playground.cli",
+        "run",
+        str(REPO / "recipes" / "baseline_fashion.toml"),
+        "--quiet",
+        "--set",
+        "dataset=digits",
+        "--set",
+        "epochs=4",
+        "--set",
+        "width=16",
+        "--set",
+        "pool_size=2",
+        "--set",
+        "batch_size=32",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = list(home.iterdir())

@@ -14,8 +14,10 @@ def test_report_figures_render_to_png(tmp_path):
     run = RunDir.create("plots", tmp_path)
     matrix = np.array([[5, 1], [0, 4]])
     cm = run.save_figure(confusion_matrix_figure(matrix, ["a", "b"]), "cm")
-    epochs = [{"epoch": 1, "train/accuracy": 0.5, "val/accuracy": 0.6},
-              {"epoch": 2, "train/accuracy": 0.7, "val/accuracy": 0.8}]
+    epochs = [
+        {"epoch": 1, "train/accuracy": 0.5, "val/accuracy": 0.6},
+        {"epoch": 2, "train/accuracy": 0.7, "val/accuracy": 0.8},
+    ]
     curves = run.save_figure(training_curves_figure([2.0, 1.0, 0.5], epochs), "curves")
     for path in (cm, curves):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

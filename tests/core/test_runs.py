@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from playground.core.runs import Metrics, RunDir, aggregate_seeds, list_runs, load_run, markdown_table, metrics_table
+from playground.core.runs import (
+    Metrics,
+    RunDir,
+    aggregate_seeds,
+    list_runs,
+    load_run,
+    markdown_table,
+    metrics_table,
+)
 from playground.errors import PlaygroundError
 
 
@@ -20,8 +28,10 @@ def test_metrics_json_follows_the_schema(tmp_path):
     metrics.add("train/seconds", 12, "s")
     run.write_metrics(metrics)
     data = json.loads((run.path / "metrics.json").read_text())
-    assert data == {"metrics": {"test/accuracy": 0.9, "train/seconds": 12.0},
-                    "units": {"test/accuracy": "fraction", "train/seconds": "s"}}
+    assert data == {
+        "metrics": {"test/accuracy": 0.9, "train/seconds": 12.0},
+        "units": {"test/accuracy": "fraction", "train/seconds": "s"},
+    }
 
 
 def test_aggregate_seeds_gives_mean_and_std():

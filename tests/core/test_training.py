@@ -25,8 +25,14 @@ def test_fit_learns_a_separable_problem_and_reports_progress():
     x, y = blobs()
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
     events: list[ProgressEvent] = []
-    history = fit(model, TensorLoader(x, y, batch_size=32, shuffle=True), epochs=3, lr=0.05,
-                  val_loader=TensorLoader(*blobs(128, 1), batch_size=64), progress=events.append)
+    history = fit(
+        model,
+        TensorLoader(x, y, batch_size=32, shuffle=True),
+        epochs=3,
+        lr=0.05,
+        val_loader=TensorLoader(*blobs(128, 1), batch_size=64),
+        progress=events.append,
+    )
     assert len(history.epochs) == 3
     assert history.last["val/accuracy"] >= 0.97
     assert history.series("train/loss")[-1] < history.series("train/loss")[0]
@@ -43,6 +49,7 @@ def test_fit_is_repeatable_with_a_seed():
         model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
         fit(model, TensorLoader(x, y, batch_size=16, shuffle=True, seed=7), epochs=1, lr=0.01)
         return torch.cat([p.flatten() for p in model.parameters()])
+
     assert torch.equal(train(), train())
 
 
@@ -50,7 +57,9 @@ def test_fit_trains_a_model_that_returns_embedding_and_logits():
     torch.manual_seed(0)
     images = torch.rand(64, 1, 8, 8)
     labels = (images.mean((1, 2, 3)) > images.mean()).long()
-    model = build_model("small_cnn", in_channels=1, num_classes=2, embedding_dim=8, width=8, depth=1, dropout=0.0)
+    model = build_model(
+        "small_cnn", in_channels=1, num_classes=2, embedding_dim=8, width=8, depth=1, dropout=0.0
+    )
     fit(model, TensorLoader(images, labels, batch_size=16, shuffle=True), epochs=15, lr=0.01)
     assert evaluate(model, TensorLoader(images, labels, batch_size=64))["accuracy"] >= 0.9
     outputs = predict(model, TensorLoader(images, labels, batch_size=20))

@@ -8,7 +8,13 @@ from PIL import Image
 import playground.data.fashion as fashion
 from playground.data import dataset_status, load_dataset
 from playground.data.folder import load_image_folder
-from playground.data.splits import class_subset, limit_per_split, old_new_split, query_gallery_split, random_split
+from playground.data.splits import (
+    class_subset,
+    limit_per_split,
+    old_new_split,
+    query_gallery_split,
+    random_split,
+)
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
 from tests.conftest import FASHION_DIR, needs_fashion_mnist
 

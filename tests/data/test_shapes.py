@@ -149,9 +149,13 @@ def test_knowledge_facts_cover_the_vocabulary():
 def test_image_facts_describe_the_image_and_its_shape():
     attrs = S.ShapeAttributes("triangle", "blue", "large", "dotted", 0.5, 0.5, 0.0)
     triples = S.facts(attrs)
-    for triple in [("image", "shows", "triangle"), ("image", "has_colour", "blue"),
-                   ("image", "has_size", "large"), ("image", "on_background", "dotted"),
-                   ("triangle", "has_corners", "3")]:
+    for triple in [
+        ("image", "shows", "triangle"),
+        ("image", "has_colour", "blue"),
+        ("image", "has_size", "large"),
+        ("image", "on_background", "dotted"),
+        ("triangle", "has_corners", "3"),
+    ]:
         assert triple in triples
     assert not any(s == "circle" for s, _, _ in triples)
 
@@ -163,16 +167,19 @@ def test_vocabulary_can_be_restricted():
     assert {a.colour for a in data.attributes} == {"red"}
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"shapes": ["circle", "blob"]}, "hexagon"),
-    ({"colours": ["mauve"]}, "purple"),
-    ({"variant": "unseen_shapes", "shapes": ["circle"]}, "crescent"),
-    ({"variant": "weird"}, "unseen_colours"),
-    ({"label_by": "mood"}, "texture"),
-    ({"n": 0}, "positive"),
-    ({"image_size": 8}, "16"),
-    ({"variant": "noise", "shapes": ["circle"]}, "noise"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"shapes": ["circle", "blob"]}, "hexagon"),
+        ({"colours": ["mauve"]}, "purple"),
+        ({"variant": "unseen_shapes", "shapes": ["circle"]}, "crescent"),
+        ({"variant": "weird"}, "unseen_colours"),
+        ({"label_by": "mood"}, "texture"),
+        ({"n": 0}, "positive"),
+        ({"image_size": 8}, "16"),
+        ({"variant": "noise", "shapes": ["circle"]}, "noise"),
+    ],
+)
 def test_bad_arguments_raise_a_one_line_config_error(kwargs, named):
     kwargs = {"n": 4, **kwargs}
     with pytest.raises(ConfigError) as info:
@@ -190,11 +197,21 @@ def test_colour_is_linearly_learnable():
 
 def _small_cnn(classes: int) -> torch.nn.Module:
     def block(inputs, outputs):
-        return [torch.nn.Conv2d(inputs, outputs, 3, padding=1), torch.nn.BatchNorm2d(outputs),
-                torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
-    return torch.nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 32),
-                               torch.nn.AdaptiveMaxPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(32, classes))
+        return [
+            torch.nn.Conv2d(inputs, outputs, 3, padding=1),
+            torch.nn.BatchNorm2d(outputs),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        ]
+
+    return torch.nn.Sequential(
+        *block(3, 16),
+        *block(16, 32),
+        *block(32, 32),
+        torch.nn.AdaptiveMaxPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, classes),
+    )
 
 
 def test_shape_is_learnable_by_a_small_cnn():

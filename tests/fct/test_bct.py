@@ -21,14 +21,18 @@ def test_synthesised_rows_are_rescaled_class_means():
     labels = torch.tensor([1, 1, 0])
     extended = extend_old_classifier(old, embeddings, labels, [0, None])
     assert extended.weight.shape == (3, 4)
-    assert torch.allclose(extended.weight[2], torch.tensor([0, 0, 2.0, 0]))  # direction of the mean, old row norm
+    assert torch.allclose(
+        extended.weight[2], torch.tensor([0, 0, 2.0, 0])
+    )  # direction of the mean, old row norm
     assert extended.bias[2] == pytest.approx(2.0)
     assert not extended.weight.requires_grad
 
 
 def test_loss_adds_the_weighted_influence_term():
     torch.manual_seed(0)
-    old = extend_old_classifier(nn.Linear(3, 2), torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 0, 1]), [0, 1, None])
+    old = extend_old_classifier(
+        nn.Linear(3, 2), torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 0, 1]), [0, 1, None]
+    )
     output = ModelOutput(embedding=torch.randn(6, 3), logits=torch.randn(6, 3))
     target = torch.tensor([0, 1, 2, 2, 0, 1])
     plain = BCTLoss(old, influence_targets([0, 1, None], 2), weight=0.0)(output, target)

@@ -14,8 +14,17 @@ from playground.fct.experiment import Config, run
 from playground.fct.gallery import GalleryStore
 from tests.conftest import REPO, needs_fashion_mnist
 
-DIGITS = dict(dataset="digits", old_epochs=4, new_epochs=6, side_epochs=4, transform_epochs=40, side_batch_size=128,
-              pool_size=2, old_pool_size=1, batch_size=64)
+DIGITS = dict(
+    dataset="digits",
+    old_epochs=4,
+    new_epochs=6,
+    side_epochs=4,
+    transform_epochs=40,
+    side_batch_size=128,
+    pool_size=2,
+    old_pool_size=1,
+    batch_size=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +49,29 @@ def test_bad_configs_are_one_line_errors():
 
 def test_digits_run_writes_every_case_and_artifact(digits_run):
     files = {p.name for p in digits_run.run_dir.iterdir()}
-    assert {"metrics.json", "report.md", "fct_results.json", "embeddings.safetensors", "gallery", "backfill_transform",
-            "transformation.safetensors", "transformation_noside.safetensors", "compatibility.png",
-            "projection.png"} <= files
+    assert {
+        "metrics.json",
+        "report.md",
+        "fct_results.json",
+        "embeddings.safetensors",
+        "gallery",
+        "backfill_transform",
+        "transformation.safetensors",
+        "transformation_noside.safetensors",
+        "compatibility.png",
+        "projection.png",
+    } <= files
     assert "backfill_reembed" not in files  # timed, then removed
     names = json.loads((digits_run.run_dir / "metrics.json").read_text())["metrics"]
     for case in ("old-old", "new-new", "new-old", "bct-old", "bct-bct", "new-fct", "new-fct_noside"):
         assert {f"retrieval/{case}/{k}" for k in ("top1", "top5", "mAP")} <= set(names)
-    for key in ("transformation_macs", "new_model_macs", "side_info_bytes", "backfill_transform_s", "backfill_reembed_s"):
+    for key in (
+        "transformation_macs",
+        "new_model_macs",
+        "side_info_bytes",
+        "backfill_transform_s",
+        "backfill_reembed_s",
+    ):
         assert names[f"cost/{key}"] > 0
     assert names["cost/side_info_bytes"] == 32 * 2  # 32-d side-info stored as float16
     assert "Compatibility" in digits_run.report and "✓" in digits_run.report
@@ -55,7 +79,7 @@ def test_digits_run_writes_every_case_and_artifact(digits_run):
 
 def test_digits_run_numbers_make_sense(digits_run):
     assert metric(digits_run, "new-new") > 0.9
-    assert metric(digits_run, "new-old") < 0.35              # raw old gallery: incompatible
+    assert metric(digits_run, "new-old") < 0.35  # raw old gallery: incompatible
     assert metric(digits_run, "new-fct") > metric(digits_run, "new-old") + 0.4
     assert metric(digits_run, "new-fct", "mAP") > 0.7 * metric(digits_run, "new-new", "mAP")
 
@@ -64,9 +88,23 @@ def test_backfill_command_splits_shards_across_workers(digits_run, tmp_path):
     run_dir = digits_run.run_dir
     for rank in (0, 1):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2"}
-        subprocess.run([sys.executable, "-m", "playground.cli", "backfill", str(run_dir / "gallery"), "--transformation",
-                        str(run_dir / "transformation.safetensors"), "--out", str(tmp_path / "out")],
-                       check=True, env=env, cwd=REPO, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "playground.cli",
+                "backfill",
+                str(run_dir / "gallery"),
+                "--transformation",
+                str(run_dir / "transformation.safetensors"),
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            check=True,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+        )
     ours = GalleryStore.open(tmp_path / "out").read()["new"]
     reference = GalleryStore.open(run_dir / "backfill_transform").read()["new"]
     assert torch.allclose(ours, reference, atol=1e-2)
@@ -77,10 +115,12 @@ def test_backfill_command_splits_shards_across_workers(digits_run, tmp_path):
 def test_fashion_quick_preset_keeps_the_papers_ordering():
     result = run_recipe(REPO / "recipes" / "fct_fashion.toml", "quick")
     for key, margin in (("top1", 0.003), ("mAP", 0.003)):
-        new, fct, noside, old = (metric(result, c, key) for c in ("new-new", "new-fct", "new-fct_noside", "old-old"))
+        new, fct, noside, old = (
+            metric(result, c, key) for c in ("new-new", "new-fct", "new-fct_noside", "old-old")
+        )
         assert new > fct + margin and fct > noside + margin and noside > old + margin, key
     values = result.metrics.values
-    assert metric(result, "new-old") < 0.3                                     # near chance (0.1)
+    assert metric(result, "new-old") < 0.3  # near chance (0.1)
     assert values["fct/map_recovery"] >= 0.85
     assert metric(result, "new-fct") >= metric(result, "bct-old") + 0.05
     assert values["cost/transformation_macs_fraction"] <= 0.02
@@ -91,9 +131,22 @@ def test_runs_unchanged_on_a_users_image_folder(tmp_path):
     from tests.data.test_loaders import make_folder
 
     root = make_folder(tmp_path / "photos", classes=("a", "b", "c", "d"), per_class=12)
-    result = run(Config(dataset="folder", data_root=str(root), image_size=16, old_epochs=1, new_epochs=1,
-                        side_epochs=1, transform_epochs=1, batch_size=8, side_batch_size=8, pool_size=2,
-                        save_checkpoints=False, out=str(tmp_path / "runs")))
+    result = run(
+        Config(
+            dataset="folder",
+            data_root=str(root),
+            image_size=16,
+            old_epochs=1,
+            new_epochs=1,
+            side_epochs=1,
+            transform_epochs=1,
+            batch_size=8,
+            side_batch_size=8,
+            pool_size=2,
+            save_checkpoints=False,
+            out=str(tmp_path / "runs"),
+        )
+    )
     assert "old model on 2 classes (a, b)" in result.report
     assert 0.0 <= metric(result, "new-fct", "mAP") <= 1.0
 

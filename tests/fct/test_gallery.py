@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from playground.errors import DataFormatError, DataNotFoundError
-from playground.fct.gallery import GalleryStore, backfill_by_reembedding, backfill_by_transformation, write_gallery
+from playground.fct.gallery import (
+    GalleryStore,
+    backfill_by_reembedding,
+    backfill_by_transformation,
+    write_gallery,
+)
 
 
 def test_round_trip_in_shards_with_fp16_storage(tmp_path):
@@ -19,9 +24,13 @@ def test_round_trip_in_shards_with_fp16_storage(tmp_path):
 
 def test_workers_split_shards_and_together_cover_the_gallery(tmp_path):
     ids = torch.arange(9)
-    store = write_gallery(tmp_path / "g", ids, {"old": torch.randn(9, 2), "side": torch.randn(9, 2)}, shard_size=2)
+    store = write_gallery(
+        tmp_path / "g", ids, {"old": torch.randn(9, 2), "side": torch.randn(9, 2)}, shard_size=2
+    )
     for rank in range(2):  # two workers, as under torchrun
-        backfill_by_transformation(store, lambda o, s: o + s, tmp_path / "out", new_dim=2, rank=rank, world_size=2)
+        backfill_by_transformation(
+            store, lambda o, s: o + s, tmp_path / "out", new_dim=2, rank=rank, world_size=2
+        )
     done = GalleryStore.open(tmp_path / "out").read()
     stored = store.read()
     assert torch.allclose(done["new"], stored["old"] + stored["side"], atol=1e-2)
@@ -29,8 +38,15 @@ def test_workers_split_shards_and_together_cover_the_gallery(tmp_path):
 
 def test_reembedding_writes_the_same_layout(tmp_path):
     images = torch.rand(5, 1, 4, 4)
-    store = backfill_by_reembedding(images, torch.arange(5), lambda x: x.flatten(1)[:, :3], tmp_path / "r", new_dim=3,
-                                    dtype="fp32", shard_size=2)
+    store = backfill_by_reembedding(
+        images,
+        torch.arange(5),
+        lambda x: x.flatten(1)[:, :3],
+        tmp_path / "r",
+        new_dim=3,
+        dtype="fp32",
+        shard_size=2,
+    )
     assert torch.allclose(store.read()["new"], images.flatten(1)[:, :3])
 
 

@@ -16,8 +16,16 @@ from playground.fct.pipeline import CASES
 from playground.fct.retrieval import distances
 
 # trains in a few seconds on one CPU thread; the numbers are poor but every file is written
-TINY_FCT = dict(dataset="digits", old_epochs=1, new_epochs=1, side_epochs=1, transform_epochs=2,
-                side_info_sweep=[8], side_batch_size=128, save_checkpoints=False)
+TINY_FCT = dict(
+    dataset="digits",
+    old_epochs=1,
+    new_epochs=1,
+    side_epochs=1,
+    transform_epochs=2,
+    side_info_sweep=[8],
+    side_batch_size=128,
+    save_checkpoints=False,
+)
 
 
 def tiny_fct_run(out: Path) -> Path:
@@ -186,4 +194,4 @@ def test_multi_seed_parent_takes_artifacts_from_the_first_seed_that_has_them(run
     bare = fct.load_fct_run(parent)
     assert bare.artifact_dir is None and bare.classes == [str(d) for d in range(10)]
     with pytest.raises(PlaygroundError, match="nor has any of its seed folders"):
-        bare.embeddings
+        _ = bare.embeddings

@@ -47,7 +47,11 @@ def test_perfect_and_random_embeddings():
     torch.manual_seed(1)
     labels = torch.arange(10).repeat_interleave(30)
     perfect = torch.nn.functional.one_hot(labels).float()
-    assert retrieval_metrics(perfect, perfect, labels) == {"top1": 1.0, "top5": 1.0, "mAP": pytest.approx(1.0)}
+    assert retrieval_metrics(perfect, perfect, labels) == {
+        "top1": 1.0,
+        "top5": 1.0,
+        "mAP": pytest.approx(1.0),
+    }
     noise = torch.randn(300, 32)
     chance = retrieval_metrics(noise, torch.randn(300, 32), labels)
     assert chance["mAP"] < 0.2 and chance["top1"] < 0.25

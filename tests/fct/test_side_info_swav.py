@@ -32,8 +32,12 @@ def test_swav_settings_of_the_spec_reach_the_trainer(monkeypatch):
     from playground.fct.pipeline import _side_spec
 
     seen = {}
-    monkeypatch.setattr(side_info, "train_swav", lambda model, images, config, **kw: seen.update(config=config, model=model))
-    spec = _side_spec(Config(side_info_method="swav", side_prototypes=12, side_small_crops=2, temperature=0.3), 16, "cpu")
+    monkeypatch.setattr(
+        side_info, "train_swav", lambda model, images, config, **kw: seen.update(config=config, model=model)
+    )
+    spec = _side_spec(
+        Config(side_info_method="swav", side_prototypes=12, side_small_crops=2, temperature=0.3), 16, "cpu"
+    )
     train_swav_side_info(torch.rand(8, 1, 8, 8), spec)
     config = seen["config"]
     assert (config.prototypes, config.small_crops, config.temperature) == (12, 2, 0.3)

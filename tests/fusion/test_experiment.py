@@ -25,10 +25,25 @@ from tests.conftest import REPO, needs_fashion_mnist
 
 RECIPE = REPO / "recipes" / "fusion_shapes.toml"
 # about 15 s on one thread; the hashing text encoder keeps MiniLM's load time out of it
-TINY = dict(caption_pool=200, train_size=120, test_size=60, lowlabel_per_class=3, k=4, steps=4, captioner_epochs=1,
-            transe_epochs=10, zeroshot_train=200, zeroshot_test=150, zeroshot_epochs=1, latency_iters=2, width=4,
-            text_encoder="hashing", index_backend="torch", fashion_zeroshot=False,
-            compare_fusions=["film", "concat"])
+TINY = dict(
+    caption_pool=200,
+    train_size=120,
+    test_size=60,
+    lowlabel_per_class=3,
+    k=4,
+    steps=4,
+    captioner_epochs=1,
+    transe_epochs=10,
+    zeroshot_train=200,
+    zeroshot_test=150,
+    zeroshot_epochs=1,
+    latency_iters=2,
+    width=4,
+    text_encoder="hashing",
+    index_backend="torch",
+    fashion_zeroshot=False,
+    compare_fusions=["film", "concat"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +63,11 @@ def test_tiny_run_writes_every_metric_the_issue_names(tiny_run):
     assert metrics["zeroshot/heldout/chance"] == pytest.approx(1 / 8)
     assert {"zeroshot/heldout/accuracy", "zeroshot/gzsl/harmonic_mean"} <= set(metrics)
     report = (tiny_run.run_dir / "report.md").read_text()
-    assert "| image_only |" in report and "harmonic mean" in report and (tiny_run.run_dir / "ablation.png").is_file()
+    assert (
+        "| image_only |" in report
+        and "harmonic mean" in report
+        and (tiny_run.run_dir / "ablation.png").is_file()
+    )
     # compare_fusions: the `all` variant again under the concat head (film is the main head, not repeated)
     assert 0 <= metrics["fusion_heads/concat/degraded_lowlabel/miou"] <= 1
     assert not any(name.startswith("fusion_heads/film") for name in metrics)
@@ -64,7 +83,11 @@ def test_the_saved_pipeline_follows_one_image(tiny_run):
     assert all(h in followed.entities or t in followed.entities for h, _, t in followed.neighbourhood)
     assert len(followed.neighbours) == 4 and sum(followed.neighbour_weights) == pytest.approx(1.0, abs=1e-5)
     assert labelled_images(pipeline.config, "lowlabel").shape[0] == 18
-    assert set(followed.probabilities) == set(followed.segmentation) == {"image_only", "text", "kg", "retrieval", "all"}
+    assert (
+        set(followed.probabilities)
+        == set(followed.segmentation)
+        == {"image_only", "text", "kg", "retrieval", "all"}
+    )
     assert followed.segmentation["all"].shape == (32, 32)
     # the same image gives the run's own prediction: the saved models were reloaded, not re-initialised
     scores = zero_shot_scores(pipeline, image[None], ["a red circle", "a pink heart", "a blue square"])
@@ -108,8 +131,12 @@ def test_a_fusion_head_learns_to_use_a_context_that_knows_the_shape(fusion):
         fit(model, loader, epochs=80, optimizer=make_optimizer(model, "adamw", 3e-3))
         with torch.no_grad():
             return (model.eval()(test.images, *context_test).argmax(1) == test.labels).float().mean().item()
+
     text_train = [encoder.encode([a.shape for a in train.attributes])[:, None], ones]
-    text_test = [encoder.encode([a.shape for a in test.attributes])[:, None], torch.ones(len(test), 1, dtype=torch.bool)]
+    text_test = [
+        encoder.encode([a.shape for a in test.attributes])[:, None],
+        torch.ones(len(test), 1, dtype=torch.bool),
+    ]
     image_only = accuracy({}, [], [])
     fused = accuracy({"text": 32}, text_train, text_test)
     assert fused > 0.9 and fused > image_only + 0.3, (fused, image_only)
@@ -117,8 +144,17 @@ def test_a_fusion_head_learns_to_use_a_context_that_knows_the_shape(fusion):
 
 @needs_fashion_mnist()
 def test_fashion_zero_shot_uses_wordnet_descriptions_and_graph_embeddings():
-    config = SimpleNamespace(fashion_zeroshot_train=600, fashion_zeroshot_test=400, seed=0, transe_dim=8,
-                             transe_epochs=20, width=4, zeroshot_epochs=1, lr=3e-3, batch_size=64)
+    config = SimpleNamespace(
+        fashion_zeroshot_train=600,
+        fashion_zeroshot_test=400,
+        seed=0,
+        transe_dim=8,
+        transe_epochs=20,
+        width=4,
+        zeroshot_epochs=1,
+        lr=3e-3,
+        batch_size=64,
+    )
     assert describe_from_wordnet("Sneaker").startswith("a sneaker, a kind of shoe, footwear")
     results = run_fashion_zero_shot(config, HashingTextEncoder(32).encode)
     assert set(results) == {"text", "kg", "text+kg"}

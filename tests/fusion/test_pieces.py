@@ -47,6 +47,7 @@ def test_minilm_loads_with_networking_disabled(fresh_encoders, monkeypatch):
 
     def refuse(*args, **kwargs):
         raise OSError("networking is disabled in this test")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     encoder = text_encoder.load_text_encoder("minilm")
@@ -84,8 +85,12 @@ def test_unknown_fusion_and_wrong_context_are_clear():
 @pytest.mark.parametrize("task,shape", [("classify", (2, 6)), ("segment", (2, 7, 16, 16))])
 def test_fusion_net_outputs(task, shape):
     model = FusionNet(task, shape[1], {"text": 5, "kg": 3}, "cross_attention", width=4)
-    context = [torch.rand(2, 1, 5), torch.ones(2, 1, dtype=torch.bool), torch.rand(2, 4, 3),
-               torch.zeros(2, 4, dtype=torch.bool)]
+    context = [
+        torch.rand(2, 1, 5),
+        torch.ones(2, 1, dtype=torch.bool),
+        torch.rand(2, 4, 3),
+        torch.zeros(2, 4, dtype=torch.bool),
+    ]
     out = model(torch.rand(2, 3, 16, 16), *context)
     assert out.shape == shape and torch.isfinite(out).all()
 

@@ -44,8 +44,10 @@ def test_small_cnn_handles_8x8_digits(depth):
     assert out.logits.shape == (2, 10)
 
 
-@pytest.mark.parametrize(("width", "depth", "pool", "expected"),
-                         [(32, 1, 1, 32), (32, 2, 1, 64), (16, 3, 1, 64), (32, 2, 4, 64 * 16), (8, 2, 7, 16 * 49)])
+@pytest.mark.parametrize(
+    ("width", "depth", "pool", "expected"),
+    [(32, 1, 1, 32), (32, 2, 1, 64), (16, 3, 1, 64), (32, 2, 4, 64 * 16), (8, 2, 7, 16 * 49)],
+)
 def test_small_cnn_feature_dim_doubles_per_stage(width, depth, pool, expected):
     backbone = SmallCNN(in_channels=3, width=width, depth=depth, pool_size=pool)
     assert backbone.feature_dim == expected

@@ -9,8 +9,17 @@ import pytest
 import torch
 
 from playground.errors import ConfigError
-from playground.optimize.bench import (CPU_FLAGS, BenchSpec, LatencyStats, batch_sweep, hardware_info,
-                                       measure_latency, measure_peak_memory, tile_batch, torch_threads)
+from playground.optimize.bench import (
+    CPU_FLAGS,
+    BenchSpec,
+    LatencyStats,
+    batch_sweep,
+    hardware_info,
+    measure_latency,
+    measure_peak_memory,
+    tile_batch,
+    torch_threads,
+)
 
 FAST = BenchSpec(warmup=1, min_iters=5, min_seconds=0.0, max_seconds=2.0)
 
@@ -27,12 +36,23 @@ def test_measure_latency_of_a_2ms_sleep():
     assert stats.p50_ms <= stats.p90_ms <= stats.p99_ms
     assert stats.iters >= 30 and stats.batch == 4
     assert stats.throughput == pytest.approx(4 / (stats.mean_ms / 1000))
-    assert set(stats.to_dict()) == {"batch", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput"}
+    assert set(stats.to_dict()) == {
+        "batch",
+        "iters",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "mean_ms",
+        "std_ms",
+        "throughput",
+    }
 
 
 def test_measure_latency_runs_until_min_seconds():
     start = time.perf_counter()
-    stats = measure_latency(lambda x: x + 1, torch.zeros(2), BenchSpec(warmup=0, min_iters=5, min_seconds=0.1))
+    stats = measure_latency(
+        lambda x: x + 1, torch.zeros(2), BenchSpec(warmup=0, min_iters=5, min_seconds=0.1)
+    )
     assert time.perf_counter() - start >= 0.1
     assert stats.iters > 5
 
@@ -42,7 +62,8 @@ def test_measure_latency_stops_at_max_seconds():
     start = time.perf_counter()
     stats = measure_latency(lambda x: time.sleep(0.05), torch.zeros(1), spec)
     assert time.perf_counter() - start < 1.5
-    # every call sleeps >= 50 ms, so the 0.3 s cap allows at most 7 timed calls (0.3 / 0.05 + the one that crosses it)
+    # every call sleeps >= 50 ms, so the 0.3 s cap allows at most 7 timed calls
+    # (0.3 / 0.05 + the one that crosses it)
     assert 1 <= stats.iters <= 7 and stats.mean_ms >= 50.0  # the count actually timed, not min_iters
 
 
@@ -52,11 +73,20 @@ def test_latency_stats_percentiles_interpolate_linearly():
     assert stats.mean_ms == pytest.approx(2.5) and stats.throughput == pytest.approx(800.0)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"warmup": -1}, {"min_iters": 0}, {"min_seconds": -1.0}, {"max_seconds": 0.0},
-    {"min_seconds": 5.0, "max_seconds": 1.0}, {"threads": -2}, {"warmup": 1.5}, {"min_iters": True},
-    {"max_seconds": math.nan},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"warmup": -1},
+        {"min_iters": 0},
+        {"min_seconds": -1.0},
+        {"max_seconds": 0.0},
+        {"min_seconds": 5.0, "max_seconds": 1.0},
+        {"threads": -2},
+        {"warmup": 1.5},
+        {"min_iters": True},
+        {"max_seconds": math.nan},
+    ],
+)
 def test_bench_spec_rejects_nonsense(kwargs):
     with pytest.raises(ConfigError):
         BenchSpec(**kwargs)

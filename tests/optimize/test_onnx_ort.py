@@ -38,8 +38,9 @@ def digits():
 def trained(digits):
     """A small CNN trained for 4 epochs on digits (about 97% test accuracy, < 1 s)."""
     torch.manual_seed(0)
-    model = build_model("small_cnn", in_channels=1, num_classes=10, width=8, pool_size=2,
-                        dropout=0.0, embedding_dim=32)
+    model = build_model(
+        "small_cnn", in_channels=1, num_classes=10, width=8, pool_size=2, dropout=0.0, embedding_dim=32
+    )
     fit(model, TensorLoader.of(digits[0], batch_size=64, shuffle=True), epochs=4, lr=1e-2)
     return model.eval()
 
@@ -143,8 +144,14 @@ def test_int8_static_runs_qlinear_kernels(trained, digits, fp32_onnx, tmp_path):
 
 
 def test_static_percentile_calibration_and_unknown_method(digits, fp32_onnx, tmp_path):
-    path = quantize_int8_static(fp32_onnx.path, tmp_path / "p.onnx", digits[0].images[:128],
-                                batch_size=32, per_channel=False, method="percentile")
+    path = quantize_int8_static(
+        fp32_onnx.path,
+        tmp_path / "p.onnx",
+        digits[0].images[:128],
+        batch_size=32,
+        per_channel=False,
+        method="percentile",
+    )
     check = parity(OrtModel(fp32_onnx.path, threads=1), OrtModel(path, threads=1), digits[1].images)
     assert check.argmax_agreement >= 0.95
     with pytest.raises(ConfigError, match="calibration method"):
@@ -197,10 +204,18 @@ def test_the_report_explains_a_variant_outside_its_parity_tolerance():
     from playground.optimize.variants import Variant
 
     run = lambda x: x
-    inside = Variant("ort_fp32", run, "onnxruntime", 1.0, 0.0, parity=Parity(1e-5, 1.0, 100, 1e-6, 20.0),
-                     parity_ok=True)
-    outside = Variant("ort_int8_static", run, "onnxruntime", 1.0, 0.0, parity=Parity(1.6, 0.996, 1000, 0.12, 32.0),
-                      parity_ok=False)
+    inside = Variant(
+        "ort_fp32", run, "onnxruntime", 1.0, 0.0, parity=Parity(1e-5, 1.0, 100, 1e-6, 20.0), parity_ok=True
+    )
+    outside = Variant(
+        "ort_int8_static",
+        run,
+        "onnxruntime",
+        1.0,
+        0.0,
+        parity=Parity(1.6, 0.996, 1000, 0.12, 32.0),
+        parity_ok=False,
+    )
     results = {"torch_fp32": {"accuracy": 0.9352}, "ort_int8_static": {"accuracy": 0.9348}}
     lines = parity_explanations({"ort_fp32": inside, "ort_int8_static": outside}, results)
     assert len(lines) == 1 and lines[0].startswith("- **ort_int8_static**")

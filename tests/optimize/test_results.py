@@ -12,21 +12,54 @@ from playground.optimize import results as lat
 
 
 def row(variant: str, batch: int, p50: float, accuracy: float, backend: str = "torch") -> dict:
-    return {"variant": variant, "backend": backend, "precision": "fp32", "batch": batch, "iters": 5, "p50_ms": p50,
-            "p90_ms": p50 * 1.1, "p99_ms": p50 * 1.2, "mean_ms": p50, "std_ms": 0.01, "throughput": batch / p50 * 1e3,
-            "accuracy": accuracy, "ood_accuracy": accuracy - 0.2, "far_agreement": 0.9, "size_mb": 1.0, "peak_mb": 2.0}
+    return {
+        "variant": variant,
+        "backend": backend,
+        "precision": "fp32",
+        "batch": batch,
+        "iters": 5,
+        "p50_ms": p50,
+        "p90_ms": p50 * 1.1,
+        "p99_ms": p50 * 1.2,
+        "mean_ms": p50,
+        "std_ms": 0.01,
+        "throughput": batch / p50 * 1e3,
+        "accuracy": accuracy,
+        "ood_accuracy": accuracy - 0.2,
+        "far_agreement": 0.9,
+        "size_mb": 1.0,
+        "peak_mb": 2.0,
+    }
 
 
 RESULTS = {
-    "hardware": {"cpu": "Test CPU", "logical_cores": 2, "torch_threads": 1, "torch_version": "2.x",
-                 "cpu_flags": {"avx2": True, "avx512_bf16": False}},
-    "rows": [row("torch_fp32", 1, 1.5, 0.90), row("torch_fp32", 16, 20.0, 0.90),
-             row("ort_fp32", 1, 2.0, 0.90, "onnxruntime"), row("ort_fp32", 16, 15.0, 0.90, "onnxruntime"),
-             row("ort_int8_static", 1, 2.5, 0.89, "onnxruntime"), row("ort_int8_static", 16, 10.0, 0.89, "onnxruntime"),
-             row("student_kd", 16, 4.0, 0.80)],
-    "checks": {"torch_fp32": {"max_abs_diff": 0.0, "argmax_agreement": 1.0, "parity_ok": True, "ran_int8": None},
-               "ort_int8_static": {"max_abs_diff": 0.4, "argmax_agreement": 0.99, "parity_ok": True,
-                                   "ran_int8": True, "int8_evidence": "ORT ran 4 QLinearConv", "notes": ""}},
+    "hardware": {
+        "cpu": "Test CPU",
+        "logical_cores": 2,
+        "torch_threads": 1,
+        "torch_version": "2.x",
+        "cpu_flags": {"avx2": True, "avx512_bf16": False},
+    },
+    "rows": [
+        row("torch_fp32", 1, 1.5, 0.90),
+        row("torch_fp32", 16, 20.0, 0.90),
+        row("ort_fp32", 1, 2.0, 0.90, "onnxruntime"),
+        row("ort_fp32", 16, 15.0, 0.90, "onnxruntime"),
+        row("ort_int8_static", 1, 2.5, 0.89, "onnxruntime"),
+        row("ort_int8_static", 16, 10.0, 0.89, "onnxruntime"),
+        row("student_kd", 16, 4.0, 0.80),
+    ],
+    "checks": {
+        "torch_fp32": {"max_abs_diff": 0.0, "argmax_agreement": 1.0, "parity_ok": True, "ran_int8": None},
+        "ort_int8_static": {
+            "max_abs_diff": 0.4,
+            "argmax_agreement": 0.99,
+            "parity_ok": True,
+            "ran_int8": True,
+            "int8_evidence": "ORT ran 4 QLinearConv",
+            "notes": "",
+        },
+    },
 }
 
 
@@ -44,12 +77,20 @@ def test_finds_only_latency_runs_and_reads_them_back(tmp_path):
     assert [info.name for info in lat.find_latency_runs(tmp_path)] == ["latency-1"]
     results = lat.load_results(run)
     assert results["rows"] == RESULTS["rows"] and lat.batch_sizes(results) == [1, 16]
-    assert "Test CPU" in lat.hardware_line(results["hardware"]) and "avx2" in lat.hardware_line(results["hardware"])
+    assert "Test CPU" in lat.hardware_line(results["hardware"]) and "avx2" in lat.hardware_line(
+        results["hardware"]
+    )
 
 
-@pytest.mark.parametrize("text, message", [(None, "no results.json"), ("{not json", "not valid JSON"),
-                                           ('{"rows": []}', "no result rows"),
-                                           ('{"rows": [{"variant": "torch_fp32"}]}', "without batch")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "no results.json"),
+        ("{not json", "not valid JSON"),
+        ('{"rows": []}', "no result rows"),
+        ('{"rows": [{"variant": "torch_fp32"}]}', "without batch"),
+    ],
+)
 def test_missing_or_damaged_results_raise_clear_errors(tmp_path, text, message):
     run = write_run(tmp_path / "latency-1", results=None)
     if text is not None:

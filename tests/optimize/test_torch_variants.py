@@ -9,13 +9,27 @@ from playground.core.training import fit
 from playground.data import TensorLoader, load_dataset
 from playground.errors import ConfigError
 from playground.models import build_model
-from playground.optimize.torch_variants import (int8_kernel_check, logits_only, torch_bf16, torch_compiled,
-                                                torch_fp16, torch_fp32, torch_int8_pt2e)
+from playground.optimize.torch_variants import (
+    int8_kernel_check,
+    logits_only,
+    torch_bf16,
+    torch_compiled,
+    torch_fp16,
+    torch_fp32,
+    torch_int8_pt2e,
+)
 
 
 def tiny_cnn(num_classes: int = 10):
-    return build_model("small_cnn", in_channels=1, num_classes=num_classes, width=8, pool_size=2,
-                       dropout=0.0, embedding_dim=32)
+    return build_model(
+        "small_cnn",
+        in_channels=1,
+        num_classes=num_classes,
+        width=8,
+        pool_size=2,
+        dropout=0.0,
+        embedding_dim=32,
+    )
 
 
 @pytest.fixture(scope="module")

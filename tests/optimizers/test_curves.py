@@ -9,8 +9,13 @@ from playground.optimizers.curves import Curves, binned, load_curves, mean_std, 
 
 
 def curves(offset: float) -> Curves:
-    return Curves([0, 1, 2], [2.0 + offset, 1.0 + offset, 0.5 + offset], [0.1, 0.5 + offset, 0.8 + offset],
-                  [0.5, 1.0, 1.5, 2.0], [1.5 + offset, 1.2, 0.9, 0.6])
+    return Curves(
+        [0, 1, 2],
+        [2.0 + offset, 1.0 + offset, 0.5 + offset],
+        [0.1, 0.5 + offset, 0.8 + offset],
+        [0.5, 1.0, 1.5, 2.0],
+        [1.5 + offset, 1.2, 0.9, 0.6],
+    )
 
 
 def test_binned_means_per_bin_with_x_in_epochs():
@@ -18,7 +23,10 @@ def test_binned_means_per_bin_with_x_in_epochs():
     assert xs == [0.5, 1.0, 1.5, 2.0] and means == [3, 3, 1, 1]
     xs, means = binned(list(range(10)), per_epoch=5, bins=3)  # uneven bins: 1, 2, 2 values
     assert xs == [0.2, 0.6, 1.0, 1.2, 1.6, 2.0] and means == [0, 1.5, 3.5, 5, 6.5, 8.5]
-    assert binned([3.0, 5.0], per_epoch=1, bins=10) == ([1.0, 2.0], [3.0, 5.0])  # never more bins than batches
+    assert binned([3.0, 5.0], per_epoch=1, bins=10) == (
+        [1.0, 2.0],
+        [3.0, 5.0],
+    )  # never more bins than batches
 
 
 def test_mean_std_over_seeds():
@@ -45,6 +53,6 @@ def test_write_read_and_load_a_multi_seed_parent(tmp_path):
     assert loaded["gd"].val_accuracy == pytest.approx([0.1, 0.6, 0.9])
     with pytest.raises(DataNotFoundError, match="does not exist"):
         load_curves(tmp_path / "missing")
-    (tmp_path / "bad.json").write_text("{\"adam\": {\"epochs\": [0]}}")
+    (tmp_path / "bad.json").write_text('{"adam": {"epochs": [0]}}')
     with pytest.raises(DataFormatError, match="not an optimizers curves file"):
         read_curves(tmp_path / "bad.json")

@@ -8,21 +8,30 @@ import json
 import pytest
 import torch
 
+from playground.classify.experiment import load_data
 from playground.core.config import build_config
 from playground.core.registry import get_experiment
 from playground.core.runner import config_from_recipe, run_recipe
+from playground.data import load_dataset
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.optimizers import OPTIMIZERS
 from playground.optimizers.curves import find_runs, load_curves
-from playground.classify.experiment import load_data
 from playground.optimizers.experiment import Config, build, loader_for, run
-from playground.data import load_dataset
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "optimizers_fashion.toml"
 # every optimizer, digits, about 8 s on one thread
-TINY = dict(dataset="digits", epochs=2, full_batch_epochs=20, lr_gd=0.1, width=8, embedding_dim=32, batch_size=32,
-            trajectory_steps=50, functions=["himmelblau", "saddle"])
+TINY = dict(
+    dataset="digits",
+    epochs=2,
+    full_batch_epochs=20,
+    lr_gd=0.1,
+    width=8,
+    embedding_dim=32,
+    batch_size=32,
+    trajectory_steps=50,
+    functions=["himmelblau", "saddle"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +41,33 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_every_metric_plot_and_curve(tiny_run):
     files = {p.name for p in tiny_run.run_dir.iterdir()}
-    assert {"config.toml", "metrics.json", "report.md", "curves.json", "curves.png",
-            "trajectory_himmelblau.png", "trajectory_saddle.png"} <= files
+    assert {
+        "config.toml",
+        "metrics.json",
+        "report.md",
+        "curves.json",
+        "curves.png",
+        "trajectory_himmelblau.png",
+        "trajectory_saddle.png",
+    } <= files
     metrics = json.loads((tiny_run.run_dir / "metrics.json").read_text())["metrics"]
     for name in OPTIMIZERS:
-        for key in ("test/accuracy", "test/loss", "val/accuracy", "train/final_loss", "train/seconds", "train/updates",
-                    "lr"):
+        for key in (
+            "test/accuracy",
+            "test/loss",
+            "val/accuracy",
+            "train/final_loss",
+            "train/seconds",
+            "train/updates",
+            "lr",
+        ):
             assert f"optim/{name}/{key}" in metrics, f"optim/{name}/{key}"
         assert f"traj/himmelblau/{name}/distance" in metrics
     assert metrics["data/chance"] == pytest.approx(0.1)
-    assert "| GD (full batch) | whole training set |" in tiny_run.report and "![curves](curves.png)" in tiny_run.report
+    assert (
+        "| GD (full batch) | whole training set |" in tiny_run.report
+        and "![curves](curves.png)" in tiny_run.report
+    )
 
 
 def test_every_optimizer_beats_chance_and_the_feeding_sets_the_update_count(tiny_run):
@@ -50,8 +76,8 @@ def test_every_optimizer_beats_chance_and_the_feeding_sets_the_update_count(tiny
         assert values[f"optim/{name}/test/accuracy"] > 3 * values["data/chance"], name
     assert values["optim/adam/test/accuracy"] > 0.85 and values["optim/sgd/test/accuracy"] > 0.85
     n = len(load_data(Config(**TINY))[0])  # after the 10% validation split
-    assert values["optim/gd/train/updates"] == 20                 # one per pass
-    assert values["optim/sgd/train/updates"] == 2 * n             # one per sample
+    assert values["optim/gd/train/updates"] == 20  # one per pass
+    assert values["optim/sgd/train/updates"] == 2 * n  # one per sample
     assert values["optim/adam/train/updates"] == 2 * -(-n // 32)  # one per mini-batch
 
 
@@ -86,25 +112,33 @@ def test_the_recipe_presets_build_and_name_every_optimizer():
     assert module is get_experiment("optimizers")
     assert quick.optimizers == list(OPTIMIZERS) and quick.epochs == 1 and quick.train_limit == 3000
     _, full = config_from_recipe(RECIPE, "full", ["lr_adam=3e-3"])
-    assert full.train_limit == 0 and full.epochs >= 3 and full.full_batch_epochs > full.epochs and full.lr_adam == 3e-3
+    assert (
+        full.train_limit == 0
+        and full.epochs >= 3
+        and full.full_batch_epochs > full.epochs
+        and full.lr_adam == 3e-3
+    )
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"optimizers": ["adam", "lbfgs"]}, "unknown name 'lbfgs' in optimizers"),
-    ({"optimizers": []}, "optimizers is empty"),
-    ({"optimizers": ["adam", "adam"]}, "lists a name twice"),
-    ({"lr_adam": -1e-3}, "lr_adam must be a positive number"),
-    ({"lr_gd": 0}, "lr_gd must be a positive number"),
-    ({"functions": ["ackley"]}, "unknown name 'ackley' in functions"),
-    ({"val_fraction": 0.0}, "val_fraction must be in"),
-    ({"norm": "batch"}, "cannot train sgd"),
-    ({"epochs": 0}, "epochs must be at least 1"),
-    ({"full_batch_epochs": -1}, "full_batch_epochs must be >= 0"),
-    ({"trajectory_noise": -1.0}, "trajectory_noise must be >= 0"),
-    ({"momentum": -0.9}, "momentum must be >= 0"),
-    ({"condition": 0.5}, "condition must be >= 1"),
-    ({"dropout": 1.0}, "dropout must be in"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"optimizers": ["adam", "lbfgs"]}, "unknown name 'lbfgs' in optimizers"),
+        ({"optimizers": []}, "optimizers is empty"),
+        ({"optimizers": ["adam", "adam"]}, "lists a name twice"),
+        ({"lr_adam": -1e-3}, "lr_adam must be a positive number"),
+        ({"lr_gd": 0}, "lr_gd must be a positive number"),
+        ({"functions": ["ackley"]}, "unknown name 'ackley' in functions"),
+        ({"val_fraction": 0.0}, "val_fraction must be in"),
+        ({"norm": "batch"}, "cannot train sgd"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"full_batch_epochs": -1}, "full_batch_epochs must be >= 0"),
+        ({"trajectory_noise": -1.0}, "trajectory_noise must be >= 0"),
+        ({"momentum": -0.9}, "momentum must be >= 0"),
+        ({"condition": 0.5}, "condition must be >= 1"),
+        ({"dropout": 1.0}, "dropout must be in"),
+    ],
+)
 def test_bad_config_is_a_config_error(values, message):
     with pytest.raises(ConfigError, match=message):
         build_config(Config, values)
@@ -118,27 +152,52 @@ def test_bad_override_names_the_key():
 
 
 def test_divergence_names_the_optimizer(tmp_path):
-    config = Config(**{**TINY, "optimizers": ["minibatch_sgd"], "lr_minibatch_sgd": 1e4, "out": str(tmp_path)})
+    config = Config(
+        **{**TINY, "optimizers": ["minibatch_sgd"], "lr_minibatch_sgd": 1e4, "out": str(tmp_path)}
+    )
     with pytest.raises(TrainingDivergedError, match=r"minibatch_sgd \(lr_minibatch_sgd = 10000\)"):
         run(config)
 
 
 def test_seeds_in_worker_processes_aggregate_from_what_they_wrote(playground_home):
-    overrides = ["dataset=\"digits\"", "train_limit=300", "epochs=1", "full_batch_epochs=2", "width=4",
-                 "embedding_dim=8", "batch_size=32", "functions=[]", "optimizers=[\"gd\", \"adam\"]"]
+    overrides = [
+        'dataset="digits"',
+        "train_limit=300",
+        "epochs=1",
+        "full_batch_epochs=2",
+        "width=4",
+        "embedding_dim=8",
+        "batch_size=32",
+        "functions=[]",
+        'optimizers=["gd", "adam"]',
+    ]
     result = run_recipe(RECIPE, "quick", overrides, seeds=[0, 1], jobs=2)  # workers hand back no outcomes
     assert (result.run_dir / "curves.png").is_file() and "**Best mean test accuracy:" in result.report
     assert load_curves(result.run_dir)["adam"].seeds == 2
 
 
 def test_seeds_aggregate_to_mean_and_std_curves(playground_home):
-    overrides = ["dataset=\"digits\"", "train_limit=0", "epochs=1", "full_batch_epochs=5", "width=8",
-                 "embedding_dim=32", "batch_size=32", "trajectory_steps=20", "functions=[\"saddle\"]",
-                 "optimizers=[\"gd\", \"adam\"]"]
+    overrides = [
+        'dataset="digits"',
+        "train_limit=0",
+        "epochs=1",
+        "full_batch_epochs=5",
+        "width=8",
+        "embedding_dim=32",
+        "batch_size=32",
+        "trajectory_steps=20",
+        'functions=["saddle"]',
+        'optimizers=["gd", "adam"]',
+    ]
     result = run_recipe(RECIPE, "quick", overrides, seeds=[0, 1])
     values = result.metrics.values
     assert values["optim/adam/test/accuracy:std"] > 0 and "optim/gd/train/seconds:std" in values
-    assert {p.name for p in result.run_dir.iterdir()} >= {"curves.png", "report.md", "metrics.json", "config.toml"}
+    assert {p.name for p in result.run_dir.iterdir()} >= {
+        "curves.png",
+        "report.md",
+        "metrics.json",
+        "config.toml",
+    }
     assert "2 seeds" in result.report and " ± " in result.report
     adam_row = next(line for line in result.report.splitlines() if line.startswith("| Adam |"))
     assert adam_row.count(" ± ") == 5  # every number but the update count, which the seeds share

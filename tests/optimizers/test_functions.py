@@ -9,8 +9,14 @@ import torch
 
 from playground.errors import ConfigError
 from playground.optimizers import OPTIMIZERS
-from playground.optimizers.functions import (FUNCTIONS, HIMMELBLAU_MINIMA, get_function, gradient_noise,
-                                             suggested_lr, trajectory)
+from playground.optimizers.functions import (
+    FUNCTIONS,
+    HIMMELBLAU_MINIMA,
+    get_function,
+    gradient_noise,
+    suggested_lr,
+    trajectory,
+)
 
 
 def analytic_gradient(name: str, x: float, y: float) -> tuple[float, float]:
@@ -19,8 +25,10 @@ def analytic_gradient(name: str, x: float, y: float) -> tuple[float, float]:
         return -2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)
     if name == "beale":
         a, b, c = 1.5 - x + x * y, 2.25 - x + x * y**2, 2.625 - x + x * y**3
-        return (2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1),
-                2 * a * x + 2 * b * 2 * x * y + 2 * c * 3 * x * y**2)
+        return (
+            2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1),
+            2 * a * x + 2 * b * 2 * x * y + 2 * c * 3 * x * y**2,
+        )
     if name == "himmelblau":
         p, q = x * x + y - 11, x + y * y - 7
         return 4 * x * p + 2 * q, 2 * p + 4 * y * q
@@ -42,14 +50,18 @@ def test_autograd_gradient_matches_the_analytic_one(name):
     fn = get_function(name)
     points = torch.rand(20, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 6 - 3
     for x, y in points.tolist():
-        assert gradient(fn, (x, y)).tolist() == pytest.approx(analytic_gradient(name, x, y), rel=1e-10, abs=1e-10)
+        assert gradient(fn, (x, y)).tolist() == pytest.approx(
+            analytic_gradient(name, x, y), rel=1e-10, abs=1e-10
+        )
     assert torch.autograd.gradcheck(fn, (points[:5].clone().requires_grad_(),))
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_known_minima_have_zero_gradient_and_are_local_minima(name):
     fn = get_function(name)
-    tolerance = 1e-3 if name == "himmelblau" else 1e-12  # three of Himmelblau's minima are given to 6 decimals
+    tolerance = (
+        1e-3 if name == "himmelblau" else 1e-12
+    )  # three of Himmelblau's minima are given to 6 decimals
     for minimum in fn.minima:
         assert gradient(fn, minimum).abs().max() < tolerance
         centre = fn(torch.tensor(minimum, dtype=torch.float64)).item()
@@ -98,8 +110,8 @@ def test_gradient_descent_on_the_quadratic_follows_theory():
     assert y == pytest.approx(1.5 * (1 - 1.5) ** 100, abs=1e-12)
     blown = trajectory(fn, "gd", 0.021, start=(-2.5, 1.5), steps=1000)
     assert blown.diverged_at is not None and 100 < blown.diverged_at < 1000
-    assert torch.isnan(blown.points[blown.diverged_at:]).all()
-    assert torch.isfinite(blown.points[:blown.diverged_at]).all()
+    assert torch.isnan(blown.points[blown.diverged_at :]).all()
+    assert torch.isfinite(blown.points[: blown.diverged_at]).all()
 
 
 def test_saddle_stalls_gradient_descent_and_adaptive_methods_escape_faster():
@@ -113,7 +125,9 @@ def test_saddle_stalls_gradient_descent_and_adaptive_methods_escape_faster():
         return int((path.points[:, 1].abs() > 0.5).nonzero()[0])
 
     gd = escape_step("gd", 0.05)
-    linear = math.ceil(math.log(0.5 / 1e-3) / math.log(1 + 2 * 0.05))  # near 0, |y| grows by 1 + 2 lr per step
+    linear = math.ceil(
+        math.log(0.5 / 1e-3) / math.log(1 + 2 * 0.05)
+    )  # near 0, |y| grows by 1 + 2 lr per step
     assert 0 <= gd - linear <= 1  # the y^4/4 wall only slows it, by at most a step this far
     assert escape_step("adam", 0.1) < gd / 5 and escape_step("rmsprop", 0.01) < gd / 5
 
@@ -145,7 +159,9 @@ def test_suggested_learning_rates_make_progress_without_diverging(name):
     for optimizer in OPTIMIZERS:
         path = trajectory(fn, optimizer, suggested_lr(name, optimizer), steps=300)
         assert path.diverged_at is None, optimizer
-        assert path.final_loss - fn.minimum_value < 0.5 * (path.losses[0].item() - fn.minimum_value), optimizer
+        assert path.final_loss - fn.minimum_value < 0.5 * (path.losses[0].item() - fn.minimum_value), (
+            optimizer
+        )
 
 
 def test_grid_covers_the_plot_window():
@@ -154,16 +170,19 @@ def test_grid_covers_the_plot_window():
     assert values.min() >= 0 and torch.isfinite(values).all()
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: get_function("ackley"), "unknown test function 'ackley'"),
-    (lambda: get_function("quadratic", condition=0.5), "condition must be a number >= 1"),
-    (lambda: get_function("beale", condition=3), "unknown option"),
-    (lambda: trajectory("beale", "adam", 0.1, steps=0), "steps must be an integer >= 1"),
-    (lambda: trajectory("beale", "adamw", 0.1), "unknown optimizer 'adamw'"),
-    (lambda: trajectory("beale", "adam", -0.1), "lr must be"),
-    (lambda: trajectory("beale", "adam", 0.1, noise=-1.0), "noise must be >= 0"),
-    (lambda: suggested_lr("beale", "lbfgs"), "unknown optimizer 'lbfgs'"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: get_function("ackley"), "unknown test function 'ackley'"),
+        (lambda: get_function("quadratic", condition=0.5), "condition must be a number >= 1"),
+        (lambda: get_function("beale", condition=3), "unknown option"),
+        (lambda: trajectory("beale", "adam", 0.1, steps=0), "steps must be an integer >= 1"),
+        (lambda: trajectory("beale", "adamw", 0.1), "unknown optimizer 'adamw'"),
+        (lambda: trajectory("beale", "adam", -0.1), "lr must be"),
+        (lambda: trajectory("beale", "adam", 0.1, noise=-1.0), "noise must be >= 0"),
+        (lambda: suggested_lr("beale", "lbfgs"), "unknown optimizer 'lbfgs'"),
+    ],
+)
 def test_bad_input_is_a_config_error(call, message):
     with pytest.raises(ConfigError, match=message):
         call()

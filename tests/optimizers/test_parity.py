@@ -7,23 +7,47 @@ import torch
 from torch import nn
 
 from playground.errors import ConfigError
-from playground.optimizers import (OPTIMIZERS, TORCH_EQUIVALENT, GradientDescent, batch_size_for,
-                                   make_optimizer, make_torch_optimizer)
+from playground.optimizers import (
+    OPTIMIZERS,
+    TORCH_EQUIVALENT,
+    GradientDescent,
+    batch_size_for,
+    make_optimizer,
+    make_torch_optimizer,
+)
 
 STEPS = 200
-LR = {"gd": 0.1, "sgd": 0.1, "minibatch_sgd": 0.1, "adagrad": 0.1, "rmsprop": 0.01, "adam": 0.01, "adadelta": 1.0}
+LR = {
+    "gd": 0.1,
+    "sgd": 0.1,
+    "minibatch_sgd": 0.1,
+    "adagrad": 0.1,
+    "rmsprop": 0.01,
+    "adam": 0.01,
+    "adadelta": 1.0,
+}
 CASES = [
-    ("gd", {}), ("gd", {"momentum": 0.9}),
-    ("sgd", {}), ("sgd", {"momentum": 0.9}), ("sgd", {"momentum": 0.5, "dampening": 0.3}),
+    ("gd", {}),
+    ("gd", {"momentum": 0.9}),
+    ("sgd", {}),
+    ("sgd", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.5, "dampening": 0.3}),
     ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2}),
     ("minibatch_sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
-    ("adagrad", {}), ("adagrad", {"lr_decay": 0.01}),
+    ("adagrad", {}),
+    ("adagrad", {"lr_decay": 0.01}),
     ("adagrad", {"lr_decay": 0.01, "weight_decay": 1e-3, "initial_accumulator_value": 0.1, "eps": 1e-8}),
-    ("rmsprop", {}), ("rmsprop", {"centered": True}), ("rmsprop", {"momentum": 0.9}),
+    ("rmsprop", {}),
+    ("rmsprop", {"centered": True}),
+    ("rmsprop", {"momentum": 0.9}),
     ("rmsprop", {"centered": True, "momentum": 0.9, "weight_decay": 1e-3, "alpha": 0.9}),
-    ("adam", {}), ("adam", {"amsgrad": True}), ("adam", {"weight_decay": 1e-2}),
+    ("adam", {}),
+    ("adam", {"amsgrad": True}),
+    ("adam", {"weight_decay": 1e-2}),
     ("adam", {"amsgrad": True, "weight_decay": 1e-2, "betas": (0.8, 0.99), "eps": 1e-6}),
-    ("adadelta", {}), ("adadelta", {"rho": 0.95, "weight_decay": 1e-3}), ("adadelta", {"lr": 0.5}),
+    ("adadelta", {}),
+    ("adadelta", {"rho": 0.95, "weight_decay": 1e-3}),
+    ("adadelta", {"lr": 0.5}),
 ]
 
 
@@ -96,15 +120,20 @@ def test_feeding_gives_the_batch_size():
     assert batch_size_for("adam", 100, 128) == 100
 
 
-@pytest.mark.parametrize("name, lr, options, message", [
-    ("adamw", 1e-3, {}, "unknown optimizer 'adamw'"),
-    ("adam", -1e-3, {}, "lr must be"),
-    ("adam", 1e-3, {"betas": (0.9, 1.0)}, "betas[1]"),
-    ("sgd", 0.1, {"nesterov": True}, "nesterov momentum needs momentum > 0"),
-    ("rmsprop", 0.1, {"beta": 0.9}, "valid options: alpha, eps"),
-    ("gd", 0.1, {"accumulate": 0}, "accumulate must be"),
-    ("adadelta", 1.0, {"rho": 1.5}, "rho must be"),
-])
+@pytest.mark.parametrize(
+    "name, lr, options, message",
+    [
+        ("adamw", 1e-3, {}, "unknown optimizer 'adamw'"),
+        ("adam", -1e-3, {}, "lr must be"),
+        ("adam", 1e-3, {"betas": (0.9, 1.0)}, "betas[1]"),
+        ("sgd", 0.1, {"nesterov": True}, "nesterov momentum needs momentum > 0"),
+        ("rmsprop", 0.1, {"beta": 0.9}, "valid options: alpha, eps"),
+        ("gd", 0.1, {"accumulate": 0}, "accumulate must be"),
+        ("adadelta", 1.0, {"rho": 1.5}, "rho must be"),
+    ],
+)
 def test_bad_options_are_config_errors(name, lr, options, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
+    ):
         make_optimizer(name, small_model().parameters(), lr, **options)

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from playground.errors import DataFormatError
-from playground.pointcloud.cuboid import (Cuboid, bev_iou, clip_polygon, iou_3d, iou_matrix, points_in_box,
-                                          polygon_area, wrap_angle)
+from playground.pointcloud.cuboid import (
+    Cuboid,
+    bev_iou,
+    clip_polygon,
+    iou_3d,
+    iou_matrix,
+    points_in_box,
+    polygon_area,
+    wrap_angle,
+)
 
 
 def test_corners_axis_aligned_and_rotated():

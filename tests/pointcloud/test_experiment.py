@@ -58,18 +58,38 @@ def test_recipe_presets_and_registry():
     assert full.scenes > quick.scenes and full.timing_repeats > quick.timing_repeats
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(scenes=0), "scenes"), (dict(iou_threshold=1.5), "iou_threshold"),
-    (dict(scenes=2, plot_scene=2), "plot_scene"),
-    (dict(dropout=1.0), "dropout"), (dict(eps=-1.0), "eps"), (dict(min_gt_points=-1), "min_gt_points"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(scenes=0), "scenes"),
+        (dict(iou_threshold=1.5), "iou_threshold"),
+        (dict(scenes=2, plot_scene=2), "plot_scene"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(eps=-1.0), "eps"),
+        (dict(min_gt_points=-1), "min_gt_points"),
+    ],
+)
 def test_bad_configs_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):
         Config(**change)
 
 
 def test_a_direct_run_with_another_threshold_names_its_metrics(tmp_path):
-    result = run(Config(scenes=1, target_points=8000, rings=32, cars=3, pedestrians=3, poles=1, walls=0,
-                        iou_threshold=0.7, out=str(tmp_path)))
-    assert "proposals/recall_bev70" in result.metrics.values and "proposals/recall_bev50" not in result.metrics.values
+    result = run(
+        Config(
+            scenes=1,
+            target_points=8000,
+            rings=32,
+            cars=3,
+            pedestrians=3,
+            poles=1,
+            walls=0,
+            iou_threshold=0.7,
+            out=str(tmp_path),
+        )
+    )
+    assert (
+        "proposals/recall_bev70" in result.metrics.values
+        and "proposals/recall_bev50" not in result.metrics.values
+    )
     assert result.run_dir.parent == tmp_path

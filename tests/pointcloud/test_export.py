@@ -9,20 +9,69 @@ import pytest
 
 from playground.errors import DataFormatError
 from playground.pointcloud.cuboid import Cuboid, wrap_angle
-from playground.pointcloud.export import (Calibration, from_datumaro, from_kitti, from_nuscenes, kitti_line,
-                                          parse_kitti_line, quaternion_yaw, read_json, read_kitti,
-                                          read_kitti_calibration, to_datumaro, to_kitti, to_nuscenes, write_json,
-                                          write_kitti, yaw_quaternion)
+from playground.pointcloud.export import (
+    Calibration,
+    from_datumaro,
+    from_kitti,
+    from_nuscenes,
+    kitti_line,
+    parse_kitti_line,
+    quaternion_yaw,
+    read_json,
+    read_kitti,
+    read_kitti_calibration,
+    to_datumaro,
+    to_kitti,
+    to_nuscenes,
+    write_json,
+    write_kitti,
+    yaw_quaternion,
+)
 
 # KITTI raw 2011_09_26 calibration (velo_to_cam + R0_rect), a real, slightly tilted one
-KITTI_TR = [7.533745e-03, -9.999714e-01, -6.166020e-04, -4.069766e-03, 1.480249e-02, 7.280733e-04, -9.998902e-01,
-            -7.631618e-02, 9.998621e-01, 7.523790e-03, 1.480755e-02, -2.717806e-01]
-KITTI_R0 = [9.999239e-01, 9.837760e-03, -7.445048e-03, -9.869795e-03, 9.999421e-01, -4.278459e-03, 7.402527e-03,
-            4.351614e-03, 9.999631e-01]
+KITTI_TR = [
+    7.533745e-03,
+    -9.999714e-01,
+    -6.166020e-04,
+    -4.069766e-03,
+    1.480249e-02,
+    7.280733e-04,
+    -9.998902e-01,
+    -7.631618e-02,
+    9.998621e-01,
+    7.523790e-03,
+    1.480755e-02,
+    -2.717806e-01,
+]
+KITTI_R0 = [
+    9.999239e-01,
+    9.837760e-03,
+    -7.445048e-03,
+    -9.869795e-03,
+    9.999421e-01,
+    -4.278459e-03,
+    7.402527e-03,
+    4.351614e-03,
+    9.999631e-01,
+]
 RNG = np.random.default_rng(7)
-BOXES = [Cuboid(RNG.uniform(-30, 30, 3) * [1, 1, 0.05], RNG.uniform(0.4, 5, 3), RNG.uniform(-math.pi, math.pi),
-                label, score) for label, score in
-         [("car", None), ("pedestrian", 0.75), ("cyclist", None), ("person_sitting", 0.1), ("car", 1.0)] * 4]
+BOXES = [
+    Cuboid(
+        RNG.uniform(-30, 30, 3) * [1, 1, 0.05],
+        RNG.uniform(0.4, 5, 3),
+        RNG.uniform(-math.pi, math.pi),
+        label,
+        score,
+    )
+    for label, score in [
+        ("car", None),
+        ("pedestrian", 0.75),
+        ("cyclist", None),
+        ("person_sitting", 0.1),
+        ("car", 1.0),
+    ]
+    * 4
+]
 
 
 def assert_same(found: list[Cuboid], expected: list[Cuboid], tol: float = 1e-9) -> None:
@@ -41,8 +90,8 @@ def test_kitti_identity_calibration_conventions():
     box = Cuboid((10.0, 2.0, 0.8), (4.0, 1.8, 1.6), 0.3, "car")
     fields = kitti_line(box).split()
     assert fields[0] == "Car" and len(fields) == 15
-    h, w, l, x, y, z, ry = map(float, fields[8:15])
-    assert (h, w, l) == (1.6, 1.8, 4.0)
+    h, w, length, x, y, z, ry = map(float, fields[8:15])
+    assert (h, w, length) == (1.6, 1.8, 4.0)
     assert (x, y, z) == pytest.approx((-2.0, 0.0, 10.0))  # bottom centre: camera y = -(0.8 - 0.8)
     assert ry == pytest.approx(-0.3 - math.pi / 2)
     assert float(fields[3]) == pytest.approx(wrap_angle(ry - math.atan2(x, z)))  # alpha
@@ -61,18 +110,29 @@ def test_kitti_round_trip(tmp_path, calib):
 def test_kitti_with_two_decimals_is_close_and_calibration_files_parse(tmp_path):
     assert_same(from_kitti(to_kitti(BOXES, decimals=2)), BOXES, tol=0.011)
     calib_file = tmp_path / "calib.txt"
-    calib_file.write_text("P2: " + " ".join(["0"] * 12) + "\nR0_rect: " + " ".join(map(str, KITTI_R0)) +
-                          "\nTr_velo_to_cam: " + " ".join(map(str, KITTI_TR)) + "\n")
+    calib_file.write_text(
+        "P2: "
+        + " ".join(["0"] * 12)
+        + "\nR0_rect: "
+        + " ".join(map(str, KITTI_R0))
+        + "\nTr_velo_to_cam: "
+        + " ".join(map(str, KITTI_TR))
+        + "\n"
+    )
     calib = read_kitti_calibration(calib_file)
     np.testing.assert_allclose(calib.tr_velo_to_cam.reshape(-1), KITTI_TR)
     # the real calibration moves a box by centimetres, not metres
     camera = calib.to_camera([10.0, 0.0, 0.0])[0]
     assert camera == pytest.approx([0.0, 0.0, 10.0], abs=0.4)
-    np.testing.assert_allclose(calib.to_lidar(calib.to_camera([[1.0, 2.0, 3.0]])), [[1.0, 2.0, 3.0]], atol=1e-12)
+    np.testing.assert_allclose(
+        calib.to_lidar(calib.to_camera([[1.0, 2.0, 3.0]])), [[1.0, 2.0, 3.0]], atol=1e-12
+    )
 
 
 def test_kitti_reads_dontcare_and_rejects_bad_lines():
-    text = "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n" + to_kitti(BOXES[:1])
+    text = "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n" + to_kitti(
+        BOXES[:1]
+    )
     assert len(from_kitti(text)) == 1
     with pytest.raises(DataFormatError, match="15 or 16 fields"):
         parse_kitti_line("Car 0 0 1 2 3")
@@ -118,6 +178,8 @@ def test_datumaro_round_trip(tmp_path):
     for name in frames:
         assert_same(back[name], frames[name], tol=0.0)  # Datumaro keeps the numbers as they are
     with pytest.raises(DataFormatError, match="about x or y"):
-        from_datumaro({**data, "items": [{"id": "x", "annotations": [{**annotation, "rotation": [0.2, 0, 0]}]}]})
+        from_datumaro(
+            {**data, "items": [{"id": "x", "annotations": [{**annotation, "rotation": [0.2, 0, 0]}]}]}
+        )
     with pytest.raises(DataFormatError, match="not a Datumaro"):
         from_datumaro({"items": []})

@@ -47,15 +47,22 @@ def test_upload_bytes_name_the_uploaded_file(tmp_path):
         read_cloud_bytes(data[:-3], "000124.bin")
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("bad.pcd", b"garbage\n1 2 3\n", "not a valid .pcd"),
-    ("bad.xyz", b"1 2 3\n4 5 six\n", "not a valid .xyz"),
-    ("bad.ply", b"ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\nproperty float z\n"
-                b"end_header\n1 2 3\n", "truncated PLY"),
-    ("bad2.ply", b"PK\x03\x04 a zip file", "must start with 'ply'"),
-    ("bad.bin", b"\x00" * 30, "not a whole number of points"),
-    ("bad.npy", b"not numpy at all", "not a valid .npy"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.pcd", b"garbage\n1 2 3\n", "not a valid .pcd"),
+        ("bad.xyz", b"1 2 3\n4 5 six\n", "not a valid .xyz"),
+        (
+            "bad.ply",
+            b"ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\nproperty float z\n"
+            b"end_header\n1 2 3\n",
+            "truncated PLY",
+        ),
+        ("bad2.ply", b"PK\x03\x04 a zip file", "must start with 'ply'"),
+        ("bad.bin", b"\x00" * 30, "not a whole number of points"),
+        ("bad.npy", b"not numpy at all", "not a valid .npy"),
+    ],
+)
 def test_malformed_files_give_a_clear_error(tmp_path, name, content, message):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(DataFormatError, match=message):
@@ -76,8 +83,10 @@ def test_empty_clouds_are_refused(tmp_path, suffix):
     if suffix == ".npy":
         np.save(path, np.zeros((0, 3), np.float32))
     elif suffix == ".pcd":
-        path.write_text("VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 0\nHEIGHT 1\n"
-                        "VIEWPOINT 0 0 0 1 0 0 0\nPOINTS 0\nDATA ascii\n")
+        path.write_text(
+            "VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 0\nHEIGHT 1\n"
+            "VIEWPOINT 0 0 0 1 0 0 0\nPOINTS 0\nDATA ascii\n"
+        )
     else:
         path.write_bytes(b"")
     with pytest.raises(DataFormatError, match="no points|not a valid"):
@@ -104,13 +113,17 @@ def _write_raw(path, points):
     if path.suffix == ".npy":
         np.save(path, points)
     elif path.suffix == ".ply":  # open3d's PLY writer refuses inf; write ASCII by hand
-        header = f"ply\nformat ascii 1.0\nelement vertex {len(points)}\n" + \
-            "".join(f"property float {a}\n" for a in "xyz") + "end_header\n"
+        header = (
+            f"ply\nformat ascii 1.0\nelement vertex {len(points)}\n"
+            + "".join(f"property float {a}\n" for a in "xyz")
+            + "end_header\n"
+        )
         path.write_text(header + "".join(" ".join(str(v) for v in row) + "\n" for row in points.tolist()))
     elif path.suffix == ".bin":
         np.column_stack([points, np.zeros(len(points), np.float32)]).astype(np.float32).tofile(path)
     else:
         import open3d as o3d
+
         o3d.t.io.write_point_cloud(str(path), o3d.t.geometry.PointCloud(o3d.core.Tensor(points)))
 
 

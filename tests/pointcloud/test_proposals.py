@@ -11,9 +11,18 @@ import pytest
 from playground.errors import ConfigError, DataFormatError
 from playground.pointcloud.cuboid import Cuboid, bev_iou
 from playground.pointcloud.evaluation import Matching, greedy_match, match_frame, match_label
-from playground.pointcloud.proposals import (DEFAULT_SIZES, ProposalParams, cluster, fit_box, fit_ground,
-                                             fit_rectangle, guess_class, propose, refine_plane,
-                                             voxel_downsample)
+from playground.pointcloud.proposals import (
+    DEFAULT_SIZES,
+    ProposalParams,
+    cluster,
+    fit_box,
+    fit_ground,
+    fit_rectangle,
+    guess_class,
+    propose,
+    refine_plane,
+    voxel_downsample,
+)
 from playground.pointcloud.scenes import make_scene
 
 FLAT = np.array([0.0, 0.0, 1.0, 0.0])  # the plane z = 0
@@ -50,7 +59,9 @@ def test_dbscan_separates_objects_farther_apart_than_eps():
 def test_l_shape_fit_recovers_the_heading(yaw):
     u = np.linspace(-2, 2, 60)
     v = np.linspace(-0.9, 0.9, 30)
-    local = np.vstack([np.column_stack([u, np.full_like(u, -0.9)]), np.column_stack([np.full_like(v, 2.0), v])])
+    local = np.vstack(
+        [np.column_stack([u, np.full_like(u, -0.9)]), np.column_stack([np.full_like(v, 2.0), v])]
+    )
     c, s = math.cos(yaw), math.sin(yaw)
     xy = local @ np.array([[c, s], [-s, c]]) + [10, 5]
     theta, lo, hi = fit_rectangle(xy)
@@ -69,7 +80,9 @@ def test_class_guess_and_completion_away_from_the_sensor():
     box = fit_box(rear, FLAT)
     assert box.label == "car"
     assert box.size[:2] == pytest.approx(DEFAULT_SIZES["car"][:2], abs=0.05)
-    assert box.center[0] == pytest.approx(10 + DEFAULT_SIZES["car"][0] / 2, abs=0.05)  # grown away from (0, 0)
+    assert box.center[0] == pytest.approx(
+        10 + DEFAULT_SIZES["car"][0] / 2, abs=0.05
+    )  # grown away from (0, 0)
     assert bev_iou(box, Cuboid((12.1, 0, 0.75), (4.2, 1.8, 1.5), 0.0)) > 0.9
 
 
@@ -129,8 +142,10 @@ def test_refine_plane_lands_on_the_same_plane_from_slightly_different_ransac_pla
     z = 0.02 * xy[:, 0] - 0.01 * xy[:, 1] - 1.7 + rng.normal(0, 0.03, size=5000)
     points = np.column_stack([xy, z])
     truth = np.array([-0.02, 0.01, 1.0, 1.7]) / np.linalg.norm([-0.02, 0.01, 1.0])
-    refits = [refine_plane(points, truth + np.array([dx, 0.0, 0.0, dd]), threshold=0.2)
-              for dx, dd in [(0.0, 0.0), (0.002, 0.01), (-0.001, -0.02)]]
+    refits = [
+        refine_plane(points, truth + np.array([dx, 0.0, 0.0, dd]), threshold=0.2)
+        for dx, dd in [(0.0, 0.0), (0.002, 0.01), (-0.001, -0.02)]
+    ]
     for plane in refits:
         assert plane[2] > 0 and np.linalg.norm(plane[:3]) == pytest.approx(1.0)
         assert np.abs(plane - truth).max() < 2e-3

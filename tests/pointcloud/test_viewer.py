@@ -18,9 +18,20 @@ from playground.pointcloud.export import export_file, from_datumaro, from_kitti,
 from playground.pointcloud.io import read_cloud_bytes
 from playground.pointcloud.proposals import ground_plane
 from playground.pointcloud.scenes import SceneSpec, make_scene
-from playground.pointcloud.viewer import (FrameRef, box_records, commit_from_viewer, frame_name, list_frames,
-                                          parse_commit, pending_proposals, points_buffer, proposal_records,
-                                          read_points_buffer, synthetic_frame_name, viewer_labels)
+from playground.pointcloud.viewer import (
+    FrameRef,
+    box_records,
+    commit_from_viewer,
+    frame_name,
+    list_frames,
+    parse_commit,
+    pending_proposals,
+    points_buffer,
+    proposal_records,
+    read_points_buffer,
+    synthetic_frame_name,
+    viewer_labels,
+)
 
 CAR = Cuboid((10.0, 2.0, 0.8), (4.2, 1.8, 1.6), 0.3, "car")
 WALKER = Cuboid((6.0, -3.0, 0.85), (0.75, 0.6, 1.7), -1.2, "pedestrian", 0.8)
@@ -35,8 +46,15 @@ def db(tmp_path):
 
 
 def commit_message(boxes, request_id="r1", frame_key=FRAME.key, base=0) -> dict:
-    return {"type": "commit", "request_id": request_id, "frame_key": frame_key, "base_revision": base,
-            "boxes": [{"center": list(b.center), "size": list(b.size), "yaw": b.yaw, "label": b.label} for b in boxes]}
+    return {
+        "type": "commit",
+        "request_id": request_id,
+        "frame_key": frame_key,
+        "base_revision": base,
+        "boxes": [
+            {"center": list(b.center), "size": list(b.size), "yaw": b.yaw, "label": b.label} for b in boxes
+        ],
+    }
 
 
 # --------------------------------------------------------------------- points and boxes
@@ -60,13 +78,25 @@ def test_points_buffer_is_16_little_endian_bytes_a_point():
 def test_box_records_and_stable_proposal_ids():
     records = box_records([CAR, WALKER])
     assert [r["id"] for r in records] == ["b0", "b1"]
-    assert records[0] == {"id": "b0", "center": [10.0, 2.0, 0.8], "size": [4.2, 1.8, 1.6], "yaw": 0.3, "label": "car"}
+    assert records[0] == {
+        "id": "b0",
+        "center": [10.0, 2.0, 0.8],
+        "size": [4.2, 1.8, 1.6],
+        "yaw": 0.3,
+        "label": "car",
+    }
     assert records[1]["score"] == 0.8
     far, near = CAR.with_(center=(30.0, 0.0, 0.8)), WALKER
     pending = pending_proposals([far, near, CAR.with_(center=(10.2, 2.1, 0.8))], committed=[CAR])
     assert [index for index, _ in pending] == [1, 0]  # the one over the committed car is gone; nearest first
     assert [r["id"] for r in proposal_records(pending)] == ["p1", "p0"]
-    assert viewer_labels([CAR, WALKER.with_(label="tram")]) == ["car", "pedestrian", "cyclist", "pole", "tram"]
+    assert viewer_labels([CAR, WALKER.with_(label="tram")]) == [
+        "car",
+        "pedestrian",
+        "cyclist",
+        "pole",
+        "tram",
+    ]
 
 
 # --------------------------------------------------------------------- commits
@@ -101,7 +131,9 @@ def test_commit_from_viewer_stores_once_per_request_id(db):
 
 def test_commit_from_viewer_explains_what_went_wrong(db):
     no_name = commit_from_viewer(db, FRAME, "  ", commit_message([CAR]))
-    assert not no_name["ok"] and "Type your name" in no_name["message"] and db.head("synthetic", "seed0") is None
+    assert (
+        not no_name["ok"] and "Type your name" in no_name["message"] and db.head("synthetic", "seed0") is None
+    )
     other = commit_from_viewer(db, FRAME, "alice", commit_message([CAR], frame_key="synthetic/seed1"))
     assert not other["ok"] and "synthetic/seed1" in other["message"]
     assert commit_from_viewer(db, FRAME, "alice", commit_message([CAR], "a1"))["ok"]

@@ -95,10 +95,16 @@ def test_chunking_matches_a_single_chunk():
 def test_faiss_index_glue_matches_exact_index(fake_faiss):
     database, labels, classes = random_database()
     own = torch.arange(len(database))
-    faiss_index, exact = build_index(database, labels, classes, backend="faiss"), ExactIndex(database, labels, classes)
+    faiss_index, exact = (
+        build_index(database, labels, classes, backend="faiss"),
+        ExactIndex(database, labels, classes),
+    )
     assert isinstance(faiss_index, FaissIndex)
     for exclude in (None, own, torch.where(own % 3 == 0, own, -1)):
-        got, want = faiss_index.search(database, 4, exclude=exclude), exact.search(database, 4, exclude=exclude)
+        got, want = (
+            faiss_index.search(database, 4, exclude=exclude),
+            exact.search(database, 4, exclude=exclude),
+        )
         assert torch.equal(got[1], want[1])
         torch.testing.assert_close(got[0], want[0])
 

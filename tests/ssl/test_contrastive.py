@@ -41,7 +41,9 @@ def test_colour_distortion_keeps_grey_and_can_change_hue():
 
     generator = torch.Generator().manual_seed(0)
     grey = torch.full((8, 3, 4, 4), 0.5)
-    assert torch.allclose(colour_distort(grey, AugmentConfig(), generator), grey, atol=1e-6)  # grey stays grey
+    assert torch.allclose(
+        colour_distort(grey, AugmentConfig(), generator), grey, atol=1e-6
+    )  # grey stays grey
     red = torch.zeros(64, 3, 2, 2)
     red[:, 0] = 1.0
     out = colour_distort(red, AugmentConfig(grayscale=0.5), generator)

@@ -19,8 +19,19 @@ from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "swav_fashion.toml"
 # digits, a width-8 CNN: about 10 s on one thread
-TINY = dict(dataset="digits", epochs=3, batch_size=64, width=8, pool_size=2, prototypes=10, small_crops=2,
-            flip=False, finetune_steps=30, supervised_epochs=2, lowshot_fractions=[0.1])
+TINY = dict(
+    dataset="digits",
+    epochs=3,
+    batch_size=64,
+    width=8,
+    pool_size=2,
+    prototypes=10,
+    small_crops=2,
+    flip=False,
+    finetune_steps=30,
+    supervised_epochs=2,
+    lowshot_fractions=[0.1],
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +41,29 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_metrics_plots_and_a_loadable_checkpoint(tiny_run):
     files = {p.name for p in tiny_run.run_dir.iterdir()}
-    assert {"config.toml", "metrics.json", "report.md", "probe_accuracy.png", "swav_loss.png", "sinkhorn.png",
-            "prototypes.png", "probes.json", "sinkhorn.json", CHECKPOINT, EXAMPLES_FILE} <= files
+    assert {
+        "config.toml",
+        "metrics.json",
+        "report.md",
+        "probe_accuracy.png",
+        "swav_loss.png",
+        "sinkhorn.png",
+        "prototypes.png",
+        "probes.json",
+        "sinkhorn.json",
+        CHECKPOINT,
+        EXAMPLES_FILE,
+    } <= files
     metrics = json.loads((tiny_run.run_dir / "metrics.json").read_text())["metrics"]
     for init in ("swav", "random_init", "supervised"):
         for fraction in (0.01, 0.1, 1.0):
             assert probe_name(init, fraction) in metrics
-    assert {"ssl/swav/linear_probe/accuracy", "ssl/random_init/linear_probe/accuracy",
-            "ssl/swav/lowshot_10/accuracy", "ssl/random_init/lowshot_10/accuracy"} <= set(metrics)
+    assert {
+        "ssl/swav/linear_probe/accuracy",
+        "ssl/random_init/linear_probe/accuracy",
+        "ssl/swav/lowshot_10/accuracy",
+        "ssl/random_init/lowshot_10/accuracy",
+    } <= set(metrics)
     assert "ssl/supervised/lowshot_10/accuracy" not in metrics  # it saw every label
     state, meta = load_checkpoint(tiny_run.run_dir / CHECKPOINT)
     config = Config(**{k: v for k, v in meta["config"].items()})
@@ -54,7 +80,8 @@ def test_probes_are_sensible_and_more_labels_help(tiny_run):
         assert values[probe_name(init, 1.0)] > values[probe_name(init, 0.01)] > 2 * values["data/chance"]
     assert values[probe_name("supervised", 1.0)] > 0.8
     assert values["ssl/swav/linear_probe/gain_over_random"] == pytest.approx(
-        100 * (values[probe_name("swav", 1.0)] - values[probe_name("random_init", 1.0)]))
+        100 * (values[probe_name("swav", 1.0)] - values[probe_name("random_init", 1.0)])
+    )
     # a random encoder fine-tuned on 10% of digits for 30 steps learns less than the SwAV-pretrained one
     assert values[lowshot_name("swav", 0.1)] > values[lowshot_name("random_init", 0.1)]
 
@@ -82,16 +109,19 @@ def test_recipe_presets_parse_and_the_quick_preset_is_small():
     assert config_from_recipe(RECIPE, "quick", ['model="regnety_small"'])[1].model == "regnety_small"
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"inits": ["random_init"]}, "swav"),
-    ({"inits": ["swav", "imagenet"]}, "imagenet"),
-    ({"probe_fractions": [0.0, 1.0]}, "probe_fractions"),
-    ({"lowshot_fractions": [1.5]}, "lowshot_fractions"),
-    ({"epochs": 0}, "epochs"),
-    ({"temperature": 0.0}, "temperature"),
-    ({"model": "vgg"}, "model"),
-    ({"probe_l2": -1.0}, "probe_l2"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"inits": ["random_init"]}, "swav"),
+        ({"inits": ["swav", "imagenet"]}, "imagenet"),
+        ({"probe_fractions": [0.0, 1.0]}, "probe_fractions"),
+        ({"lowshot_fractions": [1.5]}, "lowshot_fractions"),
+        ({"epochs": 0}, "epochs"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"model": "vgg"}, "model"),
+        ({"probe_l2": -1.0}, "probe_l2"),
+    ],
+)
 def test_bad_configs_are_clear_errors(values, message):
     with pytest.raises(ConfigError, match=message):
         build_config(Config, values)
@@ -99,8 +129,12 @@ def test_bad_configs_are_clear_errors(values, message):
 
 def test_three_seeds_aggregate_into_one_report(tmp_path):
     tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
-    result = run_recipe(RECIPE, None, [f"{k}={json.dumps(v)}" for k, v in tiny.items()] + [f"out={json.dumps(str(tmp_path))}"],
-                        seeds=[0, 1])
+    result = run_recipe(
+        RECIPE,
+        None,
+        [f"{k}={json.dumps(v)}" for k, v in tiny.items()] + [f"out={json.dumps(str(tmp_path))}"],
+        seeds=[0, 1],
+    )
     assert "2 seeds" in result.report and "±" in result.report
     assert (result.run_dir / "probe_accuracy.png").is_file()
     assert "ssl/swav/linear_probe/accuracy:std" in result.metrics.values

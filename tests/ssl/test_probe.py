@@ -59,7 +59,9 @@ def test_finetune_learns_a_tiny_task():
     images[labels == 1, :, :4] += 0.8  # class 1 is bright on top
     data = ImageDataset(images, labels, ["dark", "bright"])
     torch.manual_seed(0)
-    encoder = build_model("small_cnn", in_channels=1, num_classes=0, embedding_dim=8, width=4, pool_size=2, dropout=0.0)
+    encoder = build_model(
+        "small_cnn", in_channels=1, num_classes=0, embedding_dim=8, width=4, pool_size=2, dropout=0.0
+    )
     assert finetune(encoder, 8, data, data, steps=40, batch_size=16, lr=1e-2) > 0.95
     with pytest.raises(ConfigError, match="step"):
         finetune(encoder, 8, data, data, steps=0)

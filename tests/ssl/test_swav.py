@@ -8,8 +8,16 @@ from playground.errors import ConfigError, DataFormatError
 from playground.models import build_model
 from playground.ssl.multicrop import MultiCrop, MultiCropLoader
 from playground.ssl.sinkhorn import equipartition_error, sinkhorn, sinkhorn_trace
-from playground.ssl.swav import (PrototypeQueue, Prototypes, SwAVConfig, SwAVOutput, build_swav,
-                                 swapped_prediction_loss, swav_loss, train_swav)
+from playground.ssl.swav import (
+    PrototypeQueue,
+    Prototypes,
+    SwAVConfig,
+    SwAVOutput,
+    build_swav,
+    swapped_prediction_loss,
+    swav_loss,
+    train_swav,
+)
 
 
 def cosine_scores(n: int, k: int, seed: int = 0) -> torch.Tensor:
@@ -21,10 +29,13 @@ def cosine_scores(n: int, k: int, seed: int = 0) -> torch.Tensor:
 
 def small_encoder(dim: int = 16, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model("small_cnn", in_channels=1, num_classes=0, embedding_dim=dim, width=8, pool_size=2, dropout=0.0)
+    return build_model(
+        "small_cnn", in_channels=1, num_classes=0, embedding_dim=dim, width=8, pool_size=2, dropout=0.0
+    )
 
 
 # --- Sinkhorn-Knopp -------------------------------------------------------------------------
+
 
 def test_sinkhorn_reaches_equipartition_within_1e_3():
     codes = sinkhorn(cosine_scores(64, 10), epsilon=0.05, iterations=50)
@@ -71,6 +82,7 @@ def test_sinkhorn_rejects_bad_arguments():
 
 # --- swapped prediction ---------------------------------------------------------------------
 
+
 def test_swapped_prediction_matches_a_hand_computation():
     s0, s1 = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     q0, q1 = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, 0.5]])
@@ -96,6 +108,7 @@ def test_swapped_prediction_needs_codes_for_every_assignment_view():
 
 
 # --- prototypes and queue -------------------------------------------------------------------
+
 
 def test_prototypes_are_unit_rows_and_can_be_frozen():
     prototypes = Prototypes(dim=8, count=5)
@@ -136,6 +149,7 @@ def test_queue_keeps_the_newest_features_first():
 
 # --- multi-crop -----------------------------------------------------------------------------
 
+
 def test_multicrop_shapes_range_and_determinism():
     images = torch.rand(5, 1, 28, 28)
     multicrop = MultiCrop(large=2, small=3, small_size=14)
@@ -161,11 +175,14 @@ def test_multicrop_loader_yields_views_and_index():
     assert len(loader) == len(batches) == 2
     *views, index = batches[0]
     assert len(views) == 4 and views[2].shape == (4, 1, 4, 4) and index.shape == (4,)
-    nhwc = MultiCropLoader(torch.rand(10, 3, 8, 8), MultiCrop(large=2, small=2), batch_size=4, channels_last=True)
+    nhwc = MultiCropLoader(
+        torch.rand(10, 3, 8, 8), MultiCrop(large=2, small=2), batch_size=4, channels_last=True
+    )
     assert all(view.is_contiguous(memory_format=torch.channels_last) for view in next(iter(nhwc))[:-1])
 
 
 # --- the model and its loss -----------------------------------------------------------------
+
 
 def test_swav_forward_gives_scores_per_view_and_a_finite_loss():
     model = build_swav(small_encoder(), 16, SwAVConfig(prototypes=12, small_crops=2))
@@ -200,7 +217,9 @@ def test_train_swav_with_a_queue_runs_through_fit():
     config = SwAVConfig(prototypes=10, small_crops=1, queue_length=16)
     model = build_swav(small_encoder(), 16, config)
     history = train_swav(model, images, config, epochs=2, batch_size=8, seed=0)
-    assert len(history.series("train/loss")) == 2 and all(math.isfinite(x) for x in history.series("train/loss"))
+    assert len(history.series("train/loss")) == 2 and all(
+        math.isfinite(x) for x in history.series("train/loss")
+    )
     assert torch.allclose(model.prototypes.weight.norm(dim=1), torch.ones(10), atol=1e-5)
     conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # (C_in > 1: a real layout)
     assert conv.weight.is_contiguous()  # trained channels-last, handed back in the default layout
@@ -226,8 +245,9 @@ def test_swav_learns_digits_better_than_a_random_encoder():
 
     def encoder():
         torch.manual_seed(0)
-        return build_model("small_cnn", in_channels=1, num_classes=0, embedding_dim=32, width=16, pool_size=2,
-                           dropout=0.0)
+        return build_model(
+            "small_cnn", in_channels=1, num_classes=0, embedding_dim=32, width=16, pool_size=2, dropout=0.0
+        )
 
     random_knn, random_linear = probe(encoder())
     config = SwAVConfig(augment=AugmentConfig(flip=False))  # a mirrored 2 or 5 is not a digit

@@ -8,15 +8,28 @@ import pytest
 import torch
 
 from playground.core.runner import config_from_recipe, run_recipe
-from playground.errors import CheckpointError, ConfigError, DataNotFoundError, DataFormatError
+from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
 from playground.uncertainty import ood_data
 from playground.uncertainty.experiment import Config, run
 from playground.uncertainty.results import find_ood_runs, inspect_image, load_methods, load_ood_run
 from tests.conftest import REPO, needs_fashion_mnist
 
 ROWS = ("single_msp", "single_energy", "temp_scaled", "mc_dropout", "ensemble", "bnn")
-TINY = dict(dataset="digits", far_sets=["shapes", "gaussian", "uniform"], width=8, pool_size=2, embedding_dim=32,
-            epochs=6, members=3, mc_samples=4, bnn_samples=4, ood_limit=300, lr=3e-3, batch_size=64, device="cpu")
+TINY = dict(
+    dataset="digits",
+    far_sets=["shapes", "gaussian", "uniform"],
+    width=8,
+    pool_size=2,
+    embedding_dim=32,
+    epochs=6,
+    members=3,
+    mc_samples=4,
+    bnn_samples=4,
+    ood_limit=300,
+    lr=3e-3,
+    batch_size=64,
+    device="cpu",
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +61,23 @@ def test_bad_configs_are_one_line_errors():
 
 def test_digits_run_writes_every_metric_and_artifact(digits_run):
     files = {p.name for p in digits_run.run_dir.iterdir()}
-    assert {"metrics.json", "report.md", "ood_results.json", "scores.safetensors", "models", "roc.png",
-            "reliability.png", "auroc.png", "score_histograms.png"} <= files
+    assert {
+        "metrics.json",
+        "report.md",
+        "ood_results.json",
+        "scores.safetensors",
+        "models",
+        "roc.png",
+        "reliability.png",
+        "auroc.png",
+        "score_histograms.png",
+    } <= files
     names = json.loads((digits_run.run_dir / "metrics.json").read_text())["metrics"]
     for row in ROWS:
         for set_name in ("near", "shapes", "gaussian", "uniform", "far"):
-            assert 0.0 <= names[f"ood/{row}/{set_name}/auroc"] <= 1.0 and f"ood/{row}/{set_name}/fpr95" in names
+            assert (
+                0.0 <= names[f"ood/{row}/{set_name}/auroc"] <= 1.0 and f"ood/{row}/{set_name}/fpr95" in names
+            )
         assert f"calib/{row}/ece" in names and f"test/{row}/accuracy" in names
         assert names[f"cost/{row}/latency_ms"] > 0 and names[f"cost/{row}/parameters"] > 0
     far = [names[f"ood/ensemble/{s}/auroc"] for s in ("shapes", "gaussian", "uniform")]
@@ -73,7 +97,9 @@ def test_digits_run_numbers_make_sense(digits_run):
     values = digits_run.metrics.values
     assert values["test/single_msp/accuracy"] > 0.9 and values["test/ensemble/accuracy"] > 0.9
     assert values["test/bnn/accuracy"] > 0.8
-    assert values["calib/temp_scaled/ece"] < values["calib/single_msp/ece"]  # fitted on validation, tested on test
+    assert (
+        values["calib/temp_scaled/ece"] < values["calib/single_msp/ece"]
+    )  # fitted on validation, tested on test
     assert values["ood/ensemble/far/auroc"] > 0.9
     assert values["test/single_msp/corrupted/accuracy"] < values["test/single_msp/accuracy"]
 
@@ -82,7 +108,9 @@ def test_a_run_is_read_back_and_scores_a_new_image(digits_run):
     assert [info.path for info in find_ood_runs(digits_run.run_dir.parent)] == [digits_run.run_dir]
     loaded = load_ood_run(digits_run.run_dir)
     assert loaded.sets == ["near", "shapes", "gaussian", "uniform"] and len(loaded.classes) == 8
-    assert torch.equal(loaded.scores["ensemble"]["test"], digits_run.extras["outcome"].scores["ensemble"]["test"])
+    assert torch.equal(
+        loaded.scores["ensemble"]["test"], digits_run.extras["outcome"].scores["ensemble"]["test"]
+    )
     methods = load_methods(loaded)
     image = digits_run.extras["data"].test.images[0]
     fresh, original = inspect_image(methods, image), inspect_image(digits_run.extras["methods"], image)
@@ -107,12 +135,18 @@ def test_damaged_runs_give_clear_errors(digits_run, tmp_path):
 
 
 def test_benchmark_sets_are_shaped_like_the_training_images():
-    data = ood_data.load_ood_data(ood_data.DataSpec(dataset="digits", far_sets=("shapes", "gaussian"), ood_limit=50))
+    data = ood_data.load_ood_data(
+        ood_data.DataSpec(dataset="digits", far_sets=("shapes", "gaussian"), ood_limit=50)
+    )
     assert data.train.num_classes == 8 and data.heldout == ["8", "9"]
     assert all(images.shape[1:] == (1, 8, 8) for images in data.ood.values())
-    assert torch.equal(data.corrupted.labels, data.test.labels) and not torch.equal(data.corrupted.images, data.test.images)
+    assert torch.equal(data.corrupted.labels, data.test.labels) and not torch.equal(
+        data.corrupted.images, data.test.images
+    )
     assert 0 <= data.ood["shapes"].min() and data.ood["shapes"].max() <= 1
-    again = ood_data.load_ood_data(ood_data.DataSpec(dataset="digits", far_sets=("shapes", "gaussian"), ood_limit=50))
+    again = ood_data.load_ood_data(
+        ood_data.DataSpec(dataset="digits", far_sets=("shapes", "gaussian"), ood_limit=50)
+    )
     assert torch.equal(again.ood["gaussian"], data.ood["gaussian"])  # deterministic from the seed
 
 

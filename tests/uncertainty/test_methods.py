@@ -10,8 +10,14 @@ import torch
 from playground.data import load_dataset
 from playground.errors import ConfigError, DataFormatError
 from playground.uncertainty.bnn import BayesianNet
-from playground.uncertainty.methods import (DeepEnsemble, MCDropout, NetSpec, SingleModel, TemperatureScaled,
-                                            fit_temperature)
+from playground.uncertainty.methods import (
+    DeepEnsemble,
+    MCDropout,
+    NetSpec,
+    SingleModel,
+    TemperatureScaled,
+    fit_temperature,
+)
 
 SPEC = NetSpec(width=8, pool_size=2, embedding_dim=16, epochs=4, batch_size=64, lr=3e-3)
 
@@ -83,7 +89,9 @@ def test_elbo_weights_the_likelihood_by_n_over_b_and_the_kl_once():
     with pyro.settings.context(module_local_params=True):
         pyro.set_rng_seed(1)
         guide_trace = poutine.trace(bnn.guide).get_trace(images, labels, index, size)
-        model_trace = poutine.trace(poutine.replay(bnn.model, trace=guide_trace)).get_trace(images, labels, index, size)
+        model_trace = poutine.trace(poutine.replay(bnn.model, trace=guide_trace)).get_trace(
+            images, labels, index, size
+        )
         pyro.set_rng_seed(1)
         loss = pyro.infer.Trace_ELBO().differentiable_loss(bnn.model, bnn.guide, images, labels, index, size)
     label_site = model_trace.nodes["label"]
@@ -92,7 +100,9 @@ def test_elbo_weights_the_likelihood_by_n_over_b_and_the_kl_once():
     assert weights and all(n["scale"] == 1.0 for n in weights)
     log_likelihood = label_site["fn"].log_prob(labels).sum()
     log_prior = sum(n["fn"].log_prob(n["value"]).sum() for n in weights)
-    log_q = sum(n["fn"].log_prob(n["value"]).sum() for n in guide_trace.nodes.values() if n["type"] == "sample")
+    log_q = sum(
+        n["fn"].log_prob(n["value"]).sum() for n in guide_trace.nodes.values() if n["type"] == "sample"
+    )
     manual = -(size / 16 * log_likelihood + log_prior - log_q)
     assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
 
@@ -100,9 +110,12 @@ def test_elbo_weights_the_likelihood_by_n_over_b_and_the_kl_once():
 def test_bnn_layers_choose_which_weights_are_random():
     last, everything = BayesianNet(SPEC, layers="last"), BayesianNet(SPEC, layers="all")
     last.build(1, 10), everything.build(1, 10)
+
     def sites(bnn):
         trace = poutine.trace(bnn.model).get_trace(torch.rand(2, 1, 8, 8))
-        return {name for name, node in trace.nodes.items() if node["type"] == "sample" and name != "data"}  # not the plate
+        return {
+            name for name, node in trace.nodes.items() if node["type"] == "sample" and name != "data"
+        }  # not the plate
 
     with pyro.settings.context(module_local_params=True):
         assert sites(last) == {"net.classifier.linear.weight", "net.classifier.linear.bias", "label"}
@@ -118,8 +131,13 @@ def test_bnn_learns_and_uses_the_same_weight_draws_for_every_batch(digits):
     assert bnn.elbo_per_datum[-1] < bnn.elbo_per_datum[0]
     weights = bnn.weight_samples()
     whole = bnn.predict(test.images, weights=weights)
-    halves = torch.cat([bnn.predict(test.images[:200], weights=weights).probs,
-                        bnn.predict(test.images[200:], weights=weights).probs], dim=1)
+    halves = torch.cat(
+        [
+            bnn.predict(test.images[:200], weights=weights).probs,
+            bnn.predict(test.images[200:], weights=weights).probs,
+        ],
+        dim=1,
+    )
     assert torch.allclose(whole.probs, halves, atol=1e-6)
     assert whole.probs.std(0).mean() > 1e-4  # posterior samples differ
     assert (whole.mean.argmax(1) == test.labels).float().mean() > 0.8

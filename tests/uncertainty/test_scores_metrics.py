@@ -32,12 +32,14 @@ def test_single_sample_scores_have_their_textbook_values():
 
 
 def test_mutual_information_separates_disagreement_from_ambiguity():
-    agree_unsure = [[0.5, 0.5]] * 2          # both samples say "50/50": aleatoric
+    agree_unsure = [[0.5, 0.5]] * 2  # both samples say "50/50": aleatoric
     disagree_sure = [[1.0, 0.0], [0.0, 1.0]]  # each sample is certain, they disagree: epistemic
     p = prediction([[agree_unsure[0], disagree_sure[0]], [agree_unsure[1], disagree_sure[1]]])
     entropy, mi = score(p, "entropy"), score(p, "mutual_information")
     assert entropy.tolist() == pytest.approx([math.log(2), math.log(2)], abs=1e-5)
-    assert mi[0].item() == pytest.approx(0.0, abs=1e-6) and mi[1].item() == pytest.approx(math.log(2), abs=1e-5)
+    assert mi[0].item() == pytest.approx(0.0, abs=1e-6) and mi[1].item() == pytest.approx(
+        math.log(2), abs=1e-5
+    )
     assert score(p, "disagreement").tolist() == [0.0, 0.5]
     assert score(p, "variance")[1] > score(p, "variance")[0]
 
@@ -54,7 +56,12 @@ def test_scores_reject_what_they_cannot_compute():
 def test_ood_metrics_on_separable_reversed_and_tied_scores():
     low, high = torch.arange(100.0), torch.arange(100.0) + 1000
     perfect = ood_metrics(low, high)
-    assert perfect["auroc"] == 1.0 and perfect["fpr95"] == 0.0 and perfect["aupr_in"] == 1.0 and perfect["aupr_out"] == 1.0
+    assert (
+        perfect["auroc"] == 1.0
+        and perfect["fpr95"] == 0.0
+        and perfect["aupr_in"] == 1.0
+        and perfect["aupr_out"] == 1.0
+    )
     assert ood_metrics(high, low)["auroc"] == 0.0 and ood_metrics(high, low)["fpr95"] == 1.0
     assert ood_metrics(torch.zeros(50), torch.zeros(50))["auroc"] == 0.5
 
@@ -86,7 +93,11 @@ def test_calibration_of_a_known_overconfident_model():
     assert result["nll"] == pytest.approx(-(math.log(0.8) + math.log(0.2)) / 2)
     assert result["brier"] == pytest.approx((0.04 + 0.04 + 0.64 + 0.64) / 2)
     bins = reliability_bins(probs, targets)
-    assert bins["count"].sum() == 100 and bins["accuracy"][12] == 0.5 and bins["confidence"][12] == pytest.approx(0.8)
+    assert (
+        bins["count"].sum() == 100
+        and bins["accuracy"][12] == 0.5
+        and bins["confidence"][12] == pytest.approx(0.8)
+    )
     perfect = calibration(torch.eye(3), torch.arange(3))
     assert perfect["ece"] == pytest.approx(0.0, abs=1e-6) and perfect["brier"] == 0.0
 

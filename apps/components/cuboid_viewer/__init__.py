@@ -49,11 +49,13 @@ from playground.pointcloud.viewer import box_records, points_buffer, proposal_re
 
 BUILD_DIR = Path(__file__).resolve().parent / "frontend" / "build"
 CACHED_FRAMES = 3  # the frontend keeps this many frames' points (CACHE_FRAMES in frontend/src/app.js)
-SHORTCUTS = ("**Tab** / **Shift+Tab** (or **]** / **[**) next / previous box · **A** accept proposal · "
-             "**X** reject it · **Delete** delete box · **N** new box, then click on the ground · "
-             "**F** focus · **Q** / **E** camera down / up · **C** colour by height or intensity · "
-             "**PageDown** / **.** next frame · **PageUp** / **,** previous · **Ctrl+S** commit · "
-             "**R** reload the frame's boxes from the database · **Esc** cancel")
+SHORTCUTS = (
+    "**Tab** / **Shift+Tab** (or **]** / **[**) next / previous box · **A** accept proposal · "
+    "**X** reject it · **Delete** delete box · **N** new box, then click on the ground · "
+    "**F** focus · **Q** / **E** camera down / up · **C** colour by height or intensity · "
+    "**PageDown** / **.** next frame · **PageUp** / **,** previous · **Ctrl+S** commit · "
+    "**R** reload the frame's boxes from the database · **Esc** cancel"
+)
 
 _component = components.declare_component("cuboid_viewer", path=str(BUILD_DIR))
 
@@ -94,10 +96,18 @@ def _changed(key: str, on_event: Callable[[dict], None] | None) -> None:
         on_event(value)
 
 
-def cuboid_viewer(frame: ViewerFrame, boxes: list[Cuboid], proposals: list[tuple[int, Cuboid]] = (), *,
-                  revision: int = 0, ground=(0.0, 0.0, 1.0, 0.0), commit_result: dict | None = None,
-                  on_event: Callable[[dict], None] | None = None, key: str = "cuboid_viewer",
-                  height: int = 700) -> dict | None:
+def cuboid_viewer(
+    frame: ViewerFrame,
+    boxes: list[Cuboid],
+    proposals: list[tuple[int, Cuboid]] = (),
+    *,
+    revision: int = 0,
+    ground=(0.0, 0.0, 1.0, 0.0),
+    commit_result: dict | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    key: str = "cuboid_viewer",
+    height: int = 700,
+) -> dict | None:
     """Draw the viewer for ``frame`` with its committed ``boxes`` (at ``revision``) and ``proposals``
     (``(index, cuboid)`` pairs from :func:`playground.pointcloud.viewer.pending_proposals`).
 
@@ -108,7 +118,15 @@ def cuboid_viewer(frame: ViewerFrame, boxes: list[Cuboid], proposals: list[tuple
     return _component(
         frame={"key": frame.key, "title": frame.title, "count": len(frame.points)},
         points=_points_to_send(frame, key),
-        boxes=box_records(boxes, "b"), proposals=proposal_records(list(proposals)), revision=int(revision or 0),
-        ground=[float(v) for v in ground], default_sizes={k: list(v) for k, v in DEFAULT_SIZES.items()},
-        labels=viewer_labels(boxes), commit_result=commit_result, height=int(height),
-        key=key, default=None, on_change=partial(_changed, key, on_event))
+        boxes=box_records(boxes, "b"),
+        proposals=proposal_records(list(proposals)),
+        revision=int(revision or 0),
+        ground=[float(v) for v in ground],
+        default_sizes={k: list(v) for k, v in DEFAULT_SIZES.items()},
+        labels=viewer_labels(boxes),
+        commit_result=commit_result,
+        height=int(height),
+        key=key,
+        default=None,
+        on_change=partial(_changed, key, on_event),
+    )
