@@ -17,6 +17,7 @@ import streamlit as st
 
 from playground.core.device import available_devices
 from playground.core.progress import ProgressEvent
+from playground.core.registry import TECHNIQUES
 from playground.core.runs import playground_home
 
 
@@ -28,20 +29,18 @@ class PageSpec:
     section: str
 
 
-PAGES = [
+PLAYGROUND_PAGES = [
     PageSpec("views/home.py", "Home", ":material/home:", "Playground"),
     PageSpec("views/data_explorer.py", "Data explorer", ":material/image_search:", "Playground"),
     PageSpec("views/runs.py", "Runs", ":material/history:", "Playground"),
-    PageSpec("views/classifier.py", "Classifier baseline", ":material/category:", "Techniques"),
-    PageSpec("views/fct.py", "Forward compatible training", ":material/upgrade:", "Techniques"),
-    PageSpec("views/uncertainty.py", "Uncertainty & OOD", ":material/help:", "Techniques"),
-    PageSpec("views/optimizers.py", "Optimizers", ":material/trending_down:", "Techniques"),
-    PageSpec("views/active.py", "Active learning", ":material/school:", "Techniques"),
-    PageSpec("views/fusion.py", "Knowledge fusion", ":material/join_inner:", "Techniques"),
-    PageSpec("views/swav.py", "Self-supervised SwAV", ":material/hub:", "Techniques"),
-    PageSpec("views/optimize.py", "Latency benchmark", ":material/speed:", "Techniques"),
-    PageSpec("views/annotate.py", "Annotate", ":material/rate_review:", "Annotation"),
-    PageSpec("views/cuboids.py", "3D cuboid annotation", ":material/view_in_ar:", "Annotation"),
+]
+ANNOTATE_PAGE = PageSpec("views/annotate.py", "Annotate", ":material/rate_review:", "Annotation")
+# every technique's page comes from the one list in playground.core.registry
+PAGES = [
+    *PLAYGROUND_PAGES,
+    *(PageSpec(t.page, t.title, t.icon, t.section) for t in TECHNIQUES if t.section == "Techniques"),
+    ANNOTATE_PAGE,
+    *(PageSpec(t.page, t.title, t.icon, t.section) for t in TECHNIQUES if t.section == "Annotation"),
 ]
 PAGE_PATHS = {spec.path for spec in PAGES}
 

@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 import torch
 
+from playground.data.ood import fit_images
 from playground.errors import DataFormatError
-from playground.uncertainty.ood_data import fit_images
 
 MAX_UPLOAD_MB = 5
 MAX_SIDE = 4096  # pixels; anything larger is refused before it is decoded

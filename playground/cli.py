@@ -36,11 +36,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="playground", description="Deep-learning techniques playground.")
+    parser = argparse.ArgumentParser(
+        prog="playground",
+        description="Deep-learning techniques playground.",
+        epilog=techniques_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a recipe and print its run directory")
-    run.add_argument("recipe", help="path to a recipe, e.g. recipes/baseline_fashion.toml")
+    run.add_argument("recipe", help="path to a recipe, e.g. recipes/classify_fashion.toml")
     run.add_argument("--preset", default="quick", help="preset in the recipe (quick or full; default quick)")
     run.add_argument(
         "--set",
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=cmd_run)
 
-    add_bench_parser(commands)
+    add_latency_parser(commands)
 
     app = commands.add_parser("app", help="start the Streamlit app on localhost")
     app.add_argument("--port", type=int, default=8501)
@@ -81,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_backfill_parser(commands)
     return parser
+
+
+def techniques_epilog() -> str:
+    """The techniques and their recipes, from the one list in :mod:`playground.core.registry`."""
+    from playground.core.registry import TECHNIQUES
+
+    lines = ["techniques (key: recipes):"]
+    for technique in TECHNIQUES:
+        recipes = ", ".join(f"recipes/{p.name}" for p in technique.recipes)
+        lines.append(f"  {technique.key:<12} {technique.title}: {recipes}")
+    return "\n".join(lines)
 
 
 def add_backfill_parser(commands) -> None:
@@ -111,9 +127,10 @@ def cmd_run(args) -> int:
     return 0
 
 
-def add_bench_parser(commands) -> None:
+def add_latency_parser(commands) -> None:
     bench = commands.add_parser(
-        "bench",
+        "latency",
+        aliases=["bench"],  # its name before the technique had one name everywhere
         help="the latency benchmark (recipes/latency_fashion.toml): every fp32/bf16/fp16/int8 variant, "
         "pruning and distillation, latency and accuracy side by side",
     )
@@ -136,10 +153,10 @@ def add_bench_parser(commands) -> None:
     for name in ("seed", "out", "device"):
         bench.add_argument(f"--{name}", type=int if name == "seed" else str)
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
-    bench.set_defaults(handler=cmd_bench)
+    bench.set_defaults(handler=cmd_latency)
 
 
-def cmd_bench(args) -> int:
+def cmd_latency(args) -> int:
     """``playground run recipes/latency_fashion.toml`` with the benchmark's own options spelled out."""
     overrides = list(args.overrides)
     if args.models_from:
@@ -187,8 +204,9 @@ def _run(args, show_progress: bool):
 def _print_result(result) -> None:
     from playground.core.runs import format_number
 
+    per_class = {r.name for r in result.metrics.select(class_name=...)}  # too many lines to print
     for name, value in result.metrics.values.items():
-        if "/accuracy/" not in name:
+        if name not in per_class:
             print(
                 f"{name} = {format_number(value)} {result.metrics.units.get(name, '')}".rstrip(),
                 file=sys.stderr,
@@ -265,7 +283,7 @@ def cmd_runs(args) -> int:
         return 0
     runs = list_runs(root)
     if not runs:
-        print(f"no runs under {root}; start one with `playground run recipes/baseline_fashion.toml`")
+        print(f"no runs under {root}; start one with `playground run recipes/classify_fashion.toml`")
         return 0
     for info in runs:
         headline = next((f"{k}={v:.4g}" for k, v in info.metrics.items() if k.endswith("accuracy")), "")

@@ -5,7 +5,7 @@
     .venv/bin/python scripts/bench_viewer.py --chromium-arg=--use-angle=gl-egl   # another WebGL backend
 
 It starts ``streamlit run apps/app.py`` on a free localhost port (with a scratch PLAYGROUND_HOME,
-so no annotation database is touched), opens ``/cuboids?cub_points=<N/1000>k`` in Debian's Chromium
+so no annotation database is touched), opens ``/pointcloud?cub_points=<N/1000>k`` in Debian's Chromium
 (``--headless --no-sandbox --disable-gpu --disable-background-networking`` plus any
 ``--chromium-arg``) and reads the viewer's own counters (``window.__viewerStats``):
 
@@ -113,7 +113,7 @@ def measure(playwright, url: str, points: int, seconds: float, args: list[str]) 
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        scene = f"{url}/cuboids?cub_points={points // 1000}k"
+        scene = f"{url}/pointcloud?cub_points={points // 1000}k"
         _, cold, _ = visit(page, scene)
         frame, warm, since_navigation = visit(page, scene)
         page.wait_for_timeout(500)

@@ -40,3 +40,11 @@ def needs_fashion_mnist():
         not FASHION_DIR.is_dir() and not os.environ.get("CI"),
         reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)",
     )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding a slow test run first (in their own order): under pytest-xdist (``scripts/test.sh``
+    runs ``-n auto --dist loadfile``) the long files then start at once on every worker, rather than
+    one of them being dealt last to a worker that is otherwise done."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -7,18 +7,18 @@ import pytest
 from playground.cli import main
 from tests.conftest import REPO
 
-RECIPE = str(REPO / "recipes" / "baseline_fashion.toml")
+RECIPE = str(REPO / "recipes" / "classify_fashion.toml")
 TINY = ["--set", "dataset=digits", "--set", "epochs=1", "--set", "width=8", "--set", "pool_size=1", "--quiet"]
 
 
 def test_run_prints_the_run_directory_and_runs_lists_it(capsys, playground_home):
     assert main(["run", RECIPE, *TINY, "--seed", "3"]) == 0
     out = capsys.readouterr().out.strip()
-    assert out.startswith(str(playground_home / "baseline_fashion-"))
+    assert out.startswith(str(playground_home / "classify_fashion-"))
     assert "seed = 3" in open(f"{out}/config.toml").read()
     assert main(["runs"]) == 0
     listing = capsys.readouterr().out
-    assert "baseline_fashion-" in listing and "classify" in listing and "accuracy=" in listing
+    assert "classify_fashion-" in listing and "classify" in listing and "accuracy=" in listing
     assert main(["runs", out.rsplit("/", 1)[-1]]) == 0
     assert "Accuracy per class" in capsys.readouterr().out
 
@@ -53,7 +53,7 @@ BENCH_TINY = [
 ]
 
 
-def test_bench_trains_once_then_re_times_the_saved_models(capsys, tmp_path):
+def test_latency_trains_once_then_re_times_the_saved_models_and_bench_is_its_old_name(capsys, tmp_path):
     argv = [
         "bench",
         *BENCH_TINY,
@@ -79,7 +79,7 @@ def test_bench_trains_once_then_re_times_the_saved_models(capsys, tmp_path):
         'models_from = "' in open(f"{second}/config.toml").read()
         and "threads = 1" in open(f"{second}/config.toml").read()
     )
-    assert main(["bench", "--batch-sizes", "1,x", "--quiet"]) == 2
+    assert main(["latency", "--batch-sizes", "1,x", "--quiet"]) == 2
     assert "--batch-sizes takes" in capsys.readouterr().err
 
 

@@ -17,9 +17,10 @@ from common import PresetForm, choose_run, preset_run_button, recipe_values, sho
 
 from playground.active import experiment, report
 from playground.active.acquisition import ACQUISITIONS
-from playground.active.results import find_active_runs, load_curves, mean_band
+from playground.active.results import find_active_runs, load_curves
 from playground.core.config import load_recipe
 from playground.core.runs import load_run, read_run_config
+from playground.core.seeds import band
 from playground.errors import PlaygroundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,7 @@ def new_experiment(settings) -> None:
         experiment.run,
         "al_run",
         "al_train",
-        "add `--seeds 0,1,2 --jobs 3` for mean ± 95% CI curves",
+        "add `--seeds 0,1,2 --jobs 3` for mean ± std curves",
     )
 
 
@@ -93,11 +94,11 @@ def new_experiment(settings) -> None:
 
 def band_traces(figure: go.Figure, name: str, runs: list[dict], key: str, cumulative: bool = False) -> None:
     x = runs[0]["labels"]
-    mean, half = mean_band([np.cumsum(r[key]) if cumulative else r[key] for r in runs])
-    if half.any():
+    spread = band([np.cumsum(r[key]) if cumulative else r[key] for r in runs])
+    if spread.std is not None:
         figure.add_scatter(
             x=list(x) + list(x)[::-1],
-            y=list(mean + half) + list(mean - half)[::-1],
+            y=list(spread.high) + list(spread.low)[::-1],
             fill="toself",
             line=dict(width=0),
             opacity=0.2,
@@ -105,7 +106,7 @@ def band_traces(figure: go.Figure, name: str, runs: list[dict], key: str, cumula
             showlegend=False,
             legendgroup=name,
         )
-    figure.add_scatter(x=x, y=mean, name=name, legendgroup=name, mode="lines")
+    figure.add_scatter(x=x, y=spread.mean, name=name, legendgroup=name, mode="lines")
 
 
 def curves_figure(
@@ -124,7 +125,7 @@ def curves_figure(
             y=target, line_dash="dash", line_color="grey", annotation_text=f"target {target:.0%}"
         )
     seeds = len(next(iter(curves.values())))
-    suffix = f" (mean ± 95% CI over {seeds} seeds)" if seeds > 1 else ""
+    suffix = f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
     figure.update_layout(
         title=title + suffix,
         xaxis_title="labelled samples",

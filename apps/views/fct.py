@@ -25,6 +25,7 @@ from common import (
 
 from playground.core.config import load_recipe
 from playground.core.runner import config_from_recipe
+from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
 from playground.fct import experiment
 from playground.fct import results as fct
@@ -166,8 +167,7 @@ def open_run(path: Path) -> fct.FCTRun:
 
 
 def percent(row: dict, key: str) -> str:
-    std = row.get(f"{key}_std")
-    return f"{100 * row[key]:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+    return mean_std_cell(row[key], row.get(f"{key}_std"), digits=1, scale=100)
 
 
 def note(column, label: str, value: str, detail: str, help: str | None = None) -> None:

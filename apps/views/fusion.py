@@ -21,13 +21,22 @@ from common import (
 )
 from image_input import uploaded_image
 
-from playground.core.runs import first_seed, load_run
+from playground.core.runs import load_run
+from playground.core.seeds import first_seed, metric_cell
 from playground.data.shapes import SHAPES, make_shapes
 from playground.errors import PlaygroundError
 from playground.fusion import experiment
 from playground.fusion.degrade import degrade
 from playground.fusion.heads import FUSIONS
-from playground.fusion.results import find_fusion_runs, follow, labelled_images, open_run, zero_shot_scores
+from playground.fusion.results import (
+    find_fusion_runs,
+    follow,
+    has_models,
+    labelled_images,
+    open_run,
+    run_config,
+    zero_shot_scores,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "fusion_shapes.toml"
@@ -70,17 +79,15 @@ def new_experiment(settings) -> None:
 # --------------------------------------------------------------------- ablation
 
 
-def ablation_tab(path: Path, pipeline) -> None:
+def ablation_tab(path: Path, config) -> None:
     metrics = load_run(path).metrics
-    config = pipeline.config
     for task in config.tasks:
         rows = []
         for variant in config.variants:
             row = {"variant": variant}
             for regime in config.regimes:
                 name = f"fusion/{variant}/{regime}/{METRIC[task]}"
-                spread = metrics.get(f"{name}:std")
-                row[regime] = f"{metrics[name]:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+                row[regime] = metric_cell(metrics, name, 3)
                 if variant != "image_only":
                     row[regime] += f" ({metrics[name + '_gain']:+.3f})"
             row["latency ms"] = f"{metrics.get(f'fusion/{variant}/latency_ms', float('nan')):.2f}"
@@ -316,20 +323,30 @@ chosen = choose_run(
 run_path = root / chosen
 try:
     folder = first_seed(run_path)
-    pipeline = cached_pipeline(
-        str(folder),
-        (folder / "models" / "captioner.safetensors").stat().st_mtime
-        if (folder / "models" / "captioner.safetensors").exists()
-        else 0.0,
+    pipeline = (
+        cached_pipeline(str(folder), (folder / "models" / "captioner.safetensors").stat().st_mtime)
+        if has_models(run_path)
+        else None  # a run made with save_models = false: its ablation table only
     )
+    run_settings = pipeline.config if pipeline else run_config(run_path)
     run_metrics = load_run(run_path).metrics
 except (PlaygroundError, OSError) as err:
     show_error(err)
     st.stop()
+NO_MODELS = (
+    "This run saved no models (save_models = false), so no image can be followed or scored zero-shot. "
+    "Its ablation table is in the first tab."
+)
 tabs = st.tabs(["Ablation", "Follow one image", "Zero-shot"])
 with tabs[0]:
-    ablation_tab(run_path, pipeline)
+    ablation_tab(run_path, run_settings)
 with tabs[1]:
-    follow_tab(pipeline)
+    if pipeline:
+        follow_tab(pipeline)
+    else:
+        st.info(NO_MODELS)
 with tabs[2]:
-    zero_shot_tab(pipeline, run_metrics)
+    if pipeline:
+        zero_shot_tab(pipeline, run_metrics)
+    else:
+        st.info(NO_MODELS)

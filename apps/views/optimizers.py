@@ -16,6 +16,7 @@ from common import run_experiment, show_error, sidebar_settings
 
 from playground.core.runner import config_from_recipe
 from playground.core.runs import load_run
+from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
 from playground.optimizers import COLORS, LABELS, OPTIMIZERS, experiment
 from playground.optimizers.curves import find_runs, load_curves
@@ -320,13 +321,8 @@ def numbers_table(path: Path, names: list[str]) -> pd.DataFrame:
     metrics = load_run(path).metrics
 
     def cell(key: str) -> str:
-        value, std = metrics.get(key), metrics.get(f"{key}:std")
-        shared_count = key.endswith("/updates") and std == 0
-        return (
-            "-"
-            if value is None
-            else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None and not shared_count else "")
-        )
+        shared_count = key.endswith("/updates")  # every seed makes the same number of updates
+        return mean_std_cell(metrics.get(key), metrics.get(f"{key}:std"), ".4g", shared=shared_count)
 
     columns = {
         "lr": "lr",

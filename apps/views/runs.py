@@ -132,9 +132,9 @@ except (PlaygroundError, OSError) as err:
 if not runs:
     st.info(
         f"No runs under `{root}` yet. Train one on the Classifier baseline page, or from a terminal:\n\n"
-        "`playground run recipes/baseline_fashion.toml --preset quick`"
+        "`playground run recipes/classify_fashion.toml --preset quick`"
     )
-    st.page_link("views/classifier.py", label="Open the Classifier baseline", icon=":material/category:")
+    st.page_link("views/classify.py", label="Open the Classifier baseline", icon=":material/category:")
     st.stop()
 st.caption(f"{len(runs)} run{'s' if len(runs) != 1 else ''} under `{root}`, newest first.")
 runs_table(runs)

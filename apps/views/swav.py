@@ -1,8 +1,8 @@
 """Self-supervised SwAV: Sinkhorn-Knopp step by step, prototype assignments, probe accuracy vs labels.
 
-Widgets -> :func:`playground.ssl.sinkhorn.sinkhorn_trace` on example scores (no run needed), and
-:func:`playground.ssl.experiment.run` (recipes/swav_fashion.toml with the changed fields as
-``--set`` overrides); a run is read back through :mod:`playground.ssl.results`.
+Widgets -> :func:`playground.swav.sinkhorn.sinkhorn_trace` on example scores (no run needed), and
+:func:`playground.swav.experiment.run` (recipes/swav_fashion.toml with the changed fields as
+``--set`` overrides); a run is read back through :mod:`playground.swav.results`.
 """
 
 from pathlib import Path
@@ -26,12 +26,20 @@ from common import (
 
 from playground.core.config import load_recipe
 from playground.core.runs import load_run, read_run_config
+from playground.core.seeds import band
 from playground.errors import PlaygroundError
-from playground.ssl import experiment
-from playground.ssl.plots import LABELS
-from playground.ssl.report import check, results_table
-from playground.ssl.results import find_swav_runs, load_examples, load_model, load_probes
-from playground.ssl.sinkhorn import equipartition_error, example_scores, sinkhorn_trace
+from playground.swav import experiment
+from playground.swav.plots import LABELS
+from playground.swav.report import check, results_table
+from playground.swav.results import (
+    find_swav_runs,
+    has_model,
+    load_examples,
+    load_model,
+    load_probes,
+    no_model_reason,
+)
+from playground.swav.sinkhorn import equipartition_error, example_scores, sinkhorn_trace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "swav_fashion.toml"
@@ -200,18 +208,18 @@ def probe_chart(probes: list[dict]) -> go.Figure:
     for i, init in enumerate(probes[0]["linear_probe"]):
         colour = f"hsl({(i * 120) % 360}, 60%, 45%)"
         fractions = sorted(probes[0]["linear_probe"][init])
-        values = np.array([[p["linear_probe"][init][f] for f in fractions] for p in probes])
+        spread = band([[p["linear_probe"][init][f] for f in fractions] for p in probes])
         figure.add_scatter(
             x=fractions,
-            y=values.mean(0),
+            y=spread.mean,
             name=f"{LABELS.get(init, init)}: linear probe",
-            error_y=dict(array=values.std(0, ddof=1) if len(probes) > 1 else None),
+            error_y=dict(array=spread.std),
             mode="lines+markers",
             line=dict(color=colour),
         )
         shots = sorted(probes[0]["lowshot"].get(init, {}))
         if shots:
-            tuned = np.array([[p["lowshot"][init][f] for f in shots] for p in probes]).mean(0)
+            tuned = band([[p["lowshot"][init][f] for f in shots] for p in probes]).mean
             figure.add_scatter(
                 x=shots,
                 y=tuned,
@@ -265,6 +273,9 @@ def sample_images(config, settings) -> tuple[torch.Tensor, list[str]]:
 
 
 def assignments_tab(path: Path, settings) -> None:
+    if not has_model(path):
+        st.info(f"{no_model_reason(path)}. The probe chart and the SwAV training tab do not need it.")
+        return
     checkpoint = next(iter(sorted(path.glob("**/swav.safetensors"))), path / "swav.safetensors")
     try:
         model, config, classes = cached_model(

@@ -35,15 +35,15 @@ from ood_charts import (
 
 from playground.core.config import load_recipe
 from playground.core.device import choose_device
+from playground.data.ood import FAR_SETS, load_ood_data
 from playground.errors import PlaygroundError
 from playground.uncertainty import experiment, report
 from playground.uncertainty import results as ood
 from playground.uncertainty.benchmark import FEATURE_ROWS, ROWS, evaluation_sets
-from playground.uncertainty.ood_data import FAR_SETS, load_ood_data
 from playground.uncertainty.scores import score as ood_score
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECIPE = REPO_ROOT / "recipes" / "ood_fashion.toml"
+RECIPE = REPO_ROOT / "recipes" / "uncertainty_fashion.toml"
 FIELDS = ("dataset", "far_sets", "bnn_layers", "epochs", "members", "train_limit")
 FAR_CHOICES = [name for name in FAR_SETS if name != "folder"]  # a folder also needs ood_folder: CLI only
 
@@ -77,7 +77,7 @@ def draw_widgets(presets: list[str]) -> dict:
         presets,
         key=FORM.preset_key,
         on_change=FORM.load,
-        help="Starting values from recipes/ood_fashion.toml (quick: about 3-4 minutes on a CPU)",
+        help="Starting values from recipes/uncertainty_fashion.toml (quick: about 3-4 minutes on a CPU)",
     )
     top[1].selectbox(
         "In-distribution dataset",
@@ -107,7 +107,7 @@ def draw_widgets(presets: list[str]) -> dict:
 
 def new_experiment(settings) -> None:
     if not RECIPE.is_file():
-        st.warning("No OOD recipe found (expected recipes/ood_fashion.toml).")
+        st.warning("No OOD recipe found (expected recipes/uncertainty_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets))
     preset_run_button(RECIPE, FORM, values, settings, experiment.run, "ood_run", "ood_train")
@@ -373,7 +373,7 @@ def verdict(
 def explorer(run: ood.OODRun, key: tuple) -> None:
     if not run.has_models:
         st.info(
-            "This run saved no models (save_checkpoint = false), so single images cannot be scored. "
+            "This run saved no models (save_models = false), so single images cannot be scored. "
             "Its curves and tables are below."
         )
         return
@@ -458,7 +458,7 @@ def reliability(run: ood.OODRun, key: tuple) -> None:
 
 def tables(run: ood.OODRun, key: tuple) -> None:
     st.markdown("##### OOD detection (AUROC ↑ / FPR95 ↓)")
-    st.markdown(report.detection_table(run.metrics))
+    st.markdown(report.detection_table(run.metrics, run.ood_sets))
     st.markdown("##### Accuracy, calibration and cost")
     st.markdown(report.calibration_table(run.metrics))
     st.markdown("##### Every score for every method (far AUROC, near in brackets)")
@@ -467,10 +467,14 @@ def tables(run: ood.OODRun, key: tuple) -> None:
 
 
 def checks(run: ood.OODRun, key: tuple) -> None:
+    claims = report.claims(run.metrics, run.ood_sets)
+    if not claims:
+        st.info(f"No check applies to the methods this run measured ({', '.join(run.methods)}).")
+        return
     st.markdown(
         "\n".join(
             f"- {':green[:material/check_circle:]' if ok else ':red[:material/cancel:]'} {text}"
-            for text, ok in report.claims(run.metrics)
+            for text, ok in claims
         )
     )  # icons: no emoji font needed
     st.caption(
@@ -496,14 +500,25 @@ def section(title: str, draw, run: ood.OODRun, key: tuple, intro: str = "") -> N
 
 
 def describe(run: ood.OODRun) -> str:
-    c = run.config
+    c, ran = run.config, run.methods
     parts = [
         f"in distribution: {c.dataset} without "
         f"{', '.join(run.results.get('heldout', [])) or c.heldout_classes}",
         f"far sets: {', '.join(c.far_sets)}",
-        f"{c.members}-member ensemble",
-        f"MC dropout {c.mc_samples} samples",
-        f"BNN ({c.bnn_layers} layer{'s' if c.bnn_layers == 'all' else ''}) {c.bnn_samples} samples",
+    ]
+    if c.methods:
+        parts.append(f"methods run: {', '.join(METHODS.get(m, m) for m in ran)}")
+    parts += [
+        text
+        for method, text in (
+            ("ensemble", f"{c.members}-member ensemble"),
+            ("mc_dropout", f"MC dropout {c.mc_samples} samples"),
+            (
+                "bnn",
+                f"BNN ({c.bnn_layers} layer{'s' if c.bnn_layers == 'all' else ''}) {c.bnn_samples} samples",
+            ),
+        )
+        if method in ran
     ]
     if run.seeds:
         source = run.artifact_dir.name if run.artifact_dir else "none"
@@ -553,7 +568,7 @@ chosen = choose_run(
     "ood_run",
     "OOD run",
     f"No OOD run under `{root}` yet. Run the quick preset above (about 3-4 minutes on a CPU), "
-    "or from a terminal:\n\n`playground run recipes/ood_fashion.toml --preset quick`",
+    "or from a terminal:\n\n`playground run recipes/uncertainty_fashion.toml --preset quick`",
     new_experiment,
     settings,
 )

@@ -8,9 +8,9 @@ import dataclasses
 import torch
 
 from playground.data import ImageDataset, load_dataset
+from playground.data.ood import FAR_SETS, DataSpec, far_images
 from playground.data.splits import limit_per_split
 from playground.errors import ConfigError
-from playground.uncertainty.ood_data import FAR_SETS, DataSpec, far_images
 
 
 @dataclasses.dataclass

@@ -16,14 +16,15 @@ from typing import Literal
 
 from playground.active import report
 from playground.active.acquisition import ACQUISITIONS
-from playground.active.data import ActiveDataSpec, load_active_data
+from playground.active.data import ActiveData, ActiveDataSpec, load_active_data
 from playground.active.learner import POLICIES, TrainSpec
-from playground.active.loop import LoopSpec, run_loop
-from playground.active.simulate import EscalationSpec, simulate
+from playground.active.loop import LoopHistory, LoopSpec, run_loop
+from playground.active.simulate import EscalationOutcome, EscalationSpec, simulate
 from playground.core.config import RunConfig
-from playground.core.device import choose_device, configure_threads, seed_everything
+from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress
-from playground.core.runs import Metrics, Result, RunDir, runs_root_of
+from playground.core.runs import Metrics, Result, RunDir
+from playground.core.seeds import runs_root_of
 from playground.errors import ConfigError
 
 EXPERIMENT = "active"
@@ -75,6 +76,7 @@ class Config(RunConfig):
     queue: str = ""  # annotation queue that receives the escalations ("": none)
 
     def __post_init__(self):
+        super().__post_init__()
         unknown = [s for s in self.strategies + [self.policy_strategy] if s not in ACQUISITIONS]
         if unknown or not self.strategies:
             raise ConfigError(
@@ -151,31 +153,42 @@ class Config(RunConfig):
         )
 
 
-def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Learning curves, the policy comparison and the escalation report, written to a run folder."""
-    seed_everything(config.seed)
-    configure_threads()
-    device = str(choose_device(config.device))
-    data = load_active_data(config.data_spec())  # bad data fails before a run folder exists
+@dataclasses.dataclass
+class ActiveResults:
+    """What one run keeps in memory: the learning curves, the policy comparison and the escalation."""
+
+    loops: dict[str, LoopHistory]  # strategy -> its learning curve (retrained from scratch)
+    policies: dict[str, LoopHistory]  # retraining policy -> its curve on policy_strategy
+    escalation: EscalationOutcome
+
+
+def load(config: Config, device=None, progress: Progress = None) -> ActiveData:
+    """The pool, test, calibration and stream splits; a budget the pool cannot meet fails here."""
+    data = load_active_data(config.data_spec())
     config.loop_spec().check(len(data.pool), data.pool.num_classes)
-    run_dir = run_dir or RunDir.create(config.name, config.out or None)
-    run_dir.write_config(config, EXPERIMENT)
+    return data
+
+
+def steps(run: Run[Config], data: ActiveData) -> Finished:
+    """Learning curves, the policy comparison and the escalation report."""
+    config, device, progress = run.config, str(run.device), run.progress
     loops = _learning_curves(config, data, device, progress)
     policies = _policy_comparison(config, data, device, loops, progress)
     chosen = loops[config.escalation_strategy or config.strategies[-1]]
     escalation = simulate(chosen.learner, data, config.escalation_spec())
     if config.queue:
         report.enqueue_escalations(
-            config.queue, escalation, data, run_dir.path.name, str(runs_root_of(run_dir.path))
+            config.queue, escalation, data, run.dir.path.name, str(runs_root_of(run.dir.path))
         )
     metrics = report.metrics(config, loops, policies, escalation)
-    run_dir.write_metrics(metrics)
-    report.write_artifacts(run_dir, config, loops, policies, escalation, data)
+    report.write_artifacts(run.dir, config, loops, policies, escalation, data)
     text = report.report_text(config, metrics.values, device, data)
-    run_dir.write_report(text)
-    return Result(
-        metrics, text, run_dir.path, {"loops": loops, "policies": policies, "escalation": escalation}
-    )
+    return Finished(metrics, text, ActiveResults(loops, policies, escalation))
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Learning curves, the policy comparison and the escalation report, written to a run folder."""
+    return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 
 def _learning_curves(config: Config, data, device: str, progress: Progress) -> dict:
@@ -217,5 +230,5 @@ def _policy_comparison(config: Config, data, device: str, loops: dict, progress:
 
 
 def aggregate_report(config: Config, metrics: Metrics, results) -> str:
-    """The multi-seed report: mean ± 95% CI learning curves and labels-to-target on the mean curve."""
+    """The multi-seed report: mean ± std learning curves and labels-to-target on the mean curve."""
     return report.aggregate_text(config, metrics, results)

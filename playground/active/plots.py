@@ -8,20 +8,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from playground.active.results import mean_band  # noqa: E402
+from playground.core.seeds import band  # noqa: E402
 
 
 def _curve(ax, label: str, runs: list[dict], key: str, cumulative: bool = False) -> None:
     x = np.asarray(runs[0]["labels"])
     series = [np.cumsum(r[key]) if cumulative else r[key] for r in runs]
-    mean, half = mean_band(series)
-    (line,) = ax.plot(x, mean, label=label, lw=1.6)
-    if half.any():
-        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2, lw=0)
+    spread = band(series)
+    (line,) = ax.plot(x, spread.mean, label=label, lw=1.6)
+    if spread.std is not None:
+        ax.fill_between(x, spread.low, spread.high, color=line.get_color(), alpha=0.2, lw=0)
 
 
 def learning_curve_figure(curves: dict[str, list[dict]], target: float):
-    """Test accuracy against labels, one line per strategy (mean ± 95% CI over seeds)."""
+    """Test accuracy against labels, one line per strategy (mean ± std over seeds)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for strategy, runs in curves.items():
         _curve(ax, strategy, runs, "accuracy")
@@ -30,7 +30,7 @@ def learning_curve_figure(curves: dict[str, list[dict]], target: float):
     ax.set(
         xlabel="labelled samples",
         ylabel="test accuracy",
-        title=f"Learning curves ({seeds} seed{'s' * (seeds > 1)}{', mean ± 95% CI' if seeds > 1 else ''})",
+        title=f"Learning curves ({seeds} seed{'s' * (seeds > 1)}{', mean ± std' if seeds > 1 else ''})",
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")

@@ -9,7 +9,8 @@ import numpy as np
 from playground.active.escalation import ESCALATE, OOD, ROUTE_NAMES
 from playground.active.loop import LoopHistory, labels_to_target
 from playground.active.plots import learning_curve_figure, policy_figure, risk_coverage_figure
-from playground.core.runs import Metrics, RunDir, markdown_table, metric_cell
+from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.core.seeds import metric_cell
 
 
 def _forgetting(history: LoopHistory) -> float:
@@ -290,7 +291,7 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
         [
             f"# Active learning on {config.dataset}: {len(results)} seeds",
             "",
-            "Mean ± standard deviation over seeds; curves show the mean and its 95% confidence interval.",
+            "Mean ± standard deviation over seeds; curves show the mean ± one standard deviation.",
             "",
             "## Checks (labels to target read off the mean curve)",
             *claims(config, values, "mean_curve/labels_vs_random"),

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from scipy.stats import t as student_t
-
-from playground.core.runs import RunInfo, list_runs, read_json, seed_folders
+from playground.core.runs import RunInfo, list_runs, read_json
+from playground.core.seeds import seed_folders
 
 EXPERIMENT = "active"
 
@@ -34,13 +32,3 @@ def load_curves(path: str | Path) -> dict:
         "policies": per_seed("policies"),
         "escalation": [s["escalation"] for s in seeds],
     }
-
-
-def mean_band(runs: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over seeds and the half-width of its 95% confidence interval (0 for one seed)."""
-    values = np.asarray(runs, dtype=float)
-    mean = values.mean(0)
-    if values.shape[0] < 2:
-        return mean, np.zeros_like(mean)
-    half = student_t.ppf(0.975, values.shape[0] - 1) * values.std(0, ddof=1) / np.sqrt(values.shape[0])
-    return mean, half

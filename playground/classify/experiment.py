@@ -1,8 +1,8 @@
 """Train an image classifier through the one training loop and report how well it does.
 
-The baseline recipe (``recipes/baseline_fashion.toml``) trains the small CNN on
+The baseline recipe (``recipes/classify_fashion.toml``) trains the small CNN on
 Fashion-MNIST. The report gives test accuracy, accuracy per class, a confusion matrix and
-the training curves; the weights are saved as safetensors.
+the training curves; the weights are saved as safetensors (``save_models``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import torch
 from playground.classify.metrics import accuracy, confusion_matrix, per_class_accuracy, slug
 from playground.core.checkpoint import save_checkpoint
 from playground.core.config import RunConfig
-from playground.core.device import choose_device, configure_threads, seed_everything
+from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.plots import confusion_matrix_figure, training_curves_figure
 from playground.core.progress import Progress, ProgressEvent, report
 from playground.core.runs import Metrics, Result, RunDir, markdown_table, metrics_table
-from playground.core.training import fit, make_optimizer, predict
-from playground.data import ImageDataset, TensorLoader, load_dataset
-from playground.data.splits import limit_per_split, random_split
+from playground.core.training import History, fit, make_optimizer, predict
+from playground.data import ImageDataset, TensorLoader, load_train_val_test
 from playground.errors import ConfigError
 from playground.models import build_model, count_parameters
 
@@ -50,9 +49,9 @@ class Config(RunConfig):
     weight_decay: float = 0.0
     schedule: Literal["cosine", "constant"] = "cosine"
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
-    save_checkpoint: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         for key in ("epochs", "batch_size", "embedding_dim", "width", "depth"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -66,16 +65,17 @@ def load_data(
     config: Config, progress: Progress = None
 ) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
     """``(train, val or None, test)`` for the config's dataset."""
-    report(progress, "load data", 0, 2)
-    kwargs = dict(root=config.data_root or None, download=config.download, seed=config.seed)
-    train = load_dataset(config.dataset, "train", **kwargs)
-    test = load_dataset(config.dataset, "test", **kwargs)
-    train = limit_per_split(train, config.train_limit, config.seed)
-    val = None
-    if config.val_fraction > 0:
-        train, val = random_split(train, config.val_fraction, config.seed)
-    report(progress, "load data", 2, 2)
-    return train, val, test
+    report(progress, "load data", 0, 1)
+    splits = load_train_val_test(
+        config.dataset,
+        config.data_root,
+        config.download,
+        config.seed,
+        config.train_limit,
+        config.val_fraction,
+    )
+    report(progress, "load data", 1, 1)
+    return splits
 
 
 def build(config: Config, train: ImageDataset) -> torch.nn.Module:
@@ -98,16 +98,28 @@ def build(config: Config, train: ImageDataset) -> torch.nn.Module:
     )
 
 
-def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train, test and write the run directory; returns the metrics and report."""
-    seed_everything(config.seed)
-    configure_threads()
-    device = choose_device(config.device)
-    train, val, test = load_data(config, progress)  # bad data fails before a run folder exists
+@dataclasses.dataclass
+class ClassifyResults:
+    """What a classify run hands back in memory: the training history and the test confusion."""
+
+    history: History
+    confusion: torch.Tensor  # [true, predicted] counts on the test set
+    classes: list[str]
+
+
+def load(
+    config: Config, device=None, progress: Progress = None
+) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    """``(train, val or None, test)``: bad data fails here, before a run folder exists."""
+    return load_data(config, progress)
+
+
+def steps(run: Run[Config], data: tuple[ImageDataset, ImageDataset | None, ImageDataset]) -> Finished:
+    """Train, test, write the plots, the history and (when ``run.save_models``) the weights."""
+    config, device, progress = run.config, run.device, run.progress
+    train, val, test = data
     model = build(config, train)
-    run_dir = run_dir or RunDir.create(config.name, config.out or None)
-    run_dir.write_config(config, EXPERIMENT)
-    steps: list[float] = []
+    step_loss: list[float] = []
     start = time.perf_counter()
     # drop a ragged last batch: a batch of one breaks BatchNorm
     train_loader = TensorLoader.of(
@@ -126,25 +138,26 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
         schedule=config.schedule,
         optimizer=make_optimizer(model, config.optimizer, config.lr, config.weight_decay),
         val_loader=TensorLoader.of(val, batch_size=512) if val is not None else None,
-        progress=_recording(progress, steps),
+        progress=_recording(progress, step_loss),
     )
     train_seconds = time.perf_counter() - start
     outputs = predict(model, TensorLoader.of(test, batch_size=512), device=device, progress=progress)
     metrics, matrix = _test_metrics(outputs, test, train_seconds, count_parameters(model))
-    _write_plots(run_dir, matrix, test.classes, steps, history.epochs)
-    if config.save_checkpoint:
+    _write_plots(run.dir, matrix, test.classes, step_loss, history.epochs)
+    if run.save_models:
         save_checkpoint(
-            run_dir.path / "model.safetensors",
+            run.dir.path / "model.safetensors",
             model,
             {"experiment": EXPERIMENT, "config": dataclasses.asdict(config), "classes": test.classes},
         )
-    run_dir.write_metrics(metrics)
-    run_dir.write_json("history.json", {"epochs": history.epochs, "step_loss": steps})
+    run.dir.write_json("history.json", {"epochs": history.epochs, "step_loss": step_loss})
     text = _report(config, metrics, test, train, device)
-    run_dir.write_report(text)
-    return Result(
-        metrics, text, run_dir.path, {"history": history, "confusion": matrix, "classes": test.classes}
-    )
+    return Finished(metrics, text, ClassifyResults(history, matrix, test.classes))
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train, test and write the run directory; returns the metrics and report."""
+    return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 
 def _recording(progress: Progress, steps: list[float]):
@@ -163,11 +176,11 @@ def _test_metrics(outputs, test: ImageDataset, train_seconds: float, parameters:
     logits, targets = outputs["logits"], outputs["target"]
     matrix = confusion_matrix(logits.argmax(1), targets, test.num_classes)
     metrics = Metrics()
-    metrics.add("test/accuracy", accuracy(logits, targets), "fraction")
-    metrics.add("test/loss", torch.nn.functional.cross_entropy(logits, targets).item(), "nats")
+    metrics.add("test/accuracy", accuracy(logits, targets), "fraction", "test")
+    metrics.add("test/loss", torch.nn.functional.cross_entropy(logits, targets).item(), "nats", "test")
     for name, value in zip(test.classes, per_class_accuracy(matrix).tolist()):
-        metrics.add(f"test/accuracy/{slug(name)}", value, "fraction")
-    metrics.add("train/seconds", train_seconds, "s")
+        metrics.add(f"test/accuracy/{slug(name)}", value, "fraction", "test", class_name=name)
+    metrics.add("train/seconds", train_seconds, "s", "train")
     metrics.add("model/parameters", parameters, "count")
     return metrics, matrix
 
@@ -175,6 +188,12 @@ def _test_metrics(outputs, test: ImageDataset, train_seconds: float, parameters:
 def _write_plots(run_dir: RunDir, matrix, classes, steps, epochs) -> None:
     run_dir.save_figure(confusion_matrix_figure(matrix.numpy(), classes), "confusion_matrix")
     run_dir.save_figure(training_curves_figure(steps, epochs), "training_curves")
+
+
+def headline(metrics: Metrics) -> Metrics:
+    """The metrics without the per-class accuracies (records tagged with a class)."""
+    per_class = {r.name for r in metrics.select(class_name=...)}
+    return Metrics({k: v for k, v in metrics.values.items() if k not in per_class}, metrics.units)
 
 
 def _report(config: Config, metrics: Metrics, test: ImageDataset, train: ImageDataset, device) -> str:
@@ -188,9 +207,7 @@ def _report(config: Config, metrics: Metrics, test: ImageDataset, train: ImageDa
                 f"epoch{'s' * (config.epochs != 1)} on `{device}` "
                 f"({values['train/seconds']:.1f} s); tested on {len(test)} images.",
                 f"**Test accuracy: {values['test/accuracy']:.4f}**",
-                metrics_table(
-                    Metrics({k: v for k, v in values.items() if "/accuracy/" not in k}, metrics.units)
-                ),
+                metrics_table(headline(metrics)),
                 "## Accuracy per class\n\n" + markdown_table(["class", "accuracy"], per_class),
                 "## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)",
                 "## Training curves\n\n![training curves](training_curves.png)",

@@ -19,11 +19,13 @@ Values are checked against the dataclass: an unknown key or a value of the wrong
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
+from playground.core.registry import OLD_RECIPES
 from playground.errors import ConfigError
 
 try:
@@ -57,7 +59,7 @@ class Recipe:
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and structurally check a recipe TOML file."""
-    path = Path(path)
+    path = _renamed_recipe(Path(path))
     if not path.is_file():
         raise ConfigError(f"recipe file {path} does not exist; list recipes with `ls recipes/`")
     try:
@@ -80,10 +82,34 @@ def load_recipe(path: str | Path) -> Recipe:
     )
 
 
+def _renamed_recipe(path: Path) -> Path:
+    """``path``, or the recipe it was renamed to when each technique got one name (with a notice)."""
+    new_name = OLD_RECIPES.get(path.name)
+    if path.is_file() or new_name is None or not (path.parent / new_name).is_file():
+        return path
+    print(f"note: {path.name} is now {new_name}; the old name goes in the next release", file=sys.stderr)
+    return path.parent / new_name
+
+
 def config_fields(config_cls: type) -> dict[str, Any]:
     """Field name -> resolved type annotation of a config dataclass."""
     hints = typing.get_type_hints(config_cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if f.init}
+
+
+# config keys renamed when every technique got the one save flag; the old keys work for one release
+RENAMED_KEYS = {"save_checkpoint": "save_models", "save_checkpoints": "save_models"}
+
+
+def renamed_key(key: str, source: str) -> str:
+    """``key``, or its new name (with a notice) when it was renamed."""
+    if key in RENAMED_KEYS:
+        print(
+            f"note: {key} in {source} is now {RENAMED_KEYS[key]}; the old key goes in the next release",
+            file=sys.stderr,
+        )
+        return RENAMED_KEYS[key]
+    return key
 
 
 def build_config(config_cls: type, values: dict[str, Any], source: str = "config"):
@@ -91,6 +117,7 @@ def build_config(config_cls: type, values: dict[str, Any], source: str = "config
     fields = config_fields(config_cls)
     checked = {}
     for key, value in values.items():
+        key = renamed_key(key, source)
         if key not in fields:
             raise ConfigError(f"unknown key {key!r} in {source}; known keys: {', '.join(fields)}")
         checked[key] = coerce(value, fields[key], key, source)
@@ -168,6 +195,7 @@ def apply_overrides(values: dict[str, Any], overrides: list[str], config_cls: ty
     fields = config_fields(config_cls)
     for text in overrides:
         key, value = parse_override(text)
+        key = renamed_key(key, f"--set {text}")
         if key not in fields:
             raise ConfigError(f"unknown key {key!r} in --set {text}; known keys: {', '.join(fields)}")
         merged[key] = coerce(value, fields[key], key, f"--set {text}")
@@ -202,10 +230,18 @@ class RunConfig:
     """Fields every experiment config has; experiments subclass this.
 
     ``name`` names the run directory, ``seed`` makes the run repeatable, ``device`` is
-    ``auto`` (cuda, then mps, then cpu) or a device name, ``out`` overrides the runs root.
+    ``auto`` (cuda, then mps, then cpu) or a device name, ``out`` overrides the runs root,
+    ``threads`` sets torch's CPU threads (0: ``$PLAYGROUND_THREADS``, else torch's default) and
+    ``save_models`` writes the trained models as safetensors beside the results.
     """
 
     name: str = "run"
     seed: int = 0
     device: str = "auto"
     out: str = ""
+    threads: int = 0
+    save_models: bool = True
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise ConfigError(f"threads must be 0 (the default) or more, got {self.threads}")

@@ -1,32 +1,178 @@
-"""Experiment registry: maps a recipe's ``experiment`` name to its technique's module.
+"""The techniques, listed once: one descriptor each, and everything derived from it.
 
-Modules are imported only when asked, so ``playground --help`` answers at once.
-Each module defines ``Config`` (a :class:`~playground.core.config.RunConfig` subclass)
+A technique's ``key`` is its one name. It is the package (``playground/<key>/``), the
+experiment a recipe names (``experiment = "<key>"``), the recipe prefix (``recipes/<key>_*.toml``),
+the page (``apps/views/<key>.py``) and the test folder (``tests/<key>/``). The experiment
+registry, ``playground --help``, the app's navigation, the home cards and the README index are
+all generated from :data:`TECHNIQUES`; ``tests/core/test_registry.py`` checks that the files exist.
+
+Modules are imported only when asked, so ``playground --help`` answers at once. Each
+experiment module defines ``Config`` (a :class:`~playground.core.config.RunConfig` subclass)
 and ``run(config, progress=None, run_dir=None) -> Result``.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from playground.errors import ConfigError
 
-EXPERIMENTS: dict[str, str] = {
-    "active": "playground.active.experiment",
-    "classify": "playground.classify.experiment",
-    "cuboids": "playground.pointcloud.experiment",
-    "fct": "playground.fct.experiment",
-    "fusion": "playground.fusion.experiment",
-    "ood": "playground.uncertainty.experiment",
-    "latency": "playground.optimize.experiment",
-    "optimizers": "playground.optimizers.experiment",
-    "swav": "playground.ssl.experiment",
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass(frozen=True)
+class Technique:
+    """One technique: its key (the one name), how people see it, and where its equations live."""
+
+    key: str
+    title: str
+    summary: str  # one sentence for the home card, the README index and --help
+    paper: str  # the paper(s) it reproduces, short
+    equations: str  # the module whose docstrings hold the key equations
+    icon: str  # a Streamlit material icon for the navigation
+    section: str = "Techniques"
+    old_names: tuple[str, ...] = ()  # experiment names used before, still read in old runs
+
+    @property
+    def module(self) -> str:
+        return f"playground.{self.key}.experiment"
+
+    @property
+    def page(self) -> str:
+        """The page file, relative to ``apps/``."""
+        return f"views/{self.key}.py"
+
+    @property
+    def recipes(self) -> list[Path]:
+        return sorted((REPO / "recipes").glob(f"{self.key}_*.toml"))
+
+
+TECHNIQUES: tuple[Technique, ...] = (
+    Technique(
+        "classify",
+        "Classifier baseline",
+        "Train a small CNN (or a ResNet/RegNet) on Fashion-MNIST, digits, shapes or your own folder: "
+        "accuracy per class, confusion matrix, training curves.",
+        "the supervised baseline every other technique is measured against",
+        "playground.classify.metrics",
+        ":material/category:",
+    ),
+    Technique(
+        "fct",
+        "Forward compatible training (FCT)",
+        "Upgrade an embedding model without re-embedding the gallery: side-information, a learned "
+        "transformation and the BCT baseline, scored by retrieval.",
+        "Ramanujan et al., Forward Compatible Training (CVPR 2022); Shen et al., BCT (CVPR 2020)",
+        "playground.fct.transformation",
+        ":material/upgrade:",
+    ),
+    Technique(
+        "uncertainty",
+        "Uncertainty & OOD",
+        "Deep ensembles, MC dropout, temperature scaling and Bayesian layers (pyro): which model knows "
+        "when it does not know, near and far OOD, calibration under corruption.",
+        "Lakshminarayanan et al. 2017; Gal & Ghahramani 2016; Blundell et al. 2015; Liu et al. 2020",
+        "playground.uncertainty.scores",
+        ":material/help:",
+        old_names=("ood",),
+    ),
+    Technique(
+        "active",
+        "Active learning",
+        "Pick the images worth labelling next (entropy, margin, BALD) and escalate uncertain predictions "
+        "to an annotator queue that never loses a decision.",
+        "Gal, Islam & Ghahramani, Deep Bayesian Active Learning (ICML 2017); "
+        "Angelopoulos et al., Learn-then-Test (2021)",
+        "playground.active.acquisition",
+        ":material/school:",
+    ),
+    Technique(
+        "fusion",
+        "Knowledge fusion",
+        "Fuse image features with captions, a knowledge graph and retrieved neighbours; zero-shot classes "
+        "from label embeddings.",
+        "Bordes et al., TransE (2013); Perez et al., FiLM (2018); Frome et al., DeViSE (2013); "
+        "Akata et al., ALE (2015)",
+        "playground.fusion.heads",
+        ":material/join_inner:",
+    ),
+    Technique(
+        "swav",
+        "Self-supervised SwAV",
+        "Learn features without labels (Sinkhorn-Knopp codes, prototypes, multi-crop) and see what they are "
+        "worth with 1%, 10% and all labels.",
+        "Caron et al., SwAV (NeurIPS 2020); Goyal et al., SEER (2021)",
+        "playground.swav.swav",
+        ":material/hub:",
+    ),
+    Technique(
+        "optimizers",
+        "Optimizers",
+        "GD, SGD, mini-batch SGD, Adagrad, RMSprop, Adam and AdaDelta written out: trajectories on 2-D test "
+        "functions and training curves side by side.",
+        "Duchi et al. 2011; Tieleman & Hinton 2012; Kingma & Ba 2015; Zeiler 2012",
+        "playground.optimizers.optimizers",
+        ":material/trending_down:",
+    ),
+    Technique(
+        "latency",
+        "Latency benchmark",
+        "fp32, bf16, fp16 and int8 in PyTorch and ONNX Runtime, pruning and distillation: latency, accuracy "
+        "and trust side by side.",
+        "Jacob et al. 2018 (int8); Hinton et al. 2015 (KD); Fang et al., DepGraph (2023)",
+        "playground.latency.variants",
+        ":material/speed:",
+    ),
+    Technique(
+        "pointcloud",
+        "3D cuboid annotation",
+        "Load point clouds, propose cuboids (RANSAC ground, DBSCAN, L-shape fit), edit them in four views "
+        "and export KITTI, nuScenes or Datumaro.",
+        "Fischler & Bolles, RANSAC (1981); Ester et al., DBSCAN (1996); Zhang et al., L-shape fitting (2017)",
+        "playground.pointcloud.proposals",
+        ":material/view_in_ar:",
+        section="Annotation",
+        old_names=("cuboids",),
+    ),
+)
+
+BY_KEY: dict[str, Technique] = {t.key: t for t in TECHNIQUES}
+OLD_NAMES: dict[str, str] = {old: t.key for t in TECHNIQUES for old in t.old_names}
+# recipe files renamed when each technique got one name; the old paths work for one release
+OLD_RECIPES: dict[str, str] = {
+    "baseline_fashion.toml": "classify_fashion.toml",
+    "ood_fashion.toml": "uncertainty_fashion.toml",
+    "cuboid_proposals.toml": "pointcloud_proposals.toml",
 }
+EXPERIMENTS: dict[str, str] = {t.key: t.module for t in TECHNIQUES}
 
 
-def get_experiment(name: str) -> ModuleType:
-    """The experiment module registered as ``name``."""
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}")
-    return importlib.import_module(EXPERIMENTS[name])
+def canonical_key(name: str) -> str:
+    """The technique key for ``name``, which may be an experiment name an older run used."""
+    return OLD_NAMES.get(name, name)
+
+
+def get_experiment(name: str, warn: bool = True) -> ModuleType:
+    """The experiment module of technique ``name`` (an old experiment name works, with a notice)."""
+    key = canonical_key(name)
+    if key not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    if key != name and warn:
+        print(
+            f'note: experiment "{name}" is now called "{key}"; the old name goes in the next release',
+            file=sys.stderr,
+        )
+    return importlib.import_module(EXPERIMENTS[key])
+
+
+def readme_index() -> str:
+    """The README's technique index (``scripts/readme_index.py`` writes it between markers)."""
+    lines = ["| technique | key | recipes | page | paper |", "|---|---|---|---|---|"]
+    for t in TECHNIQUES:
+        recipes = ", ".join(f"[`{p.name}`](recipes/{p.name})" for p in t.recipes)
+        lines.append(f"| **{t.title}**: {t.summary} | `{t.key}` | {recipes} | `apps/{t.page}` | {t.paper} |")
+    return "\n".join(lines)

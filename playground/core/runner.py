@@ -9,7 +9,8 @@ from pathlib import Path
 from playground.core.config import apply_overrides, build_config, load_recipe
 from playground.core.progress import Progress
 from playground.core.registry import get_experiment
-from playground.core.runs import Metrics, Result, RunDir, aggregate_seeds, metrics_table
+from playground.core.runs import Metrics, Result, RunDir, metrics_table
+from playground.core.seeds import aggregate_scalars
 from playground.errors import ConfigError
 
 
@@ -72,7 +73,7 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs:
         dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path)) for seed in seeds
     ]
     results = _run_each(module, seeded, progress, jobs)
-    metrics: Metrics = aggregate_seeds([r.metrics for r in results])
+    metrics: Metrics = aggregate_scalars([r.metrics for r in results])
     parent.write_metrics(metrics)
     if hasattr(module, "aggregate_report"):  # an experiment may lay out its own multi-seed report
         report = module.aggregate_report(config, metrics, results)
@@ -85,4 +86,4 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs:
             f"{metrics_table(metrics)}\n\n## Runs\n{links}\n"
         )
     parent.write_report(report)
-    return Result(metrics, report, parent.path, {"seeds": results})
+    return Result(metrics, report, parent.path, seeds=results)

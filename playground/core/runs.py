@@ -16,15 +16,14 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shutil
-import statistics
 import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from playground.core.config import config_to_toml, tomllib
+from playground.core.registry import canonical_key
 from playground.errors import DataFormatError, DataNotFoundError, PlaygroundError
 
 
@@ -33,20 +32,97 @@ def playground_home() -> Path:
     return Path(os.environ.get("PLAYGROUND_HOME", "runs"))
 
 
+STD = ":std"  # a multi-seed run stores each metric's spread over seeds as "<name>:std"
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One number a run measured: a unique ``name``, its ``unit``, the data ``split`` it was measured
+    on ("test", "val", "train"; "" when it is about no split) and ``tags``, the parameters it was
+    measured under (``{"side_info_dim": 32}``). Readers select records by split and tags; nothing
+    is ever parsed back out of a name."""
+
+    name: str
+    value: float
+    unit: str = ""
+    split: str = ""
+    tags: dict[str, Any] = dataclasses.field(default_factory=dict)
+    std: float | None = None  # the sample standard deviation over seeds, for a multi-seed run
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "split": self.split,
+            "tags": self.tags,
+        }
+        return data | ({"std": self.std} if self.std is not None else {})
+
+
 @dataclasses.dataclass
 class Metrics:
-    """Numbers with units, in the one schema every run writes."""
+    """Numbers with units, split and tags, in the one schema every run writes.
+
+    ``values`` and ``units`` map each unique name to its number and unit (the flat view most
+    code reads); ``splits`` and ``tags`` hold the rest of each :class:`Record`.
+    """
 
     values: dict[str, float] = dataclasses.field(default_factory=dict)
     units: dict[str, str] = dataclasses.field(default_factory=dict)
+    splits: dict[str, str] = dataclasses.field(default_factory=dict)
+    tags: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    def add(self, name: str, value: float, unit: str = "") -> None:
+    def add(self, name: str, value: float, unit: str = "", split: str = "", **tags: Any) -> None:
+        """Record ``name`` (unique in the run) with its unit, split and tags (``side_info_dim=32``)."""
         self.values[name] = float(value)
         if unit:
             self.units[name] = unit
+        if split:
+            self.splits[name] = split
+        if tags:
+            self.tags[name] = tags
+
+    def records(self) -> list[Record]:
+        """Every metric as a :class:`Record` (a multi-seed mean carries its ``std``)."""
+        return [
+            Record(
+                name,
+                value,
+                self.units.get(name, ""),
+                self.splits.get(name, ""),
+                self.tags.get(name, {}),
+                self.values.get(name + STD),
+            )
+            for name, value in self.values.items()
+            if not name.endswith(STD)
+        ]
+
+    def select(self, split: str | None = None, **tags: Any) -> list[Record]:
+        """The records measured on ``split`` (any when None) whose tags include every ``tags`` pair
+        (a tag given as ``...`` only has to be present)."""
+        return [
+            record
+            for record in self.records()
+            if (split is None or record.split == split)
+            and all(k in record.tags and (v is ... or record.tags[k] == v) for k, v in tags.items())
+        ]
 
     def to_json(self) -> dict[str, Any]:
-        return {"metrics": self.values, "units": self.units}
+        """``records`` (the typed layout) plus ``metrics`` and ``units``, the flat view jq users know."""
+        return {"records": [r.to_json() for r in self.records()], "metrics": self.values, "units": self.units}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Metrics:
+        """Read ``metrics.json``: the typed layout, or the old one (``metrics`` and ``units`` only,
+        runs made before records existed: no split, no tags)."""
+        metrics = cls(dict(data.get("metrics", {})), dict(data.get("units", {})))
+        for record in data.get("records", []):
+            if record.get("split"):
+                metrics.splits[record["name"]] = record["split"]
+            if record.get("tags"):
+                metrics.tags[record["name"]] = dict(record["tags"])
+        return metrics
 
 
 @dataclasses.dataclass
@@ -56,7 +132,8 @@ class Result:
     metrics: Metrics
     report: str
     run_dir: Path
-    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    results: Any = None  # the technique's typed results, in memory (what its steps returned)
+    seeds: list[Result] = dataclasses.field(default_factory=list)  # a multi-seed run: each seed's result
 
 
 class RunDir:
@@ -111,17 +188,6 @@ class RunDir:
         return path
 
 
-def aggregate_seeds(per_seed: list[Metrics]) -> Metrics:
-    """Mean over seeds as ``name`` and sample standard deviation as ``name:std``."""
-    merged = Metrics()
-    for name in per_seed[0].values:
-        values = [m.values[name] for m in per_seed if name in m.values]
-        unit = per_seed[0].units.get(name, "")
-        merged.add(name, statistics.fmean(values), unit)
-        merged.add(f"{name}:std", statistics.stdev(values) if len(values) > 1 else 0.0, unit)
-    return merged
-
-
 @dataclasses.dataclass
 class RunInfo:
     """A past run as listed by ``playground runs`` and the Runs page."""
@@ -130,6 +196,7 @@ class RunInfo:
     experiment: str
     metrics: dict[str, float]
     units: dict[str, str]
+    measured: Metrics = dataclasses.field(default_factory=Metrics)  # the typed records, for select()
 
     @property
     def name(self) -> str:
@@ -155,14 +222,16 @@ def load_run(path: str | Path) -> RunInfo:
         data = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         data = {}
-    return RunInfo(path, experiment, data.get("metrics", {}), data.get("units", {}))
+    measured = Metrics.from_json(data if isinstance(data, dict) else {})
+    return RunInfo(path, experiment, measured.values, measured.units, measured)
 
 
 def _experiment_of(config_path: Path) -> str:
     try:
-        return tomllib.loads(config_path.read_text(encoding="utf-8")).get("experiment", "?")
+        experiment = tomllib.loads(config_path.read_text(encoding="utf-8")).get("experiment", "?")
     except (OSError, tomllib.TOMLDecodeError):
         return "?"
+    return canonical_key(experiment)  # runs made before the rename say "ood" or "cuboids"
 
 
 def list_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -189,15 +258,6 @@ def compare_runs(runs: list[RunInfo]) -> dict[str, dict[str, float]]:
     return {name: row for name, row in table.items() if len(row) >= min(2, len(runs))}
 
 
-def metric_cell(values: dict[str, float], name: str, digits: int = 3, scale: float = 1.0) -> str:
-    """Metric ``name`` as ``mean``, or ``mean ± std`` when seeds were aggregated; "–" when absent."""
-    if name not in values:
-        return "–"
-    std = values.get(f"{name}:std")
-    text = f"{scale * values[name]:.{digits}f}"
-    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "")
-
-
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A small Markdown table; floats are shown with 4 significant digits."""
 
@@ -213,19 +273,19 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def metrics_table(metrics: Metrics) -> str:
     """The metrics as a Markdown table (mean ± std when seeds were aggregated)."""
+    from playground.core.seeds import mean_std_cell  # seeds builds on this module
+
     rows = []
     for name, value in metrics.values.items():
         if name.endswith(":std"):
             continue
         std = metrics.values.get(f"{name}:std")
-        shown = format_number(value) + (f" ± {std:.2g}" if std is not None else "")
+        shown = format_number(value) if std is None else mean_std_cell(value, std, ".4g")
         rows.append([name, shown, metrics.units.get(name, "")])
     return markdown_table(["metric", "value", "unit"], rows)
 
 
 # --------------------------------------------------------------------- reading runs back
-
-SEED_FOLDER = re.compile(r"^seed(\d+)-")
 
 
 def read_run_config(path: Path) -> dict[str, Any]:
@@ -253,27 +313,3 @@ def read_json(file: Path) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise DataFormatError(f"{file} is not valid JSON ({err})") from None
-
-
-def runs_root_of(run_path: Path) -> Path:
-    """The runs root a run folder lives under (a seed folder sits one level deeper, in its parent run)."""
-    return run_path.parent.parent if SEED_FOLDER.match(run_path.name) else run_path.parent
-
-
-def seed_folders(path: Path) -> list[Path]:
-    """Child run folders ``seed<N>-...`` in seed order."""
-    folders = [
-        p
-        for p in path.iterdir()
-        if p.is_dir() and SEED_FOLDER.match(p.name) and (p / "config.toml").is_file()
-    ]
-    return sorted(folders, key=lambda p: (int(SEED_FOLDER.match(p.name)[1]), p.name))
-
-
-def first_seed(path: str | Path) -> Path:
-    """The run folder itself, or its first seed folder for a multi-seed parent (where models and
-    files are).
-    """
-    path = Path(path)
-    folders = seed_folders(path) if path.is_dir() else []
-    return folders[0] if folders else path

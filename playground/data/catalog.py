@@ -42,6 +42,27 @@ def load_dataset(
     raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
+def load_train_val_test(
+    name: str,
+    root: str = "",
+    download: bool = False,
+    seed: int = 0,
+    train_limit: int = 0,
+    val_fraction: float = 0.0,
+) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    """``(train, val or None, test)`` of dataset ``name``: train limited to ``train_limit`` images
+    per class-stratified draw (0: all), then ``val_fraction`` of it held out (0: no validation set)."""
+    from playground.data.splits import limit_per_split, random_split
+
+    kwargs = dict(root=root or None, download=download, seed=seed)
+    train, test = load_dataset(name, "train", **kwargs), load_dataset(name, "test", **kwargs)
+    train = limit_per_split(train, train_limit, seed)
+    val = None
+    if val_fraction > 0:
+        train, val = random_split(train, val_fraction, seed)
+    return train, val, test
+
+
 def _load_shapes(split: str, seed: int, image_size: int) -> ImageDataset:
     from playground.data.shapes import make_shapes
 

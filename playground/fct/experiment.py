@@ -21,13 +21,13 @@ import time
 from typing import Literal
 
 from playground.core.config import RunConfig
-from playground.core.device import choose_device, configure_threads, seed_everything
+from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress
 from playground.core.runs import Result, RunDir
 from playground.errors import ConfigError
 from playground.fct import pipeline, report
 from playground.fct.side_info import SIDE_INFO_TRAINERS, check_dims
-from playground.fct.tasks import load_task
+from playground.fct.tasks import FCTData, load_task
 
 EXPERIMENT = "fct"
 
@@ -78,9 +78,9 @@ class Config(RunConfig):
     distance: Literal["l2", "cosine"] = "l2"
     store_dtype: Literal["fp16", "fp32"] = "fp16"
     shard_size: int = 4096
-    save_checkpoints: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         for key in (
             "old_epochs",
             "new_epochs",
@@ -104,12 +104,9 @@ class Config(RunConfig):
             raise ConfigError("learning rates and the temperature must be positive")
 
 
-def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train every model, backfill the gallery both ways, evaluate every case, write the run."""
-    seed_everything(config.seed)
-    configure_threads()
-    device = choose_device(config.device)
-    data = load_task(
+def load(config: Config, device=None, progress: Progress = None) -> FCTData:
+    """The old and new tasks and the query/gallery test set."""
+    return load_task(
         config.dataset,
         data_root=config.data_root,
         download=config.download,
@@ -121,20 +118,25 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
         shapes_train=config.shapes_train,
         shapes_test=config.shapes_test,
     )
-    run_dir = run_dir or RunDir.create(config.name, config.out or None)  # bad data fails before this
-    run_dir.write_config(config, EXPERIMENT)
+
+
+def steps(run: Run[Config], data: FCTData) -> Finished:
+    """Train every model, backfill the gallery both ways, evaluate every case."""
+    config, device, progress = run.config, run.device, run.progress
     start = time.perf_counter()
     models = pipeline.train_models(config, data, device, progress)
-    outcome = pipeline.evaluate_cases(config, data, models, run_dir, device, progress)
+    outcome = pipeline.evaluate_cases(config, data, models, run.dir, device, progress)
     outcome.seconds = time.perf_counter() - start
-    if config.save_checkpoints:
-        pipeline.save_models(run_dir, models, config)
+    if run.save_models:
+        pipeline.save_models(run.dir, models, config)
     metrics = report.metrics_of(outcome)
-    run_dir.write_metrics(metrics)
-    report.write_artifacts(run_dir, outcome, data)
-    text = report.report_text(config, data, outcome, metrics, device)
-    run_dir.write_report(text)
-    return Result(metrics, text, run_dir.path, {"outcome": outcome})
+    report.write_artifacts(run.dir, outcome, data)
+    return Finished(metrics, report.report_text(config, data, outcome, metrics, device), outcome)
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train every model, backfill the gallery both ways, evaluate every case, write the run."""
+    return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 
 def aggregate_report(config: Config, metrics, results) -> str:

@@ -13,6 +13,7 @@ import torch
 
 from playground.core.checkpoint import save_checkpoint
 from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.core.seeds import metric_cell
 from playground.fct.tasks import FCTData
 
 ROWS = [  # case, method, query model, gallery model
@@ -43,7 +44,7 @@ def metrics_of(outcome) -> Metrics:
     metrics = Metrics()
     for case, scores in outcome.retrieval.items():
         for key in ("top1", "top5", "mAP"):
-            metrics.add(f"retrieval/{case}/{key}", scores[key], "fraction")
+            metrics.add(f"retrieval/{case}/{key}", scores[key], "fraction", "test", case=case, measure=key)
     cost = outcome.cost
     for key, unit in (
         ("transformation_macs", "MACs"),
@@ -53,20 +54,25 @@ def metrics_of(outcome) -> Metrics:
         ("backfill_transform_s", "s/10k images"),
         ("backfill_reembed_s", "s/10k images"),
     ):
-        metrics.add(f"cost/{key}", float(cost[key]), unit)
+        metrics.add(f"cost/{key}", float(cost[key]), unit, cost=key)
+    macs_fraction = cost["transformation_macs"] / cost["new_model_macs"]
     metrics.add(
-        "cost/transformation_macs_fraction", cost["transformation_macs"] / cost["new_model_macs"], "fraction"
+        "cost/transformation_macs_fraction", macs_fraction, "fraction", cost="transformation_macs_fraction"
     )
-    metrics.add("cost/backfill_speedup", cost["backfill_reembed_s"] / cost["backfill_transform_s"], "x")
+    speedup = cost["backfill_reembed_s"] / cost["backfill_transform_s"]
+    metrics.add("cost/backfill_speedup", speedup, "x", cost="backfill_speedup")
     metrics.add(
         "fct/map_recovery",
         outcome.retrieval["new-fct"]["mAP"] / outcome.retrieval["new-new"]["mAP"],
         "fraction",
     )
-    for row in outcome.sweep:
+    for row in outcome.sweep:  # tagged with the size, so readers never parse it out of the name
+        dim = row["dim"]
         for key in ("top1", "top5", "mAP"):
-            metrics.add(f"side_info/dim_{row['dim']}/{key}", row[key], "fraction")
-        metrics.add(f"side_info/dim_{row['dim']}/bytes", row["bytes"], "bytes")
+            metrics.add(
+                f"side_info/dim_{dim}/{key}", row[key], "fraction", "test", side_info_dim=dim, measure=key
+            )
+        metrics.add(f"side_info/dim_{dim}/bytes", row["bytes"], "bytes", side_info_dim=dim, measure="bytes")
     for name, value in outcome.accuracy.items():
         metrics.add(f"classify/{name}/accuracy", value, "fraction")
     for name, value in outcome.models.train_seconds.items():
@@ -116,24 +122,22 @@ def paper_table() -> str:
 
 
 def _percent(values: dict[str, float]) -> Callable[[str], str]:
-    def cell(name: str) -> str:
-        std = values.get(f"{name}:std")
-        return f"{100 * values[name]:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
-
-    return cell
+    return lambda name: metric_cell(values, name, digits=1, scale=100)
 
 
-def _sweep_table(values: dict[str, float]) -> str:
-    cell = _percent(values)
-    dims = sorted({int(k.split("/")[1][4:]) for k in values if k.startswith("side_info/dim_")})
+def sweep_names(metrics: Metrics) -> dict[int, dict[str, str]]:
+    """Side-info size -> {measure: metric name}, read from the records' tags (0 = no side-info)."""
+    sweep: dict[int, dict[str, str]] = {}
+    for record in metrics.select(side_info_dim=..., measure=...):
+        sweep.setdefault(int(record.tags["side_info_dim"]), {})[record.tags["measure"]] = record.name
+    return dict(sorted(sweep.items()))
+
+
+def _sweep_table(metrics: Metrics) -> str:
+    values, cell = metrics.values, _percent(metrics.values)
     rows = [
-        [
-            d,
-            f"{values[f'side_info/dim_{d}/bytes']:.0f}",
-            cell(f"side_info/dim_{d}/top1"),
-            cell(f"side_info/dim_{d}/mAP"),
-        ]
-        for d in dims
+        [d, f"{values[names['bytes']]:.0f}", cell(names["top1"]), cell(names["mAP"])]
+        for d, names in sweep_names(metrics).items()
     ]
     return markdown_table(["side-info dim", "bytes/image", "new-fct top-1 (%)", "new-fct mAP (%)"], rows)
 
@@ -165,8 +169,9 @@ def _cost_table(values: dict[str, float]) -> str:
     )
 
 
-def sections(values: dict[str, float], title: str, intro: str) -> str:
+def sections(metrics: Metrics, title: str, intro: str) -> str:
     """The report body shared by one-seed and multi-seed runs."""
+    values = metrics.values
     checks = "\n".join(f"- {'✓' if ok else '✗'} {text}" for text, ok in claims(values))
     return (
         "\n\n".join(
@@ -181,7 +186,7 @@ def sections(values: dict[str, float], title: str, intro: str) -> str:
                 "## Cost",
                 _cost_table(values),
                 "## Side-info size: storage against accuracy (0 = FCT without side-info)",
-                _sweep_table(values),
+                _sweep_table(metrics),
                 "## Published figures for comparison",
                 paper_table()
                 + "\n\nThe paper's FCT keeps 96% (ImageNet) and 94% (CIFAR-100) of new-new mAP; its abstract "
@@ -202,7 +207,7 @@ def report_text(config, data: FCTData, outcome, metrics: Metrics, device) -> str
         f"![{name}]({name}.png)" for name in ("compatibility", "projection", "side_info_tradeoff")
     )
     return (
-        sections(metrics.values, f"{config.name}: forward compatible training", intro)
+        sections(metrics, f"{config.name}: forward compatible training", intro)
         + "\n## Plots\n\n"
         + figures
         + "\n"
@@ -216,7 +221,7 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
     )
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     return (
-        sections(metrics.values, f"{config.name}: forward compatible training, {len(results)} seeds", intro)
+        sections(metrics, f"{config.name}: forward compatible training, {len(results)} seeds", intro)
         + "\n## Runs\n\n"
         + links
         + "\n"

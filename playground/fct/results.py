@@ -20,10 +20,11 @@ from typing import Any
 import torch
 
 from playground.core.checkpoint import load_checkpoint
-from playground.core.runs import RunInfo, list_runs, load_run, read_run_config, seed_folders
+from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run_config
+from playground.core.seeds import seed_folders
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
 from playground.fct.experiment import EXPERIMENT
-from playground.fct.report import ROWS
+from playground.fct.report import ROWS, sweep_names
 from playground.fct.retrieval import nearest
 
 EMBEDDINGS = "embeddings.safetensors"
@@ -42,6 +43,7 @@ class FCTRun:
     seeds: list[Path] = field(default_factory=list)  # per-seed folders of a multi-seed parent
     artifact_dir: Path | None = None  # where embeddings.safetensors was found
     results: dict[str, Any] = field(default_factory=dict)  # fct_results.json of artifact_dir
+    measured: Metrics = field(default_factory=Metrics)  # the typed records (split and tags)
 
     @property
     def name(self) -> str:
@@ -113,8 +115,9 @@ def load_fct_run(path: str | Path) -> FCTRun:
             f"{path.name} is a {experiment!r} run, not an FCT run; "
             "pick a run made by recipes/fct_fashion.toml or the FCT page"
         )
-    metrics = load_run(path).metrics
-    if not any(name.startswith("retrieval/") for name in metrics):
+    measured = with_legacy_tags(load_run(path).measured)
+    metrics = measured.values
+    if not measured.select(case=...):
         raise DataNotFoundError(
             f"FCT run {path.name} has no retrieval metrics in metrics.json; "
             "it may still be running or was interrupted, so re-run it"
@@ -122,7 +125,25 @@ def load_fct_run(path: str | Path) -> FCTRun:
     seeds = seed_folders(path)
     artifact_dir = next((f for f in [path, *seeds] if (f / EMBEDDINGS).is_file()), None)
     results_dir = artifact_dir or next((f for f in [path, *seeds] if (f / RESULTS).is_file()), path)
-    return FCTRun(path, metrics, data.get("config", {}), seeds, artifact_dir, _read_results(results_dir))
+    return FCTRun(
+        path, metrics, data.get("config", {}), seeds, artifact_dir, _read_results(results_dir), measured
+    )
+
+
+def with_legacy_tags(measured: Metrics) -> Metrics:
+    """Runs made before metrics carried tags: the reader for that old layout, the one place that reads
+    a parameter out of an old name (``side_info/dim_32/top1``, ``cost/...``, ``retrieval/<case>/...``)."""
+    if measured.tags:
+        return measured
+    for name in measured.values:
+        parts = name.split("/")
+        if len(parts) == 3 and parts[0] == "side_info" and (dim := re.fullmatch(r"dim_(\d+)", parts[1])):
+            measured.tags[name] = {"side_info_dim": int(dim[1]), "measure": parts[2]}
+        elif len(parts) == 2 and parts[0] == "cost":
+            measured.tags[name] = {"cost": parts[1]}
+        elif len(parts) == 3 and parts[0] == "retrieval":
+            measured.tags[name] = {"case": parts[1], "measure": parts[2]}
+    return measured
 
 
 def find_fct_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -157,17 +178,15 @@ def compatibility_rows(run: FCTRun) -> list[dict[str, Any]]:
 
 def tradeoff_rows(run: FCTRun) -> list[dict[str, Any]]:
     """The side-info sweep, by size: dim (0 = no side-info), bytes, top1, mAP (+ ``_std``); top5 if known."""
-    dims = sorted(
-        {int(m[1]) for name in run.metrics if (m := re.match(r"^side_info/dim_(\d+)/bytes$", name))}
-    )
     top5 = {int(r["dim"]): r["top5"] for r in run.results.get("sweep", []) if "top5" in r}
     rows = []
-    for dim in dims:
-        prefix = f"side_info/dim_{dim}"
-        row = {"dim": dim, "bytes": run.metrics[f"{prefix}/bytes"]}
+    for dim, names in sweep_names(run.measured).items():
+        if "bytes" not in names:
+            continue
+        row = {"dim": dim, "bytes": run.metrics[names["bytes"]]}
         for key in ("top1", "mAP"):
-            if f"{prefix}/{key}" in run.metrics:
-                row |= _with_std(run.metrics, f"{prefix}/{key}", key)
+            if key in names:
+                row |= _with_std(run.metrics, names[key], key)
         if dim in top5 and not run.multi_seed:  # a seed's top-5 is not the parent's mean
             row["top5"] = top5[dim]
         rows.append(row)
@@ -176,11 +195,7 @@ def tradeoff_rows(run: FCTRun) -> list[dict[str, Any]]:
 
 def cost_summary(run: FCTRun) -> dict[str, float]:
     """The ``cost/...`` metrics without the prefix (means for a multi-seed run)."""
-    return {
-        name.removeprefix("cost/"): value
-        for name, value in run.metrics.items()
-        if name.startswith("cost/") and not name.endswith(":std")
-    }
+    return {record.tags["cost"]: record.value for record in run.measured.select(cost=...)}
 
 
 def projection_rows(

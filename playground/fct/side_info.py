@@ -3,8 +3,8 @@
 FCT (Ramanujan et al., CVPR 2022, section 3.2) learns it when the old model is trained,
 on the same old-time images but *without* their labels, so it keeps what the old task
 threw away. The default trainer is SimCLR-style contrastive learning
-(:mod:`playground.ssl.contrastive`); SwAV (Caron et al., NeurIPS 2020,
-:mod:`playground.ssl.swav`) is registered as ``"swav"``. Either way the side-info is the
+(:mod:`playground.swav.contrastive`); SwAV (Caron et al., NeurIPS 2020,
+:mod:`playground.swav.swav`) is registered as ``"swav"``. Either way the side-info is the
 encoder output of ``dim`` numbers (8 to 128) before the projection head.
 
 Trainers are plug-ins: ``SIDE_INFO_TRAINERS[name](images, spec, progress) -> model``
@@ -24,8 +24,8 @@ from playground.core.progress import Progress
 from playground.core.training import fit, make_optimizer
 from playground.errors import ConfigError
 from playground.models import build_model
-from playground.ssl.contrastive import ContrastivePair, TwoViewLoader, contrastive_loss
-from playground.ssl.swav import SwAVConfig, build_swav, train_swav
+from playground.swav.contrastive import ContrastivePair, TwoViewLoader, contrastive_loss
+from playground.swav.swav import SwAVConfig, build_swav, train_swav
 
 MIN_DIM, MAX_DIM = 8, 128
 

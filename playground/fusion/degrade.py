@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from playground.data.ood import corrupt
 from playground.errors import ConfigError
-from playground.uncertainty.ood_data import corrupt
 
 
 def occlude(images: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:

@@ -27,9 +27,10 @@ import math
 import torch
 
 from playground.core.config import RunConfig
-from playground.core.device import configure_threads, seed_everything
+from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report, staged
 from playground.core.runs import Metrics, Result, RunDir
+from playground.core.timing import BenchSpec, measure_latency
 from playground.core.training import fit, make_optimizer
 from playground.data import TensorLoader
 from playground.data.shapes import make_shapes
@@ -46,8 +47,7 @@ from playground.fusion.sources import VARIANT_SOURCES, Knowledge, context_for, s
 from playground.fusion.text_encoder import load_text_encoder
 from playground.fusion.transe import train_transe
 from playground.fusion.zeroshot_fashion import run_fashion_zero_shot
-from playground.fusion.zeroshot_task import run_zero_shot
-from playground.optimize.bench import BenchSpec, measure_latency
+from playground.fusion.zeroshot_task import ZeroShotResult, run_zero_shot
 from playground.retrieval.index import build_index
 
 EXPERIMENT = "fusion"
@@ -92,6 +92,7 @@ class Config(RunConfig):
     latency_iters: int = 30
 
     def __post_init__(self):
+        super().__post_init__()
         for name, allowed in (("tasks", TASKS), ("variants", tuple(VARIANT_SOURCES)), ("regimes", REGIMES)):
             chosen = getattr(self, name)
             if not chosen or any(c not in allowed for c in chosen):
@@ -350,13 +351,25 @@ def task_shapes(config: Config, split: str):
     return make_shapes(size, seed=offset + config.seed, image_size=config.image_size)
 
 
-def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train the knowledge, run the ablation, time the pipelines, run zero-shot; write the run."""
-    seed_everything(config.seed)
-    configure_threads(0)
-    data = (task_shapes(config, "train"), task_shapes(config, "test"))
-    run_dir = run_dir or RunDir.create(config.name, config.out or None)
-    run_dir.write_config(config, EXPERIMENT)
+@dataclasses.dataclass
+class FusionResults:
+    """What one run keeps in memory besides its metrics."""
+
+    scores: dict[str, dict]  # regime -> {(task, variant or "all@<head>"): {score: value}}
+    latency: dict[str, float]  # variant -> p50 ms per image, the whole pipeline
+    zero_shot: ZeroShotResult
+    caption_quality: dict[str, float]  # the captioner's slot accuracy: clean, degraded
+    fashion_zero_shot: dict[str, dict[str, float]]  # {} unless fashion_zeroshot
+
+
+def load(config: Config, device=None, progress: Progress = None) -> tuple:
+    """The task's labelled train and test shapes."""
+    return task_shapes(config, "train"), task_shapes(config, "test")
+
+
+def steps(run: Run[Config], data: tuple) -> Finished:
+    """Train the knowledge, run the ablation, time the pipelines, run zero-shot."""
+    config, progress = run.config, run.progress
     captioner, caption_quality = train_captioner(config, progress)
     knowledge = build_knowledge(config, captioner, progress)
     metrics, all_scores, saved = Metrics(), {}, {}
@@ -376,20 +389,14 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
         run_fashion_zero_shot(config, knowledge.encode_text, progress) if config.fashion_zeroshot else {}
     )
     text.add_zero_shot_metrics(metrics, zero_shot, caption_quality, fashion)
-    run_dir.write_metrics(metrics)
-    save_run_models(run_dir.path, config, captioner, knowledge, saved, zero_shot)
+    if run.save_models:
+        save_run_models(run.dir.path, config, captioner, knowledge, saved, zero_shot)
     report_text = text.report(config, all_scores, latency, zero_shot, caption_quality, knowledge, fashion)
-    run_dir.write_report(report_text)
-    text.write_plots(run_dir, config, all_scores, latency)
-    return Result(
-        metrics,
-        report_text,
-        run_dir.path,
-        {
-            "scores": all_scores,
-            "latency": latency,
-            "zero_shot": zero_shot,
-            "captioner": caption_quality,
-            "fashion_zero_shot": fashion,
-        },
-    )
+    text.write_plots(run.dir, config, all_scores, latency)
+    results = FusionResults(all_scores, latency, zero_shot, caption_quality, fashion)
+    return Finished(metrics, report_text, results)
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train the knowledge, run the ablation, time the pipelines, run zero-shot; write the run."""
+    return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)

@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 
 from playground.core.config import build_config
-from playground.core.runs import RunInfo, first_seed, list_runs, read_run_config
+from playground.core.runs import RunInfo, list_runs, read_run_config
+from playground.core.seeds import first_seed
 from playground.data.shapes import SHAPES
 from playground.errors import DataNotFoundError
 from playground.fusion.experiment import EXPERIMENT, Config, few_per_class, task_shapes
-from playground.fusion.saved import Pipeline, load_pipeline
+from playground.fusion.saved import MODELS, Pipeline, load_pipeline
 from playground.fusion.sources import context_for, sources_of
 from playground.fusion.zeroshot import scores
 
@@ -28,12 +29,21 @@ def find_fusion_runs(root: str | Path | None = None) -> list[RunInfo]:
     return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
 
 
-def open_run(path: str | Path) -> Pipeline:
+def run_config(path: str | Path) -> Config:
+    """The Config a fusion run was made with (its first seed's, for a multi-seed run)."""
     folder = first_seed(path)
     if not folder.is_dir():
         raise DataNotFoundError(f"fusion run {path} does not exist")
-    config = build_config(Config, read_run_config(folder).get("config", {}), f"{folder}/config.toml")
-    return load_pipeline(folder, config)
+    return build_config(Config, read_run_config(folder).get("config", {}), f"{folder}/config.toml")
+
+
+def has_models(path: str | Path) -> bool:
+    """Whether the run saved its models (it did unless it ran with ``save_models = false``)."""
+    return (first_seed(path) / MODELS / "captioner.safetensors").is_file()
+
+
+def open_run(path: str | Path) -> Pipeline:
+    return load_pipeline(first_seed(path), run_config(path))
 
 
 def labelled_images(config: Config, regime: str) -> torch.Tensor:

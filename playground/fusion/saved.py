@@ -62,7 +62,10 @@ def load_pipeline(run_path: Path, config) -> Pipeline:
     """Rebuild everything :func:`save_run_models` wrote (``config``: the run's Config)."""
     models = Path(run_path) / MODELS
     if not (models / "captioner.safetensors").is_file():
-        raise CheckpointError(f"{run_path} has no saved fusion models (models/captioner.safetensors)")
+        raise CheckpointError(
+            f"{run_path} has no saved fusion models (models/captioner.safetensors); "
+            "it ran with save_models = false, re-run it to follow images"
+        )
     captioner = SlotCaptioner(width=config.width * 2)
     load_into(captioner, models / "captioner.safetensors")
     encoder = load_text_encoder(config.text_encoder)

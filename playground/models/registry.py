@@ -43,15 +43,18 @@ def _check_size(name: str, value: Any, minimum: int) -> None:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-def _check_backbone_kwargs(name: str, backbone_kwargs: dict[str, Any]) -> None:
-    """Raise ConfigError on a model name or backbone option that does not exist."""
+def _backbone_kwargs(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options backbone ``name`` takes. Options another backbone takes are dropped (so one config
+    can name any model, as timm's ``create_model`` allows); an option no backbone takes is an error."""
     if name not in BACKBONES:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
     valid = backbone_options(name)
-    for key in backbone_kwargs:
-        if key not in valid:
+    anywhere = {option for backbone in BACKBONES for option in backbone_options(backbone)}
+    for key in options:
+        if key not in anywhere:
             choices = ", ".join(valid) if valid else "none"
             raise ConfigError(f"{name}: unknown backbone option {key!r}; valid options: {choices}")
+    return {key: value for key, value in options.items() if key in valid}
 
 
 def build_model(
@@ -62,8 +65,11 @@ def build_model(
     embedding_dim: int = 128,
     **backbone_kwargs: Any,
 ) -> EmbeddingClassifier:
-    """Build model ``name``; ``num_classes=0`` gives an embedding-only model (logits None)."""
-    _check_backbone_kwargs(name, backbone_kwargs)
+    """Build model ``name``; ``num_classes=0`` gives an embedding-only model (logits None).
+
+    ``backbone_kwargs`` may hold options of any backbone (``width``, ``pool_size``...): those
+    ``name`` does not take are dropped here, in this one place."""
+    backbone_kwargs = _backbone_kwargs(name, backbone_kwargs)
     _check_size("in_channels", in_channels, 1)
     _check_size("num_classes", num_classes, 0)
     _check_size("embedding_dim", embedding_dim, 1)

@@ -14,9 +14,9 @@ from playground.optimizers.optimizers import (
     MiniBatchSGD,
     RMSprop,
     batch_size_for,
-    make_optimizer,
-    make_torch_optimizer,
     option_names,
+    torch_counterpart,
+    written_out_optimizer,
 )
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
     "MiniBatchSGD",
     "RMSprop",
     "batch_size_for",
-    "make_optimizer",
-    "make_torch_optimizer",
+    "written_out_optimizer",
+    "torch_counterpart",
     "option_names",
 ]

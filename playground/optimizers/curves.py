@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from playground.core.runs import RunInfo, list_runs
+from playground.core.seeds import band
+from playground.core.seeds import seed_folders as all_seed_folders
 from playground.errors import DataFormatError, DataNotFoundError
 
 CURVES_FILE = "curves.json"
@@ -61,9 +63,8 @@ def mean_std(runs: list[Curves]) -> Curves:
         raise DataFormatError("the seeds' curves have different lengths; were they run with the same config?")
     out = {}
     for series in SERIES:
-        columns = list(zip(*(getattr(c, series) for c in runs)))
-        out[series] = [statistics.fmean(col) for col in columns]
-        out[f"{series}_std"] = [statistics.stdev(col) for col in columns]
+        spread = band([getattr(c, series) for c in runs])
+        out[series], out[f"{series}_std"] = spread.mean.tolist(), spread.std.tolist()
     return Curves(runs[0].epochs, train_x=runs[0].train_x, seeds=len(runs), **out)
 
 
@@ -85,8 +86,8 @@ def read_curves(path: Path) -> dict[str, Curves]:
 
 
 def seed_folders(path: Path) -> list[Path]:
-    """The per-seed folders of a multi-seed parent (empty for a single run)."""
-    return sorted(p for p in path.glob("seed*") if (p / CURVES_FILE).is_file())
+    """The per-seed folders of a multi-seed parent with curves, in seed order (empty for a single run)."""
+    return [p for p in all_seed_folders(path) if (p / CURVES_FILE).is_file()]
 
 
 def load_curves(path: str | Path) -> dict[str, Curves]:

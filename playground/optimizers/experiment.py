@@ -24,13 +24,12 @@ from typing import Literal
 
 from torch import nn
 
-from playground.classify.experiment import load_data
 from playground.core.config import RunConfig
-from playground.core.device import choose_device, configure_threads, seed_everything
+from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, ProgressEvent, report
 from playground.core.runs import Metrics, Result, RunDir
 from playground.core.training import evaluate, fit
-from playground.data import ImageDataset, TensorLoader
+from playground.data import ImageDataset, TensorLoader, load_train_val_test
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.models import build_model
 from playground.optimizers import report as text
@@ -43,7 +42,7 @@ from playground.optimizers.functions import (
     get_function,
     suggested_lr,
 )
-from playground.optimizers.optimizers import OPTIMIZERS, batch_size_for, make_optimizer
+from playground.optimizers.optimizers import OPTIMIZERS, batch_size_for, written_out_optimizer
 
 EXPERIMENT = "optimizers"
 # tuned on Fashion-MNIST (see recipes/optimizers_fashion.toml)
@@ -97,6 +96,7 @@ class Config(RunConfig):
     condition: float = 10.0  # the quadratic's condition number
 
     def __post_init__(self):
+        super().__post_init__()
         _check_names("optimizers", self.optimizers, OPTIMIZERS)
         _check_names("functions", self.functions, FUNCTIONS, allow_empty=True)
         for name in self.optimizers:
@@ -185,6 +185,21 @@ def per_sample_norm(module: nn.Module) -> nn.Module:
     return module
 
 
+def load_data(config: Config, progress: Progress = None):
+    """``(train, val or None, test)``; every optimizer trains on the same images."""
+    report(progress, "load data", 0, 1)
+    splits = load_train_val_test(
+        config.dataset,
+        config.data_root,
+        config.download,
+        config.seed,
+        config.train_limit,
+        config.val_fraction,
+    )
+    report(progress, "load data", 1, 1)
+    return splits
+
+
 def build(config: Config, train: ImageDataset) -> nn.Module:
     """The small CNN every optimizer starts from (same weights for all, from ``config.seed``)."""
     model = build_model(
@@ -220,7 +235,7 @@ def train_one(config: Config, name: str, initial: nn.Module, data, device, progr
     model = copy.deepcopy(initial)
     loader, chunks = loader_for(config, name, train)
     options = config.options_for(name) | ({"accumulate": chunks} if chunks > 1 else {})
-    optimizer = make_optimizer(
+    optimizer = written_out_optimizer(
         name, [p for p in model.parameters() if p.requires_grad], config.lr_for(name), **options
     )
     val_loader = TensorLoader.of(val, batch_size=512)
@@ -292,15 +307,27 @@ def run_trajectories(config: Config, progress: Progress = None) -> dict[str, lis
     return out
 
 
-def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train with every optimizer in ``config.optimizers``, record trajectories, write the run."""
-    seed_everything(config.seed)
-    configure_threads()
-    device = choose_device(config.device)
-    data = load_data(config, progress)  # bad data fails before a run folder exists
+@dataclasses.dataclass
+class OptimizersResults:
+    """What an optimizers run hands back in memory: every optimizer's outcome and the 2-D paths."""
+
+    outcomes: dict[str, Outcome]  # optimizer name -> its training outcome
+    trajectories: dict[str, list[Trajectory]]  # function name -> one trajectory per optimizer
+
+
+def load(config: Config, device=None, progress: Progress = None):
+    """``(train, val, test)``: bad data fails here, before a run folder exists."""
+    return load_data(config, progress)
+
+
+def steps(run: Run[Config], data) -> Finished:
+    """Train with every optimizer, record the trajectories, write the curves and plots.
+
+    Nothing here is worth keeping as a model (every optimizer trains the same throwaway small
+    CNN), so ``run.save_models`` has nothing to save.
+    """
+    config, device, progress = run.config, run.device, run.progress
     initial = build(config, data[0])
-    run_dir = run_dir or RunDir.create(config.name, config.out or None)
-    run_dir.write_config(config, EXPERIMENT)
     outcomes = {}
     for i, name in enumerate(config.optimizers, start=1):
         report(progress, "optimizers", i - 1, len(config.optimizers), message=name)
@@ -308,12 +335,15 @@ def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None
     report(progress, "optimizers", len(config.optimizers), len(config.optimizers))
     paths = run_trajectories(config, progress)
     metrics = text.metrics_of(config, outcomes, paths, data[0].num_classes)
-    write_curves(run_dir.path / CURVES_FILE, {name: o.curves for name, o in outcomes.items()})
-    text.write_plots(run_dir, {name: o.curves for name, o in outcomes.items()}, paths, config)
-    run_dir.write_metrics(metrics)
+    write_curves(run.dir.path / CURVES_FILE, {name: o.curves for name, o in outcomes.items()})
+    text.write_plots(run.dir, {name: o.curves for name, o in outcomes.items()}, paths, config)
     report_text = text.single_report(config, metrics, outcomes, paths, data, device)
-    run_dir.write_report(report_text)
-    return Result(metrics, report_text, run_dir.path, {"outcomes": outcomes, "trajectories": paths})
+    return Finished(metrics, report_text, OptimizersResults(outcomes, paths))
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train with every optimizer in ``config.optimizers``, record trajectories, write the run."""
+    return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 
 def aggregate_report(config: Config, metrics: Metrics, results: list[Result]) -> str:

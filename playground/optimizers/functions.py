@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from playground.errors import ConfigError
-from playground.optimizers.optimizers import check_name, make_optimizer
+from playground.optimizers.optimizers import check_name, written_out_optimizer
 
 Fn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 DIVERGED = 1e6  # a coordinate beyond this (or not finite) ends the trajectory
@@ -292,7 +292,7 @@ def trajectory(
     point = (
         torch.tensor(fn.start if start is None else start, dtype=torch.float64).reshape(2).requires_grad_()
     )
-    method = make_optimizer(optimizer, [point], lr, **options)
+    method = written_out_optimizer(optimizer, [point], lr, **options)
     generator = torch.Generator().manual_seed(seed)
     points = torch.full((steps + 1, 2), math.nan, dtype=torch.float64)
     losses = torch.full((steps + 1,), math.nan, dtype=torch.float64)

@@ -448,7 +448,7 @@ def option_names(name: str) -> tuple[str, ...]:
     return tuple(p for p in params if p not in ("self", "params", "lr"))
 
 
-def make_optimizer(name: str, params: Iterable, lr: float, **options: Any) -> torch.optim.Optimizer:
+def written_out_optimizer(name: str, params: Iterable, lr: float, **options: Any) -> torch.optim.Optimizer:
     """Optimizer ``name`` over ``params``; unknown options are a ConfigError listing the valid ones."""
     cls = check_name(name)
     unknown = sorted(set(options) - set(option_names(name)))
@@ -459,8 +459,8 @@ def make_optimizer(name: str, params: Iterable, lr: float, **options: Any) -> to
     return cls(params, lr=lr, **options)
 
 
-def make_torch_optimizer(name: str, params: Iterable, lr: float, **options: Any) -> torch.optim.Optimizer:
-    """The ``torch.optim`` counterpart of ``make_optimizer(name, params, lr, **options)``."""
+def torch_counterpart(name: str, params: Iterable, lr: float, **options: Any) -> torch.optim.Optimizer:
+    """The ``torch.optim`` counterpart of ``written_out_optimizer(name, params, lr, **options)``."""
     check_name(name)
     equivalent = TORCH_EQUIVALENT[name]
     return equivalent.cls(params, lr=lr, **equivalent.kwargs(options))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from playground.core.runs import Metrics, RunDir, format_number, markdown_table
+from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.core.seeds import mean_std_cell
 from playground.optimizers.curves import Curves, load_curves
 from playground.optimizers.optimizers import LABELS, OPTIMIZERS
 from playground.optimizers.plots import curves_figure, trajectory_figure
@@ -52,12 +53,9 @@ def write_plots(run_dir: RunDir, curves: dict[str, Curves], paths: dict, config)
 
 
 def _cell(values: dict, name: str, unit: str) -> str:
-    value, std = values.get(name), values.get(f"{name}:std")
-    if value is None:
-        return "-"
-    shown = f"{value:.4f}" if unit in ("fraction", "nats") else format_number(value)
-    shared_count = unit == "count" and std == 0  # every seed made the same number of updates
-    return shown + (f" ± {std:.2g}" if std is not None and not shared_count else "")
+    digits = 4 if unit in ("fraction", "nats") else 0 if unit == "count" else ".4g"
+    # every seed made the same number of updates: no "± 0"
+    return mean_std_cell(values.get(name), values.get(f"{name}:std"), digits, shared=unit == "count")
 
 
 def optimizer_table(config, values: dict) -> str:

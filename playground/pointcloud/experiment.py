@@ -1,6 +1,6 @@
 """Cuboid proposals on synthetic LiDAR scenes, scored against their exact ground truth.
 
-``recipes/cuboid_proposals.toml`` makes ``scenes`` frames (:mod:`playground.pointcloud.scenes`,
+``recipes/pointcloud_proposals.toml`` makes ``scenes`` frames (:mod:`playground.pointcloud.scenes`,
 seeds ``seed, seed + 1, ...``), runs the proposal pipeline (:mod:`playground.pointcloud.proposals`:
 voxel grid, RANSAC ground, DBSCAN, L-shape boxes, class default sizes) on each, and matches the
 car and pedestrian proposals one-to-one with the ground truth at bird's-eye IoU >= ``iou_threshold``
@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from playground.core.config import RunConfig
+from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report
 from playground.core.runs import Metrics, Result, RunDir, format_number, markdown_table
 from playground.errors import ConfigError
@@ -38,14 +39,14 @@ from playground.pointcloud.plots import bev_figure
 from playground.pointcloud.proposals import ProposalParams, propose
 from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
 
-EXPERIMENT = "cuboids"
+EXPERIMENT = "pointcloud"
 LABELS = ("car", "pedestrian")
 STAGES = ("voxel", "ground", "cluster", "fit")
 
 
 @dataclasses.dataclass
 class Config(RunConfig):
-    name: str = "cuboid_proposals"
+    name: str = "pointcloud_proposals"
     scenes: int = 10
     target_points: int = 100_000
     rings: int = 64
@@ -67,6 +68,7 @@ class Config(RunConfig):
     plot_scene: int = 0  # which frame bev.png shows
 
     def __post_init__(self):
+        super().__post_init__()
         for key in ("scenes", "timing_repeats"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -141,8 +143,8 @@ def timed_proposals(
     return boxes, statistics.median(times), stages
 
 
-def run_frame(config: Config, index: int) -> Frame:
-    scene = make_scene(config.scene_spec(index))
+def run_frame(config: Config, index: int, scene: Scene) -> Frame:
+    """Propose on frame ``index`` (``scene``), timed, and match the proposals with its ground truth."""
     boxes, seconds, stages = timed_proposals(scene.points, config.proposal_params(), config.timing_repeats)
     truth = scene.ground_truth(LABELS)
     kwargs = dict(labels=LABELS, threshold=config.iou_threshold, min_points=config.min_gt_points)
@@ -287,21 +289,39 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
     )
 
 
-def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Generate the scenes, propose, score, and write the run folder."""
+@dataclasses.dataclass
+class PointcloudResults:
+    """What one run made, in memory: every frame with its scene, proposals, timings and matchings."""
+
+    frames: list[Frame]
+
+
+def load(config: Config, device=None, progress: Progress = None) -> list[Scene]:
+    """The ``scenes`` synthetic frames (seeds ``seed, seed + 1, ...``), each from its own generator."""
+    scenes = []
+    for index in range(config.scenes):
+        report(progress, "make scenes", index, config.scenes)
+        scenes.append(make_scene(config.scene_spec(index)))
+    report(progress, "make scenes", config.scenes, config.scenes)
+    return scenes
+
+
+def steps(run: Run[Config], scenes: list[Scene]) -> Finished:
+    """Propose on every frame (timed), score against the ground truth, write the plot and the boxes."""
+    config, progress = run.config, run.progress
     propose(
         make_scene(SceneSpec(seed=config.seed, target_points=2000, rings=16)).points
     )  # warm-up: imports open3d
     frames = []
-    for index in range(config.scenes):
+    for index, scene in enumerate(scenes):
         report(progress, "scenes", index, config.scenes)
-        frames.append(run_frame(config, index))
+        frames.append(run_frame(config, index, scene))
     report(progress, "scenes", config.scenes, config.scenes)
-    run_dir = run_dir or RunDir.create(config.name, config.out or None)
-    run_dir.write_config(config, EXPERIMENT)
     metrics = metrics_of(config, frames)
-    write_outputs(run_dir, config, frames)
-    run_dir.write_metrics(metrics)
-    text = report_text(config, metrics, frames)
-    run_dir.write_report(text)
-    return Result(metrics, text, run_dir.path, {"frames": frames})
+    write_outputs(run.dir, config, frames)
+    return Finished(metrics, report_text(config, metrics, frames), PointcloudResults(frames))
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Generate the scenes, propose, score, and write the run folder."""
+    return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)

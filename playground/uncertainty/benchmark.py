@@ -4,6 +4,10 @@
 The single model, temperature scaling and MC dropout share one trained network (as in their
 papers: the same net, read three ways); it is also the ensemble's first member. The BNN is
 trained on its own by SVI. Mahalanobis and KNN score the single model's embeddings.
+
+``MethodSettings.methods`` picks some of the methods (empty: all of them): only those, and the
+single model they are built on, are trained, and only their rows are reported. Every method is
+seeded on its own, so a method's numbers do not depend on which others ran beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 
 from playground.core.progress import Progress, report
+from playground.data.ood import OODData
+from playground.errors import ConfigError
 from playground.uncertainty.bnn import BayesianNet
 from playground.uncertainty.features import KNNScore, Mahalanobis
 from playground.uncertainty.methods import (
@@ -26,7 +32,6 @@ from playground.uncertainty.methods import (
     forward_batches,
 )
 from playground.uncertainty.metrics import calibration, ood_metrics, reliability_bins, roc_points
-from playground.uncertainty.ood_data import OODData
 from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, score
 
 # the reported rows: row name -> (method that predicts, OOD score it is read with)
@@ -42,6 +47,33 @@ ROWS = {
 }
 FEATURE_ROWS = ("mahalanobis", "knn")
 PROBABILISTIC = ("single", "temp_scaled", "mc_dropout", "ensemble", "bnn")
+METHODS = PROBABILISTIC  # the names ``methods`` picks from
+# what a method is built on: temperature scaling and MC dropout read the single model, whose network is
+# also the ensemble's first member (the feature rows read its embeddings: they come with ``single``)
+DEPENDS = {"temp_scaled": ("single",), "mc_dropout": ("single",), "ensemble": ("single",)}
+
+
+def chosen_methods(methods=()) -> tuple[str, ...]:
+    """The methods a run reports, in :data:`METHODS` order: ``methods`` (empty: all of them)."""
+    unknown = [name for name in methods if name not in METHODS]
+    if unknown:
+        raise ConfigError(
+            f"methods: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(METHODS)} (empty: all)"
+        )
+    return tuple(name for name in METHODS if not methods or name in methods)
+
+
+def trained_methods(methods=()) -> tuple[str, ...]:
+    """The methods a run trains: the chosen ones and what they are built on (:data:`DEPENDS`)."""
+    chosen = chosen_methods(methods)
+    needed = {*chosen, *(d for name in chosen for d in DEPENDS.get(name, ()))}
+    return tuple(name for name in METHODS if name in needed)
+
+
+def method_rows(methods=()) -> list[str]:
+    """The reported rows of the chosen methods in :data:`ROWS` order (feature rows come with ``single``)."""
+    chosen = chosen_methods(methods)
+    return [row for row, (method, _) in ROWS.items() if method in chosen]
 
 
 @dataclass
@@ -55,29 +87,45 @@ class MethodSettings:
     bnn_lr: float = 0.0
     knn_k: int = 50
     scores: dict[str, str] = field(default_factory=dict)  # row -> score, overriding ROWS
+    methods: tuple[str, ...] = ()  # the methods to train and report (empty: all of METHODS)
 
 
 @dataclass
 class Methods:
-    single: SingleModel
-    temp_scaled: TemperatureScaled
-    mc_dropout: MCDropout
-    ensemble: DeepEnsemble
-    bnn: BayesianNet
+    """The methods of one run; a method that was not chosen (nor needed by a chosen one) is None."""
+
+    single: SingleModel | None = None
+    temp_scaled: TemperatureScaled | None = None
+    mc_dropout: MCDropout | None = None
+    ensemble: DeepEnsemble | None = None
+    bnn: BayesianNet | None = None
     mahalanobis: Mahalanobis | None = None
     knn: KNNScore | None = None
+    names: tuple[str, ...] = METHODS  # the chosen methods: the ones the run reports
 
     def get(self, name: str):
         return getattr(self, name)
 
+    @property
+    def trained(self) -> tuple[str, ...]:
+        """The methods built (chosen or needed by a chosen one), in :data:`METHODS` order."""
+        return tuple(name for name in METHODS if self.get(name) is not None)
+
+    @property
+    def rows(self) -> list[str]:
+        """The reported rows, in :data:`ROWS` order."""
+        return method_rows(self.names)
+
 
 def build_methods(spec: NetSpec, settings: MethodSettings, seed: int) -> Methods:
-    single = SingleModel(spec, seed=seed)
+    """The chosen methods (``settings.methods``, empty: all) and what they are built on, untrained."""
+    needed = trained_methods(settings.methods)
+    single = SingleModel(spec, seed=seed) if "single" in needed else None
     return Methods(
         single,
-        TemperatureScaled(single),
-        MCDropout(single, settings.mc_samples, seed),
-        DeepEnsemble(spec, settings.members, seed, first=single),
+        TemperatureScaled(single) if "temp_scaled" in needed else None,
+        MCDropout(single, settings.mc_samples, seed) if "mc_dropout" in needed else None,
+        DeepEnsemble(spec, settings.members, seed, first=single) if "ensemble" in needed else None,
         BayesianNet(
             spec,
             settings.bnn_layers,
@@ -86,21 +134,27 @@ def build_methods(spec: NetSpec, settings: MethodSettings, seed: int) -> Methods
             seed,
             epochs=settings.bnn_epochs or None,
             lr=settings.bnn_lr or None,
-        ),
+        )
+        if "bnn" in needed
+        else None,
+        names=chosen_methods(settings.methods),
     )
 
 
 def train_methods(
     methods: Methods, data: OODData, settings: MethodSettings, progress: Progress = None
 ) -> None:
-    """Fit every method in turn, then the feature-space scores on the single model's training embeddings."""
-    stages = ("single", "temp_scaled", "mc_dropout", "ensemble", "bnn")
+    """Fit every built method in turn, then (with ``single`` chosen) the feature-space scores on the
+    single model's training embeddings."""
+    stages = methods.trained
     for index, name in enumerate(stages):
         report(progress, "methods", index, len(stages), message=name)
         methods.get(name).fit(data.train, data.val, progress)
-    _, embedding = forward_batches(methods.single.model.eval(), data.train.images, methods.single.spec.device)
-    methods.mahalanobis = Mahalanobis.fit(embedding, data.train.labels, data.train.num_classes)
-    methods.knn = KNNScore.fit(embedding, settings.knn_k, seed=methods.single.seed)
+    if "single" in methods.names:
+        single = methods.single
+        _, embedding = forward_batches(single.model.eval(), data.train.images, single.spec.device)
+        methods.mahalanobis = Mahalanobis.fit(embedding, data.train.labels, data.train.num_classes)
+        methods.knn = KNNScore.fit(embedding, settings.knn_k, seed=single.seed)
     report(progress, "methods", len(stages), len(stages))
 
 
@@ -109,24 +163,24 @@ def evaluation_sets(data: OODData) -> dict[str, torch.Tensor]:
 
 
 def predict_sets(methods: Methods, data: OODData, progress: Progress = None) -> tuple[dict, dict]:
-    """Per method and set, the :class:`Prediction`; per method the latency per test image in ms."""
+    """Per chosen method and set, the :class:`Prediction`; per method the latency per test image in ms."""
     predictions, latency = {}, {}
-    sets = evaluation_sets(data)
-    for index, name in enumerate(PROBABILISTIC):
+    sets, names = evaluation_sets(data), methods.names
+    for index, name in enumerate(names):
         method, predictions[name] = methods.get(name), {}
         for set_name, images in sets.items():
             report(
                 progress,
                 "predict",
                 index * len(sets) + len(predictions[name]),
-                len(PROBABILISTIC) * len(sets),
+                len(names) * len(sets),
                 message=f"{name} on {set_name}",
             )
             start = time.perf_counter()
             predictions[name][set_name] = method.predict(images)
             if set_name == "test":
                 latency[name] = 1000 * (time.perf_counter() - start) / images.shape[0]
-    report(progress, "predict", len(PROBABILISTIC) * len(sets), len(PROBABILISTIC) * len(sets))
+    report(progress, "predict", len(names) * len(sets), len(names) * len(sets))
     return predictions, latency
 
 
@@ -152,9 +206,9 @@ def ood_results(scores: dict[str, torch.Tensor], data: OODData) -> dict[str, dic
 
 
 def score_matrix(predictions: dict, data: OODData) -> dict[str, dict[str, dict[str, float]]]:
-    """AUROC of every (method, score) pair on the near set and averaged over the far sets."""
+    """AUROC of every (predicted method, score) pair on the near set and averaged over the far sets."""
     matrix = {}
-    for method in PROBABILISTIC:
+    for method in predictions:
         matrix[method] = {}
         for name in SCORES:
             if name in SAMPLE_SCORES and predictions[method]["test"].samples < 2:
@@ -206,7 +260,7 @@ def roc_curves(scores: dict[str, dict[str, torch.Tensor]], data: OODData) -> dic
 class Outcome:
     """Everything a run measured, before it becomes metrics, plots and the report."""
 
-    scores: dict[str, dict[str, torch.Tensor]]  # row -> set -> OOD score per image
+    scores: dict[str, dict[str, torch.Tensor]]  # row -> set -> OOD score per image (the reported rows)
     ood: dict[str, dict[str, dict[str, float]]]  # row -> set -> auroc/fpr95/aupr_in/aupr_out
     calibration: dict[str, dict[str, dict[str, float]]]  # method -> test/corrupted -> accuracy/ece/nll/brier
     matrix: dict[str, dict[str, dict[str, float]]]  # method -> score -> near/far AUROC
@@ -222,35 +276,56 @@ class Outcome:
         for row, by_set in self.ood.items():
             for set_name, values in by_set.items():
                 for key, value in values.items():
-                    metrics.add(f"ood/{row}/{set_name}/{key}", value, "fraction")
-        for row, (method, _) in ROWS.items():
+                    tags = dict(method=row, ood_set=set_name, measure=key)
+                    metrics.add(f"ood/{row}/{set_name}/{key}", value, "fraction", "test", **tags)
+        for row in self.ood:
+            method = ROWS[row][0]
             if row not in FEATURE_ROWS:
                 self._calibration_metrics(metrics, row, method)
             model = methods.get(method)
-            metrics.add(f"cost/{row}/parameters", model.parameters, "count")
-            metrics.add(f"cost/{row}/train_seconds", model.train_seconds, "s")
-            metrics.add(f"cost/{row}/latency_ms", self.latency[row], "ms")
+            metrics.add(f"cost/{row}/parameters", model.parameters, "count", method=row, cost="parameters")
+            metrics.add(
+                f"cost/{row}/train_seconds", model.train_seconds, "s", method=row, cost="train_seconds"
+            )
+            metrics.add(
+                f"cost/{row}/latency_ms", self.latency[row], "ms", "test", method=row, cost="latency_ms"
+            )
         for method, by_score in self.matrix.items():
             for name, values in by_score.items():
                 for set_name, value in values.items():
-                    metrics.add(f"ood_scores/{method}/{name}/{set_name}/auroc", value, "fraction")
+                    tags = dict(method=method, score=name, ood_set=set_name, measure="auroc")
+                    metrics.add(
+                        f"ood_scores/{method}/{name}/{set_name}/auroc", value, "fraction", "test", **tags
+                    )
         return metrics
 
     def _calibration_metrics(self, metrics, row: str, method: str) -> None:
         test, corrupted = self.calibration[method]["test"], self.calibration[method]["corrupted"]
-        metrics.add(f"test/{row}/accuracy", test["accuracy"], "fraction")
-        metrics.add(f"test/{row}/corrupted/accuracy", corrupted["accuracy"], "fraction")
+        metrics.add(
+            f"test/{row}/accuracy", test["accuracy"], "fraction", "test", method=row, measure="accuracy"
+        )
+        name, value = f"test/{row}/corrupted/accuracy", corrupted["accuracy"]
+        metrics.add(name, value, "fraction", "test_corrupted", method=row, measure="accuracy")
         for key in ("ece", "nll", "brier"):
-            metrics.add(f"calib/{row}/{key}", test[key], "nats" if key == "nll" else "")
-            metrics.add(f"calib/{row}/corrupted/{key}", corrupted[key], "nats" if key == "nll" else "")
+            unit = "nats" if key == "nll" else ""
+            metrics.add(f"calib/{row}/{key}", test[key], unit, "test", method=row, measure=key)
+            metrics.add(
+                f"calib/{row}/corrupted/{key}",
+                corrupted[key],
+                unit,
+                "test_corrupted",
+                method=row,
+                measure=key,
+            )
 
 
 def evaluate(methods: Methods, data: OODData, settings: MethodSettings, progress: Progress = None) -> Outcome:
-    """Predict every set with every method and compute every score and metric."""
+    """Predict every set with every chosen method and compute every score and metric of their rows."""
     predictions, latency = predict_sets(methods, data, progress)
-    scores = {row: row_scores(row, methods, predictions, settings) for row in ROWS}
-    latency = {row: latency[method] for row, (method, _) in ROWS.items()}
-    for row in FEATURE_ROWS:  # add the scoring cost to the network's forward pass
+    rows = methods.rows
+    scores = {row: row_scores(row, methods, predictions, settings) for row in rows}
+    latency = {row: latency[ROWS[row][0]] for row in rows}
+    for row in (r for r in FEATURE_ROWS if r in rows):  # add the scoring cost to the network's forward pass
         start = time.perf_counter()
         methods.get(row).score(predictions["single"]["test"].embedding)
         latency[row] += 1000 * (time.perf_counter() - start) / data.test.images.shape[0]

@@ -3,6 +3,8 @@
 One run trains a single network (read as MSP, energy, temperature-scaled and MC dropout), a
 deep ensemble, and a pyro Bayesian network, then scores the in-distribution test set against
 every OOD set (near: held-out classes; far: digits, shapes, noise) and a corrupted test set.
+``methods`` picks some of them (``--set methods='["bnn"]'``); the others are neither trained nor
+reported.
 See :mod:`~playground.uncertainty.methods`, :mod:`~playground.uncertainty.bnn`,
 :mod:`~playground.uncertainty.scores` and :mod:`~playground.uncertainty.metrics`.
 """
@@ -13,21 +15,21 @@ import dataclasses
 from typing import Literal
 
 from playground.core.config import RunConfig
-from playground.core.device import choose_device, configure_threads, seed_everything
+from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress
 from playground.core.runs import Metrics, Result, RunDir
+from playground.data.ood import DataSpec, OODData, load_ood_data
 from playground.errors import ConfigError
 from playground.uncertainty import benchmark, report
 from playground.uncertainty.methods import NetSpec
-from playground.uncertainty.ood_data import DataSpec, load_ood_data
 from playground.uncertainty.scores import SCORES
 
-EXPERIMENT = "ood"
+EXPERIMENT = "uncertainty"
 
 
 @dataclasses.dataclass
 class Config(RunConfig):
-    name: str = "ood"
+    name: str = "uncertainty"
     # data
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
@@ -54,6 +56,9 @@ class Config(RunConfig):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0
     # methods
+    methods: list[str] = dataclasses.field(
+        default_factory=list
+    )  # which of single, temp_scaled, mc_dropout, ensemble, bnn to train and report (empty: all)
     members: int = 5
     mc_samples: int = 10
     bnn_layers: Literal["last", "head", "all"] = "head"
@@ -65,9 +70,9 @@ class Config(RunConfig):
     scores: dict[str, str] = dataclasses.field(
         default_factory=dict
     )  # row -> OOD score, e.g. {ensemble = "mutual_information"}
-    save_checkpoint: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         for key in ("epochs", "batch_size", "embedding_dim", "width", "depth", "knn_k"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -76,6 +81,7 @@ class Config(RunConfig):
                 raise ConfigError(f"{key} must be at least {least}, got {getattr(self, key)}")
         if self.lr <= 0 or self.bnn_lr < 0 or self.bnn_prior_scale <= 0:
             raise ConfigError("lr and bnn_prior_scale must be positive and bnn_lr non-negative")
+        benchmark.chosen_methods(self.methods)  # unknown names: one line listing the valid ones
         for row, name in self.scores.items():
             if row not in benchmark.ROWS or row in benchmark.FEATURE_ROWS or name not in SCORES:
                 raise ConfigError(
@@ -127,29 +133,42 @@ class Config(RunConfig):
             self.bnn_lr,
             self.knn_k,
             dict(self.scores),
+            tuple(self.methods),
         )
 
 
-def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train every method, evaluate every set, write metrics, report, plots and checkpoints."""
-    seed_everything(config.seed)
-    configure_threads()
-    device = str(choose_device(config.device))
-    data = load_ood_data(config.data_spec())  # bad data fails before a run folder exists
-    run_dir = run_dir or RunDir.create(config.name, config.out or None)
-    run_dir.write_config(config, EXPERIMENT)
+@dataclasses.dataclass
+class UncertaintyResults:
+    """What one run keeps in memory: the evaluation, the trained methods and the data they saw."""
+
+    outcome: benchmark.Outcome
+    methods: benchmark.Methods
+    data: OODData
+
+
+def load(config: Config, device=None, progress: Progress = None) -> OODData:
+    """The in-distribution splits, the OOD sets and the corrupted test set."""
+    return load_ood_data(config.data_spec())
+
+
+def steps(run: Run[Config], data: OODData) -> Finished:
+    """Train the chosen methods, evaluate every set, write plots and (when ``save_models``) the models."""
+    config, device, progress = run.config, str(run.device), run.progress
     settings = config.method_settings()
     methods = benchmark.build_methods(config.net_spec(device), settings, config.seed)
     benchmark.train_methods(methods, data, settings, progress)
     outcome = benchmark.evaluate(methods, data, settings, progress)
     metrics = outcome.metrics(methods)
-    run_dir.write_metrics(metrics)
-    report.write_artifacts(run_dir, outcome, data)
-    if config.save_checkpoint:
-        report.save_methods(run_dir, methods, config)
-    text = report.report_text(config, metrics.values, data, device)
-    run_dir.write_report(text)
-    return Result(metrics, text, run_dir.path, {"outcome": outcome, "methods": methods, "data": data})
+    report.write_artifacts(run.dir, outcome, data)
+    if run.save_models:
+        report.save_methods(run.dir, methods, config, data.train.image_shape[0])
+    text = report.report_text(config, metrics, data, device)
+    return Finished(metrics, text, UncertaintyResults(outcome, methods, data))
+
+
+def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
+    """Train every method, evaluate every set, write metrics, report, plots and models."""
+    return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 
 def aggregate_report(config: Config, metrics: Metrics, results) -> str:

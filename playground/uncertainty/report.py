@@ -6,10 +6,12 @@ import dataclasses
 from collections.abc import Callable
 
 from playground.core.checkpoint import save_checkpoint
-from playground.core.runs import RunDir, markdown_table, metric_cell
-from playground.uncertainty.benchmark import FEATURE_ROWS, PROBABILISTIC, ROWS, Outcome
+from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.core.seeds import metric_cell
+from playground.uncertainty.benchmark import FEATURE_ROWS, METHODS, ROWS, Outcome
 
 PROBABILITY_ROWS = [row for row in ROWS if row not in FEATURE_ROWS]
+HISTOGRAM_ROWS = ("single_msp", "ensemble", "bnn", "mahalanobis")  # the score distributions a report draws
 
 
 def _cell(values: dict[str, float], scale: float = 1.0, digits: int = 3) -> Callable[[str], str]:
@@ -17,21 +19,37 @@ def _cell(values: dict[str, float], scale: float = 1.0, digits: int = 3) -> Call
     return lambda name: metric_cell(values, name, digits, scale)
 
 
-def ood_sets(values: dict[str, float]) -> list[str]:
-    """The OOD set names of a run, near first, then the far sets and their mean ``far``."""
-    names = {k.split("/")[2] for k in values if k.startswith("ood/single_msp/") and k.endswith("/auroc")}
+def ood_sets(metrics: Metrics) -> list[str]:
+    """The OOD set names of a run (from the records' tags), near first, then the far sets and their mean
+    ``far``."""
+    records = metrics.select(method=..., ood_set=..., measure="auroc")
+    return order_sets({r.tags["ood_set"] for r in records if "score" not in r.tags})
+
+
+def reported_rows(values: dict[str, float]) -> list[str]:
+    """The rows a run reported (a run of some ``methods`` has no metrics for the others), in ROWS order."""
+    return [row for row in ROWS if any(name.startswith(f"ood/{row}/") for name in values)]
+
+
+def reported_methods(values: dict[str, float]) -> list[str]:
+    """The probabilistic methods a run reported every score of, in METHODS order."""
+    return [m for m in METHODS if any(name.startswith(f"ood_scores/{m}/") for name in values)]
+
+
+def order_sets(names: set[str]) -> list[str]:
+    """``near`` first, then the far sets by name, then their mean ``far``."""
     rest = sorted(names - {"near", "far"})
     return [n for n in ("near",) if n in names] + rest + [n for n in ("far",) if n in names]
 
 
-def detection_table(values: dict[str, float]) -> str:
-    cell, sets = _cell(values), ood_sets(values)
+def detection_table(values: dict[str, float], sets: list[str]) -> str:
+    cell = _cell(values)
     rows = [
         [
             f"`{row}` ({ROWS[row][1]})",
             *[f"{cell(f'ood/{row}/{s}/auroc')} / {cell(f'ood/{row}/{s}/fpr95')}" for s in sets],
         ]
-        for row in ROWS
+        for row in reported_rows(values)
     ]
     return markdown_table(["method (score)", *[f"{s} AUROC / FPR95" for s in sets]], rows)
 
@@ -47,11 +65,11 @@ def calibration_table(values: dict[str, float]) -> str:
             cell(f"calib/{row}/brier"),
             cell(f"test/{row}/corrupted/accuracy"),
             cell(f"calib/{row}/corrupted/ece"),
-            f"{values[f'cost/{row}/parameters']:,.0f}",
+            f"{values[f'cost/{row}/parameters']:,.0f}" if f"cost/{row}/parameters" in values else "–",
             ms(f"cost/{row}/train_seconds"),
             ms(f"cost/{row}/latency_ms"),
         ]
-        for row in ROWS
+        for row in reported_rows(values)
     ]
     return markdown_table(
         [
@@ -76,7 +94,7 @@ def score_table(values: dict[str, float]) -> str:
 
     cell = _cell(values)
     rows = []
-    for method in PROBABILISTIC:
+    for method in reported_methods(values):
         row = [f"`{method}`"]
         for name in SCORES:
             far = f"ood_scores/{method}/{name}/far/auroc"
@@ -87,44 +105,61 @@ def score_table(values: dict[str, float]) -> str:
     return markdown_table(["method", *SCORES], rows)
 
 
-def claims(values: dict[str, float]) -> list[tuple[str, bool]]:
-    """The issue's acceptance checks and the papers' main findings, on these numbers."""
-    v = values.get
+def claims(values: dict[str, float], sets: list[str]) -> list[tuple[str, bool]]:
+    """The issue's acceptance checks and the papers' main findings, on these numbers; a check whose
+    numbers the run did not measure (its methods were not run) is left out."""
+    v = values.__getitem__
     checks = [
         (
             "ensemble far AUROC >= single MSP far AUROC + 0.02 (Lakshminarayanan et al. 2017)",
-            v("ood/ensemble/far/auroc", 0) >= v("ood/single_msp/far/auroc", 1) + 0.02,
+            ("ood/ensemble/far/auroc", "ood/single_msp/far/auroc"),
+            lambda: v("ood/ensemble/far/auroc") >= v("ood/single_msp/far/auroc") + 0.02,
         ),
-        ("ensemble ECE < single model ECE", v("calib/ensemble/ece", 1) < v("calib/single_msp/ece", 0)),
+        (
+            "ensemble ECE < single model ECE",
+            ("calib/ensemble/ece", "calib/single_msp/ece"),
+            lambda: v("calib/ensemble/ece") < v("calib/single_msp/ece"),
+        ),
         (
             "temperature scaling lowers the single model's test ECE (Guo et al. 2017)",
-            v("calib/temp_scaled/ece", 1) < v("calib/single_msp/ece", 0),
+            ("calib/temp_scaled/ece", "calib/single_msp/ece"),
+            lambda: v("calib/temp_scaled/ece") < v("calib/single_msp/ece"),
         ),
         (
             "under shift the ensemble is better calibrated than temperature scaling (Ovadia et al. 2019)",
-            v("calib/ensemble/corrupted/ece", 1) < v("calib/temp_scaled/corrupted/ece", 0),
+            ("calib/ensemble/corrupted/ece", "calib/temp_scaled/corrupted/ece"),
+            lambda: v("calib/ensemble/corrupted/ece") < v("calib/temp_scaled/corrupted/ece"),
         ),
         (
             "BNN accuracy within 3 points of the single model",
-            v("test/bnn/accuracy", 0) >= v("test/single_msp/accuracy", 1) - 0.03,
+            ("test/bnn/accuracy", "test/single_msp/accuracy"),
+            lambda: v("test/bnn/accuracy") >= v("test/single_msp/accuracy") - 0.03,
         ),
         (
             "BNN mutual-information far AUROC >= 0.80",
-            v("ood_scores/bnn/mutual_information/far/auroc", 0) >= 0.80,
+            ("ood_scores/bnn/mutual_information/far/auroc",),
+            lambda: v("ood_scores/bnn/mutual_information/far/auroc") >= 0.80,
         ),
     ]
-    if any(k.startswith("ood/") and "/near/" in k for k in values):
+    rows = [
+        r for r in reported_rows(values) if f"ood/{r}/near/auroc" in values and f"ood/{r}/far/auroc" in values
+    ]
+    if "near" in sets and rows:
         checks.append(
             (
                 "near-OOD is harder than far-OOD for every method",
-                all(v(f"ood/{r}/near/auroc", 1) < v(f"ood/{r}/far/auroc", 0) for r in ROWS),
+                (),
+                lambda: all(v(f"ood/{r}/near/auroc") < v(f"ood/{r}/far/auroc") for r in rows),
             )
         )
-    return checks
+    return [(text, check()) for text, needs, check in checks if all(name in values for name in needs)]
 
 
-def claims_text(values: dict[str, float]) -> str:
-    return "\n".join(f"- {'✅' if ok else '❌'} {text}" for text, ok in claims(values))
+def claims_text(values: dict[str, float], sets: list[str]) -> str:
+    checks = claims(values, sets)
+    if not checks:
+        return "No check applies to the methods this run measured."
+    return "\n".join(f"- {'✅' if ok else '❌'} {text}" for text, ok in checks)
 
 
 READING = """How to read it: AUROC is the chance that an OOD image scores as more OOD than an in-distribution
@@ -134,15 +169,16 @@ calibration (lower is better); `corrupted` is the in-distribution test set under
 contrast. Latency is per image at batch 512, all samples or members included."""
 
 
-def sections(values: dict[str, float], title: str, intro: str) -> str:
+def sections(metrics: Metrics, title: str, intro: str) -> str:
+    values, sets = metrics.values, ood_sets(metrics)
     return (
         "\n\n".join(
             [
                 f"# {title}",
                 intro,
                 READING,
-                "## Checks\n\n" + claims_text(values),
-                "## OOD detection (AUROC ↑ / FPR95 ↓)\n\n" + detection_table(values),
+                "## Checks\n\n" + claims_text(values, sets),
+                "## OOD detection (AUROC ↑ / FPR95 ↓)\n\n" + detection_table(values, sets),
                 "![AUROC by method and set](auroc.png)",
                 "## Accuracy, calibration and cost\n\n" + calibration_table(values),
                 "## Every score for every method (far AUROC, near in brackets)\n\n" + score_table(values),
@@ -152,7 +188,7 @@ def sections(values: dict[str, float], title: str, intro: str) -> str:
     )
 
 
-def report_text(config, values: dict[str, float], data, device) -> str:
+def report_text(config, metrics: Metrics, data, device) -> str:
     intro = (
         f"In distribution: {config.dataset} without classes {', '.join(data.heldout)} "
         f"({len(data.train)} training, {len(data.val)} validation, {len(data.test)} test images, "
@@ -162,6 +198,11 @@ def report_text(config, values: dict[str, float], data, device) -> str:
         f"ensemble of {config.members}; "
         f"MC dropout and BNN with {config.mc_samples} / {config.bnn_samples} samples; BNN layers: "
         f"{config.bnn_layers}; device `{device}`; seed {config.seed}."
+        + (
+            f" Methods run: {', '.join(config.methods)} (the others were not trained)."
+            if config.methods
+            else ""
+        )
     )
     plots = "\n\n".join(
         [
@@ -170,17 +211,18 @@ def report_text(config, values: dict[str, float], data, device) -> str:
             "## Score distributions\n\n![scores](score_histograms.png)",
         ]
     )
-    return sections(values, f"{config.name}: uncertainty and OOD detection", intro) + "\n" + plots + "\n"
+    return sections(metrics, f"{config.name}: uncertainty and OOD detection", intro) + "\n" + plots + "\n"
 
 
 def aggregate_text(config, metrics, results) -> str:
     intro = (
         f"Mean ± standard deviation over {len(results)} seeds; dataset {config.dataset} without classes "
         f"{config.heldout_classes}; {config.members}-member ensemble; BNN layers {config.bnn_layers}."
+        + (f" Methods run: {', '.join(config.methods)}." if config.methods else "")
     )
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     return (
-        sections(metrics.values, f"{config.name}: uncertainty and OOD detection, {len(results)} seeds", intro)
+        sections(metrics, f"{config.name}: uncertainty and OOD detection, {len(results)} seeds", intro)
         + "\n## Runs\n\n"
         + links
         + "\n"
@@ -188,10 +230,11 @@ def aggregate_text(config, metrics, results) -> str:
 
 
 def write_artifacts(run_dir: RunDir, outcome: Outcome, data) -> None:
-    """``ood_results.json`` and ``scores.safetensors`` (for the page) and the PNG plots."""
+    """``ood_results.json`` and ``scores.safetensors`` (for the page) and the PNG plots, of the rows the
+    run reported."""
     from playground.uncertainty import plots
 
-    sets = list(data.ood)
+    sets, rows = list(data.ood), list(outcome.ood)
     run_dir.write_json(
         "ood_results.json",
         {
@@ -199,7 +242,7 @@ def write_artifacts(run_dir: RunDir, outcome: Outcome, data) -> None:
             "far": data.far,
             "heldout": data.heldout,
             "classes": data.test.classes,
-            "rows": ROWS,
+            "rows": {row: ROWS[row] for row in rows},
             "ood": outcome.ood,
             "calibration": outcome.calibration,
             "matrix": outcome.matrix,
@@ -215,49 +258,55 @@ def write_artifacts(run_dir: RunDir, outcome: Outcome, data) -> None:
             for row, by_set in outcome.scores.items()
             for s, t in by_set.items()
         },
-        {"rows": list(ROWS)},
+        {"rows": rows},
     )
     flat = {
         f"ood/{row}/{s}/auroc": r["auroc"] for row, by_set in outcome.ood.items() for s, r in by_set.items()
     }
+    far = any("far" in by_set for by_set in outcome.ood.values())
+    run_dir.save_figure(plots.auroc_figure(flat, rows, sets + (["far"] if far else [])), "auroc")
+    run_dir.save_figure(plots.roc_figure(outcome.roc, rows, sets), "roc")
     run_dir.save_figure(
-        plots.auroc_figure(flat, list(ROWS), sets + (["far"] if "far" in outcome.ood["ensemble"] else [])),
-        "auroc",
+        plots.reliability_figure(outcome.reliability, list(outcome.reliability)), "reliability"
     )
-    run_dir.save_figure(plots.roc_figure(outcome.roc, list(ROWS), sets), "roc")
-    run_dir.save_figure(plots.reliability_figure(outcome.reliability, list(PROBABILISTIC)), "reliability")
     shown = {
         row: {s: t.numpy() for s, t in outcome.scores[row].items()}
-        for row in ("single_msp", "ensemble", "bnn", "mahalanobis")
+        for row in [r for r in HISTOGRAM_ROWS if r in outcome.scores] or rows[:4]
     }
     run_dir.save_figure(plots.histogram_figure(shown, list(shown), sets), "score_histograms")
 
 
-def save_methods(run_dir: RunDir, methods, config) -> None:
-    """Every trained network as safetensors, so the page can score a new image without retraining."""
-    meta = {
-        "experiment": "ood",
-        "config": dataclasses.asdict(config),
-        "temperature": methods.temp_scaled.temperature,
-    }
+def save_methods(run_dir: RunDir, methods, config, in_channels: int) -> None:
+    """Every trained network as safetensors, so the page can score a new image without retraining:
+    ``member0`` is the single model (the ensemble's first member), ``member1``... the ensemble's others,
+    ``bnn`` the BNN and ``features`` the feature-space scores; a method the run did not train has no file.
+    """
+    meta = {"experiment": "uncertainty", "config": dataclasses.asdict(config), "in_channels": in_channels}
+    if methods.temp_scaled is not None:
+        meta["temperature"] = methods.temp_scaled.temperature
     folder = run_dir.path / "models"
     folder.mkdir(exist_ok=True)
-    for index, model in enumerate(methods.ensemble.models):
+    members = [methods.single.model] if methods.single is not None else []
+    if methods.ensemble is not None:  # its first member is the single model
+        members = methods.ensemble.models
+    for index, model in enumerate(members):
         save_checkpoint(folder / f"member{index}.safetensors", model, meta)
-    save_checkpoint(
-        folder / "bnn.safetensors",
-        {
-            **{f"model.{k}": v for k, v in methods.bnn.model.state_dict().items()},
-            **{f"guide.{k}": v for k, v in methods.bnn.guide.state_dict().items()},
-        },
-        meta,
-    )
-    save_checkpoint(
-        folder / "features.safetensors",
-        {
-            "mahalanobis.means": methods.mahalanobis.means,
-            "mahalanobis.precision": methods.mahalanobis.precision,
-            "knn.bank": methods.knn.bank,
-        },
-        {**meta, "knn_k": methods.knn.k},
-    )
+    if methods.bnn is not None:
+        save_checkpoint(
+            folder / "bnn.safetensors",
+            {
+                **{f"model.{k}": v for k, v in methods.bnn.model.state_dict().items()},
+                **{f"guide.{k}": v for k, v in methods.bnn.guide.state_dict().items()},
+            },
+            meta,
+        )
+    if methods.mahalanobis is not None:
+        save_checkpoint(
+            folder / "features.safetensors",
+            {
+                "mahalanobis.means": methods.mahalanobis.means,
+                "mahalanobis.precision": methods.mahalanobis.precision,
+                "knn.bank": methods.knn.bank,
+            },
+            {**meta, "knn_k": methods.knn.k},
+        )

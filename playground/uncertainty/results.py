@@ -17,9 +17,11 @@ import torch
 
 from playground.core.checkpoint import load_checkpoint, load_into
 from playground.core.config import build_config
-from playground.core.runs import RunInfo, list_runs, load_run, read_run_config, seed_folders
+from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run_config
+from playground.core.seeds import seed_folders
 from playground.errors import CheckpointError, DataFormatError, DataNotFoundError
-from playground.uncertainty.benchmark import Methods, build_methods
+from playground.uncertainty import report
+from playground.uncertainty.benchmark import Methods, build_methods, chosen_methods, trained_methods
 from playground.uncertainty.experiment import EXPERIMENT, Config
 from playground.uncertainty.features import KNNScore, Mahalanobis
 from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, score
@@ -38,10 +40,24 @@ class OODRun:
     seeds: list[Path] = field(default_factory=list)
     artifact_dir: Path | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    measured: Metrics = field(default_factory=Metrics)  # the typed records (split and tags)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def ood_sets(self) -> list[str]:
+        """The OOD sets the tables show, near first and their mean ``far`` last."""
+        if self.measured.tags:
+            return report.ood_sets(self.measured)
+        # runs made before metrics carried tags: the reader for that old layout (ood/<row>/<set>/auroc)
+        old = {
+            n.split("/")[2]
+            for n in self.metrics
+            if n.startswith("ood/") and n.endswith("/auroc") and n.count("/") == 3
+        }
+        return report.order_sets(old)
 
     @property
     def classes(self) -> list[str]:
@@ -52,10 +68,18 @@ class OODRun:
         return list(self.results.get("sets", []))
 
     @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods the run trained and reported (its config's ``methods``; empty there: all)."""
+        return chosen_methods(self.config.methods)
+
+    @property
     def has_models(self) -> bool:
-        return (
-            self.artifact_dir is not None and (self.artifact_dir / "models" / "member0.safetensors").is_file()
-        )
+        """Whether the run saved its networks: ``member0`` (the single model) or, for a run without
+        the single model, ``bnn``."""
+        if self.artifact_dir is None:
+            return False
+        first = "member0" if trained_methods(self.config.methods)[0] == "single" else "bnn"
+        return (self.artifact_dir / "models" / f"{first}.safetensors").is_file()
 
     @functools.cached_property
     def scores(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -79,9 +103,10 @@ def load_ood_run(path: str | Path) -> OODRun:
     if data.get("experiment") != EXPERIMENT:
         raise DataFormatError(
             f"{path.name} is a {data.get('experiment', '?')!r} run, not an OOD run; "
-            "pick a run made by recipes/ood_fashion.toml or the uncertainty page"
+            "pick a run made by recipes/uncertainty_fashion.toml or the uncertainty page"
         )
-    metrics = load_run(path).metrics
+    measured = load_run(path).measured
+    metrics = measured.values
     if not any(name.startswith("ood/") for name in metrics):
         raise DataNotFoundError(
             f"OOD run {path.name} has no ood/ metrics yet; it may still be running or was interrupted"
@@ -94,7 +119,7 @@ def load_ood_run(path: str | Path) -> OODRun:
         data = read_run_config(artifact_dir)
     config = build_config(Config, data.get("config", {}), f"{(artifact_dir or path) / 'config.toml'}")
     results = json.loads((artifact_dir / RESULTS).read_text(encoding="utf-8")) if artifact_dir else {}
-    return OODRun(path, metrics, config, seeds, artifact_dir, results)
+    return OODRun(path, metrics, config, seeds, artifact_dir, results, measured)
 
 
 def find_ood_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -103,33 +128,47 @@ def find_ood_runs(root: str | Path | None = None) -> list[RunInfo]:
 
 
 def load_methods(run: OODRun, device: str = "cpu") -> Methods:
-    """Every method of ``run`` rebuilt from its saved networks, ready to ``predict``."""
+    """Every method of ``run`` (the ones it trained) rebuilt from its saved networks, ready to ``predict``."""
     if not run.has_models:
         raise DataNotFoundError(
-            f"OOD run {run.name} saved no models (save_checkpoint = false); re-run it to score new images"
+            f"OOD run {run.name} saved no models (save_models = false); re-run it to score new images"
         )
     folder, config = run.artifact_dir / "models", run.config
     num_classes, in_channels = len(run.classes), _in_channels(run)
     methods = build_methods(config.net_spec(device), config.method_settings(), config.seed)
-    models = []
-    for index in range(config.members):
-        model = config.net_spec(device).build(in_channels, num_classes)
-        metadata = load_into(model, folder / f"member{index}.safetensors")
-        models.append(model.eval())
-    methods.single.model, methods.ensemble.models = models[0], models
-    methods.temp_scaled.temperature = float(metadata.get("temperature", 1.0))
-    _load_bnn(methods, folder / "bnn.safetensors", in_channels, num_classes)
-    features, meta = load_checkpoint(folder / "features.safetensors")
-    methods.mahalanobis = Mahalanobis(features["mahalanobis.means"], features["mahalanobis.precision"])
-    methods.knn = KNNScore(features["knn.bank"], int(meta.get("knn_k", config.knn_k)))
+    if methods.single is not None:  # member0 is the single model, also the ensemble's first member
+        models, metadata = [], {}
+        for index in range(config.members if methods.ensemble is not None else 1):
+            model = config.net_spec(device).build(in_channels, num_classes)
+            metadata = load_into(model, folder / f"member{index}.safetensors")
+            models.append(model.eval())
+        methods.single.model = models[0]
+        if methods.ensemble is not None:
+            methods.ensemble.models = models
+        if methods.temp_scaled is not None:
+            methods.temp_scaled.temperature = float(metadata.get("temperature", 1.0))
+    if methods.bnn is not None:
+        _load_bnn(methods, folder / "bnn.safetensors", in_channels, num_classes)
+    if "single" in methods.names:
+        features, meta = load_checkpoint(folder / "features.safetensors")
+        methods.mahalanobis = Mahalanobis(features["mahalanobis.means"], features["mahalanobis.precision"])
+        methods.knn = KNNScore(features["knn.bank"], int(meta.get("knn_k", config.knn_k)))
     return methods
 
 
 def _in_channels(run: OODRun) -> int:
-    state, _ = load_checkpoint(run.artifact_dir / "models" / "member0.safetensors")
+    """The image channels the run's networks take: saved with the models, else (runs made before
+    ``in_channels`` was saved, which always have ``member0``) read off member0's first convolution."""
+    folder = run.artifact_dir / "models"
+    saved = [
+        folder / name for name in ("member0.safetensors", "bnn.safetensors") if (folder / name).is_file()
+    ]
+    state, meta = load_checkpoint(saved[0] if saved else folder / "member0.safetensors")
+    if "in_channels" in meta:
+        return int(meta["in_channels"])
     first = next((v for k, v in state.items() if k.endswith("weight") and v.ndim == 4), None)
     if first is None:
-        raise CheckpointError(f"{run.artifact_dir / 'models'} holds no convolutional network")
+        raise CheckpointError(f"{folder} holds no convolutional network")
     return int(first.shape[1])
 
 
@@ -158,12 +197,15 @@ METHOD_SCORES = {
 
 
 def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, dict[str, Any]]:
-    """For one image ``(C, H, W)``: per method the probability samples ``(S, C)`` and every score."""
+    """For one image ``(C, H, W)``: per method the run reported the probability samples ``(S, C)`` and
+    every score (``feature``: Mahalanobis and KNN, with the single model)."""
     if image.ndim != 3:
         raise DataFormatError(f"inspect_image needs one image (C, H, W), got shape {tuple(image.shape)}")
     batch = image[None].float()
     report: dict[str, dict[str, Any]] = {}
     for name, score_names in METHOD_SCORES.items():
+        if name not in methods.names:
+            continue
         prediction = methods.get(name).predict(batch)
         report[name] = {
             "probs": prediction.probs[:, 0],
@@ -173,7 +215,7 @@ def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, dict[str, 
                 if s not in SAMPLE_SCORES or prediction.samples > 1
             },
         }
-        if name == "single":
+        if name == "single" and methods.mahalanobis is not None:
             report["feature"] = {
                 "scores": {
                     "mahalanobis": float(methods.mahalanobis.score(prediction.embedding)[0]),

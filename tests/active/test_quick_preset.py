@@ -14,7 +14,7 @@ def test_quick_preset_learns_escalates_safely_and_fills_the_queue():
     result = module.run(config)
     values = result.metrics.values
     for strategy in config.strategies:
-        curve = result.extras["loops"][strategy].series("accuracy")
+        curve = result.results.loops[strategy].series("accuracy")
         assert curve[-1] >= 0.6 and curve[-1] > curve[0], (strategy, curve)
     # the calibrated threshold keeps the auto-label error on the held-out stream within alpha + 0.01
     assert values["escalation/certified"] == 1.0
@@ -25,6 +25,6 @@ def test_quick_preset_learns_escalates_safely_and_fills_the_queue():
         and values["escalation/ood_flagged"] > 3 * values["escalation/id_flagged"]
     )
     assert values["escalation/ood_auto_labelled"] <= 0.05
-    routes = result.extras["escalation"].routes
+    routes = result.results.escalation.routes
     assert Store().progress(config.queue)["total"] == int(((routes == 1) | (routes == 2)).sum())
     assert "## Checks" in result.report and "labels to 65%" in result.report

@@ -12,10 +12,8 @@ import pytest
 from tests.conftest import REPO as REPO_ROOT
 
 APP_FILE = REPO_ROOT / "apps" / "app.py"
-RECIPE = REPO_ROOT / "recipes" / "baseline_fashion.toml"
+RECIPE = REPO_ROOT / "recipes" / "classify_fashion.toml"
 # a digits run that trains in about a second and still scores well above chance
-# the techniques whose pages have not landed yet: Home shows "Coming soon" on their cards
-COMING_SOON: tuple[str, ...] = ()
 TINY_DIGITS = ["dataset=digits", "epochs=1", "train_limit=600", "batch_size=8", "width=16"]
 
 
@@ -25,7 +23,7 @@ def digits_run(playground_home) -> Path:
     from playground.core.runner import config_from_recipe
 
     module, config = config_from_recipe(RECIPE, "quick", TINY_DIGITS)
-    result = module.run(dataclasses.replace(config, save_checkpoint=False))
+    result = module.run(dataclasses.replace(config, save_models=False))
     return result.run_dir
 
 

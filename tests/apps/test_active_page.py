@@ -32,8 +32,8 @@ def test_a_multi_seed_run_draws_bands_tables_and_the_escalation_point(monkeypatc
     curves = chart(at, "al_curves")
     names = [d.get("name") for d in curves["data"] if d.get("name")]
     assert names == ["random", "bald"]
-    assert sum(d.get("fill") == "toself" for d in curves["data"]) == 2  # a 95% CI band per strategy
-    assert "95% CI over 2 seeds" in curves["layout"]["title"]["text"]
+    assert sum(d.get("fill") == "toself" for d in curves["data"]) == 2  # a mean ± std band per strategy
+    assert "mean ± std over 2 seeds" in curves["layout"]["title"]["text"]
     escalation = chart(at, "al_escalation")
     assert [d["name"] for d in escalation["data"]] == ["sweeping the threshold", "calibrated threshold"]
     assert at.get("page_link")[-1].proto.page.endswith("annotate")

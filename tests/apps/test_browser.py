@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps.conftest import COMING_SOON, REPO_ROOT
+from tests.apps.conftest import REPO_ROOT
 from tests.fct.test_results import tiny_fct_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -111,7 +111,6 @@ def test_home_then_data_explorer_in_a_real_browser(app_url, browser_page, tmp_pa
     expect(page.get_by_role("heading", name="Deep-learning playground")).to_be_visible()
     for technique in ("Classifier baseline", "Forward compatible training (FCT)", "3D cuboid annotation"):
         expect(page.get_by_role("heading", name=technique)).to_be_visible()
-    expect(page.get_by_text("Coming soon")).to_have_count(len(COMING_SOON))
     expect(page.get_by_label("Seed")).to_be_visible()  # the shared sidebar
     expect(page).to_have_title("playground")
     settle(page)

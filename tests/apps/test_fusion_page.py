@@ -49,3 +49,13 @@ def test_a_broken_run_shows_an_error_not_a_traceback(playground_home):
     at = open_page()
     assert not at.exception, at.exception
     assert any("corrupt" in e.value for e in at.error)
+
+
+def test_a_run_without_models_shows_its_ablation_and_says_why_images_cannot_be_followed(playground_home):
+    result = run(Config(**TINY, save_models=False))
+    assert not (result.run_dir / "models").exists()
+    at = open_page()
+    assert not at.exception, at.exception
+    assert not at.error
+    assert list(at.dataframe[0].value["variant"]) == ["image_only", "text", "kg", "retrieval", "all"]
+    assert sum("save_models = false" in i.value for i in at.info) == 2

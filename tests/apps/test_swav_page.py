@@ -4,10 +4,10 @@ probe chart, prototype assignments and training tab."""
 from __future__ import annotations
 
 from playground.core.runner import run_seeds
-from playground.ssl import experiment
-from playground.ssl.experiment import Config
+from playground.swav import experiment
+from playground.swav.experiment import Config
 from tests.apps.conftest import open_page_at, plotly_spec
-from tests.ssl.test_experiment import TINY
+from tests.swav.test_experiment import TINY
 
 
 def open_page():
@@ -62,3 +62,12 @@ def test_a_two_seed_run_draws_the_probe_chart_assignments_and_training(playgroun
     first = [image.value for image in at.image][:1]
     at.button(key="swav_shuffle").click().run()
     assert [image.value for image in at.image][:1] != first  # other samples
+
+
+def test_a_run_without_a_model_says_so_on_the_assignments_tab(playground_home):
+    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    experiment.run(Config(**tiny, save_models=False))
+    at = open_page()
+    assert not at.exception and not at.error
+    assert any("saved no model (save_models = false)" in i.value for i in at.info)
+    assert chart(at, "swav_probe") and chart(at, "swav_loss")  # the other tabs still draw

@@ -75,9 +75,9 @@ def png(width: int, height: int) -> bytes:
 def test_without_runs_the_page_offers_the_quick_preset():
     at = open_page()
     assert "No OOD run" in at.info[0].value
-    assert "playground run recipes/ood_fashion.toml --preset quick" in at.info[0].value
+    assert "playground run recipes/uncertainty_fashion.toml --preset quick" in at.info[0].value
     assert at.button(key="ood_train").label == "Run the quick preset"
-    assert at.code[0].value == "playground run recipes/ood_fashion.toml --preset quick"
+    assert at.code[0].value == "playground run recipes/uncertainty_fashion.toml --preset quick"
     at.number_input(key="ood_members").set_value(4).run()
     assert not at.exception and at.code[0].value.endswith("--preset quick --set members=4")
     at.selectbox(key="ood_preset").select("full").run()
@@ -193,3 +193,29 @@ def test_drawing_without_strokes_asks_for_a_drawing(ood_run):
         any("Draw with the mouse" in c.value for c in at.caption)
         or "streamlit-drawable-canvas" in at.info[0].value
     )
+
+
+@pytest.fixture(scope="module")
+def bnn_template(tmp_path_factory):
+    """A tiny run of the BNN alone (methods = ["bnn"]): no single model, ensemble or feature rows."""
+    from playground.uncertainty.experiment import Config, run
+
+    return run(Config(**TINY_OOD, methods=["bnn"], out=str(tmp_path_factory.mktemp("ood-bnn")))).run_dir
+
+
+def test_a_run_of_some_methods_shows_what_it_has(bnn_template, playground_home):
+    shutil.copytree(bnn_template, playground_home / bnn_template.name)
+    at = open_page()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="ood_run").value == bnn_template.name
+    assert any("methods run: Bayesian NN (pyro)" in c.value for c in at.caption)
+    assert list(at.table[0].value.columns) == ["Bayesian NN (pyro)"]
+    assert at.selectbox(key="ood_method").options == ["Bayesian NN (pyro)"]
+    assert at.selectbox(key="ood_score").value == "mutual_information" and "In the run" in metrics(at)
+    assert at.selectbox(key="ood_rel_method").value == "bnn"
+    assert len(at.get("plotly_chart")) == 5  # spread, 1 sample heatmap, histogram, ROC, reliability
+    text = "\n".join(m.value for m in at.markdown)
+    assert "`bnn` (mutual_information)" in text and "`ensemble`" not in text
+    assert "BNN mutual-information far AUROC" in text and "ensemble far AUROC" not in text
+    at.selectbox(key="ood_score").select("energy").run()  # not stored by the run: scored now with the BNN
+    assert not at.exception and not at.error and "In the run" not in metrics(at)

@@ -47,7 +47,7 @@ def test_recipe_runs_data_parallel_under_torchrun(tmp_path):
         "-m",
         "playground.cli",
         "run",
-        str(REPO / "recipes" / "baseline_fashion.toml"),
+        str(REPO / "recipes" / "classify_fashion.toml"),
         "--quiet",
         "--set",
         "dataset=digits",

@@ -2,15 +2,8 @@ import json
 
 import pytest
 
-from playground.core.runs import (
-    Metrics,
-    RunDir,
-    aggregate_seeds,
-    list_runs,
-    load_run,
-    markdown_table,
-    metrics_table,
-)
+from playground.core.runs import Metrics, RunDir, list_runs, load_run, markdown_table, metrics_table
+from playground.core.seeds import aggregate_scalars
 from playground.errors import PlaygroundError
 
 
@@ -28,10 +21,9 @@ def test_metrics_json_follows_the_schema(tmp_path):
     metrics.add("train/seconds", 12, "s")
     run.write_metrics(metrics)
     data = json.loads((run.path / "metrics.json").read_text())
-    assert data == {
-        "metrics": {"test/accuracy": 0.9, "train/seconds": 12.0},
-        "units": {"test/accuracy": "fraction", "train/seconds": "s"},
-    }
+    assert data["metrics"] == {"test/accuracy": 0.9, "train/seconds": 12.0}
+    assert data["units"] == {"test/accuracy": "fraction", "train/seconds": "s"}
+    assert [r["name"] for r in data["records"]] == ["test/accuracy", "train/seconds"]
 
 
 def test_aggregate_seeds_gives_mean_and_std():
@@ -40,7 +32,7 @@ def test_aggregate_seeds_gives_mean_and_std():
         m = Metrics()
         m.add("test/accuracy", value, "fraction")
         runs.append(m)
-    merged = aggregate_seeds(runs)
+    merged = aggregate_scalars(runs)
     assert merged.values["test/accuracy"] == pytest.approx(0.9)
     assert merged.values["test/accuracy:std"] == pytest.approx(0.1)
     assert merged.units["test/accuracy:std"] == "fraction"
@@ -76,3 +68,38 @@ def test_compare_runs_keeps_shared_metrics(tmp_path):
     b = RunInfo(tmp_path / "b", "classify", {"test/accuracy": 0.8}, {})
     assert compare_runs([a, b]) == {"test/accuracy": {"a": 0.9, "b": 0.8}}
     assert compare_runs([a]) == {"test/accuracy": {"a": 0.9}, "only/a": {"a": 1.0}}
+
+
+def test_metrics_are_typed_records_with_split_and_tags_and_the_old_layout_reads_back(tmp_path):
+    import json
+
+    from playground.core.runs import Record
+
+    metrics = Metrics()
+    metrics.add("test/accuracy", 0.9, "fraction", "test")
+    metrics.add("sweep/dim_8/top1", 0.7, "fraction", "test", dim=8, measure="top1")
+    metrics.add("sweep/dim_32/top1", 0.8, "fraction", "test", dim=32, measure="top1")
+    metrics.add("run/seconds", 12.0, "s")
+    assert [r.value for r in metrics.select(dim=...)] == [0.7, 0.8]
+    assert [r.tags["dim"] for r in metrics.select("test", measure="top1")] == [8, 32]
+    assert metrics.select(dim=8)[0] == Record(
+        "sweep/dim_8/top1", 0.7, "fraction", "test", {"dim": 8, "measure": "top1"}
+    )
+    assert [r.name for r in metrics.select("")] == ["run/seconds"]
+    run = RunDir.create("typed", tmp_path)
+    run.write_metrics(metrics)
+    data = json.loads((run.path / "metrics.json").read_text())
+    assert data["metrics"]["test/accuracy"] == 0.9 and data["units"]["run/seconds"] == "s"  # the jq view
+    assert data["records"][1] == {
+        "name": "sweep/dim_8/top1",
+        "value": 0.7,
+        "unit": "fraction",
+        "split": "test",
+        "tags": {"dim": 8, "measure": "top1"},
+    }
+    assert load_run(run.path).measured.select(dim=32)[0].value == 0.8
+    (run.path / "metrics.json").write_text(json.dumps({"metrics": data["metrics"], "units": data["units"]}))
+    old = load_run(run.path)  # a run made before records: same numbers, no split or tags
+    assert old.metrics == metrics.values and old.measured.select(dim=...) == []
+    merged = aggregate_scalars([metrics, metrics])
+    assert merged.select(dim=8)[0].std == 0.0 and merged.splits["test/accuracy"] == "test"

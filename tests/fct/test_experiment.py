@@ -143,7 +143,7 @@ def test_runs_unchanged_on_a_users_image_folder(tmp_path):
             batch_size=8,
             side_batch_size=8,
             pool_size=2,
-            save_checkpoints=False,
+            save_models=False,
             out=str(tmp_path / "runs"),
         )
     )
@@ -152,10 +152,10 @@ def test_runs_unchanged_on_a_users_image_folder(tmp_path):
 
 
 def test_multi_seed_report_has_the_table_with_mean_and_std(digits_run):
-    from playground.core.runs import aggregate_seeds
+    from playground.core.seeds import aggregate_scalars
     from playground.fct.experiment import aggregate_report
 
-    merged = aggregate_seeds([digits_run.metrics, digits_run.metrics])
+    merged = aggregate_scalars([digits_run.metrics, digits_run.metrics])
     text = aggregate_report(Config(**DIGITS), merged, [digits_run, digits_run])
     assert "2 seeds" in text and "| FCT | new | h(old, side-info) |" in text
     assert "± 0.0" in text and digits_run.run_dir.name in text

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.core.runs import Metrics, aggregate_seeds, load_run
+from playground.core.runs import Metrics, load_run
+from playground.core.seeds import aggregate_scalars
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError, PlaygroundError
 from playground.fct import results as fct
 from playground.fct.pipeline import CASES
@@ -24,7 +25,7 @@ TINY_FCT = dict(
     transform_epochs=2,
     side_info_sweep=[8],
     side_batch_size=128,
-    save_checkpoints=False,
+    save_models=False,
 )
 
 
@@ -53,7 +54,7 @@ def make_parent(run_dir: Path, parent: Path, seeds=(0, 1)) -> Path:
         shutil.copytree(run_dir, parent / f"seed{seed}-20260101-000000")
     one = load_run(run_dir).metrics
     other = {name: value * 0.9 for name, value in one.items()}
-    merged = aggregate_seeds([Metrics(one), Metrics(other)])
+    merged = aggregate_scalars([Metrics(one), Metrics(other)])
     (parent / "metrics.json").write_text(json.dumps(merged.to_json()))
     return parent
 
@@ -166,6 +167,24 @@ def test_a_run_without_embeddings_still_has_its_numbers(run_dir, tmp_path):
     assert len(fct.compatibility_rows(lean)) == len(CASES)
     with pytest.raises(DataNotFoundError, match="no embeddings.safetensors"):
         fct.neighbours(lean, 0, "new")
+
+
+def test_metrics_carry_split_and_tags_and_old_runs_still_open(run, run_dir, tmp_path):
+    """Parameters are tags, never parsed out of a name; runs written before records still open."""
+    data = json.loads((run_dir / "metrics.json").read_text())
+    sweep = [r for r in data["records"] if "side_info_dim" in r["tags"]]
+    assert {r["tags"]["side_info_dim"] for r in sweep} == {0, 8, 32}
+    top1 = [r for r in sweep if r["tags"]["measure"] == "top1"]
+    assert all(r["split"] == "test" and r["unit"] == "fraction" for r in top1)
+    assert data["metrics"]["side_info/dim_8/top1"] == next(
+        r["value"] for r in top1 if r["tags"]["side_info_dim"] == 8
+    )
+    old = tmp_path / run_dir.name
+    shutil.copytree(run_dir, old)
+    (old / "metrics.json").write_text(json.dumps({"metrics": data["metrics"], "units": data["units"]}))
+    legacy = fct.load_fct_run(old)
+    assert fct.tradeoff_rows(legacy) == fct.tradeoff_rows(run)
+    assert fct.cost_summary(legacy) == fct.cost_summary(run) and "backfill_speedup" in fct.cost_summary(run)
 
 
 # --------------------------------------------------------------------- several seeds

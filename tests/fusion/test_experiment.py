@@ -72,6 +72,14 @@ def test_tiny_run_writes_every_metric_the_issue_names(tiny_run):
     assert 0 <= metrics["fusion_heads/concat/degraded_lowlabel/miou"] <= 1
     assert not any(name.startswith("fusion_heads/film") for name in metrics)
     assert "## Fusion heads (variant `all`)" in report and "| concat |" in report
+    # the typed results kept in memory match what was written
+    results = tiny_run.results
+    assert set(results.latency) == {"image_only", "text", "kg", "retrieval", "all"}
+    assert results.latency["all"] == pytest.approx(metrics["fusion/all/latency_ms"])
+    assert (
+        set(results.scores) == {"full", "lowlabel", "degraded_lowlabel"} and results.fashion_zero_shot == {}
+    )
+    assert (tiny_run.run_dir / "models" / "captioner.safetensors").is_file()
 
 
 def test_the_saved_pipeline_follows_one_image(tiny_run):

@@ -127,8 +127,20 @@ def test_unknown_backbone_kwarg_names_key_and_valid_options():
     with pytest.raises(ConfigError, match="widht") as info:
         build_model("small_cnn", in_channels=1, num_classes=10, widht=64)
     assert "width" in str(info.value) and "depth" in str(info.value)
-    with pytest.raises(ConfigError, match="width"):
-        build_model("resnet18", in_channels=1, num_classes=10, width=64)
+    with pytest.raises(ConfigError, match="widht"):
+        build_model("resnet18", in_channels=1, num_classes=10, widht=64)
+
+
+def test_options_of_another_backbone_are_dropped_in_one_place():
+    """One config can name any model: small_cnn's width and pool size mean nothing to a ResNet."""
+    plain = build_model("resnet18", in_channels=1, num_classes=10)
+    with_cnn_options = build_model(
+        "resnet18", in_channels=1, num_classes=10, width=64, pool_size=7, dropout=0.2
+    )
+    assert count_parameters(with_cnn_options) == count_parameters(plain)
+    assert count_parameters(
+        build_model("small_cnn", in_channels=1, num_classes=10, width=8)
+    ) < count_parameters(build_model("small_cnn", in_channels=1, num_classes=10, width=16))
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ def test_write_read_and_load_a_multi_seed_parent(tmp_path):
     for seed, offset in ((0, 0.0), (1, 0.2)):
         folder = tmp_path / f"seed{seed}-20260101-000000"
         folder.mkdir()
+        (folder / "config.toml").write_text('experiment = "optimizers"\n')  # a seed folder is a run
         write_curves(folder / "curves.json", {"adam": curves(offset), "gd": curves(offset)})
     assert read_curves(tmp_path / "seed0-20260101-000000")["adam"] == curves(0.0)
     loaded = load_curves(tmp_path)

@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 
-from playground.classify.experiment import load_data
 from playground.core.config import build_config
 from playground.core.registry import get_experiment
 from playground.core.runner import config_from_recipe, run_recipe
@@ -16,7 +15,7 @@ from playground.data import load_dataset
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.optimizers import OPTIMIZERS
 from playground.optimizers.curves import find_runs, load_curves
-from playground.optimizers.experiment import Config, build, loader_for, run
+from playground.optimizers.experiment import Config, build, load_data, loader_for, run
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "optimizers_fashion.toml"
@@ -91,6 +90,10 @@ def test_curves_start_from_the_same_model_and_go_down(tiny_run):
         assert c.val_loss[-1] < c.val_loss[0] and c.train_loss[-1] < c.train_loss[0], name
         assert c.train_x[-1] == (19 if name == "gd" else 2)
     assert [info.path for info in find_runs(tiny_run.run_dir.parent)] == [tiny_run.run_dir]
+    results = tiny_run.results  # the typed in-memory results match what the run wrote
+    assert list(results.outcomes) == list(OPTIMIZERS)
+    assert list(results.trajectories) == ["himmelblau", "saddle"]
+    assert results.outcomes["adam"].curves.val_loss == curves["adam"].val_loss
 
 
 def test_gradient_descent_is_fed_the_whole_set_in_equal_chunks_and_sgd_one_sample():
@@ -203,6 +206,6 @@ def test_seeds_aggregate_to_mean_and_std_curves(playground_home):
     assert adam_row.count(" ± ") == 5  # every number but the update count, which the seeds share
     curves = load_curves(result.run_dir)
     assert curves["adam"].seeds == 2 and len(curves["adam"].val_accuracy_std) == 2
-    per_seed = [load_curves(r.run_dir)["adam"].val_accuracy[-1] for r in result.extras["seeds"]]
+    per_seed = [load_curves(r.run_dir)["adam"].val_accuracy[-1] for r in result.seeds]
     assert curves["adam"].val_accuracy[-1] == pytest.approx(sum(per_seed) / 2)
     assert [info.path for info in find_runs(playground_home)] == [result.run_dir]

@@ -12,8 +12,8 @@ from playground.optimizers import (
     TORCH_EQUIVALENT,
     GradientDescent,
     batch_size_for,
-    make_optimizer,
-    make_torch_optimizer,
+    torch_counterpart,
+    written_out_optimizer,
 )
 
 STEPS = 200
@@ -85,8 +85,8 @@ def test_matches_torch_optim_to_1e_6_over_200_steps(name, options):
     options = dict(options)
     lr = options.pop("lr", LR[name])
     ours, theirs, start = small_model(), small_model(), small_model()
-    ours_losses = train(ours, make_optimizer(name, ours.parameters(), lr, **options))
-    theirs_losses = train(theirs, make_torch_optimizer(name, theirs.parameters(), lr, **options))
+    ours_losses = train(ours, written_out_optimizer(name, ours.parameters(), lr, **options))
+    theirs_losses = train(theirs, torch_counterpart(name, theirs.parameters(), lr, **options))
     assert max_difference(ours, theirs) < 1e-6
     assert max_difference(ours, start) > 1e-2  # the parameters really moved
     assert ours_losses[-4:] == pytest.approx(theirs_losses[-4:], abs=1e-6)
@@ -136,4 +136,4 @@ def test_bad_options_are_config_errors(name, lr, options, message):
     with pytest.raises(
         ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
     ):
-        make_optimizer(name, small_model().parameters(), lr, **options)
+        written_out_optimizer(name, small_model().parameters(), lr, **options)

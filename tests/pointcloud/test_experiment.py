@@ -13,7 +13,7 @@ from playground.pointcloud.experiment import Config, run
 from playground.pointcloud.export import from_nuscenes, read_kitti
 from tests.conftest import REPO
 
-RECIPE = REPO / "recipes" / "cuboid_proposals.toml"
+RECIPE = REPO / "recipes" / "pointcloud_proposals.toml"
 TINY = ["target_points=30000", "rings=32", "scenes=2"]
 
 
@@ -35,7 +35,7 @@ def test_quick_preset_end_to_end(tiny_run):
     report = (folder / "report.md").read_text()
     assert "| all |" in report and "![bird's-eye view](bev.png)" in report
     assert (folder / "bev.png").stat().st_size > 20_000
-    assert 'experiment = "cuboids"' in (folder / "config.toml").read_text()
+    assert 'experiment = "pointcloud"' in (folder / "config.toml").read_text()
 
 
 def test_the_run_writes_loadable_boxes(tiny_run):
@@ -45,12 +45,12 @@ def test_the_run_writes_loadable_boxes(tiny_run):
     assert sorted(proposals) == sorted(truth) == ["000000", "000001"]
     kitti = read_kitti(folder / "label_2")
     assert [len(kitti[f]) for f in sorted(kitti)] == [len(proposals[f]) for f in sorted(proposals)]
-    frames = tiny_run.extras["frames"]
+    frames = tiny_run.results.frames
     assert [b.label for b in kitti["000000"]] == [b.label for b in frames[0].proposals]
 
 
 def test_recipe_presets_and_registry():
-    module = get_experiment("cuboids")
+    module = get_experiment("pointcloud")
     assert module.Config is Config
     _, quick = config_from_recipe(RECIPE, "quick")
     _, full = config_from_recipe(RECIPE, "full")

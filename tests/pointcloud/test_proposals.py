@@ -106,7 +106,7 @@ def test_recall_on_fixed_seed_scenes(frames):
 
 def test_propose_times_its_stages(frames):
     """The stage timings the experiment reports (the <= 1 s per 100k points target is measured by
-    ``recipes/cuboid_proposals.toml`` into metrics.json, not asserted in a unit test)."""
+    ``recipes/pointcloud_proposals.toml`` into metrics.json, not asserted in a unit test)."""
     stages: dict = {}
     began = time.perf_counter()
     propose(frames[1].points, timings=stages)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from playground.core.runner import config_from_recipe, run_recipe
+from playground.data import ood as ood_data
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
-from playground.uncertainty import ood_data
+from playground.uncertainty.benchmark import method_rows, trained_methods
 from playground.uncertainty.experiment import Config, run
 from playground.uncertainty.results import find_ood_runs, inspect_image, load_methods, load_ood_run
 from tests.conftest import REPO, needs_fashion_mnist
@@ -56,7 +57,22 @@ def test_bad_configs_are_one_line_errors():
     with pytest.raises(ConfigError, match="heldout_classes"):
         run(Config(**{**TINY, "heldout_classes": [12]}))
     with pytest.raises(ConfigError):
-        config_from_recipe(REPO / "recipes" / "ood_fashion.toml", "quick", ["no_such_key=1"])
+        config_from_recipe(REPO / "recipes" / "uncertainty_fashion.toml", "quick", ["no_such_key=1"])
+    with pytest.raises(ConfigError) as err:
+        config_from_recipe(REPO / "recipes" / "uncertainty_fashion.toml", "quick", ['methods=["bnn", "gp"]'])
+    assert "methods: unknown 'gp'; valid: single, temp_scaled, mc_dropout, ensemble, bnn" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_methods_pick_what_is_trained_and_reported():
+    recipe = REPO / "recipes" / "uncertainty_fashion.toml"
+    assert config_from_recipe(recipe, "quick", ['methods=["bnn"]'])[1].methods == ["bnn"]
+    assert trained_methods(["bnn"]) == ("bnn",) and method_rows(["bnn"]) == ["bnn"]
+    assert trained_methods(["ensemble", "temp_scaled"]) == ("single", "temp_scaled", "ensemble")
+    assert method_rows(["ensemble", "temp_scaled"]) == ["temp_scaled", "ensemble"]  # single is only built on
+    assert method_rows(["single"]) == ["single_msp", "single_energy", "mahalanobis", "knn"]
+    assert trained_methods([]) == trained_methods(list(reversed(trained_methods([]))))
+    assert len(method_rows([])) == 8
 
 
 def test_digits_run_writes_every_metric_and_artifact(digits_run):
@@ -86,6 +102,46 @@ def test_digits_run_writes_every_metric_and_artifact(digits_run):
     assert "## OOD detection" in digits_run.report and "`bnn` (mutual_information)" in digits_run.report
 
 
+@pytest.fixture(scope="module")
+def bnn_run(tmp_path_factory):
+    return run(Config(**TINY, methods=["bnn"], out=str(tmp_path_factory.mktemp("ood-bnn"))))
+
+
+def test_a_bnn_only_run_gives_the_full_runs_bnn_numbers_and_nothing_else(digits_run, bnn_run):
+    def bnn_numbers(result):  # every bnn metric but the timings
+        return {
+            name: value
+            for name, value in result.metrics.values.items()
+            if result.metrics.tags.get(name, {}).get("method") == "bnn"
+            and not name.endswith(("/train_seconds", "/latency_ms"))
+        }
+
+    full, alone = bnn_numbers(digits_run), bnn_numbers(bnn_run)
+    assert len(full) > 40 and alone == full  # each method is seeded on its own
+    assert {tags["method"] for tags in bnn_run.metrics.tags.values()} == {"bnn"}
+    assert set(bnn_run.metrics.values) == {n for n in digits_run.metrics.values if n.split("/")[1] == "bnn"}
+    assert torch.equal(
+        bnn_run.results.outcome.scores["bnn"]["near"], digits_run.results.outcome.scores["bnn"]["near"]
+    )
+    assert {p.name for p in (bnn_run.run_dir / "models").iterdir()} == {"bnn.safetensors"}
+    saved = json.loads((bnn_run.run_dir / "ood_results.json").read_text())
+    assert (
+        list(saved["rows"]) == ["bnn"]
+        and list(saved["roc"]) == ["bnn"]
+        and list(saved["reliability"]) == ["bnn"]
+    )
+    assert {"roc.png", "reliability.png", "auroc.png", "score_histograms.png"} <= {
+        p.name for p in bnn_run.run_dir.iterdir()
+    }
+    assert "`bnn` (mutual_information)" in bnn_run.report and "`ensemble`" not in bnn_run.report
+    assert "BNN mutual-information far AUROC" in bnn_run.report and "ensemble ECE" not in bnn_run.report
+    loaded = load_ood_run(bnn_run.run_dir)
+    assert loaded.has_models and loaded.methods == ("bnn",) and loaded.ood_sets[0] == "near"
+    assert list(loaded.scores) == ["bnn"]
+    inspected = inspect_image(load_methods(loaded), bnn_run.results.data.test.images[0])
+    assert list(inspected) == ["bnn"] and inspected["bnn"]["probs"].shape == (4, 8)
+
+
 def test_progress_reaches_every_stage(digits_run, events):
     stages = {event.stage for event in events}
     assert {"train", "methods", "ensemble member", "bnn svi", "predict"} <= stages
@@ -109,16 +165,39 @@ def test_a_run_is_read_back_and_scores_a_new_image(digits_run):
     loaded = load_ood_run(digits_run.run_dir)
     assert loaded.sets == ["near", "shapes", "gaussian", "uniform"] and len(loaded.classes) == 8
     assert torch.equal(
-        loaded.scores["ensemble"]["test"], digits_run.extras["outcome"].scores["ensemble"]["test"]
+        loaded.scores["ensemble"]["test"], digits_run.results.outcome.scores["ensemble"]["test"]
     )
     methods = load_methods(loaded)
-    image = digits_run.extras["data"].test.images[0]
-    fresh, original = inspect_image(methods, image), inspect_image(digits_run.extras["methods"], image)
+    image = digits_run.results.data.test.images[0]
+    fresh, original = inspect_image(methods, image), inspect_image(digits_run.results.methods, image)
     for name in ("single", "temp_scaled", "ensemble", "bnn", "mc_dropout"):
         assert torch.allclose(fresh[name]["probs"], original[name]["probs"], atol=1e-5), name
     assert fresh["ensemble"]["probs"].shape == (3, 8) and "mutual_information" in fresh["bnn"]["scores"]
     with pytest.raises(DataFormatError, match="one image"):
         inspect_image(methods, image[None])
+
+
+def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_path):
+    import json
+    import shutil
+
+    data = json.loads((digits_run.run_dir / "metrics.json").read_text())
+    ensemble = [
+        r for r in data["records"] if r["tags"].get("method") == "ensemble" and "ood_set" in r["tags"]
+    ]
+    assert {r["tags"]["ood_set"] for r in ensemble} >= {"near", "far", "shapes"}
+    assert all(r["split"] == "test" for r in ensemble)
+    corrupted = data["records"][[r["name"] for r in data["records"]].index("calib/ensemble/corrupted/ece")]
+    assert corrupted["split"] == "test_corrupted" and corrupted["tags"] == {
+        "method": "ensemble",
+        "measure": "ece",
+    }
+    run = load_ood_run(digits_run.run_dir)
+    assert run.ood_sets[0] == "near" and run.ood_sets[-1] == "far"
+    old = tmp_path / "old-layout"
+    shutil.copytree(digits_run.run_dir, old)
+    (old / "metrics.json").write_text(json.dumps({"metrics": data["metrics"], "units": data["units"]}))
+    assert load_ood_run(old).ood_sets == run.ood_sets
 
 
 def test_damaged_runs_give_clear_errors(digits_run, tmp_path):
@@ -162,7 +241,7 @@ def test_a_users_image_folder_can_be_a_far_ood_set(tmp_path):
 @pytest.mark.slow
 @needs_fashion_mnist()
 def test_fashion_quick_preset_ensemble_beats_the_single_model():
-    result = run_recipe(REPO / "recipes" / "ood_fashion.toml", "quick")
+    result = run_recipe(REPO / "recipes" / "uncertainty_fashion.toml", "quick")
     values = result.metrics.values
     assert values["ood/ensemble/far/auroc"] >= values["ood/single_msp/far/auroc"] + 0.03
     assert values["test/ensemble/accuracy"] >= values["test/single_msp/accuracy"] - 0.005

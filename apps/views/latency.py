@@ -1,0 +1,304 @@
+"""Latency benchmark: every precision/runtime variant of one CNN, latency and accuracy side by side.
+
+Widgets -> :func:`playground.latency.experiment.run` (recipes/latency_fashion.toml with the changed
+fields as ``--set`` overrides); a run is read back through :mod:`playground.latency.results`.
+"""
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+from common import PresetForm, choose_run, preset_run_button, recipe_values, show_error, sidebar_settings
+from plotly.subplots import make_subplots
+
+from playground.core.config import load_recipe
+from playground.errors import PlaygroundError
+from playground.latency import experiment
+from playground.latency import results as lat
+from playground.latency.variants import VARIANTS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "recipes" / "latency_fashion.toml"
+FIELDS = ("variants", "batch_sizes", "threads", "width", "epochs", "models_from")
+FORM = PresetForm("lat", recipe_values(RECIPE, FIELDS), FIELDS)
+BATCHES = [1, 8, 16, 32, 64, 128, 256]
+MARGIN = dict(t=40, b=10, l=10, r=10)
+TABLE_COLUMNS = [
+    "variant",
+    "backend",
+    "precision",
+    "iters",
+    "speedup_vs_torch_fp32",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "throughput",
+    "accuracy",
+    "ood_accuracy",
+    "far_agreement",
+    "size_mb",
+    "peak_mb",
+]
+
+
+# --------------------------------------------------------------------- a new run
+
+
+def model_choice(root: Path) -> None:
+    """Train a new benchmark CNN, or re-time the models a past latency run saved (no training)."""
+    saved = [str(info.path) for info in lat.find_latency_runs(root) if (info.path / "models").is_dir()]
+    if st.session_state["lat_models_from"] not in saved:
+        st.session_state["lat_models_from"] = ""
+    st.selectbox(
+        "Model",
+        [""] + saved,
+        key="lat_models_from",
+        format_func=lambda path: (
+            "Train a new benchmark CNN (and the pruned and student models)"
+            if not path
+            else f"Re-time the saved models of {Path(path).name}"
+        ),
+        help="A run saves its trained models; re-timing them measures the same weights again "
+        "(on other threads or batch sizes) without training. Width and epochs are then ignored.",
+    )
+
+
+def draw_widgets(presets: list[str], root: Path) -> dict:
+    FORM.restore(presets)
+    model_choice(root)
+    top = st.columns([1, 4])
+    top[0].selectbox(
+        "Preset",
+        presets,
+        key=FORM.preset_key,
+        on_change=FORM.load,
+        help="Starting values from recipes/latency_fashion.toml (quick: a few minutes on a CPU)",
+    )
+    top[1].multiselect(
+        "Variants",
+        list(VARIANTS),
+        key="lat_variants",
+        help="torch_fp32 is the reference every other variant is checked against",
+    )
+    low = st.columns(4)
+    low[0].multiselect(
+        "Batch sizes", sorted(set(BATCHES) | set(st.session_state["lat_batch_sizes"])), key="lat_batch_sizes"
+    )
+    low[1].number_input(
+        "Threads",
+        min_value=0,
+        max_value=256,
+        step=1,
+        key="lat_threads",
+        help="torch and ONNX Runtime intra-op threads (0: leave as is)",
+    )
+    low[2].number_input(
+        "CNN width",
+        min_value=1,
+        max_value=512,
+        step=8,
+        key="lat_width",
+        help="Channels of the first stage (then 2x and 4x)",
+    )
+    low[3].number_input("Epochs", min_value=1, max_value=100, key="lat_epochs")
+    values = FORM.values()
+    # the same choice in any click order: in the recipe's (and VARIANTS') order
+    return values | {
+        "variants": [v for v in VARIANTS if v in values["variants"]],
+        "batch_sizes": sorted(values["batch_sizes"]),
+    }
+
+
+def new_experiment(settings) -> None:
+    if not RECIPE.is_file():
+        st.warning("No latency recipe found (expected recipes/latency_fashion.toml).")
+        return
+    values = draw_widgets(list(load_recipe(RECIPE).presets), Path(settings.runs_root).expanduser())
+    preset_run_button(RECIPE, FORM, values, settings, experiment.run, "lat_run", "lat_train")
+
+
+# --------------------------------------------------------------------- charts
+
+
+def pareto_chart(frame, batch: int) -> go.Figure:
+    """Test accuracy (top, with the Pareto front) and corrupted-test accuracy (bottom) against p50 latency:
+    two panels, each with its own accuracy scale, so variants a tenth of a point apart stay apart."""
+    x, names = frame["p50_ms"].tolist(), frame["variant"].tolist()
+    symbols = ["square" if backend == "onnxruntime" else "circle" for backend in frame["backend"]]
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
+    figure.add_scatter(
+        x=x,
+        y=frame["accuracy"].tolist(),
+        text=names,
+        mode="markers+text",
+        textposition="top center",
+        name="test accuracy",
+        marker=dict(size=11, symbol=symbols),
+        row=1,
+        col=1,
+    )
+    figure.add_scatter(
+        x=x,
+        y=frame["ood_accuracy"].tolist(),
+        text=names,
+        mode="markers",
+        name="corrupted-test accuracy",
+        marker=dict(size=9, symbol=symbols, opacity=0.6),
+        hovertemplate="%{text}: %{y:.3f}<extra>corrupted</extra>",
+        row=2,
+        col=1,
+    )
+    front = frame.set_index("variant").loc[lat.pareto_front(frame)]
+    figure.add_scatter(
+        x=front["p50_ms"].tolist(),
+        y=front["accuracy"].tolist(),
+        mode="lines",
+        name="Pareto front",
+        line=dict(dash="dash", color="grey"),
+        hoverinfo="skip",
+        row=1,
+        col=1,
+    )
+    figure.update_xaxes(type="log")
+    figure.update_xaxes(title_text=f"p50 latency at batch {batch} (ms, log scale)", row=2, col=1)
+    figure.update_yaxes(title_text="test accuracy", row=1, col=1)
+    figure.update_yaxes(title_text="corrupted", row=2, col=1)
+    figure.update_layout(
+        title=f"Accuracy against p50 latency at batch {batch} (squares: ONNX Runtime)",
+        height=560,
+        margin=MARGIN,
+        legend=dict(orientation="h", y=-0.15),
+    )
+    return figure
+
+
+def latency_bars(frame, batch: int) -> go.Figure:
+    up_to_p99 = (frame["p99_ms"] - frame["p50_ms"]).tolist()
+    figure = go.Figure(
+        go.Bar(
+            x=frame["variant"].tolist(),
+            y=frame["p50_ms"].tolist(),
+            name="p50",
+            error_y=dict(type="data", symmetric=False, array=up_to_p99, arrayminus=[0] * len(frame)),
+            customdata=frame["p99_ms"].tolist(),
+            hovertemplate="%{x}: p50 %{y:.3f} ms, p99 %{customdata:.3f} ms<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"p50 latency at batch {batch}, error bar up to p99",
+        yaxis_title="ms",
+        height=400,
+        margin=MARGIN,
+    )
+    return figure
+
+
+# --------------------------------------------------------------------- checks and comparison
+
+
+def checks_section(results: dict, batch: int) -> None:
+    st.subheader("Checks")
+    st.caption(
+        "Every variant against torch_fp32 on real test images; int8 variants must show integer kernels "
+        "in the executed graph, not just a smaller file."
+    )
+    st.dataframe(lat.checks_frame(results), hide_index=True)
+    for name, ran_int8, evidence in lat.int8_verdicts(results):
+        if ran_int8:
+            st.success(f"**{name}** ran int8 kernels: {evidence}", icon=":material/check_circle:")
+        else:
+            st.warning(f"**{name}** did not run int8 kernels: {evidence}", icon=":material/warning:")
+    for name, check in results["checks"].items():
+        if check.get("parity_ok") is False:
+            st.warning(
+                check.get("explanation")
+                or f"**{name}** is outside its parity tolerance against torch_fp32 "
+                f"(max |Δ| {check.get('max_abs_diff', float('nan')):.3g}).",
+                icon=":material/warning:",
+            )
+    if note := lat.overhead_note(results, batch):
+        st.info(note, icon=":material/info:")
+    flags = lat.slow_flags(results, batch)
+    for flag in flags:
+        st.warning(
+            f"**{flag['variant']} is slower than {flag['counterpart']}** at batch {batch} "
+            f"({flag['p50_ms']:.3f} vs {flag['counterpart_p50_ms']:.3f} ms p50). Likely: {flag['reason']}.",
+            icon=":material/speed:",
+        )
+    if not flags:
+        st.caption(f"No reduced-precision variant is slower than its fp32 counterpart at batch {batch}.")
+
+
+def compare_section(root: Path, chosen: str, results: dict) -> None:
+    st.subheader("Compare with past runs")
+    others = [info.name for info in lat.find_latency_runs(root) if info.name != chosen]
+    if not others:
+        st.caption("No other latency run under the runs root yet.")
+        return
+    picked = st.multiselect("Other latency runs", others, key="lat_compare")
+    if not picked:
+        st.caption("Pick runs to compare p50 at batch 1 and accuracy per variant.")
+        return
+    runs = {chosen: results}
+    for name in picked:
+        try:
+            runs[name] = lat.load_results(root / name)
+        except PlaygroundError as err:
+            show_error(err)
+    st.dataframe(lat.compare_frame(runs, batch=1), hide_index=True)
+
+
+# --------------------------------------------------------------------- the page
+
+
+def batch_choice(batches: list[int]) -> int:
+    if st.session_state.get("lat_batch") not in batches:  # a run with other batch sizes was opened
+        st.session_state["lat_batch"] = batches[0]
+    return st.radio(
+        "Batch size",
+        batches,
+        horizontal=True,
+        key="lat_batch",
+        help="The table and both charts show this batch size",
+    )
+
+
+def show_run(root: Path, chosen: str) -> None:
+    try:
+        results = lat.load_results(root / chosen)
+    except PlaygroundError as err:
+        show_error(err)
+        return
+    st.markdown(f"**Hardware:** {lat.hardware_line(results['hardware'])}")
+    batch = batch_choice(lat.batch_sizes(results))
+    frame = lat.at_batch(results, batch)
+    st.dataframe(frame[[c for c in TABLE_COLUMNS if c in frame.columns]], hide_index=True)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(pareto_chart(frame, batch), width="stretch", key="lat_pareto")
+    right.plotly_chart(latency_bars(frame, batch), width="stretch", key="lat_bars")
+    checks_section(results, batch)
+    compare_section(root, chosen, results)
+
+
+settings = sidebar_settings()
+st.title("Latency benchmark")
+st.markdown(
+    "One CNN, run as fp32, compiled, bf16, fp16 and int8 in PyTorch and ONNX Runtime, plus a pruned copy and "
+    "a distilled student. Each variant gets honest latency (warm-up, then p50/p90/p99 per batch size) next "
+    "to its accuracy on clean and corrupted test images, so a speed-up is never shown without its cost. "
+    "Every variant is checked against fp32, and an int8 variant counts only if integer kernels really ran."
+)
+root = Path(settings.runs_root).expanduser()
+chosen = choose_run(
+    lat.find_latency_runs,
+    root,
+    "lat_run",
+    "Latency run",
+    f"No latency benchmark run under `{root}` yet. Run the quick preset above, or from a terminal:"
+    "\n\n`playground run recipes/latency_fashion.toml --preset quick`",
+    new_experiment,
+    settings,
+)
+show_run(root, chosen)

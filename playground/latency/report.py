@@ -1,0 +1,344 @@
+"""Metrics, CSV/JSON, the Pareto plot and the Markdown report of a latency benchmark run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.latency.variants import TOLERANCE, Variant
+
+COUNTERPART = {
+    "torch_int8": "torch_fp32",
+    "ort_int8_dynamic": "ort_fp32",
+    "ort_int8_static": "ort_fp32",
+    "torch_bf16": "torch_fp32",
+    "ort_fp16": "ort_fp32",
+    "torch_fp16": "torch_fp32",
+}
+SLOW_REASONS = {
+    "ort_int8_dynamic": "dynamic quantization re-quantizes every activation at run time "
+    "(DynamicQuantizeLinear) and ConvInteger has no fused VNNI kernel in ORT's CPU provider; "
+    "use static QDQ for CNNs",
+    "torch_int8": "the quantized graph runs only after inductor fuses it into oneDNN kernels; "
+    "small batches pay per-op quantize/dequantize overhead",
+    "ort_fp16": "ORT's CPU provider has no fp16 Conv: it casts back to fp32 around every op",
+    "ort_int8_static": "quantize/dequantize at the graph's edges and per-call overhead outweigh the int8 "
+    "arithmetic on a model this small",
+}
+PARITY_VERDICT = {
+    True: "within tolerance",
+    False: "outside tolerance",
+    None: "another model (agreement only)",
+}
+OVERHEAD_MS = 2.0  # below this fp32 latency at batch 1, timings measure overhead more than compute
+
+
+def slow_reason(name: str, info: dict) -> str:
+    """The likely reason ``name`` is slower than its fp32 counterpart on this hardware."""
+    if name == "torch_bf16":
+        flags = info.get("cpu_flags", {})
+        if flags.get("avx512_bf16") or flags.get("amx_bf16") or info.get("gpu"):
+            return (
+                "the hardware has bf16 arithmetic, so autocast's casts around every op cost more than they "
+                "save on a model this small"
+            )
+        return "without AVX512-BF16 or AMX, bf16 convolutions are emulated"
+    return SLOW_REASONS.get(name, "see the notes in the checks table")
+
+
+def metrics_of(config, variants: dict[str, Variant], results: dict[str, dict]) -> Metrics:
+    metrics = Metrics()
+    for name, result in results.items():
+        key, variant = f"bench/{name}", variants[name]
+        for batch, stats in result["latency"].items():
+            for stat in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"):
+                metrics.add(f"{key}/b{batch}/{stat}", getattr(stats, stat), "ms")
+            metrics.add(f"{key}/b{batch}/throughput", stats.throughput, "images/s")
+        for name_, unit in (
+            ("accuracy", "fraction"),
+            ("ood_accuracy", "fraction"),
+            ("far_agreement", "fraction"),
+            ("peak_mb", "MiB"),
+        ):
+            metrics.add(f"{key}/{name_}", result[name_], unit)
+        metrics.add(f"{key}/size_mb", variant.size_mb, "MB")
+        if "macs" in result:
+            metrics.add(f"{key}/macs", result["macs"], "MACs")
+            metrics.add(f"{key}/params", result["params"], "parameters")
+        if variant.parity is not None:
+            metrics.add(f"{key}/parity/max_abs_diff", variant.parity.max_abs_diff)
+            metrics.add(f"{key}/parity/argmax_agreement", variant.parity.argmax_agreement, "fraction")
+        if variant.ran_int8 is not None:
+            metrics.add(f"{key}/ran_int8", float(variant.ran_int8))
+    _add_speedups(metrics, results, min(config.batch_sizes))
+    return metrics
+
+
+def _add_speedups(metrics: Metrics, results: dict, batch: int) -> None:
+    """``bench/<v>/b<batch>/speedup_vs_<ref>``: the reference's p50 over the variant's."""
+    for reference in ("torch_fp32", "ort_fp32"):
+        if reference not in results:
+            continue
+        base = results[reference]["latency"][batch].p50_ms
+        for name, result in results.items():
+            if name != reference:
+                metrics.add(
+                    f"bench/{name}/b{batch}/speedup_vs_{reference}",
+                    base / result["latency"][batch].p50_ms,
+                    "x",
+                )
+
+
+def rows(variants: dict[str, Variant], results: dict) -> list[dict]:
+    """One flat row per variant and batch size (the CSV)."""
+    out = []
+    for name, result in results.items():
+        variant = variants[name]
+        for batch, stats in result["latency"].items():
+            out.append(
+                {
+                    "variant": name,
+                    "backend": variant.backend,
+                    "precision": variant.precision,
+                    "batch": batch,
+                    **{k: round(v, 4) for k, v in stats.to_dict().items() if k != "batch"},
+                    "accuracy": round(result["accuracy"], 4),
+                    "ood_accuracy": round(result["ood_accuracy"], 4),
+                    "far_agreement": round(result["far_agreement"], 4),
+                    "size_mb": round(variant.size_mb, 3),
+                    "peak_mb": round(result["peak_mb"], 1),
+                }
+            )
+    return out
+
+
+def slow_int8_flags(results: dict, batch: int, info: dict | None = None) -> list[str]:
+    """Every reduced-precision variant slower than its fp32 counterpart, with the likely reason."""
+    flags = []
+    if "torch_fp32" in results and results["torch_fp32"]["latency"][batch].p50_ms < OVERHEAD_MS:
+        flags.append(
+            f"- fp32 eager takes {results['torch_fp32']['latency'][batch].p50_ms:.2f} ms at batch {batch}, "
+            f"under {OVERHEAD_MS:g} ms: these timings measure per-call overhead more than compute."
+        )
+    for name, reference in COUNTERPART.items():
+        if name in results and reference in results:
+            mine, theirs = results[name]["latency"][batch].p50_ms, results[reference]["latency"][batch].p50_ms
+            if mine > theirs:
+                flags.append(
+                    f"- **{name} is slower than {reference}** at batch {batch} "
+                    f"({mine:.2f} vs {theirs:.2f} ms p50). Likely: {slow_reason(name, info or {})}."
+                )
+    return flags
+
+
+def pareto_figure(variants: dict[str, Variant], results: dict, batch: int):
+    """Latency (log) against accuracy; the Pareto-optimal variants joined by a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = sorted((results[n]["latency"][batch].p50_ms, results[n]["accuracy"], n) for n in results)
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for latency, accuracy, name in points:
+        marker = "s" if variants[name].backend == "onnxruntime" else "o"
+        axis.scatter(latency, accuracy, marker=marker, s=50)
+        axis.annotate(name, (latency, accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    front, best = [], -1.0
+    for latency, accuracy, _ in points:
+        if accuracy > best:
+            front.append((latency, accuracy))
+            best = accuracy
+    axis.plot(*zip(*front), "k--", alpha=0.5, label="Pareto front")
+    axis.set_xscale("log")
+    axis.set_xlabel(f"p50 latency at batch {batch} (ms, log scale)")
+    axis.set_ylabel("test accuracy")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return figure
+
+
+def write_artifacts(run_dir: RunDir, config, variants: dict, results: dict, info: dict) -> None:
+    table = rows(variants, results)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
+    writer.writeheader()
+    writer.writerows(table)
+    (run_dir.path / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    run_dir.write_json(
+        "results.json",
+        {
+            "hardware": info,
+            "rows": table,
+            "checks": {
+                n: {**_check_of(v), "explanation": parity_explanation(n, v, results)}
+                for n, v in variants.items()
+            },
+        },
+    )
+    run_dir.save_figure(pareto_figure(variants, results, min(config.batch_sizes)), "pareto")
+
+
+def _check_of(variant: Variant) -> dict:
+    parity = variant.parity
+    return {
+        "max_abs_diff": parity.max_abs_diff if parity else None,
+        "mean_abs_diff": parity.mean_abs_diff if parity else None,
+        "logit_range": parity.logit_range if parity else None,
+        "argmax_agreement": parity.argmax_agreement if parity else None,
+        "parity_ok": variant.parity_ok,
+        "ran_int8": variant.ran_int8,
+        "int8_evidence": variant.int8_evidence,
+        "notes": variant.notes,
+    }
+
+
+def results_table(variants: dict, results: dict, batches: list[int]) -> str:
+    headers = [
+        "variant",
+        "backend",
+        *(f"p50 / p99 ms, b{b}" for b in batches),
+        "accuracy",
+        "corrupted acc.",
+        "far-OOD agreement",
+        "size MB",
+        "MMACs",
+    ]
+    body = []
+    for name, result in results.items():
+        latency = result["latency"]
+        macs = f"{result['macs'] / 1e6:.1f}" if "macs" in result else "-"
+        body.append(
+            [
+                name,
+                variants[name].backend,
+                *(f"{latency[b].p50_ms:.3f} / {latency[b].p99_ms:.3f}" for b in batches),
+                f"{result['accuracy']:.4f}",
+                f"{result['ood_accuracy']:.4f}",
+                f"{result['far_agreement']:.3f}",
+                f"{variants[name].size_mb:.3f}",
+                macs,
+            ]
+        )
+    return markdown_table(headers, body)
+
+
+def checks_table(variants: dict) -> str:
+    body = []
+    for name, v in variants.items():
+        parity = (
+            f"{v.parity.max_abs_diff:.2g} ({v.parity.mean_abs_diff:.2g}) / {v.parity.argmax_agreement:.4f}"
+            if v.parity
+            else "-"
+        )
+        verdict = PARITY_VERDICT[v.parity_ok]
+        body.append([name, parity, verdict, v.int8_evidence or "-", v.notes or "-"])
+    return markdown_table(
+        [
+            "variant",
+            "max (mean) abs logit diff / argmax agreement vs torch_fp32",
+            "parity",
+            "int8 execution",
+            "notes",
+        ],
+        body,
+    )
+
+
+def hardware_line(info: dict) -> str:
+    """CPU, logical cores, torch threads and version, GPU, and the CPU flags that are present."""
+    flags = ", ".join(k for k, v in info.get("cpu_flags", {}).items() if v) or "none detected"
+    gpu = f"; GPU {info['gpu']}" if info.get("gpu") else ""
+    return (
+        f"{info.get('cpu', '?')}, {info.get('logical_cores', '?')} logical cores, torch threads "
+        f"{info.get('torch_threads', '?')}, torch {info.get('torch_version', '?')}{gpu}; CPU flags: {flags}."
+    )
+
+
+PARITY_REASONS = {
+    "int8": "int8 rounding: every activation tensor gets one scale, fixed on the calibration images, so the "
+    "largest activations of a few images are clipped or coarsely rounded",
+    "bf16": "bf16 keeps 8 bits of mantissa, so large logits move by a few hundredths of their size",
+    "fp16": "fp16 keeps 11 bits of mantissa and overflows above 65,504",
+    "fp32": "an fp32 conversion should match to float rounding: look for a graph or kernel difference",
+}
+
+
+def parity_explanation(name: str, v: Variant, results: dict) -> str | None:
+    """For a variant outside its parity tolerance: by how much, on what scale, and why (else None)."""
+    if v.parity_ok is not False:
+        return None
+    atol, agreement = TOLERANCE[v.precision]
+    p, reference = v.parity, results.get("torch_fp32", {}).get("accuracy")
+    share = p.max_abs_diff / p.logit_range if p.logit_range else math.inf
+    accuracy = results.get(name, {}).get("accuracy")
+    change = (
+        f"; test accuracy {100 * (accuracy - reference):+.2f} points against torch_fp32"
+        if accuracy is not None and reference is not None
+        else ""
+    )
+    return (
+        f"**{name}** is outside its {v.precision} tolerance (max |Δ| ≤ {atol:g}, argmax agreement "
+        f"≥ {agreement:g}): max |Δ| {p.max_abs_diff:.3g} on logits spanning {p.logit_range:.3g} "
+        f"({100 * share:.1f}% of the range), mean |Δ| {p.mean_abs_diff:.3g}, argmax agreement "
+        f"{p.argmax_agreement:.4f} over {p.samples} images{change}. Likely: "
+        f"{PARITY_REASONS.get(v.precision, 'see the notes in the checks table')}."
+    )
+
+
+def parity_explanations(variants: dict, results: dict) -> list[str]:
+    """One Markdown line for each variant outside its parity tolerance."""
+    found = (parity_explanation(name, v, results) for name, v in variants.items())
+    return [f"- {line}" for line in found if line]
+
+
+def distillation_section(config, results: dict) -> list[str]:
+    """The KD student against the same student from scratch, when both ran."""
+    if not {"student_scratch", "student_kd"} <= set(results):
+        return []
+    scratch, kd = results["student_scratch"]["accuracy"], results["student_kd"]["accuracy"]
+    images = (
+        f"{config.student_train_limit:,} training images"
+        if config.student_train_limit
+        else "every training image"
+    )
+    return [
+        f"## Distillation\n\nStudent (width {config.student_width}) on {images} for "
+        f"{config.student_epochs or config.epochs} epochs: from scratch {scratch:.4f}, "
+        f"by KD from the benchmark CNN (α {config.kd_alpha:g}, τ {config.kd_temperature:g}) "
+        f"{kd:.4f}: **{100 * (kd - scratch):+.2f} points**."
+    ]
+
+
+def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict) -> str:
+    batches = sorted(config.batch_sizes)
+    skipped = "\n".join(f"- {name}: {why}" for name, why in ctx.skipped.items()) or "none"
+    flags = slow_int8_flags(results, batches[0], info)
+    return (
+        "\n\n".join(
+            [
+                f"# {config.name}: latency and accuracy of every variant",
+                "Hardware: " + hardware_line(info),
+                f"Benchmark CNN: small CNN width {config.width}, depth {config.depth}, "
+                f"trained {config.epochs} epochs. "
+                f"Each latency: {config.warmup} warm-up calls, then at least {config.min_iters} calls and "
+                f"{config.min_seconds:g} s (at most {config.max_seconds:g} s). {ctx.export_note}.",
+                results_table(variants, results, batches),
+                "![Pareto](pareto.png)",
+                "## Checks\n\n"
+                + checks_table(variants)
+                + "".join("\n\n" + line for line in parity_explanations(variants, results)),
+                *distillation_section(config, results),
+                "## Flags\n\n"
+                + (
+                    "\n".join(flags)
+                    if flags
+                    else "No reduced-precision variant is slower than its fp32 counterpart."
+                ),
+                "## Skipped variants\n\n" + skipped,
+            ]
+        )
+        + "\n"
+    )

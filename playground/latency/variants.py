@@ -1,0 +1,196 @@
+"""Every way the benchmark runs one trained classifier, built into one uniform record.
+
+A :class:`Variant` is ``run(float32 images) -> float32 logits`` plus what the report needs:
+backend, precision, file size, build time, the parity check against ``torch_fp32`` and, for
+int8, the evidence that integer kernels really ran. Names (``VARIANTS``) are the metric names
+``bench/<variant>/...``. A variant that cannot be built on this machine (fp16 on a CPU, a
+compiler failure) is recorded as skipped with its reason rather than stopping the benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from playground.errors import ConfigError, PlaygroundError
+from playground.latency import ort_variants as ortv
+from playground.latency import torch_variants as tv
+from playground.latency.onnx_export import Parity, export_onnx, parity
+
+VARIANTS = (
+    "torch_fp32",
+    "torch_compile",
+    "torch_bf16",
+    "torch_fp16",
+    "torch_int8",
+    "ort_fp32",
+    "ort_fp16",
+    "ort_int8_dynamic",
+    "ort_int8_static",
+    "pruned50",
+    "pruned50_kd",
+    "student_scratch",
+    "student_kd",
+)
+PRECISION = {
+    "torch_fp32": "fp32",
+    "torch_compile": "fp32",
+    "torch_bf16": "bf16",
+    "torch_fp16": "fp16",
+    "torch_int8": "int8",
+    "ort_fp32": "fp32",
+    "ort_fp16": "fp16",
+    "ort_int8_dynamic": "int8",
+    "ort_int8_static": "int8",
+    "pruned50": "fp32",
+    "pruned50_kd": "fp32",
+    "student_scratch": "fp32",
+    "student_kd": "fp32",
+}
+# parity tolerances against torch_fp32: (max |logit difference|, argmax agreement);
+# other models: agreement only
+TOLERANCE = {"fp32": (1e-3, 0.999), "bf16": (0.5, 0.97), "fp16": (0.05, 0.99), "int8": (1.0, 0.97)}
+OTHER_MODELS = ("pruned50", "pruned50_kd", "student_scratch", "student_kd")
+
+
+@dataclass
+class Variant:
+    name: str
+    run: Callable[[torch.Tensor], torch.Tensor]
+    backend: str  # "torch" or "onnxruntime"
+    size_mb: float
+    build_seconds: float
+    notes: str = ""
+    int8_evidence: str = ""
+    ran_int8: bool | None = None  # None: not an int8 variant
+    parity: Parity | None = None
+    parity_ok: bool | None = None
+
+    @property
+    def precision(self) -> str:
+        return PRECISION.get(self.name, "fp32")
+
+
+@dataclass
+class BuildContext:
+    """What the builders share: the trained model, inputs, a folder for files, the other models."""
+
+    model: nn.Module
+    example: torch.Tensor  # one batch of real images (export, compile)
+    calibration: torch.Tensor  # real training images for int8 calibration
+    folder: Path
+    device: str = "cpu"
+    threads: int = 0
+    others: dict[str, nn.Module] = field(default_factory=dict)  # OTHER_MODELS by name
+    skipped: dict[str, str] = field(default_factory=dict)  # variant -> why it did not run
+    export_note: str = ""  # which ONNX exporter ran (and why the fallback, if any)
+
+    def onnx(self) -> Path:
+        """The fp32 ONNX file (exported once)."""
+        path = self.folder / "model_fp32.onnx"
+        if not path.is_file():
+            result = export_onnx(self.model, self.example, path)
+            reason = (
+                f": the dynamo exporter failed ({result.fallback_reason})" if result.fallback_reason else ""
+            )
+            self.export_note = f"ONNX export: {result.exporter}{reason}, {result.seconds:.1f} s"
+        return path
+
+
+def _from_torch(variant: tv.TorchVariant, seconds: float, size_mb: float) -> Variant:
+    return Variant(variant.name, variant.run, "torch", variant.size_mb or size_mb, seconds, variant.notes)
+
+
+def _torch(ctx: BuildContext, name: str) -> Variant:
+    size = tv.tensor_size_mb(ctx.model)
+    start = time.perf_counter()
+    if name == "torch_fp32":
+        built = tv.torch_fp32(ctx.model, ctx.device)
+    elif name == "torch_compile":
+        built = tv.torch_compiled(ctx.model, ctx.example, ctx.device)
+    elif name == "torch_bf16":
+        built = tv.torch_bf16(ctx.model, ctx.device)
+    elif name == "torch_fp16":
+        built = tv.torch_fp16(ctx.model, ctx.device)
+    else:
+        built = tv.torch_int8_pt2e(ctx.model, ctx.example, ctx.calibration)
+    variant = _from_torch(built, time.perf_counter() - start, size)
+    variant.name = name
+    if name == "torch_int8":
+        check = tv.int8_kernel_check(built, ctx.example)
+        variant.ran_int8, variant.int8_evidence = check.ran_int8, check.evidence
+    return variant
+
+
+def _ort(ctx: BuildContext, name: str) -> Variant:
+    start = time.perf_counter()
+    src = ctx.onnx()
+    path = {
+        "ort_fp32": lambda: src,
+        "ort_fp16": lambda: ortv.to_fp16(src, ctx.folder / "model_fp16.onnx"),
+        "ort_int8_dynamic": lambda: ortv.quantize_int8_dynamic(src, ctx.folder / "model_int8_dynamic.onnx"),
+        "ort_int8_static": lambda: ortv.quantize_int8_static(
+            src, ctx.folder / "model_int8_static.onnx", ctx.calibration
+        ),
+    }[name]()
+    session = ortv.OrtModel(path, threads=ctx.threads)
+    variant = Variant(
+        name,
+        session,
+        "onnxruntime",
+        session.size_mb,
+        time.perf_counter() - start,
+        notes=f"providers {', '.join(session.providers)}",
+    )
+    if variant.precision == "int8":
+        check = ortv.int8_execution_check(path, ctx.calibration[:64])
+        variant.ran_int8, variant.int8_evidence = check.ran_int8, check.evidence
+    return variant
+
+
+def _other_model(ctx: BuildContext, name: str) -> Variant:
+    if name not in ctx.others:
+        raise ConfigError(f"{name} needs its trained model; the experiment trains it")
+    model = ctx.others[name]
+    built = tv.torch_fp32(model, ctx.device)
+    variant = _from_torch(built, 0.0, tv.tensor_size_mb(model))
+    variant.name = name
+    if name.startswith("pruned"):  # the pruned model must still export and run in ORT
+        result = export_onnx(model, ctx.example, ctx.folder / f"{name}.onnx")
+        check = parity(built.run, ortv.OrtModel(result.path, threads=ctx.threads), ctx.example)
+        variant.notes = (
+            f"ONNX round trip ({result.exporter}): max abs diff {check.max_abs_diff:.2g}, "
+            f"argmax agreement {check.argmax_agreement:.3f}"
+        )
+    return variant
+
+
+def build_variant(ctx: BuildContext, name: str) -> Variant | None:
+    """Build ``name``; ``None`` (with the reason in ``ctx.skipped``) when it cannot run here."""
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    builder = _ort if name.startswith("ort_") else _other_model if name in OTHER_MODELS else _torch
+    try:
+        return builder(ctx, name)
+    except PlaygroundError as err:
+        ctx.skipped[name] = str(err)
+    except (RuntimeError, NotImplementedError, AssertionError) as err:  # compiler and exporter failures
+        ctx.skipped[name] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return None
+
+
+def check_parity(variant: Variant, reference: Callable, images: torch.Tensor) -> None:
+    """Fill ``variant.parity`` against the fp32 reference on real images, and whether it is within
+    tolerance.
+    """
+    variant.parity = parity(reference, variant.run, images)
+    atol, agreement = TOLERANCE[variant.precision]
+    if variant.name in OTHER_MODELS:  # another model: logits differ by design; report agreement only
+        variant.parity_ok = None
+        return
+    variant.parity_ok = variant.parity.ok(atol, agreement)

@@ -1,0 +1,223 @@
+"""Metrics, artifacts and the Markdown report of a SwAV run (one seed or several)."""
+
+from __future__ import annotations
+
+import torch
+
+from playground.core.checkpoint import save_checkpoint
+from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.core.seeds import metric_cell
+from playground.data import ImageDataset
+from playground.swav.plots import LABELS, loss_figure, probe_figure, prototype_figure, sinkhorn_figure
+
+TARGET_GAIN = 10.0  # points: the issue's bar for SwAV's linear probe over random init (full preset)
+EXAMPLES_FILE = "prototype_examples.safetensors"
+EXAMPLES_PER_PROTOTYPE = 8
+
+
+def pct(fraction: float) -> str:
+    """``0.01`` -> ``"1"``, ``0.1`` -> ``"10"``, ``0.005`` -> ``"0.5"``: a metric-name percentage."""
+    return f"{100 * fraction:g}"
+
+
+def probe_name(init: str, fraction: float) -> str:
+    return (
+        f"ssl/{init}/linear_probe/accuracy"
+        if fraction == 1.0
+        else f"ssl/{init}/linear_probe_{pct(fraction)}/accuracy"
+    )
+
+
+def lowshot_name(init: str, fraction: float) -> str:
+    return f"ssl/{init}/lowshot_{pct(fraction)}/accuracy"
+
+
+def metrics_of(config, outcome, num_classes: int) -> Metrics:
+    metrics = Metrics()
+    metrics.add("data/chance", 1 / num_classes, "fraction")
+    for init, curve in outcome.probes.items():
+        for fraction, accuracy in curve.items():
+            metrics.add(probe_name(init, fraction), accuracy, "fraction")
+    for init, curve in outcome.lowshot.items():
+        for fraction, accuracy in curve.items():
+            metrics.add(lowshot_name(init, fraction), accuracy, "fraction")
+    if 1.0 in outcome.probes["swav"] and "random_init" in outcome.probes:
+        gain = outcome.probes["swav"][1.0] - outcome.probes["random_init"][1.0]
+        metrics.add("ssl/swav/linear_probe/gain_over_random", 100 * gain, "points")
+    pretrained, diagnostics = outcome.pretrained, outcome.diagnostics
+    metrics.add("ssl/swav/final_loss", pretrained.losses[-1], "nats")
+    metrics.add("ssl/swav/pretrain_seconds", pretrained.seconds, "s")
+    metrics.add("ssl/swav/prototype_purity", diagnostics.purity, "fraction")
+    metrics.add("ssl/swav/used_prototypes", diagnostics.used_prototypes, "count")
+    metrics.add(
+        "ssl/sinkhorn/prototype_sum_error", diagnostics.errors[config.sinkhorn_iterations][1], "samples"
+    )
+    return metrics
+
+
+def prototype_examples(
+    images: torch.Tensor, assignments: torch.Tensor, prototypes: int, per: int = EXAMPLES_PER_PROTOTYPE
+) -> torch.Tensor:
+    """(K, per, C, H, W): the first ``per`` images of every prototype, zeros where it has fewer."""
+    out = torch.zeros(prototypes, per, *images.shape[1:])
+    for k in range(prototypes):
+        members = (assignments == k).nonzero().flatten()[:per]
+        out[k, : members.numel()] = images[members]
+    return out
+
+
+def write_artifacts(run_dir: RunDir, config, outcome, test: ImageDataset) -> None:
+    """Plots, the prototypes' example images and class counts (read by the page)."""
+    diagnostics = outcome.diagnostics
+    examples = prototype_examples(test.images, diagnostics.assignments, config.prototypes)
+    counts = diagnostics.counts(config.prototypes)
+    save_checkpoint(
+        run_dir.path / EXAMPLES_FILE,
+        {"examples": examples, "counts": counts},
+        {"classes": diagnostics.classes},
+    )
+    run_dir.write_json(
+        "sinkhorn.json",
+        {
+            "errors": diagnostics.errors,
+            "epsilon": config.epsilon,
+            "codes": [c[:32].tolist() for c in diagnostics.trace],
+        },
+    )
+    run_dir.write_json(
+        "probes.json",
+        {"linear_probe": outcome.probes, "lowshot": outcome.lowshot, "swav_loss": outcome.pretrained.losses},
+    )
+    run_dir.save_figure(probe_figure(outcome.probes, lowshot=outcome.lowshot), "probe_accuracy")
+    run_dir.save_figure(loss_figure(outcome.pretrained.losses, config.prototypes), "swav_loss")
+    run_dir.save_figure(sinkhorn_figure(diagnostics.trace, diagnostics.errors), "sinkhorn")
+    run_dir.save_figure(prototype_figure(examples, counts, diagnostics.classes), "prototypes")
+
+
+def results_table(config, values: dict) -> str:
+    """One row per init: linear probe at every label fraction, then low-shot fine-tuning."""
+    probes = sorted(config.probe_fractions)
+    shots = sorted(config.lowshot_fractions)
+    headers = [
+        "init",
+        *(f"linear probe, {pct(f)}% labels" for f in probes),
+        *(f"fine-tuned, {pct(f)}% labels" for f in shots),
+    ]
+    rows = [
+        [
+            LABELS[init],
+            *(metric_cell(values, probe_name(init, f), 4) for f in probes),
+            *(metric_cell(values, lowshot_name(init, f), 4) for f in shots),
+        ]
+        for init in config.inits
+    ]
+    return markdown_table(headers, rows)
+
+
+def check(values: dict) -> str:
+    """Does SwAV's linear probe (all labels) beat random init by TARGET_GAIN points?"""
+    gain = values.get("ssl/swav/linear_probe/gain_over_random")
+    if gain is None:
+        return "No SwAV-versus-random comparison with all labels in this run."
+    verdict = "meets" if gain >= TARGET_GAIN else "misses"
+    return (
+        f"**Check: SwAV's linear probe is {gain:+.1f} points over random init "
+        f"({metric_cell(values, 'ssl/swav/linear_probe/accuracy', 4)} vs "
+        f"{metric_cell(values, 'ssl/random_init/linear_probe/accuracy', 4)}); the bar is +{TARGET_GAIN:g}: "
+        f"{verdict}.**"
+    )
+
+
+def _setup(config, sizes: str) -> str:
+    arch = f"small CNN (width {config.width})" if config.model == "small_cnn" else config.model
+    return (
+        f"{arch}, {config.representation_dim}-d representation, on {config.dataset}: {sizes}. SwAV: "
+        f"{config.epochs} epochs, batch {config.batch_size}, 2 + {config.small_crops} crops, "
+        f"K = {config.prototypes} prototypes, τ = {config.temperature:g}, ε = {config.epsilon:g}, "
+        f"{config.sinkhorn_iterations} Sinkhorn iterations, queue {config.queue_length or 'off'}. "
+        "Linear probe: L-BFGS logistic regression on standardised frozen features "
+        f"(l2 {config.probe_l2:g}). "
+        f"Fine-tuning: encoder + linear head, about {config.finetune_steps} steps "
+        f"of {config.finetune_batch}. "
+        "Supervised: the same architecture trained on every label for "
+        f"{config.supervised_epochs} epoch{'s' * (config.supervised_epochs != 1)}."
+    )
+
+
+def _diagnostics(values: dict, config) -> str:
+    return (
+        f"SwAV loss at the end {metric_cell(values, 'ssl/swav/final_loss', 3)} nats (uniform: log K = "
+        f"{torch.tensor(float(config.prototypes)).log():.3f}); prototype purity on the test images "
+        f"{metric_cell(values, 'ssl/swav/prototype_purity', 3)} "
+        f"(chance {metric_cell(values, 'data/chance', 2)}), "
+        f"{metric_cell(values, 'ssl/swav/used_prototypes', 0)} of {config.prototypes} prototypes in use; "
+        f"after {config.sinkhorn_iterations} Sinkhorn iterations a prototype's share of a 256-image batch is "
+        f"off by at most {metric_cell(values, 'ssl/sinkhorn/prototype_sum_error', 3)} images."
+    )
+
+
+def single_report(config, metrics: Metrics, outcome, data, device) -> str:
+    unlabelled, train, test = data
+    values = metrics.values
+    sizes = (
+        f"{len(unlabelled)} unlabelled pretraining images, {len(train)} labelled training and {len(test)} "
+        f"test images, on `{device}`, SwAV pretraining {outcome.pretrained.seconds:.0f} s"
+    )
+    return (
+        "\n\n".join(
+            [
+                f"# {config.name}: SwAV, linear probe and low-shot fine-tuning",
+                _setup(config, sizes),
+                check(values),
+                results_table(config, values),
+                "![probe accuracy](probe_accuracy.png)",
+                "## SwAV training\n\n" + _diagnostics(values, config) + "\n\n![loss](swav_loss.png)",
+                "## Sinkhorn-Knopp on one test batch\n\n![sinkhorn](sinkhorn.png)",
+                "## Prototypes (the fullest, with test images assigned to them)"
+                "\n\n![prototypes](prototypes.png)",
+                "" if config.save_models else "No model saved (save_models = false).",
+            ]
+        ).rstrip()
+        + "\n"
+    )
+
+
+def aggregate_report(config, metrics: Metrics, results) -> str:
+    """Mean ± std over seeds; the averaged probe plot goes into the parent folder."""
+    parent = RunDir(results[0].run_dir.parent)
+    values = metrics.values
+    means = {init: {f: values[probe_name(init, f)] for f in config.probe_fractions} for init in config.inits}
+    stds = {
+        init: {f: values.get(probe_name(init, f) + ":std", 0.0) for f in config.probe_fractions}
+        for init in config.inits
+    }
+    lowshot = (
+        {
+            init: {f: values[lowshot_name(init, f)] for f in config.lowshot_fractions}
+            for init in config.inits
+            if lowshot_name(init, config.lowshot_fractions[0]) in values
+        }
+        if config.lowshot_fractions
+        else {}
+    )
+    parent.save_figure(probe_figure(means, stds, lowshot), "probe_accuracy")
+    links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
+    limit = (
+        f"at most {config.pretrain_limit} pretraining images"
+        if config.pretrain_limit
+        else "every training image"
+    )
+    return (
+        "\n\n".join(
+            [
+                f"# {config.name}: SwAV, linear probe and low-shot fine-tuning, {len(results)} seeds",
+                _setup(config, limit) + " Numbers are mean ± std over seeds.",
+                check(values),
+                results_table(config, values),
+                "![probe accuracy](probe_accuracy.png)",
+                "## SwAV training\n\n" + _diagnostics(values, config),
+                "## Runs\n\n" + links,
+            ]
+        )
+        + "\n"
+    )

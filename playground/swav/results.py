@@ -1,0 +1,96 @@
+"""Read SwAV runs back (single or multi-seed) for the page and for scripts; never trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from playground.core.checkpoint import load_checkpoint, load_into
+from playground.core.runs import RunInfo, list_runs, read_json, read_run_config
+from playground.core.seeds import first_seed, seed_folders
+from playground.errors import CheckpointError, DataNotFoundError, PlaygroundError
+from playground.swav.experiment import CHECKPOINT, EXPERIMENT, Config
+from playground.swav.report import EXAMPLES_FILE
+from playground.swav.swav import SwAV, build_swav
+
+
+def find_swav_runs(root: str | Path | None = None) -> list[RunInfo]:
+    """The SwAV runs under ``root``, newest first."""
+    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+
+
+def load_probes(path: str | Path) -> list[dict]:
+    """Per seed: ``{"linear_probe": {init: {fraction: accuracy}}, "lowshot": ..., "swav_loss": [...]}``."""
+    path = Path(path)
+    folders = seed_folders(path) or [path]
+    out = []
+    for folder in folders:
+        raw = read_json(folder / "probes.json")
+        out.append(
+            {
+                "linear_probe": _float_keys(raw["linear_probe"]),
+                "lowshot": _float_keys(raw["lowshot"]),
+                "swav_loss": raw["swav_loss"],
+            }
+        )
+    return out
+
+
+def _float_keys(table: dict) -> dict[str, dict[float, float]]:
+    return {init: {float(f): v for f, v in curve.items()} for init, curve in table.items()}
+
+
+def load_sinkhorn(path: str | Path) -> dict:
+    """``{"errors": [[sample, prototype], ...], "codes": [B x K per iteration], "epsilon": ...}``."""
+    return read_json(first_seed(path) / "sinkhorn.json")
+
+
+def has_model(path: str | Path) -> bool:
+    """Whether the run (for a multi-seed run: its first seed) saved its pretrained SwAV model."""
+    return (first_seed(path) / CHECKPOINT).is_file()
+
+
+def no_model_reason(path: str | Path) -> str:
+    """Why a run has no pretrained model: ``save_models = false``, or the file is gone."""
+    path, folder = Path(path), first_seed(path)
+    try:
+        saved = read_run_config(folder).get("config", {}).get("save_models", True)
+    except PlaygroundError:
+        saved = True
+    if saved is False:
+        return (
+            f"SwAV run {path.name} saved no model (save_models = false), so its prototypes cannot score "
+            "new images; re-run it with save_models = true to see the prototype assignments"
+        )
+    return (
+        f"SwAV run {path.name} has no {CHECKPOINT} (the run was interrupted or the file was removed); "
+        "re-run it to see the prototype assignments"
+    )
+
+
+def load_model(path: str | Path) -> tuple[SwAV, Config, list[str]]:
+    """The pretrained SwAV model of a run (eval mode), its config and the class names.
+
+    A run that saved no model (``save_models = false``) is a :class:`DataNotFoundError` saying so.
+    """
+    folder = first_seed(path)
+    if not has_model(path):
+        raise DataNotFoundError(no_model_reason(path))
+    _, meta = load_checkpoint(folder / CHECKPOINT)
+    if meta.get("experiment") != EXPERIMENT or "config" not in meta:
+        raise CheckpointError(f"{folder / CHECKPOINT} is not a SwAV checkpoint written by this playground")
+    config = Config(**meta["config"])
+    model = build_swav(
+        config.encoder(int(meta["in_channels"])), config.representation_dim, config.swav_config()
+    )
+    load_into(model, folder / CHECKPOINT)
+    return model.eval(), config, list(meta.get("classes", []))
+
+
+def load_examples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``(examples (K, m, C, H, W), class counts (K, C), class names)`` of a run's prototypes."""
+    state, meta = load_checkpoint(first_seed(path) / EXAMPLES_FILE)
+    if "examples" not in state or "counts" not in state:
+        raise CheckpointError(f"{first_seed(path) / EXAMPLES_FILE} lacks the prototype examples")
+    return state["examples"], state["counts"], list(meta.get("classes", []))

@@ -1,0 +1,134 @@
+"""The Latency benchmark page: the empty state with its command line, and a finished run's table,
+Pareto and latency charts, checks, comparison with another run, and a damaged run folder."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+
+import pytest
+
+from playground.latency.experiment import Config, run
+from tests.apps.conftest import open_page_at, plotly_spec
+
+VARIANTS = ["torch_fp32", "ort_fp32", "ort_int8_static", "student_kd"]
+TINY = dict(
+    dataset="digits",
+    width=8,
+    depth=2,
+    pool_size=2,
+    embedding_dim=32,
+    epochs=2,
+    batch_size=32,
+    student_width=4,
+    variants=VARIANTS,
+    batch_sizes=[1, 16],
+    warmup=1,
+    min_iters=3,
+    min_seconds=0.0,
+    max_seconds=0.5,
+    calibration_images=64,
+)
+
+
+@pytest.fixture(scope="module")
+def latency_template(tmp_path_factory):
+    """One tiny benchmark run (about 5 s on one thread), made once; tests copy it into their runs root."""
+    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("latency-template")))).run_dir
+
+
+@pytest.fixture
+def latency_run(latency_template, playground_home):
+    return shutil.copytree(latency_template, playground_home / latency_template.name)
+
+
+def open_page():
+    return open_page_at("views/latency.py")
+
+
+def table_with(at, column: str):
+    """The one table on the page with ``column`` (display tables carry no key)."""
+    tables = [frame.value for frame in at.dataframe if column in frame.value.columns]
+    assert len(tables) == 1, [list(frame.value.columns) for frame in at.dataframe]
+    return tables[0]
+
+
+def test_empty_runs_root_offers_the_quick_preset_and_its_command(playground_home):
+    at = open_page()
+    assert any("No latency benchmark run" in i.value for i in at.info)
+    assert at.button(key="lat_train").label == "Run the quick preset"
+    assert at.code[0].value == "playground run recipes/latency_fashion.toml --preset quick"
+    at.number_input(key="lat_threads").set_value(2).run()
+    at.multiselect(key="lat_batch_sizes").select(8).run()
+    assert not at.exception
+    command = at.code[0].value
+    assert command.endswith("--preset quick --set 'batch_sizes=[1, 8, 32]' --set threads=2")
+    assert not at.get("plotly_chart")
+
+
+def test_the_saved_models_of_a_run_can_be_re_timed(latency_run):
+    at = open_page()
+    choice = at.selectbox(key="lat_models_from")
+    assert choice.value == "" and choice.options[1].startswith("Re-time the saved models of latency")
+    choice.select(str(latency_run)).run()
+    assert not at.exception
+    expected = shlex.quote(f'models_from="{latency_run}"')
+    assert at.code[0].value.endswith(f"--set {expected}")
+
+
+def test_a_run_shows_table_charts_and_the_int8_check(latency_run):
+    at = open_page()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="lat_run").value == latency_run.name
+    assert any(m.value.startswith("**Hardware:**") for m in at.markdown)
+    table = table_with(at, "throughput")
+    assert list(table["variant"]) == VARIANTS and "speedup_vs_torch_fp32" in table
+    pareto = plotly_spec(at, "lat_pareto")
+    points = pareto["data"][0]
+    assert len(points["x"]) == len(VARIANTS) and list(points["text"]) == VARIANTS
+    assert pareto["layout"]["xaxis"]["type"] == "log" and "batch 1" in pareto["layout"]["title"]["text"]
+    assert pareto["layout"]["xaxis2"]["type"] == "log" and pareto["data"][1]["yaxis"] == "y2"  # its own panel
+    assert pareto["data"][1]["name"] == "corrupted-test accuracy"
+    assert len(plotly_spec(at, "lat_bars")["data"][0]["x"]) == len(VARIANTS)
+    assert any("ort_int8_static" in s.value and "QLinearConv" in s.value for s in at.success)
+    checks = table_with(at, "int8_evidence")
+    assert (
+        list(checks["variant"]) == VARIANTS
+        and checks.set_index("variant").loc["ort_fp32", "parity"] == "within tolerance"
+    )
+
+
+def test_the_batch_selector_changes_the_table_and_charts(latency_run):
+    at = open_page()
+    before = plotly_spec(at, "lat_pareto")["data"][0]["x"]
+    at.radio(key="lat_batch").set_value(16).run()
+    assert not at.exception
+    pareto = plotly_spec(at, "lat_pareto")
+    assert "batch 16" in pareto["layout"]["title"]["text"] and pareto["data"][0]["x"] != before
+    assert "batch 16" in plotly_spec(at, "lat_bars")["layout"]["title"]["text"]
+    table = table_with(at, "throughput")
+    expected = json.loads((latency_run / "results.json").read_text())["rows"]
+    assert list(table["p50_ms"]) == [r["p50_ms"] for r in expected if r["batch"] == 16]
+
+
+def test_compares_with_another_run(latency_run, playground_home):
+    other = shutil.copytree(latency_run, playground_home / "latency-older")
+    data = json.loads((other / "results.json").read_text())
+    data["rows"] = [r | {"accuracy": 0.25} for r in data["rows"]]
+    (other / "results.json").write_text(json.dumps(data))
+    at = open_page()
+    at.selectbox(key="lat_run").select(latency_run.name).run()
+    at.multiselect(key="lat_compare").set_value(["latency-older"]).run()
+    assert not at.exception and not at.error
+    table = table_with(at, "run")
+    assert len(table) == 2 * len(VARIANTS) and set(table["run"]) == {latency_run.name, "latency-older"}
+    assert set(table.loc[table["run"] == "latency-older", "accuracy"]) == {0.25}
+
+
+def test_a_run_without_results_json_is_one_error_line(latency_run):
+    (latency_run / "results.json").unlink()
+    at = open_page()
+    assert not at.exception
+    assert len(at.error) == 1 and "results.json" in at.error[0].value and "\n" not in at.error[0].value
+    assert not at.get("plotly_chart")

@@ -1,0 +1,177 @@
+"""The latency benchmark end to end on digits with the fast variants (tiny models, short timings)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from playground.core.config import build_config
+from playground.core.runner import config_from_recipe
+from playground.errors import ConfigError
+from playground.latency.experiment import Config, run
+from tests.conftest import REPO
+
+RECIPE = REPO / "recipes" / "latency_fashion.toml"
+FAST = [
+    "torch_fp32",
+    "torch_bf16",
+    "ort_fp32",
+    "ort_int8_static",
+    "pruned50",
+    "pruned50_kd",
+    "student_scratch",
+    "student_kd",
+]
+TINY = dict(
+    dataset="digits",
+    width=8,
+    depth=2,
+    pool_size=2,
+    embedding_dim=32,
+    epochs=4,
+    batch_size=32,
+    student_width=4,
+    variants=FAST,
+    batch_sizes=[1, 16],
+    warmup=2,
+    min_iters=5,
+    min_seconds=0.0,
+    max_seconds=1.0,
+    calibration_images=128,
+    prune_steps=1,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("runs"))))
+
+
+def test_every_fast_variant_is_measured_with_the_issue_metric_names(tiny_run):
+    values = tiny_run.metrics.values
+    for name in FAST:
+        for batch in (1, 16):
+            assert values[f"bench/{name}/b{batch}/p50_ms"] <= values[f"bench/{name}/b{batch}/p99_ms"]
+        for key in ("accuracy", "ood_accuracy", "size_mb", "far_agreement"):
+            assert f"bench/{name}/{key}" in values, (name, key)
+    assert values["bench/torch_fp32/accuracy"] > 0.8
+    assert (
+        values["bench/ort_fp32/parity/max_abs_diff"] < 1e-3 and values["bench/ort_fp32/far_agreement"] > 0.99
+    )
+    assert values["bench/ort_int8_static/ran_int8"] == 1.0
+    assert values["bench/ort_int8_static/size_mb"] < values["bench/ort_fp32/size_mb"]
+    assert abs(values["bench/ort_int8_static/accuracy"] - values["bench/torch_fp32/accuracy"]) < 0.05
+    assert "bench/ort_fp32/b1/speedup_vs_torch_fp32" in values
+    teacher_macs = values["bench/torch_fp32/macs"]
+    assert values["bench/ort_int8_static/macs"] == teacher_macs  # the same network, run another way
+    assert values["bench/pruned50/macs"] <= 0.6 * teacher_macs  # the 50%-MAC target, within a step
+    assert values["bench/student_kd/macs"] == values["bench/student_scratch/macs"] < 0.5 * teacher_macs
+    assert values["bench/pruned50/params"] < values["bench/torch_fp32/params"]
+
+
+def test_a_second_run_re_times_the_saved_models_without_training(tiny_run, tmp_path):
+    names = {p.stem for p in (tiny_run.run_dir / "models").glob("*.safetensors")}
+    assert names == {"benchmark_cnn", "pruned50", "pruned50_kd", "student_scratch", "student_kd"}
+    variants, stages = ["torch_fp32", "pruned50", "student_kd"], []
+    again = run(
+        Config(
+            **{**TINY, "variants": variants},
+            models_from=str(tiny_run.run_dir),
+            out=str(tmp_path),
+            save_models=False,
+        ),
+        progress=lambda event: stages.append(event.stage),
+    )
+    assert not any("train" in stage or "round" in stage for stage in stages), stages
+    for name in variants:  # the same weights: the same predictions, so the same accuracies
+        key = f"bench/{name}/accuracy"
+        assert again.metrics.values[key] == tiny_run.metrics.values[key]
+    teacher_only = run(
+        Config(
+            **{**TINY, "variants": ["torch_fp32", "student_scratch"], "seed": 1},
+            models_from=str(tiny_run.run_dir),
+            reuse="teacher",
+            out=str(tmp_path),
+        )
+    )
+    saved, reused = (
+        load_file(str(r.run_dir / "models" / "benchmark_cnn.safetensors")) for r in (tiny_run, teacher_only)
+    )
+    assert all(torch.equal(saved[key], reused[key]) for key in saved)  # the teacher was loaded, not retrained
+    students = (
+        load_file(str(r.run_dir / "models" / "student_scratch.safetensors")) for r in (tiny_run, teacher_only)
+    )
+    first, second = students
+    assert not all(
+        torch.equal(first[key], second[key]) for key in first
+    )  # the student was trained anew (seed 1)
+
+
+def test_artifacts_csv_json_pareto_and_report(tiny_run):
+    folder = tiny_run.run_dir
+    with open(folder / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["variant"] for r in rows} == set(FAST) and {r["batch"] for r in rows} == {"1", "16"}
+    data = json.loads((folder / "results.json").read_text())
+    assert "cpu_flags" in data["hardware"] and data["checks"]["ort_int8_static"]["ran_int8"] is True
+    assert "QLinearConv" in data["checks"]["ort_int8_static"]["int8_evidence"]
+    for name, check in data["checks"].items():  # an explanation exactly where parity failed
+        assert (check["explanation"] is not None) == (check["parity_ok"] is False), name
+    assert (folder / "pareto.png").is_file()
+    report = tiny_run.report
+    assert "## Checks" in report and "Hardware:" in report and "ONNX export: dynamo" in report
+    assert "ONNX round trip" in report  # the pruned model runs in ORT too
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"variants": ["ort_fp32"]}, "torch_fp32"),
+        ({"variants": ["torch_fp32", "tensorrt"]}, "tensorrt"),
+        ({"batch_sizes": [0]}, "batch_sizes"),
+        ({"prune_target": 1.2}, "target"),
+        ({"kd_alpha": 2.0}, "alpha"),
+        ({"min_seconds": 5.0, "max_seconds": 1.0}, "max_seconds"),
+    ],
+)
+def test_bad_configs_are_clear_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(Config, values)
+
+
+def test_recipe_presets_parse():
+    _, quick = config_from_recipe(RECIPE, "quick", [])
+    _, full = config_from_recipe(RECIPE, "full", [])
+    assert quick.train_limit and full.train_limit == 0 and full.min_iters >= quick.min_iters
+    assert "ort_int8_static" in full.variants and "student_kd" in full.variants
+
+
+def test_students_learn_from_the_transfer_set_and_the_report_states_the_kd_gain(tiny_run, tmp_path):
+    seen = []
+    result = run(
+        Config(
+            **{**TINY, "variants": ["torch_fp32", "student_scratch", "student_kd"]},
+            models_from=str(tiny_run.run_dir),
+            reuse="teacher",
+            student_train_limit=200,
+            student_epochs=2,
+            out=str(tmp_path),
+            save_models=False,
+        ),
+        progress=lambda event: seen.append((event.stage, event.epoch, event.total)),
+    )
+    student_epochs = {epoch for stage, epoch, _ in seen if stage.startswith("student (scratch)") and epoch}
+    assert student_epochs == {1, 2}
+    batches = {total for stage, _, total in seen if stage == "student (KD): train"}
+    assert batches == {200 // TINY["batch_size"]}  # 200 images, not the whole training set
+    values = result.metrics.values
+    gain = 100 * (values["bench/student_kd/accuracy"] - values["bench/student_scratch/accuracy"])
+    assert (
+        "on 200 training images for 2 epochs" in result.report and f"**{gain:+.2f} points**" in result.report
+    )
+    with pytest.raises(ConfigError, match="student_train_limit"):
+        Config(student_train_limit=-1)

@@ -1,0 +1,156 @@
+"""The SwAV experiment: a tiny digits run, the recipe, multi-seed aggregation, bad configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from playground.core.checkpoint import load_checkpoint, load_into
+from playground.core.config import build_config
+from playground.core.runner import config_from_recipe, run_recipe
+from playground.core.runs import load_run
+from playground.errors import ConfigError, DataNotFoundError
+from playground.swav.experiment import CHECKPOINT, Config, Outcome, run
+from playground.swav.report import EXAMPLES_FILE, lowshot_name, pct, probe_name
+from playground.swav.results import has_model, load_model
+from playground.swav.swav import build_swav
+from tests.conftest import REPO
+
+RECIPE = REPO / "recipes" / "swav_fashion.toml"
+# digits, a width-8 CNN: about 10 s on one thread
+TINY = dict(
+    dataset="digits",
+    epochs=3,
+    batch_size=64,
+    width=8,
+    pool_size=2,
+    prototypes=10,
+    small_crops=2,
+    flip=False,
+    finetune_steps=30,
+    supervised_epochs=2,
+    lowshot_fractions=[0.1],
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("runs"))))
+
+
+def test_tiny_run_writes_metrics_plots_and_a_loadable_checkpoint(tiny_run):
+    files = {p.name for p in tiny_run.run_dir.iterdir()}
+    assert {
+        "config.toml",
+        "metrics.json",
+        "report.md",
+        "probe_accuracy.png",
+        "swav_loss.png",
+        "sinkhorn.png",
+        "prototypes.png",
+        "probes.json",
+        "sinkhorn.json",
+        CHECKPOINT,
+        EXAMPLES_FILE,
+    } <= files
+    metrics = json.loads((tiny_run.run_dir / "metrics.json").read_text())["metrics"]
+    for init in ("swav", "random_init", "supervised"):
+        for fraction in (0.01, 0.1, 1.0):
+            assert probe_name(init, fraction) in metrics
+    assert {
+        "ssl/swav/linear_probe/accuracy",
+        "ssl/random_init/linear_probe/accuracy",
+        "ssl/swav/lowshot_10/accuracy",
+        "ssl/random_init/lowshot_10/accuracy",
+    } <= set(metrics)
+    assert "ssl/supervised/lowshot_10/accuracy" not in metrics  # it saw every label
+    state, meta = load_checkpoint(tiny_run.run_dir / CHECKPOINT)
+    config = Config(**{k: v for k, v in meta["config"].items()})
+    torch.manual_seed(0)
+    model = build_swav(config.encoder(meta["in_channels"]), config.representation_dim, config.swav_config())
+    load_into(model, tiny_run.run_dir / CHECKPOINT)
+    assert model.prototype_scores(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+    assert "**Check: SwAV's linear probe is" in tiny_run.report and "| SwAV |" in tiny_run.report
+    assert has_model(tiny_run.run_dir) and "No model saved" not in tiny_run.report
+    assert isinstance(tiny_run.results, Outcome)  # the typed results, in memory
+    assert tiny_run.results.probes["swav"][1.0] == tiny_run.metrics.values[probe_name("swav", 1.0)]
+
+
+def test_save_models_false_saves_no_model_and_the_reader_says_so(tmp_path):
+    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    result = run(Config(**tiny, save_models=False, out=str(tmp_path)))
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert CHECKPOINT not in files and {"metrics.json", "report.md", "probes.json", EXAMPLES_FILE} <= files
+    assert "No model saved (save_models = false)." in result.report
+    assert not has_model(result.run_dir)
+    with pytest.raises(DataNotFoundError, match=r"saved no model \(save_models = false\)"):
+        load_model(result.run_dir)
+
+
+def test_probes_are_sensible_and_more_labels_help(tiny_run):
+    values = tiny_run.metrics.values
+    for init in ("swav", "random_init", "supervised"):
+        assert values[probe_name(init, 1.0)] > values[probe_name(init, 0.01)] > 2 * values["data/chance"]
+    assert values[probe_name("supervised", 1.0)] > 0.8
+    assert values["ssl/swav/linear_probe/gain_over_random"] == pytest.approx(
+        100 * (values[probe_name("swav", 1.0)] - values[probe_name("random_init", 1.0)])
+    )
+    # a random encoder fine-tuned on 10% of digits for 30 steps learns less than the SwAV-pretrained one
+    assert values[lowshot_name("swav", 0.1)] > values[lowshot_name("random_init", 0.1)]
+
+
+def test_diagnostics_purity_prototypes_and_sinkhorn(tiny_run):
+    values = tiny_run.metrics.values
+    assert values["ssl/swav/prototype_purity"] > 2 * values["data/chance"]
+    assert values["ssl/swav/used_prototypes"] >= 5
+    assert values["ssl/swav/final_loss"] < torch.tensor(10.0).log().item()  # below the uniform plateau
+    trace = json.loads((tiny_run.run_dir / "sinkhorn.json").read_text())
+    assert len(trace["errors"]) == 11 and trace["errors"][-1][0] < 1e-4
+    assert trace["errors"][-1][1] < trace["errors"][0][1]  # iterations move towards equipartition
+
+
+def test_pct_names():
+    assert [pct(f) for f in (0.01, 0.1, 0.005, 1.0)] == ["1", "10", "0.5", "100"]
+    assert probe_name("swav", 0.1) == "ssl/swav/linear_probe_10/accuracy"
+
+
+def test_recipe_presets_parse_and_the_quick_preset_is_small():
+    _, quick = config_from_recipe(RECIPE, "quick", [])
+    _, full = config_from_recipe(RECIPE, "full", [])
+    assert isinstance(quick, Config) and quick.pretrain_limit and quick.pretrain_limit <= 5000
+    assert full.pretrain_limit == 0 and full.train_limit == 0 and full.epochs >= quick.epochs
+    assert config_from_recipe(RECIPE, "quick", ['model="regnety_small"'])[1].model == "regnety_small"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"inits": ["random_init"]}, "swav"),
+        ({"inits": ["swav", "imagenet"]}, "imagenet"),
+        ({"probe_fractions": [0.0, 1.0]}, "probe_fractions"),
+        ({"lowshot_fractions": [1.5]}, "lowshot_fractions"),
+        ({"epochs": 0}, "epochs"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"model": "vgg"}, "model"),
+        ({"probe_l2": -1.0}, "probe_l2"),
+    ],
+)
+def test_bad_configs_are_clear_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(Config, values)
+
+
+def test_three_seeds_aggregate_into_one_report(tmp_path):
+    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    result = run_recipe(
+        RECIPE,
+        None,
+        [f"{k}={json.dumps(v)}" for k, v in tiny.items()] + [f"out={json.dumps(str(tmp_path))}"],
+        seeds=[0, 1],
+    )
+    assert "2 seeds" in result.report and "±" in result.report
+    assert (result.run_dir / "probe_accuracy.png").is_file()
+    assert "ssl/swav/linear_probe/accuracy:std" in result.metrics.values
+    assert load_run(result.run_dir).experiment == "swav"  # the parent is listed as a SwAV run
