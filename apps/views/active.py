@@ -17,10 +17,9 @@ from common import PresetForm, choose_run, preset_run_button, recipe_values, sho
 
 from playground.active import experiment, report
 from playground.active.acquisition import ACQUISITIONS
-from playground.active.results import find_active_runs, load_curves
+from playground.active.results import find_active_runs, load_curves, mean_route_counts, seed_curve
 from playground.core.config import load_recipe
 from playground.core.runs import load_run, read_run_config
-from playground.core.seeds import band
 from playground.errors import PlaygroundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -93,8 +92,8 @@ def new_experiment(settings) -> None:
 
 
 def band_traces(figure: go.Figure, name: str, runs: list[dict], key: str, cumulative: bool = False) -> None:
-    x = runs[0]["labels"]
-    spread = band([np.cumsum(r[key]) if cumulative else r[key] for r in runs])
+    curve = seed_curve(runs, key, cumulative)
+    x, spread = curve.labels, curve.band
     if spread.std is not None:
         figure.add_scatter(
             x=list(x) + list(x)[::-1],
@@ -170,8 +169,10 @@ def escalation_figure(escalation: dict, metrics: dict) -> go.Figure:
 
 
 def routes_table(escalation: list[dict]) -> pd.DataFrame:
-    counts = pd.DataFrame([e["routes"] for e in escalation])
-    return pd.DataFrame({"route": counts.columns, "samples (mean over seeds)": counts.mean().round(1).values})
+    counts = mean_route_counts(escalation)
+    return pd.DataFrame(
+        {"route": list(counts), "samples (mean over seeds)": np.round(list(counts.values()), 1)}
+    )
 
 
 # --------------------------------------------------------------------- the page

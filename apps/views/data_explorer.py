@@ -3,11 +3,11 @@
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-import torch
 from common import cached_dataset, image_grid, show_error, sidebar_settings, upscale
 
 from playground.data import DATASETS, dataset_status
 from playground.data.catalog import SHAPES_SIZES
+from playground.data.explore import class_counts, image_stats, mask_area, sample_indices
 from playground.data.shapes import LABEL_BY, VARIANTS, facts, knowledge_facts, make_shapes
 from playground.errors import PlaygroundError
 
@@ -15,17 +15,18 @@ from playground.errors import PlaygroundError
 @st.cache_data(show_spinner=False)
 def split_stats(name: str, split: str, root: str | None, seed: int) -> dict:
     data = cached_dataset(name, split, root, seed)
-    return image_stats(data.images, split) | {"classes": data.num_classes}
+    return stats_row(data.images, split) | {"classes": data.num_classes}
 
 
-def image_stats(images: torch.Tensor, split: str) -> dict:
-    c, h, w = images.shape[1:]
+def stats_row(images, split: str) -> dict:
+    """One row of the statistics table: :func:`playground.data.explore.image_stats`, printed."""
+    stats = image_stats(images)
     return {
         "split": split,
-        "images": images.shape[0],
-        "shape (C×H×W)": f"{c}×{h}×{w}",
-        "pixel mean": round(images.mean().item(), 4),
-        "pixel std": round(images.std().item(), 4),
+        "images": stats.images,
+        "shape (C×H×W)": stats.shape,
+        "pixel mean": round(stats.pixel_mean, 4),
+        "pixel std": round(stats.pixel_std, 4),
     }
 
 
@@ -62,12 +63,6 @@ def status_table(root: str | None) -> list[str]:
         width="stretch",
     )
     return [r.name for r in rows if r.available]
-
-
-def sample_indices(labels: torch.Tensor, count: int, seed: int, class_index: int | None) -> list[int]:
-    pool = torch.arange(len(labels)) if class_index is None else (labels == class_index).nonzero().squeeze(1)
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
-    return pool[order[:count]].tolist()
 
 
 def explore_dataset(name: str, settings) -> None:
@@ -117,7 +112,7 @@ def mask_pairs(shapes, count: int) -> None:
     for i in range(count):
         mask = shapes.masks[i]
         images += [upscale(shapes.images[i]), upscale(mask[None].float())]
-        captions += [f"#{i}", f"mask: {int(mask.sum())} px"]
+        captions += [f"#{i}", f"mask: {mask_area(mask)} px"]
     image_grid(images, captions)
 
 
@@ -167,14 +162,11 @@ def explore_shapes(settings) -> None:
         knowledge_tab(shapes)
     with statistics:
         st.dataframe(
-            pd.DataFrame(
-                [image_stats(shapes.images, f"{variant} sample") | {"classes": len(shapes.classes)}]
-            ),
+            pd.DataFrame([stats_row(shapes.images, f"{variant} sample") | {"classes": len(shapes.classes)}]),
             hide_index=True,
             width="stretch",
         )
-        counts = torch.bincount(shapes.labels, minlength=len(shapes.classes)).tolist()
-        class_count_chart({variant: dict(zip(shapes.classes, counts))}, f"Images per {label_by}")
+        class_count_chart({variant: class_counts(shapes.labels, shapes.classes)}, f"Images per {label_by}")
 
 
 settings = sidebar_settings()

@@ -29,6 +29,7 @@ from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
 from playground.fct import experiment
 from playground.fct import results as fct
+from playground.fct.side_info import MAX_DIM, MIN_DIM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [
@@ -94,8 +95,8 @@ def draw_widgets(presets: list[str]) -> dict:
     top[1].selectbox("Dataset", datasets, key="fct_dataset")
     top[2].slider(
         "Side-info dim",
-        min_value=8,
-        max_value=128,
+        min_value=MIN_DIM,
+        max_value=MAX_DIM,
         step=8,
         key="fct_side_info_dim",
         help="Size of the label-free side-information stored next to each old embedding",
@@ -324,13 +325,12 @@ def cost(run: fct.FCTRun) -> None:
         cols[1],
         "Transformation MACs",
         f"{c['transformation_macs']:,.0f}",
-        f"{c['transformation_macs'] / max(c['new_model_macs'], 1):.1%} of the new model's",
+        f"{run.transformation_macs_share:.1%} of the new model's",
         help=f"new model: {c['new_model_macs']:,.0f} MACs per image",
     )
     note(cols[2], "Backfill: transform", f"{c['backfill_transform_s']:.3g} s", "per 10k images")
     note(cols[3], "Backfill: re-embed", f"{c['backfill_reembed_s']:.3g} s", "per 10k images")
-    speedup = c.get("backfill_speedup", c["backfill_reembed_s"] / max(c["backfill_transform_s"], 1e-12))
-    note(cols[4], "Speed-up", f"{speedup:.1f}×", "transform vs re-embed")
+    note(cols[4], "Speed-up", f"{run.backfill_speedup:.1f}×", "transform vs re-embed")
     st.caption(
         "Re-embedding was timed on images already decoded in memory, which flatters it: "
         "a real backfill would also read and decode every image."

@@ -29,6 +29,7 @@ from playground.fusion import experiment
 from playground.fusion.degrade import degrade
 from playground.fusion.heads import FUSIONS
 from playground.fusion.results import (
+    best_classes,
     find_fusion_runs,
     follow,
     has_models,
@@ -280,7 +281,7 @@ def zero_shot_tab(pipeline, metrics: dict) -> None:
     probabilities = zero_shot_scores(pipeline, samples.images, names)
     image_grid(
         [upscale(i, 80) for i in samples.images],
-        [f"{names[int(p.argmax())]} ({float(p.max()):.0%})" for p in probabilities],
+        [f"{name} ({p:.0%})" for name, p in best_classes(probabilities, names)],
         columns=8,
         width=80,
     )

@@ -26,7 +26,7 @@ from common import (
 
 from playground.core.config import load_recipe
 from playground.core.runs import load_run, read_run_config
-from playground.core.seeds import band
+from playground.data.explore import sample_indices
 from playground.errors import PlaygroundError
 from playground.swav import experiment
 from playground.swav.plots import LABELS
@@ -38,8 +38,16 @@ from playground.swav.results import (
     load_model,
     load_probes,
     no_model_reason,
+    probe_curves,
+    prototype_examples,
+    top_prototypes,
 )
-from playground.swav.sinkhorn import equipartition_error, example_scores, sinkhorn_trace
+from playground.swav.sinkhorn import (
+    equipartition_error,
+    example_scores,
+    prototype_share_range,
+    sinkhorn_trace,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "swav_fashion.toml"
@@ -150,9 +158,9 @@ def sinkhorn_panel() -> None:
     title = "exp(scores / ε), normalised" if step == 0 else f"codes after {step} iteration{'s' * (step > 1)}"
     left.plotly_chart(codes_heatmap(trace[step], title), width="stretch", key="sk_heatmap")
     right.plotly_chart(errors_figure(errors, step), width="stretch", key="sk_errors")
-    shares = trace[step].sum(0)
+    low, high = prototype_share_range(trace[step])
     right.caption(
-        f"Prototype shares now range from {shares.min():.2f} to {shares.max():.2f} samples "
+        f"Prototype shares now range from {low:.2f} to {high:.2f} samples "
         f"(target B/K = {knobs['batch'] / knobs['prototypes']:.2f})."
     )
 
@@ -205,25 +213,21 @@ def new_experiment(settings) -> None:
 
 def probe_chart(probes: list[dict]) -> go.Figure:
     figure = go.Figure()
-    for i, init in enumerate(probes[0]["linear_probe"]):
-        colour = f"hsl({(i * 120) % 360}, 60%, 45%)"
-        fractions = sorted(probes[0]["linear_probe"][init])
-        spread = band([[p["linear_probe"][init][f] for f in fractions] for p in probes])
+    for i, curve in enumerate(probe_curves(probes)):
+        colour, label = f"hsl({(i * 120) % 360}, 60%, 45%)", LABELS.get(curve.init, curve.init)
         figure.add_scatter(
-            x=fractions,
-            y=spread.mean,
-            name=f"{LABELS.get(init, init)}: linear probe",
-            error_y=dict(array=spread.std),
+            x=curve.fractions,
+            y=curve.probe.mean,
+            name=f"{label}: linear probe",
+            error_y=dict(array=curve.probe.std),
             mode="lines+markers",
             line=dict(color=colour),
         )
-        shots = sorted(probes[0]["lowshot"].get(init, {}))
-        if shots:
-            tuned = band([[p["lowshot"][init][f] for f in shots] for p in probes]).mean
+        if curve.shots:
             figure.add_scatter(
-                x=shots,
-                y=tuned,
-                name=f"{LABELS.get(init, init)}: fine-tuned",
+                x=curve.shots,
+                y=curve.tuned,
+                name=f"{label}: fine-tuned",
                 mode="lines+markers",
                 line=dict(color=colour, dash="dash"),
                 marker=dict(symbol="square"),
@@ -267,8 +271,7 @@ def sample_images(config, settings) -> tuple[torch.Tensor, list[str]]:
     st.session_state.setdefault("swav_draw", 0)
     if st.button("Other samples", icon=":material/shuffle:", key="swav_shuffle"):
         st.session_state.swav_draw += 1
-    generator = torch.Generator().manual_seed(st.session_state.swav_draw)
-    picks = torch.randperm(len(test), generator=generator)[:SAMPLES]
+    picks = sample_indices(test.labels, SAMPLES, st.session_state.swav_draw)
     return test.images[picks], [test.classes[int(y)] for y in test.labels[picks]]
 
 
@@ -286,23 +289,20 @@ def assignments_tab(path: Path, settings) -> None:
     except PlaygroundError as err:
         show_error(err)
         return
-    probabilities = (model.prototype_scores(images) / config.temperature).softmax(1)
+    matches = top_prototypes(model.prototype_scores(images), config.temperature, counts)
     st.caption(
         "Each sample's three most similar prototypes (softmax of the scores at τ) and test images the "
         "prototype holds. Labels were never used to train the prototypes."
     )
-    for image, label, p in zip(images, truth, probabilities):
-        top = p.topk(3)
+    for image, label, top in zip(images, truth, matches):
         cells = st.columns([1, 2, 5])
         cells[0].image(upscale(image), caption=f"true: {label}", width=80)
         cells[1].markdown(
             "\n".join(
-                f"- **#{int(k)}** {float(v):.0%} · mostly {classes[int(counts[k].argmax())]}"
-                for v, k in zip(top.values, top.indices)
+                f"- **#{m.prototype}** {m.probability:.0%} · mostly {classes[m.majority_class]}" for m in top
             )
         )
-        k = int(top.indices[0])
-        shown = [upscale(e) for e in examples[k] if e.abs().sum() > 0]
+        shown = [upscale(e) for e in prototype_examples(examples, top[0].prototype)]
         with cells[2]:
             image_grid(shown, [""] * len(shown), columns=8, width=48)
 

@@ -39,7 +39,7 @@ from playground.data.ood import FAR_SETS, load_ood_data
 from playground.errors import PlaygroundError
 from playground.uncertainty import experiment, report
 from playground.uncertainty import results as ood
-from playground.uncertainty.benchmark import FEATURE_ROWS, ROWS, evaluation_sets
+from playground.uncertainty.benchmark import evaluation_sets
 from playground.uncertainty.scores import score as ood_score
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -194,50 +194,30 @@ def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tup
 # --------------------------------------------------------------------- one image through every method
 
 
-def stored_row(run: ood.OODRun, method: str, score: str) -> str | None:
-    """The run's reported row for (method, score), whose per-image scores the run saved."""
-    for row, (row_method, row_score) in run.results.get("rows", ROWS).items():
-        if row in FEATURE_ROWS:
-            if method == "feature" and score == row:
-                return row
-        elif row_method == method and run.config.scores.get(row, row_score) == score:
-            return row
-    return None
-
-
-def default_score(run: ood.OODRun, method: str, options: list[str]) -> str:
-    """The score the run reported ``method`` with (its saved scores), else the first one."""
-    return next((score for score in options if stored_row(run, method, score)), options[0])
-
-
 def reference_scores(run: ood.OODRun, key: tuple, method: str, score: str) -> dict[str, torch.Tensor]:
     """Per set the score of every image: the run's own where it stored them, else scored now (cached)."""
-    row = stored_row(run, method, score)
+    row = run.stored_row(method, score)
     if row is not None:
         return run.scores[row]
     return {name: ood_score(p, score) for name, p in cached_predictions(*key, method).items()}
 
 
-def summary_frame(inspected: dict, classes: list[str]) -> pd.DataFrame:
+def summary_frame(inspected: dict[str, ood.ImagePrediction], classes: list[str]) -> pd.DataFrame:
     """Methods as columns; the prediction, its spread and every score as rows (text, "–" where none)."""
     columns = {}
     for method, label in METHODS.items():
         if method not in inspected:
             continue
-        entry, probs = inspected[method], inspected[method].get("probs")
+        entry = inspected[method]
         column = {}
-        if probs is not None:
-            mean = probs.mean(0)
-            predicted = int(mean.argmax())
+        if entry.probs is not None:
             column = {
-                "samples": f"{probs.shape[0]}",
-                "prediction": classes[predicted],
-                "p̄(prediction)": f"{float(mean[predicted]):.3f}",
-                "spread: std of p(prediction)": f"{float(probs[:, predicted].std(unbiased=False)):.3f}",
+                "samples": f"{entry.samples}",
+                "prediction": classes[entry.predicted],
+                "p̄(prediction)": f"{entry.confidence:.3f}",
+                "spread: std of p(prediction)": f"{entry.spread:.3f}",
             }
-        column.update(
-            {SCORE_LABELS.get(name, name): f"{value:.4g}" for name, value in entry["scores"].items()}
-        )
+        column.update({SCORE_LABELS.get(name, name): f"{value:.4g}" for name, value in entry.scores.items()})
         columns[label] = column
     rows = [
         "samples",
@@ -250,17 +230,19 @@ def summary_frame(inspected: dict, classes: list[str]) -> pd.DataFrame:
     return frame.loc[[row for row in rows if (frame.loc[row] != "–").any()]]
 
 
-def flagged_frame(run: ood.OODRun, reference: dict, threshold: float) -> pd.DataFrame:
-    names = [name for name in ["test", *run.sets, "corrupted"] if name in reference]
+def set_order(run: ood.OODRun, present) -> list[str]:
+    """The sets in the page's order (test, the run's OOD sets, corrupted), those in ``present`` only."""
+    return [name for name in ["test", *run.sets, "corrupted"] if name in present]
+
+
+def flagged_frame(run: ood.OODRun, rates: dict[str, float]) -> pd.DataFrame:
+    """The share of each set flagged as OOD (:func:`playground.uncertainty.results.flagged_rates`)."""
     return pd.DataFrame(
-        [
-            {"set": short_label(name), "flagged as OOD": float((reference[name] > threshold).double().mean())}
-            for name in names
-        ]
+        [{"set": short_label(name), "flagged as OOD": rates[name]} for name in set_order(run, rates)]
     )
 
 
-def choose_score(run: ood.OODRun, inspected: dict) -> tuple[str, str]:
+def choose_score(run: ood.OODRun, inspected: dict[str, ood.ImagePrediction]) -> tuple[str, str]:
     methods = [m for m in METHODS if m in inspected]
     if st.session_state.get("ood_method") not in methods:
         st.session_state.ood_method = "ensemble" if "ensemble" in methods else methods[0]
@@ -272,9 +254,9 @@ def choose_score(run: ood.OODRun, inspected: dict) -> tuple[str, str]:
         format_func=METHODS.get,
         help="feature space: Mahalanobis and KNN on the single model's embedding",
     )
-    options = list(inspected[method]["scores"])
+    options = list(inspected[method].scores)
     if st.session_state.get("ood_score") not in options:
-        st.session_state.ood_score = default_score(run, method, options)
+        st.session_state.ood_score = run.default_score(method, options)
     score = cols[1].selectbox(
         "OOD score",
         options,
@@ -286,17 +268,17 @@ def choose_score(run: ood.OODRun, inspected: dict) -> tuple[str, str]:
 
 
 def verdict(
-    run: ood.OODRun, key: tuple, inspected: dict, method: str, score: str, picked: tuple | None
+    run: ood.OODRun,
+    key: tuple,
+    inspected: dict[str, ood.ImagePrediction],
+    method: str,
+    score: str,
+    picked: tuple | None,
 ) -> None:
-    value = inspected[method]["scores"][score]
+    value = inspected[method].scores[score]
     reference = reference_scores(run, key, method, score)
-    test = reference["test"].double()
-    everything = torch.cat([v.double() for v in reference.values()])
-    low, high = float(everything.min()), float(everything.max())
-    high = high if high > low else low + 1.0
-    default = min(
-        max(float(torch.quantile(test, 0.95)), low), high
-    )  # keeps 95% of in-distribution test images
+    scale = ood.operating_point(reference)
+    low, high, default = scale.low, scale.high, scale.fpr95_threshold
     threshold = st.slider(
         "Threshold: scores above it are flagged as OOD",
         min_value=low,
@@ -308,13 +290,14 @@ def verdict(
         help=f"Starts at {default:.4g}, which keeps 95% of the in-distribution test images "
         "(the operating point of FPR95)",
     )
+    rates = ood.flagged_rates(reference, threshold)
     is_ood = value > threshold
     cols = st.columns(4)
     cols[0].metric("Score", f"{value:.4g}", help=f"{METHODS[method]} · {SCORE_LABELS.get(score, score)}")
     cols[1].metric(
         "Threshold",
         f"{threshold:.4g}",
-        f"{float((test > threshold).double().mean()):.1%} of test flagged",
+        f"{rates['test']:.1%} of test flagged",
         delta_color="off",
         delta_arrow="off",
     )
@@ -325,7 +308,7 @@ def verdict(
         delta_color="inverse" if is_ood else "normal",
         delta_arrow="off",
     )
-    row = stored_row(run, method, score)
+    row = run.stored_row(method, score)
     if picked is not None and row is not None:
         set_name, index = picked
         cols[3].metric(
@@ -340,7 +323,7 @@ def verdict(
     left, right = st.columns([2, 1])
     left.plotly_chart(
         histogram_chart(
-            [n for n in ["test", *run.sets, "corrupted"] if n in reference],
+            set_order(run, reference),
             reference,
             value,
             threshold,
@@ -350,7 +333,7 @@ def verdict(
     )
     with right:
         st.dataframe(
-            flagged_frame(run, reference, threshold),
+            flagged_frame(run, rates),
             hide_index=True,
             width="stretch",
             column_config={
@@ -402,13 +385,13 @@ def explorer(run: ood.OODRun, key: tuple) -> None:
     left.image(upscale(image, 160), caption=caption, width=160)
     right.plotly_chart(
         spread_chart(
-            inspected[shown]["probs"], run.classes, f"{METHODS[shown]}: mean probability ± std over samples"
+            inspected[shown].probs, run.classes, f"{METHODS[shown]}: mean probability ± std over samples"
         ),
         width="stretch",
     )
     sampled = [m for m in SAMPLED if m in inspected]
     for column, name in zip(st.columns(len(sampled)), sampled):
-        probs = inspected[name]["probs"]
+        probs = inspected[name].probs
         column.plotly_chart(
             samples_heatmap(
                 probs,
@@ -436,7 +419,7 @@ def roc_curves(run: ood.OODRun, key: tuple) -> None:
         st.info("This run has no ROC curves (no ood_results.json).")
         return
     set_name = st.selectbox("OOD set", run.sets, key="ood_roc_set", format_func=lambda n: set_label(run, n))
-    read_with = {row: run.config.scores.get(row, ROWS.get(row, ("", row))[1]) for row in roc}
+    read_with = {row: run.row_score(row) for row in roc}
     figure = roc_figure(roc, run.results.get("ood", {}), read_with, set_name)
     st.plotly_chart(figure, width="stretch")
 

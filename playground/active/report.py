@@ -22,39 +22,76 @@ def _compute(history: LoopHistory) -> float:
     return float(sum(r.train_seconds for r in history.rounds))
 
 
+# where each escalation number is measured: the stream (held-out test images) or the calibration split
+ESCALATION_SPLITS = {
+    "auto_label_error": "test",
+    "rate": "test",
+    "escalated": "test",
+    "deferred": "test",
+    "ood_flagged": "test",
+    "ood_auto_labelled": "test",
+    "id_flagged": "test",
+    "threshold": "val",
+    "certified": "val",
+    "calibration_bound": "val",
+}
+
+
 def _add_ratio(
-    out: Metrics, prefix: str, needed: float, random_needed: float, budget: int, has_random: bool
+    out: Metrics,
+    prefix: str,
+    needed: float,
+    random_needed: float,
+    budget: int,
+    has_random: bool,
+    **tags,
 ) -> None:
     """``labels_vs_random``; when random never reached the target within the budget, random needs
-    more than ``budget`` labels and ``labels_vs_random_below = needed / budget`` bounds the ratio."""
+    more than ``budget`` labels and ``labels_vs_random_below = needed / budget`` bounds the ratio.
+    ``tags`` name the strategy (and the curve) the ratio is about."""
     if random_needed < math.inf:
-        out.add(f"{prefix}/labels_vs_random", needed / random_needed)
+        measure, value = "labels_vs_random", needed / random_needed
     elif has_random:
-        out.add(f"{prefix}/labels_vs_random_below", needed / budget)
+        measure, value = "labels_vs_random_below", needed / budget
+    else:
+        return
+    out.add(f"{prefix}/{measure}", value, "", "test", **tags, measure=measure)
 
 
 def metrics(config, loops: dict[str, LoopHistory], policies: dict[str, LoopHistory], escalation) -> Metrics:
-    out = Metrics()
-    random_labels = (
-        labels_to_target(loops["random"], config.target_accuracy) if "random" in loops else math.inf
-    )
+    """Per strategy (``strategy=``) and retraining policy (``policy=``) tagged records, and the escalation's;
+    accuracies are on the curve test set, forgetting on the labelled (train) images."""
+    out, target = Metrics(), config.target_accuracy
+    random_labels = labels_to_target(loops["random"], target) if "random" in loops else math.inf
     for name, history in loops.items():
-        needed = labels_to_target(history, config.target_accuracy)
-        out.add(f"al/{name}/reached_target", float(needed < math.inf))
+        needed = labels_to_target(history, target)
+        goal = dict(strategy=name, target_accuracy=target)
+        reached = float(needed < math.inf)
+        out.add(f"al/{name}/reached_target", reached, "", "test", **goal, measure="reached_target")
         if needed < math.inf:
-            out.add(f"al/{name}/labels_to_target", needed, "labels")
-            _add_ratio(out, f"al/{name}", needed, random_labels, config.budget, "random" in loops)
-        out.add(f"al/{name}/final_accuracy", history.rounds[-1].accuracy)
-        out.add(f"al/{name}/mean_accuracy", float(np.mean(history.series("accuracy"))))
-        out.add(f"al/{name}/compute_s", _compute(history) + sum(history.series("acquire_seconds")), "s")
+            tags = dict(goal, measure="labels_to_target")
+            out.add(f"al/{name}/labels_to_target", needed, "labels", "test", **tags)
+            _add_ratio(out, f"al/{name}", needed, random_labels, config.budget, "random" in loops, **goal)
+        _add_curve(out, f"al/{name}", history, strategy=name)
+        seconds = _compute(history) + sum(history.series("acquire_seconds"))
+        out.add(f"al/{name}/compute_s", seconds, "s", strategy=name, measure="compute_s")
     for policy, history in policies.items():
-        out.add(f"al/policy/{policy}/forgetting", _forgetting(history))
-        out.add(f"al/policy/{policy}/compute_s", _compute(history), "s")
-        out.add(f"al/policy/{policy}/final_accuracy", history.rounds[-1].accuracy)
-        out.add(f"al/policy/{policy}/mean_accuracy", float(np.mean(history.series("accuracy"))))
+        key = f"al/policy/{policy}"
+        out.add(f"{key}/forgetting", _forgetting(history), "", "train", policy=policy, measure="forgetting")
+        out.add(f"{key}/compute_s", _compute(history), "s", policy=policy, measure="compute_s")
+        _add_curve(out, key, history, policy=policy)
     for name, value in escalation.metrics().items():
-        out.add(name, value)
+        measure = name.rpartition("/")[2]
+        out.add(name, value, "", ESCALATION_SPLITS.get(measure, ""), measure=measure)
     return out
+
+
+def _add_curve(out: Metrics, prefix: str, history: LoopHistory, **tags) -> None:
+    """``final_accuracy`` (tagged with the final label count) and ``mean_accuracy`` over the curve."""
+    final, at = history.rounds[-1], dict(tags, labels=int(history.rounds[-1].labels))
+    out.add(f"{prefix}/final_accuracy", final.accuracy, "", "test", **at, measure="final_accuracy")
+    mean = float(np.mean(history.series("accuracy")))
+    out.add(f"{prefix}/mean_accuracy", mean, "", "test", **tags, measure="mean_accuracy")
 
 
 def curves(loops: dict[str, LoopHistory], policies: dict[str, LoopHistory], escalation) -> dict:
@@ -260,7 +297,9 @@ def _mean_curve_metrics(config, metrics: Metrics, seeds: list[dict]) -> None:
         hit = [n for n, a in zip(labels, mean) if a >= config.target_accuracy]
         if hit:
             needed[s] = hit[0]
-            metrics.add(f"al/{s}/mean_curve/labels_to_target", hit[0], "labels")
+            tags = dict(strategy=s, target_accuracy=config.target_accuracy, curve="mean")
+            name = f"al/{s}/mean_curve/labels_to_target"
+            metrics.add(name, hit[0], "labels", "test", **tags, measure="labels_to_target")
     for s, n in needed.items():
         _add_ratio(
             metrics,
@@ -269,6 +308,9 @@ def _mean_curve_metrics(config, metrics: Metrics, seeds: list[dict]) -> None:
             needed.get("random", math.inf),
             config.budget,
             "random" in config.strategies,
+            strategy=s,
+            target_accuracy=config.target_accuracy,
+            curve="mean",
         )
 
 

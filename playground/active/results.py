@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from playground.core.runs import RunInfo, list_runs, read_json
-from playground.core.seeds import seed_folders
+from playground.core.seeds import Band, band, seed_folders
 
 EXPERIMENT = "active"
 
@@ -32,3 +35,29 @@ def load_curves(path: str | Path) -> dict:
         "policies": per_seed("policies"),
         "escalation": [s["escalation"] for s in seeds],
     }
+
+
+@dataclass(frozen=True)
+class SeedCurve:
+    """One strategy's or policy's curve over seeds: the labelled-set sizes and the mean ± std band."""
+
+    labels: list[float]  # x: labelled samples, as the first seed recorded them
+    band: Band  # over seeds (no std for one seed), cut to the shortest seed
+
+
+def seed_curve(runs: list[dict], key: str, cumulative: bool = False) -> SeedCurve:
+    """The band over seeds of series ``key`` (``accuracy``, ``train_seconds``...) of one strategy's or
+    policy's per-seed curves (as :func:`load_curves` returns them); ``cumulative``: the running sum of
+    each seed's series first (compute spent so far rather than per round)."""
+    series = [np.cumsum(run[key]) if cumulative else run[key] for run in runs]
+    return SeedCurve(list(runs[0]["labels"]), band(series))
+
+
+def mean_route_counts(escalation: list[dict]) -> dict[str, float]:
+    """Per route (auto-labelled, escalated, deferred, OOD...), the number of samples sent there, averaged
+    over the seeds that report the route; routes in the order they first appear."""
+    counts: dict[str, list[float]] = {}
+    for seed in escalation:
+        for route, count in seed["routes"].items():
+            counts.setdefault(route, []).append(count)
+    return {route: float(np.mean(values)) for route, values in counts.items()}

@@ -18,10 +18,11 @@ from playground.core.checkpoint import save_checkpoint
 from playground.core.config import RunConfig
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.plots import confusion_matrix_figure, training_curves_figure
-from playground.core.progress import Progress, ProgressEvent, report
+from playground.core.progress import Progress, ProgressEvent
 from playground.core.runs import Metrics, Result, RunDir, markdown_table, metrics_table
 from playground.core.training import History, fit, make_optimizer, predict
-from playground.data import ImageDataset, TensorLoader, load_train_val_test
+from playground.data import ImageDataset, TensorLoader
+from playground.data.catalog import load_config_splits
 from playground.errors import ConfigError
 from playground.models import build_model, count_parameters
 
@@ -61,21 +62,7 @@ class Config(RunConfig):
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
 
-def load_data(
-    config: Config, progress: Progress = None
-) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
-    """``(train, val or None, test)`` for the config's dataset."""
-    report(progress, "load data", 0, 1)
-    splits = load_train_val_test(
-        config.dataset,
-        config.data_root,
-        config.download,
-        config.seed,
-        config.train_limit,
-        config.val_fraction,
-    )
-    report(progress, "load data", 1, 1)
-    return splits
+load_data = load_config_splits  # (train, val or None, test) for the config's dataset
 
 
 def build(config: Config, train: ImageDataset) -> torch.nn.Module:

@@ -63,6 +63,24 @@ def load_train_val_test(
     return train, val, test
 
 
+def load_config_splits(config, progress=None) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    """:func:`load_train_val_test` for a config that has ``dataset``, ``data_root``, ``download``,
+    ``seed``, ``train_limit`` and ``val_fraction`` (classify, optimizers), reported as one step."""
+    from playground.core.progress import report
+
+    report(progress, "load data", 0, 1)
+    splits = load_train_val_test(
+        config.dataset,
+        config.data_root,
+        config.download,
+        config.seed,
+        config.train_limit,
+        config.val_fraction,
+    )
+    report(progress, "load data", 1, 1)
+    return splits
+
+
 def _load_shapes(split: str, seed: int, image_size: int) -> ImageDataset:
     from playground.data.shapes import make_shapes
 

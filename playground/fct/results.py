@@ -91,6 +91,26 @@ class FCTRun:
     def has_images(self) -> bool:
         return "images" in self.embeddings
 
+    @property
+    def backfill_speedup(self) -> float | None:
+        """How many times faster transforming the old gallery was than re-embedding it: the run's
+        ``cost/backfill_speedup``, else (runs that did not record it) re-embed seconds over transform
+        seconds; None when the run timed no backfill."""
+        costs = cost_summary(self)
+        if "backfill_speedup" in costs:
+            return costs["backfill_speedup"]
+        if "backfill_reembed_s" not in costs or "backfill_transform_s" not in costs:
+            return None
+        return costs["backfill_reembed_s"] / max(costs["backfill_transform_s"], 1e-12)
+
+    @property
+    def transformation_macs_share(self) -> float | None:
+        """The transformation's multiply-accumulates as a share of the new model's (None when unrecorded)."""
+        costs = cost_summary(self)
+        if "transformation_macs" not in costs or "new_model_macs" not in costs:
+            return None
+        return costs["transformation_macs"] / max(costs["new_model_macs"], 1)
+
     def label_name(self, label: int) -> str:
         classes = self.classes
         return classes[label] if 0 <= label < len(classes) else str(label)

@@ -334,15 +334,26 @@ def pipeline_latency(
     return latency
 
 
-def add_scores(metrics: Metrics, regime: str, scores: dict) -> None:
-    """``fusion/<variant>/<regime>/<score>`` and its ``_gain``; other heads as ``fusion_heads/<head>/...``."""
+def add_scores(metrics: Metrics, regime: str, scores: dict, head: str) -> None:
+    """``fusion/<variant>/<regime>/<score>`` and its ``_gain``; other heads as ``fusion_heads/<head>/...``.
+
+    Test-split records tagged ``variant``, ``regime``, ``task``, ``measure`` (``accuracy``, ``miou``,
+    ``pixel_accuracy``, or ``<score>_gain`` with ``reference="image_only"``) and, where a context is
+    fused, the fusion ``head``: ``head`` (the config's) for the main variants, ``<h>`` for ``all@<h>``."""
     for (task, variant), values in scores.items():
         base = scores[task, "image_only"]
+        if variant.startswith("all@"):
+            prefix, tags = f"fusion_heads/{variant[4:]}", dict(variant="all", head=variant[4:])
+        elif variant == "image_only":  # no context, nothing to fuse
+            prefix, tags = f"fusion/{variant}", dict(variant=variant)
+        else:
+            prefix, tags = f"fusion/{variant}", dict(variant=variant, head=head)
+        tags |= dict(regime=regime, task=task)
         for name, value in values.items():
-            prefix = f"fusion_heads/{variant[4:]}" if variant.startswith("all@") else f"fusion/{variant}"
-            metrics.add(f"{prefix}/{regime}/{name}", value, "fraction")
+            metrics.add(f"{prefix}/{regime}/{name}", value, "fraction", "test", **tags, measure=name)
             if variant != "image_only":
-                metrics.add(f"{prefix}/{regime}/{name}_gain", value - base[name], "fraction")
+                gain = dict(tags, measure=f"{name}_gain", reference="image_only")
+                metrics.add(f"{prefix}/{regime}/{name}_gain", value - base[name], "fraction", "test", **gain)
 
 
 def task_shapes(config: Config, split: str):
@@ -375,7 +386,7 @@ def steps(run: Run[Config], data: tuple) -> Finished:
     metrics, all_scores, saved = Metrics(), {}, {}
     for regime in config.regimes:
         scores, models, regime_knowledge = run_regime(config, regime, data, knowledge, progress)
-        add_scores(metrics, regime, scores)
+        add_scores(metrics, regime, scores, config.fusion)
         all_scores[regime], saved[regime] = scores, (models, regime_knowledge)
     first_models, first_knowledge = saved[config.regimes[0]]
     task = config.tasks[0]
@@ -383,7 +394,7 @@ def steps(run: Run[Config], data: tuple) -> Finished:
         config, first_knowledge, {v: m for (t, v), m in first_models.items() if t == task}, data[1].images[:1]
     )
     for variant, ms in latency.items():
-        metrics.add(f"fusion/{variant}/latency_ms", ms, "ms")
+        metrics.add(f"fusion/{variant}/latency_ms", ms, "ms", variant=variant, measure="latency_ms")
     zero_shot = run_zero_shot(config, knowledge.encode_text, staged(progress, "zero-shot"))
     fashion = (
         run_fashion_zero_shot(config, knowledge.encode_text, progress) if config.fashion_zeroshot else {}

@@ -108,3 +108,10 @@ def zero_shot_scores(pipeline: Pipeline, images: torch.Tensor, class_names: list
     """Softmax over ``class_names`` (any typed text) for ``images``: ``(N, len(class_names))``."""
     encode = next(iter(pipeline.knowledge.values())).encode_text
     return (pipeline.zero_shot.scale * scores(pipeline.zero_shot, images, encode(class_names))).softmax(1)
+
+
+def best_classes(probabilities: torch.Tensor, class_names: list[str]) -> list[tuple[str, float]]:
+    """Per image, the most probable of ``class_names`` and its probability (``probabilities``: ``(N, C)``,
+    as :func:`zero_shot_scores` returns them)."""
+    best = probabilities.max(1)
+    return [(class_names[int(k)], float(p)) for p, k in zip(best.values, best.indices)]

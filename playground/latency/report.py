@@ -48,30 +48,39 @@ def slow_reason(name: str, info: dict) -> str:
     return SLOW_REASONS.get(name, "see the notes in the checks table")
 
 
+# bench/<variant>/<name>: (unit, split); timings, sizes and counts are about no data split
+PER_VARIANT = {
+    "accuracy": ("fraction", "test"),
+    "ood_accuracy": ("fraction", "test_corrupted"),  # the corrupted copy of the test set
+    "far_agreement": ("fraction", "test"),  # with torch_fp32, on the far-OOD set's test images
+    "peak_mb": ("MiB", ""),
+}
+
+
 def metrics_of(config, variants: dict[str, Variant], results: dict[str, dict]) -> Metrics:
+    """``bench/<variant>/...`` records tagged ``variant``, ``measure`` and, per batch, ``batch_size``."""
     metrics = Metrics()
     for name, result in results.items():
         key, variant = f"bench/{name}", variants[name]
         for batch, stats in result["latency"].items():
+            at = dict(variant=name, batch_size=int(batch))
             for stat in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms"):
-                metrics.add(f"{key}/b{batch}/{stat}", getattr(stats, stat), "ms")
-            metrics.add(f"{key}/b{batch}/throughput", stats.throughput, "images/s")
-        for name_, unit in (
-            ("accuracy", "fraction"),
-            ("ood_accuracy", "fraction"),
-            ("far_agreement", "fraction"),
-            ("peak_mb", "MiB"),
-        ):
-            metrics.add(f"{key}/{name_}", result[name_], unit)
-        metrics.add(f"{key}/size_mb", variant.size_mb, "MB")
+                metrics.add(f"{key}/b{batch}/{stat}", getattr(stats, stat), "ms", **at, measure=stat)
+            metrics.add(
+                f"{key}/b{batch}/throughput", stats.throughput, "images/s", **at, measure="throughput"
+            )
+        for measure, (unit, split) in PER_VARIANT.items():
+            metrics.add(f"{key}/{measure}", result[measure], unit, split, variant=name, measure=measure)
+        metrics.add(f"{key}/size_mb", variant.size_mb, "MB", variant=name, measure="size_mb")
         if "macs" in result:
-            metrics.add(f"{key}/macs", result["macs"], "MACs")
-            metrics.add(f"{key}/params", result["params"], "parameters")
-        if variant.parity is not None:
-            metrics.add(f"{key}/parity/max_abs_diff", variant.parity.max_abs_diff)
-            metrics.add(f"{key}/parity/argmax_agreement", variant.parity.argmax_agreement, "fraction")
+            metrics.add(f"{key}/macs", result["macs"], "MACs", variant=name, measure="macs")
+            metrics.add(f"{key}/params", result["params"], "parameters", variant=name, measure="params")
+        if variant.parity is not None:  # against torch_fp32's logits on test images
+            for measure, unit in (("max_abs_diff", ""), ("argmax_agreement", "fraction")):
+                value = getattr(variant.parity, measure)
+                metrics.add(f"{key}/parity/{measure}", value, unit, "test", variant=name, measure=measure)
         if variant.ran_int8 is not None:
-            metrics.add(f"{key}/ran_int8", float(variant.ran_int8))
+            metrics.add(f"{key}/ran_int8", float(variant.ran_int8), variant=name, measure="ran_int8")
     _add_speedups(metrics, results, min(config.batch_sizes))
     return metrics
 
@@ -88,6 +97,10 @@ def _add_speedups(metrics: Metrics, results: dict, batch: int) -> None:
                     f"bench/{name}/b{batch}/speedup_vs_{reference}",
                     base / result["latency"][batch].p50_ms,
                     "x",
+                    variant=name,
+                    batch_size=int(batch),
+                    reference=reference,
+                    measure="speedup",
                 )
 
 

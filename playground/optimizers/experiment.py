@@ -29,7 +29,8 @@ from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, ProgressEvent, report
 from playground.core.runs import Metrics, Result, RunDir
 from playground.core.training import evaluate, fit
-from playground.data import ImageDataset, TensorLoader, load_train_val_test
+from playground.data import ImageDataset, TensorLoader
+from playground.data.catalog import load_config_splits
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.models import build_model
 from playground.optimizers import report as text
@@ -185,19 +186,7 @@ def per_sample_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def load_data(config: Config, progress: Progress = None):
-    """``(train, val or None, test)``; every optimizer trains on the same images."""
-    report(progress, "load data", 0, 1)
-    splits = load_train_val_test(
-        config.dataset,
-        config.data_root,
-        config.download,
-        config.seed,
-        config.train_limit,
-        config.val_fraction,
-    )
-    report(progress, "load data", 1, 1)
-    return splits
+load_data = load_config_splits  # (train, val or None, test); every optimizer trains on the same images
 
 
 def build(config: Config, train: ImageDataset) -> nn.Module:

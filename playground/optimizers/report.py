@@ -20,27 +20,33 @@ COLUMNS = [
 
 
 def metrics_of(config, outcomes: dict, paths: dict, num_classes: int) -> Metrics:
-    """``optim/<name>/...`` per optimizer, ``traj/<function>/<name>/...`` per trajectory, ``data/chance``."""
+    """``optim/<name>/...`` per optimizer, ``traj/<function>/<name>/...`` per trajectory, ``data/chance``;
+    tagged ``optimizer`` (and ``function``) and ``measure``, with the split the name states."""
     metrics = Metrics()
-    metrics.add("data/chance", 1 / num_classes, "fraction")
+    metrics.add("data/chance", 1 / num_classes, "fraction", measure="chance")
     for name, o in outcomes.items():
         key = f"optim/{name}"
-        metrics.add(f"{key}/test/accuracy", o.test["accuracy"], "fraction")
-        metrics.add(f"{key}/test/loss", o.test["loss"], "nats")
-        metrics.add(f"{key}/val/accuracy", o.curves.val_accuracy[-1], "fraction")
-        metrics.add(f"{key}/train/final_loss", o.final_loss, "nats")
-        metrics.add(f"{key}/train/updates", o.updates, "count")
-        metrics.add(f"{key}/train/seconds", o.seconds, "s")
-        metrics.add(f"{key}/lr", config.lr_for(name))
+        for split, measure, value, unit in (
+            ("test", "accuracy", o.test["accuracy"], "fraction"),
+            ("test", "loss", o.test["loss"], "nats"),
+            ("val", "accuracy", o.curves.val_accuracy[-1], "fraction"),
+            ("train", "final_loss", o.final_loss, "nats"),
+            ("train", "updates", o.updates, "count"),
+            ("train", "seconds", o.seconds, "s"),
+        ):
+            metrics.add(f"{key}/{split}/{measure}", value, unit, split, optimizer=name, measure=measure)
+        metrics.add(f"{key}/lr", config.lr_for(name), optimizer=name, measure="lr")
     for fname, runs in paths.items():
         fn = config.function(fname)
         for path in runs:
-            key = f"traj/{fname}/{path.optimizer}"
+            key, tags = f"traj/{fname}/{path.optimizer}", dict(function=fname, optimizer=path.optimizer)
             if path.diverged_at is not None:
-                metrics.add(f"{key}/diverged_at", path.diverged_at, "step")
+                metrics.add(f"{key}/diverged_at", path.diverged_at, "step", **tags, measure="diverged_at")
                 continue
-            metrics.add(f"{key}/final_loss", path.final_loss - fn.minimum_value)
-            metrics.add(f"{key}/distance", fn.nearest_minimum(path.final_point)[1])
+            gap = path.final_loss - fn.minimum_value
+            metrics.add(f"{key}/final_loss", gap, **tags, measure="final_loss")
+            distance = fn.nearest_minimum(path.final_point)[1]
+            metrics.add(f"{key}/distance", distance, **tags, measure="distance")
     return metrics
 
 

@@ -169,32 +169,40 @@ def _total(frames: list[Frame], label: str | None = None, kind: str = "bev") -> 
     return out
 
 
-def _add(metrics: Metrics, name: str, value: float, unit: str) -> None:
+def _add(metrics: Metrics, name: str, value: float, measure: str, **tags) -> None:
+    """A score (a fraction) against the ground truth, unless NaN; every frame is evaluation: ``test``."""
     if not math.isnan(value):
-        metrics.add(name, value, unit)
+        metrics.add(name, value, "fraction", "test", **tags, measure=measure)
 
 
 def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
+    """Scores tagged ``iou`` (``bev`` or ``3d``), ``iou_threshold``, ``measure`` and per class
+    ``class_name``; timings (per ``stage``) and counts are about no split."""
     metrics, tag = Metrics(), config.tag
+    bev, cube = (dict(iou=kind, iou_threshold=config.iou_threshold) for kind in ("bev", "3d"))
     overall = _total(frames)
-    _add(metrics, f"proposals/recall_bev{tag}", overall.recall, "fraction")
-    _add(metrics, f"proposals/precision_bev{tag}", overall.precision, "fraction")
-    _add(metrics, "proposals/mean_bev_iou", overall.mean_iou, "fraction")
-    _add(metrics, f"proposals/recall_3d{tag}", _total(frames, kind="3d").recall, "fraction")
+    _add(metrics, f"proposals/recall_bev{tag}", overall.recall, "recall", **bev)
+    _add(metrics, f"proposals/precision_bev{tag}", overall.precision, "precision", **bev)
+    _add(metrics, "proposals/mean_bev_iou", overall.mean_iou, "mean_iou", **bev)
+    _add(metrics, f"proposals/recall_3d{tag}", _total(frames, kind="3d").recall, "recall", **cube)
     for label in LABELS:
-        part = _total(frames, label)
-        _add(metrics, f"proposals/{label}/recall_bev{tag}", part.recall, "fraction")
-        _add(metrics, f"proposals/{label}/precision_bev{tag}", part.precision, "fraction")
-        metrics.add(f"proposals/{label}/ground_truth", part.ground_truth, "count")
+        part, of = _total(frames, label), dict(bev, class_name=label)
+        _add(metrics, f"proposals/{label}/recall_bev{tag}", part.recall, "recall", **of)
+        _add(metrics, f"proposals/{label}/precision_bev{tag}", part.precision, "precision", **of)
+        truth = dict(class_name=label, measure="ground_truth")
+        metrics.add(f"proposals/{label}/ground_truth", part.ground_truth, "count", "test", **truth)
     per_100k = [f.seconds_per_100k for f in frames]
-    metrics.add("proposals/seconds_per_100k_points", statistics.median(per_100k), "s")
-    metrics.add("proposals/seconds_per_100k_points_max", max(per_100k), "s")
+    name = "proposals/seconds_per_100k_points"
+    metrics.add(name, statistics.median(per_100k), "s", measure="seconds_per_100k_points")
+    metrics.add(f"{name}_max", max(per_100k), "s", measure="seconds_per_100k_points_max")
     for stage in STAGES:
         median = statistics.median(f.stages.get(stage, 0.0) for f in frames)
-        metrics.add(f"proposals/stage_seconds/{stage}", median, "s")
-    metrics.add("proposals/per_frame", statistics.fmean(len(f.proposals) for f in frames), "count")
-    metrics.add("scenes/points_per_frame", statistics.fmean(len(f.scene) for f in frames), "count")
-    metrics.add("scenes/frames", len(frames), "count")
+        metrics.add(f"proposals/stage_seconds/{stage}", median, "s", stage=stage, measure="stage_seconds")
+    per_frame = statistics.fmean(len(f.proposals) for f in frames)
+    metrics.add("proposals/per_frame", per_frame, "count", measure="proposals_per_frame")
+    points = statistics.fmean(len(f.scene) for f in frames)
+    metrics.add("scenes/points_per_frame", points, "count", measure="points_per_frame")
+    metrics.add("scenes/frames", len(frames), "count", measure="frames")
     return metrics
 
 

@@ -33,24 +33,41 @@ def lowshot_name(init: str, fraction: float) -> str:
 
 
 def metrics_of(config, outcome, num_classes: int) -> Metrics:
+    """Test-split accuracies tagged ``init``, ``probe`` (``linear_probe`` or ``lowshot``: fine-tuned),
+    ``label_fraction`` and ``measure``; the SwAV model's own numbers tagged ``init="swav"``."""
     metrics = Metrics()
-    metrics.add("data/chance", 1 / num_classes, "fraction")
-    for init, curve in outcome.probes.items():
-        for fraction, accuracy in curve.items():
-            metrics.add(probe_name(init, fraction), accuracy, "fraction")
-    for init, curve in outcome.lowshot.items():
-        for fraction, accuracy in curve.items():
-            metrics.add(lowshot_name(init, fraction), accuracy, "fraction")
+    metrics.add("data/chance", 1 / num_classes, "fraction", measure="chance")
+    for probe, table, name_of in (
+        ("linear_probe", outcome.probes, probe_name),
+        ("lowshot", outcome.lowshot, lowshot_name),
+    ):
+        for init, curve in table.items():
+            for fraction, accuracy in curve.items():
+                tags = dict(init=init, probe=probe, label_fraction=float(fraction), measure="accuracy")
+                metrics.add(name_of(init, fraction), accuracy, "fraction", "test", **tags)
     if 1.0 in outcome.probes["swav"] and "random_init" in outcome.probes:
         gain = outcome.probes["swav"][1.0] - outcome.probes["random_init"][1.0]
-        metrics.add("ssl/swav/linear_probe/gain_over_random", 100 * gain, "points")
+        tags = dict(init="swav", probe="linear_probe", label_fraction=1.0, reference="random_init")
+        metrics.add(
+            "ssl/swav/linear_probe/gain_over_random", 100 * gain, "points", "test", **tags, measure="gain"
+        )
     pretrained, diagnostics = outcome.pretrained, outcome.diagnostics
-    metrics.add("ssl/swav/final_loss", pretrained.losses[-1], "nats")
-    metrics.add("ssl/swav/pretrain_seconds", pretrained.seconds, "s")
-    metrics.add("ssl/swav/prototype_purity", diagnostics.purity, "fraction")
-    metrics.add("ssl/swav/used_prototypes", diagnostics.used_prototypes, "count")
+    swav = dict(init="swav")
+    metrics.add("ssl/swav/final_loss", pretrained.losses[-1], "nats", "train", **swav, measure="final_loss")
+    metrics.add("ssl/swav/pretrain_seconds", pretrained.seconds, "s", **swav, measure="pretrain_seconds")
+    # the diagnostics assign the test images to prototypes
+    purity = diagnostics.purity
+    metrics.add("ssl/swav/prototype_purity", purity, "fraction", "test", **swav, measure="prototype_purity")
+    used = diagnostics.used_prototypes
+    metrics.add("ssl/swav/used_prototypes", used, "count", "test", **swav, measure="used_prototypes")
     metrics.add(
-        "ssl/sinkhorn/prototype_sum_error", diagnostics.errors[config.sinkhorn_iterations][1], "samples"
+        "ssl/sinkhorn/prototype_sum_error",
+        diagnostics.errors[config.sinkhorn_iterations][1],
+        "samples",
+        "test",
+        init="swav",
+        sinkhorn_iterations=config.sinkhorn_iterations,
+        measure="prototype_sum_error",
     )
     return metrics
 

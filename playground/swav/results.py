@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from playground.core.checkpoint import load_checkpoint, load_into
 from playground.core.runs import RunInfo, list_runs, read_json, read_run_config
-from playground.core.seeds import first_seed, seed_folders
+from playground.core.seeds import Band, band, first_seed, seed_folders
 from playground.errors import CheckpointError, DataNotFoundError, PlaygroundError
 from playground.swav.experiment import CHECKPOINT, EXPERIMENT, Config
 from playground.swav.report import EXAMPLES_FILE
@@ -94,3 +96,68 @@ def load_examples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[st
     if "examples" not in state or "counts" not in state:
         raise CheckpointError(f"{first_seed(path) / EXAMPLES_FILE} lacks the prototype examples")
     return state["examples"], state["counts"], list(meta.get("classes", []))
+
+
+# --------------------------------------------------------------------- what the page draws
+
+
+@dataclass(frozen=True)
+class ProbeCurve:
+    """One initialisation's test accuracy against the fraction of labels, over seeds."""
+
+    init: str  # "swav", "supervised", "random_init"...
+    fractions: list[float]  # linear probe: label fractions, ascending
+    probe: Band  # linear-probe accuracy, mean ± std over seeds
+    shots: list[float]  # fine-tuning (low-shot): label fractions, ascending (empty: not fine-tuned)
+    tuned: np.ndarray | None  # fine-tuned accuracy, the mean over seeds (None without shots)
+
+
+def probe_curves(probes: list[dict]) -> list[ProbeCurve]:
+    """Per initialisation (in the run's order) its probe and fine-tuning curves over the seeds of
+    :func:`load_probes`."""
+    curves = []
+    for init in probes[0]["linear_probe"]:
+        fractions = sorted(probes[0]["linear_probe"][init])
+        shots = sorted(probes[0]["lowshot"].get(init, {}))
+        curves.append(
+            ProbeCurve(
+                init,
+                fractions,
+                band([[p["linear_probe"][init][f] for f in fractions] for p in probes]),
+                shots,
+                band([[p["lowshot"][init][f] for f in shots] for p in probes]).mean if shots else None,
+            )
+        )
+    return curves
+
+
+@dataclass(frozen=True)
+class PrototypeMatch:
+    """One prototype an image is assigned to: its index, probability and the class it mostly holds."""
+
+    prototype: int
+    probability: float
+    majority_class: int  # the class most of the prototype's test images have (from the examples file)
+
+
+def top_prototypes(
+    scores: torch.Tensor, temperature: float, counts: torch.Tensor, top: int = 3
+) -> list[list[PrototypeMatch]]:
+    """Per image, its ``top`` most probable prototypes, most probable first.
+
+    ``scores``: cosine scores ``(N, K)`` (:meth:`SwAV.prototype_scores`), turned into probabilities by a
+    softmax at ``temperature``; ``counts``: class counts per prototype ``(K, C)`` (:func:`load_examples`).
+    """
+    probabilities = (scores / temperature).softmax(1)
+    majority = counts.argmax(1)
+    best = probabilities.topk(min(top, probabilities.shape[1]), dim=1)
+    return [
+        [PrototypeMatch(int(k), float(v), int(majority[k])) for v, k in zip(values, indices)]
+        for values, indices in zip(best.values, best.indices)
+    ]
+
+
+def prototype_examples(examples: torch.Tensor, prototype: int) -> list[torch.Tensor]:
+    """The test images prototype ``prototype`` holds (``examples`` ``(K, m, C, H, W)`` from
+    :func:`load_examples`), without the all-zero slots that pad a prototype holding fewer than ``m``."""
+    return [image for image in examples[prototype] if image.abs().sum() > 0]

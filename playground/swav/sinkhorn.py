@@ -85,6 +85,13 @@ def equipartition_error(codes: torch.Tensor) -> tuple[float, float]:
     return sample_error, prototype_error
 
 
+def prototype_share_range(codes: torch.Tensor) -> tuple[float, float]:
+    """The smallest and the largest share of the batch a prototype gets: the column sums of codes
+    ``(B, K)`` (every one B/K at equipartition)."""
+    shares = codes.sum(0)
+    return float(shares.min()), float(shares.max())
+
+
 def example_scores(
     batch: int = 64,
     prototypes: int = 16,

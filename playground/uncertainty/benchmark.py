@@ -287,9 +287,7 @@ class Outcome:
             metrics.add(
                 f"cost/{row}/train_seconds", model.train_seconds, "s", method=row, cost="train_seconds"
             )
-            metrics.add(
-                f"cost/{row}/latency_ms", self.latency[row], "ms", "test", method=row, cost="latency_ms"
-            )
+            metrics.add(f"cost/{row}/latency_ms", self.latency[row], "ms", method=row, cost="latency_ms")
         for method, by_score in self.matrix.items():
             for name, values in by_score.items():
                 for set_name, value in values.items():

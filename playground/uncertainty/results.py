@@ -21,7 +21,14 @@ from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run
 from playground.core.seeds import seed_folders
 from playground.errors import CheckpointError, DataFormatError, DataNotFoundError
 from playground.uncertainty import report
-from playground.uncertainty.benchmark import Methods, build_methods, chosen_methods, trained_methods
+from playground.uncertainty.benchmark import (
+    FEATURE_ROWS,
+    ROWS,
+    Methods,
+    build_methods,
+    chosen_methods,
+    trained_methods,
+)
 from playground.uncertainty.experiment import EXPERIMENT, Config
 from playground.uncertainty.features import KNNScore, Mahalanobis
 from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, score
@@ -80,6 +87,25 @@ class OODRun:
             return False
         first = "member0" if trained_methods(self.config.methods)[0] == "single" else "bnn"
         return (self.artifact_dir / "models" / f"{first}.safetensors").is_file()
+
+    def stored_row(self, method: str, score: str) -> str | None:
+        """The run's reported row for (``method``, ``score``), whose per-image scores it saved; None when
+        the run reported ``method`` with other scores (``feature``: the rows ``mahalanobis`` and ``knn``)."""
+        for row, (row_method, row_score) in self.results.get("rows", ROWS).items():
+            if row in FEATURE_ROWS:
+                if method == "feature" and score == row:
+                    return row
+            elif row_method == method and self.config.scores.get(row, row_score) == score:
+                return row
+        return None
+
+    def row_score(self, row: str) -> str:
+        """The score a reported row reads (the config's ``scores`` override, else the row's own)."""
+        return self.config.scores.get(row, ROWS.get(row, ("", row))[1])
+
+    def default_score(self, method: str, options: list[str]) -> str:
+        """The first of ``options`` the run reported ``method`` with (its saved scores), else the first."""
+        return next((score for score in options if self.stored_row(method, score)), options[0])
 
     @functools.cached_property
     def scores(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -196,30 +222,104 @@ METHOD_SCORES = {
 }
 
 
-def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, dict[str, Any]]:
-    """For one image ``(C, H, W)``: per method the run reported the probability samples ``(S, C)`` and
-    every score (``feature``: Mahalanobis and KNN, with the single model)."""
+@dataclass(frozen=True)
+class ImagePrediction:
+    """One method's view of one image: its probability samples and every OOD score (higher: more OOD).
+
+    ``probs`` is ``(S, C)``: one row per ensemble member or posterior sample (one row for a single
+    model); None for the feature-space scores, which read the single model's embedding and predict nothing.
+    """
+
+    scores: dict[str, float]
+    probs: torch.Tensor | None = None
+
+    @property
+    def samples(self) -> int | None:
+        """How many members or posterior samples predicted (None without probabilities)."""
+        return None if self.probs is None else int(self.probs.shape[0])
+
+    @property
+    def mean(self) -> torch.Tensor | None:
+        """The mean probability over samples ``(C,)``."""
+        return None if self.probs is None else self.probs.mean(0)
+
+    @property
+    def predicted(self) -> int | None:
+        """The class of the highest mean probability."""
+        return None if self.probs is None else int(self.mean.argmax())
+
+    @property
+    def confidence(self) -> float | None:
+        """The mean probability of the predicted class, p̄(prediction)."""
+        return None if self.probs is None else float(self.mean[self.predicted])
+
+    @property
+    def spread(self) -> float | None:
+        """The standard deviation over samples (population, ``ddof=0``) of the predicted class's
+        probability: 0 for a single model or samples that all agree."""
+        return None if self.probs is None else float(self.probs[:, self.predicted].std(unbiased=False))
+
+
+def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, ImagePrediction]:
+    """For one image ``(C, H, W)``: per method the run reported its :class:`ImagePrediction`, the probability
+    samples ``(S, C)`` and every score (``feature``: Mahalanobis and KNN, with the single model)."""
     if image.ndim != 3:
         raise DataFormatError(f"inspect_image needs one image (C, H, W), got shape {tuple(image.shape)}")
     batch = image[None].float()
-    report: dict[str, dict[str, Any]] = {}
+    report: dict[str, ImagePrediction] = {}
     for name, score_names in METHOD_SCORES.items():
         if name not in methods.names:
             continue
         prediction = methods.get(name).predict(batch)
-        report[name] = {
-            "probs": prediction.probs[:, 0],
-            "scores": {
+        report[name] = ImagePrediction(
+            scores={
                 s: float(score(prediction, s)[0])
                 for s in score_names
                 if s not in SAMPLE_SCORES or prediction.samples > 1
             },
-        }
+            probs=prediction.probs[:, 0],
+        )
         if name == "single" and methods.mahalanobis is not None:
-            report["feature"] = {
-                "scores": {
+            report["feature"] = ImagePrediction(
+                scores={
                     "mahalanobis": float(methods.mahalanobis.score(prediction.embedding)[0]),
                     "knn": float(methods.knn.score(prediction.embedding)[0]),
                 }
-            }
+            )
     return report
+
+
+# --------------------------------------------------------------------- a threshold on one score
+
+IN_DISTRIBUTION = "test"  # the set whose scores set the operating point
+FPR95_QUANTILE = 0.95  # the threshold keeps this share of the in-distribution images
+
+
+@dataclass(frozen=True)
+class ScoreRange:
+    """Where one score's values lie over every set, and its FPR95 operating point inside that range."""
+
+    low: float
+    high: float  # above ``low`` (low + 1 when every score is equal), so a slider over it is never empty
+    fpr95_threshold: float  # keeps 95% of the in-distribution test images (clamped into [low, high])
+
+
+def operating_point(reference: dict[str, torch.Tensor]) -> ScoreRange:
+    """The range of every set's scores and the FPR95 threshold: the 95% quantile of the in-distribution
+    ``test`` scores, so that 95% of test images score at or below it and are kept."""
+    if IN_DISTRIBUTION not in reference:
+        raise DataFormatError(
+            f"operating_point needs the {IN_DISTRIBUTION!r} scores, got {', '.join(reference)}"
+        )
+    test = reference[IN_DISTRIBUTION].double()
+    everything = torch.cat([values.double() for values in reference.values()])
+    low, high = float(everything.min()), float(everything.max())
+    high = high if high > low else low + 1.0
+    threshold = min(max(float(torch.quantile(test, FPR95_QUANTILE)), low), high)
+    return ScoreRange(low, high, threshold)
+
+
+def flagged_rates(reference: dict[str, torch.Tensor], threshold: float) -> dict[str, float]:
+    """Per set, the share of its images scoring above ``threshold`` (flagged as OOD); on the test set
+    these are the false alarms."""
+    return {name: float((values > threshold).double().mean()) for name, values in reference.items()}

@@ -6,6 +6,7 @@ from playground.active import experiment
 from playground.active.experiment import Config, run
 from playground.active.results import find_active_runs, load_curves
 from playground.core.runner import run_seeds
+from playground.core.runs import load_run
 from playground.errors import ConfigError
 from playground.store import Store
 
@@ -51,6 +52,13 @@ def test_run_writes_every_metric_the_issue_names_and_fills_the_queue(playground_
     ):
         assert name in values, name
     assert values["escalation/alpha"] == 0.05
+    measured = load_run(result.run_dir).measured  # the records as written to metrics.json
+    (final,) = measured.select(split="test", strategy="bald", labels=60, measure="final_accuracy")
+    assert final.name == "al/bald/final_accuracy"
+    (forgetting,) = measured.select(split="train", policy="finetune_replay", measure="forgetting")
+    assert forgetting.name == "al/policy/finetune_replay/forgetting"
+    (error,) = measured.select(split="test", measure="auto_label_error")
+    assert error.name == "escalation/auto_label_error"
     for name in (
         "curves.json",
         "report.md",
@@ -135,3 +143,43 @@ def test_when_random_never_reaches_the_target_the_ratio_is_bounded():
     assert values["al/margin/labels_vs_random_below"] == pytest.approx(30 / 50)
     text = "\n".join(claims(config, values))
     assert "needs less than 60% of random's labels" in text and "meets" in text and "within α + 0.01" in text
+
+
+def test_metric_records_carry_the_split_and_the_strategy_policy_and_measure_tags():
+    from types import SimpleNamespace
+
+    from playground.active.loop import LoopHistory, Round
+    from playground.active.report import metrics
+
+    def curve(accuracies, forgetting=float("nan")):
+        rounds = [Round(20 + 10 * i, a, forgetting, 1.0, 0.5) for i, a in enumerate(accuracies)]
+        return LoopHistory("", "", rounds, None, None)
+
+    loops = {"random": curve([0.5, 0.7, 0.85]), "bald": curve([0.5, 0.82, 0.9])}
+    config = SimpleNamespace(target_accuracy=0.8, budget=40)
+    escalation = SimpleNamespace(
+        metrics=lambda: {
+            "escalation/alpha": 0.05,
+            "escalation/rate": 0.3,
+            "escalation/calibration_bound": 0.04,
+        }
+    )
+    measured = metrics(config, loops, {"scratch": curve([0.5, 0.8], 0.01)}, escalation)
+    goal = dict(strategy="bald", target_accuracy=0.8)
+    (needed,) = measured.select(split="test", **goal, measure="labels_to_target")
+    assert needed.name == "al/bald/labels_to_target" and needed.value == 30
+    (ratio,) = measured.select(split="test", **goal, measure="labels_vs_random")
+    assert ratio.name == "al/bald/labels_vs_random" and ratio.value == pytest.approx(30 / 40)
+    (final,) = measured.select(split="test", strategy="random", labels=40, measure="final_accuracy")
+    assert final.name == "al/random/final_accuracy" and final.value == 0.85
+    (seconds,) = measured.select(split="", policy="scratch", measure="compute_s")
+    assert seconds.name == "al/policy/scratch/compute_s"
+    (forgetting,) = measured.select(split="train", policy="scratch", measure="forgetting")
+    assert forgetting.name == "al/policy/scratch/forgetting"
+    escalated = {r.name: r.split for r in measured.records() if r.name.startswith("escalation/")}
+    assert escalated == {
+        "escalation/alpha": "",
+        "escalation/rate": "test",
+        "escalation/calibration_bound": "val",
+    }
+    assert all("measure" in r.tags for r in measured.records())

@@ -85,6 +85,41 @@ def test_compatibility_and_tradeoff_rows(run):
     assert sweep[-1]["mAP"] == run.metrics["retrieval/new-fct/mAP"]
     cost = fct.cost_summary(run)
     assert cost["side_info_bytes"] == 64 and cost["transformation_macs"] > 0 and cost["backfill_speedup"] > 0
+    assert run.backfill_speedup == cost["backfill_speedup"]
+    assert run.transformation_macs_share == cost["transformation_macs"] / cost["new_model_macs"]
+
+
+def costs_run(**costs: float) -> fct.FCTRun:
+    """An FCT run read back without files, holding only the ``cost/...`` records given."""
+    measured = Metrics()
+    for name, value in costs.items():
+        measured.add(f"cost/{name}", value, cost=name)
+    return fct.FCTRun(Path("fct-run"), measured.values, {}, measured=measured)
+
+
+def test_the_speed_up_is_the_recorded_one_else_reembed_over_transform_seconds():
+    recorded = costs_run(backfill_speedup=25.0, backfill_reembed_s=9.0, backfill_transform_s=1.0)
+    assert recorded.backfill_speedup == 25.0
+    assert costs_run(backfill_reembed_s=6.0, backfill_transform_s=0.5).backfill_speedup == 12.0
+    assert costs_run(backfill_reembed_s=1.0, backfill_transform_s=0.0).backfill_speedup == 1e12  # no 1/0
+    assert costs_run(side_info_bytes=64).backfill_speedup is None
+
+
+def test_the_transformation_share_of_the_new_models_macs():
+    assert costs_run(transformation_macs=50, new_model_macs=1000).transformation_macs_share == 0.05
+    assert costs_run(transformation_macs=50, new_model_macs=0).transformation_macs_share == 50.0
+    assert costs_run(transformation_macs=50).transformation_macs_share is None
+
+
+def test_the_side_info_range_the_page_offers_is_the_one_the_config_accepts():
+    from playground.fct.experiment import Config
+    from playground.fct.side_info import MAX_DIM, MIN_DIM
+
+    assert Config(side_info_dim=MIN_DIM).side_info_dim == MIN_DIM
+    assert Config(side_info_dim=MAX_DIM).side_info_dim == MAX_DIM
+    for outside in (MIN_DIM - 1, MAX_DIM + 1):
+        with pytest.raises(ConfigError, match=f"between {MIN_DIM} and {MAX_DIM}"):
+            Config(side_info_dim=outside)
 
 
 def test_projection_rows_and_images(run):

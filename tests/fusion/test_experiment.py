@@ -11,6 +11,7 @@ import torch
 
 from playground.core.config import build_config
 from playground.core.runner import config_from_recipe
+from playground.core.runs import Metrics, load_run
 from playground.core.training import fit, make_optimizer
 from playground.data import TensorLoader
 from playground.data.shapes import make_shapes
@@ -18,6 +19,7 @@ from playground.errors import ConfigError
 from playground.fusion.experiment import Config, few_per_class, run
 from playground.fusion.heads import FUSIONS
 from playground.fusion.model import FusionNet
+from playground.fusion.report import add_zero_shot_metrics
 from playground.fusion.results import follow, labelled_images, open_run, zero_shot_scores
 from playground.fusion.text_encoder import HashingTextEncoder
 from playground.fusion.zeroshot_fashion import describe_from_wordnet, run_fashion_zero_shot
@@ -80,6 +82,45 @@ def test_tiny_run_writes_every_metric_the_issue_names(tiny_run):
         set(results.scores) == {"full", "lowlabel", "degraded_lowlabel"} and results.fashion_zero_shot == {}
     )
     assert (tiny_run.run_dir / "models" / "captioner.safetensors").is_file()
+
+
+def test_metric_records_carry_the_split_and_the_variant_regime_task_and_head_tags(tiny_run):
+    measured = load_run(tiny_run.run_dir).measured  # as written to metrics.json
+    at = dict(variant="text", regime="lowlabel", task="classify", head="film")
+    (accuracy,) = measured.select(split="test", **at, measure="accuracy")
+    assert accuracy.name == "fusion/text/lowlabel/accuracy"
+    (gain,) = measured.select(split="test", **at, reference="image_only", measure="accuracy_gain")
+    assert gain.name == "fusion/text/lowlabel/accuracy_gain"
+    heads = measured.select(split="test", variant="all", regime="full", task="segment", measure="miou")
+    assert {(r.name, r.tags["head"]) for r in heads} == {
+        ("fusion/all/full/miou", "film"),
+        ("fusion_heads/concat/full/miou", "concat"),
+    }
+    (image_only,) = measured.select(variant="image_only", regime="full", task="classify", measure="accuracy")
+    assert "head" not in image_only.tags  # nothing is fused
+    (latency,) = measured.select(split="", variant="all", measure="latency_ms")
+    assert latency.name == "fusion/all/latency_ms"
+    (unseen,) = measured.select(split="test", dataset="shapes", setting="gzsl", classes="unseen")
+    assert unseen.name == "zeroshot/gzsl/unseen_accuracy"
+    (chance,) = measured.select(dataset="shapes", measure="chance")
+    assert chance.split == "" and chance.name == "zeroshot/heldout/chance"
+    slots = measured.select(split="test", images="degraded", slot=..., measure="accuracy")
+    assert slots and all(r.name == f"captioner/degraded/{r.tags['slot']}_accuracy" for r in slots)
+
+
+def test_fashion_zero_shot_records_are_tagged_with_their_embedding():
+    metrics = Metrics()
+    numbers = dict(
+        heldout_accuracy=0.5, chance=0.25, seen_accuracy=0.9, unseen_accuracy=0.1, harmonic_mean=0.18
+    )
+    fashion = {kind: numbers for kind in ("text", "kg", "text+kg")}
+    add_zero_shot_metrics(metrics, SimpleNamespace(metrics=numbers), {}, fashion)
+    (kg,) = metrics.select(split="test", dataset="fashion_mnist", embedding="kg", setting="heldout")
+    assert kg.name == "zeroshot_fashion/kg/heldout/accuracy" and kg.tags["measure"] == "accuracy"
+    harmonic = metrics.select(split="test", dataset="fashion_mnist", measure="harmonic_mean")
+    assert {r.tags["embedding"] for r in harmonic} == {"text", "kg", "text+kg"}
+    (chance,) = metrics.select(split="", dataset="fashion_mnist", measure="chance")
+    assert chance.name == "zeroshot_fashion/heldout/chance"
 
 
 def test_the_saved_pipeline_follows_one_image(tiny_run):

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from playground.core.config import build_config
 from playground.core.runner import config_from_recipe
+from playground.core.runs import load_run
 from playground.errors import ConfigError
 from playground.latency.experiment import Config, run
 from tests.conftest import REPO
@@ -71,6 +72,23 @@ def test_every_fast_variant_is_measured_with_the_issue_metric_names(tiny_run):
     assert values["bench/pruned50/macs"] <= 0.6 * teacher_macs  # the 50%-MAC target, within a step
     assert values["bench/student_kd/macs"] == values["bench/student_scratch/macs"] < 0.5 * teacher_macs
     assert values["bench/pruned50/params"] < values["bench/torch_fp32/params"]
+
+
+def test_metric_records_carry_the_split_and_the_variant_batch_and_measure_tags(tiny_run):
+    measured = load_run(tiny_run.run_dir).measured  # as written to metrics.json
+    (p50,) = measured.select(split="", variant="ort_fp32", batch_size=16, measure="p50_ms")
+    assert p50.name == "bench/ort_fp32/b16/p50_ms" and p50.unit == "ms"
+    accuracy = measured.select(split="test", measure="accuracy")
+    assert {r.tags["variant"] for r in accuracy} == set(FAST)
+    (corrupted,) = measured.select(variant="torch_fp32", measure="ood_accuracy")
+    assert corrupted.split == "test_corrupted"
+    (speedup,) = measured.select(variant="ort_fp32", batch_size=1, reference="torch_fp32", measure="speedup")
+    assert speedup.name == "bench/ort_fp32/b1/speedup_vs_torch_fp32"
+    assert {r.tags["batch_size"] for r in measured.select(variant="torch_fp32", measure="throughput")} == {
+        1,
+        16,
+    }
+    assert all(r.tags.get("variant") and r.tags.get("measure") for r in measured.records())
 
 
 def test_a_second_run_re_times_the_saved_models_without_training(tiny_run, tmp_path):

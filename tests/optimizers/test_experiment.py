@@ -11,6 +11,7 @@ import torch
 from playground.core.config import build_config
 from playground.core.registry import get_experiment
 from playground.core.runner import config_from_recipe, run_recipe
+from playground.core.runs import load_run
 from playground.data import load_dataset
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.optimizers import OPTIMIZERS
@@ -67,6 +68,19 @@ def test_tiny_run_writes_every_metric_plot_and_curve(tiny_run):
         "| GD (full batch) | whole training set |" in tiny_run.report
         and "![curves](curves.png)" in tiny_run.report
     )
+
+
+def test_metric_records_carry_the_split_and_the_optimizer_and_measure_tags(tiny_run):
+    measured = load_run(tiny_run.run_dir).measured  # as written to metrics.json
+    (accuracy,) = measured.select(split="test", optimizer="adam", measure="accuracy")
+    assert accuracy.name == "optim/adam/test/accuracy" and accuracy.unit == "fraction"
+    (val,) = measured.select(split="val", optimizer="adam", measure="accuracy")
+    assert val.name == "optim/adam/val/accuracy"
+    assert {r.tags["optimizer"] for r in measured.select(split="train", measure="updates")} == set(OPTIMIZERS)
+    (distance,) = measured.select(split="", function="himmelblau", optimizer="sgd", measure="distance")
+    assert distance.name == "traj/himmelblau/sgd/distance"
+    (lr,) = measured.select(optimizer="gd", measure="lr")
+    assert lr.split == "" and lr.value == tiny_run.metrics.values["optim/gd/lr"]
 
 
 def test_every_optimizer_beats_chance_and_the_feeding_sets_the_update_count(tiny_run):

@@ -8,6 +8,7 @@ import pytest
 
 from playground.core.registry import get_experiment
 from playground.core.runner import config_from_recipe, run_recipe
+from playground.core.runs import load_run
 from playground.errors import ConfigError
 from playground.pointcloud.experiment import Config, run
 from playground.pointcloud.export import from_nuscenes, read_kitti
@@ -36,6 +37,25 @@ def test_quick_preset_end_to_end(tiny_run):
     assert "| all |" in report and "![bird's-eye view](bev.png)" in report
     assert (folder / "bev.png").stat().st_size > 20_000
     assert 'experiment = "pointcloud"' in (folder / "config.toml").read_text()
+
+
+def test_metric_records_carry_the_split_and_the_iou_class_and_measure_tags(tiny_run):
+    measured = load_run(tiny_run.run_dir).measured  # as written to metrics.json
+    (recall,) = measured.select(
+        split="test", iou="bev", iou_threshold=0.5, class_name="car", measure="recall"
+    )
+    assert recall.name == "proposals/car/recall_bev50"
+    overall = [r for r in measured.select(split="test", measure="recall") if "class_name" not in r.tags]
+    assert {(r.name, r.tags["iou"]) for r in overall} == {
+        ("proposals/recall_bev50", "bev"),
+        ("proposals/recall_3d50", "3d"),
+    }
+    (truth,) = measured.select(split="test", class_name="pedestrian", measure="ground_truth")
+    assert truth.name == "proposals/pedestrian/ground_truth"
+    stages = measured.select(split="", stage=..., measure="stage_seconds")
+    assert {r.tags["stage"] for r in stages} == {"voxel", "ground", "cluster", "fit"}
+    (timing,) = measured.select(split="", measure="seconds_per_100k_points")
+    assert timing.name == "proposals/seconds_per_100k_points"
 
 
 def test_the_run_writes_loadable_boxes(tiny_run):

@@ -78,6 +78,22 @@ def test_tiny_run_writes_metrics_plots_and_a_loadable_checkpoint(tiny_run):
     assert tiny_run.results.probes["swav"][1.0] == tiny_run.metrics.values[probe_name("swav", 1.0)]
 
 
+def test_metric_records_carry_the_split_and_the_init_probe_and_label_fraction_tags(tiny_run):
+    measured = load_run(tiny_run.run_dir).measured  # as written to metrics.json
+    (probe,) = measured.select(split="test", init="swav", probe="linear_probe", label_fraction=0.1)
+    assert probe.name == probe_name("swav", 0.1) and probe.tags["measure"] == "accuracy"
+    (lowshot,) = measured.select(split="test", init="random_init", probe="lowshot", label_fraction=0.1)
+    assert lowshot.name == lowshot_name("random_init", 0.1)
+    probes = measured.select(split="test", probe="linear_probe", measure="accuracy")
+    assert {(r.tags["init"], r.tags["label_fraction"]) for r in probes} == {
+        (init, f) for init in ("swav", "random_init", "supervised") for f in (0.01, 0.1, 1.0)
+    }
+    (gain,) = measured.select(split="test", reference="random_init", measure="gain")
+    assert gain.name == "ssl/swav/linear_probe/gain_over_random"
+    (loss,) = measured.select(split="train", init="swav", measure="final_loss")
+    assert loss.name == "ssl/swav/final_loss"
+
+
 def test_save_models_false_saves_no_model_and_the_reader_says_so(tmp_path):
     tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
     result = run(Config(**tiny, save_models=False, out=str(tmp_path)))
@@ -153,4 +169,7 @@ def test_three_seeds_aggregate_into_one_report(tmp_path):
     assert "2 seeds" in result.report and "±" in result.report
     assert (result.run_dir / "probe_accuracy.png").is_file()
     assert "ssl/swav/linear_probe/accuracy:std" in result.metrics.values
+    at = dict(init="swav", probe="linear_probe", label_fraction=1.0, measure="accuracy")
+    (probe,) = result.metrics.select(split="test", **at)
+    assert probe.std is not None  # the seeds' mean keeps its split and tags
     assert load_run(result.run_dir).experiment == "swav"  # the parent is listed as a SwAV run

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from playground.errors import ConfigError, DataFormatError
 from playground.models import build_model
 from playground.swav.multicrop import MultiCrop, MultiCropLoader
-from playground.swav.sinkhorn import equipartition_error, sinkhorn, sinkhorn_trace
+from playground.swav.sinkhorn import equipartition_error, prototype_share_range, sinkhorn, sinkhorn_trace
 from playground.swav.swav import (
     PrototypeQueue,
     Prototypes,
@@ -53,6 +53,13 @@ def test_three_iterations_already_shrink_the_error_tenfold():
     assert after_three[1] < 0.1 * start[1]
     errors = [equipartition_error(q)[1] for q in sinkhorn_trace(cosine_scores(64, 10), 0.05, 20)]
     assert all(later <= earlier + 1e-6 for earlier, later in zip(errors, errors[1:]))
+
+
+def test_prototype_share_range_reads_the_smallest_and_largest_column_sum():
+    codes = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])  # shares 1.5, 0.5, 0
+    assert prototype_share_range(codes) == (0.0, 1.5)
+    low, high = prototype_share_range(sinkhorn(cosine_scores(64, 10), epsilon=0.05, iterations=50))
+    assert low == pytest.approx(6.4, abs=1e-3) and high == pytest.approx(6.4, abs=1e-3)  # B/K each
 
 
 def test_degenerate_scores_are_spread_over_every_prototype():

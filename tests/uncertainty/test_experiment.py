@@ -139,7 +139,7 @@ def test_a_bnn_only_run_gives_the_full_runs_bnn_numbers_and_nothing_else(digits_
     assert loaded.has_models and loaded.methods == ("bnn",) and loaded.ood_sets[0] == "near"
     assert list(loaded.scores) == ["bnn"]
     inspected = inspect_image(load_methods(loaded), bnn_run.results.data.test.images[0])
-    assert list(inspected) == ["bnn"] and inspected["bnn"]["probs"].shape == (4, 8)
+    assert list(inspected) == ["bnn"] and inspected["bnn"].probs.shape == (4, 8)
 
 
 def test_progress_reaches_every_stage(digits_run, events):
@@ -171,8 +171,8 @@ def test_a_run_is_read_back_and_scores_a_new_image(digits_run):
     image = digits_run.results.data.test.images[0]
     fresh, original = inspect_image(methods, image), inspect_image(digits_run.results.methods, image)
     for name in ("single", "temp_scaled", "ensemble", "bnn", "mc_dropout"):
-        assert torch.allclose(fresh[name]["probs"], original[name]["probs"], atol=1e-5), name
-    assert fresh["ensemble"]["probs"].shape == (3, 8) and "mutual_information" in fresh["bnn"]["scores"]
+        assert torch.allclose(fresh[name].probs, original[name].probs, atol=1e-5), name
+    assert fresh["ensemble"].probs.shape == (3, 8) and "mutual_information" in fresh["bnn"].scores
     with pytest.raises(DataFormatError, match="one image"):
         inspect_image(methods, image[None])
 
