@@ -17,6 +17,7 @@ import torch
 
 from playground.core.checkpoint import load_checkpoint, load_into
 from playground.core.config import build_config
+from playground.core.registry import canonical_key
 from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run_config
 from playground.core.seeds import seed_folders
 from playground.errors import CheckpointError, DataFormatError, DataNotFoundError
@@ -126,7 +127,7 @@ def load_ood_run(path: str | Path) -> OODRun:
     if not path.is_dir():
         raise DataNotFoundError(f"run folder {path} does not exist; list runs with `playground runs`")
     data = read_run_config(path)
-    if data.get("experiment") != EXPERIMENT:
+    if canonical_key(str(data.get("experiment", ""))) != EXPERIMENT:  # runs made before the rename: "ood"
         raise DataFormatError(
             f"{path.name} is a {data.get('experiment', '?')!r} run, not an OOD run; "
             "pick a run made by recipes/uncertainty_fashion.toml or the uncertainty page"

@@ -197,6 +197,10 @@ def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_pa
     old = tmp_path / "old-layout"
     shutil.copytree(digits_run.run_dir, old)
     (old / "metrics.json").write_text(json.dumps({"metrics": data["metrics"], "units": data["units"]}))
+    config = (old / "config.toml").read_text()  # made before the rename: experiment "ood", old save flag
+    assert 'experiment = "uncertainty"' in config and "save_models = " in config
+    config = config.replace('experiment = "uncertainty"', 'experiment = "ood"')
+    (old / "config.toml").write_text(config.replace("save_models = ", "save_checkpoint = "))
     assert load_ood_run(old).ood_sets == run.ood_sets
 
 
