@@ -43,9 +43,10 @@ def seed_queue(count: int = 6) -> Store:
 
 
 def press(page, key: str, next_item: str) -> None:
-    """Press ``key`` and wait until ``next_item`` is on screen."""
+    """Once no script runs, press ``key`` and wait until ``next_item`` is on screen."""
     from playwright.sync_api import expect
 
+    settle(page)
     page.keyboard.press(key)
     expect(page.get_by_test_id("stImage").get_by_text(next_item, exact=True)).to_be_visible()
     settle(page)
@@ -64,6 +65,7 @@ def test_three_keyboard_decisions_survive_a_reload(app_url, browser_page, tmp_pa
     expect(page.get_by_test_id("stImage").get_by_text("item-5", exact=True)).to_be_visible()
     settle(page)
     page.get_by_role("heading", name="Annotate").click()  # keys go to the page, not the name field
+    expect(page.get_by_role("textbox", name="Your name")).not_to_be_focused()
     press(page, "a", "item-4")  # accept
     press(page, "o", "item-3")  # flag item-4 as OOD
     press(page, "2", "item-2")  # correct item-3 to Trouser

@@ -98,7 +98,9 @@ def browser_page():
 
 
 def settle(page) -> None:
-    """Wait until no script is running and every image has loaded."""
+    """Wait until no script is running or requested (Streamlit's own signal on the app root, which
+    its status widget only shows after a delay) and every image has loaded."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
     page.wait_for_function("Array.from(document.images).every(img => img.complete)")
 

