@@ -318,7 +318,6 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
     seeds = _seed_curves(results)
     _mean_curve_metrics(config, metrics, seeds)
     parent = RunDir(results[0].run_dir.parent)
-    parent.write_metrics(metrics)
 
     def per_seed(part: str) -> dict[str, list[dict]]:
         return {name: [c[part][name] for c in seeds] for name in seeds[0][part]}

@@ -85,5 +85,6 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs:
             f"# {config.name}: {len(seeds)} seeds\n\nMean ± standard deviation over seeds {seeds}.\n\n"
             f"{metrics_table(metrics)}\n\n## Runs\n{links}\n"
         )
+    parent.write_metrics(metrics)  # again: a multi-seed report may add records (active's mean curve)
     parent.write_report(report)
     return Result(metrics, report, parent.path, seeds=results)

@@ -92,11 +92,19 @@ def test_multi_seed_report_and_curves(playground_home):
     result = run_seeds(
         experiment,
         Config(
-            **{**TINY, "queue": "multi", "strategies": ["random", "entropy"], "policy_strategy": "entropy"}
+            **{
+                **TINY,
+                "queue": "multi",
+                "strategies": ["random", "entropy"],
+                "policy_strategy": "entropy",
+                "target_accuracy": 0.01,  # reached at once: the mean curve's labels-to-target exist
+            }
         ),
         [0, 1],
     )
     assert "2 seeds" in result.report and (result.run_dir / "learning_curves.png").is_file()
+    saved = load_run(result.run_dir).measured  # the mean-curve records the report adds are on disk
+    assert saved.select(strategy="entropy", curve="mean") and saved.values == result.metrics.values
     curves = load_curves(result.run_dir)
     assert len(curves["strategies"]["entropy"]) == 2 and len(curves["escalation"]) == 2
     assert [r.name for r in find_active_runs(playground_home)] == [result.run_dir.name]
