@@ -111,6 +111,7 @@ def test_backfill_command_splits_shards_across_workers(digits_run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a whole quick preset: 11 min quiet, 20 loaded, on 2 cores
 @needs_fashion_mnist()
 def test_fashion_quick_preset_keeps_the_papers_ordering():
     result = run_recipe(REPO / "recipes" / "fct_fashion.toml", "quick")

@@ -243,6 +243,7 @@ def test_a_users_image_folder_can_be_a_far_ood_set(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a whole quick preset: 11 min quiet, 20 loaded, on 2 cores
 @needs_fashion_mnist()
 def test_fashion_quick_preset_ensemble_beats_the_single_model():
     result = run_recipe(REPO / "recipes" / "uncertainty_fashion.toml", "quick")
