@@ -170,8 +170,8 @@ def _read_npy(path: Path) -> np.ndarray:
 def _read_open3d(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]:
     import open3d as o3d
 
-    if suffix == ".ply":
-        _check_ply(path)
+    if suffix == ".ply" and (ascii_cloud := _check_ply(path)) is not None:
+        return ascii_cloud
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         cloud = o3d.t.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
     if "positions" not in cloud.point:
@@ -186,8 +186,8 @@ def _read_open3d(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None
     return points, intensity
 
 
-def _ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[str]]], int]:
-    """A PLY's format, its elements (name, count, property types) and where the data starts."""
+def _ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, str]]]], int]:
+    """A PLY's format, its elements (name, count, (type, name) of each property) and where the data starts."""
     with path.open("rb") as handle:
         head = handle.read(65536)
     end = head.find(b"end_header")
@@ -205,39 +205,62 @@ def _ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[str]]], int]
             elif words[:1] == ["element"]:
                 elements.append((words[1], int(words[2]), []))
             elif words[:1] == ["property"]:
-                elements[-1][2].append("list" if words[1] == "list" else words[1])
+                elements[-1][2].append(("list", "") if words[1] == "list" else (words[1], words[2]))
     except (IndexError, ValueError):
         raise DataFormatError(f"{path.name} is not a valid PLY file: its header is malformed") from None
     return fmt, elements, data_start
 
 
-def _check_ply(path: Path) -> None:
-    """The vertex element is there and its data is complete (the first element; others unchecked)."""
+def _check_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The vertex element is there and its data is complete (the first element; others unchecked).
+
+    An ASCII PLY's vertices are parsed here and returned: open3d's ASCII reader fails on ``inf``
+    and then hands back uninitialised memory instead of an error.
+    """
     fmt, elements, start = _ply_header(path)
     if not elements or elements[0][0] != "vertex":
         if not any(name == "vertex" for name, _, _ in elements):
             raise DataFormatError(f"{path.name} is a PLY file without vertices: no points to read")
-        return
-    _, count, types = elements[0]
+        return None
+    _, count, properties = elements[0]
+    types = [kind for kind, _ in properties]
     if "list" in types:
-        return
+        return None
     if fmt == "ascii":
-        rows = path.read_bytes()[start:].split(b"\n")
-        rows = [r.split() for r in rows if r.strip()][:count]
-        if len(rows) < count or any(len(r) < len(types) for r in rows):
-            raise DataFormatError(
-                f"{path.name} is a truncated PLY file: its header promises {count} points "
-                f"with {len(types)} values each"
-            )
-    elif fmt.startswith("binary"):
+        return _read_ascii_vertices(path, start, count, [name for _, name in properties])
+    if fmt.startswith("binary"):
         need = count * sum(_PLY_SIZES.get(t, 4) for t in types)
         if path.stat().st_size - start < need:
             raise DataFormatError(
                 f"{path.name} is a truncated PLY file: {count} points need {need} bytes of "
                 f"data, it has {path.stat().st_size - start}"
             )
-    else:
-        raise DataFormatError(f"{path.name} has an unknown PLY format {fmt!r}")
+        return None
+    raise DataFormatError(f"{path.name} has an unknown PLY format {fmt!r}")
+
+
+def _read_ascii_vertices(
+    path: Path, start: int, count: int, names: list[str]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """x, y, z (and intensity when present) of an ASCII PLY's first ``count`` rows."""
+    rows = [r.split() for r in path.read_bytes()[start:].split(b"\n") if r.strip()][:count]
+    if len(rows) < count or any(len(r) < len(names) for r in rows):
+        raise DataFormatError(
+            f"{path.name} is a truncated PLY file: its header promises {count} points "
+            f"with {len(names)} values each"
+        )
+    if not {"x", "y", "z"} <= set(names):
+        raise DataFormatError(f"{path.name} is a PLY file whose vertices have no x, y, z properties")
+    try:
+        values = np.array([r[: len(names)] for r in rows], dtype=np.float64)
+    except ValueError:
+        raise DataFormatError(
+            f"{path.name} is not a valid .ply point cloud: a vertex value is not a number"
+        ) from None
+    values = values.reshape(count, len(names))
+    points = values[:, [names.index(a) for a in "xyz"]].astype(np.float32)
+    intensity = values[:, names.index("intensity")].astype(np.float32) if "intensity" in names else None
+    return points, intensity
 
 
 def write_cloud(path: str | Path, points, intensity=None) -> Path:

@@ -148,3 +148,16 @@ def test_wrong_shapes_missing_files_and_unknown_formats(tmp_path):
         write_cloud(tmp_path / "x.xyz", POINTS, INTENSITY)
     with pytest.raises(DataFormatError, match="57 points but 3 intensity"):
         check_cloud(POINTS, INTENSITY[:3])
+
+
+def test_ascii_ply_reads_intensity_by_name_and_refuses_words(tmp_path):
+    header = "ply\nformat ascii 1.0\nelement vertex 2\n" + "".join(
+        f"property float {a}\n" for a in ("intensity", "x", "y", "z")
+    )
+    (tmp_path / "a.ply").write_text(header + "end_header\n0.5 1 2 3\n0.25 4 5 -inf\n")
+    cloud = read_cloud(tmp_path / "a.ply", drop_invalid=True)
+    np.testing.assert_array_equal(cloud.points, [[1, 2, 3]])
+    np.testing.assert_array_equal(cloud.intensity, [0.5])
+    (tmp_path / "b.ply").write_text(header + "end_header\n0.5 1 2 3\n0.25 4 five 6\n")
+    with pytest.raises(DataFormatError, match="not a number"):
+        read_cloud(tmp_path / "b.ply")
