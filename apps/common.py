@@ -229,6 +229,20 @@ class PresetForm:
         st.session_state[f"{self.prefix}_saved"] = {"preset": st.session_state[self.preset_key], **values}
         return values
 
+    def preset_select(self, column, presets: list[str], help: str) -> None:
+        """The preset selectbox: choosing a preset loads its values into the other widgets."""
+        column.selectbox("Preset", presets, key=self.preset_key, on_change=self.load, help=help)
+
+    def train_limit_input(self, column, step: int = 1000, what: str = "training images") -> None:
+        """The ``train_limit`` field: at most this many images, stratified by class (0: all)."""
+        column.number_input(
+            "Train limit",
+            min_value=0,
+            step=step,
+            key=self.key("train_limit"),
+            help=f"At most this many {what}, stratified by class (0: all)",
+        )
+
     def overrides(self, values: dict) -> list[str]:
         """``key=value`` for every widget that differs from the chosen preset."""
         base = self.values_of(st.session_state[self.preset_key])
@@ -239,11 +253,12 @@ class PresetForm:
 
 def recipe_values(recipe, fields: tuple[str, ...]):
     """A :class:`PresetForm` ``values_of``: the values of ``fields`` in one preset of ``recipe``."""
+    from playground.core.config import config_value
     from playground.core.runner import config_from_recipe
 
     def values_of(preset: str) -> dict:
         _, config = config_from_recipe(recipe, preset)
-        return {field: getattr(config, field) for field in fields}
+        return {field: config_value(config, field) for field in fields}
 
     return values_of
 

@@ -45,11 +45,9 @@ MARGIN = dict(t=40, b=10, l=10, r=10)
 def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     top = st.columns([1, 3, 1, 1])
-    top[0].selectbox(
-        "Preset",
+    FORM.preset_select(
+        top[0],
         presets,
-        key=FORM.preset_key,
-        on_change=FORM.load,
         help="Starting values from recipes/active_fashion.toml (quick: about a minute on a CPU)",
     )
     top[1].multiselect("Acquisition strategies", list(ACQUISITIONS), key="al_strategies")

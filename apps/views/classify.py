@@ -34,24 +34,12 @@ def choices(field: str) -> list:
 def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     top = st.columns(4)
-    top[0].selectbox(
-        "Preset",
-        presets,
-        key=FORM.preset_key,
-        on_change=FORM.load,
-        help="Starting values from recipes/classify_fashion.toml",
-    )
+    FORM.preset_select(top[0], presets, help="Starting values from recipes/classify_fashion.toml")
     top[1].selectbox("Dataset", choices("dataset"), key="clf_dataset")
     top[2].selectbox("Model", choices("model"), key="clf_model")
     top[3].number_input("Epochs", min_value=1, max_value=500, step=1, key="clf_epochs")
     low = st.columns(4)
-    low[0].number_input(
-        "Train limit",
-        min_value=0,
-        step=500,
-        key="clf_train_limit",
-        help="At most this many training images, stratified by class (0: all)",
-    )
+    FORM.train_limit_input(low[0], step=500)
     low[1].number_input(
         "Learning rate", min_value=1e-6, max_value=1.0, step=5e-4, format="%.4g", key="clf_lr"
     )

@@ -23,7 +23,7 @@ from common import (
     upscale,
 )
 
-from playground.core.config import load_recipe
+from playground.core.config import config_value, load_recipe
 from playground.core.runner import config_from_recipe
 from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
@@ -39,8 +39,8 @@ RECIPES = [
 ]
 FIELDS = (
     "dataset",
-    "side_info_dim",
-    "side_epochs",
+    "side_info.dim",
+    "side_info.epochs",
     "old_epochs",
     "new_epochs",
     "transform_epochs",
@@ -75,7 +75,7 @@ def split_preset(name: str) -> tuple[Path, str]:
 
 def preset_values(name: str) -> dict:
     _, config = config_from_recipe(*split_preset(name))
-    return {field: getattr(config, field) for field in FIELDS}
+    return {field: config_value(config, field) for field in FIELDS}
 
 
 FORM = PresetForm("fct", preset_values, FIELDS)
@@ -85,36 +85,26 @@ def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     datasets = literal_choices(experiment.Config, "dataset")
     top = st.columns(4)
-    top[0].selectbox(
-        "Preset",
-        presets,
-        key=FORM.preset_key,
-        on_change=FORM.load,
-        help="Starting values from the FCT recipe(s) in recipes/",
-    )
+    FORM.preset_select(top[0], presets, help="Starting values from the FCT recipe(s) in recipes/")
     top[1].selectbox("Dataset", datasets, key="fct_dataset")
     top[2].slider(
         "Side-info dim",
         min_value=MIN_DIM,
         max_value=MAX_DIM,
         step=8,
-        key="fct_side_info_dim",
+        key=FORM.key("side_info.dim"),
         help="Size of the label-free side-information stored next to each old embedding",
     )
-    top[3].number_input("Side-info epochs", min_value=1, max_value=500, step=1, key="fct_side_epochs")
+    top[3].number_input(
+        "Side-info epochs", min_value=1, max_value=500, step=1, key=FORM.key("side_info.epochs")
+    )
     low = st.columns(5)
     low[0].number_input("Old epochs", min_value=1, max_value=500, step=1, key="fct_old_epochs")
     low[1].number_input("New epochs", min_value=1, max_value=500, step=1, key="fct_new_epochs")
     low[2].number_input(
         "Transformation epochs", min_value=1, max_value=500, step=1, key="fct_transform_epochs"
     )
-    low[3].number_input(
-        "Train limit",
-        min_value=0,
-        step=1000,
-        key="fct_train_limit",
-        help="At most this many training images, stratified by class (0: all)",
-    )
+    FORM.train_limit_input(low[3])
     low[4].number_input(
         "Test limit",
         min_value=0,
@@ -267,7 +257,7 @@ def side_info(run: fct.FCTRun) -> None:
         st.info("This run has no side-info sweep.")
         return
     by_dim = {r["dim"]: r for r in rows}
-    default = run.config.get("side_info_dim")
+    default = run.side_info.get("dim")
     if st.session_state.get("fct_dim") not in by_dim:  # another run, other sizes
         st.session_state.pop("fct_dim", None)
     dim = st.select_slider(
@@ -428,7 +418,7 @@ def describe(run: fct.FCTRun) -> str:
     parts = [
         run.description or f"dataset {run.config.get('dataset', '?')}",
         f"{run.distance} distance",
-        f"side-info {run.config.get('side_info_method', '?')} {run.config.get('side_info_dim', '?')}-d",
+        f"side-info {run.side_info.get('method', '?')} {run.side_info.get('dim', '?')}-d",
     ]
     if run.multi_seed:
         source = run.artifact_dir.name if run.artifact_dir else "none"

@@ -59,7 +59,7 @@ def new_experiment(settings) -> None:
     presets = ["quick", "full"]
     FORM.restore(presets)
     row = st.columns(5)
-    row[0].selectbox("Preset", presets, key=FORM.preset_key, on_change=FORM.load)
+    FORM.preset_select(row[0], presets, help="Starting values from recipes/fusion_shapes.toml")
     row[1].selectbox(
         "Fusion head",
         list(FUSIONS),

@@ -69,11 +69,9 @@ def draw_widgets(presets: list[str], root: Path) -> dict:
     FORM.restore(presets)
     model_choice(root)
     top = st.columns([1, 4])
-    top[0].selectbox(
-        "Preset",
+    FORM.preset_select(
+        top[0],
         presets,
-        key=FORM.preset_key,
-        on_change=FORM.load,
         help="Starting values from recipes/latency_fashion.toml (quick: a few minutes on a CPU)",
     )
     top[1].multiselect(

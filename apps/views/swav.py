@@ -175,12 +175,8 @@ def new_experiment(settings) -> None:
     presets = list(load_recipe(RECIPE).presets)
     FORM.restore(presets)
     row = st.columns(4)
-    row[0].selectbox(
-        "Preset",
-        presets,
-        key=FORM.preset_key,
-        on_change=FORM.load,
-        help="Starting values from recipes/swav_fashion.toml (quick: a few minutes on a CPU)",
+    FORM.preset_select(
+        row[0], presets, help="Starting values from recipes/swav_fashion.toml (quick: a few minutes on a CPU)"
     )
     row[1].selectbox("Encoder", MODELS, key="swav_model")
     row[2].number_input("Epochs", min_value=1, max_value=500, key="swav_epochs")

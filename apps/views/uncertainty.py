@@ -72,11 +72,9 @@ def choices(field: str) -> list:
 def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     top = st.columns(4)
-    top[0].selectbox(
-        "Preset",
+    FORM.preset_select(
+        top[0],
         presets,
-        key=FORM.preset_key,
-        on_change=FORM.load,
         help="Starting values from recipes/uncertainty_fashion.toml (quick: about 3-4 minutes on a CPU)",
     )
     top[1].selectbox(
@@ -95,13 +93,7 @@ def draw_widgets(presets: list[str]) -> dict:
     low = st.columns(3)
     low[0].number_input("Epochs", min_value=1, max_value=500, step=1, key="ood_epochs")
     low[1].number_input("Ensemble members", min_value=2, max_value=20, step=1, key="ood_members")
-    low[2].number_input(
-        "Train limit",
-        min_value=0,
-        step=1000,
-        key="ood_train_limit",
-        help="At most this many in-distribution training images, stratified by class (0: all)",
-    )
+    FORM.train_limit_input(low[2], what="in-distribution training images")
     return FORM.values()
 
 

@@ -89,7 +89,8 @@ class TrainSpec:
 
 def build_learner(spec: TrainSpec, image_shape: tuple[int, int, int], num_classes: int) -> ActiveCNN:
     channels, height, width = image_shape
-    return ActiveCNN(channels, num_classes, min(height, width), spec.width)
+    model = ActiveCNN(channels, num_classes, min(height, width), spec.width)
+    return model.to(memory_format=torch.channels_last)  # NHWC kernels, as models.build_model
 
 
 def scratch_steps(spec: TrainSpec, labels: int) -> int:

@@ -66,16 +66,7 @@ load_data = load_config_splits  # (train, val or None, test) for the config's da
 
 
 def build(config: Config, train: ImageDataset) -> torch.nn.Module:
-    options = (
-        {
-            "width": config.width,
-            "depth": config.depth,
-            "dropout": config.dropout,
-            "pool_size": config.pool_size,
-        }
-        if config.model == "small_cnn"
-        else {}
-    )
+    options = dict(width=config.width, depth=config.depth, dropout=config.dropout, pool_size=config.pool_size)
     return build_model(
         config.model,
         in_channels=train.image_shape[0],

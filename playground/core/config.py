@@ -12,6 +12,11 @@ experiment, a shared ``[config]`` table and one table per preset::
     [presets.full]
     epochs = 15
 
+A field whose type is itself a dataclass is a **section**: a table in the recipe
+(``[config.side_info]``, ``[presets.quick.side_info]``), a dotted key on the command line
+(``--set side_info.dim=64``) and the very object the technique's code receives (the section
+*is* the inner spec, not a copy of some of its fields). Presets merge into sections key by key.
+
 Values are checked against the dataclass: an unknown key or a value of the wrong type is a
 :class:`~playground.errors.ConfigError` naming the key and where it came from.
 """
@@ -48,13 +53,24 @@ class Recipe:
     presets: dict[str, dict[str, Any]]
 
     def values(self, preset: str | None) -> dict[str, Any]:
-        """The shared values with ``preset``'s values laid over them."""
+        """The shared values with ``preset``'s values laid over them (sections merge key by key)."""
         if preset is None:
             return dict(self.base)
         if preset not in self.presets:
             known = ", ".join(self.presets) or "none"
             raise ConfigError(f"recipe {self.path} has no preset {preset!r}; presets: {known}")
-        return {**self.base, **self.presets[preset]}
+        return merge_values(self.base, self.presets[preset])
+
+
+def merge_values(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` laid over ``base``; a table in both (a section) merges key by key."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -97,30 +113,60 @@ def config_fields(config_cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if f.init}
 
 
-# config keys renamed when every technique got the one save flag; the old keys work for one release
+def section_type(annotation: Any) -> type | None:
+    """The dataclass of a section field, or None for a plain field."""
+    return annotation if isinstance(annotation, type) and dataclasses.is_dataclass(annotation) else None
+
+
+# config keys renamed when every technique got the one save flag or a section; the old keys work for
+# one release. A dotted new name moves the value into a section.
 RENAMED_KEYS = {"save_checkpoint": "save_models", "save_checkpoints": "save_models"}
 
 
-def renamed_key(key: str, source: str) -> str:
-    """``key``, or its new name (with a notice) when it was renamed."""
-    if key in RENAMED_KEYS:
-        print(
-            f"note: {key} in {source} is now {RENAMED_KEYS[key]}; the old key goes in the next release",
-            file=sys.stderr,
-        )
-        return RENAMED_KEYS[key]
-    return key
+def rename_keys(
+    values: dict[str, Any], source: str, renamed: dict[str, str], notify: bool = True
+) -> dict[str, Any]:
+    """``values`` with old keys under their new names (with a notice unless ``notify`` is false: a
+    reader of old runs), dotted ones moved into sections."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        new_key = renamed.get(key, key)
+        if new_key != key and notify:
+            print(
+                f"note: {key} in {source} is now {new_key}; the old key goes in the next release",
+                file=sys.stderr,
+            )
+        *sections, last = new_key.split(".")
+        table = out
+        for section in sections:
+            table = table.setdefault(section, {})
+        table[last] = merge_values(table[last], value) if isinstance(table.get(last), dict) else value
+    return out
+
+
+def renamed_keys_of(config_cls: type) -> dict[str, str]:
+    """The project-wide renames plus the class's own ``RENAMED_KEYS`` (old flat key -> section path)."""
+    return {**RENAMED_KEYS, **getattr(config_cls, "RENAMED_KEYS", {})}
 
 
 def build_config(config_cls: type, values: dict[str, Any], source: str = "config"):
-    """Instantiate ``config_cls`` from ``values``, checking every key and type."""
+    """Instantiate ``config_cls`` from ``values``, checking every key and type (sections recursively)."""
     fields = config_fields(config_cls)
     checked = {}
-    for key, value in values.items():
-        key = renamed_key(key, source)
+    for key, value in rename_keys(values, source, renamed_keys_of(config_cls)).items():
         if key not in fields:
             raise ConfigError(f"unknown key {key!r} in {source}; known keys: {', '.join(fields)}")
-        checked[key] = coerce(value, fields[key], key, source)
+        section = section_type(fields[key])
+        if section is None:
+            checked[key] = coerce(value, fields[key], key, source)
+        elif isinstance(value, section):
+            checked[key] = value
+        elif isinstance(value, dict):
+            checked[key] = _build_section(section, value, f"{source} [{key}]")
+        else:
+            raise ConfigError(
+                f"{source}: {key} is a section; give a table like [config.{key}] or {key}.x = ..."
+            )
     try:
         config = config_cls(**checked)
     except (TypeError, ValueError) as err:
@@ -128,6 +174,16 @@ def build_config(config_cls: type, values: dict[str, Any], source: str = "config
             raise
         raise ConfigError(f"{source}: {err}") from None
     return config
+
+
+def _build_section(section: type, values: dict[str, Any], source: str):
+    """A section from its table; its own checks' errors name the table too."""
+    try:
+        return build_config(section, values, source)
+    except ConfigError as err:
+        if str(err).startswith(source):
+            raise
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
@@ -189,27 +245,60 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def field_type(config_cls: type, path: str, source: str) -> Any:
+    """The annotation of the (possibly dotted) field ``path`` of ``config_cls``."""
+    annotation: Any = config_cls
+    for depth, key in enumerate(path.split(".")):
+        fields = config_fields(annotation)
+        if key not in fields:
+            where = ".".join(path.split(".")[:depth]) or "the config"
+            raise ConfigError(f"unknown key {key!r} in {source} ({where}); known keys: {', '.join(fields)}")
+        annotation = fields[key]
+        if section_type(annotation) is None and depth < path.count("."):
+            raise ConfigError(f"{source}: {key} is not a section, so {path} names nothing")
+    if section_type(annotation) is not None:
+        raise ConfigError(f"{source}: {path} is a section; set one of its keys, e.g. {path}.x=...")
+    return annotation
+
+
 def apply_overrides(values: dict[str, Any], overrides: list[str], config_cls: type) -> dict[str, Any]:
-    """Lay ``key=value`` overrides over ``values``, checking each against ``config_cls``."""
-    merged = dict(values)
-    fields = config_fields(config_cls)
+    """Lay ``key=value`` overrides (``section.key=value`` inside a section) over ``values``,
+    checking each against ``config_cls``."""
+    merged = rename_keys(values, "the recipe", renamed_keys_of(config_cls))
     for text in overrides:
         key, value = parse_override(text)
-        key = renamed_key(key, f"--set {text}")
-        if key not in fields:
-            raise ConfigError(f"unknown key {key!r} in --set {text}; known keys: {', '.join(fields)}")
-        merged[key] = coerce(value, fields[key], key, f"--set {text}")
+        source = f"--set {text}"
+        key = renamed_keys_of(config_cls).get(key, key)
+        value = coerce(value, field_type(config_cls, key, source), key, source)
+        merged = merge_values(merged, rename_keys({key: value}, source, {}))
     return merged
 
 
+def config_value(config: Any, path: str) -> Any:
+    """The value of the (possibly dotted) field ``path`` of a config."""
+    for key in path.split("."):
+        config = getattr(config, key)
+    return config
+
+
 def config_to_toml(config: Any, header: dict[str, Any] | None = None) -> str:
-    """Render a config dataclass (plus optional top-level keys) as TOML."""
+    """Render a config dataclass (plus optional top-level keys) as TOML; sections as sub-tables."""
     lines = [f"{k} = {_toml_value(v)}" for k, v in (header or {}).items()]
-    lines.append("\n[config]")
-    for key, value in dataclasses.asdict(config).items():
-        if value is not None:
-            lines.append(f"{key} = {_toml_value(value)}")
+    lines += _toml_table("config", config)
     return "\n".join(lines) + "\n"
+
+
+def _toml_table(name: str, config: Any) -> list[str]:
+    lines, sections = [f"\n[{name}]"], []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            sections.append((f"{name}.{field.name}", value))
+        elif value is not None:
+            lines.append(f"{field.name} = {_toml_value(value)}")
+    for section_name, section in sections:
+        lines += _toml_table(section_name, section)
+    return lines
 
 
 def _toml_value(value: Any) -> str:

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from playground.core.config import apply_overrides, build_config, load_recipe
+from playground.core.config import apply_overrides, build_config, load_recipe, rename_keys, renamed_keys_of
 from playground.core.progress import Progress
 from playground.core.registry import get_experiment
 from playground.core.runs import Metrics, Result, RunDir, metrics_table
@@ -18,8 +18,9 @@ def config_from_recipe(path: str | Path, preset: str | None = "quick", overrides
     """Load a recipe and build its experiment's checked ``Config``: ``(module, config)``."""
     recipe = load_recipe(path)
     module = get_experiment(recipe.experiment)
-    values = {"name": recipe.name, **recipe.values(preset)}
     source = f"recipe {recipe.path}" + (f" [presets.{preset}]" if preset else "")
+    renamed = renamed_keys_of(module.Config)
+    values = rename_keys({"name": recipe.name, **recipe.values(preset)}, source, renamed)
     build_config(module.Config, values, source)  # report recipe mistakes against the recipe
     values = apply_overrides(values, list(overrides), module.Config)
     config = build_config(module.Config, values, f"{source} with --set" if overrides else source)

@@ -28,7 +28,7 @@ from playground.fct.gallery import (
     write_gallery,
 )
 from playground.fct.retrieval import retrieval_metrics
-from playground.fct.side_info import SideInfoSpec, train_side_info
+from playground.fct.side_info import train_side_info
 from playground.fct.tasks import FCTData
 from playground.fct.transformation import Transformation, train_transformation, transform
 from playground.models import EmbeddingClassifier, build_model, count_macs
@@ -51,15 +51,14 @@ class Models:
 
 
 def _classifier(config, name: str, width: int, pool_size: int, train: ImageDataset) -> EmbeddingClassifier:
-    options = (
-        {"width": width, "pool_size": pool_size, "dropout": config.dropout} if name == "small_cnn" else {}
-    )
-    return build_model(
+    return build_model(  # width, pool_size and dropout reach small_cnn only (build_model drops them)
         name,
         in_channels=train.image_shape[0],
         num_classes=train.num_classes,
         embedding_dim=config.embedding_dim,
-        **options,
+        width=width,
+        pool_size=pool_size,
+        dropout=config.dropout,
     )
 
 
@@ -84,21 +83,6 @@ def _train_classifier(
         **extra,
     )
     return model.eval()
-
-
-def _side_spec(config, dim: int, device) -> SideInfoSpec:
-    return SideInfoSpec(
-        dim=dim,
-        width=config.side_width,
-        epochs=config.side_epochs,
-        lr=config.side_lr,
-        batch_size=config.side_batch_size,
-        temperature=config.temperature,
-        prototypes=config.side_prototypes,
-        small_crops=config.side_small_crops,
-        seed=config.seed,
-        device=str(device),
-    )
 
 
 def _timed(seconds: dict[str, float], key: str, work: Callable):
@@ -127,9 +111,10 @@ def train_models(config, data: FCTData, device, progress: Progress = None) -> Mo
         seconds,
         "side",
         lambda: train_side_info(
-            config.side_info_method,
             data.old_train.images,
-            _side_spec(config, config.side_info_dim, device),
+            config.side_info,
+            config.seed,
+            device,
             staged(progress, "side-info model"),
         ),
     )
@@ -179,7 +164,7 @@ def train_models(config, data: FCTData, device, progress: Progress = None) -> Mo
     sweep = {
         dim: _sweep_member(config, dim, data, features, device, progress)
         for dim in dict.fromkeys(config.side_info_sweep)
-        if dim != config.side_info_dim
+        if dim != config.side_info.dim
     }
     return Models(old, new, bct, side, h, h0, sweep, seconds, losses)
 
@@ -215,9 +200,10 @@ def _train_bct(config, old: EmbeddingClassifier, old_features: torch.Tensor, dat
 
 def _sweep_member(config, dim: int, data: FCTData, features, device, progress):
     side = train_side_info(
-        config.side_info_method,
         data.old_train.images,
-        _side_spec(config, dim, device),
+        dataclasses.replace(config.side_info, dim=dim),
+        config.seed,
+        device,
         staged(progress, f"side-info {dim}-d"),
     )
     side_features = embed_images(side, data.new_train.images, device=device)
@@ -373,7 +359,7 @@ def _sweep_rows(
     """new-fct for each side-info size (0: none): the storage / accuracy trade-off.
 
     The main size and "none" reuse the scores already in ``retrieval``."""
-    rows = [{"dim": config.side_info_dim, **retrieval["new-fct"]}, {"dim": 0, **retrieval["new-fct_noside"]}]
+    rows = [{"dim": config.side_info.dim, **retrieval["new-fct"]}, {"dim": 0, **retrieval["new-fct_noside"]}]
     for dim, (side, h) in models.sweep.items():
         side_info = (
             embed_images(side, test.images, device=device).to(DTYPES[config.store_dtype]).float()

@@ -200,7 +200,7 @@ def sections(metrics: Metrics, title: str, intro: str) -> str:
 def report_text(config, data: FCTData, outcome, metrics: Metrics, device) -> str:
     intro = (
         f"{data.description}. Query = gallery = {len(data.test)} test images; {config.distance} distance; "
-        f"side-info: {config.side_info_method}, {config.side_info_dim}-d, stored as {config.store_dtype}. "
+        f"side-info: {config.side_info.method}, {config.side_info.dim}-d, stored as {config.store_dtype}. "
         f"Run took {outcome.seconds:.0f} s on `{device}`."
     )
     figures = "\n\n".join(
@@ -217,7 +217,7 @@ def report_text(config, data: FCTData, outcome, metrics: Metrics, device) -> str
 def aggregate_text(config, metrics: Metrics, results) -> str:
     intro = (
         f"Mean ± standard deviation over {len(results)} seeds; the per-seed reports are linked below. "
-        f"Dataset {config.dataset}; side-info {config.side_info_method} {config.side_info_dim}-d."
+        f"Dataset {config.dataset}; side-info {config.side_info.method} {config.side_info.dim}-d."
     )
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     return (

@@ -20,10 +20,11 @@ from typing import Any
 import torch
 
 from playground.core.checkpoint import load_checkpoint
+from playground.core.config import rename_keys
 from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run_config
 from playground.core.seeds import seed_folders
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
-from playground.fct.experiment import EXPERIMENT
+from playground.fct.experiment import EXPERIMENT, Config
 from playground.fct.report import ROWS, sweep_names
 from playground.fct.retrieval import nearest
 
@@ -39,7 +40,7 @@ class FCTRun:
 
     path: Path
     metrics: dict[str, float]
-    config: dict[str, Any]  # the ``[config]`` table of config.toml
+    config: dict[str, Any]  # the ``[config]`` table of config.toml (old flat keys in their sections)
     seeds: list[Path] = field(default_factory=list)  # per-seed folders of a multi-seed parent
     artifact_dir: Path | None = None  # where embeddings.safetensors was found
     results: dict[str, Any] = field(default_factory=dict)  # fct_results.json of artifact_dir
@@ -56,6 +57,11 @@ class FCTRun:
     @property
     def distance(self) -> str:
         return self.config.get("distance", "l2")
+
+    @property
+    def side_info(self) -> dict[str, Any]:
+        """The ``[config.side_info]`` table: ``method``, ``dim``, ..."""
+        return self.config.get("side_info", {})
 
     @property
     def classes(self) -> list[str]:
@@ -145,9 +151,8 @@ def load_fct_run(path: str | Path) -> FCTRun:
     seeds = seed_folders(path)
     artifact_dir = next((f for f in [path, *seeds] if (f / EMBEDDINGS).is_file()), None)
     results_dir = artifact_dir or next((f for f in [path, *seeds] if (f / RESULTS).is_file()), path)
-    return FCTRun(
-        path, metrics, data.get("config", {}), seeds, artifact_dir, _read_results(results_dir), measured
-    )
+    config = rename_keys(data.get("config", {}), str(path), Config.RENAMED_KEYS, notify=False)
+    return FCTRun(path, metrics, config, seeds, artifact_dir, _read_results(results_dir), measured)
 
 
 def with_legacy_tags(measured: Metrics) -> Metrics:

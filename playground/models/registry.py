@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from playground.errors import ConfigError
@@ -68,13 +69,19 @@ def build_model(
     """Build model ``name``; ``num_classes=0`` gives an embedding-only model (logits None).
 
     ``backbone_kwargs`` may hold options of any backbone (``width``, ``pool_size``...): those
-    ``name`` does not take are dropped here, in this one place."""
+    ``name`` does not take are dropped here, in this one place.
+
+    The model's 4-D weights are laid out channels-last (NHWC): convolutions, batch norm and
+    max-pooling then run through oneDNN's NHWC kernels, which on a CPU train a ``small_cnn``
+    about 1.5x faster (a conv layer 2.4x, a max-pool 10x; ``scripts/bench_memory_format.py``).
+    Inputs need no change: a convolution whose weight is channels-last returns channels-last."""
     backbone_kwargs = _backbone_kwargs(name, backbone_kwargs)
     _check_size("in_channels", in_channels, 1)
     _check_size("num_classes", num_classes, 0)
     _check_size("embedding_dim", embedding_dim, 1)
     backbone = BACKBONES[name](in_channels=in_channels, **backbone_kwargs)
-    return EmbeddingClassifier(backbone, backbone.feature_dim, embedding_dim, num_classes)
+    model = EmbeddingClassifier(backbone, backbone.feature_dim, embedding_dim, num_classes)
+    return model.to(memory_format=torch.channels_last)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -128,11 +128,7 @@ class Config(RunConfig):
 
     def encoder(self, in_channels: int, num_classes: int = 0) -> torch.nn.Module:
         """The architecture every init shares (weights from the current torch seed)."""
-        options = (
-            {"width": self.width, "pool_size": self.pool_size, "dropout": 0.0}
-            if self.model == "small_cnn"
-            else {}
-        )
+        options = {"width": self.width, "pool_size": self.pool_size, "dropout": 0.0}  # small_cnn's only
         return build_model(
             self.model,
             in_channels=in_channels,

@@ -336,7 +336,6 @@ def train_swav(
         config.large_crops, config.small_crops, small_size=config.small_size, augment_config=config.augment
     )
     loader = MultiCropLoader(images, multicrop, batch_size=batch_size, seed=seed, channels_last=True)
-    model.to(memory_format=torch.channels_last)  # NHWC convolutions: about 1.5x faster on a CPU
     history = fit(
         model,
         loader,
@@ -346,6 +345,5 @@ def train_swav(
         device=device,
         progress=progress,
     )
-    model.to(memory_format=torch.contiguous_format)
     model.prototypes.normalize_()
     return history

@@ -50,11 +50,7 @@ class NetSpec:
     device: str = "cpu"
 
     def build(self, in_channels: int, num_classes: int) -> nn.Module:
-        options = (
-            dict(width=self.width, depth=self.depth, dropout=self.dropout, pool_size=self.pool_size)
-            if self.model == "small_cnn"
-            else {}
-        )
+        options = dict(width=self.width, depth=self.depth, dropout=self.dropout, pool_size=self.pool_size)
         return build_model(
             self.model,
             in_channels=in_channels,

@@ -243,13 +243,13 @@ def test_fct_page_without_runs_offers_a_new_experiment():
     at = open_app("views/fct.py")
     assert "playground run recipes/fct_fashion.toml" in at.info[0].value
     assert at.selectbox(key="fct_preset").value == "fct_fashion / quick"
-    assert at.slider(key="fct_side_info_dim").value == 32
+    assert at.slider(key="fct_side_info.dim").value == 32
     assert at.code[0].value == "playground run recipes/fct_fashion.toml --preset quick"
-    at.slider(key="fct_side_info_dim").set_value(64).run()
+    at.slider(key="fct_side_info.dim").set_value(64).run()
     assert not at.exception
-    assert at.code[0].value.endswith("--preset quick --set side_info_dim=64")
+    assert at.code[0].value.endswith("--preset quick --set side_info.dim=64")
     at.selectbox(key="fct_preset").select("fct_fashion / full").run()
-    assert at.slider(key="fct_side_info_dim").value == 32 and at.code[0].value.endswith("--preset full")
+    assert at.slider(key="fct_side_info.dim").value == 32 and at.code[0].value.endswith("--preset full")
     assert not at.metric and not at.get("plotly_chart")
 
 
@@ -350,7 +350,12 @@ def test_fct_page_reports_a_broken_run_in_one_line(fct_run, playground_home):
 def test_fct_page_trains_a_run_and_opens_it(playground_home):
     at = open_app("views/fct.py")
     at.selectbox(key="fct_dataset").select("digits")
-    for key, value in (("old_epochs", 1), ("new_epochs", 1), ("side_epochs", 1), ("transform_epochs", 2)):
+    for key, value in (
+        ("old_epochs", 1),
+        ("new_epochs", 1),
+        ("side_info.epochs", 1),
+        ("transform_epochs", 2),
+    ):
         at.number_input(key=f"fct_{key}").set_value(value)
     at.run()
     at.button(key="fct_train").click().run()

@@ -1,3 +1,4 @@
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -8,6 +9,7 @@ from playground.core.config import (
     apply_overrides,
     build_config,
     config_to_toml,
+    config_value,
     load_recipe,
     parse_override,
     tomllib,
@@ -123,3 +125,65 @@ def test_shipped_recipes_build_for_every_preset():
         for preset in recipe.presets:
             _, config = config_from_recipe(path, preset)
             assert config.name == path.stem
+
+
+@dataclass
+class Optim:
+    lr: float = 0.1
+    betas: list[float] = (0.9, 0.99)
+
+    def __post_init__(self):
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+
+
+@dataclass
+class SectionConfig(RunConfig):
+    RENAMED_KEYS = {"optim_lr": "optim.lr"}
+    epochs: int = 1
+    optim: Optim = dataclasses.field(default_factory=Optim)
+
+
+def test_sections_are_tables_dotted_overrides_and_the_inner_object(tmp_path):
+    path = tmp_path / "toy.toml"
+    path.write_text(
+        'experiment = "classify"\n[config]\nepochs = 2\n[config.optim]\nlr = 0.5\nbetas = [0.8, 0.9]\n'
+        "[presets.quick.optim]\nlr = 0.25\n"
+    )
+    values = load_recipe(path).values("quick")
+    assert values == {"epochs": 2, "optim": {"lr": 0.25, "betas": [0.8, 0.9]}}  # merged key by key
+    values = apply_overrides(values, ["optim.lr=1", "epochs=3"], SectionConfig)
+    config = build_config(SectionConfig, values)
+    assert config.optim == Optim(lr=1.0, betas=[0.8, 0.9]) and isinstance(config.optim.lr, float)
+    assert config_value(config, "optim.lr") == 1.0
+    text = config_to_toml(config, {"experiment": "toy"})
+    assert "[config.optim]" in text
+    assert build_config(SectionConfig, tomllib.loads(text)["config"]) == config  # round trip
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.momentum=1", r"unknown key 'momentum' in --set optim.momentum=1 \(optim\)"),
+        ("optim=1", "optim is a section"),
+        ("epochs.x=1", "epochs is not a section"),
+        ("optim.lr=fast", "optim.lr must be float"),
+    ],
+)
+def test_bad_section_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides({}, [override], SectionConfig)
+
+
+def test_section_values_are_checked_once_with_their_table_named():
+    with pytest.raises(ConfigError, match=r"recipe x \[optim\]: lr must be positive"):
+        build_config(SectionConfig, {"optim": {"lr": -1.0}}, "recipe x")
+    with pytest.raises(ConfigError, match="optim is a section"):
+        build_config(SectionConfig, {"optim": 3}, "recipe x")
+
+
+def test_old_flat_keys_move_into_their_section(capsys):
+    config = build_config(SectionConfig, {"optim_lr": 0.3}, "old run")
+    assert config.optim.lr == 0.3
+    assert "optim_lr in old run is now optim.lr" in capsys.readouterr().err
+    assert build_config(SectionConfig, apply_overrides({}, ["optim_lr=0.2"], SectionConfig)).optim.lr == 0.2

@@ -12,15 +12,15 @@ from playground.core.runner import config_from_recipe, run_recipe
 from playground.errors import ConfigError
 from playground.fct.experiment import Config, run
 from playground.fct.gallery import GalleryStore
+from playground.fct.side_info import SideInfoSpec
 from tests.conftest import REPO, needs_fashion_mnist
 
 DIGITS = dict(
     dataset="digits",
     old_epochs=4,
     new_epochs=6,
-    side_epochs=4,
+    side_info=SideInfoSpec(epochs=4, batch_size=128),
     transform_epochs=40,
-    side_batch_size=128,
     pool_size=2,
     old_pool_size=1,
     batch_size=64,
@@ -38,9 +38,9 @@ def metric(result, case, key="top1"):
 
 def test_bad_configs_are_one_line_errors():
     with pytest.raises(ConfigError, match="between 8 and 128"):
-        Config(side_info_dim=4)
-    with pytest.raises(ConfigError, match="side_info_method"):
-        Config(side_info_method="nope")
+        SideInfoSpec(dim=4)
+    with pytest.raises(ConfigError, match="unknown side-info method 'nope'"):
+        config_from_recipe(REPO / "recipes" / "fct_fashion.toml", "quick", ["side_info.method=nope"])
     with pytest.raises(ConfigError, match="must leave some classes"):
         run(Config(dataset="digits", old_classes=list(range(10))))
     with pytest.raises(ConfigError):
@@ -139,10 +139,9 @@ def test_runs_unchanged_on_a_users_image_folder(tmp_path):
             image_size=16,
             old_epochs=1,
             new_epochs=1,
-            side_epochs=1,
+            side_info=SideInfoSpec(epochs=1, batch_size=8),
             transform_epochs=1,
             batch_size=8,
-            side_batch_size=8,
             pool_size=2,
             save_models=False,
             out=str(tmp_path / "runs"),

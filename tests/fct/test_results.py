@@ -9,22 +9,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from playground.core.config import tomllib
 from playground.core.runs import Metrics, load_run
 from playground.core.seeds import aggregate_scalars
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError, PlaygroundError
 from playground.fct import results as fct
 from playground.fct.pipeline import CASES
 from playground.fct.retrieval import distances
+from playground.fct.side_info import SideInfoSpec
 
 # trains in a few seconds on one CPU thread; the numbers are poor but every file is written
 TINY_FCT = dict(
     dataset="digits",
     old_epochs=1,
     new_epochs=1,
-    side_epochs=1,
+    side_info=SideInfoSpec(epochs=1, batch_size=128),
     transform_epochs=2,
     side_info_sweep=[8],
-    side_batch_size=128,
     save_models=False,
 )
 
@@ -115,11 +116,11 @@ def test_the_side_info_range_the_page_offers_is_the_one_the_config_accepts():
     from playground.fct.experiment import Config
     from playground.fct.side_info import MAX_DIM, MIN_DIM
 
-    assert Config(side_info_dim=MIN_DIM).side_info_dim == MIN_DIM
-    assert Config(side_info_dim=MAX_DIM).side_info_dim == MAX_DIM
+    assert SideInfoSpec(dim=MIN_DIM).dim == MIN_DIM
+    assert SideInfoSpec(dim=MAX_DIM).dim == MAX_DIM
     for outside in (MIN_DIM - 1, MAX_DIM + 1):
         with pytest.raises(ConfigError, match=f"between {MIN_DIM} and {MAX_DIM}"):
-            Config(side_info_dim=outside)
+            Config(side_info_sweep=[outside])
 
 
 def test_projection_rows_and_images(run):
@@ -217,7 +218,14 @@ def test_metrics_carry_split_and_tags_and_old_runs_still_open(run, run_dir, tmp_
     old = tmp_path / run_dir.name
     shutil.copytree(run_dir, old)
     (old / "metrics.json").write_text(json.dumps({"metrics": data["metrics"], "units": data["units"]}))
+    config = tomllib.loads((old / "config.toml").read_text())["config"]
+    assert run.side_info["dim"] == config["side_info"]["dim"] == 32
+    section = config.pop("side_info")  # before the [config.side_info] section: flat keys
+    config.update(side_info_method=section["method"], side_info_dim=section["dim"])
+    flat = "".join(f"{key} = {json.dumps(value)}\n" for key, value in config.items())
+    (old / "config.toml").write_text(f'experiment = "fct"\n[config]\n{flat}')
     legacy = fct.load_fct_run(old)
+    assert legacy.side_info["dim"] == 32 and legacy.side_info["method"] == "simclr"
     assert fct.tradeoff_rows(legacy) == fct.tradeoff_rows(run)
     assert fct.cost_summary(legacy) == fct.cost_summary(run) and "backfill_speedup" in fct.cost_summary(run)
 

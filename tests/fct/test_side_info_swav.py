@@ -8,14 +8,14 @@ def test_swav_is_a_registered_side_info_trainer():
     from playground.fct.experiment import Config
 
     assert SIDE_INFO_TRAINERS["swav"] is train_swav_side_info
-    assert Config(side_info_method="swav").side_info_method == "swav"
+    assert Config(side_info=SideInfoSpec(method="swav")).side_info.method == "swav"
 
 
 def test_swav_side_info_has_spec_dim_numbers_and_is_not_collapsed():
     images = load_dataset("digits", "train").images[:256]
-    spec = SideInfoSpec(dim=16, width=8, pool_size=2, epochs=2, batch_size=64, seed=0)
+    spec = SideInfoSpec(method="swav", dim=16, width=8, pool_size=2, epochs=2, batch_size=64)
     events = []
-    encoder = train_side_info("swav", images, spec, progress=lambda event: events.append(event))
+    encoder = train_side_info(images, spec, seed=0, progress=lambda event: events.append(event))
     assert not encoder.training and events
     with torch.no_grad():
         side = encoder(images).embedding
@@ -28,17 +28,13 @@ def test_swav_side_info_has_spec_dim_numbers_and_is_not_collapsed():
 
 def test_swav_settings_of_the_spec_reach_the_trainer(monkeypatch):
     import playground.fct.side_info as side_info
-    from playground.fct.experiment import Config
-    from playground.fct.pipeline import _side_spec
 
     seen = {}
     monkeypatch.setattr(
         side_info, "train_swav", lambda model, images, config, **kw: seen.update(config=config, model=model)
     )
-    spec = _side_spec(
-        Config(side_info_method="swav", side_prototypes=12, side_small_crops=2, temperature=0.3), 16, "cpu"
-    )
-    train_swav_side_info(torch.rand(8, 1, 8, 8), spec)
+    spec = SideInfoSpec(method="swav", dim=16, prototypes=12, small_crops=2, temperature=0.3)
+    train_side_info(torch.rand(8, 1, 8, 8), spec)
     config = seen["config"]
     assert (config.prototypes, config.small_crops, config.temperature) == (12, 2, 0.3)
     assert seen["model"].prototypes.weight.shape == (12, 32)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from playground.core.checkpoint import load_checkpoint, save_checkpoint
 from playground.errors import ConfigError
 from playground.models import (
     MODEL_NAMES,
@@ -207,3 +208,18 @@ def test_small_cnn_overfits_random_labels():
     with torch.no_grad():
         accuracy = (model(images).logits.argmax(1) == labels).float().mean().item()
     assert accuracy >= 0.95
+
+
+def test_models_are_channels_last_and_compute_what_nchw_computes(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("small_cnn", in_channels=1, num_classes=10, width=8, pool_size=2).eval()
+    conv = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    images = torch.rand(4, 1, 16, 16)  # plain NCHW input works unchanged
+    nchw = build_model("small_cnn", in_channels=1, num_classes=10, width=8, pool_size=2)
+    nchw.load_state_dict(model.state_dict())
+    nchw = nchw.to(memory_format=torch.contiguous_format).eval()
+    torch.testing.assert_close(model(images).logits, nchw(images).logits, rtol=1e-4, atol=1e-5)
+    path = save_checkpoint(tmp_path / "m.safetensors", model.state_dict())  # safetensors wants contiguous
+    nchw.load_state_dict(load_checkpoint(path)[0])
+    torch.testing.assert_close(model(images).logits, nchw(images).logits, rtol=1e-4, atol=1e-5)

@@ -229,7 +229,7 @@ def test_train_swav_with_a_queue_runs_through_fit():
     )
     assert torch.allclose(model.prototypes.weight.norm(dim=1), torch.ones(10), atol=1e-5)
     conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # (C_in > 1: a real layout)
-    assert conv.weight.is_contiguous()  # trained channels-last, handed back in the default layout
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # the factory's NHWC layout
 
 
 @pytest.mark.slow
