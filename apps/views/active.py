@@ -7,7 +7,6 @@ the annotation queue that the Annotate page works through.
 """
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -17,22 +16,28 @@ from common import PresetForm, choose_run, preset_run_button, recipe_values, sho
 
 from playground.active import experiment, report
 from playground.active.acquisition import ACQUISITIONS
-from playground.active.results import find_active_runs, load_curves, mean_route_counts, seed_curve
+from playground.active.results import (
+    find_active_runs,
+    load_curves,
+    mean_route_counts,
+    read_active_config,
+    seed_curve,
+)
 from playground.core.config import load_recipe
-from playground.core.runs import load_run, read_run_config
+from playground.core.runs import load_run
 from playground.errors import PlaygroundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "active_fashion.toml"
 FIELDS = (
     "strategies",
-    "initial",
-    "query",
-    "budget",
-    "pool_limit",
+    "loop.initial",
+    "loop.query",
+    "loop.budget",
+    "data.pool_limit",
     "target_accuracy",
-    "alpha",
-    "annotator_budget",
+    "escalation.alpha",
+    "escalation.annotator_budget",
     "queue",
 )
 FORM = PresetForm("al", recipe_values(RECIPE, FIELDS), FIELDS)
@@ -50,22 +55,31 @@ def draw_widgets(presets: list[str]) -> dict:
         presets,
         help="Starting values from recipes/active_fashion.toml (quick: about a minute on a CPU)",
     )
-    top[1].multiselect("Acquisition strategies", list(ACQUISITIONS), key="al_strategies")
+    top[1].multiselect("Acquisition strategies", list(ACQUISITIONS), key=FORM.key("strategies"))
     top[2].number_input(
-        "Target accuracy", min_value=0.05, max_value=0.99, step=0.01, key="al_target_accuracy"
+        "Target accuracy", min_value=0.05, max_value=0.99, step=0.01, key=FORM.key("target_accuracy")
     )
-    top[3].text_input("Annotation queue", key="al_queue", help="Escalations go to this queue (empty: none)")
+    top[3].text_input(
+        "Annotation queue", key=FORM.key("queue"), help="Escalations go to this queue (empty: none)"
+    )
     low = st.columns(6)
-    low[0].number_input("Initial labels", min_value=1, step=10, key="al_initial")
-    low[1].number_input("Labels per round", min_value=1, step=10, key="al_query")
-    low[2].number_input("Label budget", min_value=1, step=100, key="al_budget")
+    low[0].number_input("Initial labels", min_value=1, step=10, key=FORM.key("loop.initial"))
+    low[1].number_input("Labels per round", min_value=1, step=10, key=FORM.key("loop.query"))
+    low[2].number_input("Label budget", min_value=1, step=100, key=FORM.key("loop.budget"))
     low[3].number_input(
-        "Pool size", min_value=0, step=1000, key="al_pool_limit", help="0: the whole training set"
+        "Pool size", min_value=0, step=1000, key=FORM.key("data.pool_limit"), help="0: the whole training set"
     )
     low[4].number_input(
-        "Auto-label error target α", min_value=0.001, max_value=0.5, step=0.01, key="al_alpha", format="%.3f"
+        "Auto-label error target α",
+        min_value=0.001,
+        max_value=0.5,
+        step=0.01,
+        key=FORM.key("escalation.alpha"),
+        format="%.3f",
     )
-    low[5].number_input("Annotator budget per round", min_value=0, step=50, key="al_annotator_budget")
+    low[5].number_input(
+        "Annotator budget per round", min_value=0, step=50, key=FORM.key("escalation.annotator_budget")
+    )
     return FORM.values()
 
 
@@ -176,7 +190,9 @@ def routes_table(escalation: list[dict]) -> pd.DataFrame:
 # --------------------------------------------------------------------- the page
 
 
-def show_run(path: Path, config) -> None:
+def show_run(path: Path, config: dict) -> None:
+    """The run's checks, curves and escalation; ``config`` is its ``[config]`` table with old flat keys
+    in their sections (:func:`~playground.active.results.read_active_config`)."""
     try:
         curves, metrics = load_curves(path), load_run(path).metrics
     except PlaygroundError as err:
@@ -186,8 +202,8 @@ def show_run(path: Path, config) -> None:
     strategies, policies = list(curves["strategies"]), list(curves["policies"])
     seeds = len(curves["escalation"])
     ratio = "mean_curve/labels_vs_random" if seeds > 1 else "labels_vs_random"
-    summary = SimpleNamespace(strategies=strategies, target_accuracy=target, budget=config.get("budget", 0))
-    st.markdown("\n".join(report.claims(summary, metrics, ratio)))
+    budget = config.get("loop", {}).get("budget", 0)
+    st.markdown("\n".join(report.claims(strategies, target, budget, metrics, ratio)))
     tabs = st.tabs(["Learning curves", "Retraining policies", "Escalation"])
     with tabs[0]:
         st.plotly_chart(
@@ -246,7 +262,7 @@ chosen = choose_run(
     settings,
 )
 try:
-    run_config = read_run_config(root / chosen).get("config", {})
+    run_config = read_active_config(root / chosen)
 except PlaygroundError as err:
     show_error(err)
     st.stop()

@@ -25,7 +25,7 @@ from common import (
 )
 
 from playground.core.config import load_recipe
-from playground.core.runs import load_run, read_run_config
+from playground.core.runs import load_run
 from playground.data.explore import sample_indices
 from playground.errors import PlaygroundError
 from playground.swav import experiment
@@ -40,6 +40,7 @@ from playground.swav.results import (
     no_model_reason,
     probe_curves,
     prototype_examples,
+    read_config,
     top_prototypes,
 )
 from playground.swav.sinkhorn import (
@@ -56,9 +57,9 @@ FIELDS = (
     "epochs",
     "pretrain_limit",
     "representation_dim",
-    "prototypes",
-    "temperature",
-    "small_crops",
+    "swav.prototypes",
+    "swav.temperature",
+    "swav.small_crops",
 )
 FORM = PresetForm("swav", recipe_values(RECIPE, FIELDS), FIELDS)
 MODELS = ["small_cnn", "regnety_small", "regnety_400mf", "resnet18"]
@@ -189,9 +190,11 @@ def new_experiment(settings) -> None:
     )
     row = st.columns(4)
     row[0].number_input("Representation size", min_value=1, max_value=1024, key="swav_representation_dim")
-    row[1].number_input("Prototypes K", min_value=2, max_value=3000, key="swav_prototypes")
-    row[2].number_input("Temperature τ", min_value=0.01, max_value=2.0, step=0.05, key="swav_temperature")
-    row[3].number_input("Small crops", min_value=0, max_value=10, key="swav_small_crops")
+    row[1].number_input("Prototypes K", min_value=2, max_value=3000, key=FORM.key("swav.prototypes"))
+    row[2].number_input(
+        "Temperature τ", min_value=0.01, max_value=2.0, step=0.05, key=FORM.key("swav.temperature")
+    )
+    row[3].number_input("Small crops", min_value=0, max_value=10, key=FORM.key("swav.small_crops"))
     preset_run_button(
         RECIPE,
         FORM,
@@ -285,7 +288,7 @@ def assignments_tab(path: Path, settings) -> None:
     except PlaygroundError as err:
         show_error(err)
         return
-    matches = top_prototypes(model.prototype_scores(images), config.temperature, counts)
+    matches = top_prototypes(model.prototype_scores(images), config.swav.temperature, counts)
     st.caption(
         "Each sample's three most similar prototypes (softmax of the scores at τ) and test images the "
         "prototype holds. Labels were never used to train the prototypes."
@@ -313,7 +316,9 @@ def training_tab(path: Path, config: dict) -> None:
         go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines+markers", name="loss")
     )
     figure.add_hline(
-        y=float(np.log(config.get("prototypes", 2))), line_dash="dot", annotation_text="log K (uniform)"
+        y=float(np.log(config.get("swav", {}).get("prototypes", 2))),
+        line_dash="dot",
+        annotation_text="log K (uniform)",
     )
     figure.update_layout(
         title="SwAV loss per epoch", xaxis_title="epoch", yaxis_title="nats", height=350, margin=MARGIN
@@ -357,7 +362,7 @@ chosen = choose_run(
 )
 run_path = root / chosen
 try:
-    run_config = read_run_config(run_path).get("config", {})
+    run_config = read_config(run_path)  # old runs' flat keys in their sections
 except PlaygroundError as err:
     show_error(err)
     st.stop()

@@ -39,12 +39,12 @@ from playground.data.ood import FAR_SETS, load_ood_data
 from playground.errors import PlaygroundError
 from playground.uncertainty import experiment, report
 from playground.uncertainty import results as ood
-from playground.uncertainty.benchmark import evaluation_sets
+from playground.uncertainty.benchmark import MethodSettings, evaluation_sets
 from playground.uncertainty.scores import score as ood_score
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "uncertainty_fashion.toml"
-FIELDS = ("dataset", "far_sets", "bnn_layers", "epochs", "members", "train_limit")
+FIELDS = ("dataset", "far_sets", "bench.bnn_layers", "net.epochs", "bench.members", "train_limit")
 FAR_CHOICES = [name for name in FAR_SETS if name != "folder"]  # a folder also needs ood_folder: CLI only
 
 METHODS = {
@@ -65,10 +65,6 @@ SOURCES = ("A benchmark image", "Upload an image", "Draw one")
 FORM = PresetForm("ood", recipe_values(RECIPE, FIELDS), FIELDS)
 
 
-def choices(field: str) -> list:
-    return literal_choices(experiment.Config, field)
-
-
 def draw_widgets(presets: list[str]) -> dict:
     FORM.restore(presets)
     top = st.columns(4)
@@ -79,20 +75,20 @@ def draw_widgets(presets: list[str]) -> dict:
     )
     top[1].selectbox(
         "In-distribution dataset",
-        choices("dataset"),
-        key="ood_dataset",
+        literal_choices(experiment.Config, "dataset"),
+        key=FORM.key("dataset"),
         help="Its held-out classes (heldout_classes) become the near-OOD set",
     )
-    top[2].multiselect("Far OOD sets", FAR_CHOICES, key="ood_far_sets")
+    top[2].multiselect("Far OOD sets", FAR_CHOICES, key=FORM.key("far_sets"))
     top[3].selectbox(
         "BNN layers",
-        choices("bnn_layers"),
-        key="ood_bnn_layers",
+        literal_choices(MethodSettings, "bnn_layers"),
+        key=FORM.key("bench.bnn_layers"),
         help="last: a Bayesian last layer on a deterministic body; all: every layer Bayesian",
     )
     low = st.columns(3)
-    low[0].number_input("Epochs", min_value=1, max_value=500, step=1, key="ood_epochs")
-    low[1].number_input("Ensemble members", min_value=2, max_value=20, step=1, key="ood_members")
+    low[0].number_input("Epochs", min_value=1, max_value=500, step=1, key=FORM.key("net.epochs"))
+    low[1].number_input("Ensemble members", min_value=2, max_value=20, step=1, key=FORM.key("bench.members"))
     FORM.train_limit_input(low[2], what="in-distribution training images")
     return FORM.values()
 
@@ -486,11 +482,12 @@ def describe(run: ood.OODRun) -> str:
     parts += [
         text
         for method, text in (
-            ("ensemble", f"{c.members}-member ensemble"),
-            ("mc_dropout", f"MC dropout {c.mc_samples} samples"),
+            ("ensemble", f"{c.bench.members}-member ensemble"),
+            ("mc_dropout", f"MC dropout {c.bench.mc_samples} samples"),
             (
                 "bnn",
-                f"BNN ({c.bnn_layers} layer{'s' if c.bnn_layers == 'all' else ''}) {c.bnn_samples} samples",
+                f"BNN ({c.bench.bnn_layers} layer{'s' if c.bench.bnn_layers == 'all' else ''}) "
+                f"{c.bench.bnn_samples} samples",
             ),
         )
         if method in ran

@@ -12,7 +12,7 @@ queue in the project's database. See :mod:`~playground.active.acquisition`,
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 from playground.active import report
 from playground.active.acquisition import ACQUISITIONS
@@ -30,50 +30,42 @@ from playground.errors import ConfigError
 EXPERIMENT = "active"
 
 
+def _moved_into(section: str, keys: str) -> dict[str, str]:
+    """Each of the space-separated old flat ``keys`` -> the same key in ``section``."""
+    return {key: f"{section}.{key}" for key in keys.split()}
+
+
 @dataclasses.dataclass
 class Config(RunConfig):
+    """The run: the dataset, the strategies and policies compared, the target accuracy and the queue
+    at the top; the ``[data]``, ``[loop]``, ``[train]`` and ``[escalation]`` sections are the specs the
+    code receives (``--set loop.budget=200``)."""
+
+    # the flat keys of runs and recipes made before the sections (read with a notice)
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {
+        **_moved_into("data", "pool_limit test_limit calibration_size ood_sets ood_limit"),
+        **_moved_into("loop", "initial query budget pool_subset mc_samples selection"),
+        "ensemble_members": "loop.members",
+        **_moved_into(
+            "train", "epochs min_steps max_steps batch_size lr weight_decay finetune_steps replay width"
+        ),
+        **_moved_into("escalation", "alpha delta annotator_budget stream_rounds knn_k"),
+    }
     name: str = "active"
-    # data
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
-    pool_limit: int = 20000  # unlabelled pool size (0: the whole training set)
-    test_limit: int = 3000  # test images for the learning curves; the rest of the test set is the stream
-    calibration_size: int = 2000  # labelled split that calibrates the escalation threshold
-    ood_sets: list[str] = dataclasses.field(default_factory=lambda: ["digits", "shapes"])
-    ood_limit: int = 500  # OOD images per set mixed into the stream
-    # the loop
+    # the acquisition strategies, each drawing a learning curve (retrained from scratch)
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["random", "entropy", "margin", "bald"])
-    initial: int = 20
-    query: int = 10
-    budget: int = 1000
-    pool_subset: int = 2000  # unlabelled samples scored per round (0: all)
-    mc_samples: int = 20
-    ensemble_members: int = (
-        1  # 1: MC dropout; N > 1: scores from a deep ensemble of N networks (N × the training)
-    )
-    selection: Literal["top", "power"] = "top"  # top-k scores, or sample ∝ score (Kirsch et al. 2023)
     target_accuracy: float = 0.80
-    # training each round
-    epochs: int = 50
-    min_steps: int = 150
-    max_steps: int = 300
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    width: int = 32
     # retraining policies, compared on one strategy
     policies: list[str] = dataclasses.field(default_factory=lambda: ["scratch", "finetune_replay"])
     policy_strategy: str = "entropy"
-    replay: int = 100
-    finetune_steps: int = 50
-    # escalation
-    alpha: float = 0.05
-    delta: float = 0.1
-    annotator_budget: int = 200
-    stream_rounds: int = 5
-    knn_k: int = 10
     escalation_strategy: str = ""  # whose final model routes the stream ("": the last strategy)
     queue: str = ""  # annotation queue that receives the escalations ("": none)
+    data: ActiveDataSpec = dataclasses.field(default_factory=ActiveDataSpec)
+    loop: LoopSpec = dataclasses.field(default_factory=LoopSpec)
+    train: TrainSpec = dataclasses.field(default_factory=TrainSpec)
+    escalation: EscalationSpec = dataclasses.field(default_factory=EscalationSpec)
 
     def __post_init__(self):
         super().__post_init__()
@@ -88,69 +80,9 @@ class Config(RunConfig):
             raise ConfigError(
                 f"escalation_strategy {self.escalation_strategy!r} is not one of strategies {self.strategies}"
             )
-        if not 0 < self.target_accuracy < 1 or not 0 < self.alpha < 1 or not 0 < self.delta < 1:
-            raise ConfigError("target_accuracy, alpha and delta must lie in (0, 1)")
-        for key in (
-            "epochs",
-            "min_steps",
-            "max_steps",
-            "batch_size",
-            "width",
-            "finetune_steps",
-            "stream_rounds",
-            "ensemble_members",
-        ):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
-        self.data_spec().check()
-
-    def data_spec(self) -> ActiveDataSpec:
-        return ActiveDataSpec(
-            self.dataset,
-            self.data_root,
-            self.pool_limit,
-            self.test_limit,
-            self.calibration_size,
-            tuple(self.ood_sets),
-            self.ood_limit,
-            self.seed,
-        )
-
-    def loop_spec(self) -> LoopSpec:
-        return LoopSpec(
-            self.initial,
-            self.query,
-            self.budget,
-            self.pool_subset,
-            self.mc_samples,
-            self.ensemble_members,
-            self.selection,
-        )
-
-    def train_spec(self, device: str = "cpu") -> TrainSpec:
-        return TrainSpec(
-            self.epochs,
-            self.min_steps,
-            self.max_steps,
-            self.batch_size,
-            self.lr,
-            self.weight_decay,
-            self.finetune_steps,
-            self.replay,
-            self.width,
-            device,
-        )
-
-    def escalation_spec(self) -> EscalationSpec:
-        return EscalationSpec(
-            self.alpha,
-            self.delta,
-            self.annotator_budget,
-            self.stream_rounds,
-            self.knn_k,
-            mc_samples=self.mc_samples,
-            seed=self.seed,
-        )
+        if not 0 < self.target_accuracy < 1:
+            raise ConfigError(f"target_accuracy must lie in (0, 1), got {self.target_accuracy}")
+        self.data.check(self.dataset)
 
 
 @dataclasses.dataclass
@@ -164,8 +96,8 @@ class ActiveResults:
 
 def load(config: Config, device=None, progress: Progress = None) -> ActiveData:
     """The pool, test, calibration and stream splits; a budget the pool cannot meet fails here."""
-    data = load_active_data(config.data_spec())
-    config.loop_spec().check(len(data.pool), data.pool.num_classes)
+    data = load_active_data(config.data, config.dataset, config.data_root, config.seed)
+    config.loop.check(len(data.pool), data.pool.num_classes)
     return data
 
 
@@ -175,7 +107,7 @@ def steps(run: Run[Config], data: ActiveData) -> Finished:
     loops = _learning_curves(config, data, device, progress)
     policies = _policy_comparison(config, data, device, loops, progress)
     chosen = loops[config.escalation_strategy or config.strategies[-1]]
-    escalation = simulate(chosen.learner, data, config.escalation_spec())
+    escalation = simulate(chosen.learner, data, config.escalation, config.loop.mc_samples, config.seed)
     if config.queue:
         report.enqueue_escalations(
             config.queue, escalation, data, run.dir.path.name, str(runs_root_of(run.dir.path))
@@ -198,11 +130,12 @@ def _learning_curves(config: Config, data, device: str, progress: Progress) -> d
             data.test,
             s,
             "scratch",
-            config.loop_spec(),
-            config.train_spec(device),
+            config.loop,
+            config.train,
             config.seed,
             progress,
             stage=f"{s} (scratch)",
+            device=device,
         )
         for s in config.strategies
     }
@@ -220,11 +153,12 @@ def _policy_comparison(config: Config, data, device: str, loops: dict, progress:
             data.test,
             config.policy_strategy,
             policy,
-            config.loop_spec(),
-            config.train_spec(device),
+            config.loop,
+            config.train,
             config.seed,
             progress,
             stage=f"{config.policy_strategy} ({policy})",
+            device=device,
         )
     return out
 

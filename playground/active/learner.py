@@ -72,8 +72,9 @@ class ActiveCNN(nn.Module):
 
 @dataclasses.dataclass
 class TrainSpec:
-    """How each round trains: ``epochs`` over the labels, kept within [min_steps, max_steps]
-    optimiser steps so that 20 labels still train and 1,000 do not take all day."""
+    """The ``[train]`` section: how each round trains: ``epochs`` over the labels, kept within
+    [min_steps, max_steps] optimiser steps so that 20 labels still train and 1,000 do not take all day;
+    ``finetune_steps`` and ``replay`` are the ``finetune_replay`` policy's."""
 
     epochs: int = 50
     min_steps: int = 150
@@ -84,7 +85,11 @@ class TrainSpec:
     finetune_steps: int = 50  # optimiser steps per round under finetune_replay
     replay: int = 100  # old labels replayed with the new ones (finetune_replay)
     width: int = 32
-    device: str = "cpu"
+
+    def __post_init__(self):
+        for key in ("epochs", "min_steps", "max_steps", "batch_size", "width", "finetune_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be at least 1, got {getattr(self, key)}")
 
 
 def build_learner(spec: TrainSpec, image_shape: tuple[int, int, int], num_classes: int) -> ActiveCNN:
@@ -100,29 +105,44 @@ def scratch_steps(spec: TrainSpec, labels: int) -> int:
 
 
 def train_on(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec, steps: int, seed: int
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    spec: TrainSpec,
+    steps: int,
+    seed: int,
+    device: str = "cpu",
 ) -> nn.Module:
-    """Train ``model`` in place for about ``steps`` optimiser steps (whole epochs) on the given labels."""
+    """Train ``model`` in place on ``device`` for about ``steps`` optimiser steps (whole epochs) on the
+    given labels; it comes back on the CPU."""
     batch = min(spec.batch_size, images.shape[0])
     epochs = max(1, round(steps / math.ceil(images.shape[0] / batch)))
     loader = TensorLoader(images, labels, batch_size=batch, shuffle=True, seed=seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    fit(model, loader, epochs=epochs, optimizer=optimizer, device=spec.device)
+    fit(model, loader, epochs=epochs, optimizer=optimizer, device=device)
     return model.cpu().eval()
 
 
 class Learner:
-    """A model and its retraining policy: ``update(images, labels, new)`` after each query."""
+    """A model and its retraining policy: ``update(images, labels, new)`` after each query, trained
+    on ``device``."""
 
     def __init__(
-        self, spec: TrainSpec, policy: str, image_shape, num_classes: int, seed: int, members: int = 1
+        self,
+        spec: TrainSpec,
+        policy: str,
+        image_shape,
+        num_classes: int,
+        seed: int,
+        members: int = 1,
+        device: str = "cpu",
     ):
         if policy not in POLICIES:
             raise ConfigError(f"unknown retraining policy {policy!r}; choose one of {', '.join(POLICIES)}")
         if members < 1:
             raise ConfigError(f"an ensemble needs at least 1 member, got {members}")
         torch.manual_seed(seed)
-        self.spec, self.policy, self.seed, self.rounds = spec, policy, seed, 0
+        self.spec, self.policy, self.seed, self.device, self.rounds = spec, policy, seed, device, 0
         self.models = [build_learner(spec, image_shape, num_classes) for _ in range(members)]
         self.initial_states = [copy.deepcopy(m.state_dict()) for m in self.models]
 
@@ -141,13 +161,11 @@ class Learner:
             member_seed = seed + index * 7_777_777
             if scratch:
                 model.load_state_dict(initial)
-                train_on(
-                    model, images, labels, self.spec, scratch_steps(self.spec, images.shape[0]), member_seed
-                )
+                steps = scratch_steps(self.spec, images.shape[0])
+                train_on(model, images, labels, self.spec, steps, member_seed, self.device)
             else:
-                train_on(
-                    model, images[chosen], labels[chosen], self.spec, self.spec.finetune_steps, member_seed
-                )
+                steps = self.spec.finetune_steps
+                train_on(model, images[chosen], labels[chosen], self.spec, steps, member_seed, self.device)
 
     def probs(self, images: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
         """``(S, N, C)``: ``samples`` MC-dropout passes of one network, or one deterministic pass

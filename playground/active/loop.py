@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Literal
 
 import torch
 
@@ -23,27 +24,38 @@ from playground.errors import ConfigError
 
 @dataclasses.dataclass
 class LoopSpec:
+    """The ``[loop]`` section: the labels to start from, to add per round and to spend, and how
+    each round scores and picks the pool candidates."""
+
     initial: int = 20
     query: int = 10
     budget: int = 1000
     pool_subset: int = 2000  # unlabelled samples scored per round (0: the whole pool)
-    mc_samples: int = 20
-    members: int = 1  # 1: MC dropout on one network; N > 1: a deep ensemble of N networks
-    selection: str = "top"  # "top": the k highest scores; "power": sample ∝ score (Kirsch et al. 2023)
+    mc_samples: int = 20  # MC-dropout samples per score (the escalation's scores too)
+    members: int = 1  # 1: MC dropout on one network; N > 1: a deep ensemble of N networks (N × the training)
+    selection: Literal["top", "power"] = "top"  # the k highest scores, or sample ∝ score (Kirsch et al. 2023)
 
-    def check(self, pool_size: int, num_classes: int) -> None:
-        if self.initial < num_classes:
-            raise ConfigError(f"initial labels ({self.initial}) must cover every class ({num_classes})")
+    def __post_init__(self):
         if self.query < 1 or self.budget < self.initial:
             raise ConfigError(
-                f"need query >= 1 and budget >= initial, got query {self.query}, budget {self.budget}"
+                "need loop.query >= 1 and loop.budget >= loop.initial, "
+                f"got query {self.query}, budget {self.budget}, initial {self.initial}"
             )
+        if self.mc_samples < 1 or self.pool_subset < 0:
+            raise ConfigError("loop.mc_samples must be >= 1 and loop.pool_subset >= 0")
+        if self.members < 1:
+            raise ConfigError(f"loop.members must be at least 1, got {self.members}")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(
+                f"unknown loop.selection {self.selection!r}; choose one of {', '.join(SELECTIONS)}"
+            )
+
+    def check(self, pool_size: int, num_classes: int) -> None:
+        """The start must cover every class and the budget must fit in the pool."""
+        if self.initial < num_classes:
+            raise ConfigError(f"initial labels ({self.initial}) must cover every class ({num_classes})")
         if self.budget > pool_size:
             raise ConfigError(f"budget {self.budget} exceeds the pool of {pool_size} samples")
-        if self.mc_samples < 1 or self.pool_subset < 0:
-            raise ConfigError("mc_samples must be >= 1 and pool_subset >= 0")
-        if self.selection not in SELECTIONS:
-            raise ConfigError(f"unknown selection {self.selection!r}; choose one of {', '.join(SELECTIONS)}")
 
 
 @dataclasses.dataclass
@@ -114,12 +126,13 @@ def run_loop(
     seed: int,
     progress: Progress = None,
     stage: str = "",
+    device: str = "cpu",
 ) -> LoopHistory:
-    """One learning curve: ``strategy`` acquires, ``policy`` retrains."""
+    """One learning curve: ``strategy`` acquires, ``policy`` retrains (on ``device``)."""
     acquisition(strategy)  # unknown names fail before any training
     spec.check(len(pool), pool.num_classes)
     generator = torch.Generator().manual_seed(seed)
-    learner = Learner(train, policy, pool.image_shape, pool.num_classes, seed, spec.members)
+    learner = Learner(train, policy, pool.image_shape, pool.num_classes, seed, spec.members, device)
     labelled = balanced_start(pool.labels, spec.initial, generator)
     new, rounds, acquire_seconds = labelled, [], 0.0
     total = 1 + -(-(spec.budget - spec.initial) // spec.query)

@@ -71,7 +71,9 @@ def metrics(config, loops: dict[str, LoopHistory], policies: dict[str, LoopHisto
         if needed < math.inf:
             tags = dict(goal, measure="labels_to_target")
             out.add(f"al/{name}/labels_to_target", needed, "labels", "test", **tags)
-            _add_ratio(out, f"al/{name}", needed, random_labels, config.budget, "random" in loops, **goal)
+            _add_ratio(
+                out, f"al/{name}", needed, random_labels, config.loop.budget, "random" in loops, **goal
+            )
         _add_curve(out, f"al/{name}", history, strategy=name)
         seconds = _compute(history) + sum(history.series("acquire_seconds"))
         out.add(f"al/{name}/compute_s", seconds, "s", strategy=name, measure="compute_s")
@@ -198,12 +200,19 @@ def escalation_table(values: dict[str, float]) -> str:
     return markdown_table(["", "value"], [[label, metric_cell(values, key)] for label, key in names])
 
 
-def claims(config, values: dict[str, float], ratio_key: str = "labels_vs_random") -> list[str]:
-    """The issue's two checks, stated against this run's numbers."""
-    others = [s for s in config.strategies if s != "random"]
+def claims(
+    strategies: list[str],
+    target_accuracy: float,
+    budget: int,
+    values: dict[str, float],
+    ratio_key: str = "labels_vs_random",
+) -> list[str]:
+    """The issue's two checks, stated against this run's numbers (``strategies`` and the label
+    ``budget`` as configured, at ``target_accuracy``)."""
+    others = [s for s in strategies if s != "random"]
     ratios = {s: values[f"al/{s}/{ratio_key}"] for s in others if f"al/{s}/{ratio_key}" in values}
     bounds = {s: values[f"al/{s}/{ratio_key}_below"] for s in others if f"al/{s}/{ratio_key}_below" in values}
-    target = f"{config.target_accuracy:.0%}"
+    target = f"{target_accuracy:.0%}"
     if ratios:
         best = min(ratios, key=ratios.get)
         verdict = "meets" if ratios[best] <= 0.70 else "misses"
@@ -215,12 +224,12 @@ def claims(config, values: dict[str, float], ratio_key: str = "labels_vs_random"
         best = min(bounds, key=bounds.get)
         verdict = "meets" if bounds[best] <= 0.70 else "cannot tell against"
         line = (
-            f"Random did not reach {target} within {config.budget} labels; "
+            f"Random did not reach {target} within {budget} labels; "
             f"best uncertainty strategy `{best}` did, so it needs less than {bounds[best]:.0%} "
             "of random's labels"
         )
     else:
-        verdict, line = None, f"No uncertainty strategy reached {target} within {config.budget} labels"
+        verdict, line = None, f"No uncertainty strategy reached {target} within {budget} labels"
     lines = [
         f"- {line}"
         + (
@@ -247,19 +256,20 @@ def _data_line(config, data) -> str:
 
 
 def report_text(config, values: dict[str, float], device: str, data) -> str:
+    loop, escalation = config.loop, config.escalation
     return "\n".join(
         [
             f"# Active learning on {config.dataset}",
             "",
             _data_line(config, data),
-            f"Start from {config.initial} balanced labels, add {config.query} per round "
-            f"up to {config.budget}; {config.mc_samples} MC-dropout samples score "
-            f"{config.pool_subset or 'all'} pool candidates per round; "
-            f"a small CNN after Gal et al. 2017 (width {config.width}) trained each round "
+            f"Start from {loop.initial} balanced labels, add {loop.query} per round "
+            f"up to {loop.budget}; {loop.mc_samples} MC-dropout samples score "
+            f"{loop.pool_subset or 'all'} pool candidates per round; "
+            f"a small CNN after Gal et al. 2017 (width {config.train.width}) trained each round "
             f"on {device}, seed {config.seed}.",
             "",
             "## Checks",
-            *claims(config, values),
+            *claims(config.strategies, config.target_accuracy, loop.budget, values),
             "",
             "## Learning curves (retrained from scratch every round)",
             strategy_table(values, config.strategies, config.target_accuracy),
@@ -267,13 +277,13 @@ def report_text(config, values: dict[str, float], device: str, data) -> str:
             "![learning curves](learning_curves.png)",
             "",
             f"## Retraining policies (`{config.policy_strategy}` acquisition, "
-            f"{config.replay} replayed labels)",
+            f"{config.train.replay} replayed labels)",
             policy_table(values, config.policies),
             "",
             "![policies](policies.png)",
             "",
-            f"## Escalation (α = {config.alpha}, δ = {config.delta}, "
-            f"budget {config.annotator_budget} per round, {config.stream_rounds} rounds)",
+            f"## Escalation (α = {escalation.alpha}, δ = {escalation.delta}, "
+            f"budget {escalation.annotator_budget} per round, {escalation.stream_rounds} rounds)",
             escalation_table(values),
             "",
             "![escalation](escalation.png)",
@@ -306,7 +316,7 @@ def _mean_curve_metrics(config, metrics: Metrics, seeds: list[dict]) -> None:
             f"al/{s}/mean_curve",
             n,
             needed.get("random", math.inf),
-            config.budget,
+            config.loop.budget,
             "random" in config.strategies,
             strategy=s,
             target_accuracy=config.target_accuracy,
@@ -335,7 +345,13 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
             "Mean ± standard deviation over seeds; curves show the mean ± one standard deviation.",
             "",
             "## Checks (labels to target read off the mean curve)",
-            *claims(config, values, "mean_curve/labels_vs_random"),
+            *claims(
+                config.strategies,
+                config.target_accuracy,
+                config.loop.budget,
+                values,
+                "mean_curve/labels_vs_random",
+            ),
             "",
             "## Learning curves",
             strategy_table(values, config.strategies, config.target_accuracy),

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from playground.core.runs import RunInfo, list_runs, read_json
+from playground.active.experiment import EXPERIMENT, Config
+from playground.core.config import rename_keys
+from playground.core.runs import RunInfo, list_runs, read_json, read_run_config
 from playground.core.seeds import Band, band, seed_folders
-
-EXPERIMENT = "active"
 
 
 def find_active_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The active-learning runs under ``root``, newest first."""
     return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+
+
+def read_active_config(path: str | Path) -> dict[str, Any]:
+    """The ``[config]`` table of a run's config.toml, the flat keys of runs made before the
+    ``[data]``, ``[loop]``, ``[train]`` and ``[escalation]`` sections moved into them."""
+    raw = read_run_config(Path(path)).get("config", {})
+    return rename_keys(raw, str(path), Config.RENAMED_KEYS, notify=False)
 
 
 def _read(path: Path) -> dict:

@@ -25,20 +25,30 @@ from playground.active.escalation import (
     route,
 )
 from playground.active.learner import Learner, embed
+from playground.errors import ConfigError
 from playground.uncertainty.features import KNNScore
 from playground.uncertainty.scores import Prediction, disagreement, entropy_of
 
 
 @dataclasses.dataclass
 class EscalationSpec:
+    """The ``[escalation]`` section: the certified auto-label error ``alpha`` (with probability
+    ``1 - delta``), the annotators' budget, the stream's rounds and the KNN OOD score."""
+
     alpha: float = 0.05
     delta: float = 0.1
     annotator_budget: int = 200  # escalations per round
     stream_rounds: int = 5
     knn_k: int = 10
     knn_bank: int = 5000  # pool images whose embeddings the KNN OOD score compares against
-    mc_samples: int = 20
-    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.alpha < 1 or not 0 < self.delta < 1:
+            raise ConfigError(
+                f"escalation.alpha and escalation.delta must lie in (0, 1), got {self.alpha} and {self.delta}"
+            )
+        if self.stream_rounds < 1:
+            raise ConfigError(f"escalation.stream_rounds must be at least 1, got {self.stream_rounds}")
 
 
 @dataclasses.dataclass
@@ -55,8 +65,8 @@ class View:
         return disagreement(Prediction(self.probs))
 
 
-def look(learner: Learner, knn: KNNScore, images: torch.Tensor, spec: EscalationSpec) -> View:
-    probs = learner.probs(images, spec.mc_samples, spec.seed)
+def look(learner: Learner, knn: KNNScore, images: torch.Tensor, mc_samples: int, seed: int) -> View:
+    probs = learner.probs(images, mc_samples, seed)
     mean = probs.mean(0)
     return View(probs, mean.max(1).values, entropy_of(mean), knn.score(embed(learner.model, images)))
 
@@ -95,33 +105,38 @@ class EscalationOutcome:
         }
 
 
-def simulate(learner: Learner, data: ActiveData, spec: EscalationSpec) -> EscalationOutcome:
-    """Calibrate on ``data.calibration``, then route the stream (in-distribution + OOD) round by round.
+def simulate(
+    learner: Learner, data: ActiveData, spec: EscalationSpec, mc_samples: int = 20, seed: int = 0
+) -> EscalationOutcome:
+    """Calibrate on ``data.calibration``, then route the stream (in-distribution + OOD) round by round;
+    the model's scores average ``mc_samples`` MC-dropout passes (the loop's).
 
     The KNN OOD score's bank is (a random part of) the unlabelled pool: in-distribution by
     construction, and it needs no labels (Sun et al. 2022)."""
     bank = data.pool.images[
-        torch.randperm(len(data.pool), generator=torch.Generator().manual_seed(spec.seed))[: spec.knn_bank]
+        torch.randperm(len(data.pool), generator=torch.Generator().manual_seed(seed))[: spec.knn_bank]
     ]
     knn = KNNScore.fit(embed(learner.model, bank), k=spec.knn_k)
-    cal = look(learner, knn, data.calibration.images, spec)
+    cal = look(learner, knn, data.calibration.images, mc_samples, seed)
     cal_correct = cal.probs.mean(0).argmax(1) == data.calibration.labels
     threshold = calibrate_threshold(cal.confidence, cal_correct, spec.alpha, spec.delta)
     ood_cut = ood_threshold(cal.ood_score)
     ood_images = torch.cat(list(data.ood.values())) if data.ood else data.stream.images[:0]
     images = torch.cat([data.stream.images, ood_images])
     labels = torch.cat([data.stream.labels, torch.full((ood_images.shape[0],), -1)])
-    view = look(learner, knn, images, spec)
+    view = look(learner, knn, images, mc_samples, seed)
     correct = view.probs.mean(0).argmax(1) == labels
-    routes = _route_rounds(view, threshold, ood_cut, spec)
+    routes = _route_rounds(view, threshold, ood_cut, spec, seed)
     curve = risk_coverage(view.confidence[labels >= 0], correct[labels >= 0])
     return EscalationOutcome(threshold, ood_cut, routes, labels < 0, correct, view, curve, images, labels)
 
 
-def _route_rounds(view: View, threshold: Threshold, ood_cut: float, spec: EscalationSpec) -> torch.Tensor:
+def _route_rounds(
+    view: View, threshold: Threshold, ood_cut: float, spec: EscalationSpec, seed: int
+) -> torch.Tensor:
     """The stream arrives in ``stream_rounds`` shuffled batches, each routed within the budget."""
     n = view.confidence.shape[0]
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     routes = torch.empty(n, dtype=torch.long)
     for chunk in order.chunk(max(1, spec.stream_rounds)):
         routes[chunk] = route(

@@ -130,18 +130,23 @@ def rename_keys(
     reader of old runs), dotted ones moved into sections."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        new_key = renamed.get(key, key)
-        if new_key != key and notify:
-            print(
-                f"note: {key} in {source} is now {new_key}; the old key goes in the next release",
-                file=sys.stderr,
-            )
+        new_key = renamed_key(key, source, renamed) if notify else renamed.get(key, key)
         *sections, last = new_key.split(".")
         table = out
         for section in sections:
             table = table.setdefault(section, {})
         table[last] = merge_values(table[last], value) if isinstance(table.get(last), dict) else value
     return out
+
+
+def renamed_key(key: str, source: str, renamed: dict[str, str]) -> str:
+    """``key``, or its new name with a notice when it was renamed."""
+    new_key = renamed.get(key, key)
+    if new_key != key:
+        print(
+            f"note: {key} in {source} is now {new_key}; the old key goes in the next release", file=sys.stderr
+        )
+    return new_key
 
 
 def renamed_keys_of(config_cls: type) -> dict[str, str]:
@@ -268,7 +273,7 @@ def apply_overrides(values: dict[str, Any], overrides: list[str], config_cls: ty
     for text in overrides:
         key, value = parse_override(text)
         source = f"--set {text}"
-        key = renamed_keys_of(config_cls).get(key, key)
+        key = renamed_key(key, source, renamed_keys_of(config_cls))
         value = coerce(value, field_type(config_cls, key, source), key, source)
         merged = merge_values(merged, rename_keys({key: value}, source, {}))
     return merged

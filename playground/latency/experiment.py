@@ -5,8 +5,9 @@
 builds every variant (:mod:`playground.latency.variants`), checks each against ``torch_fp32``
 on real test images, and measures:
 
-- latency per batch size (warm-up, then at least ``min_iters`` calls and ``min_seconds``;
-  p50/p90/p99, mean, std, throughput) and the peak memory (:mod:`playground.core.timing`);
+- latency per batch size (the ``[bench]`` section: warm-up, then at least ``bench.min_iters`` calls
+  and ``bench.min_seconds``; p50/p90/p99, mean, std, throughput) and the peak memory
+  (:mod:`playground.core.timing`);
 - accuracy on the test set, on a corrupted copy of it (blur, noise, low contrast:
   ``ood_accuracy``) and agreement with ``torch_fp32`` on far-OOD images (digits), to test
   the claim that reduced precision keeps familiar accuracy but drifts on unfamiliar data.
@@ -22,7 +23,7 @@ import copy
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -54,11 +55,32 @@ EXPERIMENT = "latency"
 TEACHER = "benchmark_cnn"  # the trained model every precision variant is built from (and the KD teacher)
 
 
+@dataclasses.dataclass(frozen=True)
+class Bench(BenchSpec):
+    """The ``[bench]`` section: how long each latency is measured (:class:`BenchSpec`, at most 20 s
+    by default). Its ``threads`` stays 0: the run's ``threads`` reaches the timer at the call site."""
+
+    max_seconds: float = 20.0
+
+
 @dataclasses.dataclass
 class Config(RunConfig):
     """The benchmark's settings; ``threads`` (from :class:`RunConfig`) sets the torch and ONNX Runtime
-    intra-op threads, and ``save_models`` writes RUN/models/<name>.safetensors to re-time later."""
+    intra-op threads, and ``save_models`` writes RUN/models/<name>.safetensors to re-time later.
+    The ``[prune]`` section is the :class:`PruneSpec` of the pruned models (``--set prune.target=0.3``),
+    the ``[bench]`` section the :class:`Bench` timing of every variant (``--set bench.min_iters=100``)."""
 
+    # the flat keys of runs and recipes made before the [prune] and [bench] sections (read with a notice)
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {
+        "prune_target": "prune.target",
+        "prune_importance": "prune.importance",
+        "prune_steps": "prune.steps",
+        "prune_finetune_epochs": "prune.finetune_epochs",
+        "warmup": "bench.warmup",
+        "min_iters": "bench.min_iters",
+        "min_seconds": "bench.min_seconds",
+        "max_seconds": "bench.max_seconds",
+    }
     name: str = "latency"
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
@@ -73,20 +95,14 @@ class Config(RunConfig):
     batch_size: int = 128
     lr: float = 2e-3
     variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
-    prune_target: float = 0.5  # pruned50: the fraction of MACs removed
-    prune_importance: Literal["magnitude", "taylor", "lamp"] = "magnitude"
-    prune_steps: int = 2
-    prune_finetune_epochs: int = 1  # after every pruning round
+    prune: PruneSpec = dataclasses.field(default_factory=PruneSpec)  # pruned50: target = the MACs removed
     student_width: int = 16
     student_train_limit: int = 0  # the students' transfer set: this many training images (0: all of them)
     student_epochs: int = 0  # the students' epochs (0: epochs)
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
     batch_sizes: list[int] = dataclasses.field(default_factory=lambda: [1, 32])
-    warmup: int = 10
-    min_iters: int = 50
-    min_seconds: float = 1.0
-    max_seconds: float = 20.0
+    bench: Bench = dataclasses.field(default_factory=Bench)
     calibration_images: int = 512
     corruption_severity: float = 1.5
     far_ood: Literal["digits", "shapes"] = "digits"
@@ -102,19 +118,18 @@ class Config(RunConfig):
             raise ConfigError("variants must include torch_fp32: every other variant is compared with it")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ConfigError(f"batch_sizes must be positive, got {self.batch_sizes}")
-        for key in ("epochs", "width", "depth", "student_width", "calibration_images", "prune_steps"):
+        for key in ("epochs", "width", "depth", "student_width", "calibration_images"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.student_train_limit < 0 or self.student_epochs < 0:
             raise ConfigError(
                 "student_train_limit and student_epochs must be >= 0 (0: the teacher's images / epochs)"
             )
-        PruneSpec(target=self.prune_target, importance=self.prune_importance, steps=self.prune_steps)
         KDLoss(self.kd_alpha, self.kd_temperature)
-        self.bench_spec()
-
-    def bench_spec(self) -> BenchSpec:
-        return BenchSpec(self.warmup, self.min_iters, self.min_seconds, self.max_seconds, self.threads)
+        if self.bench.threads:
+            raise ConfigError(
+                "bench.threads is the run's threads: set threads (e.g. --set threads=2) instead"
+            )
 
     def model(self, in_channels: int, num_classes: int, width: int | None = None) -> torch.nn.Module:
         return build_model(
@@ -237,17 +252,16 @@ def prune(
     """Prune a copy of ``model`` to the MAC target; fine-tune after every round, by KD from the
     unpruned model when ``kd`` (the recovery path) or on the labels alone."""
     pruned = copy.deepcopy(model).eval()
-    spec = PruneSpec(target=config.prune_target, importance=config.prune_importance, steps=config.prune_steps)
     batches = [(train_set.images[i : i + 128], train_set.labels[i : i + 128]) for i in range(0, 512, 128)]
 
     def finetune(m, round_):
         stage = staged(progress, f"round {round_}")
         if kd:
-            distill(config, m, model, train_set, device, stage, epochs=config.prune_finetune_epochs)
+            distill(config, m, model, train_set, device, stage, epochs=config.prune.finetune_epochs)
         else:
-            train(m, train_set, config, device, stage, epochs=config.prune_finetune_epochs)
+            train(m, train_set, config, device, stage, epochs=config.prune.finetune_epochs)
 
-    prune_to_target(pruned, train_set.images[:1], spec, gradient_batches=batches, finetune=finetune)
+    prune_to_target(pruned, train_set.images[:1], config.prune, gradient_batches=batches, finetune=finetune)
     return pruned.eval()
 
 
@@ -284,9 +298,8 @@ def predictions(run, images: torch.Tensor, batch_size: int = 256) -> torch.Tenso
 def measure(config: Config, variant: Variant, data, reference: torch.Tensor) -> dict:
     """Accuracy on the test and corrupted sets, far-OOD agreement with fp32, latency, memory."""
     _, test, corrupted, far = data
-    sweep = batch_sweep(
-        variant.run, test.images[: max(config.batch_sizes)], config.batch_sizes, config.bench_spec()
-    )
+    spec = dataclasses.replace(config.bench, threads=config.threads)
+    sweep = batch_sweep(variant.run, test.images[: max(config.batch_sizes)], config.batch_sizes, spec)
     return {
         "accuracy": (predictions(variant.run, test.images) == test.labels).float().mean().item(),
         "ood_accuracy": (predictions(variant.run, corrupted.images) == corrupted.labels)

@@ -41,22 +41,30 @@ FINE_STEPS = 50  # torch-pruning's own increments; rounds stop as soon as their 
 
 @dataclass(frozen=True)
 class PruneSpec:
+    """How to prune; the latency config's ``[prune]`` section itself (``--set prune.target=0.3``)."""
+
     target: float = 0.5  # fraction of the MACs (or parameters) to remove
     measure: Literal["macs", "params"] = "macs"
-    importance: str = "magnitude"
-    steps: int = 1  # rounds, each followed by the finetune callback
+    importance: Literal["magnitude", "taylor", "lamp"] = "magnitude"  # a key of IMPORTANCES
+    steps: int = 2  # rounds, each followed by the finetune callback
+    finetune_epochs: int = 1  # the latency experiment's fine-tuning epochs after every round (0: its epochs)
     global_pruning: bool = False  # rank channels across layers instead of per layer
     max_channel_ratio: float = 0.9  # never remove more than this share of a layer's channels
 
     def __post_init__(self):
         if not 0.0 < self.target < 1.0:
-            raise ConfigError(f"the pruning target must be a fraction in (0, 1), got {self.target}")
+            raise ConfigError(f"prune.target must be a fraction in (0, 1), got {self.target}")
         if self.measure not in ("macs", "params"):
-            raise ConfigError(f"prune by 'macs' or 'params', got {self.measure!r}")
+            raise ConfigError(f"prune.measure must be 'macs' or 'params', got {self.measure!r}")
         if self.importance not in IMPORTANCES:
-            raise ConfigError(f"unknown importance {self.importance!r}; choose from {', '.join(IMPORTANCES)}")
-        if self.steps < 1 or not 0.0 < self.max_channel_ratio < 1.0:
-            raise ConfigError("steps must be >= 1 and max_channel_ratio in (0, 1)")
+            raise ConfigError(
+                f"unknown prune.importance {self.importance!r}; choose from {', '.join(IMPORTANCES)}"
+            )
+        for key, minimum in (("steps", 1), ("finetune_epochs", 0)):
+            if getattr(self, key) < minimum:
+                raise ConfigError(f"prune.{key} must be at least {minimum}, got {getattr(self, key)}")
+        if not 0.0 < self.max_channel_ratio < 1.0:
+            raise ConfigError(f"prune.max_channel_ratio must be in (0, 1), got {self.max_channel_ratio}")
 
 
 @dataclass
@@ -151,7 +159,7 @@ def prune_to_target(
         achieved = 1 - (after_macs if spec.measure == "macs" else after_params) / start
         raise ConfigError(
             f"pruning stopped at {achieved:.0%} fewer {spec.measure} (target {spec.target:.0%}): "
-            f"raise max_channel_ratio ({spec.max_channel_ratio}) or lower the target"
+            f"raise prune.max_channel_ratio ({spec.max_channel_ratio}) or lower prune.target"
         )
     return PruneResult(macs, after_macs, params, after_params, spec.steps)
 

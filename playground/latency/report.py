@@ -329,6 +329,7 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
     batches = sorted(config.batch_sizes)
     skipped = "\n".join(f"- {name}: {why}" for name, why in ctx.skipped.items()) or "none"
     flags = slow_int8_flags(results, batches[0], info)
+    bench = config.bench
     return (
         "\n\n".join(
             [
@@ -336,8 +337,8 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
                 "Hardware: " + hardware_line(info),
                 f"Benchmark CNN: small CNN width {config.width}, depth {config.depth}, "
                 f"trained {config.epochs} epochs. "
-                f"Each latency: {config.warmup} warm-up calls, then at least {config.min_iters} calls and "
-                f"{config.min_seconds:g} s (at most {config.max_seconds:g} s). {ctx.export_note}.",
+                f"Each latency: {bench.warmup} warm-up calls, then at least {bench.min_iters} calls and "
+                f"{bench.min_seconds:g} s (at most {bench.max_seconds:g} s). {ctx.export_note}.",
                 results_table(variants, results, batches),
                 "![Pareto](pareto.png)",
                 "## Checks\n\n"

@@ -1,8 +1,9 @@
 """Cuboid proposals on synthetic LiDAR scenes, scored against their exact ground truth.
 
-``recipes/pointcloud_proposals.toml`` makes ``scenes`` frames (:mod:`playground.pointcloud.scenes`,
-seeds ``seed, seed + 1, ...``), runs the proposal pipeline (:mod:`playground.pointcloud.proposals`:
-voxel grid, RANSAC ground, DBSCAN, L-shape boxes, class default sizes) on each, and matches the
+``recipes/pointcloud_proposals.toml`` makes ``scenes`` frames as its ``[scene]`` section describes
+(:mod:`playground.pointcloud.scenes`, seeds ``seed, seed + 1, ...``), runs the proposal pipeline with
+its ``[proposals]`` section (:mod:`playground.pointcloud.proposals`: voxel grid, RANSAC ground,
+DBSCAN, L-shape boxes, class default sizes) on each, and matches the
 car and pedestrian proposals one-to-one with the ground truth at bird's-eye IoU >= ``iou_threshold``
 (:mod:`playground.pointcloud.evaluation`; boxes with fewer than ``min_gt_points`` returns are
 ignored, as KITTI's DontCare).
@@ -24,6 +25,7 @@ import dataclasses
 import math
 import statistics
 import time
+from typing import ClassVar
 
 import numpy as np
 
@@ -42,28 +44,27 @@ from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
 EXPERIMENT = "pointcloud"
 LABELS = ("car", "pedestrian")
 STAGES = ("voxel", "ground", "cluster", "fit")
+OLD_SCENE_KEYS = "target_points rings cars pedestrians poles walls object_range noise dropout".split()
+OLD_PROPOSAL_KEYS = "voxel_size ground_threshold eps min_points min_cluster_points".split()
 
 
 @dataclasses.dataclass
 class Config(RunConfig):
+    """``scenes`` frames as the ``[scene]`` section (:class:`SceneSpec`, ``--set scene.cars=20``)
+    describes, proposed with the ``[proposals]`` section (:class:`ProposalParams`,
+    ``--set proposals.eps=0.8``); both sections' ``seed`` comes from the run's ``seed``."""
+
+    # the flat keys of runs and recipes made before the [scene] and [proposals] sections (read with a notice)
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {
+        **{key: f"scene.{key}" for key in OLD_SCENE_KEYS},
+        **{key: f"proposals.{key}" for key in OLD_PROPOSAL_KEYS},
+    }
     name: str = "pointcloud_proposals"
     scenes: int = 10
-    target_points: int = 100_000
-    rings: int = 64
-    cars: int = 12
-    pedestrians: int = 10
-    poles: int = 6
-    walls: int = 2
-    object_range: float = 30.0
-    noise: float = 0.02
-    dropout: float = 0.05
+    scene: SceneSpec = dataclasses.field(default_factory=SceneSpec)
     min_gt_points: int = 20  # ground truth with fewer returns is ignored (DontCare)
     iou_threshold: float = 0.5
-    voxel_size: float = 0.15
-    ground_threshold: float = 0.2
-    eps: float = 0.6
-    min_points: int = 4
-    min_cluster_points: int = 6
+    proposals: ProposalParams = dataclasses.field(default_factory=ProposalParams)
     timing_repeats: int = 3
     plot_scene: int = 0  # which frame bev.png shows
 
@@ -80,32 +81,9 @@ class Config(RunConfig):
             )
         if self.min_gt_points < 0:
             raise ConfigError(f"min_gt_points must be >= 0, got {self.min_gt_points}")
-        self.scene_spec(0)
-        self.proposal_params()
-
-    def scene_spec(self, index: int) -> SceneSpec:
-        return SceneSpec(
-            seed=self.seed + index,
-            target_points=self.target_points,
-            rings=self.rings,
-            cars=self.cars,
-            pedestrians=self.pedestrians,
-            poles=self.poles,
-            walls=self.walls,
-            object_range=self.object_range,
-            noise=self.noise,
-            dropout=self.dropout,
-        )
-
-    def proposal_params(self) -> ProposalParams:
-        return ProposalParams(
-            voxel_size=self.voxel_size,
-            ground_threshold=self.ground_threshold,
-            eps=self.eps,
-            min_points=self.min_points,
-            min_cluster_points=self.min_cluster_points,
-            seed=self.seed,
-        )
+        for section, how in (("scene", " (frame i: seed + i)"), ("proposals", "")):
+            if getattr(self, section).seed:
+                raise ConfigError(f"{section}.seed follows the run's seed{how}; set seed instead")
 
     @property
     def tag(self) -> str:
@@ -145,7 +123,8 @@ def timed_proposals(
 
 def run_frame(config: Config, index: int, scene: Scene) -> Frame:
     """Propose on frame ``index`` (``scene``), timed, and match the proposals with its ground truth."""
-    boxes, seconds, stages = timed_proposals(scene.points, config.proposal_params(), config.timing_repeats)
+    params = dataclasses.replace(config.proposals, seed=config.seed)
+    boxes, seconds, stages = timed_proposals(scene.points, params, config.timing_repeats)
     truth = scene.ground_truth(LABELS)
     kwargs = dict(labels=LABELS, threshold=config.iou_threshold, min_points=config.min_gt_points)
     return Frame(
@@ -213,7 +192,7 @@ def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
         shown.scene.points,
         shown.scene.ground_truth(LABELS + ("pole",)),
         shown.proposals,
-        extent=config.object_range + 5,
+        extent=config.scene.object_range + 5,
         title=f"frame {shown.name}: truth (solid) and proposals (dashed red)",
     )
     run_dir.save_figure(figure, "bev")
@@ -223,7 +202,7 @@ def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
 
 
 def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
-    values, tag = metrics.values, config.tag
+    values, tag, scene = metrics.values, config.tag, config.scene
 
     def cell(name: str, scale: float = 1.0) -> str:
         return format_number(values[name] * scale) if name in values else "n/a"
@@ -262,9 +241,9 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
         "\n\n".join(
             [
                 f"# Cuboid proposals on synthetic LiDAR scenes: {config.name}",
-                f"{len(frames)} frames of about {config.target_points:,} points ({config.rings} rings), "
-                f"{config.cars} cars, {config.pedestrians} pedestrians, {config.poles} poles "
-                f"and {config.walls} walls each. "
+                f"{len(frames)} frames of about {scene.target_points:,} points ({scene.rings} rings), "
+                f"{scene.cars} cars, {scene.pedestrians} pedestrians, {scene.poles} poles "
+                f"and {scene.walls} walls each. "
                 "A proposal counts when it has the ground truth's label and bird's-eye IoU >= "
                 f"{config.iou_threshold}; "
                 f"ground truth with fewer than {config.min_gt_points} returns is ignored.",
@@ -309,7 +288,7 @@ def load(config: Config, device=None, progress: Progress = None) -> list[Scene]:
     scenes = []
     for index in range(config.scenes):
         report(progress, "make scenes", index, config.scenes)
-        scenes.append(make_scene(config.scene_spec(index)))
+        scenes.append(make_scene(dataclasses.replace(config.scene, seed=config.seed + index)))
     report(progress, "make scenes", config.scenes, config.scenes)
     return scenes
 

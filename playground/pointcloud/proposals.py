@@ -40,6 +40,9 @@ CAR_MAX_WIDTH = 2.1  # an observed side longer than this is a car's length, not 
 
 @dataclasses.dataclass
 class ProposalParams:
+    """The pipeline's settings; the pointcloud config's ``[proposals]`` section itself
+    (``--set proposals.eps=0.8``), whose ``seed`` the experiment sets from the run's seed."""
+
     voxel_size: float = 0.15  # 0 keeps every point
     ground_threshold: float = 0.2  # metres from the RANSAC plane that count as ground
     ransac_iterations: int = 100
@@ -55,13 +58,13 @@ class ProposalParams:
     def __post_init__(self):
         for key in ("voxel_size", "max_range"):
             if not getattr(self, key) >= 0:
-                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+                raise ConfigError(f"proposals.{key} must be >= 0, got {getattr(self, key)}")
         for key in ("ground_threshold", "eps", "angle_step_deg", "closeness_floor"):
             if not getattr(self, key) > 0:
-                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+                raise ConfigError(f"proposals.{key} must be positive, got {getattr(self, key)}")
         for key in ("ransac_iterations", "min_points", "min_cluster_points"):
             if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+                raise ConfigError(f"proposals.{key} must be at least 1, got {getattr(self, key)}")
 
 
 def _cloud(points: np.ndarray):

@@ -37,7 +37,8 @@ CLEARANCE = 0.8  # metres kept free between the footprints of two objects
 
 @dataclasses.dataclass
 class SceneSpec:
-    """What a synthetic scene holds and how the sensor sees it."""
+    """What a synthetic scene holds and how the sensor sees it; the pointcloud config's ``[scene]``
+    section itself (``--set scene.cars=20``), whose ``seed`` each frame gets from the run's seed."""
 
     seed: int = 0
     target_points: int = 100_000
@@ -59,21 +60,22 @@ class SceneSpec:
     def __post_init__(self):
         for key in ("target_points", "rings"):
             if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+                raise ConfigError(f"scene.{key} must be at least 1, got {getattr(self, key)}")
         for key in ("cars", "pedestrians", "poles", "walls", "noise", "max_slope_deg"):
             if not getattr(self, key) >= 0:
-                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+                raise ConfigError(f"scene.{key} must be >= 0, got {getattr(self, key)}")
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"scene.dropout must be in [0, 1), got {self.dropout}")
         if not self.fov_down_deg < self.fov_up_deg or not -90 < self.fov_down_deg < 0:
             raise ConfigError(
-                f"the field of view must have -90 < fov_down_deg < 0 and fov_down_deg < fov_up_deg, "
-                f"got {self.fov_down_deg}..{self.fov_up_deg}"
+                "the field of view must have -90 < scene.fov_down_deg < 0 and scene.fov_down_deg < "
+                f"scene.fov_up_deg, got {self.fov_down_deg}..{self.fov_up_deg}"
             )
         if not 0 < self.min_distance < self.object_range < self.max_range or self.sensor_height <= 0:
             raise ConfigError(
-                f"need 0 < min_distance < object_range < max_range and sensor_height > 0, got "
-                f"{self.min_distance}, {self.object_range}, {self.max_range}, {self.sensor_height}"
+                "need 0 < scene.min_distance < scene.object_range < scene.max_range and "
+                f"scene.sensor_height > 0, got {self.min_distance}, {self.object_range}, {self.max_range}, "
+                f"{self.sensor_height}"
             )
 
     def elevations(self) -> np.ndarray:

@@ -9,6 +9,9 @@ their labels, then compares three initialisations of the same architecture:
 - ``supervised``: the same architecture trained with every training label (a ceiling: it
   has seen all the labels the others go without).
 
+SwAV's own settings are the ``[swav]`` section (:class:`SwAVConfig`, ``--set swav.prototypes=50``;
+its crops' jitter the nested ``[swav.augment]``, ``--set swav.augment.flip=false``).
+
 Each gets a linear probe (:mod:`playground.swav.probe`) on ``probe_fractions`` of the labels,
 and ``swav`` and ``random_init`` are fine-tuned end to end on ``lowshot_fractions`` of them.
 The representation is the encoder's embedding, the input of SwAV's projection head.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -38,18 +41,33 @@ from playground.data.splits import limit_per_split
 from playground.errors import ConfigError
 from playground.models import build_model
 from playground.swav import report as text
-from playground.swav.augment import AugmentConfig
 from playground.swav.diagnostics import Diagnostics, diagnose
 from playground.swav.probe import balanced_subset, finetune, linear_probe
 from playground.swav.swav import SwAVConfig, build_swav, train_swav
 
 EXPERIMENT = "swav"
 INITS = ("swav", "random_init", "supervised")
+OLD_SWAV_KEYS = (  # the [swav] keys that were flat config keys
+    "prototypes",
+    "projection_dim",
+    "hidden_dim",
+    "temperature",
+    "epsilon",
+    "sinkhorn_iterations",
+    "small_crops",
+    "queue_length",
+    "freeze_prototypes_steps",
+)
 CHECKPOINT = "swav.safetensors"
 
 
 @dataclasses.dataclass
 class Config(RunConfig):
+    # the flat keys of runs and recipes made before the [swav] section (read with a notice)
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {
+        **{key: f"swav.{key}" for key in OLD_SWAV_KEYS},
+        "flip": "swav.augment.flip",
+    }
     name: str = "swav"
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
@@ -61,16 +79,8 @@ class Config(RunConfig):
     width: int = 32  # small_cnn only
     pool_size: int = 4  # small_cnn only
     representation_dim: int = 32  # the embedding that is probed (and FCT's side-info size)
-    prototypes: int = 30
-    projection_dim: int = 32
-    hidden_dim: int = 128
-    temperature: float = 0.2
-    epsilon: float = 0.05
-    sinkhorn_iterations: int = 3
-    small_crops: int = 4
-    queue_length: int = 0
-    freeze_prototypes_steps: int = 0
-    flip: bool = True  # horizontal flips in the crops (off for digits)
+    # SwAV itself: prototypes, temperature, crops, ... and [swav.augment] (flip: off for digits)
+    swav: SwAVConfig = dataclasses.field(default_factory=SwAVConfig)
     epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3
@@ -110,21 +120,6 @@ class Config(RunConfig):
             raise ConfigError(
                 "lr and finetune_lr must be positive; probe_l2 and weight_decay cannot be negative"
             )
-        self.swav_config()  # SwAV's own checks (temperature, epsilon, crops ...)
-
-    def swav_config(self) -> SwAVConfig:
-        return SwAVConfig(
-            prototypes=self.prototypes,
-            projection_dim=self.projection_dim,
-            hidden_dim=self.hidden_dim,
-            temperature=self.temperature,
-            epsilon=self.epsilon,
-            sinkhorn_iterations=self.sinkhorn_iterations,
-            small_crops=self.small_crops,
-            queue_length=self.queue_length,
-            freeze_prototypes_steps=self.freeze_prototypes_steps,
-            augment=AugmentConfig(flip=self.flip),
-        )
 
     def encoder(self, in_channels: int, num_classes: int = 0) -> torch.nn.Module:
         """The architecture every init shares (weights from the current torch seed)."""
@@ -170,13 +165,12 @@ def pretrain(
     config: Config, initial: torch.nn.Module, images: torch.Tensor, device, progress: Progress
 ) -> Pretrained:
     """SwAV on ``images`` starting from a copy of ``initial``."""
-    swav_config = config.swav_config()
-    model = build_swav(copy.deepcopy(initial), config.representation_dim, swav_config)
+    model = build_swav(copy.deepcopy(initial), config.representation_dim, config.swav)
     began = time.perf_counter()
     history = train_swav(
         model,
         images,
-        swav_config,
+        config.swav,
         epochs=config.epochs,
         batch_size=config.batch_size,
         lr=config.lr,
@@ -280,7 +274,7 @@ def evaluate_inits(config: Config, data, device, progress: Progress) -> Outcome:
     encoders = {init: encoders[init] for init in config.inits}
     probes = probe_all(config, encoders, train, test, device, progress)
     lowshot = lowshot_all(config, encoders, train, test, device, progress)
-    diagnostics = diagnose(pretrained.model, test, config.swav_config(), seed=config.seed)
+    diagnostics = diagnose(pretrained.model, test, config.swav, seed=config.seed)
     return Outcome(pretrained, probes, lowshot, diagnostics)
 
 

@@ -62,11 +62,11 @@ def metrics_of(config, outcome, num_classes: int) -> Metrics:
     metrics.add("ssl/swav/used_prototypes", used, "count", "test", **swav, measure="used_prototypes")
     metrics.add(
         "ssl/sinkhorn/prototype_sum_error",
-        diagnostics.errors[config.sinkhorn_iterations][1],
+        diagnostics.errors[config.swav.sinkhorn_iterations][1],
         "samples",
         "test",
         init="swav",
-        sinkhorn_iterations=config.sinkhorn_iterations,
+        sinkhorn_iterations=config.swav.sinkhorn_iterations,
         measure="prototype_sum_error",
     )
     return metrics
@@ -86,8 +86,8 @@ def prototype_examples(
 def write_artifacts(run_dir: RunDir, config, outcome, test: ImageDataset) -> None:
     """Plots, the prototypes' example images and class counts (read by the page)."""
     diagnostics = outcome.diagnostics
-    examples = prototype_examples(test.images, diagnostics.assignments, config.prototypes)
-    counts = diagnostics.counts(config.prototypes)
+    examples = prototype_examples(test.images, diagnostics.assignments, config.swav.prototypes)
+    counts = diagnostics.counts(config.swav.prototypes)
     save_checkpoint(
         run_dir.path / EXAMPLES_FILE,
         {"examples": examples, "counts": counts},
@@ -97,7 +97,7 @@ def write_artifacts(run_dir: RunDir, config, outcome, test: ImageDataset) -> Non
         "sinkhorn.json",
         {
             "errors": diagnostics.errors,
-            "epsilon": config.epsilon,
+            "epsilon": config.swav.epsilon,
             "codes": [c[:32].tolist() for c in diagnostics.trace],
         },
     )
@@ -106,7 +106,7 @@ def write_artifacts(run_dir: RunDir, config, outcome, test: ImageDataset) -> Non
         {"linear_probe": outcome.probes, "lowshot": outcome.lowshot, "swav_loss": outcome.pretrained.losses},
     )
     run_dir.save_figure(probe_figure(outcome.probes, lowshot=outcome.lowshot), "probe_accuracy")
-    run_dir.save_figure(loss_figure(outcome.pretrained.losses, config.prototypes), "swav_loss")
+    run_dir.save_figure(loss_figure(outcome.pretrained.losses, config.swav.prototypes), "swav_loss")
     run_dir.save_figure(sinkhorn_figure(diagnostics.trace, diagnostics.errors), "sinkhorn")
     run_dir.save_figure(prototype_figure(examples, counts, diagnostics.classes), "prototypes")
 
@@ -147,11 +147,12 @@ def check(values: dict) -> str:
 
 def _setup(config, sizes: str) -> str:
     arch = f"small CNN (width {config.width})" if config.model == "small_cnn" else config.model
+    swav = config.swav
     return (
         f"{arch}, {config.representation_dim}-d representation, on {config.dataset}: {sizes}. SwAV: "
-        f"{config.epochs} epochs, batch {config.batch_size}, 2 + {config.small_crops} crops, "
-        f"K = {config.prototypes} prototypes, τ = {config.temperature:g}, ε = {config.epsilon:g}, "
-        f"{config.sinkhorn_iterations} Sinkhorn iterations, queue {config.queue_length or 'off'}. "
+        f"{config.epochs} epochs, batch {config.batch_size}, 2 + {swav.small_crops} crops, "
+        f"K = {swav.prototypes} prototypes, τ = {swav.temperature:g}, ε = {swav.epsilon:g}, "
+        f"{swav.sinkhorn_iterations} Sinkhorn iterations, queue {swav.queue_length or 'off'}. "
         "Linear probe: L-BFGS logistic regression on standardised frozen features "
         f"(l2 {config.probe_l2:g}). "
         f"Fine-tuning: encoder + linear head, about {config.finetune_steps} steps "
@@ -162,13 +163,14 @@ def _setup(config, sizes: str) -> str:
 
 
 def _diagnostics(values: dict, config) -> str:
+    swav = config.swav
     return (
         f"SwAV loss at the end {metric_cell(values, 'ssl/swav/final_loss', 3)} nats (uniform: log K = "
-        f"{torch.tensor(float(config.prototypes)).log():.3f}); prototype purity on the test images "
+        f"{torch.tensor(float(swav.prototypes)).log():.3f}); prototype purity on the test images "
         f"{metric_cell(values, 'ssl/swav/prototype_purity', 3)} "
         f"(chance {metric_cell(values, 'data/chance', 2)}), "
-        f"{metric_cell(values, 'ssl/swav/used_prototypes', 0)} of {config.prototypes} prototypes in use; "
-        f"after {config.sinkhorn_iterations} Sinkhorn iterations a prototype's share of a 256-image batch is "
+        f"{metric_cell(values, 'ssl/swav/used_prototypes', 0)} of {swav.prototypes} prototypes in use; "
+        f"after {swav.sinkhorn_iterations} Sinkhorn iterations a prototype's share of a 256-image batch is "
         f"off by at most {metric_cell(values, 'ssl/sinkhorn/prototype_sum_error', 3)} images."
     )
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from playground.core.checkpoint import load_checkpoint, load_into
+from playground.core.config import build_config, rename_keys, renamed_keys_of
 from playground.core.runs import RunInfo, list_runs, read_json, read_run_config
 from playground.core.seeds import Band, band, first_seed, seed_folders
 from playground.errors import CheckpointError, DataNotFoundError, PlaygroundError
@@ -53,11 +54,22 @@ def has_model(path: str | Path) -> bool:
     return (first_seed(path) / CHECKPOINT).is_file()
 
 
+def read_config(path: str | Path) -> dict:
+    """The ``[config]`` table of a run's config.toml, the flat keys of runs made before the ``[swav]``
+    section moved into it (``prototypes`` -> ``swav.prototypes``)."""
+    return normalised(read_run_config(path).get("config", {}), str(path))
+
+
+def normalised(values: dict, source: str) -> dict:
+    """A run's config values with old keys under their new names (no notice: this reads old runs)."""
+    return rename_keys(values, source, renamed_keys_of(Config), notify=False)
+
+
 def no_model_reason(path: str | Path) -> str:
     """Why a run has no pretrained model: ``save_models = false``, or the file is gone."""
     path, folder = Path(path), first_seed(path)
     try:
-        saved = read_run_config(folder).get("config", {}).get("save_models", True)
+        saved = read_config(folder).get("save_models", True)
     except PlaygroundError:
         saved = True
     if saved is False:
@@ -82,10 +94,9 @@ def load_model(path: str | Path) -> tuple[SwAV, Config, list[str]]:
     _, meta = load_checkpoint(folder / CHECKPOINT)
     if meta.get("experiment") != EXPERIMENT or "config" not in meta:
         raise CheckpointError(f"{folder / CHECKPOINT} is not a SwAV checkpoint written by this playground")
-    config = Config(**meta["config"])
-    model = build_swav(
-        config.encoder(int(meta["in_channels"])), config.representation_dim, config.swav_config()
-    )
+    source = str(folder / CHECKPOINT)
+    config = build_config(Config, normalised(meta["config"], source), source)
+    model = build_swav(config.encoder(int(meta["in_channels"])), config.representation_dim, config.swav)
     load_into(model, folder / CHECKPOINT)
     return model.eval(), config, list(meta.get("classes", []))
 

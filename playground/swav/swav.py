@@ -157,7 +157,8 @@ class SwAVOutput(NamedTuple):
 
 @dataclass(frozen=True)
 class SwAVConfig:
-    """SwAV's settings (paper values in brackets, for ImageNet).
+    """SwAV's settings (paper values in brackets, for ImageNet); the swav experiment's ``[swav]``
+    section itself (``--set swav.prototypes=50``, ``--set swav.augment.flip=false``).
 
     The defaults suit the playground's scale (a small CNN, 10^3-10^4 small images, Adam
     without warm-up). There the paper's tau = 0.1 sits for epochs on the uniform plateau
@@ -179,20 +180,20 @@ class SwAVConfig:
     freeze_prototypes_steps: int = 0  # prototypes get no gradient for this many steps [313]
     augment: AugmentConfig = AugmentConfig()  # jitter of every crop (its crop_scale/output_size are replaced)
 
-    def __post_init__(self):
+    def __post_init__(self):  # messages name the key as the swav experiment's [swav] section has it
         views = self.large_crops + self.small_crops
         if not self.crops_for_assign or not all(0 <= i < views for i in self.crops_for_assign):
             raise ConfigError(
-                f"crops_for_assign {self.crops_for_assign} must name views among the {views} crops"
+                f"swav.crops_for_assign {self.crops_for_assign} must name views among the {views} crops"
             )
         if views < 2:
-            raise ConfigError("SwAV needs at least 2 views per image")
-        if min(self.temperature, self.epsilon) <= 0:
-            raise ConfigError("the SwAV temperature and epsilon must be positive")
-        if min(self.sinkhorn_iterations, self.queue_length, self.freeze_prototypes_steps) < 0:
-            raise ConfigError(
-                "sinkhorn_iterations, queue_length and freeze_prototypes_steps cannot be negative"
-            )
+            raise ConfigError("SwAV needs at least 2 views per image (swav.large_crops + swav.small_crops)")
+        for key in ("temperature", "epsilon"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"swav.{key} must be positive, got {getattr(self, key)}")
+        for key in ("sinkhorn_iterations", "queue_length", "freeze_prototypes_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"swav.{key} cannot be negative, got {getattr(self, key)}")
 
 
 class SwAV(nn.Module):

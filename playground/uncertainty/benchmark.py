@@ -5,16 +5,19 @@ The single model, temperature scaling and MC dropout share one trained network (
 papers: the same net, read three ways); it is also the ensemble's first member. The BNN is
 trained on its own by SVI. Mahalanobis and KNN score the single model's embeddings.
 
-``MethodSettings.methods`` picks some of the methods (empty: all of them): only those, and the
+The config's ``methods`` picks some of the methods (empty: all of them): only those, and the
 single model they are built on, are trained, and only their rows are reported. Every method is
-seeded on its own, so a method's numbers do not depend on which others ran beside it.
+seeded on its own, so a method's numbers do not depend on which others ran beside it. Each
+method's own settings are :class:`MethodSettings`, the config's ``[bench]`` section.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -78,16 +81,32 @@ def method_rows(methods=()) -> list[str]:
 
 @dataclass
 class MethodSettings:
-    members: int = 5
-    mc_samples: int = 10
-    bnn_layers: str = "head"
+    """The uncertainty config's ``[bench]`` section (``--set bench.members=3``): each method's own
+    settings, on top of the ``[net]`` section every network is built from."""
+
+    members: int = 5  # deep ensemble size
+    mc_samples: int = 10  # MC dropout passes
+    bnn_layers: Literal["last", "head", "all"] = "head"  # which of the BNN's weights are random
     bnn_prior_scale: float = 0.05
-    bnn_samples: int = 10
-    bnn_epochs: int = 0
-    bnn_lr: float = 0.0
+    bnn_samples: int = 10  # BNN posterior samples
+    bnn_epochs: int = 0  # 0: the same as net.epochs
+    bnn_lr: float = 0.0  # 0: the same as net.lr
     knn_k: int = 50
     scores: dict[str, str] = field(default_factory=dict)  # row -> score, overriding ROWS
-    methods: tuple[str, ...] = ()  # the methods to train and report (empty: all of METHODS)
+
+    def __post_init__(self):
+        for key, least in (("members", 2), ("mc_samples", 2), ("bnn_samples", 2), ("knn_k", 1)):
+            if getattr(self, key) < least:
+                raise ConfigError(f"bench.{key} must be at least {least}, got {getattr(self, key)}")
+        if self.bnn_prior_scale <= 0 or self.bnn_lr < 0:
+            raise ConfigError("bench: bnn_prior_scale must be positive and bnn_lr non-negative (0: net.lr)")
+        rows = [row for row in ROWS if row not in FEATURE_ROWS]
+        for row, name in self.scores.items():
+            if row not in rows or name not in SCORES:
+                raise ConfigError(
+                    f"bench.scores: {row} = {name!r} is not a method row with a known score "
+                    f"(rows {', '.join(rows)}; scores {', '.join(SCORES)})"
+                )
 
 
 @dataclass
@@ -117,27 +136,32 @@ class Methods:
         return method_rows(self.names)
 
 
-def build_methods(spec: NetSpec, settings: MethodSettings, seed: int) -> Methods:
-    """The chosen methods (``settings.methods``, empty: all) and what they are built on, untrained."""
-    needed = trained_methods(settings.methods)
-    single = SingleModel(spec, seed=seed) if "single" in needed else None
+def build_methods(
+    net: NetSpec, settings: MethodSettings, methods: Sequence[str], seed: int, device: str = "cpu"
+) -> Methods:
+    """The chosen ``methods`` (empty: all) and what they are built on, untrained, for ``device``."""
+    needed = trained_methods(methods)
+    single = SingleModel(net, seed=seed, device=device) if "single" in needed else None
     return Methods(
         single,
         TemperatureScaled(single) if "temp_scaled" in needed else None,
         MCDropout(single, settings.mc_samples, seed) if "mc_dropout" in needed else None,
-        DeepEnsemble(spec, settings.members, seed, first=single) if "ensemble" in needed else None,
+        DeepEnsemble(net, settings.members, seed, first=single, device=device)
+        if "ensemble" in needed
+        else None,
         BayesianNet(
-            spec,
+            net,
             settings.bnn_layers,
             settings.bnn_prior_scale,
             settings.bnn_samples,
             seed,
             epochs=settings.bnn_epochs or None,
             lr=settings.bnn_lr or None,
+            device=device,
         )
         if "bnn" in needed
         else None,
-        names=chosen_methods(settings.methods),
+        names=chosen_methods(methods),
     )
 
 
@@ -152,7 +176,7 @@ def train_methods(
         methods.get(name).fit(data.train, data.val, progress)
     if "single" in methods.names:
         single = methods.single
-        _, embedding = forward_batches(single.model.eval(), data.train.images, single.spec.device)
+        _, embedding = forward_batches(single.model.eval(), data.train.images, single.device)
         methods.mahalanobis = Mahalanobis.fit(embedding, data.train.labels, data.train.num_classes)
         methods.knn = KNNScore.fit(embedding, settings.knn_k, seed=single.seed)
     report(progress, "methods", len(stages), len(stages))

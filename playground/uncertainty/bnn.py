@@ -133,6 +133,7 @@ class BayesianNet:
         epochs: int | None = None,
         lr: float | None = None,
         init_scale: float = 0.01,
+        device: str = "cpu",
     ):
         if samples < 2:
             raise ConfigError(f"the BNN needs at least 2 posterior samples, got {samples}")
@@ -145,14 +146,15 @@ class BayesianNet:
             seed,
         )
         self.epochs, self.lr, self.init_scale = epochs or spec.epochs, lr or spec.lr, init_scale
+        self.device = device
         self.model: PyroClassifier | None = None
         self.guide: AutoNormal | None = None
         self.train_seconds, self.elbo_per_datum = 0.0, []
 
     def build(self, in_channels: int, num_classes: int) -> None:
-        """A fresh model and guide on the spec's device; their parameters are module-local, not in
+        """A fresh model and guide on ``device``; their parameters are module-local, not in
         pyro's global store, so several BNNs can live in one process."""
-        device = self.spec.device
+        device = self.device
         with pyro.settings.context(module_local_params=True):
             self.model = PyroClassifier(
                 self.spec.build(in_channels, num_classes), self.layers, self.prior_scale
@@ -191,7 +193,7 @@ class BayesianNet:
         self.model.train()
         total = 0.0
         for step, batch in enumerate(loader, start=1):
-            loss = svi.step(*(t.to(self.spec.device, non_blocking=True) for t in batch), size) / size
+            loss = svi.step(*(t.to(self.device, non_blocking=True) for t in batch), size) / size
             if not torch.isfinite(torch.tensor(loss)):
                 raise TrainingDivergedError(
                     f"BNN: the ELBO became {loss} at epoch {epoch}; lower lr or prior_scale"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -34,9 +34,10 @@ from playground.uncertainty.scores import Prediction
 
 @dataclasses.dataclass
 class NetSpec:
-    """How to build and train one classifier through the project's training loop."""
+    """How to build and train one classifier through the project's training loop: the uncertainty
+    config's ``[net]`` section itself (``--set net.epochs=3``). The device is passed to the methods."""
 
-    model: str = "small_cnn"
+    model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
     width: int = 32
     depth: int = 2
     dropout: float = 0.25
@@ -45,9 +46,15 @@ class NetSpec:
     epochs: int = 5
     batch_size: int = 128
     lr: float = 2e-3
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0
-    device: str = "cpu"
+
+    def __post_init__(self):
+        for key in ("epochs", "batch_size", "embedding_dim", "width", "depth"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"net.{key} must be at least 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"net.lr must be positive, got {self.lr}")
 
     def build(self, in_channels: int, num_classes: int) -> nn.Module:
         options = dict(width=self.width, depth=self.depth, dropout=self.dropout, pool_size=self.pool_size)
@@ -74,8 +81,10 @@ class UncertaintyMethod(Protocol):
     def parameters(self) -> int: ...
 
 
-def train_net(spec: NetSpec, train: ImageDataset, seed: int, progress: Progress = None) -> nn.Module:
-    """One classifier trained from seed ``seed`` (initialisation and data order)."""
+def train_net(
+    spec: NetSpec, train: ImageDataset, seed: int, progress: Progress = None, device: str = "cpu"
+) -> nn.Module:
+    """One classifier trained on ``device`` from seed ``seed`` (initialisation and data order)."""
     seed_everything(seed)
     model = spec.build(train.image_shape[0], train.num_classes)
     loader = TensorLoader.of(
@@ -85,7 +94,7 @@ def train_net(spec: NetSpec, train: ImageDataset, seed: int, progress: Progress 
         model,
         loader,
         epochs=spec.epochs,
-        device=spec.device,
+        device=device,
         progress=progress,
         optimizer=make_optimizer(model, spec.optimizer, spec.lr, spec.weight_decay),
     )
@@ -126,21 +135,21 @@ def _from_logits(logits: torch.Tensor, embedding: torch.Tensor | None) -> Predic
 
 
 class SingleModel:
-    """One deterministic network."""
+    """One deterministic network, trained and run on ``device``."""
 
     name = "single"
 
-    def __init__(self, spec: NetSpec, seed: int = 0, model: nn.Module | None = None):
-        self.spec, self.seed, self.model, self.train_seconds = spec, seed, model, 0.0
+    def __init__(self, spec: NetSpec, seed: int = 0, model: nn.Module | None = None, device: str = "cpu"):
+        self.spec, self.seed, self.model, self.device, self.train_seconds = spec, seed, model, device, 0.0
 
     def fit(self, train: ImageDataset, val: ImageDataset | None = None, progress: Progress = None) -> None:
         start = time.perf_counter()
-        self.model = train_net(self.spec, train, self.seed, progress)
+        self.model = train_net(self.spec, train, self.seed, progress, self.device)
         self.train_seconds = time.perf_counter() - start
 
     def predict(self, images: torch.Tensor, progress: Progress = None) -> Prediction:
         self.model.eval()
-        logits, embedding = forward_batches(self.model, images, self.spec.device, progress=progress)
+        logits, embedding = forward_batches(self.model, images, self.device, progress=progress)
         return _from_logits(logits[None], embedding)
 
     @property
@@ -219,7 +228,7 @@ class MCDropout:
         layers = dropout_modules(model)
         if not layers or all(m.p == 0 for m in layers):
             raise ConfigError("MC dropout needs a model with dropout > 0")
-        _, embedding = forward_batches(model, images, self.base.spec.device)
+        _, embedding = forward_batches(model, images, self.base.device)
         for m in layers:
             m.train()
         try:
@@ -227,7 +236,7 @@ class MCDropout:
                 torch.manual_seed(self.seed)  # the same masks for the same call: repeatable scores
                 logits = torch.stack(
                     [
-                        forward_batches(model, images, self.base.spec.device)[0]
+                        forward_batches(model, images, self.base.device)[0]
                         for _ in _counted(self.samples, progress, "mc dropout")
                     ]
                 )
@@ -241,14 +250,22 @@ class MCDropout:
 
 
 class DeepEnsemble:
-    """``members`` networks trained from different seeds; ``first`` may reuse a trained single model."""
+    """``members`` networks trained from different seeds on ``device``; ``first`` may reuse a trained
+    single model."""
 
     name = "ensemble"
 
-    def __init__(self, spec: NetSpec, members: int = 5, seed: int = 0, first: SingleModel | None = None):
+    def __init__(
+        self,
+        spec: NetSpec,
+        members: int = 5,
+        seed: int = 0,
+        first: SingleModel | None = None,
+        device: str = "cpu",
+    ):
         if members < 2:
             raise ConfigError(f"an ensemble needs at least 2 members, got {members}")
-        self.spec, self.members, self.seed, self.first = spec, members, seed, first
+        self.spec, self.members, self.seed, self.first, self.device = spec, members, seed, first, device
         self.models: list[nn.Module] = []
         self.train_seconds = 0.0
 
@@ -264,13 +281,13 @@ class DeepEnsemble:
                 self.train_seconds += self.first.train_seconds
                 continue
             start = time.perf_counter()
-            self.models.append(train_net(self.spec, train, self.member_seed(index), progress))
+            self.models.append(train_net(self.spec, train, self.member_seed(index), progress, self.device))
             self.train_seconds += time.perf_counter() - start
         report(progress, "ensemble member", self.members, self.members)
 
     def predict(self, images: torch.Tensor, progress: Progress = None) -> Prediction:
         outputs = [
-            forward_batches(m.eval(), images, self.spec.device)
+            forward_batches(m.eval(), images, self.device)
             for m in _counted(self.models, progress, "ensemble predict")
         ]
         logits = torch.stack([logit for logit, _ in outputs])

@@ -189,15 +189,16 @@ def sections(metrics: Metrics, title: str, intro: str) -> str:
 
 
 def report_text(config, metrics: Metrics, data, device) -> str:
+    net, bench = config.net, config.bench
     intro = (
         f"In distribution: {config.dataset} without classes {', '.join(data.heldout)} "
         f"({len(data.train)} training, {len(data.val)} validation, {len(data.test)} test images, "
         f"{data.test.num_classes} classes). "
         f"OOD sets: {', '.join(f'{k} ({v.shape[0]})' for k, v in data.ood.items())}. "
-        f"Network: {config.model} width {config.width}, {config.epochs} epochs; "
-        f"ensemble of {config.members}; "
-        f"MC dropout and BNN with {config.mc_samples} / {config.bnn_samples} samples; BNN layers: "
-        f"{config.bnn_layers}; device `{device}`; seed {config.seed}."
+        f"Network: {net.model} width {net.width}, {net.epochs} epochs; "
+        f"ensemble of {bench.members}; "
+        f"MC dropout and BNN with {bench.mc_samples} / {bench.bnn_samples} samples; BNN layers: "
+        f"{bench.bnn_layers}; device `{device}`; seed {config.seed}."
         + (
             f" Methods run: {', '.join(config.methods)} (the others were not trained)."
             if config.methods
@@ -217,7 +218,8 @@ def report_text(config, metrics: Metrics, data, device) -> str:
 def aggregate_text(config, metrics, results) -> str:
     intro = (
         f"Mean ± standard deviation over {len(results)} seeds; dataset {config.dataset} without classes "
-        f"{config.heldout_classes}; {config.members}-member ensemble; BNN layers {config.bnn_layers}."
+        f"{config.heldout_classes}; {config.bench.members}-member ensemble; "
+        f"BNN layers {config.bench.bnn_layers}."
         + (f" Methods run: {', '.join(config.methods)}." if config.methods else "")
     )
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from playground.core.checkpoint import load_checkpoint, load_into
-from playground.core.config import build_config
+from playground.core.config import build_config, rename_keys, renamed_keys_of
 from playground.core.registry import canonical_key
 from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run_config
 from playground.core.seeds import seed_folders
@@ -96,13 +96,13 @@ class OODRun:
             if row in FEATURE_ROWS:
                 if method == "feature" and score == row:
                     return row
-            elif row_method == method and self.config.scores.get(row, row_score) == score:
+            elif row_method == method and self.config.bench.scores.get(row, row_score) == score:
                 return row
         return None
 
     def row_score(self, row: str) -> str:
-        """The score a reported row reads (the config's ``scores`` override, else the row's own)."""
-        return self.config.scores.get(row, ROWS.get(row, ("", row))[1])
+        """The score a reported row reads (the config's ``bench.scores`` override, else the row's own)."""
+        return self.config.bench.scores.get(row, ROWS.get(row, ("", row))[1])
 
     def default_score(self, method: str, options: list[str]) -> str:
         """The first of ``options`` the run reported ``method`` with (its saved scores), else the first."""
@@ -144,7 +144,10 @@ def load_ood_run(path: str | Path) -> OODRun:
     )
     if artifact_dir not in (None, path):  # the seed folder's own config: its seed regenerates its data
         data = read_run_config(artifact_dir)
-    config = build_config(Config, data.get("config", {}), f"{(artifact_dir or path) / 'config.toml'}")
+    source = f"{(artifact_dir or path) / 'config.toml'}"
+    # runs made before the [net] and [bench] sections have flat keys: moved in without a notice
+    values = rename_keys(data.get("config", {}), source, renamed_keys_of(Config), notify=False)
+    config = build_config(Config, values, source)
     results = json.loads((artifact_dir / RESULTS).read_text(encoding="utf-8")) if artifact_dir else {}
     return OODRun(path, metrics, config, seeds, artifact_dir, results, measured)
 
@@ -162,11 +165,11 @@ def load_methods(run: OODRun, device: str = "cpu") -> Methods:
         )
     folder, config = run.artifact_dir / "models", run.config
     num_classes, in_channels = len(run.classes), _in_channels(run)
-    methods = build_methods(config.net_spec(device), config.method_settings(), config.seed)
+    methods = build_methods(config.net, config.bench, config.methods, config.seed, device)
     if methods.single is not None:  # member0 is the single model, also the ensemble's first member
         models, metadata = [], {}
-        for index in range(config.members if methods.ensemble is not None else 1):
-            model = config.net_spec(device).build(in_channels, num_classes)
+        for index in range(config.bench.members if methods.ensemble is not None else 1):
+            model = config.net.build(in_channels, num_classes)
             metadata = load_into(model, folder / f"member{index}.safetensors")
             models.append(model.eval())
         methods.single.model = models[0]
@@ -179,7 +182,7 @@ def load_methods(run: OODRun, device: str = "cpu") -> Methods:
     if "single" in methods.names:
         features, meta = load_checkpoint(folder / "features.safetensors")
         methods.mahalanobis = Mahalanobis(features["mahalanobis.means"], features["mahalanobis.precision"])
-        methods.knn = KNNScore(features["knn.bank"], int(meta.get("knn_k", config.knn_k)))
+        methods.knn = KNNScore(features["knn.bank"], int(meta.get("knn_k", config.bench.knn_k)))
     return methods
 
 

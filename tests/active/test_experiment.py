@@ -1,35 +1,61 @@
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from playground.active import experiment
+from playground.active.data import ActiveDataSpec
 from playground.active.experiment import Config, run
+from playground.active.learner import TrainSpec
+from playground.active.loop import LoopSpec
 from playground.active.results import find_active_runs, load_curves
-from playground.core.runner import run_seeds
+from playground.active.simulate import EscalationSpec
+from playground.core.runner import config_from_recipe, run_seeds
 from playground.core.runs import load_run
 from playground.errors import ConfigError
 from playground.store import Store
+from tests.conftest import REPO
 
+RECIPE = REPO / "recipes" / "active_fashion.toml"
 TINY = dict(
     dataset="digits",
-    pool_limit=0,
-    test_limit=200,
-    calibration_size=200,
-    budget=60,
-    initial=20,
-    query=20,
-    epochs=5,
-    min_steps=20,
-    max_steps=40,
-    mc_samples=4,
-    pool_subset=300,
-    ood_sets=["shapes"],
-    ood_limit=100,
+    data=ActiveDataSpec(
+        pool_limit=0, test_limit=200, calibration_size=200, ood_sets=("shapes",), ood_limit=100
+    ),
+    loop=LoopSpec(initial=20, query=20, budget=60, pool_subset=300, mc_samples=4),
+    train=TrainSpec(epochs=5, min_steps=20, max_steps=40),
+    escalation=EscalationSpec(annotator_budget=20),
     strategies=["random", "bald"],
     policy_strategy="bald",
-    annotator_budget=20,
     queue="digits-review",
 )
+
+
+def flat_toml(values: dict, preset_tables: dict | None = None) -> str:
+    """A recipe (or a run's config.toml) as it was before the sections: every section's keys flat in
+    ``[config]`` (and in each ``[presets.NAME]``), under their old names."""
+    old_name = {new: old for old, new in Config.RENAMED_KEYS.items()}
+
+    def table(name: str, entries: dict) -> str:
+        flat = {}
+        for key, value in entries.items():
+            if isinstance(value, dict):  # a section: its keys that existed then, under their flat names
+                flat.update({old_name[f"{key}.{k}"]: v for k, v in value.items() if f"{key}.{k}" in old_name})
+            else:
+                flat[key] = value
+        return f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in flat.items())
+
+    presets = "".join(table(f"presets.{name}", entries) for name, entries in (preset_tables or {}).items())
+    return f'experiment = "active"\n{table("config", values)}{presets}'
+
+
+def flatten_run_config(run_dir: Path) -> None:
+    """Rewrite a run's config.toml the way runs made before the sections wrote it."""
+    from playground.core.config import tomllib
+
+    config = tomllib.loads((run_dir / "config.toml").read_text())["config"]
+    (run_dir / "config.toml").write_text(flat_toml(config))
 
 
 def tiny_run(**changes):
@@ -113,24 +139,118 @@ def test_multi_seed_report_and_curves(playground_home):
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    "override, message",
     [
-        (dict(strategies=["coreset"]), "strategies"),
-        (dict(policies=["online"]), "policies"),
-        (dict(escalation_strategy="entropy"), "escalation_strategy"),
-        (dict(alpha=1.5), "alpha"),
-        (dict(calibration_size=10), "calibration_size"),
-        (dict(ood_sets=["fashion"]), "ood_sets"),
+        ('strategies=["coreset"]', "strategies"),
+        ('policies=["online"]', "policies"),
+        ("escalation_strategy=entropy", "escalation_strategy"),
+        ("target_accuracy=1.5", "target_accuracy"),
+        ("escalation.alpha=1.5", "escalation.alpha"),
+        ("escalation.stream_rounds=0", "escalation.stream_rounds"),
+        ("data.calibration_size=10", "data.calibration_size"),
+        ('data.ood_sets=["fashion"]', "data.ood_sets"),
+        ("dataset=shapes", r"data.ood_sets .* other than the dataset itself \(shapes\)"),
+        ("loop.budget=10", "loop.budget >= loop.initial"),
+        ("loop.members=0", "loop.members"),
+        ("loop.selection=best", "selection = 'best' is not allowed"),
+        ("train.max_steps=0", "train.max_steps"),
+        ("alpha=1.5", "escalation.alpha"),  # an old flat key is checked in its section
     ],
 )
-def test_bad_config_is_a_clear_error(change, message):
-    with pytest.raises(ConfigError, match=message):
-        Config(**{**TINY, **change})
+def test_bad_config_is_a_one_line_error_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        config_from_recipe(RECIPE, "quick", [override])
+    assert "\n" not in str(error.value)
+
+
+def test_set_section_keys_reach_the_code(monkeypatch):
+    """``--set data.x / loop.x / train.x / escalation.x`` arrive in the objects the code receives."""
+    overrides = ["data.pool_limit=1234", "loop.budget=60", "loop.mc_samples=3", "train.epochs=7"]
+    _, config = config_from_recipe(RECIPE, "quick", [*overrides, "escalation.knn_k=4", "seed=5"])
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_load(spec, dataset, data_root, seed):
+        seen["data"] = (spec, dataset, seed)
+        raise Stop
+
+    def fake_loop(pool, test, strategy, policy, spec, train, seed, progress, stage, device):
+        seen.setdefault("loops", []).append((spec, train, seed, device))
+        return SimpleNamespace(learner="learner")
+
+    def fake_simulate(learner, data, spec, mc_samples, seed):
+        seen["escalation"] = (spec, mc_samples, seed)
+        raise Stop
+
+    monkeypatch.setattr(experiment, "load_active_data", fake_load)
+    monkeypatch.setattr(experiment, "run_loop", fake_loop)
+    monkeypatch.setattr(experiment, "simulate", fake_simulate)
+    with pytest.raises(Stop):
+        experiment.load(config)
+    data = SimpleNamespace(pool=None, test=None)
+    with pytest.raises(Stop):
+        experiment.steps(SimpleNamespace(config=config, device="cpu", progress=None), data)
+    spec, dataset, seed = seen["data"]
+    assert (spec.pool_limit, spec.test_limit, dataset, seed) == (1234, 1000, "fashion_mnist", 5)
+    assert len(seen["loops"]) == 3  # random and bald from scratch, bald fine-tuned with replay
+    for loop, train, seed, device in seen["loops"]:
+        assert (loop.budget, loop.mc_samples, loop.selection, train.epochs, train.max_steps) == (
+            60,
+            3,
+            "power",
+            7,
+            150,
+        )
+        assert (seed, device) == (5, "cpu")
+    escalation, mc_samples, seed = seen["escalation"]
+    assert (escalation.knn_k, escalation.alpha, mc_samples, seed) == (4, 0.05, 3, 5)
+
+
+def test_old_flat_keys_still_work_in_a_recipe_and_with_set(tmp_path, capsys):
+    """A recipe written before the sections (every key flat) gives the same config as today's; an old
+    flat ``--set budget=...`` lands in its section; both with a notice."""
+    from playground.core.config import tomllib
+
+    recipe = tomllib.loads(RECIPE.read_text())
+    old = tmp_path / RECIPE.name  # the same name: the same run name
+    old.write_text(flat_toml(recipe["config"], recipe["presets"]))
+    for preset in ("quick", "full"):
+        assert config_from_recipe(old, preset)[1] == config_from_recipe(RECIPE, preset)[1]
+    assert "budget in recipe" in capsys.readouterr().err
+    _, config = config_from_recipe(old, "quick", ["budget=80", "epochs=9", "ensemble_members=2", "alpha=0.1"])
+    assert (config.loop.budget, config.train.epochs, config.loop.members, config.escalation.alpha) == (
+        80,
+        9,
+        2,
+        0.1,
+    )
+    _, new = config_from_recipe(RECIPE, "quick", ["loop.budget=80", "train.epochs=9", "escalation.alpha=0.1"])
+    assert new.loop.budget == 80 and new.train.epochs == 9 and new.escalation.alpha == 0.1
+    assert "is now loop.budget" in capsys.readouterr().err
+
+
+def test_an_old_run_with_flat_keys_still_reads(tmp_path):
+    """A run folder whose config.toml has the flat keys of before the sections: the reader gives them
+    in their sections."""
+    from playground.active.results import read_active_config
+    from playground.core.config import build_config
+    from playground.core.runs import RunDir
+
+    config = Config(**TINY)
+    run_dir = RunDir.create("old", str(tmp_path))
+    run_dir.write_config(config, "active")
+    flatten_run_config(run_dir.path)
+    text = (run_dir.path / "config.toml").read_text()
+    assert "budget = 60" in text and "[config.loop]" not in text
+    values = read_active_config(run_dir.path)
+    assert values["loop"]["budget"] == 60 and values["data"]["calibration_size"] == 200
+    assert values["escalation"]["annotator_budget"] == 20 and values["queue"] == "digits-review"
+    assert build_config(Config, values) == config
 
 
 def test_when_random_never_reaches_the_target_the_ratio_is_bounded():
-    from types import SimpleNamespace
-
     from playground.active.loop import LoopHistory, Round
     from playground.active.report import claims, metrics
 
@@ -142,20 +262,18 @@ def test_when_random_never_reaches_the_target_the_ratio_is_bounded():
         "random": curve("random", [0.5, 0.6, 0.7, 0.75]),
         "margin": curve("margin", [0.5, 0.82, 0.85, 0.9]),
     }
-    config = SimpleNamespace(target_accuracy=0.8, budget=50, strategies=["random", "margin"])
+    config = Config(target_accuracy=0.8, loop=LoopSpec(budget=50), strategies=["random", "margin"])
     escalation = SimpleNamespace(
         metrics=lambda: {"escalation/alpha": 0.05, "escalation/auto_label_error": 0.02}
     )
     values = metrics(config, loops, {}, escalation).values
     assert "al/margin/labels_vs_random" not in values
     assert values["al/margin/labels_vs_random_below"] == pytest.approx(30 / 50)
-    text = "\n".join(claims(config, values))
+    text = "\n".join(claims(config.strategies, config.target_accuracy, config.loop.budget, values))
     assert "needs less than 60% of random's labels" in text and "meets" in text and "within α + 0.01" in text
 
 
 def test_metric_records_carry_the_split_and_the_strategy_policy_and_measure_tags():
-    from types import SimpleNamespace
-
     from playground.active.loop import LoopHistory, Round
     from playground.active.report import metrics
 
@@ -164,7 +282,7 @@ def test_metric_records_carry_the_split_and_the_strategy_policy_and_measure_tags
         return LoopHistory("", "", rounds, None, None)
 
     loops = {"random": curve([0.5, 0.7, 0.85]), "bald": curve([0.5, 0.82, 0.9])}
-    config = SimpleNamespace(target_accuracy=0.8, budget=40)
+    config = Config(target_accuracy=0.8, loop=LoopSpec(budget=40))
     escalation = SimpleNamespace(
         metrics=lambda: {
             "escalation/alpha": 0.05,

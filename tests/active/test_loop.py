@@ -58,12 +58,13 @@ def test_loop_labels_query_by_query_without_repeats(digits):
 
 def test_finetune_replay_trains_on_new_plus_replayed_labels(digits, monkeypatch):
     pool, test = digits
-    sizes = []
+    sizes, devices = [], set()
     original = learner_module.train_on
 
-    def recording(model, images, labels, spec, epochs, seed):
+    def recording(model, images, labels, spec, epochs, seed, device):
         sizes.append(images.shape[0])
-        return original(model, images, labels, spec, epochs, seed)
+        devices.add(device)
+        return original(model, images, labels, spec, epochs, seed, device)
 
     monkeypatch.setattr(learner_module, "train_on", recording)
     run_loop(
@@ -74,8 +75,10 @@ def test_finetune_replay_trains_on_new_plus_replayed_labels(digits, monkeypatch)
         LoopSpec(20, 10, 40, pool_subset=100, mc_samples=2),
         TINY_TRAIN,
         seed=0,
+        device="cpu",
     )
     assert sizes == [20, 10 + 7, 10 + 7]  # first round from scratch, then new + replay
+    assert devices == {"cpu"}  # the run's device reaches the training, not a field of the [train] section
 
 
 def test_learner_restarts_from_the_same_weights_under_scratch(digits):

@@ -4,9 +4,9 @@ and a run started from the page's form."""
 from __future__ import annotations
 
 from playground.active import experiment
-from playground.active.experiment import Config
+from playground.active.experiment import Config, run
 from playground.core.runner import run_seeds
-from tests.active.test_experiment import TINY
+from tests.active.test_experiment import TINY, flatten_run_config
 from tests.apps.conftest import open_page_at, plotly_spec
 
 
@@ -43,7 +43,20 @@ def test_a_multi_seed_run_draws_bands_tables_and_the_escalation_point(monkeypatc
 
 def test_changing_the_form_shows_the_matching_command(monkeypatch, playground_home):
     at = open_page(monkeypatch)
-    at.number_input(key="al_budget").set_value(60).run()
-    assert "--set budget=60" in at.code[0].value
+    at.number_input(key="al_loop.budget").set_value(60).run()
+    assert "--set loop.budget=60" in at.code[0].value
+    at.number_input(key="al_escalation.alpha").set_value(0.1).run()
+    assert "--set escalation.alpha=0.1" in at.code[0].value
     at.multiselect(key="al_strategies").set_value(["random", "margin"]).run()
     assert "strategies=" in at.code[0].value and "margin" in at.code[0].value
+
+
+def test_a_run_from_before_the_sections_still_opens(monkeypatch, playground_home):
+    """An old run's config.toml with flat keys: the page reads its label budget from ``budget``."""
+    result = run(Config(**{**TINY, "queue": "", "target_accuracy": 0.99}))  # 60 labels never reach 99%
+    flatten_run_config(result.run_dir)
+    at = open_page(monkeypatch)
+    assert not at.exception and at.selectbox(key="al_run").value == result.run_dir.name
+    text = "\n".join(m.value for m in at.markdown)
+    assert "No uncertainty strategy reached 99% within 60 labels" in text
+    assert chart(at, "al_curves")["data"]

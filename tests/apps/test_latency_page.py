@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from playground.latency.experiment import Config, run
+from playground.latency.experiment import Bench, Config, run
 from tests.apps.conftest import open_page_at, plotly_spec
 
 VARIANTS = ["torch_fp32", "ort_fp32", "ort_int8_static", "student_kd"]
@@ -24,10 +24,7 @@ TINY = dict(
     student_width=4,
     variants=VARIANTS,
     batch_sizes=[1, 16],
-    warmup=1,
-    min_iters=3,
-    min_seconds=0.0,
-    max_seconds=0.5,
+    bench=Bench(warmup=1, min_iters=3, min_seconds=0.0, max_seconds=0.5),
     calibration_images=64,
 )
 

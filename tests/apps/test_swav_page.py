@@ -3,11 +3,15 @@ probe chart, prototype assignments and training tab."""
 
 from __future__ import annotations
 
+import json
+import math
+
+from playground.core.config import tomllib
 from playground.core.runner import run_seeds
 from playground.swav import experiment
 from playground.swav.experiment import Config
 from tests.apps.conftest import open_page_at, plotly_spec
-from tests.swav.test_experiment import TINY
+from tests.swav.test_experiment import TINY, flatten_swav
 
 
 def open_page():
@@ -40,6 +44,9 @@ def test_empty_runs_root_offers_the_quick_preset(playground_home):
     assert at.button(key="swav_train").label == "Run the quick preset"
     at.selectbox(key="swav_model").set_value("regnety_small").run()
     assert "--set model=regnety_small" in at.code[0].value
+    assert at.number_input(key="swav_swav.prototypes").value == 30
+    at.number_input(key="swav_swav.prototypes").set_value(40).run()
+    assert at.code[0].value.endswith("--set model=regnety_small --set swav.prototypes=40")
 
 
 def test_a_two_seed_run_draws_the_probe_chart_assignments_and_training(playground_home):
@@ -71,3 +78,15 @@ def test_a_run_without_a_model_says_so_on_the_assignments_tab(playground_home):
     assert not at.exception and not at.error
     assert any("saved no model (save_models = false)" in i.value for i in at.info)
     assert chart(at, "swav_probe") and chart(at, "swav_loss")  # the other tabs still draw
+
+
+def test_an_old_run_with_flat_config_keys_draws_log_k_of_its_prototypes(playground_home):
+    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    folder = experiment.run(Config(**tiny, save_models=False)).run_dir
+    table = tomllib.loads((folder / "config.toml").read_text())["config"]
+    flat = "".join(f"{key} = {json.dumps(value)}\n" for key, value in flatten_swav(table).items())
+    (folder / "config.toml").write_text(f'experiment = "swav"\n[config]\n{flat}')  # before [swav]
+    at = open_page()
+    assert not at.exception and not at.error
+    (line,) = chart(at, "swav_loss")["layout"]["shapes"]
+    assert math.isclose(line["y0"], math.log(10))  # prototypes = 10, read from the flat key

@@ -9,6 +9,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from playground.uncertainty.benchmark import MethodSettings
+from playground.uncertainty.methods import NetSpec
 from tests.apps.conftest import APP_FILE
 
 PAGE = "views/uncertainty.py"
@@ -16,16 +18,9 @@ PAGE = "views/uncertainty.py"
 TINY_OOD = dict(
     dataset="digits",
     far_sets=["shapes", "gaussian", "uniform"],
-    width=8,
-    pool_size=2,
-    embedding_dim=32,
-    epochs=6,
-    members=3,
-    mc_samples=4,
-    bnn_samples=4,
+    net=NetSpec(width=8, pool_size=2, embedding_dim=32, epochs=6, lr=3e-3, batch_size=64),
+    bench=MethodSettings(members=3, mc_samples=4, bnn_samples=4),
     ood_limit=300,
-    lr=3e-3,
-    batch_size=64,
     device="cpu",
 )
 
@@ -78,12 +73,16 @@ def test_without_runs_the_page_offers_the_quick_preset():
     assert "playground run recipes/uncertainty_fashion.toml --preset quick" in at.info[0].value
     assert at.button(key="ood_train").label == "Run the quick preset"
     assert at.code[0].value == "playground run recipes/uncertainty_fashion.toml --preset quick"
-    at.number_input(key="ood_members").set_value(4).run()
-    assert not at.exception and at.code[0].value.endswith("--preset quick --set members=4")
+    at.number_input(key="ood_bench.members").set_value(4).run()
+    assert not at.exception and at.code[0].value.endswith("--preset quick --set bench.members=4")
+    at.selectbox(key="ood_bench.bnn_layers").select("last").run()
+    assert not at.exception and "--set bench.bnn_layers=last --set bench.members=4" in at.code[0].value
     at.selectbox(key="ood_preset").select("full").run()
     assert (
         at.button(key="ood_train").label == "Run the full preset"
-        and at.number_input(key="ood_members").value == 5
+        and at.number_input(key="ood_bench.members").value == 5
+        and at.number_input(key="ood_net.epochs").value == 12
+        and at.selectbox(key="ood_bench.bnn_layers").value == "head"
     )
     assert not at.metric and not at.get("plotly_chart")
 
@@ -92,11 +91,12 @@ def test_the_run_button_trains_a_run_and_opens_it(playground_home):
     at = open_page()
     at.selectbox(key="ood_dataset").select("digits")
     at.multiselect(key="ood_far_sets").set_value(["shapes", "uniform"])
-    at.number_input(key="ood_epochs").set_value(1)
-    at.number_input(key="ood_members").set_value(2)
+    at.number_input(key="ood_net.epochs").set_value(1)
+    at.number_input(key="ood_bench.members").set_value(2)
     at.number_input(key="ood_train_limit").set_value(300)
     at.run()
-    assert "--set dataset=digits" in at.code[0].value and "--set members=2" in at.code[0].value
+    assert "--set dataset=digits" in at.code[0].value and "--set bench.members=2" in at.code[0].value
+    assert "--set net.epochs=1" in at.code[0].value
     at.button(key="ood_train").click().run()
     assert not at.exception and not at.error
     run_dirs = list(playground_home.iterdir())

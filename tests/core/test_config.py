@@ -187,3 +187,4 @@ def test_old_flat_keys_move_into_their_section(capsys):
     assert config.optim.lr == 0.3
     assert "optim_lr in old run is now optim.lr" in capsys.readouterr().err
     assert build_config(SectionConfig, apply_overrides({}, ["optim_lr=0.2"], SectionConfig)).optim.lr == 0.2
+    assert "optim_lr in --set optim_lr=0.2 is now optim.lr" in capsys.readouterr().err

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from playground.core.config import build_config
+from playground.core.config import build_config, config_to_toml, tomllib
 from playground.core.runner import config_from_recipe
 from playground.core.runs import load_run
 from playground.errors import ConfigError
-from playground.latency.experiment import Config, run
+from playground.latency import experiment
+from playground.latency.experiment import Bench, Config, run
+from playground.latency.pruning import PruneSpec
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "latency_fashion.toml"
@@ -38,12 +41,9 @@ TINY = dict(
     student_width=4,
     variants=FAST,
     batch_sizes=[1, 16],
-    warmup=2,
-    min_iters=5,
-    min_seconds=0.0,
-    max_seconds=1.0,
+    bench=Bench(warmup=2, min_iters=5, min_seconds=0.0, max_seconds=1.0),
     calibration_images=128,
-    prune_steps=1,
+    prune=PruneSpec(steps=1),
 )
 
 
@@ -151,9 +151,11 @@ def test_artifacts_csv_json_pareto_and_report(tiny_run):
         ({"variants": ["ort_fp32"]}, "torch_fp32"),
         ({"variants": ["torch_fp32", "tensorrt"]}, "tensorrt"),
         ({"batch_sizes": [0]}, "batch_sizes"),
-        ({"prune_target": 1.2}, "target"),
+        ({"prune": {"target": 1.2}}, "prune.target"),
+        ({"prune": {"importance": "random"}}, "importance"),
         ({"kd_alpha": 2.0}, "alpha"),
-        ({"min_seconds": 5.0, "max_seconds": 1.0}, "max_seconds"),
+        ({"bench": {"min_seconds": 5.0, "max_seconds": 1.0}}, "max_seconds"),
+        ({"bench": {"threads": 2}}, "set threads"),
     ],
 )
 def test_bad_configs_are_clear_errors(values, message):
@@ -164,7 +166,8 @@ def test_bad_configs_are_clear_errors(values, message):
 def test_recipe_presets_parse():
     _, quick = config_from_recipe(RECIPE, "quick", [])
     _, full = config_from_recipe(RECIPE, "full", [])
-    assert quick.train_limit and full.train_limit == 0 and full.min_iters >= quick.min_iters
+    assert quick.train_limit and full.train_limit == 0 and full.bench.min_iters >= quick.bench.min_iters
+    assert (quick.prune.steps, full.prune.steps, full.prune.target) == (1, 2, 0.5)
     assert "ort_int8_static" in full.variants and "student_kd" in full.variants
 
 
@@ -193,3 +196,45 @@ def test_students_learn_from_the_transfer_set_and_the_report_states_the_kd_gain(
     )
     with pytest.raises(ConfigError, match="student_train_limit"):
         Config(student_train_limit=-1)
+
+
+def prune_and_time(config: Config, monkeypatch) -> dict:
+    """The pruning and timing specs ``prune`` and ``measure`` hand on (no model is pruned or timed)."""
+    seen = {}
+    monkeypatch.setattr(
+        experiment, "prune_to_target", lambda model, example, spec, **_: seen.update(prune=spec)
+    )
+    monkeypatch.setattr(experiment, "batch_sweep", lambda run, images, batches, spec: seen.update(bench=spec))
+    monkeypatch.setattr(experiment, "measure_peak_memory", lambda run, images: 0.0)
+    images, labels = torch.zeros(8, 1, 4, 4), torch.zeros(8, dtype=torch.long)
+    data = SimpleNamespace(images=images, labels=labels)
+    experiment.prune(config, torch.nn.Linear(1, 1), data, "cpu", None)
+    variant = SimpleNamespace(run=lambda x: torch.zeros(len(x), 10))
+    experiment.measure(config, variant, (data, data, data, images), torch.zeros(8, dtype=torch.long))
+    return seen
+
+
+def test_set_prune_and_bench_keys_reach_the_pruner_and_the_timer(monkeypatch):
+    overrides = ["prune.target=0.3", "prune.importance=lamp", "bench.min_iters=7", "threads=2"]
+    _, config = config_from_recipe(RECIPE, "quick", overrides)
+    seen = prune_and_time(config, monkeypatch)
+    assert seen["prune"] is config.prune and (seen["prune"].target, seen["prune"].importance) == (0.3, "lamp")
+    assert seen["prune"].steps == 1  # the rest of the quick preset's [prune] table stays
+    assert (seen["bench"].min_iters, seen["bench"].warmup, seen["bench"].threads) == (7, 3, 2)
+
+
+def test_old_flat_keys_still_work_in_recipes_overrides_and_old_run_configs(tmp_path, capsys):
+    recipe = tmp_path / "old_latency.toml"
+    recipe.write_text(
+        'experiment = "latency"\n[config]\nprune_target = 0.4\nprune_steps = 3\nwarmup = 4\n'
+        "[presets.quick]\nmin_iters = 6\nprune_finetune_epochs = 2\n"
+    )
+    _, config = config_from_recipe(recipe, "quick", ["max_seconds=2.5", "prune_importance=taylor"])
+    assert config.prune == PruneSpec(target=0.4, importance="taylor", steps=3, finetune_epochs=2)
+    assert config.bench == Bench(warmup=4, min_iters=6, max_seconds=2.5)
+    assert "prune_target in recipe" in capsys.readouterr().err
+    old = tomllib.loads(config_to_toml(Config()))["config"]  # a run's config.toml before the sections:
+    del old["prune"], old["bench"]
+    old.update(prune_target=0.5, prune_importance="magnitude", prune_steps=2, prune_finetune_epochs=1)
+    old.update(warmup=10, min_iters=50, min_seconds=1.0, max_seconds=20.0)
+    assert build_config(Config, old, "old run") == Config()

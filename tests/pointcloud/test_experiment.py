@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
+from playground.core.config import build_config, config_to_toml, tomllib
 from playground.core.registry import get_experiment
 from playground.core.runner import config_from_recipe, run_recipe
 from playground.core.runs import load_run
 from playground.errors import ConfigError
+from playground.pointcloud import experiment
 from playground.pointcloud.experiment import Config, run
 from playground.pointcloud.export import from_nuscenes, read_kitti
+from playground.pointcloud.proposals import ProposalParams
+from playground.pointcloud.scenes import SceneSpec
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "pointcloud_proposals.toml"
-TINY = ["target_points=30000", "rings=32", "scenes=2"]
+TINY = ["scene.target_points=30000", "scene.rings=32", "scenes=2"]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +79,8 @@ def test_recipe_presets_and_registry():
     assert module.Config is Config
     _, quick = config_from_recipe(RECIPE, "quick")
     _, full = config_from_recipe(RECIPE, "full")
-    assert (quick.scenes, quick.target_points, quick.rings) == (3, 100_000, 64)
+    assert (quick.scenes, quick.scene.target_points, quick.scene.rings) == (3, 100_000, 64)
+    assert quick.scene == SceneSpec() and quick.proposals == ProposalParams()  # the recipe names the defaults
     assert full.scenes > quick.scenes and full.timing_repeats > quick.timing_repeats
 
 
@@ -84,26 +90,23 @@ def test_recipe_presets_and_registry():
         (dict(scenes=0), "scenes"),
         (dict(iou_threshold=1.5), "iou_threshold"),
         (dict(scenes=2, plot_scene=2), "plot_scene"),
-        (dict(dropout=1.0), "dropout"),
-        (dict(eps=-1.0), "eps"),
+        (dict(scene=dict(dropout=1.0)), r"\[scene\]: scene.dropout"),
+        (dict(proposals=dict(eps=-1.0)), r"\[proposals\]: proposals.eps"),
         (dict(min_gt_points=-1), "min_gt_points"),
+        (dict(scene=dict(seed=3)), "scene.seed follows the run's seed"),
+        (dict(proposals=dict(seed=3)), "proposals.seed follows the run's seed"),
     ],
 )
 def test_bad_configs_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):
-        Config(**change)
+        build_config(Config, change)
 
 
 def test_a_direct_run_with_another_threshold_names_its_metrics(tmp_path):
     result = run(
         Config(
             scenes=1,
-            target_points=8000,
-            rings=32,
-            cars=3,
-            pedestrians=3,
-            poles=1,
-            walls=0,
+            scene=SceneSpec(target_points=8000, rings=32, cars=3, pedestrians=3, poles=1, walls=0),
             iou_threshold=0.7,
             out=str(tmp_path),
         )
@@ -113,3 +116,34 @@ def test_a_direct_run_with_another_threshold_names_its_metrics(tmp_path):
         and "proposals/recall_bev50" not in result.metrics.values
     )
     assert result.run_dir.parent == tmp_path
+
+
+def test_set_scene_and_proposals_keys_reach_every_frame_with_its_own_seed(monkeypatch):
+    overrides = ["scene.cars=3", "scene.target_points=5000", "proposals.eps=0.8", "seed=7", "scenes=2"]
+    _, config = config_from_recipe(RECIPE, "quick", overrides)
+    scenes, proposed = experiment.load(config), []
+    assert [s.spec for s in scenes] == [dataclasses.replace(config.scene, seed=seed) for seed in (7, 8)]
+    assert scenes[0].spec.cars == 3 and len(scenes[0]) < 6000 and config.scene.seed == 0
+    monkeypatch.setattr(
+        experiment,
+        "timed_proposals",
+        lambda points, params, repeats: proposed.append(params) or ([], 0.0, {}),
+    )
+    assert experiment.run_frame(config, 1, scenes[1]).name == "000008"
+    assert proposed == [ProposalParams(eps=0.8, seed=7)]
+
+
+def test_old_flat_keys_still_work_in_recipes_overrides_and_old_run_configs(tmp_path, capsys):
+    recipe = tmp_path / "old_pointcloud.toml"
+    recipe.write_text(
+        'experiment = "pointcloud"\n[config]\ncars = 3\neps = 0.8\n[presets.quick]\nrings = 16\n'
+    )
+    _, config = config_from_recipe(recipe, "quick", ["target_points=5000", "min_cluster_points=9"])
+    assert config.scene == SceneSpec(cars=3, rings=16, target_points=5000)
+    assert config.proposals == ProposalParams(eps=0.8, min_cluster_points=9)
+    assert "cars in recipe" in capsys.readouterr().err
+    old = tomllib.loads(config_to_toml(Config()))["config"]  # a run's config.toml before the sections:
+    scene, proposals = old.pop("scene"), old.pop("proposals")
+    old.update({key: scene[key] for key in experiment.OLD_SCENE_KEYS})
+    old.update({key: proposals[key] for key in experiment.OLD_PROPOSAL_KEYS})
+    assert build_config(Config, old, "old run") == Config()

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from playground.core.checkpoint import load_checkpoint, load_into
-from playground.core.config import build_config
+from playground.core.checkpoint import load_checkpoint, load_into, save_checkpoint
+from playground.core.config import build_config, config_to_toml, tomllib
 from playground.core.runner import config_from_recipe, run_recipe
 from playground.core.runs import load_run
 from playground.errors import ConfigError, DataNotFoundError
-from playground.swav.experiment import CHECKPOINT, Config, Outcome, run
+from playground.swav import experiment
+from playground.swav.augment import AugmentConfig
+from playground.swav.experiment import CHECKPOINT, OLD_SWAV_KEYS, Config, Outcome, run
 from playground.swav.report import EXAMPLES_FILE, lowshot_name, pct, probe_name
-from playground.swav.results import has_model, load_model
-from playground.swav.swav import build_swav
+from playground.swav.results import has_model, load_model, normalised, read_config
+from playground.swav.swav import SwAVConfig, build_swav
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "swav_fashion.toml"
@@ -26,9 +30,7 @@ TINY = dict(
     batch_size=64,
     width=8,
     pool_size=2,
-    prototypes=10,
-    small_crops=2,
-    flip=False,
+    swav=SwAVConfig(prototypes=10, small_crops=2, augment=AugmentConfig(flip=False)),
     finetune_steps=30,
     supervised_epochs=2,
     lowshot_fractions=[0.1],
@@ -67,9 +69,10 @@ def test_tiny_run_writes_metrics_plots_and_a_loadable_checkpoint(tiny_run):
     } <= set(metrics)
     assert "ssl/supervised/lowshot_10/accuracy" not in metrics  # it saw every label
     state, meta = load_checkpoint(tiny_run.run_dir / CHECKPOINT)
-    config = Config(**{k: v for k, v in meta["config"].items()})
+    config = build_config(Config, normalised(meta["config"], "checkpoint"))
+    assert config.swav == TINY["swav"]  # the [swav] section, its [swav.augment] included
     torch.manual_seed(0)
-    model = build_swav(config.encoder(meta["in_channels"]), config.representation_dim, config.swav_config())
+    model = build_swav(config.encoder(meta["in_channels"]), config.representation_dim, config.swav)
     load_into(model, tiny_run.run_dir / CHECKPOINT)
     assert model.prototype_scores(torch.rand(3, 1, 8, 8)).shape == (3, 10)
     assert "**Check: SwAV's linear probe is" in tiny_run.report and "| SwAV |" in tiny_run.report
@@ -148,7 +151,8 @@ def test_recipe_presets_parse_and_the_quick_preset_is_small():
         ({"probe_fractions": [0.0, 1.0]}, "probe_fractions"),
         ({"lowshot_fractions": [1.5]}, "lowshot_fractions"),
         ({"epochs": 0}, "epochs"),
-        ({"temperature": 0.0}, "temperature"),
+        ({"swav": {"temperature": 0.0}}, r"\[swav\]: swav.temperature must be positive"),
+        ({"swav": {"augment": {"flip": "yes"}}}, r"\[swav\] \[augment\]: flip must be bool"),
         ({"model": "vgg"}, "model"),
         ({"probe_l2": -1.0}, "probe_l2"),
     ],
@@ -160,12 +164,9 @@ def test_bad_configs_are_clear_errors(values, message):
 
 def test_three_seeds_aggregate_into_one_report(tmp_path):
     tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
-    result = run_recipe(
-        RECIPE,
-        None,
-        [f"{k}={json.dumps(v)}" for k, v in tiny.items()] + [f"out={json.dumps(str(tmp_path))}"],
-        seeds=[0, 1],
-    )
+    overrides = [f"{k}={json.dumps(v)}" for k, v in tiny.items() if k != "swav"]
+    overrides += ["swav.prototypes=10", "swav.small_crops=2", "swav.augment.flip=false"]
+    result = run_recipe(RECIPE, None, overrides + [f"out={json.dumps(str(tmp_path))}"], seeds=[0, 1])
     assert "2 seeds" in result.report and "±" in result.report
     assert (result.run_dir / "probe_accuracy.png").is_file()
     assert "ssl/swav/linear_probe/accuracy:std" in result.metrics.values
@@ -173,3 +174,57 @@ def test_three_seeds_aggregate_into_one_report(tmp_path):
     (probe,) = result.metrics.select(split="test", **at)
     assert probe.std is not None  # the seeds' mean keeps its split and tags
     assert load_run(result.run_dir).experiment == "swav"  # the parent is listed as a SwAV run
+
+
+def test_set_swav_keys_reach_the_swav_model_and_its_training(monkeypatch):
+    overrides = ["swav.prototypes=7", "swav.temperature=0.3", "swav.augment.flip=false"]
+    _, config = config_from_recipe(RECIPE, "quick", overrides)
+    seen = {}
+
+    def fake_train(model, images, swav_config, **kwargs):
+        seen.update(model=model, config=swav_config)
+        return SimpleNamespace(series=lambda name: [1.0])
+
+    monkeypatch.setattr(experiment, "train_swav", fake_train)
+    experiment.pretrain(config, config.encoder(1), torch.rand(4, 1, 8, 8), "cpu", None)
+    assert seen["config"] is config.swav and seen["config"].augment == AugmentConfig(flip=False)
+    assert (seen["config"].temperature, seen["config"].small_crops) == (
+        0.3,
+        2,
+    )  # the quick preset's crops stay
+    assert seen["model"].prototypes.weight.shape[0] == 7
+
+
+def test_old_flat_keys_still_work_in_recipes_and_overrides(tmp_path, capsys):
+    recipe = tmp_path / "old_swav.toml"
+    recipe.write_text(
+        'experiment = "swav"\n[config]\nprototypes = 12\nflip = false\n[presets.quick]\nsmall_crops = 1\n'
+    )
+    _, config = config_from_recipe(recipe, "quick", ["temperature=0.3", "queue_length=64"])
+    expected = SwAVConfig(
+        12, temperature=0.3, small_crops=1, queue_length=64, augment=AugmentConfig(flip=False)
+    )
+    assert config.swav == expected
+    assert "flip in recipe" in capsys.readouterr().err
+    text = config_to_toml(config)
+    assert "[config.swav.augment]" in text and build_config(Config, tomllib.loads(text)["config"]) == config
+
+
+def flatten_swav(config: dict) -> dict:
+    """A config table as runs wrote it before the [swav] section."""
+    section = config.pop("swav")
+    return config | {key: section[key] for key in OLD_SWAV_KEYS} | {"flip": section["augment"]["flip"]}
+
+
+def test_an_old_run_with_flat_keys_still_opens(tiny_run, tmp_path):
+    old = shutil.copytree(tiny_run.run_dir, tmp_path / tiny_run.run_dir.name)
+    table = tomllib.loads((old / "config.toml").read_text())["config"]
+    flat = "".join(f"{key} = {json.dumps(value)}\n" for key, value in flatten_swav(table).items())
+    (old / "config.toml").write_text(f'experiment = "swav"\n[config]\n{flat}')
+    assert (
+        read_config(old)["swav"]["prototypes"] == 10 and read_config(old)["swav"]["augment"]["flip"] is False
+    )
+    state, meta = load_checkpoint(old / CHECKPOINT)
+    save_checkpoint(old / CHECKPOINT, state, meta | {"config": flatten_swav(meta["config"])})
+    model, config, _ = load_model(old)
+    assert config.swav == TINY["swav"] and model.prototypes.weight.shape[0] == 10

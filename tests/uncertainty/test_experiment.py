@@ -10,8 +10,9 @@ import torch
 from playground.core.runner import config_from_recipe, run_recipe
 from playground.data import ood as ood_data
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
-from playground.uncertainty.benchmark import method_rows, trained_methods
+from playground.uncertainty.benchmark import MethodSettings, build_methods, method_rows, trained_methods
 from playground.uncertainty.experiment import Config, run
+from playground.uncertainty.methods import NetSpec
 from playground.uncertainty.results import find_ood_runs, inspect_image, load_methods, load_ood_run
 from tests.conftest import REPO, needs_fashion_mnist
 
@@ -19,18 +20,12 @@ ROWS = ("single_msp", "single_energy", "temp_scaled", "mc_dropout", "ensemble", 
 TINY = dict(
     dataset="digits",
     far_sets=["shapes", "gaussian", "uniform"],
-    width=8,
-    pool_size=2,
-    embedding_dim=32,
-    epochs=6,
-    members=3,
-    mc_samples=4,
-    bnn_samples=4,
+    net=NetSpec(width=8, pool_size=2, embedding_dim=32, epochs=6, lr=3e-3, batch_size=64),
+    bench=MethodSettings(members=3, mc_samples=4, bnn_samples=4),
     ood_limit=300,
-    lr=3e-3,
-    batch_size=64,
     device="cpu",
 )
+RECIPE = REPO / "recipes" / "uncertainty_fashion.toml"
 
 
 @pytest.fixture(scope="module")
@@ -50,23 +45,67 @@ def test_bad_configs_are_one_line_errors():
         Config(far_sets=["cifar"])
     with pytest.raises(ConfigError, match="ood_folder"):
         Config(far_sets=["folder"])
-    with pytest.raises(ConfigError, match="members must be at least 2"):
-        Config(members=1)
-    with pytest.raises(ConfigError, match="scores: ensemble"):
-        Config(scores={"ensemble": "confidence"})
+    with pytest.raises(ConfigError, match="bench.members must be at least 2"):
+        MethodSettings(members=1)
+    with pytest.raises(ConfigError, match="bench.scores: ensemble"):
+        MethodSettings(scores={"ensemble": "confidence"})
+    with pytest.raises(ConfigError, match="net.epochs must be at least 1"):
+        NetSpec(epochs=0)
     with pytest.raises(ConfigError, match="heldout_classes"):
         run(Config(**{**TINY, "heldout_classes": [12]}))
     with pytest.raises(ConfigError):
-        config_from_recipe(REPO / "recipes" / "uncertainty_fashion.toml", "quick", ["no_such_key=1"])
-    with pytest.raises(ConfigError) as err:
-        config_from_recipe(REPO / "recipes" / "uncertainty_fashion.toml", "quick", ['methods=["bnn", "gp"]'])
-    assert "methods: unknown 'gp'; valid: single, temp_scaled, mc_dropout, ensemble, bnn" in str(err.value)
-    assert "\n" not in str(err.value)
+        config_from_recipe(RECIPE, "quick", ["no_such_key=1"])
+    for override, message in (
+        ('methods=["bnn", "gp"]', "methods: unknown 'gp'; valid: single, temp_scaled, mc_dropout, ensemble"),
+        ("bench.members=1", "bench.members must be at least 2, got 1"),
+        ("members=1", "bench.members must be at least 2, got 1"),  # the old flat key
+        ("net.lr=0", "net.lr must be positive"),
+        ('net.model="vgg"', "net.model = 'vgg' is not allowed"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            config_from_recipe(RECIPE, "quick", [override])
+        assert message in str(err.value) and "\n" not in str(err.value), override
+
+
+def test_section_keys_on_the_command_line_reach_the_methods():
+    _, config = config_from_recipe(
+        RECIPE, "quick", ["net.epochs=1", "net.width=8", "bench.members=4", 'bench.bnn_layers="last"']
+    )
+    assert (config.net.epochs, config.net.width, config.net.depth) == (1, 8, 2)  # depth: the recipe's
+    assert (config.bench.members, config.bench.mc_samples) == (4, 10)
+    methods = build_methods(config.net, config.bench, config.methods, config.seed, "cpu")
+    assert methods.single.spec is config.net and methods.ensemble.members == 4
+    assert methods.bnn.layers == "last" and methods.bnn.epochs == 1 and methods.bnn.device == "cpu"
+    assert methods.mc_dropout.samples == 10 and methods.ensemble.device == "cpu"
+
+
+def test_old_flat_keys_still_work_on_the_command_line_and_in_a_recipe(tmp_path, capsys):
+    # the README's command: --set bnn_layers='"last"' sets bench.bnn_layers
+    _, config = config_from_recipe(RECIPE, "quick", ['bnn_layers="last"', "epochs=2", 'methods=["bnn"]'])
+    assert config.bench.bnn_layers == "last" and config.net.epochs == 2 and config.methods == ["bnn"]
+    flat = RECIPE.read_text(encoding="utf-8")
+    for table in ("config", "presets.quick", "presets.full"):  # the old recipe: every key flat
+        flat = flat.replace(f"[{table}.net]", "").replace(f"[{table}.bench]", "")
+    assert "net]" not in flat and "bench]" not in flat
+    old = tmp_path / RECIPE.name
+    old.write_text(flat, encoding="utf-8")
+    for preset in ("quick", "full"):
+        assert config_from_recipe(old, preset)[1] == config_from_recipe(RECIPE, preset)[1], preset
+    notices = capsys.readouterr().err
+    assert "note: members in recipe" in notices and "is now bench.members" in notices
+
+
+def test_the_recipe_presets_reach_the_sections():
+    quick, full = (config_from_recipe(RECIPE, preset)[1] for preset in ("quick", "full"))
+    assert quick.net == NetSpec(width=16, epochs=3, lr=3e-3) and quick.bench == MethodSettings(members=3)
+    assert (
+        full.net == NetSpec(width=32, epochs=12, batch_size=256, lr=2e-3) and full.bench == MethodSettings()
+    )
+    assert (quick.train_limit, quick.test_limit, quick.ood_limit, full.ood_limit) == (10000, 4000, 1000, 2000)
 
 
 def test_methods_pick_what_is_trained_and_reported():
-    recipe = REPO / "recipes" / "uncertainty_fashion.toml"
-    assert config_from_recipe(recipe, "quick", ['methods=["bnn"]'])[1].methods == ["bnn"]
+    assert config_from_recipe(RECIPE, "quick", ['methods=["bnn"]'])[1].methods == ["bnn"]
     assert trained_methods(["bnn"]) == ("bnn",) and method_rows(["bnn"]) == ["bnn"]
     assert trained_methods(["ensemble", "temp_scaled"]) == ("single", "temp_scaled", "ensemble")
     assert method_rows(["ensemble", "temp_scaled"]) == ["temp_scaled", "ensemble"]  # single is only built on
@@ -177,7 +216,7 @@ def test_a_run_is_read_back_and_scores_a_new_image(digits_run):
         inspect_image(methods, image[None])
 
 
-def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_path):
+def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_path, capsys):
     import json
     import shutil
 
@@ -200,8 +239,15 @@ def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_pa
     config = (old / "config.toml").read_text()  # made before the rename: experiment "ood", old save flag
     assert 'experiment = "uncertainty"' in config and "save_models = " in config
     config = config.replace('experiment = "uncertainty"', 'experiment = "ood"')
+    assert "[config.net]\nmodel = " in config and "[config.bench]\nmembers = 3" in config
+    config = config.replace("[config.net]\n", "").replace("[config.bench]\n", "")  # before the sections
     (old / "config.toml").write_text(config.replace("save_models = ", "save_checkpoint = "))
-    assert load_ood_run(old).ood_sets == run.ood_sets
+    capsys.readouterr()
+    legacy = load_ood_run(old)
+    assert legacy.ood_sets == run.ood_sets and legacy.config == run.config
+    assert legacy.config.net.epochs == 6 and legacy.config.bench.members == 3
+    assert load_methods(legacy).ensemble.members == 3
+    assert "note:" not in capsys.readouterr().err  # a reader of old runs moves the keys quietly
 
 
 def test_damaged_runs_give_clear_errors(digits_run, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from playground.errors import DataFormatError
+from playground.uncertainty.benchmark import MethodSettings
 from playground.uncertainty.experiment import Config
 from playground.uncertainty.results import ImagePrediction, OODRun, flagged_rates, operating_point
 
@@ -55,7 +56,7 @@ def test_flagged_rates_count_scores_strictly_above_the_threshold():
 @pytest.fixture
 def run() -> OODRun:
     """A run read back without files: its config reads MC dropout with MSP instead of entropy."""
-    config = Config(dataset="digits", far_sets=["shapes"], scores={"mc_dropout": "msp"})
+    config = Config(dataset="digits", far_sets=["shapes"], bench=MethodSettings(scores={"mc_dropout": "msp"}))
     return OODRun(Path("ood-run"), {}, config)
 
 
