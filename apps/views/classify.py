@@ -5,16 +5,13 @@ import json
 import shlex
 from pathlib import Path
 
-import numpy as np
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
+from charts import show_chart
 from common import PresetForm, literal_choices, recipe_values, run_experiment, show_error, sidebar_settings
 
 from playground.classify import experiment
-from playground.classify.metrics import slug
+from playground.classify.charts import charts
 from playground.core.config import load_recipe
-from playground.core.plots import moving_average
 from playground.core.runner import config_from_recipe
 from playground.core.runs import playground_home
 from playground.errors import PlaygroundError
@@ -89,75 +86,6 @@ def train(config) -> None:
         st.session_state.clf_result = result
 
 
-def per_class_chart(result) -> None:
-    classes = result.results.classes
-    values = [result.metrics.values.get(f"test/accuracy/{slug(c)}", float("nan")) for c in classes]
-    figure = px.bar(
-        x=[str(c) for c in classes],
-        y=values,
-        labels={"x": "class", "y": "test accuracy"},
-        title="Accuracy per class",
-        range_y=[0, 1],
-    )
-    figure.update_xaxes(type="category")
-    figure.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10))
-    st.plotly_chart(figure, width="stretch")
-
-
-def confusion_chart(result) -> None:
-    classes = [str(c) for c in result.results.classes]
-    matrix = np.asarray(result.results.confusion)
-    figure = px.imshow(
-        matrix,
-        x=classes,
-        y=classes,
-        text_auto=True,
-        color_continuous_scale="Blues",
-        labels={"x": "predicted", "y": "true", "color": "images"},
-        title="Confusion matrix",
-    )
-    figure.update_xaxes(type="category", side="bottom")
-    figure.update_yaxes(type="category")
-    figure.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10))
-    st.plotly_chart(figure, width="stretch")
-
-
-def training_curves(result) -> None:
-    history_file = result.run_dir / "history.json"
-    steps = json.loads(history_file.read_text())["step_loss"] if history_file.is_file() else []
-    epochs = result.results.history.epochs
-    left, right = st.columns(2)
-    loss = go.Figure()
-    if steps:
-        x = list(range(1, len(steps) + 1))
-        loss.add_scatter(x=x, y=steps, name="per step", line=dict(width=1), opacity=0.35)
-        loss.add_scatter(x=x, y=moving_average(steps), name="smoothed")
-    loss.update_layout(
-        title="Training loss",
-        xaxis_title="step",
-        yaxis_title="loss",
-        height=340,
-        margin=dict(t=40, b=10, l=10, r=10),
-    )
-    left.plotly_chart(loss, width="stretch")
-    accuracy = go.Figure()
-    for key in ("train/accuracy", "val/accuracy"):
-        points = [(e["epoch"], e[key]) for e in epochs if key in e]
-        if points:
-            accuracy.add_scatter(
-                x=[p[0] for p in points], y=[p[1] for p in points], name=key, mode="lines+markers"
-            )
-    accuracy.update_layout(
-        title="Accuracy per epoch",
-        xaxis_title="epoch",
-        yaxis_title="accuracy",
-        xaxis=dict(dtick=1),
-        height=340,
-        margin=dict(t=40, b=10, l=10, r=10),
-    )
-    right.plotly_chart(accuracy, width="stretch")
-
-
 def show_result(result) -> None:
     values = result.metrics.values
     st.subheader(f"Results: {result.run_dir.name}")
@@ -166,12 +94,11 @@ def show_result(result) -> None:
     cols[1].metric("Test loss", f"{values['test/loss']:.3f}")
     cols[2].metric("Training time", f"{values['train/seconds']:.1f} s")
     cols[3].metric("Parameters", f"{int(values['model/parameters']):,}")
+    per_class, confusion, training = charts(result.results)
     left, right = st.columns(2)
-    with left:
-        per_class_chart(result)
-    with right:
-        confusion_chart(result)
-    training_curves(result)
+    show_chart(per_class, left)
+    show_chart(confusion, right)
+    show_chart(training)
     saved = (
         "model weights"
         if (result.run_dir / "model.safetensors").is_file()

@@ -13,11 +13,11 @@ from typing import Literal
 
 import torch
 
+from playground.classify.charts import charts
 from playground.classify.metrics import accuracy, confusion_matrix, per_class_accuracy, slug
 from playground.core.checkpoint import save_checkpoint
 from playground.core.config import RunConfig
 from playground.core.experiment import Finished, Run, run_experiment
-from playground.core.plots import confusion_matrix_figure, training_curves_figure
 from playground.core.progress import Progress, ProgressEvent
 from playground.core.runs import Metrics, Result, RunDir, markdown_table, metrics_table
 from playground.core.training import History, fit, make_optimizer, predict
@@ -27,6 +27,7 @@ from playground.errors import ConfigError
 from playground.models import build_model, count_parameters
 
 EXPERIMENT = "classify"
+HISTORY = "history"  # the results.json section: per-epoch figures and the loss of every step
 
 
 @dataclasses.dataclass
@@ -83,6 +84,7 @@ class ClassifyResults:
     history: History
     confusion: torch.Tensor  # [true, predicted] counts on the test set
     classes: list[str]
+    step_loss: list[float]  # the training loss of every step
 
 
 def load(
@@ -121,16 +123,18 @@ def steps(run: Run[Config], data: tuple[ImageDataset, ImageDataset | None, Image
     train_seconds = time.perf_counter() - start
     outputs = predict(model, TensorLoader.of(test, batch_size=512), device=device, progress=progress)
     metrics, matrix = _test_metrics(outputs, test, train_seconds, count_parameters(model))
-    _write_plots(run.dir, matrix, test.classes, step_loss, history.epochs)
+    results = ClassifyResults(history, matrix, test.classes, step_loss)
+    for chart in charts(results):
+        run.dir.save_chart(chart)
     if run.save_models:
         save_checkpoint(
             run.dir.path / "model.safetensors",
             model,
             {"experiment": EXPERIMENT, "config": dataclasses.asdict(config), "classes": test.classes},
         )
-    run.dir.write_json("history.json", {"epochs": history.epochs, "step_loss": step_loss})
+    run.dir.write_result(HISTORY, {"epochs": history.epochs, "step_loss": step_loss})
     text = _report(config, metrics, test, train, device)
-    return Finished(metrics, text, ClassifyResults(history, matrix, test.classes))
+    return Finished(metrics, text, results)
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
@@ -163,11 +167,6 @@ def _test_metrics(outputs, test: ImageDataset, train_seconds: float, parameters:
     return metrics, matrix
 
 
-def _write_plots(run_dir: RunDir, matrix, classes, steps, epochs) -> None:
-    run_dir.save_figure(confusion_matrix_figure(matrix.numpy(), classes), "confusion_matrix")
-    run_dir.save_figure(training_curves_figure(steps, epochs), "training_curves")
-
-
 def headline(metrics: Metrics) -> Metrics:
     """The metrics without the per-class accuracies (records tagged with a class)."""
     per_class = {r.name for r in metrics.select(class_name=...)}
@@ -187,6 +186,7 @@ def _report(config: Config, metrics: Metrics, test: ImageDataset, train: ImageDa
                 f"**Test accuracy: {values['test/accuracy']:.4f}**",
                 metrics_table(headline(metrics)),
                 "## Accuracy per class\n\n" + markdown_table(["class", "accuracy"], per_class),
+                "![accuracy per class](per_class_accuracy.png)",
                 "## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)",
                 "## Training curves\n\n![training curves](training_curves.png)",
             ]

@@ -27,6 +27,7 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +318,20 @@ def _toml_value(value: Any) -> str:
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
+
+
+def chosen_methods(methods: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
+    """The subset a run compares, in ``known`` order: ``methods`` (empty: all of them).
+
+    ``methods`` is the one name, in every technique, of the list field that runs a subset of what the
+    technique compares (uncertainty's methods, latency's variants, active's strategies, ...).
+    """
+    unknown = [name for name in methods if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"methods: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(known)} (empty: all)"
+        )
+    return tuple(name for name in known if not methods or name in methods)
 
 
 @dataclasses.dataclass

@@ -32,6 +32,8 @@ def playground_home() -> Path:
     return Path(os.environ.get("PLAYGROUND_HOME", "runs"))
 
 
+RESULTS = "results.json"  # the run's one results file: {"format": RESULTS_FORMAT, "sections": {...}}
+RESULTS_FORMAT = "playground.results/1"
 STD = ":std"  # a multi-seed run stores each metric's spread over seeds as "<name>:std"
 
 
@@ -170,8 +172,21 @@ class RunDir:
     def write_report(self, text: str) -> Path:
         return self._write("report.md", text)
 
+    def write_result(self, section: str, data: Any) -> Path:
+        """Store ``data`` (JSON values or a dataclass of them) as ``section`` of the run's one results
+        file, ``results.json``; read it back with :func:`read_result`."""
+        sections = _result_sections(self.path)
+        sections[section] = dataclasses.asdict(data) if dataclasses.is_dataclass(data) else data
+        return self._write(RESULTS, json.dumps({"format": RESULTS_FORMAT, "sections": sections}, indent=1))
+
     def write_json(self, name: str, data: Any) -> Path:
         return self._write(name, json.dumps(data, indent=2))
+
+    def save_chart(self, chart) -> Path:
+        """Save a :class:`~playground.core.charts.Chart` as ``<chart.name>.png``."""
+        from playground.core.charts import save_png
+
+        return save_png(chart, self.path / f"{chart.name}.png")
 
     def save_figure(self, figure, name: str) -> Path:
         """Save a matplotlib figure as ``name``.png and close it."""
@@ -302,6 +317,30 @@ def read_run_config(path: Path) -> dict[str, Any]:
         return tomllib.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise DataFormatError(f"{config_file} is not valid TOML ({err}); the run folder is damaged") from None
+
+
+def read_result(path: str | Path, section: str, legacy: str | None = None) -> Any:
+    """``section`` of a run's ``results.json``. Runs made before that file existed kept each section in
+    a file of its own: ``legacy`` names it (e.g. ``"curves.json"``) and it is read instead."""
+    path = Path(path)
+    sections = _result_sections(path)
+    if section in sections:
+        return sections[section]
+    if legacy and (path / legacy).is_file() and not (legacy == RESULTS and sections):
+        return read_json(path / legacy)
+    raise DataNotFoundError(f"{path} has no {section!r} results in {RESULTS}: the run did not finish")
+
+
+def _result_sections(path: Path) -> dict[str, Any]:
+    """The sections of ``path/results.json``; {} when there is none or it is another layout (an old
+    latency run's ``results.json`` held its rows directly)."""
+    file = path / RESULTS
+    if not file.is_file():
+        return {}
+    data = read_json(file)
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+        return {}
+    return dict(data.get("sections") or {})
 
 
 def read_json(file: Path) -> Any:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 
-from playground.core.plots import plt
+matplotlib.use("Agg")  # reports are written headless (until this module becomes charts)
+import matplotlib.pyplot as plt  # noqa: E402
+
 from playground.optimizers.curves import Curves
 from playground.optimizers.functions import TestFunction, Trajectory
 from playground.optimizers.optimizers import COLORS, LABELS

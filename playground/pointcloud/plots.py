@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 
-from playground.core import plots  # noqa: F401  (selects the headless Agg backend)
+matplotlib.use("Agg")  # reports are written headless (until this module becomes charts)
+import matplotlib.pyplot as plt  # noqa: E402
+
 from playground.pointcloud.cuboid import Cuboid
 
 COLORS = {"car": "tab:blue", "pedestrian": "tab:orange", "pole": "tab:gray", "cyclist": "tab:purple"}
@@ -28,7 +31,6 @@ def bev_figure(
 ):
     """Points within ``extent`` metres (subsampled to ``max_points``), ground truth as solid
     outlines, proposals dashed, both with a heading tick; the sensor at the origin."""
-    import matplotlib.pyplot as plt
 
     points = np.asarray(points)
     near = points[(np.abs(points[:, 0]) <= extent) & (np.abs(points[:, 1]) <= extent)]

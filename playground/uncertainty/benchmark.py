@@ -21,6 +21,7 @@ from typing import Literal
 
 import torch
 
+from playground.core import config as core_config
 from playground.core.progress import Progress, report
 from playground.data.ood import OODData
 from playground.errors import ConfigError
@@ -58,12 +59,7 @@ DEPENDS = {"temp_scaled": ("single",), "mc_dropout": ("single",), "ensemble": ("
 
 def chosen_methods(methods=()) -> tuple[str, ...]:
     """The methods a run reports, in :data:`METHODS` order: ``methods`` (empty: all of them)."""
-    unknown = [name for name in methods if name not in METHODS]
-    if unknown:
-        raise ConfigError(
-            f"methods: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(METHODS)} (empty: all)"
-        )
-    return tuple(name for name in METHODS if not methods or name in methods)
+    return core_config.chosen_methods(methods, METHODS)
 
 
 def trained_methods(methods=()) -> tuple[str, ...]:

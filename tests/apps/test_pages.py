@@ -145,7 +145,8 @@ def test_runs_page_lists_runs_and_opens_the_chosen_report(digits_run, playground
     at.selectbox(key="runs_open").select(digits_run.name).run()
     assert not at.exception
     assert any(m.value.startswith("### classify_fashion: small_cnn on digits") for m in at.markdown)
-    assert {c for image in at.image for c in image.captions} == {"confusion matrix", "training curves"}
+    captions = {c for image in at.image for c in image.captions}
+    assert captions == {"accuracy per class", "confusion matrix", "training curves"}
     assert not any("![" in m.value for m in at.markdown)
     metrics = at.dataframe[-1].value
     assert "test/accuracy" in set(metrics["metric"])
@@ -206,7 +207,7 @@ def test_classifier_trains_on_digits_and_shows_the_results(playground_home):
     assert not at.exception and not at.error
     accuracy = next(m.value for m in at.metric if m.label == "Test accuracy")
     assert float(accuracy.rstrip("%")) / 100 > 0.5
-    assert len(at.get("plotly_chart")) == 4  # per class, confusion, loss, accuracy
+    assert len(at.get("plotly_chart")) == 3  # per class, confusion, training curves (loss and accuracy)
     run_dirs = list(playground_home.iterdir())
     assert len(run_dirs) == 1 and any(code.value == str(run_dirs[0]) for code in at.code)
     assert at.get("progress")[0].proto.value == 100

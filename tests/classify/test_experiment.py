@@ -5,10 +5,11 @@ import pytest
 import tomllib
 import torch
 
-from playground.classify.experiment import Config, build, run
+from playground.classify.experiment import HISTORY, Config, build, run
 from playground.classify.metrics import confusion_matrix, per_class_accuracy, slug
 from playground.core.checkpoint import load_into
 from playground.core.runner import config_from_recipe, run_recipe
+from playground.core.runs import read_result
 from playground.core.training import evaluate
 from playground.data import TensorLoader, load_dataset
 from playground.errors import ConfigError
@@ -34,8 +35,9 @@ def test_digits_run_writes_a_complete_run_directory(playground_home):
         "report.md",
         "confusion_matrix.png",
         "training_curves.png",
+        "per_class_accuracy.png",
         "model.safetensors",
-        "history.json",
+        "results.json",
     } <= files
     assert result.run_dir.parent == playground_home
     metrics = json.loads((result.run_dir / "metrics.json").read_text())["metrics"]
@@ -54,7 +56,9 @@ def test_digits_run_writes_a_complete_run_directory(playground_home):
 def test_save_models_false_writes_no_weights_and_results_are_typed(playground_home):
     result = run(Config(**dict(DIGITS, epochs=1, save_models=False)))
     files = {p.name for p in result.run_dir.iterdir()}
-    assert "model.safetensors" not in files and {"metrics.json", "report.md", "history.json"} <= files
+    assert "model.safetensors" not in files and {"metrics.json", "report.md", "results.json"} <= files
+    history = read_result(result.run_dir, HISTORY)
+    assert len(history["epochs"]) == 1 and len(history["step_loss"]) == len(result.results.step_loss) > 0
     assert result.results.classes == [str(c) for c in range(10)]
     assert result.results.confusion.shape == (10, 10) and len(result.results.history.epochs) == 1
 

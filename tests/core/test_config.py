@@ -188,3 +188,12 @@ def test_old_flat_keys_move_into_their_section(capsys):
     assert "optim_lr in old run is now optim.lr" in capsys.readouterr().err
     assert build_config(SectionConfig, apply_overrides({}, ["optim_lr=0.2"], SectionConfig)).optim.lr == 0.2
     assert "optim_lr in --set optim_lr=0.2 is now optim.lr" in capsys.readouterr().err
+
+
+def test_chosen_methods_keep_the_known_order_and_name_the_valid_ones():
+    from playground.core.config import chosen_methods
+
+    assert chosen_methods([], ("a", "b", "c")) == ("a", "b", "c")
+    assert chosen_methods(["c", "a"], ("a", "b", "c")) == ("a", "c")
+    with pytest.raises(ConfigError, match=r"methods: unknown 'z'; valid: a, b, c \(empty: all\)"):
+        chosen_methods(["a", "z"], ("a", "b", "c"))

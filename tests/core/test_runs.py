@@ -4,7 +4,7 @@ import pytest
 
 from playground.core.runs import Metrics, RunDir, list_runs, load_run, markdown_table, metrics_table
 from playground.core.seeds import aggregate_scalars
-from playground.errors import PlaygroundError
+from playground.errors import DataNotFoundError, PlaygroundError
 
 
 def test_run_dir_is_created_under_playground_home_and_never_reused(playground_home):
@@ -103,3 +103,29 @@ def test_metrics_are_typed_records_with_split_and_tags_and_the_old_layout_reads_
     assert old.metrics == metrics.values and old.measured.select(dim=...) == []
     merged = aggregate_scalars([metrics, metrics])
     assert merged.select(dim=8)[0].std == 0.0 and merged.splits["test/accuracy"] == "test"
+
+
+def test_results_sections_share_one_file_and_old_side_files_still_read(tmp_path):
+    import dataclasses
+
+    from playground.core.runs import RESULTS, read_result
+
+    @dataclasses.dataclass
+    class History:
+        epochs: list
+
+    run = RunDir.create("results", tmp_path)
+    run.write_result("history", History([{"epoch": 1}]))
+    run.write_result("curves", {"random": [0.5, 0.6]})
+    assert sorted(p.name for p in run.path.iterdir()) == [RESULTS]
+    assert read_result(run.path, "history") == {"epochs": [{"epoch": 1}]}
+    assert read_result(run.path, "curves", legacy="curves.json") == {"random": [0.5, 0.6]}
+    with pytest.raises(DataNotFoundError, match="no 'probes' results"):
+        read_result(run.path, "probes", legacy="probes.json")
+
+    old = RunDir.create("old", tmp_path)  # a run made before results.json: one file per section
+    old.write_json("curves.json", {"bald": [0.7]})
+    assert read_result(old.path, "curves", legacy="curves.json") == {"bald": [0.7]}
+    latency = RunDir.create("latency", tmp_path)  # an old latency run's results.json held its rows
+    latency.write_json(RESULTS, {"torch_fp32": {"p50_ms": 1.0}})
+    assert read_result(latency.path, "latency", legacy=RESULTS) == {"torch_fp32": {"p50_ms": 1.0}}
