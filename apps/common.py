@@ -51,7 +51,21 @@ def navigation_pages() -> dict[str, list]:
     for spec in PAGES:
         page = st.Page(spec.path, title=spec.title, icon=spec.icon, default=spec.path == "views/home.py")
         sections.setdefault(spec.section, []).append(page)
+    sections[PLAYGROUND_PAGES[0].section] += old_page_links()  # hidden: not listed in the navigation
     return sections
+
+
+def old_page_links() -> list:
+    """Hidden pages at the URL paths pages had before (``/cuboids``): bookmarks land on the new page."""
+    links = []
+    for technique in TECHNIQUES:
+        for old in technique.old_pages:
+
+            def follow(target: str = technique.page) -> None:
+                st.switch_page(target)
+
+            links.append(st.Page(follow, title=technique.title, url_path=old, visibility="hidden"))
+    return links
 
 
 # --------------------------------------------------------------------- sidebar

@@ -36,6 +36,7 @@ class Technique:
     icon: str  # a Streamlit material icon for the navigation
     section: str = "Techniques"
     old_names: tuple[str, ...] = ()  # experiment names used before, still read in old runs
+    old_pages: tuple[str, ...] = ()  # page URL paths used before (``/cuboids``), still leading here
 
     @property
     def module(self) -> str:
@@ -60,6 +61,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "the supervised baseline every other technique is measured against",
         "playground.classify.metrics",
         ":material/category:",
+        old_pages=("classifier",),
     ),
     Technique(
         "fct",
@@ -126,6 +128,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Jacob et al. 2018 (int8); Hinton et al. 2015 (KD); Fang et al., DepGraph (2023)",
         "playground.latency.variants",
         ":material/speed:",
+        old_pages=("optimize",),
     ),
     Technique(
         "pointcloud",
@@ -137,6 +140,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         ":material/view_in_ar:",
         section="Annotation",
         old_names=("cuboids",),
+        old_pages=("cuboids",),
     ),
 )
 

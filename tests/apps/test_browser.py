@@ -127,6 +127,10 @@ def test_home_then_data_explorer_in_a_real_browser(app_url, browser_page, tmp_pa
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     page.screenshot(path=str(tmp_path / "data_explorer.png"), full_page=True)
 
+    page.goto(app_url + "/classifier")  # the page's URL before it was renamed: a bookmark still works
+    expect(page.get_by_role("heading", name="Classifier baseline")).to_be_visible()
+    expect(page).to_have_url(app_url + "/classify")
+
 
 def test_fct_page_in_a_real_browser(app_url, browser_page, tmp_path):
     from playwright.sync_api import expect

@@ -69,3 +69,11 @@ def test_help_lists_every_technique():
     text = build_parser().format_help()
     for technique in TECHNIQUES:
         assert technique.key in text and technique.title in text
+
+
+def test_old_page_paths_are_free_and_lead_to_an_existing_page():
+    pages = {path.stem for path in (REPO / "apps" / "views").glob("*.py")}
+    old = [(name, t) for t in TECHNIQUES for name in t.old_pages]
+    assert {name for name, _ in old} == {"classifier", "cuboids", "optimize"}
+    for name, technique in old:
+        assert name not in pages and (REPO / "apps" / technique.page).is_file()
