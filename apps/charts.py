@@ -31,7 +31,7 @@ def plotly_figure(chart: Chart) -> go.Figure:
         row, col = number // chart.columns + 1, number % chart.columns + 1
         for index, trace in enumerate(panel.traces):
             for part in _traces(trace, colour(trace, index)):
-                if part.showlegend is not False and part.name:
+                if part.name and part.showlegend is not False:  # an RGB go.Image has neither
                     part.showlegend = part.name not in shown
                     shown.add(part.name)
                 figure.add_trace(part, row=row, col=col)
@@ -85,7 +85,7 @@ def _scatter(trace: Trace, color: str) -> list:
             mode="markers+text" if trace.text is not None else "markers",
             text=None if trace.text is None else [str(t) for t in trace.text],
             textposition="top right",
-            marker=dict(color=color, size=7),
+            marker=dict(color=color, size=7 if trace.size is None else trace.size),
             opacity=trace.opacity,
             legendgroup=trace.name or None,
             showlegend=bool(trace.legend and trace.name),
@@ -143,9 +143,12 @@ def _heatmap(trace: Trace, color: str) -> list:
 
 
 def _image(trace: Trace, color: str) -> list:
+    cells = heatmap_cells(trace)
+    if cells.ndim == 3:  # RGB in [0, 1]
+        return [go.Image(z=np.clip(255 * cells, 0, 255).round().astype(np.uint8), hoverinfo="skip")]
     return [
         go.Heatmap(
-            z=heatmap_cells(trace),
+            z=cells,
             colorscale=trace.colorscale,
             zmin=trace.zmin,
             zmax=trace.zmax,

@@ -137,7 +137,9 @@ def add_latency_parser(commands) -> None:
     bench.add_argument("--preset", default="quick", help="quick (a look) or full (the figures to report)")
     bench.add_argument("--models-from", help="a latency run folder: re-time its saved models, no training")
     bench.add_argument(
-        "--variants",
+        "--methods",
+        "--variants",  # its name before every technique's subset field was `methods`
+        dest="methods",
         help="comma-separated variants (default: the recipe's), e.g. torch_fp32,ort_fp32,ort_int8_static",
     )
     bench.add_argument("--batch-sizes", help="comma-separated batch sizes, e.g. 1,32,64")
@@ -161,8 +163,8 @@ def cmd_latency(args) -> int:
     overrides = list(args.overrides)
     if args.models_from:
         overrides.append(f"models_from={_quoted(args.models_from)}")
-    if args.variants:
-        overrides.append("variants=[" + ", ".join(_quoted(v.strip()) for v in args.variants.split(",")) + "]")
+    if args.methods:
+        overrides.append("methods=[" + ", ".join(_quoted(v.strip()) for v in args.methods.split(",")) + "]")
     if args.batch_sizes:
         overrides.append(
             f"batch_sizes=[{', '.join(str(b) for b in _parse_ints(args.batch_sizes, '--batch-sizes'))}]"

@@ -57,7 +57,7 @@ def test_latency_trains_once_then_re_times_the_saved_models_and_bench_is_its_old
     argv = [
         "bench",
         *BENCH_TINY,
-        "--variants",
+        "--methods",
         "torch_fp32,ort_fp32",
         "--batch-sizes",
         "1,4",
@@ -73,12 +73,13 @@ def test_latency_trains_once_then_re_times_the_saved_models_and_bench_is_its_old
         "bench/ort_fp32/b4/p50_ms" in first.err
         and (Path(run_dir) / "models" / "benchmark_cnn.safetensors").is_file()
     )
-    assert main(argv + ["--models-from", run_dir]) == 0
+    assert 'methods = ["torch_fp32", "ort_fp32"]' in open(f"{run_dir}/config.toml").read()
+    old_flag = ["--variants" if arg == "--methods" else arg for arg in argv]  # the flag's name before
+    assert main(old_flag + ["--models-from", run_dir]) == 0
     second = capsys.readouterr().out.strip()
-    assert (
-        'models_from = "' in open(f"{second}/config.toml").read()
-        and "threads = 1" in open(f"{second}/config.toml").read()
-    )
+    config = open(f"{second}/config.toml").read()
+    assert 'models_from = "' in config and "threads = 1" in config
+    assert 'methods = ["torch_fp32", "ort_fp32"]' in config
     assert main(["latency", "--batch-sizes", "1,x", "--quiet"]) == 2
     assert "--batch-sizes takes" in capsys.readouterr().err
 

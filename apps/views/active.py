@@ -1,28 +1,23 @@
 """Active learning: run the loop and read its learning curves, policies and escalation report.
 
 Widgets -> :func:`playground.active.experiment.run` (the preset from recipes/active_fashion.toml
-with the changed fields as ``--set`` overrides) -> plotly charts of the run's ``curves.json``
-(:func:`playground.active.results.load_curves`) and its metrics. The escalated samples land in
-the annotation queue that the Annotate page works through.
+with the changed fields as ``--set`` overrides) -> the report's charts (:mod:`playground.active.charts`)
+of the run's curves (:func:`playground.active.results.load_curves`) and its metrics. The escalated
+samples land in the annotation queue that the Annotate page works through.
 """
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
+from charts import show_chart
 from common import PresetForm, choose_run, preset_run_button, recipe_values, show_error, sidebar_settings
 
 from playground.active import experiment, report
 from playground.active.acquisition import ACQUISITIONS
-from playground.active.results import (
-    find_active_runs,
-    load_curves,
-    mean_route_counts,
-    read_active_config,
-    seed_curve,
-)
+from playground.active.charts import escalation_chart, learning_curve_chart, policy_chart
+from playground.active.results import find_active_runs, load_curves, mean_route_counts, read_active_config
 from playground.core.config import load_recipe
 from playground.core.runs import load_run
 from playground.errors import PlaygroundError
@@ -30,7 +25,7 @@ from playground.errors import PlaygroundError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "active_fashion.toml"
 FIELDS = (
-    "strategies",
+    "methods",
     "loop.initial",
     "loop.query",
     "loop.budget",
@@ -41,7 +36,6 @@ FIELDS = (
     "queue",
 )
 FORM = PresetForm("al", recipe_values(RECIPE, FIELDS), FIELDS)
-MARGIN = dict(t=40, b=10, l=10, r=10)
 
 
 # --------------------------------------------------------------------- a new run
@@ -55,7 +49,7 @@ def draw_widgets(presets: list[str]) -> dict:
         presets,
         help="Starting values from recipes/active_fashion.toml (quick: about a minute on a CPU)",
     )
-    top[1].multiselect("Acquisition strategies", list(ACQUISITIONS), key=FORM.key("strategies"))
+    top[1].multiselect("Acquisition strategies", list(ACQUISITIONS), key=FORM.key("methods"))
     top[2].number_input(
         "Target accuracy", min_value=0.05, max_value=0.99, step=0.01, key=FORM.key("target_accuracy")
     )
@@ -100,84 +94,7 @@ def new_experiment(settings) -> None:
     )
 
 
-# --------------------------------------------------------------------- charts
-
-
-def band_traces(figure: go.Figure, name: str, runs: list[dict], key: str, cumulative: bool = False) -> None:
-    curve = seed_curve(runs, key, cumulative)
-    x, spread = curve.labels, curve.band
-    if spread.std is not None:
-        figure.add_scatter(
-            x=list(x) + list(x)[::-1],
-            y=list(spread.high) + list(spread.low)[::-1],
-            fill="toself",
-            line=dict(width=0),
-            opacity=0.2,
-            hoverinfo="skip",
-            showlegend=False,
-            legendgroup=name,
-        )
-    figure.add_scatter(x=x, y=spread.mean, name=name, legendgroup=name, mode="lines")
-
-
-def curves_figure(
-    curves: dict[str, list[dict]],
-    key: str,
-    title: str,
-    y_title: str,
-    cumulative=False,
-    target: float | None = None,
-) -> go.Figure:
-    figure = go.Figure()
-    for name, runs in curves.items():
-        band_traces(figure, name, runs, key, cumulative)
-    if target is not None:
-        figure.add_hline(
-            y=target, line_dash="dash", line_color="grey", annotation_text=f"target {target:.0%}"
-        )
-    seeds = len(next(iter(curves.values())))
-    suffix = f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
-    figure.update_layout(
-        title=title + suffix,
-        xaxis_title="labelled samples",
-        yaxis_title=y_title,
-        height=400,
-        margin=MARGIN,
-        legend=dict(orientation="h", y=-0.2),
-    )
-    return figure
-
-
-def escalation_figure(escalation: dict, metrics: dict) -> go.Figure:
-    figure = go.Figure()
-    figure.add_scatter(
-        x=np.multiply(escalation["escalation_rate"], 100),
-        y=np.multiply(escalation["auto_label_accuracy"], 100),
-        mode="lines",
-        name="sweeping the threshold",
-    )
-    figure.add_hline(
-        y=100 * (1 - metrics["escalation/alpha"]),
-        line_dash="dash",
-        line_color="grey",
-        annotation_text="1 - α",
-    )
-    figure.add_scatter(
-        x=[100 * metrics["escalation/rate"]],
-        y=[100 * (1 - metrics["escalation/auto_label_error"])],
-        mode="markers",
-        marker=dict(size=12, color="crimson"),
-        name="calibrated threshold",
-    )
-    figure.update_layout(
-        title="Auto-label accuracy against escalation rate (the stream)",
-        height=400,
-        margin=MARGIN,
-        xaxis_title="escalation rate (%)",
-        yaxis_title="auto-label accuracy (%)",
-        legend=dict(orientation="h", y=-0.2),
-    )
-    return figure
+# --------------------------------------------------------------------- a finished run
 
 
 def routes_table(escalation: list[dict]) -> pd.DataFrame:
@@ -185,9 +102,6 @@ def routes_table(escalation: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(
         {"route": list(counts), "samples (mean over seeds)": np.round(list(counts.values()), 1)}
     )
-
-
-# --------------------------------------------------------------------- the page
 
 
 def show_run(path: Path, config: dict) -> None:
@@ -206,32 +120,14 @@ def show_run(path: Path, config: dict) -> None:
     st.markdown("\n".join(report.claims(strategies, target, budget, metrics, ratio)))
     tabs = st.tabs(["Learning curves", "Retraining policies", "Escalation"])
     with tabs[0]:
-        st.plotly_chart(
-            curves_figure(curves["strategies"], "accuracy", "Test accuracy", "accuracy", target=target),
-            width="stretch",
-            key="al_curves",
-        )
+        show_chart(learning_curve_chart(curves["strategies"], target), key="al_curves")
         st.markdown(report.strategy_table(metrics, strategies, target))
     with tabs[1]:
-        left, right = st.columns(2)
-        left.plotly_chart(
-            curves_figure(curves["policies"], "accuracy", "Accuracy", "accuracy"),
-            width="stretch",
-            key="al_policy_accuracy",
-        )
-        right.plotly_chart(
-            curves_figure(
-                curves["policies"], "train_seconds", "Cumulative training time", "seconds", cumulative=True
-            ),
-            width="stretch",
-            key="al_policy_compute",
-        )
+        show_chart(policy_chart(curves["policies"]), key="al_policies")
         st.markdown(report.policy_table(metrics, policies))
     with tabs[2]:
         left, right = st.columns([3, 2])
-        left.plotly_chart(
-            escalation_figure(curves["escalation"][0], metrics), width="stretch", key="al_escalation"
-        )
+        show_chart(escalation_chart(curves["escalation"][0], metrics), left, key="al_escalation")
         right.markdown(report.escalation_table(metrics))
         right.dataframe(routes_table(curves["escalation"]), hide_index=True)
         if config.get("queue"):

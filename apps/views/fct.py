@@ -8,9 +8,8 @@ import random
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
+from charts import show_chart
 from common import (
     PresetForm,
     choose_run,
@@ -29,6 +28,7 @@ from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
 from playground.fct import experiment
 from playground.fct import results as fct
+from playground.fct.charts import MEASURES, compatibility_chart, projection_chart, size, tradeoff_chart
 from playground.fct.side_info import MAX_DIM, MIN_DIM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,13 +52,6 @@ GALLERY_VIEWS = [
     ("old", "old gallery, untransformed"),
     ("fct", "FCT gallery: h(old, side-info)"),
 ]
-PANELS = {
-    "new": "new model",
-    "fct": "FCT: h(old, side-info)",
-    "fct_noside": "FCT without side-info",
-    "old": "old, untransformed",
-}
-MARGIN = dict(t=40, b=10, l=10, r=10)
 
 
 # --------------------------------------------------------------------- a new run
@@ -168,28 +161,7 @@ def note(column, label: str, value: str, detail: str, help: str | None = None) -
 
 def compatibility(run: fct.FCTRun) -> None:
     rows = fct.compatibility_rows(run)
-    long = pd.DataFrame(
-        [
-            {"case": r["case"], "metric": label, "value": 100 * r[key], "std": 100 * r.get(f"{key}_std", 0.0)}
-            for r in rows
-            for key, label in (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))
-        ]
-    )
-    figure = px.bar(
-        long,
-        x="case",
-        y="value",
-        color="metric",
-        barmode="group",
-        range_y=[0, 105],
-        error_y="std" if run.multi_seed else None,
-        labels={"value": "%", "case": "query model - gallery model"},
-        title="Retrieval by case (CMC top-1, top-5, mAP)",
-    )
-    figure.update_layout(
-        height=380, margin=MARGIN, legend=dict(orientation="h", y=1.12, x=1, xanchor="right")
-    )
-    st.plotly_chart(figure, width="stretch")
+    show_chart(compatibility_chart(rows))
     table = pd.DataFrame(
         [
             {
@@ -197,10 +169,7 @@ def compatibility(run: fct.FCTRun) -> None:
                 "method": r["method"],
                 "query": r["query"],
                 "gallery": r["gallery"],
-                **{
-                    f"{label} (%)": percent(r, key)
-                    for key, label in (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))
-                },
+                **{f"{label} (%)": percent(r, key) for key, label in MEASURES},
             }
             for r in rows
         ]
@@ -211,44 +180,6 @@ def compatibility(run: fct.FCTRun) -> None:
             f"FCT (new-fct) recovers **{run.metrics['fct/map_recovery']:.1%}** of the full-backfill "
             "(new-new) mAP without re-embedding a single gallery image."
         )
-
-
-def tradeoff_chart(rows: list[dict], chosen: dict, reference: float | None) -> go.Figure:
-    figure = go.Figure()
-    for key, label, dash in (("mAP", "new-fct mAP", "solid"), ("top1", "new-fct top-1", "dot")):
-        std = [100 * r.get(f"{key}_std", 0.0) for r in rows]
-        figure.add_scatter(
-            x=[r["bytes"] for r in rows],
-            y=[100 * r[key] for r in rows],
-            name=label,
-            mode="lines+markers+text" if key == "mAP" else "lines+markers",
-            text=[f"{r['dim']}-d" for r in rows],
-            textposition="bottom right",
-            line=dict(dash=dash),
-            error_y=dict(array=std, visible=any(std)),
-        )
-    figure.add_scatter(
-        x=[chosen["bytes"]],
-        y=[100 * chosen["mAP"]],
-        name=f"chosen: {chosen['dim']}-d",
-        mode="markers",
-        marker=dict(size=16, symbol="circle-open", line=dict(width=3)),
-    )
-    if reference is not None:
-        figure.add_hline(
-            y=100 * reference,
-            line_dash="dash",
-            annotation_text="new-new mAP (full backfill)",
-            annotation_position="bottom left",
-        )
-    figure.update_layout(
-        title="Side-info bytes per image against retrieval",
-        xaxis_title="side-info bytes per image",
-        yaxis_title="%",
-        height=360,
-        margin=MARGIN,
-    )
-    return figure
 
 
 def side_info(run: fct.FCTRun) -> None:
@@ -265,7 +196,7 @@ def side_info(run: fct.FCTRun) -> None:
         options=list(by_dim),
         key="fct_dim",
         value=default if default in by_dim else rows[-1]["dim"],
-        format_func=lambda d: "none" if d == 0 else f"{d}-d",
+        format_func=size,
     )
     chosen, none = by_dim[dim], by_dim.get(0)
     new_new = {key: run.metrics.get(f"retrieval/new-new/{key}") for key in ("top1", "mAP")}
@@ -288,7 +219,7 @@ def side_info(run: fct.FCTRun) -> None:
             f"{100 * new_new['mAP']:.1f} % mAP",
             f"top-1 {100 * new_new['top1']:.1f} %",
         )
-    st.plotly_chart(tradeoff_chart(rows, chosen, new_new["mAP"]), width="stretch")
+    show_chart(tradeoff_chart(rows, dim, new_new["mAP"]))
 
 
 def cost(run: fct.FCTRun) -> None:
@@ -331,32 +262,8 @@ def cost(run: fct.FCTRun) -> None:
 
 
 def projection(run: fct.FCTRun) -> None:
-    frame = pd.DataFrame(fct.projection_rows(run, tuple(PANELS)))
-    frame["panel"] = frame["view"].map(PANELS)
-    figure = px.scatter(
-        frame,
-        x="x",
-        y="y",
-        color="label",
-        facet_col="panel",
-        hover_data=["index"],
-        category_orders={"panel": list(PANELS.values()), "label": run.classes},
-        labels={"label": "class"},
-        opacity=0.7,
-        title="Gallery on the new model's principal plane (the old panel has its own axes)",
-    )
-    figure.update_traces(marker=dict(size=4))
-    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
-    figure.update_layout(
-        xaxis4=dict(matches=None),
-        yaxis4=dict(matches=None, showticklabels=True),
-        height=400,
-        margin=dict(t=70, b=10, l=10, r=10),
-        legend=dict(itemsizing="constant"),
-    )
-    figure.update_xaxes(title=None)
-    figure.update_yaxes(title=None)
-    st.plotly_chart(figure, width="stretch")
+    coords, labels = fct.projection_points(run)
+    show_chart(projection_chart(coords, labels, run.classes))
 
 
 def random_query(size: int) -> None:

@@ -1,14 +1,15 @@
 """Knowledge fusion: the ablation table, one image followed through the pipeline, zero-shot classes typed in.
 
 Widgets -> :func:`playground.fusion.experiment.run` (recipes/fusion_shapes.toml with the changed fields as
-``--set`` overrides); a run is read back and followed image by image through :mod:`playground.fusion.results`.
+``--set`` overrides); a run is read back and followed image by image through :mod:`playground.fusion.results`;
+the charts are :mod:`playground.fusion.charts`' (the ablation ones are the report's).
 """
 
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
 import torch
+from charts import show_chart
 from common import (
     PresetForm,
     choose_run,
@@ -26,6 +27,7 @@ from playground.core.seeds import first_seed, metric_cell
 from playground.data.shapes import SHAPES, make_shapes
 from playground.errors import PlaygroundError
 from playground.fusion import experiment
+from playground.fusion.charts import ablation_chart, gain_chart, probability_chart
 from playground.fusion.degrade import degrade
 from playground.fusion.heads import FUSIONS
 from playground.fusion.results import (
@@ -84,7 +86,7 @@ def ablation_tab(path: Path, config) -> None:
     metrics = load_run(path).metrics
     for task in config.tasks:
         rows = []
-        for variant in config.variants:
+        for variant in config.methods:
             row = {"variant": variant}
             for regime in config.regimes:
                 name = f"fusion/{variant}/{regime}/{METRIC[task]}"
@@ -95,32 +97,12 @@ def ablation_tab(path: Path, config) -> None:
             rows.append(row)
         st.markdown(f"**{task}: {METRIC[task]}** (in brackets: the change against image-only)")
         st.dataframe(rows, hide_index=True, width="stretch")
-    st.plotly_chart(gain_figure(metrics, config), width="stretch", key="fusion_gains")
+    show_chart(ablation_chart(metrics, config), key="fusion_ablation")  # the report's charts, drawn live
+    show_chart(gain_chart(metrics, config), key="fusion_gains")
     st.caption(
         "Latency: one image through the whole pipeline (caption, text encoder, entity lookup, retrieval, "
         "network), p50."
     )
-
-
-def gain_figure(metrics: dict, config) -> go.Figure:
-    figure = go.Figure()
-    for variant in [v for v in config.variants if v != "image_only"]:
-        for task in config.tasks:
-            names = [f"fusion/{variant}/{r}/{METRIC[task]}_gain" for r in config.regimes]
-            figure.add_bar(
-                name=f"{variant} ({task})",
-                x=list(config.regimes),
-                y=[metrics[n] for n in names],
-                error_y=dict(array=[metrics.get(f"{n}:std", 0.0) for n in names]),
-            )
-    figure.update_layout(
-        title="Gain over image-only",
-        yaxis_title="Δ accuracy / Δ mIoU",
-        barmode="group",
-        height=380,
-        margin=dict(t=40, b=10, l=10, r=10),
-    )
-    return figure
 
 
 # --------------------------------------------------------------------- one image
@@ -219,17 +201,7 @@ def draw_followed(pipeline, regime: str, image: torch.Tensor, truth: str, follow
         columns=8,
         width=64,
     )
-    figure = go.Figure()
-    for variant, p in followed.probabilities.items():
-        figure.add_bar(name=variant, x=list(SHAPES), y=p.tolist())
-    figure.update_layout(
-        title="Shape probabilities: image-only against the fused variants",
-        barmode="group",
-        height=320,
-        margin=dict(t=40, b=10, l=10, r=10),
-        yaxis_range=[0, 1],
-    )
-    st.plotly_chart(figure, width="stretch", key="fusion_probabilities")
+    show_chart(probability_chart(followed.probabilities, SHAPES), key="fusion_probabilities")
     maps = list(followed.segmentation.items())
     image_grid([colour_map(m) for _, m in maps], [v for v, _ in maps], columns=len(maps) or 1, width=128)
     st.caption(

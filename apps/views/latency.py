@@ -1,28 +1,28 @@
 """Latency benchmark: every precision/runtime variant of one CNN, latency and accuracy side by side.
 
 Widgets -> :func:`playground.latency.experiment.run` (recipes/latency_fashion.toml with the changed
-fields as ``--set`` overrides); a run is read back through :mod:`playground.latency.results`.
+fields as ``--set`` overrides); a run is read back through :mod:`playground.latency.results` and its charts
+are the report's (:mod:`playground.latency.charts`) at the batch size picked here.
 """
 
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
+from charts import show_chart
 from common import PresetForm, choose_run, preset_run_button, recipe_values, show_error, sidebar_settings
-from plotly.subplots import make_subplots
 
 from playground.core.config import load_recipe
 from playground.errors import PlaygroundError
 from playground.latency import experiment
 from playground.latency import results as lat
+from playground.latency.charts import latency_chart, pareto_chart
 from playground.latency.variants import VARIANTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "latency_fashion.toml"
-FIELDS = ("variants", "batch_sizes", "threads", "width", "epochs", "models_from")
+FIELDS = ("methods", "batch_sizes", "threads", "width", "epochs", "models_from")
 FORM = PresetForm("lat", recipe_values(RECIPE, FIELDS), FIELDS)
 BATCHES = [1, 8, 16, 32, 64, 128, 256]
-MARGIN = dict(t=40, b=10, l=10, r=10)
 TABLE_COLUMNS = [
     "variant",
     "backend",
@@ -77,8 +77,8 @@ def draw_widgets(presets: list[str], root: Path) -> dict:
     top[1].multiselect(
         "Variants",
         list(VARIANTS),
-        key="lat_variants",
-        help="torch_fp32 is the reference every other variant is checked against",
+        key="lat_methods",
+        help="The config's methods: torch_fp32 is the reference every other variant is checked against",
     )
     low = st.columns(4)
     low[0].multiselect(
@@ -104,7 +104,7 @@ def draw_widgets(presets: list[str], root: Path) -> dict:
     values = FORM.values()
     # the same choice in any click order: in the recipe's (and VARIANTS') order
     return values | {
-        "variants": [v for v in VARIANTS if v in values["variants"]],
+        "methods": [v for v in VARIANTS if v in values["methods"]],
         "batch_sizes": sorted(values["batch_sizes"]),
     }
 
@@ -115,82 +115,6 @@ def new_experiment(settings) -> None:
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets), Path(settings.runs_root).expanduser())
     preset_run_button(RECIPE, FORM, values, settings, experiment.run, "lat_run", "lat_train")
-
-
-# --------------------------------------------------------------------- charts
-
-
-def pareto_chart(frame, batch: int) -> go.Figure:
-    """Test accuracy (top, with the Pareto front) and corrupted-test accuracy (bottom) against p50 latency:
-    two panels, each with its own accuracy scale, so variants a tenth of a point apart stay apart."""
-    x, names = frame["p50_ms"].tolist(), frame["variant"].tolist()
-    symbols = ["square" if backend == "onnxruntime" else "circle" for backend in frame["backend"]]
-    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
-    figure.add_scatter(
-        x=x,
-        y=frame["accuracy"].tolist(),
-        text=names,
-        mode="markers+text",
-        textposition="top center",
-        name="test accuracy",
-        marker=dict(size=11, symbol=symbols),
-        row=1,
-        col=1,
-    )
-    figure.add_scatter(
-        x=x,
-        y=frame["ood_accuracy"].tolist(),
-        text=names,
-        mode="markers",
-        name="corrupted-test accuracy",
-        marker=dict(size=9, symbol=symbols, opacity=0.6),
-        hovertemplate="%{text}: %{y:.3f}<extra>corrupted</extra>",
-        row=2,
-        col=1,
-    )
-    front = frame.set_index("variant").loc[lat.pareto_front(frame)]
-    figure.add_scatter(
-        x=front["p50_ms"].tolist(),
-        y=front["accuracy"].tolist(),
-        mode="lines",
-        name="Pareto front",
-        line=dict(dash="dash", color="grey"),
-        hoverinfo="skip",
-        row=1,
-        col=1,
-    )
-    figure.update_xaxes(type="log")
-    figure.update_xaxes(title_text=f"p50 latency at batch {batch} (ms, log scale)", row=2, col=1)
-    figure.update_yaxes(title_text="test accuracy", row=1, col=1)
-    figure.update_yaxes(title_text="corrupted", row=2, col=1)
-    figure.update_layout(
-        title=f"Accuracy against p50 latency at batch {batch} (squares: ONNX Runtime)",
-        height=560,
-        margin=MARGIN,
-        legend=dict(orientation="h", y=-0.15),
-    )
-    return figure
-
-
-def latency_bars(frame, batch: int) -> go.Figure:
-    up_to_p99 = (frame["p99_ms"] - frame["p50_ms"]).tolist()
-    figure = go.Figure(
-        go.Bar(
-            x=frame["variant"].tolist(),
-            y=frame["p50_ms"].tolist(),
-            name="p50",
-            error_y=dict(type="data", symmetric=False, array=up_to_p99, arrayminus=[0] * len(frame)),
-            customdata=frame["p99_ms"].tolist(),
-            hovertemplate="%{x}: p50 %{y:.3f} ms, p99 %{customdata:.3f} ms<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        title=f"p50 latency at batch {batch}, error bar up to p99",
-        yaxis_title="ms",
-        height=400,
-        margin=MARGIN,
-    )
-    return figure
 
 
 # --------------------------------------------------------------------- checks and comparison
@@ -274,8 +198,8 @@ def show_run(root: Path, chosen: str) -> None:
     frame = lat.at_batch(results, batch)
     st.dataframe(frame[[c for c in TABLE_COLUMNS if c in frame.columns]], hide_index=True)
     left, right = st.columns([3, 2])
-    left.plotly_chart(pareto_chart(frame, batch), width="stretch", key="lat_pareto")
-    right.plotly_chart(latency_bars(frame, batch), width="stretch", key="lat_bars")
+    show_chart(pareto_chart(results["rows"], batch), left, key="lat_pareto")
+    show_chart(latency_chart(results["rows"], batch), right, key="lat_bars")
     checks_section(results, batch)
     compare_section(root, chosen, results)
 

@@ -1,8 +1,10 @@
 """Optimizers: trajectories on 2-D test functions, step by step, and the training curves of a run.
 
 Widgets -> :func:`playground.optimizers.functions.compare` (the written-out optimizers on a
-2-D function) -> a plotly contour with the paths; below, the curves of the latest optimizers
-run (:func:`playground.optimizers.curves.load_curves`) and a button that runs the quick preset.
+2-D function) -> the report's trajectory chart up to the chosen step, with ▶ Play frames built from
+the same chart's paths (:mod:`playground.optimizers.charts`); below, the report's curves chart of an
+optimizers run (:func:`playground.optimizers.curves.load_curves`) and a button that runs the quick
+preset.
 """
 
 import dataclasses
@@ -12,13 +14,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from charts import plotly_figure, show_chart
 from common import run_experiment, show_error, sidebar_settings
 
 from playground.core.runner import config_from_recipe
 from playground.core.runs import load_run
 from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
-from playground.optimizers import COLORS, LABELS, OPTIMIZERS, experiment
+from playground.optimizers import LABELS, OPTIMIZERS, experiment
+from playground.optimizers.charts import curves_chart, log_epochs_by_default, path_traces, trajectory_chart
 from playground.optimizers.curves import find_runs, load_curves
 from playground.optimizers.functions import FUNCTIONS, compare, get_function, suggested_lr
 
@@ -26,7 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "optimizers_fashion.toml"
 DEFAULT_CHOICE = ["gd", "adagrad", "rmsprop", "adam", "adadelta"]
 MAX_FRAMES = 60
-MARGIN = dict(t=40, b=10, l=10, r=10)
 
 
 # --------------------------------------------------------------------- 2-D trajectories
@@ -93,82 +96,20 @@ def cached_paths(function: str, options: tuple, lrs: tuple, steps: int, noise: f
     return compare(get_function(function, **dict(options)), dict(lrs), steps, noise=noise, seed=seed)
 
 
-def contour(fn) -> go.Contour:
-    xs, ys, values = (t.numpy() for t in fn.display_grid(160))
-    return go.Contour(
-        x=xs,
-        y=ys,
-        z=values,
-        colorscale="Blues",
-        reversescale=True,
-        showscale=False,
-        opacity=0.75,
-        ncontours=30,
-        hoverinfo="skip",
-        line=dict(width=0.5),
-    )
-
-
-def path_traces(paths, step: int) -> list[go.Scatter]:
-    """For each optimizer: its path up to ``step`` and a marker where it is at ``step``."""
-    traces = []
-    for path in paths:
-        shown = path.points[: min(step, path.last) + 1].numpy()
-        name, color = LABELS[path.optimizer], COLORS[path.optimizer]
-        traces.append(
-            go.Scatter(
-                x=shown[:, 0],
-                y=shown[:, 1],
-                mode="lines",
-                name=name,
-                legendgroup=name,
-                line=dict(color=color, width=2),
-            )
-        )
-        marker = dict(color=color, size=10, line=dict(width=1, color="white"))
-        traces.append(
-            go.Scatter(
-                x=shown[-1:, 0],
-                y=shown[-1:, 1],
-                mode="markers",
-                legendgroup=name,
-                showlegend=False,
-                marker=marker,
-            )
-        )
-    return traces
-
-
-def landmarks(fn) -> list[go.Scatter]:
-    out = [
-        go.Scatter(
-            x=[p[0] for p in fn.minima],
-            y=[p[1] for p in fn.minima],
-            mode="markers",
-            name="minimum",
-            marker=dict(symbol="star", size=16, color="gold", line=dict(width=1, color="black")),
-        )
-    ]
-    if fn.saddles:
-        out.append(
-            go.Scatter(
-                x=[p[0] for p in fn.saddles],
-                y=[p[1] for p in fn.saddles],
-                mode="markers",
-                name="saddle point",
-                marker=dict(symbol="x", size=12, color="black"),
-            )
-        )
-    return out
-
-
-def play_controls(paths, steps: int, first: int) -> tuple[list[go.Frame], list[dict]]:
-    """Frames from ``step`` to the end (at most MAX_FRAMES) and the Play/Pause buttons."""
+def play_frames(paths, first: int) -> list[go.Frame]:
+    """Frames of the paths from step 0 to the end (at most MAX_FRAMES): the x and y of the chart's
+    path traces (:func:`~playground.optimizers.charts.path_traces`), plotted from index ``first`` on."""
+    steps = max(1, max((len(p.points) - 1 for p in paths), default=1))
     frame_steps = sorted(set(np.linspace(0, steps, min(MAX_FRAMES, steps + 1)).round().astype(int).tolist()))
-    frames = [
-        go.Frame(data=path_traces(paths, s), name=str(s), traces=list(range(first, first + 2 * len(paths))))
-        for s in frame_steps
-    ]
+    frames = []
+    for step in frame_steps:
+        moving = [go.Scatter(x=trace.x, y=trace.y) for trace in path_traces(paths, step)]
+        frames.append(go.Frame(data=moving, name=str(step), traces=list(range(first, first + len(moving)))))
+    return frames
+
+
+def play_menu() -> dict:
+    """The ▶ Play / ❚❚ Pause buttons."""
     play = dict(
         label="▶ Play",
         method="animate",
@@ -180,32 +121,24 @@ def play_controls(paths, steps: int, first: int) -> tuple[list[go.Frame], list[d
     pause = dict(
         label="❚❚ Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]
     )
-    menu = dict(
+    return dict(
         type="buttons",
         direction="left",
-        x=0.0,
-        y=1.08,
-        xanchor="left",
+        x=1.0,
+        y=1.02,
+        xanchor="right",
         yanchor="bottom",
         buttons=[play, pause],
     )
-    return frames, [menu]
 
 
 def trajectory_figure(fn, paths, step: int) -> go.Figure:
-    base = [contour(fn), *landmarks(fn)]
-    frames, menus = play_controls(
-        paths, max(1, max((len(p.points) - 1 for p in paths), default=1)), len(base)
-    )
-    figure = go.Figure(data=base + path_traces(paths, step), frames=frames)
-    figure.update_layout(
-        height=560,
-        margin=MARGIN,
-        updatemenus=menus,
-        legend=dict(orientation="h", y=-0.08),
-        xaxis=dict(range=fn.x_range, title="x"),
-        yaxis=dict(range=fn.y_range, title="y"),
-    )
+    """The report's trajectory chart at ``step``, animated: its path traces come last, one plotted
+    series each, so the frames replace the last ones."""
+    figure = plotly_figure(trajectory_chart(fn, paths, step))
+    moving = len(path_traces(paths, 0))
+    figure.frames = play_frames(paths, len(figure.data) - moving)
+    figure.update_layout(updatemenus=[play_menu()])
     return figure
 
 
@@ -270,51 +203,6 @@ def trajectories_section(seed: int) -> None:
 
 
 # --------------------------------------------------------------------- training curves of a run
-
-
-def band(figure: go.Figure, x, mean, std, name: str, markers: bool) -> None:
-    color = COLORS[name]
-    if std is not None:
-        upper, lower = np.add(mean, std), np.subtract(mean, std)
-        figure.add_scatter(
-            x=list(x) + list(x)[::-1],
-            y=list(upper) + list(lower)[::-1],
-            fill="toself",
-            line=dict(width=0),
-            fillcolor=color,
-            opacity=0.2,
-            hoverinfo="skip",
-            showlegend=False,
-            legendgroup=name,
-        )
-    figure.add_scatter(
-        x=x,
-        y=mean,
-        name=LABELS[name],
-        legendgroup=name,
-        line=dict(color=color),
-        mode="lines+markers" if markers else "lines",
-    )
-
-
-def curves_charts(curves: dict, log_epochs: bool = False) -> None:
-    loss, accuracy = go.Figure(), go.Figure()
-    for name, c in curves.items():
-        band(loss, c.train_x, c.train_loss, c.train_loss_std, name, markers=False)
-        band(accuracy, c.epochs, c.val_accuracy, c.val_accuracy_std, name, markers=True)
-    seeds = max(c.seeds for c in curves.values())
-    suffix = f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
-    loss.update_layout(
-        title="Training loss" + suffix, xaxis_title="epoch", yaxis_type="log", height=380, margin=MARGIN
-    )
-    accuracy.update_layout(
-        title="Validation accuracy" + suffix, xaxis_title="epoch", height=380, margin=MARGIN
-    )
-    for figure in (loss, accuracy) if log_epochs else ():
-        figure.update_xaxes(type="log", title="epoch (log; the initial model at epoch 0 is left out)")
-    left, right = st.columns(2)
-    left.plotly_chart(loss, width="stretch", key="opt_loss_chart")
-    right.plotly_chart(accuracy, width="stretch", key="opt_accuracy_chart")
 
 
 def numbers_table(path: Path, names: list[str]) -> pd.DataFrame:
@@ -384,10 +272,11 @@ def curves_section(settings) -> None:
         return
     log_epochs = st.toggle(
         "Log epoch axis",
+        value=log_epochs_by_default(curves),
         key="opt_log_epochs",
         help="GD runs many more passes than the rest: a log axis spreads the first few epochs",
     )
-    curves_charts(curves, log_epochs)
+    show_chart(curves_chart(curves, log_epochs), key="opt_curves_chart")
     st.dataframe(numbers_table(root / chosen, list(curves)), hide_index=True, width="stretch")
 
 

@@ -2,16 +2,16 @@
 
 Widgets -> :func:`playground.swav.sinkhorn.sinkhorn_trace` on example scores (no run needed), and
 :func:`playground.swav.experiment.run` (recipes/swav_fashion.toml with the changed fields as
-``--set`` overrides); a run is read back through :mod:`playground.swav.results`.
+``--set`` overrides); a run is read back through :mod:`playground.swav.results` and drawn with the
+report's own charts (:mod:`playground.swav.charts`).
 """
 
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 import torch
+from charts import show_chart
 from common import (
     PresetForm,
     cached_dataset,
@@ -29,7 +29,7 @@ from playground.core.runs import load_run
 from playground.data.explore import sample_indices
 from playground.errors import PlaygroundError
 from playground.swav import experiment
-from playground.swav.plots import LABELS
+from playground.swav.charts import loss_chart, probe_chart, prototype_chart, sinkhorn_chart
 from playground.swav.report import check, results_table
 from playground.swav.results import (
     find_swav_runs,
@@ -37,6 +37,7 @@ from playground.swav.results import (
     load_examples,
     load_model,
     load_probes,
+    load_sinkhorn,
     no_model_reason,
     probe_curves,
     prototype_examples,
@@ -63,7 +64,6 @@ FIELDS = (
 )
 FORM = PresetForm("swav", recipe_values(RECIPE, FIELDS), FIELDS)
 MODELS = ["small_cnn", "regnety_small", "regnety_400mf", "resnet18"]
-MARGIN = dict(t=40, b=10, l=10, r=10)
 SAMPLES = 6
 
 
@@ -95,47 +95,6 @@ def sinkhorn_widgets() -> dict:
     )
 
 
-def codes_heatmap(codes: torch.Tensor, title: str) -> go.Figure:
-    figure = go.Figure(go.Heatmap(z=codes.numpy(), colorscale="Viridis", zmin=0, colorbar=dict(title="q")))
-    figure.update_layout(
-        title=title,
-        xaxis_title="prototype",
-        yaxis_title="sample",
-        height=420,
-        margin=MARGIN,
-        yaxis=dict(autorange="reversed"),
-    )
-    return figure
-
-
-def errors_figure(errors: list[tuple[float, float]], step: int) -> go.Figure:
-    x = list(range(len(errors)))
-    figure = go.Figure()
-    figure.add_scatter(
-        x=x, y=[max(e[0], 1e-12) for e in errors], name="sample sums vs 1", mode="lines+markers"
-    )
-    figure.add_scatter(
-        x=x, y=[max(e[1], 1e-12) for e in errors], name="prototype sums vs B/K", mode="lines+markers"
-    )
-    figure.add_vline(x=step, line_dash="dot", line_color="grey")
-    figure.add_scatter(
-        x=[x[0], x[-1]],
-        y=[1e-3, 1e-3],
-        name="1e-3",
-        mode="lines",
-        line=dict(dash="dash", color="crimson", width=1),
-    )
-    figure.update_layout(
-        title="Largest deviation from equipartition",
-        xaxis_title="iteration",
-        yaxis_type="log",
-        height=420,
-        margin=MARGIN,
-        legend=dict(orientation="h", y=-0.2),
-    )
-    return figure
-
-
 def sinkhorn_panel() -> None:
     st.markdown(
         "SwAV turns a batch's prototype scores into **codes** by Sinkhorn-Knopp: alternately rescale each "
@@ -155,12 +114,10 @@ def sinkhorn_panel() -> None:
         if knobs["iterations"]
         else 0
     )
-    left, right = st.columns([3, 2])
-    title = "exp(scores / ε), normalised" if step == 0 else f"codes after {step} iteration{'s' * (step > 1)}"
-    left.plotly_chart(codes_heatmap(trace[step], title), width="stretch", key="sk_heatmap")
-    right.plotly_chart(errors_figure(errors, step), width="stretch", key="sk_errors")
+    codes = [c.tolist() for c in trace]
+    show_chart(sinkhorn_chart(codes, errors, steps=[step], samples=None), key="sk_sinkhorn")
     low, high = prototype_share_range(trace[step])
-    right.caption(
+    st.caption(
         f"Prototype shares now range from {low:.2f} to {high:.2f} samples "
         f"(target B/K = {knobs['batch'] / knobs['prototypes']:.2f})."
     )
@@ -210,40 +167,6 @@ def new_experiment(settings) -> None:
 # --------------------------------------------------------------------- a finished run
 
 
-def probe_chart(probes: list[dict]) -> go.Figure:
-    figure = go.Figure()
-    for i, curve in enumerate(probe_curves(probes)):
-        colour, label = f"hsl({(i * 120) % 360}, 60%, 45%)", LABELS.get(curve.init, curve.init)
-        figure.add_scatter(
-            x=curve.fractions,
-            y=curve.probe.mean,
-            name=f"{label}: linear probe",
-            error_y=dict(array=curve.probe.std),
-            mode="lines+markers",
-            line=dict(color=colour),
-        )
-        if curve.shots:
-            figure.add_scatter(
-                x=curve.shots,
-                y=curve.tuned,
-                name=f"{label}: fine-tuned",
-                mode="lines+markers",
-                line=dict(color=colour, dash="dash"),
-                marker=dict(symbol="square"),
-            )
-    seeds = f" (mean ± std over {len(probes)} seeds)" if len(probes) > 1 else ""
-    figure.update_layout(
-        title="Test accuracy against the fraction of labels" + seeds,
-        xaxis_type="log",
-        xaxis_title="fraction of training labels",
-        yaxis_title="test accuracy",
-        height=430,
-        margin=MARGIN,
-        legend=dict(orientation="h", y=-0.25),
-    )
-    return figure
-
-
 def probe_tab(path: Path, config: dict) -> None:
     try:
         probes, metrics = load_probes(path), load_run(path).metrics
@@ -251,13 +174,12 @@ def probe_tab(path: Path, config: dict) -> None:
         show_error(err)
         return
     st.markdown(check(metrics))
-    st.plotly_chart(probe_chart(probes), width="stretch", key="swav_probe")
+    show_chart(probe_chart(probe_curves(probes)), key="swav_probe")
     shape = SimpleNamespace(
-        inits=list(probes[0]["linear_probe"]),
         probe_fractions=config.get("probe_fractions", []),
         lowshot_fractions=config.get("lowshot_fractions", []),
     )
-    st.markdown(results_table(shape, metrics))
+    st.markdown(results_table(shape, metrics, list(probes[0]["linear_probe"])))
 
 
 @st.cache_resource(show_spinner="Loading the SwAV model...", max_entries=4)
@@ -307,34 +229,28 @@ def assignments_tab(path: Path, settings) -> None:
 
 
 def training_tab(path: Path, config: dict) -> None:
-    try:
-        losses = load_probes(path)[0]["swav_loss"]
-    except PlaygroundError as err:
-        show_error(err)
-        return
-    figure = go.Figure(
-        go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines+markers", name="loss")
+    """The report's training charts: the loss (a band over seeds), Sinkhorn-Knopp on a test batch of
+    the trained model and the fullest prototypes (both from the first seed)."""
+    prototypes = config.get("swav", {}).get("prototypes", 2)
+    draws = (
+        ("swav_loss", "", lambda: loss_chart([p["swav_loss"] for p in load_probes(path)], prototypes)),
+        ("swav_sinkhorn", "Sinkhorn-Knopp on a test batch of the trained model", lambda: run_sinkhorn(path)),
+        ("swav_prototypes", "", lambda: prototype_chart(*load_examples(path))),
     )
-    figure.add_hline(
-        y=float(np.log(config.get("swav", {}).get("prototypes", 2))),
-        line_dash="dot",
-        annotation_text="log K (uniform)",
-    )
-    figure.update_layout(
-        title="SwAV loss per epoch", xaxis_title="epoch", yaxis_title="nats", height=350, margin=MARGIN
-    )
-    st.plotly_chart(figure, width="stretch", key="swav_loss")
-    folder = (
-        path
-        if (path / "sinkhorn.png").is_file()
-        else next(iter(sorted(path.glob("seed*/sinkhorn.png"))), path).parent
-    )
-    for name, caption in (
-        ("sinkhorn.png", "Sinkhorn-Knopp on a test batch of the trained model"),
-        ("prototypes.png", "The fullest prototypes"),
-    ):
-        if (folder / name).is_file():
-            st.image(str(folder / name), caption=caption)
+    for key, caption, draw in draws:
+        try:
+            chart = draw()
+        except PlaygroundError as err:
+            show_error(err)
+            continue
+        if caption:
+            st.caption(caption)
+        show_chart(chart, key=key)
+
+
+def run_sinkhorn(path: Path):
+    section = load_sinkhorn(path)
+    return sinkhorn_chart(section["codes"], section["errors"])
 
 
 settings = sidebar_settings()

@@ -3,7 +3,9 @@
 Pick an OOD run (or make one), then look at one image (from the benchmark's sets, uploaded or
 drawn) through every method: each ensemble member and each MC-dropout / BNN posterior sample
 side by side, the spread, a chosen OOD score and its in/OOD verdict against a threshold. Beneath:
-the run's ROC curves, reliability diagram, method tables and checks.
+the run's ROC curves, reliability diagram, method tables and checks. Every chart is built by
+``playground.uncertainty.charts`` (the report's PNGs come from the same functions) and drawn here
+with ``show_chart``.
 """
 
 import random
@@ -12,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 import torch
+from charts import show_chart
 from common import (
     PresetForm,
     choose_run,
@@ -23,15 +26,6 @@ from common import (
     upscale,
 )
 from image_input import drawn_image, uploaded_image
-from ood_charts import (
-    SCORE_LABELS,
-    histogram_chart,
-    reliability_figure,
-    roc_figure,
-    samples_heatmap,
-    short_label,
-    spread_chart,
-)
 
 from playground.core.config import load_recipe
 from playground.core.device import choose_device
@@ -40,23 +34,28 @@ from playground.errors import PlaygroundError
 from playground.uncertainty import experiment, report
 from playground.uncertainty import results as ood
 from playground.uncertainty.benchmark import MethodSettings, evaluation_sets
-from playground.uncertainty.scores import score as ood_score
+from playground.uncertainty.charts import (
+    METHOD_LABELS,
+    SAMPLE_NOUNS,
+    SCORE_LABELS,
+    reliability_chart,
+    roc_chart,
+    samples_chart,
+    set_label,
+    spread_chart,
+    verdict_chart,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "uncertainty_fashion.toml"
 FIELDS = ("dataset", "far_sets", "bench.bnn_layers", "net.epochs", "bench.members", "train_limit")
 FAR_CHOICES = [name for name in FAR_SETS if name != "folder"]  # a folder also needs ood_folder: CLI only
-
-METHODS = {
-    "single": "single model",
-    "temp_scaled": "temperature scaled",
-    "mc_dropout": "MC dropout",
-    "ensemble": "deep ensemble",
-    "bnn": "Bayesian NN (pyro)",
-    "feature": "feature space",
-}
-SAMPLED = {"ensemble": "member", "mc_dropout": "dropout sample", "bnn": "posterior sample"}
 SOURCES = ("A benchmark image", "Upload an image", "Draw one")
+QUIET = dict(delta_color="off", delta_arrow="off")  # a metric's note, not a change
+FLAGGED = "The share of each set flagged as OOD at this threshold (on the test set: false alarms)."
+NOT_STORED = (
+    " Scored now with the run's saved models: the run stored no per-image scores for this method and score."
+)
 
 
 # --------------------------------------------------------------------- a new run
@@ -144,13 +143,13 @@ def cached_predictions(path: str, stamp: float, device: str, method: str) -> dic
 # --------------------------------------------------------------------- picking an image
 
 
-def set_label(run: ood.OODRun, name: str) -> str:
+def set_caption(run: ood.OODRun, name: str) -> str:
     if name == "test":
         return "in-distribution test"
     if name == "corrupted":
         return "corrupted test (blur, noise, contrast)"
     if name == "near":
-        return f"near OOD: held-out {', '.join(run.results.get('heldout', [])) or 'classes'}"
+        return f"near OOD: held-out {', '.join(run.results.heldout) or 'classes'}"
     return f"far OOD: {name}"
 
 
@@ -163,7 +162,7 @@ def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tup
     if st.session_state.get("ood_set") not in names:
         st.session_state.ood_set = names[0]
     cols = st.columns([3, 2, 1], vertical_alignment="bottom")
-    set_name = cols[0].selectbox("Set", names, key="ood_set", format_func=lambda n: set_label(run, n))
+    set_name = cols[0].selectbox("Set", names, key="ood_set", format_func=lambda n: set_caption(run, n))
     size = sets["images"][set_name].shape[0]
     if st.session_state.get("ood_index", 0) >= size:
         st.session_state.ood_index = 0
@@ -173,7 +172,7 @@ def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tup
         )
     )
     cols[2].button("Random", icon=":material/casino:", key="ood_random", on_click=random_index, args=(size,))
-    caption = f"{set_label(run, set_name)} #{index}"
+    caption = f"{set_caption(run, set_name)} #{index}"
     if set_name in sets["labels"]:
         caption += f": {run.classes[int(sets['labels'][set_name][index])]}"
     return sets["images"][set_name][index], caption, (set_name, index)
@@ -182,40 +181,10 @@ def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tup
 # --------------------------------------------------------------------- one image through every method
 
 
-def reference_scores(run: ood.OODRun, key: tuple, method: str, score: str) -> dict[str, torch.Tensor]:
-    """Per set the score of every image: the run's own where it stored them, else scored now (cached)."""
-    row = run.stored_row(method, score)
-    if row is not None:
-        return run.scores[row]
-    return {name: ood_score(p, score) for name, p in cached_predictions(*key, method).items()}
-
-
 def summary_frame(inspected: dict[str, ood.ImagePrediction], classes: list[str]) -> pd.DataFrame:
     """Methods as columns; the prediction, its spread and every score as rows (text, "–" where none)."""
-    columns = {}
-    for method, label in METHODS.items():
-        if method not in inspected:
-            continue
-        entry = inspected[method]
-        column = {}
-        if entry.probs is not None:
-            column = {
-                "samples": f"{entry.samples}",
-                "prediction": classes[entry.predicted],
-                "p̄(prediction)": f"{entry.confidence:.3f}",
-                "spread: std of p(prediction)": f"{entry.spread:.3f}",
-            }
-        column.update({SCORE_LABELS.get(name, name): f"{value:.4g}" for name, value in entry.scores.items()})
-        columns[label] = column
-    rows = [
-        "samples",
-        "prediction",
-        "p̄(prediction)",
-        "spread: std of p(prediction)",
-        *[SCORE_LABELS[name] for name in SCORE_LABELS],
-    ]
-    frame = pd.DataFrame(columns, index=rows).fillna("–")
-    return frame.loc[[row for row in rows if (frame.loc[row] != "–").any()]]
+    frame = pd.DataFrame(ood.image_summary(inspected, classes), index=list(ood.SUMMARY_ROWS)).fillna("–")
+    return frame.loc[[row for row in ood.SUMMARY_ROWS if (frame.loc[row] != "–").any()]]
 
 
 def set_order(run: ood.OODRun, present) -> list[str]:
@@ -223,15 +192,8 @@ def set_order(run: ood.OODRun, present) -> list[str]:
     return [name for name in ["test", *run.sets, "corrupted"] if name in present]
 
 
-def flagged_frame(run: ood.OODRun, rates: dict[str, float]) -> pd.DataFrame:
-    """The share of each set flagged as OOD (:func:`playground.uncertainty.results.flagged_rates`)."""
-    return pd.DataFrame(
-        [{"set": short_label(name), "flagged as OOD": rates[name]} for name in set_order(run, rates)]
-    )
-
-
 def choose_score(run: ood.OODRun, inspected: dict[str, ood.ImagePrediction]) -> tuple[str, str]:
-    methods = [m for m in METHODS if m in inspected]
+    methods = [m for m in METHOD_LABELS if m in inspected]
     if st.session_state.get("ood_method") not in methods:
         st.session_state.ood_method = "ensemble" if "ensemble" in methods else methods[0]
     cols = st.columns(2)
@@ -239,7 +201,7 @@ def choose_score(run: ood.OODRun, inspected: dict[str, ood.ImagePrediction]) -> 
         "Method",
         methods,
         key="ood_method",
-        format_func=METHODS.get,
+        format_func=METHOD_LABELS.get,
         help="feature space: Mahalanobis and KNN on the single model's embedding",
     )
     options = list(inspected[method].scores)
@@ -255,19 +217,10 @@ def choose_score(run: ood.OODRun, inspected: dict[str, ood.ImagePrediction]) -> 
     return method, score
 
 
-def verdict(
-    run: ood.OODRun,
-    key: tuple,
-    inspected: dict[str, ood.ImagePrediction],
-    method: str,
-    score: str,
-    picked: tuple | None,
-) -> None:
-    value = inspected[method].scores[score]
-    reference = reference_scores(run, key, method, score)
+def threshold_slider(run: ood.OODRun, reference: dict, method: str, score: str) -> float:
     scale = ood.operating_point(reference)
     low, high, default = scale.low, scale.high, scale.fpr95_threshold
-    threshold = st.slider(
+    return st.slider(
         "Threshold: scores above it are flagged as OOD",
         min_value=low,
         max_value=high,
@@ -278,17 +231,19 @@ def verdict(
         help=f"Starts at {default:.4g}, which keeps 95% of the in-distribution test images "
         "(the operating point of FPR95)",
     )
-    rates = ood.flagged_rates(reference, threshold)
+
+
+def verdict_metrics(
+    run: ood.OODRun, value: float, threshold: float, rates: dict, chosen: tuple, picked
+) -> None:
+    """Score, threshold and verdict of one image; ``chosen`` is (method, score), ``picked`` (set, index)
+    for an image of the run's own sets."""
+    method, score = chosen
     is_ood = value > threshold
     cols = st.columns(4)
-    cols[0].metric("Score", f"{value:.4g}", help=f"{METHODS[method]} · {SCORE_LABELS.get(score, score)}")
-    cols[1].metric(
-        "Threshold",
-        f"{threshold:.4g}",
-        f"{rates['test']:.1%} of test flagged",
-        delta_color="off",
-        delta_arrow="off",
-    )
+    about = f"{METHOD_LABELS[method]} · {SCORE_LABELS.get(score, score)}"
+    cols[0].metric("Score", f"{value:.4g}", help=about)
+    cols[1].metric("Threshold", f"{threshold:.4g}", f"{rates['test']:.1%} of test flagged", **QUIET)
     cols[2].metric(
         "Verdict",
         "OOD" if is_ood else "in distribution",
@@ -303,42 +258,31 @@ def verdict(
             "In the run",
             f"{float(run.scores[row][set_name][index]):.4g}",
             "as the run scored it",
-            delta_color="off",
-            delta_arrow="off",
+            **QUIET,
             help="MC dropout and the BNN draw their samples per call, so one image alone can score a "
             "little differently from the batch the run scored",
         )
+
+
+def flagged_table(run: ood.OODRun, rates: dict[str, float], stored: bool, where) -> None:
+    """The share of each set flagged as OOD (:func:`playground.uncertainty.results.flagged_rates`)."""
+    frame = pd.DataFrame([{"set": set_label(n), "flagged as OOD": rates[n]} for n in set_order(run, rates)])
+    bar = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
+    where.dataframe(frame, hide_index=True, width="stretch", column_config={"flagged as OOD": bar})
+    where.caption(FLAGGED + ("" if stored else NOT_STORED))
+
+
+def verdict(
+    run: ood.OODRun, key: tuple, inspected: dict, method: str, score: str, picked: tuple | None
+) -> None:
+    value = inspected[method].scores[score]
+    reference = run.reference_scores(method, score, lambda: cached_predictions(*key, method))
+    threshold = threshold_slider(run, reference, method, score)
+    rates = ood.flagged_rates(reference, threshold)
+    verdict_metrics(run, value, threshold, rates, (method, score), picked)
     left, right = st.columns([2, 1])
-    left.plotly_chart(
-        histogram_chart(
-            set_order(run, reference),
-            reference,
-            value,
-            threshold,
-            score,
-        ),
-        width="stretch",
-    )
-    with right:
-        st.dataframe(
-            flagged_frame(run, rates),
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "flagged as OOD": st.column_config.ProgressColumn(
-                    format="percent", min_value=0.0, max_value=1.0
-                )
-            },
-        )
-        st.caption(
-            "The share of each set flagged as OOD at this threshold (on the test set: false alarms)."
-            + (
-                ""
-                if row
-                else " Scored now with the run's saved models: the run stored no per-image "
-                "scores for this method and score."
-            )
-        )
+    show_chart(verdict_chart(reference, set_order(run, reference), value, threshold, score), left)
+    flagged_table(run, rates, run.stored_row(method, score) is not None, right)
 
 
 def explorer(run: ood.OODRun, key: tuple) -> None:
@@ -366,35 +310,22 @@ def explorer(run: ood.OODRun, key: tuple) -> None:
         return
     inspected = ood.inspect_image(methods, image)
     method, score = choose_score(run, inspected)
-    shown = (
-        "single" if method == "feature" else method
-    )  # the feature scores read the single model's embedding
+    shown = "single" if method == "feature" else method  # feature scores read the single model's embedding
     left, right = st.columns([1, 4], vertical_alignment="center")
     left.image(upscale(image, 160), caption=caption, width=160)
-    right.plotly_chart(
-        spread_chart(
-            inspected[shown].probs, run.classes, f"{METHODS[shown]}: mean probability ± std over samples"
-        ),
-        width="stretch",
-    )
-    sampled = [m for m in SAMPLED if m in inspected]
+    title = f"{METHOD_LABELS[shown]}: mean probability ± std over samples"
+    show_chart(spread_chart(inspected[shown], run.classes, title), right)
+    sampled = [m for m in SAMPLE_NOUNS if m in inspected]
     for column, name in zip(st.columns(len(sampled)), sampled):
-        probs = inspected[name].probs
-        column.plotly_chart(
-            samples_heatmap(
-                probs,
-                run.classes,
-                f"{METHODS[name]}: {probs.shape[0]} {SAMPLED[name]}s",
-                SAMPLED[name].split()[-1],
-            ),
-            width="stretch",
-        )
+        entry, noun = inspected[name], SAMPLE_NOUNS[name]
+        title = f"{METHOD_LABELS[name]}: {entry.samples} {noun}s"
+        show_chart(samples_chart(entry, run.classes, title, noun.split()[-1]), column)
     st.table(summary_frame(inspected, run.classes))
     st.caption(
         "p̄: the mean over samples or members. Spread: the standard deviation over samples of the predicted "
         "class's probability. Every score reads higher as more out of distribution."
     )
-    st.markdown(f"##### Verdict: {METHODS[method]}, {SCORE_LABELS.get(score, score)}")
+    st.markdown(f"##### Verdict: {METHOD_LABELS[method]}, {SCORE_LABELS.get(score, score)}")
     verdict(run, key, inspected, method, score, picked)
 
 
@@ -402,29 +333,25 @@ def explorer(run: ood.OODRun, key: tuple) -> None:
 
 
 def roc_curves(run: ood.OODRun, key: tuple) -> None:
-    roc = run.results.get("roc")
-    if not roc or not run.sets:
-        st.info("This run has no ROC curves (no ood_results.json).")
+    if not run.results.roc or not run.sets:
+        st.info("This run has no ROC curves (it stored no evaluation).")
         return
-    set_name = st.selectbox("OOD set", run.sets, key="ood_roc_set", format_func=lambda n: set_label(run, n))
-    read_with = {row: run.row_score(row) for row in roc}
-    figure = roc_figure(roc, run.results.get("ood", {}), read_with, set_name)
-    st.plotly_chart(figure, width="stretch")
+    set_name = st.selectbox("OOD set", run.sets, key="ood_roc_set", format_func=lambda n: set_caption(run, n))
+    read_with = {row: run.row_score(row) for row in run.results.roc}
+    show_chart(roc_chart(run.results, [set_name], read_with))
 
 
 def reliability(run: ood.OODRun, key: tuple) -> None:
-    bins = run.results.get("reliability")
-    if not bins:
-        st.info("This run has no reliability bins (no ood_results.json).")
+    methods = list(run.results.reliability)
+    if not methods:
+        st.info("This run has no reliability bins (it stored no evaluation).")
         return
-    methods = list(bins)
     if st.session_state.get("ood_rel_method") not in methods:
         st.session_state.ood_rel_method = "ensemble" if "ensemble" in methods else methods[0]
-    method = st.selectbox("Method", methods, key="ood_rel_method", format_func=lambda m: METHODS.get(m, m))
-    figure = reliability_figure(
-        bins[method], run.results.get("calibration", {}).get(method, {}), METHODS.get(method, method)
+    method = st.selectbox(
+        "Method", methods, key="ood_rel_method", format_func=lambda m: METHOD_LABELS.get(m, m)
     )
-    st.plotly_chart(figure, width="stretch")
+    show_chart(reliability_chart(run.results, [method]))
 
 
 def tables(run: ood.OODRun, key: tuple) -> None:
@@ -470,38 +397,8 @@ def section(title: str, draw, run: ood.OODRun, key: tuple, intro: str = "") -> N
         show_error(err)
 
 
-def describe(run: ood.OODRun) -> str:
-    c, ran = run.config, run.methods
-    parts = [
-        f"in distribution: {c.dataset} without "
-        f"{', '.join(run.results.get('heldout', [])) or c.heldout_classes}",
-        f"far sets: {', '.join(c.far_sets)}",
-    ]
-    if c.methods:
-        parts.append(f"methods run: {', '.join(METHODS.get(m, m) for m in ran)}")
-    parts += [
-        text
-        for method, text in (
-            ("ensemble", f"{c.bench.members}-member ensemble"),
-            ("mc_dropout", f"MC dropout {c.bench.mc_samples} samples"),
-            (
-                "bnn",
-                f"BNN ({c.bench.bnn_layers} layer{'s' if c.bench.bnn_layers == 'all' else ''}) "
-                f"{c.bench.bnn_samples} samples",
-            ),
-        )
-        if method in ran
-    ]
-    if run.seeds:
-        source = run.artifact_dir.name if run.artifact_dir else "none"
-        parts.append(
-            f"numbers: mean ± std over {len(run.seeds)} seeds; images, scores and models from {source}"
-        )
-    return " · ".join(parts)
-
-
 def show_run(run: ood.OODRun, key: tuple) -> None:
-    st.caption(describe(run))
+    st.caption(run.describe())
     section(
         "One image through every method",
         explorer,
@@ -515,13 +412,8 @@ def show_run(run: ood.OODRun, key: tuple) -> None:
     with left:
         section("ROC curves", roc_curves, run, key, "OOD is the positive class; one curve per method row.")
     with right:
-        section(
-            "Reliability",
-            reliability,
-            run,
-            key,
-            "Accuracy against confidence in 15 bins, on the test set and under corruption.",
-        )
+        intro = "Accuracy against confidence in 15 bins, on the test set and under corruption."
+        section("Reliability", reliability, run, key, intro)
     section("Method comparison", tables, run, key)
     section("Checks", checks, run, key)
 

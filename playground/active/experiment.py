@@ -1,6 +1,7 @@
 """Active learning that escalates uncertain samples to annotators (experiment ``active``).
 
-One run draws a learning curve per acquisition strategy (retraining from scratch each round),
+One run draws a learning curve per acquisition strategy in ``methods`` (retraining from scratch each
+round),
 compares the two retraining policies on one strategy (``scratch`` against
 ``finetune_replay``), then routes a stream of new data through the escalation policy
 calibrated to auto-label error ``≤ alpha``, and may send what it escalates to an annotation
@@ -20,7 +21,7 @@ from playground.active.data import ActiveData, ActiveDataSpec, load_active_data
 from playground.active.learner import POLICIES, TrainSpec
 from playground.active.loop import LoopHistory, LoopSpec, run_loop
 from playground.active.simulate import EscalationOutcome, EscalationSpec, simulate
-from playground.core.config import RunConfig
+from playground.core.config import RunConfig, chosen_methods
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress
 from playground.core.runs import Metrics, Result, RunDir
@@ -37,12 +38,14 @@ def _moved_into(section: str, keys: str) -> dict[str, str]:
 
 @dataclasses.dataclass
 class Config(RunConfig):
-    """The run: the dataset, the strategies and policies compared, the target accuracy and the queue
-    at the top; the ``[data]``, ``[loop]``, ``[train]`` and ``[escalation]`` sections are the specs the
-    code receives (``--set loop.budget=200``)."""
+    """The run: the dataset, the strategies (``methods``) and policies compared, the target accuracy and
+    the queue at the top; the ``[data]``, ``[loop]``, ``[train]`` and ``[escalation]`` sections are the
+    specs the code receives (``--set loop.budget=200``)."""
 
-    # the flat keys of runs and recipes made before the sections (read with a notice)
+    # the flat keys of runs and recipes made before the sections, and ``strategies`` before it was
+    # ``methods`` (read with a notice)
     RENAMED_KEYS: ClassVar[dict[str, str]] = {
+        "strategies": "methods",
         **_moved_into("data", "pool_limit test_limit calibration_size ood_sets ood_limit"),
         **_moved_into("loop", "initial query budget pool_subset mc_samples selection"),
         "ensemble_members": "loop.members",
@@ -54,13 +57,14 @@ class Config(RunConfig):
     name: str = "active"
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
-    # the acquisition strategies, each drawing a learning curve (retrained from scratch)
-    strategies: list[str] = dataclasses.field(default_factory=lambda: ["random", "entropy", "margin", "bald"])
+    # the acquisition strategies, each drawing a learning curve (retrained from scratch); empty: all of
+    # them; run in ACQUISITIONS order
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["random", "margin", "entropy", "bald"])
     target_accuracy: float = 0.80
     # retraining policies, compared on one strategy
     policies: list[str] = dataclasses.field(default_factory=lambda: ["scratch", "finetune_replay"])
     policy_strategy: str = "entropy"
-    escalation_strategy: str = ""  # whose final model routes the stream ("": the last strategy)
+    escalation_strategy: str = ""  # whose final model routes the stream ("": the last of methods)
     queue: str = ""  # annotation queue that receives the escalations ("": none)
     data: ActiveDataSpec = dataclasses.field(default_factory=ActiveDataSpec)
     loop: LoopSpec = dataclasses.field(default_factory=LoopSpec)
@@ -69,16 +73,16 @@ class Config(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        unknown = [s for s in self.strategies + [self.policy_strategy] if s not in ACQUISITIONS]
-        if unknown or not self.strategies:
+        self.methods = list(chosen_methods(self.methods, list(ACQUISITIONS)))
+        if self.policy_strategy not in ACQUISITIONS:
             raise ConfigError(
-                f"unknown or missing strategies {unknown}; choose from {', '.join(ACQUISITIONS)}"
+                f"policy_strategy {self.policy_strategy!r} is unknown; choose from {', '.join(ACQUISITIONS)}"
             )
         if [p for p in self.policies if p not in POLICIES]:
             raise ConfigError(f"policies {self.policies}: choose from {', '.join(POLICIES)}")
-        if self.escalation_strategy and self.escalation_strategy not in self.strategies:
+        if self.escalation_strategy and self.escalation_strategy not in self.methods:
             raise ConfigError(
-                f"escalation_strategy {self.escalation_strategy!r} is not one of strategies {self.strategies}"
+                f"escalation_strategy {self.escalation_strategy!r} is not one of methods {self.methods}"
             )
         if not 0 < self.target_accuracy < 1:
             raise ConfigError(f"target_accuracy must lie in (0, 1), got {self.target_accuracy}")
@@ -106,7 +110,7 @@ def steps(run: Run[Config], data: ActiveData) -> Finished:
     config, device, progress = run.config, str(run.device), run.progress
     loops = _learning_curves(config, data, device, progress)
     policies = _policy_comparison(config, data, device, loops, progress)
-    chosen = loops[config.escalation_strategy or config.strategies[-1]]
+    chosen = loops[config.escalation_strategy or config.methods[-1]]
     escalation = simulate(chosen.learner, data, config.escalation, config.loop.mc_samples, config.seed)
     if config.queue:
         report.enqueue_escalations(
@@ -137,7 +141,7 @@ def _learning_curves(config: Config, data, device: str, progress: Progress) -> d
             stage=f"{s} (scratch)",
             device=device,
         )
-        for s in config.strategies
+        for s in config.methods
     }
 
 

@@ -1,4 +1,5 @@
-"""The active-learning run's metrics, curves file, plots, report and annotation-queue hand-off."""
+"""The active-learning run's metrics, curves (a results.json section), charts, report and annotation-queue
+hand-off."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import math
 
 import numpy as np
 
+from playground.active.charts import charts, learning_curve_chart, policy_chart
 from playground.active.escalation import ESCALATE, OOD, ROUTE_NAMES
 from playground.active.loop import LoopHistory, labels_to_target
-from playground.active.plots import learning_curve_figure, policy_figure, risk_coverage_figure
+from playground.active.results import CURVES, per_seed, read_curves
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.core.seeds import metric_cell
 
@@ -97,7 +99,8 @@ def _add_curve(out: Metrics, prefix: str, history: LoopHistory, **tags) -> None:
 
 
 def curves(loops: dict[str, LoopHistory], policies: dict[str, LoopHistory], escalation) -> dict:
-    """Everything the plots and the page draw, as plain lists (``curves.json``)."""
+    """Everything the charts draw, as plain lists (the run's :data:`~playground.active.results.CURVES`
+    results section)."""
 
     def one(h: LoopHistory) -> dict:
         return {
@@ -117,14 +120,11 @@ def curves(loops: dict[str, LoopHistory], policies: dict[str, LoopHistory], esca
 
 
 def write_artifacts(run_dir: RunDir, config, loops, policies, escalation, data) -> None:
+    """The curves as the run's results section, and the learning-curve, policy and escalation charts."""
     saved = curves(loops, policies, escalation)
-    run_dir.write_json("curves.json", saved)
-    run_dir.save_figure(
-        learning_curve_figure({s: [c] for s, c in saved["strategies"].items()}, config.target_accuracy),
-        "learning_curves",
-    )
-    run_dir.save_figure(policy_figure({p: [c] for p, c in saved["policies"].items()}), "policies")
-    run_dir.save_figure(risk_coverage_figure(saved["escalation"], escalation.metrics()), "escalation")
+    run_dir.write_result(CURVES, saved)
+    for chart in charts(per_seed([saved]), escalation.metrics(), config.target_accuracy):
+        run_dir.save_chart(chart)
 
 
 def strategy_table(values: dict[str, float], strategies: list[str], target: float) -> str:
@@ -269,10 +269,10 @@ def report_text(config, values: dict[str, float], device: str, data) -> str:
             f"on {device}, seed {config.seed}.",
             "",
             "## Checks",
-            *claims(config.strategies, config.target_accuracy, loop.budget, values),
+            *claims(config.methods, config.target_accuracy, loop.budget, values),
             "",
             "## Learning curves (retrained from scratch every round)",
-            strategy_table(values, config.strategies, config.target_accuracy),
+            strategy_table(values, config.methods, config.target_accuracy),
             "",
             "![learning curves](learning_curves.png)",
             "",
@@ -292,16 +292,10 @@ def report_text(config, values: dict[str, float], device: str, data) -> str:
     )
 
 
-def _seed_curves(results) -> list[dict]:
-    import json
-
-    return [json.loads((r.run_dir / "curves.json").read_text()) for r in results]
-
-
 def _mean_curve_metrics(config, metrics: Metrics, seeds: list[dict]) -> None:
     """Labels to target read off the mean curve over seeds, and each strategy's ratio to random's."""
     needed = {}
-    for s in config.strategies:
+    for s in config.methods:
         labels = seeds[0]["strategies"][s]["labels"]
         mean = np.mean([c["strategies"][s]["accuracy"] for c in seeds], axis=0)
         hit = [n for n, a in zip(labels, mean) if a >= config.target_accuracy]
@@ -317,7 +311,7 @@ def _mean_curve_metrics(config, metrics: Metrics, seeds: list[dict]) -> None:
             n,
             needed.get("random", math.inf),
             config.loop.budget,
-            "random" in config.strategies,
+            "random" in config.methods,
             strategy=s,
             target_accuracy=config.target_accuracy,
             curve="mean",
@@ -325,17 +319,11 @@ def _mean_curve_metrics(config, metrics: Metrics, seeds: list[dict]) -> None:
 
 
 def aggregate_text(config, metrics: Metrics, results) -> str:
-    seeds = _seed_curves(results)
+    seeds = [read_curves(r.run_dir) for r in results]
     _mean_curve_metrics(config, metrics, seeds)
-    parent = RunDir(results[0].run_dir.parent)
-
-    def per_seed(part: str) -> dict[str, list[dict]]:
-        return {name: [c[part][name] for c in seeds] for name in seeds[0][part]}
-
-    parent.save_figure(
-        learning_curve_figure(per_seed("strategies"), config.target_accuracy), "learning_curves"
-    )
-    parent.save_figure(policy_figure(per_seed("policies")), "policies")
+    parent, curves_over_seeds = RunDir(results[0].run_dir.parent), per_seed(seeds)
+    parent.save_chart(learning_curve_chart(curves_over_seeds["strategies"], config.target_accuracy))
+    parent.save_chart(policy_chart(curves_over_seeds["policies"]))
     values = metrics.values
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     return "\n".join(
@@ -346,7 +334,7 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
             "",
             "## Checks (labels to target read off the mean curve)",
             *claims(
-                config.strategies,
+                config.methods,
                 config.target_accuracy,
                 config.loop.budget,
                 values,
@@ -354,7 +342,7 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
             ),
             "",
             "## Learning curves",
-            strategy_table(values, config.strategies, config.target_accuracy),
+            strategy_table(values, config.methods, config.target_accuracy),
             "",
             "![learning curves](learning_curves.png)",
             "",

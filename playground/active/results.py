@@ -1,4 +1,8 @@
-"""Read active-learning runs back (single or multi-seed) for the page and for scripts."""
+"""Read active-learning runs back (single or multi-seed) for the page, the reports and scripts.
+
+A run keeps its learning curves, policy curves and escalation sweep as the :data:`CURVES` section of
+its ``results.json`` (runs made before that file kept them in ``curves.json``, still read).
+"""
 
 from __future__ import annotations
 
@@ -8,41 +12,54 @@ from typing import Any
 
 import numpy as np
 
-from playground.active.experiment import EXPERIMENT, Config
 from playground.core.config import rename_keys
-from playground.core.runs import RunInfo, list_runs, read_json, read_run_config
+from playground.core.runs import RunInfo, list_runs, read_result, read_run_config
 from playground.core.seeds import Band, band, seed_folders
+
+# the results.json section of a run: {"strategies": {s: curve}, "policies": {p: curve}, "escalation": sweep}
+CURVES = "curves"
+LEGACY_CURVES = "curves.json"  # where runs made before results.json kept it
 
 
 def find_active_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The active-learning runs under ``root``, newest first."""
+    from playground.active.experiment import EXPERIMENT  # the experiment imports this module
+
     return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
 
 
 def read_active_config(path: str | Path) -> dict[str, Any]:
     """The ``[config]`` table of a run's config.toml, the flat keys of runs made before the
-    ``[data]``, ``[loop]``, ``[train]`` and ``[escalation]`` sections moved into them."""
+    ``[data]``, ``[loop]``, ``[train]`` and ``[escalation]`` sections moved into them and
+    ``strategies`` under its new name ``methods``."""
+    from playground.active.experiment import Config  # the experiment imports this module
+
     raw = read_run_config(Path(path)).get("config", {})
     return rename_keys(raw, str(path), Config.RENAMED_KEYS, notify=False)
 
 
-def _read(path: Path) -> dict:
-    return read_json(path / "curves.json")
+def read_curves(path: str | Path) -> dict:
+    """One run folder's curves: the :data:`CURVES` section (or an old run's ``curves.json``)."""
+    return read_result(path, CURVES, legacy=LEGACY_CURVES)
+
+
+def per_seed(seeds: list[dict]) -> dict:
+    """Several seeds' curves (as :func:`read_curves` gives them) as one dict of per-seed lists."""
+
+    def lists(part: str) -> dict:
+        return {name: [s[part][name] for s in seeds] for name in seeds[0][part]}
+
+    return {
+        "strategies": lists("strategies"),
+        "policies": lists("policies"),
+        "escalation": [s["escalation"] for s in seeds],
+    }
 
 
 def load_curves(path: str | Path) -> dict:
     """``{"strategies": {s: [curve per seed]}, "policies": {p: [...]}, "escalation": [per seed]}``."""
     path = Path(path)
-    seeds = [_read(p) for p in seed_folders(path)] or [_read(path)]
-
-    def per_seed(part: str) -> dict:
-        return {name: [s[part][name] for s in seeds] for name in seeds[0][part]}
-
-    return {
-        "strategies": per_seed("strategies"),
-        "policies": per_seed("policies"),
-        "escalation": [s["escalation"] for s in seeds],
-    }
+    return per_seed([read_curves(p) for p in seed_folders(path)] or [read_curves(path)])
 
 
 @dataclass(frozen=True)

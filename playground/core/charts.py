@@ -45,13 +45,14 @@ class Trace:
     """One series of a panel; which fields count depends on ``kind``.
 
     - ``line`` / ``scatter``: ``x``, ``y``; optional band ``lower``/``upper`` (lines), point labels
-      ``text`` (scatter); NaN in ``x``/``y`` breaks a line (outlines of several boxes in one trace).
+      ``text`` and marker ``size`` (scatter); NaN in ``x``/``y`` breaks a line (outlines of several
+      boxes in one trace).
     - ``bar``: categories or numbers ``x``, heights ``y``, optional error bars ``error``; several bar
       traces in a panel are grouped side by side.
     - ``histogram``: the raw values in ``x``, ``bins``, ``density`` (area 1) or counts.
     - ``heatmap`` / ``image``: ``z`` (rows top to bottom), optional axis labels ``x`` (columns) and
       ``y`` (rows), cell labels ``text`` (heatmap), ``colorscale``, ``zmin``/``zmax``; an image keeps
-      square pixels and no colour bar.
+      square pixels and no colour bar; an image's ``z`` may be ``(rows, columns, 3)`` RGB in [0, 1].
     - ``contour``: ``z`` over the grid ``x`` (columns) by ``y`` (rows), contour ``levels``.
     """
 
@@ -77,6 +78,7 @@ class Trace:
     zmax: float | None = None
     colorbar: str = ""  # the colour bar's title (heatmap)
     legend: bool = True  # listed in the legend (when it has a name)
+    size: float | None = None  # a scatter's marker diameter, about pixels (None: the renderers' default)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -217,7 +219,8 @@ def _line(figure, ax, trace: Trace, color: str, bars) -> None:
 
 def _scatter(figure, ax, trace: Trace, color: str, bars) -> None:
     label = trace.name if trace.legend and trace.name else None
-    ax.scatter(trace.x, trace.y, s=14, color=color, alpha=trace.opacity, label=label)
+    sized = dict(s=14) if trace.size is None else dict(s=trace.size**2, linewidths=0)
+    ax.scatter(trace.x, trace.y, **sized, color=color, alpha=trace.opacity, label=label)
     for x, y, text in zip(trace.x, trace.y, trace.text or []):
         ax.annotate(str(text), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
 

@@ -324,7 +324,7 @@ def chosen_methods(methods: Sequence[str], known: Sequence[str]) -> tuple[str, .
     """The subset a run compares, in ``known`` order: ``methods`` (empty: all of them).
 
     ``methods`` is the one name, in every technique, of the list field that runs a subset of what the
-    technique compares (uncertainty's methods, latency's variants, active's strategies, ...).
+    technique compares: uncertainty's methods, latency's variants, active's strategies, swav's inits, ...
     """
     unknown = [name for name in methods if name not in known]
     if unknown:

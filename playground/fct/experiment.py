@@ -127,7 +127,7 @@ def steps(run: Run[Config], data: FCTData) -> Finished:
     if run.save_models:
         pipeline.save_models(run.dir, models, config)
     metrics = report.metrics_of(outcome)
-    report.write_artifacts(run.dir, outcome, data)
+    report.write_artifacts(run.dir, config, outcome, data)
     return Finished(metrics, report.report_text(config, data, outcome, metrics, device), outcome)
 
 

@@ -1,4 +1,4 @@
-"""FCT results: metrics names, run-folder artifacts, plots and the Markdown report.
+"""FCT results: metrics names, run-folder artifacts, charts and the Markdown report.
 
 ``report.md`` lays the compatibility table out like the paper's tables (case, query
 model, gallery model, CMC top-1, top-5, mAP), checks the paper's claims on this run,
@@ -14,6 +14,7 @@ import torch
 from playground.core.checkpoint import save_checkpoint
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.core.seeds import metric_cell
+from playground.fct.charts import compatibility_chart, projection_chart, tradeoff_chart
 from playground.fct.tasks import FCTData
 
 ROWS = [  # case, method, query model, gallery model
@@ -228,15 +229,32 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
     )
 
 
+def pca_basis(reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and the top-2 principal directions ``(D, 2)`` of ``reference`` rows."""
+    mean = reference.float().mean(0)
+    _, _, v = torch.linalg.svd(reference.float() - mean, full_matrices=False)
+    return mean, v[:2].T
+
+
+def project_2d(embeddings: dict[str, torch.Tensor], reference: str = "new") -> dict[str, torch.Tensor]:
+    """Every embedding set projected onto the principal plane of ``embeddings[reference]``.
+
+    One shared plane shows whether transformed gallery points land where the new model
+    puts the same images (they should) and where raw old embeddings land (anywhere).
+    """
+    mean, basis = pca_basis(embeddings[reference])
+    return {name: (x.float() - mean) @ basis for name, x in embeddings.items()}
+
+
 def _projection_index(labels: torch.Tensor, limit: int = 2000, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(labels.shape[0], generator=generator)[:limit].sort().values
 
 
-def write_artifacts(run_dir: RunDir, outcome, data: FCTData) -> None:
-    """``fct_results.json``, ``embeddings.safetensors`` (for the page) and the plots."""
+def write_artifacts(run_dir: RunDir, config, outcome, data: FCTData) -> None:
+    """The ``summary`` results section, ``embeddings.safetensors`` (for the page) and the charts."""
     from playground.fct.pipeline import CASES
-    from playground.fct.plots import compatibility_figure, project_2d, projection_figure, tradeoff_figure
+    from playground.fct.results import SUMMARY  # results.py reads runs back (and imports this module)
 
     emb, test = outcome.embeddings, data.test
     shown = _projection_index(test.labels)
@@ -248,8 +266,8 @@ def write_artifacts(run_dir: RunDir, outcome, data: FCTData) -> None:
     if test.images.numel() <= 64_000_000:  # keep thumbnails for the page's neighbour view
         tensors["images"] = (test.images * 255).round().to(torch.uint8)
     save_checkpoint(run_dir.path / "embeddings.safetensors", tensors, {"classes": test.classes})
-    run_dir.write_json(
-        "fct_results.json",
+    run_dir.write_result(
+        SUMMARY,
         {
             "description": data.description,
             "classes": test.classes,
@@ -260,7 +278,11 @@ def write_artifacts(run_dir: RunDir, outcome, data: FCTData) -> None:
             "transform_loss": outcome.models.transform_loss,
         },
     )
-    values = metrics_of(outcome).values
-    run_dir.save_figure(compatibility_figure(values, list(CASES)), "compatibility")
-    run_dir.save_figure(projection_figure(coords, test.labels[shown], test.classes), "projection")
-    run_dir.save_figure(tradeoff_figure(outcome.sweep), "side_info_tradeoff")
+    rows = [{"case": case, **outcome.retrieval[case]} for case in CASES]
+    projection = {name: value.tolist() for name, value in coords.items()}
+    for chart in (
+        compatibility_chart(rows),
+        projection_chart(projection, test.labels[shown].tolist(), test.classes),
+        tradeoff_chart(outcome.sweep, config.side_info.dim, outcome.retrieval["new-new"]["mAP"]),
+    ):
+        run_dir.save_chart(chart)

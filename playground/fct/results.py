@@ -11,7 +11,6 @@ Pages and notebooks use this module; it never trains anything.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +20,17 @@ import torch
 
 from playground.core.checkpoint import load_checkpoint
 from playground.core.config import rename_keys
-from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run_config
+from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_result, read_run_config
 from playground.core.seeds import seed_folders
-from playground.errors import ConfigError, DataFormatError, DataNotFoundError
+from playground.errors import ConfigError, DataFormatError, DataNotFoundError, PlaygroundError
 from playground.fct.experiment import EXPERIMENT, Config
 from playground.fct.report import ROWS, sweep_names
 from playground.fct.retrieval import nearest
 
 EMBEDDINGS = "embeddings.safetensors"
-RESULTS = "fct_results.json"
+# the results.json section of a run: description, classes, cases, sweep, cost, accuracy, transform_loss
+SUMMARY = "summary"
+LEGACY_SUMMARY = "fct_results.json"  # where runs made before results.json kept it
 GALLERIES = ("new", "old", "fct", "fct_noside", "bct")
 PROJECTIONS = ("new", "old", "fct", "fct_noside", "bct")
 
@@ -43,7 +44,7 @@ class FCTRun:
     config: dict[str, Any]  # the ``[config]`` table of config.toml (old flat keys in their sections)
     seeds: list[Path] = field(default_factory=list)  # per-seed folders of a multi-seed parent
     artifact_dir: Path | None = None  # where embeddings.safetensors was found
-    results: dict[str, Any] = field(default_factory=dict)  # fct_results.json of artifact_dir
+    results: dict[str, Any] = field(default_factory=dict)  # the SUMMARY section, from artifact_dir if any
     measured: Metrics = field(default_factory=Metrics)  # the typed records (split and tags)
 
     @property
@@ -122,10 +123,11 @@ class FCTRun:
         return classes[label] if 0 <= label < len(classes) else str(label)
 
 
-def _read_results(folder: Path) -> dict[str, Any]:
+def read_summary(folder: Path) -> dict[str, Any]:
+    """The run's :data:`SUMMARY` section (from ``fct_results.json`` for older runs); {} when it has none."""
     try:
-        return json.loads((folder / RESULTS).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        return read_result(folder, SUMMARY, legacy=LEGACY_SUMMARY)
+    except PlaygroundError:
         return {}
 
 
@@ -150,9 +152,10 @@ def load_fct_run(path: str | Path) -> FCTRun:
         )
     seeds = seed_folders(path)
     artifact_dir = next((f for f in [path, *seeds] if (f / EMBEDDINGS).is_file()), None)
-    results_dir = artifact_dir or next((f for f in [path, *seeds] if (f / RESULTS).is_file()), path)
+    folders = [artifact_dir] if artifact_dir else [path, *seeds]
+    summary = next((found for folder in folders if (found := read_summary(folder))), {})
     config = rename_keys(data.get("config", {}), str(path), Config.RENAMED_KEYS, notify=False)
-    return FCTRun(path, metrics, config, seeds, artifact_dir, _read_results(results_dir), measured)
+    return FCTRun(path, metrics, config, seeds, artifact_dir, summary, measured)
 
 
 def with_legacy_tags(measured: Metrics) -> Metrics:
@@ -176,7 +179,7 @@ def find_fct_runs(root: str | Path | None = None) -> list[RunInfo]:
     return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
 
 
-# --------------------------------------------------------------------- tables for plots
+# --------------------------------------------------------------------- what the charts draw
 
 
 def _with_std(metrics: dict[str, float], name: str, key: str) -> dict[str, float]:
@@ -223,10 +226,11 @@ def cost_summary(run: FCTRun) -> dict[str, float]:
     return {record.tags["cost"]: record.value for record in run.measured.select(cost=...)}
 
 
-def projection_rows(
+def projection_points(
     run: FCTRun, views: tuple[str, ...] = ("new", "old", "fct", "fct_noside")
-) -> list[dict[str, Any]]:
-    """Long-format points on the new model's PCA plane: view, x, y, index, label (class name)."""
+) -> tuple[dict[str, list[list[float]]], list[int]]:
+    """The gallery on the new model's PCA plane: ``({view: [[x, y], ...]}, labels)``, the points of
+    every view in the same order (the run's ``projection_index`` sample of the test set)."""
     tensors = run.embeddings
     missing = [v for v in views if f"projection_{v}" not in tensors]
     if missing or "projection_index" not in tensors:
@@ -234,13 +238,8 @@ def projection_rows(
             f"{run.artifact_dir / EMBEDDINGS} has no 2-D projection for "
             f"{', '.join(missing) or 'its index'}; re-run the experiment to write one"
         )
-    index = tensors["projection_index"].tolist()
-    labels = [run.label_name(int(tensors["labels"][i])) for i in index]
-    return [
-        {"view": view, "x": float(x), "y": float(y), "index": i, "label": label}
-        for view in views
-        for (x, y), i, label in zip(tensors[f"projection_{view}"].tolist(), index, labels)
-    ]
+    labels = tensors["labels"][tensors["projection_index"]].tolist()
+    return {view: tensors[f"projection_{view}"].float().tolist() for view in views}, labels
 
 
 # --------------------------------------------------------------------- neighbours

@@ -8,25 +8,27 @@ One run, one seed, everything on the same data:
 2. the ablation: for every task (``classify`` the shape, ``segment`` it per pixel into
    background + 6 shape classes), every regime (``full`` labels, ``lowlabel``: a few per
    class, ``degraded_lowlabel``: the same few, blurred and occluded, train and test) and every
-   variant (``image_only``, ``text``, ``kg``, ``retrieval``, ``all``), one :class:`FusionNet`
-   trained for the same number of steps;
+   variant (``image_only``, ``text``, ``kg``, ``retrieval``, ``all``; ``methods`` runs a subset, which
+   always has image-only), one :class:`FusionNet` trained for the same number of steps;
 3. the latency each addition costs (one image, the whole pipeline: caption, text encoder,
    entity lookup, retrieval, network);
 4. zero-shot label embeddings on unseen colour-shape compositions (:mod:`.zeroshot_task`).
 
 Metrics: ``fusion/<variant>/<regime>/accuracy`` and ``.../miou`` (plus ``..._gain`` over
 image-only), ``fusion/<variant>/latency_ms``, ``zeroshot/heldout/accuracy``,
-``zeroshot/heldout/chance``, ``zeroshot/gzsl/harmonic_mean``.
+``zeroshot/heldout/chance``, ``zeroshot/gzsl/harmonic_mean``. Charts (:mod:`playground.fusion.charts`):
+``ablation.png`` (every variant's scores) and ``gains.png`` (the change against image-only).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 
-from playground.core.config import RunConfig
+from playground.core.config import RunConfig, chosen_methods
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report, staged
 from playground.core.runs import Metrics, Result, RunDir
@@ -37,6 +39,7 @@ from playground.data.shapes import make_shapes
 from playground.errors import ConfigError
 from playground.fusion import report as text
 from playground.fusion.captioner import SlotCaptioner, caption_loss, describe, slot_accuracy, slot_targets
+from playground.fusion.charts import charts
 from playground.fusion.degrade import degrade
 from playground.fusion.heads import FUSIONS
 from playground.fusion.knowledge_graph import shapes_graph
@@ -56,6 +59,10 @@ REGIMES = ("full", "lowlabel", "degraded_lowlabel")
 
 @dataclasses.dataclass
 class Config(RunConfig):
+    """``methods`` picks the variants to compare (``--set methods='["image_only","retrieval"]'``; empty:
+    all of them; image_only, the reference, must be among them; the old key ``variants`` still works)."""
+
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"variants": "methods"}  # the one name of the subset field
     name: str = "fusion"
     image_size: int = 32
     caption_pool: int = 3000  # captioned images (no task labels) the captioner learns from
@@ -65,7 +72,7 @@ class Config(RunConfig):
     blur: float = 1.5  # degraded: Gaussian blur sigma in pixels ...
     occlusion: float = 0.4  # ... and an occluding square of this fraction of the side
     tasks: list[str] = dataclasses.field(default_factory=lambda: list(TASKS))
-    variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANT_SOURCES))
+    methods: list[str] = dataclasses.field(default_factory=list)  # the variants (empty: all of them)
     regimes: list[str] = dataclasses.field(default_factory=lambda: list(REGIMES))
     fusion: str = "film"
     compare_fusions: list[str] = dataclasses.field(default_factory=list)  # also train `all` with these heads
@@ -93,12 +100,13 @@ class Config(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name, allowed in (("tasks", TASKS), ("variants", tuple(VARIANT_SOURCES)), ("regimes", REGIMES)):
+        for name, allowed in (("tasks", TASKS), ("regimes", REGIMES)):
             chosen = getattr(self, name)
             if not chosen or any(c not in allowed for c in chosen):
                 raise ConfigError(f"{name} must be a non-empty list from {', '.join(allowed)}, got {chosen}")
-        if "image_only" not in self.variants:
-            raise ConfigError("variants must include image_only: every fused variant is compared with it")
+        self.methods = list(chosen_methods(self.methods, tuple(VARIANT_SOURCES)))  # in that order; empty: all
+        if "image_only" not in self.methods:
+            raise ConfigError("methods must include image_only: every fused variant is compared with it")
         if self.fusion not in FUSIONS or any(head not in FUSIONS for head in self.compare_fusions):
             raise ConfigError(
                 f"unknown fusion in {[self.fusion, *self.compare_fusions]}; choose from {', '.join(FUSIONS)}"
@@ -274,13 +282,13 @@ def run_regime(config: Config, regime: str, data, knowledge: Knowledge, progress
     train, test = data
     split = regime_split(config, regime, train, test)
     knowledge = with_index(config, knowledge, split)
-    sources = all_sources(config.variants)
+    sources = all_sources(config.methods)
     contexts = [
         context_for(knowledge, split[f"{part}_images"], sources, exclude_self=part == "train")[0]
         for part in ("train", "test")
     ]
     train_ctx, test_ctx = ({s: flat[2 * i : 2 * i + 2] for i, s in enumerate(sources)} for flat in contexts)
-    jobs = [(task, variant, config.fusion) for task in config.tasks for variant in config.variants]
+    jobs = [(task, variant, config.fusion) for task in config.tasks for variant in config.methods]
     jobs += [
         (task, "all", head)
         for task in config.tasks
@@ -403,7 +411,8 @@ def steps(run: Run[Config], data: tuple) -> Finished:
     if run.save_models:
         save_run_models(run.dir.path, config, captioner, knowledge, saved, zero_shot)
     report_text = text.report(config, all_scores, latency, zero_shot, caption_quality, knowledge, fashion)
-    text.write_plots(run.dir, config, all_scores, latency)
+    for chart in charts(metrics.values, config):
+        run.dir.save_chart(chart)
     results = FusionResults(all_scores, latency, zero_shot, caption_quality, fashion)
     return Finished(metrics, report_text, results)
 

@@ -1,9 +1,9 @@
-"""The fusion run's report: the ablation table, the latency each addition costs, the captioner's
-quality, zero-shot figures, and a bar plot of every variant against image-only."""
+"""The fusion run's report: the ablation table and its charts (:mod:`playground.fusion.charts`), the latency
+each addition costs, the captioner's quality, zero-shot figures."""
 
 from __future__ import annotations
 
-from playground.core.runs import Metrics, RunDir
+from playground.core.runs import Metrics
 
 METRIC_OF = {"classify": "accuracy", "segment": "miou"}
 
@@ -48,7 +48,7 @@ def ablation_table(config, all_scores: dict, latency: dict) -> list[str]:
     regimes = list(all_scores)
     header = [f"{task} {METRIC_OF[task]} ({regime})" for task in config.tasks for regime in regimes]
     lines = ["| variant | " + " | ".join(header) + " | latency ms |", "|---|" + "---|" * (len(header) + 1)]
-    for variant in config.variants:
+    for variant in config.methods:
         cells = []
         for task in config.tasks:
             for regime in regimes:
@@ -124,6 +124,10 @@ def report(
         "",
         *ablation_table(config, all_scores, latency),
         "",
+        "![every variant in every regime](ablation.png)",
+        "",
+        "![gain over image-only](gains.png)",
+        "",
         "Latency: p50 per image of the whole pipeline on one thread pool (caption, text encoder uncached, "
         "entity lookup, retrieval, network).",
         "",
@@ -163,25 +167,3 @@ def knowledge_encoder_name(config) -> str:
     return {"minilm": "all-MiniLM-L6-v2 (offline)", "hashing": "the in-house hashing encoder (fallback)"}[
         load_text_encoder(config.text_encoder).name
     ]
-
-
-def write_plots(run_dir: RunDir, config, all_scores: dict, latency: dict) -> None:
-    """``ablation.png``: one panel per task, bars per variant, grouped by regime."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    regimes = list(all_scores)
-    figure, axes = plt.subplots(1, len(config.tasks), figsize=(5.5 * len(config.tasks), 3.6), squeeze=False)
-    width = 0.8 / len(config.variants)
-    for axis, task in zip(axes[0], config.tasks):
-        for j, variant in enumerate(config.variants):
-            values = [all_scores[r][task, variant][METRIC_OF[task]] for r in regimes]
-            axis.bar([i + j * width for i in range(len(regimes))], values, width, label=variant)
-        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(regimes))], regimes)
-        axis.set_ylabel(METRIC_OF[task])
-        axis.set_title(task)
-        axis.set_ylim(0, 1)
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    run_dir.save_figure(figure, "ablation")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from playground.core.config import build_config
+from playground.core.config import build_config, rename_keys, renamed_keys_of
 from playground.core.runs import RunInfo, list_runs, read_run_config
 from playground.core.seeds import first_seed
 from playground.data.shapes import SHAPES
@@ -34,7 +34,11 @@ def run_config(path: str | Path) -> Config:
     folder = first_seed(path)
     if not folder.is_dir():
         raise DataNotFoundError(f"fusion run {path} does not exist")
-    return build_config(Config, read_run_config(folder).get("config", {}), f"{folder}/config.toml")
+    source = f"{folder}/config.toml"
+    values = rename_keys(
+        read_run_config(folder).get("config", {}), source, renamed_keys_of(Config), notify=False
+    )
+    return build_config(Config, values, source)  # an old run's `variants` read as `methods`, quietly
 
 
 def has_models(path: str | Path) -> bool:

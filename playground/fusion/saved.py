@@ -84,7 +84,7 @@ def load_pipeline(run_path: Path, config) -> Pipeline:
             config.temperature,
         )
         for task in config.tasks:
-            for variant in config.variants:
+            for variant in config.methods:
                 model = FusionNet(
                     task,
                     6 if task == "classify" else 7,

@@ -2,8 +2,8 @@
 
 ``recipes/latency_fashion.toml`` trains the benchmark CNN on Fashion-MNIST (plus, when asked, a
 50%-MAC pruned and fine-tuned copy, and a small student from scratch and by distillation),
-builds every variant (:mod:`playground.latency.variants`), checks each against ``torch_fp32``
-on real test images, and measures:
+builds every variant (:mod:`playground.latency.variants`; ``methods`` runs a subset), checks each
+against ``torch_fp32`` on real test images, and measures:
 
 - latency per batch size (the ``[bench]`` section: warm-up, then at least ``bench.min_iters`` calls
   and ``bench.min_seconds``; p50/p90/p99, mean, std, throughput) and the peak memory
@@ -13,8 +13,9 @@ on real test images, and measures:
   the claim that reduced precision keeps familiar accuracy but drifts on unfamiliar data.
 
 Metrics: ``bench/<variant>/b<batch>/p50_ms`` ... ``bench/<variant>/accuracy``, ``.../ood_accuracy``,
-``.../size_mb``; the report adds the hardware, the int8 execution evidence, the flags, a CSV
-and a latency-versus-accuracy Pareto plot.
+``.../size_mb``; ``results.json`` keeps the rows, checks and hardware (section ``benchmark``), and the
+report adds the hardware, the int8 execution evidence, the flags, a CSV, the latency-versus-accuracy
+Pareto chart and the latency bars (:mod:`playground.latency.charts`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from playground.core.config import RunConfig
+from playground.core.config import RunConfig, chosen_methods
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report, staged
 from playground.core.runs import Result, RunDir
@@ -38,8 +39,10 @@ from playground.data.ood import corrupted_set, fit_images
 from playground.data.splits import limit_per_split
 from playground.errors import ConfigError
 from playground.latency import report as text
+from playground.latency.charts import charts
 from playground.latency.distill import Distiller, KDLoss
 from playground.latency.pruning import PruneSpec, count, prune_to_target
+from playground.latency.results import BENCHMARK
 from playground.latency.saved_models import MODELS_FOLDER, load_resized, save_models
 from playground.latency.variants import (
     OTHER_MODELS,
@@ -65,7 +68,9 @@ class Bench(BenchSpec):
 
 @dataclasses.dataclass
 class Config(RunConfig):
-    """The benchmark's settings; ``threads`` (from :class:`RunConfig`) sets the torch and ONNX Runtime
+    """The benchmark's settings; ``methods`` picks the variants to run (``--set methods='["torch_fp32",
+    "ort_int8_static"]'``; empty: all of them; torch_fp32, the reference, must be among them; the old key
+    ``variants`` still works), ``threads`` (from :class:`RunConfig`) sets the torch and ONNX Runtime
     intra-op threads, and ``save_models`` writes RUN/models/<name>.safetensors to re-time later.
     The ``[prune]`` section is the :class:`PruneSpec` of the pruned models (``--set prune.target=0.3``),
     the ``[bench]`` section the :class:`Bench` timing of every variant (``--set bench.min_iters=100``)."""
@@ -80,6 +85,7 @@ class Config(RunConfig):
         "min_iters": "bench.min_iters",
         "min_seconds": "bench.min_seconds",
         "max_seconds": "bench.max_seconds",
+        "variants": "methods",  # the one name of the subset field in every technique
     }
     name: str = "latency"
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
@@ -94,7 +100,7 @@ class Config(RunConfig):
     epochs: int = 3
     batch_size: int = 128
     lr: float = 2e-3
-    variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
+    methods: list[str] = dataclasses.field(default_factory=list)  # the variants to run (empty: all of them)
     prune: PruneSpec = dataclasses.field(default_factory=PruneSpec)  # pruned50: target = the MACs removed
     student_width: int = 16
     student_train_limit: int = 0  # the students' transfer set: this many training images (0: all of them)
@@ -111,11 +117,9 @@ class Config(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise ConfigError(f"unknown or no variants {unknown}; choose from {', '.join(VARIANTS)}")
-        if "torch_fp32" not in self.variants:
-            raise ConfigError("variants must include torch_fp32: every other variant is compared with it")
+        self.methods = list(chosen_methods(self.methods, VARIANTS))  # in VARIANTS order; empty: all
+        if "torch_fp32" not in self.methods:
+            raise ConfigError("methods must include torch_fp32: every other variant is compared with it")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ConfigError(f"batch_sizes must be positive, got {self.batch_sizes}")
         for key in ("epochs", "width", "depth", "student_width", "calibration_images"):
@@ -200,11 +204,11 @@ def train_models(config: Config, train_set: ImageDataset, device, progress: Prog
         )
     others = dict(saved)
     for name, kd in (("pruned50", False), ("pruned50_kd", True)):
-        if name in config.variants and name not in others:
+        if name in config.methods and name not in others:
             others[name] = prune(config, model, train_set, device, staged(progress, name), kd)
-    if {"student_scratch", "student_kd"} & set(config.variants) - set(others):
+    if {"student_scratch", "student_kd"} & set(config.methods) - set(others):
         others.update(train_students(config, model, train_set, device, progress))
-    return model, {k: v for k, v in others.items() if k in config.variants}
+    return model, {k: v for k, v in others.items() if k in config.methods}
 
 
 def train_students(config: Config, teacher, train_set: ImageDataset, device, progress: Progress) -> dict:
@@ -270,7 +274,7 @@ def load_saved_models(config: Config, in_channels: int, classes: int) -> dict:
     if not config.models_from:
         return {}
     folder = Path(config.models_from).expanduser() / MODELS_FOLDER
-    names = [TEACHER] + ([n for n in OTHER_MODELS if n in config.variants] if config.reuse == "all" else [])
+    names = [TEACHER] + ([n for n in OTHER_MODELS if n in config.methods] if config.reuse == "all" else [])
     loaded = {}
     for name in names:
         path = folder / f"{name}.safetensors"
@@ -323,9 +327,9 @@ def benchmark(config: Config, model, others: dict, data, folder: Path, progress:
         others=others,
     )
     results, variants = {}, {}
-    order = ["torch_fp32"] + [v for v in config.variants if v != "torch_fp32"]  # the reference comes first
+    order = ["torch_fp32"] + [v for v in config.methods if v != "torch_fp32"]  # the reference comes first
     for i, name in enumerate(order):
-        report(progress, "variants", i, len(config.variants), message=name)
+        report(progress, "variants", i, len(order), message=name)
         variant = build_variant(ctx, name)
         if variant is None:
             continue
@@ -333,7 +337,7 @@ def benchmark(config: Config, model, others: dict, data, folder: Path, progress:
             reference_far = predictions(variant.run, far)
         check_parity(variant, variants.get("torch_fp32", variant).run, test.images[:1000])
         variants[name], results[name] = variant, measure(config, variant, data, reference_far)
-    report(progress, "variants", len(config.variants), len(config.variants))
+    report(progress, "variants", len(order), len(order))
     return variants, results, ctx
 
 
@@ -346,13 +350,22 @@ class LatencyResults:
     measurements: dict[str, dict]
 
 
+def write_artifacts(run_dir: RunDir, config: Config, benchmark_results: dict) -> None:
+    """The results section :data:`BENCHMARK`, its rows as ``results.csv``, and the charts at the
+    smallest batch size (``pareto.png``, ``latency.png``)."""
+    run_dir.write_result(BENCHMARK, benchmark_results)
+    text.write_csv(run_dir, benchmark_results["rows"])
+    for chart in charts(benchmark_results["rows"], min(config.batch_sizes)):
+        run_dir.save_chart(chart)
+
+
 def load(config: Config, device=None, progress: Progress = None) -> tuple:
     """``(train, test, corrupted test, far-OOD images)``: bad data fails here, before a run folder exists."""
     return load_data(config, progress)
 
 
 def steps(run: Run[Config], data) -> Finished:
-    """Train (or load) the models, build every variant, measure, write the CSV, JSON and Pareto plot."""
+    """Train (or load) the models, build every variant, measure, write the results, CSV and charts."""
     config, progress = run.config, run.progress
     model, others = train_models(config, data[0], run.device, progress)
     if run.save_models:  # RUN/models/<name>.safetensors: re-time the same weights later (models_from)
@@ -362,11 +375,11 @@ def steps(run: Run[Config], data) -> Finished:
     add_model_costs(results, {TEACHER: model, **others}, data[0].images[:1])
     info = hardware_info()
     metrics = text.metrics_of(config, variants, results)
-    text.write_artifacts(run.dir, config, variants, results, info)
+    write_artifacts(run.dir, config, text.benchmark_results(variants, results, info))
     report_text = text.single_report(config, metrics, variants, results, ctx, info)
     return Finished(metrics, report_text, LatencyResults(variants, results))
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train, build every variant, measure, write the run (metrics, CSV, report, Pareto plot)."""
+    """Train, build every variant, measure, write the run (metrics, results, CSV, report, charts)."""
     return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)

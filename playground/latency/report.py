@@ -1,4 +1,5 @@
-"""Metrics, CSV/JSON, the Pareto plot and the Markdown report of a latency benchmark run."""
+"""Metrics, the results (rows, checks, hardware) and their CSV, and the Markdown report of a latency
+benchmark run."""
 
 from __future__ import annotations
 
@@ -146,52 +147,25 @@ def slow_int8_flags(results: dict, batch: int, info: dict | None = None) -> list
     return flags
 
 
-def pareto_figure(variants: dict[str, Variant], results: dict, batch: int):
-    """Latency (log) against accuracy; the Pareto-optimal variants joined by a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = sorted((results[n]["latency"][batch].p50_ms, results[n]["accuracy"], n) for n in results)
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for latency, accuracy, name in points:
-        marker = "s" if variants[name].backend == "onnxruntime" else "o"
-        axis.scatter(latency, accuracy, marker=marker, s=50)
-        axis.annotate(name, (latency, accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    front, best = [], -1.0
-    for latency, accuracy, _ in points:
-        if accuracy > best:
-            front.append((latency, accuracy))
-            best = accuracy
-    axis.plot(*zip(*front), "k--", alpha=0.5, label="Pareto front")
-    axis.set_xscale("log")
-    axis.set_xlabel(f"p50 latency at batch {batch} (ms, log scale)")
-    axis.set_ylabel("test accuracy")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    return figure
+def benchmark_results(variants: dict[str, Variant], results: dict, info: dict) -> dict:
+    """What the run keeps in ``results.json`` (section :data:`playground.latency.results.BENCHMARK`):
+    the hardware, the rows (:func:`rows`) and each variant's checks with its parity explanation."""
+    return {
+        "hardware": info,
+        "rows": rows(variants, results),
+        "checks": {
+            n: {**_check_of(v), "explanation": parity_explanation(n, v, results)} for n, v in variants.items()
+        },
+    }
 
 
-def write_artifacts(run_dir: RunDir, config, variants: dict, results: dict, info: dict) -> None:
-    table = rows(variants, results)
+def write_csv(run_dir: RunDir, table: list[dict]) -> None:
+    """``results.csv``: the rows, for a spreadsheet."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
     writer.writeheader()
     writer.writerows(table)
     (run_dir.path / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
-    run_dir.write_json(
-        "results.json",
-        {
-            "hardware": info,
-            "rows": table,
-            "checks": {
-                n: {**_check_of(v), "explanation": parity_explanation(n, v, results)}
-                for n, v in variants.items()
-            },
-        },
-    )
-    run_dir.save_figure(pareto_figure(variants, results, min(config.batch_sizes)), "pareto")
 
 
 def _check_of(variant: Variant) -> dict:
@@ -341,6 +315,7 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
                 f"{bench.min_seconds:g} s (at most {bench.max_seconds:g} s). {ctx.export_note}.",
                 results_table(variants, results, batches),
                 "![Pareto](pareto.png)",
+                "![Latency](latency.png)",
                 "## Checks\n\n"
                 + checks_table(variants)
                 + "".join("\n\n" + line for line in parity_explanations(variants, results)),

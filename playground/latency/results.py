@@ -1,8 +1,10 @@
-"""Read latency benchmark runs back (``results.json``) for the page and for scripts; never measures.
+"""Read latency benchmark runs back (section :data:`BENCHMARK` of ``results.json``) for the page and for
+scripts; never measures.
 
 ``load_results`` gives ``{"hardware": {...}, "rows": [one per variant and batch], "checks":
-{variant: {...}}}`` as :func:`playground.latency.report.write_artifacts` wrote it; the helpers
-below turn it into tables (pandas), the Pareto front, the int8 verdicts and the slow-variant flags.
+{variant: {...}}}`` as :func:`playground.latency.report.benchmark_results` made it (runs made before the
+one results file kept it as the whole of their ``results.json``: :data:`LEGACY_FILE`); the helpers below
+turn it into tables (pandas), the Pareto front, the int8 verdicts and the slow-variant flags.
 """
 
 from __future__ import annotations
@@ -10,28 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from playground.core.runs import RunInfo, list_runs, read_json
+from playground.core.runs import RESULTS, RunInfo, list_runs, read_result
 from playground.errors import DataFormatError
-from playground.latency import report
-from playground.latency.experiment import EXPERIMENT
+from playground.latency import charts, report
 
 if TYPE_CHECKING:
     import pandas as pd
 
-RESULTS_FILE = "results.json"
+BENCHMARK = "benchmark"  # the results.json section: hardware, rows, checks
+LEGACY_FILE = "results.json"  # where runs made before the sections kept them (the same name, no "format")
 ROW_KEYS = ("variant", "batch", "p50_ms", "p99_ms", "accuracy", "ood_accuracy")
 REFERENCE = "torch_fp32"
 
 
 def find_latency_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The latency benchmark runs under ``root``, newest first."""
+    from playground.latency.experiment import EXPERIMENT  # the experiment module imports this one
+
     return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
 
 
 def load_results(path: str | Path) -> dict:
-    """A run's ``results.json``: DataNotFoundError when missing, DataFormatError when damaged."""
-    file = Path(path) / RESULTS_FILE
-    data = read_json(file)
+    """A run's benchmark results: DataNotFoundError when missing, DataFormatError when damaged."""
+    file = Path(path) / RESULTS
+    data = read_result(path, BENCHMARK, legacy=LEGACY_FILE)
     rows = data.get("rows") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not rows:
         raise DataFormatError(f"{file} has no result rows; the run folder is damaged")
@@ -75,12 +79,7 @@ def at_batch(results: dict, batch: int) -> pd.DataFrame:
 
 def pareto_front(frame: pd.DataFrame, accuracy: str = "accuracy") -> list[str]:
     """The variants no other variant beats on both p50 latency and ``accuracy``, fastest first."""
-    front, best = [], float("-inf")
-    for row in frame.sort_values(["p50_ms", accuracy], ascending=[True, False]).itertuples():
-        if getattr(row, accuracy) > best:
-            front.append(row.variant)
-            best = getattr(row, accuracy)
-    return front
+    return charts.pareto_front(frame.to_dict("records"), accuracy)
 
 
 def _p50(results: dict, batch: int) -> dict[str, float]:

@@ -1,9 +1,10 @@
 """Training curves of an optimizers run: record, bin, average over seeds, read back.
 
-One run writes ``curves.json``: per optimizer, the validation loss and accuracy at epochs
-0 (before training, the same start for every optimizer) to E, and the training loss as
-the mean batch loss over ``points_per_epoch`` bins of each epoch. A multi-seed parent folder
-(``playground run ... --seeds 0,1,2``) has one such file per ``seed<k>-...`` folder;
+One run keeps its curves as the :data:`CURVES` section of its ``results.json`` (runs made before
+that file kept them in ``curves.json``, still read): per optimizer, the validation loss and
+accuracy at epochs 0 (before training, the same start for every optimizer) to E, and the training
+loss as the mean batch loss over ``points_per_epoch`` bins of each epoch. A multi-seed parent folder
+(``playground run ... --seeds 0,1,2``) has one such section per ``seed<k>-...`` folder;
 :func:`load_curves` reads them all and gives the mean and standard deviation per point.
 
 Pages use this module to draw a past run; it never trains anything.
@@ -11,17 +12,17 @@ Pages use this module to draw a past run; it never trains anything.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from playground.core.runs import RunInfo, list_runs
+from playground.core.runs import RunDir, RunInfo, list_runs, read_result
 from playground.core.seeds import band
 from playground.core.seeds import seed_folders as all_seed_folders
-from playground.errors import DataFormatError, DataNotFoundError
+from playground.errors import DataFormatError, PlaygroundError
 
-CURVES_FILE = "curves.json"
+CURVES = "curves"  # the results.json section: optimizer name -> its Curves
+LEGACY_CURVES = "curves.json"  # where runs made before results.json kept them
 SERIES = ("val_loss", "val_accuracy", "train_loss")
 EXPERIMENT = "optimizers"
 
@@ -68,26 +69,32 @@ def mean_std(runs: list[Curves]) -> Curves:
     return Curves(runs[0].epochs, train_x=runs[0].train_x, seeds=len(runs), **out)
 
 
-def write_curves(path: Path, curves: dict[str, Curves]) -> None:
-    path.write_text(json.dumps({name: asdict(c) for name, c in curves.items()}, indent=1), encoding="utf-8")
+def write_curves(run_dir: RunDir, curves: dict[str, Curves]) -> None:
+    """Store ``curves`` as the run's :data:`CURVES` results section."""
+    run_dir.write_result(CURVES, {name: asdict(c) for name, c in curves.items()})
 
 
 def read_curves(path: Path) -> dict[str, Curves]:
-    """``curves.json`` of one run folder (or the file itself)."""
-    path = path / CURVES_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise DataNotFoundError(f"{path} does not exist; the run may have been interrupted")
+    """The curves of one run folder: its :data:`CURVES` section (or an old run's ``curves.json``)."""
+    saved = read_result(path, CURVES, legacy=LEGACY_CURVES)
     try:
-        return {
-            name: Curves(**fields) for name, fields in json.loads(path.read_text(encoding="utf-8")).items()
-        }
-    except (json.JSONDecodeError, TypeError) as err:
-        raise DataFormatError(f"{path} is not an optimizers curves file: {err}") from None
+        return {name: Curves(**fields) for name, fields in saved.items()}
+    except (AttributeError, TypeError) as err:
+        raise DataFormatError(f"{path} holds no optimizers curves: {err}") from None
+
+
+def has_curves(path: Path) -> bool:
+    """Whether the run folder ``path`` finished writing its curves."""
+    try:
+        read_result(path, CURVES, legacy=LEGACY_CURVES)
+    except PlaygroundError:
+        return False
+    return True
 
 
 def seed_folders(path: Path) -> list[Path]:
     """The per-seed folders of a multi-seed parent with curves, in seed order (empty for a single run)."""
-    return [p for p in all_seed_folders(path) if (p / CURVES_FILE).is_file()]
+    return [p for p in all_seed_folders(path) if has_curves(p)]
 
 
 def load_curves(path: str | Path) -> dict[str, Curves]:
@@ -106,5 +113,5 @@ def find_runs(root: str | Path | None = None) -> list[RunInfo]:
     return [
         info
         for info in list_runs(root)
-        if info.experiment == EXPERIMENT and ((info.path / CURVES_FILE).is_file() or seed_folders(info.path))
+        if info.experiment == EXPERIMENT and (has_curves(info.path) or seed_folders(info.path))
     ]

@@ -8,8 +8,9 @@ every other optimizer a mini-batch of ``batch_size``. BatchNorm cannot normalise
 one, so by default (``norm = "group"``) the model's BatchNorm layers are replaced by
 per-sample GroupNorm(1, C), which also makes the chunked full-batch gradient exact.
 
-The run writes per-optimizer metrics (``optim/<name>/test/accuracy``, ``.../train/final_loss``,
-``.../train/seconds``...), ``curves.json``, loss and accuracy plots, the trajectories of every
+``methods`` picks the optimizers compared (empty: all of them). The run writes per-optimizer metrics
+(``optim/<name>/test/accuracy``, ``.../train/final_loss``, ``.../train/seconds``...), the curves
+(the ``curves`` section of ``results.json``), loss and accuracy charts, the trajectories of every
 optimizer on the 2-D test functions, and ``report.md``.
 """
 
@@ -20,11 +21,11 @@ import dataclasses
 import math
 import statistics
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 from torch import nn
 
-from playground.core.config import RunConfig
+from playground.core.config import RunConfig, chosen_methods
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, ProgressEvent, report
 from playground.core.runs import Metrics, Result, RunDir
@@ -34,7 +35,7 @@ from playground.data.catalog import load_config_splits
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.models import build_model
 from playground.optimizers import report as text
-from playground.optimizers.curves import CURVES_FILE, Curves, binned, write_curves
+from playground.optimizers.curves import Curves, binned, write_curves
 from playground.optimizers.functions import (
     FUNCTIONS,
     TestFunction,
@@ -61,13 +62,14 @@ SGD_FAMILY = ("gd", "sgd", "minibatch_sgd")
 
 @dataclasses.dataclass
 class Config(RunConfig):
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"optimizers": "methods"}  # its name before (with a notice)
     name: str = "optimizers"
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
     data_root: str = ""
     download: bool = False
     train_limit: int = 0  # at most this many training images (0: all), stratified
     val_fraction: float = 0.1  # held out of train for the per-epoch curves
-    optimizers: list[str] = dataclasses.field(default_factory=lambda: list(OPTIMIZERS))
+    methods: list[str] = dataclasses.field(default_factory=lambda: list(OPTIMIZERS))  # empty: all
     lr_gd: float = DEFAULT_LRS["gd"]
     lr_sgd: float = DEFAULT_LRS["sgd"]
     lr_minibatch_sgd: float = DEFAULT_LRS["minibatch_sgd"]
@@ -98,9 +100,9 @@ class Config(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_names("optimizers", self.optimizers, OPTIMIZERS)
-        _check_names("functions", self.functions, FUNCTIONS, allow_empty=True)
-        for name in self.optimizers:
+        self.methods = list(chosen_methods(self.methods, list(OPTIMIZERS)))
+        _check_names("functions", self.functions, FUNCTIONS)
+        for name in self.methods:
             if not (math.isfinite(self.lr_for(name)) and self.lr_for(name) > 0):
                 raise ConfigError(f"lr_{name} must be a positive number, got {self.lr_for(name)}")
         for key in (
@@ -124,10 +126,10 @@ class Config(RunConfig):
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.norm == "batch" and "sgd" in self.optimizers:
+        if self.norm == "batch" and "sgd" in self.methods:
             raise ConfigError(
                 'norm = "batch" cannot train sgd (BatchNorm needs more than one sample per batch); '
-                'use norm = "group" or leave sgd out of optimizers'
+                'use norm = "group" or leave sgd out of methods'
             )
 
     def epochs_for(self, name: str) -> int:
@@ -154,9 +156,7 @@ def _check_range(key: str, value: float, low: float, wanted: str) -> None:
         raise ConfigError(f"{key} must {wanted}, got {value}")
 
 
-def _check_names(key: str, names: list[str], known, allow_empty: bool = False) -> None:
-    if not names and not allow_empty:
-        raise ConfigError(f"{key} is empty; choose some of {', '.join(known)}")
+def _check_names(key: str, names: list[str], known) -> None:
     for name in names:
         if name not in known:
             raise ConfigError(f"unknown name {name!r} in {key}; choose from {', '.join(known)}")
@@ -283,7 +283,7 @@ def run_trajectories(config: Config, progress: Progress = None) -> dict[str, lis
     out = {}
     for i, fname in enumerate(config.functions, start=1):
         fn = config.function(fname)
-        lrs = {name: suggested_lr(fname, name) for name in config.optimizers}
+        lrs = {name: suggested_lr(fname, name) for name in config.methods}
         out[fname] = compare(
             fn,
             lrs,
@@ -310,7 +310,7 @@ def load(config: Config, device=None, progress: Progress = None):
 
 
 def steps(run: Run[Config], data) -> Finished:
-    """Train with every optimizer, record the trajectories, write the curves and plots.
+    """Train with every optimizer, record the trajectories, write the curves and charts.
 
     Nothing here is worth keeping as a model (every optimizer trains the same throwaway small
     CNN), so ``run.save_models`` has nothing to save.
@@ -318,23 +318,23 @@ def steps(run: Run[Config], data) -> Finished:
     config, device, progress = run.config, run.device, run.progress
     initial = build(config, data[0])
     outcomes = {}
-    for i, name in enumerate(config.optimizers, start=1):
-        report(progress, "optimizers", i - 1, len(config.optimizers), message=name)
+    for i, name in enumerate(config.methods, start=1):
+        report(progress, "optimizers", i - 1, len(config.methods), message=name)
         outcomes[name] = train_one(config, name, initial, data, device, progress)
-    report(progress, "optimizers", len(config.optimizers), len(config.optimizers))
+    report(progress, "optimizers", len(config.methods), len(config.methods))
     paths = run_trajectories(config, progress)
     metrics = text.metrics_of(config, outcomes, paths, data[0].num_classes)
-    write_curves(run.dir.path / CURVES_FILE, {name: o.curves for name, o in outcomes.items()})
-    text.write_plots(run.dir, {name: o.curves for name, o in outcomes.items()}, paths, config)
+    write_curves(run.dir, {name: o.curves for name, o in outcomes.items()})
+    text.write_charts(run.dir, {name: o.curves for name, o in outcomes.items()}, paths, config)
     report_text = text.single_report(config, metrics, outcomes, paths, data, device)
     return Finished(metrics, report_text, OptimizersResults(outcomes, paths))
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train with every optimizer in ``config.optimizers``, record trajectories, write the run."""
+    """Train with every optimizer in ``config.methods``, record trajectories, write the run."""
     return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 
 def aggregate_report(config: Config, metrics: Metrics, results: list[Result]) -> str:
-    """The multi-seed report: mean ± std of every number and of the curves (plots in the parent folder)."""
+    """The multi-seed report: mean ± std of every number and of the curves (chart in the parent folder)."""
     return text.aggregate_report(config, metrics, results)

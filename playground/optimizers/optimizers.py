@@ -410,7 +410,7 @@ COLORS = {
     "rmsprop": "#9467bd",
     "adam": "#8c564b",
     "adadelta": "#e377c2",
-}  # one colour per optimizer, plots and page
+}  # one colour per optimizer, in the charts (report and page)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""Metrics, plots and the Markdown report of an optimizers run (one seed or several)."""
+"""Metrics, charts and the Markdown report of an optimizers run (one seed or several)."""
 
 from __future__ import annotations
 
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.core.seeds import mean_std_cell
+from playground.optimizers.charts import curves_chart, trajectory_chart
 from playground.optimizers.curves import Curves, load_curves
 from playground.optimizers.optimizers import LABELS, OPTIMIZERS
-from playground.optimizers.plots import curves_figure, trajectory_figure
 
 FEEDING = {"full": "whole training set", "single": "1 sample", "mini-batch": "mini-batch"}
 COLUMNS = [
@@ -50,12 +50,11 @@ def metrics_of(config, outcomes: dict, paths: dict, num_classes: int) -> Metrics
     return metrics
 
 
-def write_plots(run_dir: RunDir, curves: dict[str, Curves], paths: dict, config) -> None:
+def write_charts(run_dir: RunDir, curves: dict[str, Curves], paths: dict, config) -> None:
     """``curves.png`` and one ``trajectory_<function>.png`` per function."""
-    run_dir.save_figure(curves_figure(curves), "curves")
+    run_dir.save_chart(curves_chart(curves))
     for fname, runs in paths.items():
-        fn = config.function(fname)
-        run_dir.save_figure(trajectory_figure(fn, runs), f"trajectory_{fname}")
+        run_dir.save_chart(trajectory_chart(config.function(fname), runs))
 
 
 def _cell(values: dict, name: str, unit: str) -> str:
@@ -67,7 +66,7 @@ def _cell(values: dict, name: str, unit: str) -> str:
 def optimizer_table(config, values: dict) -> str:
     """One row per optimizer: how it was fed, its lr and its numbers (mean ± std over seeds)."""
     rows = []
-    for name in config.optimizers:
+    for name in config.methods:
         feeding = OPTIMIZERS[name].feeding
         fed = FEEDING[feeding] if feeding != "mini-batch" else f"{config.batch_size} images"
         rows.append(
@@ -85,7 +84,7 @@ def trajectory_table(config, values: dict) -> str:
     """Per function and optimizer: distance to the nearest minimum and loss gap after the steps."""
     rows = []
     for fname in config.functions:
-        for name in config.optimizers:
+        for name in config.methods:
             key = f"traj/{fname}/{name}"
             if f"{key}/diverged_at" in values:
                 rows.append(
@@ -110,7 +109,9 @@ def _setup(config, sizes: str) -> str:
 def _trajectories(config) -> str:
     if not config.functions:
         return ""
-    images = "\n".join(f"![{f}](trajectory_{f}.png)" for f in config.functions)
+    images = "\n\n".join(
+        f"`{f}`: ${config.function(f).formula}$\n\n![{f}](trajectory_{f}.png)" for f in config.functions
+    )
     noise = (
         f"Gradient noise σ = {config.trajectory_noise:g} per sample: SGD sees σ, the mini-batch methods "
         f"σ/√{config.batch_size}, GD none."
@@ -127,7 +128,7 @@ def _trajectories(config) -> str:
 def single_report(config, metrics: Metrics, outcomes: dict, paths: dict, data, device) -> str:
     train, val, test = data
     values = metrics.values
-    best = max(config.optimizers, key=lambda n: values[f"optim/{n}/test/accuracy"])
+    best = max(config.methods, key=lambda n: values[f"optim/{n}/test/accuracy"])
     sizes = f"{len(train)} training, {len(val)} validation, {len(test)} test images, on `{device}`"
     return (
         "\n\n".join(
@@ -155,13 +156,13 @@ def _seeded_paths(config) -> str:
 def aggregate_report(config, metrics: Metrics, results) -> str:
     """Mean ± std over seeds; writes the averaged ``curves.png`` into the parent folder.
 
-    Everything comes from what the seeds wrote (``curves.json``, the aggregated metrics), so
+    Everything comes from what the seeds wrote (their curves results, the aggregated metrics), so
     seeds run in worker processes (``--jobs``), which hand back no in-memory outcomes, work too.
     """
     parent = RunDir(results[0].run_dir.parent)
     curves = load_curves(parent.path)
-    parent.save_figure(curves_figure(curves), "curves")
-    accuracies = {n: metrics.values[f"optim/{n}/test/accuracy"] for n in config.optimizers}
+    parent.save_chart(curves_chart(curves))
+    accuracies = {n: metrics.values[f"optim/{n}/test/accuracy"] for n in config.methods}
     best = max(accuracies, key=accuracies.get)
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     return (

@@ -15,8 +15,8 @@ Metrics: ``proposals/recall_bev50``, ``proposals/precision_bev50`` (the number i
 in percent), per class ``proposals/<label>/recall_bev50`` ..., ``proposals/mean_bev_iou``,
 ``proposals/recall_3d50``, ``proposals/seconds_per_100k_points`` (median over frames) and
 ``..._max``, per stage ``proposals/stage_seconds/<stage>``, and ``scenes/points_per_frame``.
-The run folder also holds ``bev.png`` (one frame), the proposals and ground truth as
-nuScenes-style JSON, and the proposals as KITTI ``label_2`` files.
+The run folder also holds ``bev.png`` (one frame, :mod:`playground.pointcloud.charts`), the proposals
+and ground truth as nuScenes-style JSON, and the proposals as KITTI ``label_2`` files.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report
 from playground.core.runs import Metrics, Result, RunDir, format_number, markdown_table
 from playground.errors import ConfigError
+from playground.pointcloud.charts import bev_chart
 from playground.pointcloud.cuboid import Cuboid
 from playground.pointcloud.evaluation import Matching, match_frame
 from playground.pointcloud.export import to_nuscenes, write_json, write_kitti
-from playground.pointcloud.plots import bev_figure
 from playground.pointcloud.proposals import ProposalParams, propose
 from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
 
@@ -188,14 +188,14 @@ def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
 def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
     """bev.png, proposals.json and ground_truth.json (nuScenes-style), label_2/ (KITTI) of the proposals."""
     shown = frames[config.plot_scene]
-    figure = bev_figure(
+    chart = bev_chart(
         shown.scene.points,
         shown.scene.ground_truth(LABELS + ("pole",)),
         shown.proposals,
         extent=config.scene.object_range + 5,
         title=f"frame {shown.name}: truth (solid) and proposals (dashed red)",
     )
-    run_dir.save_figure(figure, "bev")
+    run_dir.save_chart(chart)
     write_json(run_dir.path / "proposals.json", to_nuscenes({f.name: f.proposals for f in frames}))
     write_json(run_dir.path / "ground_truth.json", to_nuscenes({f.name: f.scene.cuboids for f in frames}))
     write_kitti(run_dir.path / "label_2", {f.name: f.proposals for f in frames})

@@ -14,6 +14,8 @@ its crops' jitter the nested ``[swav.augment]``, ``--set swav.augment.flip=false
 
 Each gets a linear probe (:mod:`playground.swav.probe`) on ``probe_fractions`` of the labels,
 and ``swav`` and ``random_init`` are fine-tuned end to end on ``lowshot_fractions`` of them.
+``methods`` runs a subset of the initialisations (``--set methods='["swav","random_init"]'``; empty:
+all three); it must include ``swav``.
 The representation is the encoder's embedding, the input of SwAV's projection head.
 
 Metrics: ``ssl/<init>/linear_probe/accuracy`` (all labels), ``ssl/<init>/linear_probe_<pct>/accuracy``,
@@ -26,12 +28,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import torch
 
 from playground.core.checkpoint import save_checkpoint
-from playground.core.config import RunConfig
+from playground.core.config import RunConfig, chosen_methods
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report, staged
 from playground.core.runs import Metrics, Result, RunDir
@@ -67,6 +70,7 @@ class Config(RunConfig):
     RENAMED_KEYS: ClassVar[dict[str, str]] = {
         **{key: f"swav.{key}" for key in OLD_SWAV_KEYS},
         "flip": "swav.augment.flip",
+        "inits": "methods",
     }
     name: str = "swav"
     dataset: Literal["fashion_mnist", "digits", "shapes", "folder"] = "fashion_mnist"
@@ -85,7 +89,7 @@ class Config(RunConfig):
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-6
-    inits: list[str] = dataclasses.field(default_factory=lambda: list(INITS))
+    methods: list[str] = dataclasses.field(default_factory=lambda: list(INITS))  # of INITS; empty: all
     probe_fractions: list[float] = dataclasses.field(default_factory=lambda: [0.01, 0.1, 1.0])
     probe_l2: float = 1e-4
     lowshot_fractions: list[float] = dataclasses.field(default_factory=lambda: [0.01, 0.1])
@@ -96,11 +100,8 @@ class Config(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in self.inits:
-            if name not in INITS:
-                raise ConfigError(f"unknown init {name!r} in inits; choose from {', '.join(INITS)}")
-        if "swav" not in self.inits:
-            raise ConfigError('inits must include "swav": the experiment is about the SwAV encoder')
+        if "swav" not in chosen_inits(self.methods):
+            raise ConfigError('methods must include "swav": the experiment is about the SwAV encoder')
         for key in ("probe_fractions", "lowshot_fractions"):
             if any(not 0.0 < f <= 1.0 for f in getattr(self, key)):
                 raise ConfigError(f"{key} must lie in (0, 1], got {getattr(self, key)}")
@@ -131,6 +132,11 @@ class Config(RunConfig):
             embedding_dim=self.representation_dim,
             **options,
         )
+
+
+def chosen_inits(methods: Sequence[str] = ()) -> tuple[str, ...]:
+    """The initialisations a run compares, in :data:`INITS` order: ``methods`` (empty: all of them)."""
+    return chosen_methods(methods, INITS)
 
 
 @dataclasses.dataclass
@@ -269,9 +275,10 @@ def evaluate_inits(config: Config, data, device, progress: Progress) -> Outcome:
     initial = config.encoder(train.image_shape[0])
     pretrained = pretrain(config, initial, unlabelled, device, progress)
     encoders = {"swav": pretrained.model.encoder, "random_init": initial.eval()}
-    if "supervised" in config.inits:
+    inits = chosen_inits(config.methods)
+    if "supervised" in inits:
         encoders["supervised"] = train_supervised(config, initial, train, device, progress)
-    encoders = {init: encoders[init] for init in config.inits}
+    encoders = {init: encoders[init] for init in inits}
     probes = probe_all(config, encoders, train, test, device, progress)
     lowshot = lowshot_all(config, encoders, train, test, device, progress)
     diagnostics = diagnose(pretrained.model, test, config.swav, seed=config.seed)
@@ -307,7 +314,7 @@ def steps(run: Run[Config], data) -> Finished:
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Pretrain with SwAV, evaluate every init, write the run (metrics, report, plots, model)."""
+    """Pretrain with SwAV, evaluate every init, write the run (metrics, report, charts, model)."""
     return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 

@@ -1,4 +1,4 @@
-"""Metrics, artifacts and the Markdown report of a SwAV run (one seed or several)."""
+"""Metrics, artifacts, charts and the Markdown report of a SwAV run (one seed or several)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from playground.core.checkpoint import save_checkpoint
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.core.seeds import metric_cell
 from playground.data import ImageDataset
-from playground.swav.plots import LABELS, loss_figure, probe_figure, prototype_figure, sinkhorn_figure
+from playground.swav.charts import LABELS, loss_chart, probe_chart, prototype_chart, sinkhorn_chart
 
 TARGET_GAIN = 10.0  # points: the issue's bar for SwAV's linear probe over random init (full preset)
 EXAMPLES_FILE = "prototype_examples.safetensors"
@@ -84,7 +84,10 @@ def prototype_examples(
 
 
 def write_artifacts(run_dir: RunDir, config, outcome, test: ImageDataset) -> None:
-    """Plots, the prototypes' example images and class counts (read by the page)."""
+    """The results sections, the prototypes' example images and class counts (read by the page) and
+    the charts."""
+    from playground.swav.results import PROBES, SINKHORN, probe_curves  # results.py imports this module
+
     diagnostics = outcome.diagnostics
     examples = prototype_examples(test.images, diagnostics.assignments, config.swav.prototypes)
     counts = diagnostics.counts(config.swav.prototypes)
@@ -93,26 +96,27 @@ def write_artifacts(run_dir: RunDir, config, outcome, test: ImageDataset) -> Non
         {"examples": examples, "counts": counts},
         {"classes": diagnostics.classes},
     )
-    run_dir.write_json(
-        "sinkhorn.json",
-        {
-            "errors": diagnostics.errors,
-            "epsilon": config.swav.epsilon,
-            "codes": [c[:32].tolist() for c in diagnostics.trace],
-        },
+    codes = [c[:32].tolist() for c in diagnostics.trace]
+    run_dir.write_result(
+        SINKHORN, {"errors": diagnostics.errors, "epsilon": config.swav.epsilon, "codes": codes}
     )
-    run_dir.write_json(
-        "probes.json",
-        {"linear_probe": outcome.probes, "lowshot": outcome.lowshot, "swav_loss": outcome.pretrained.losses},
-    )
-    run_dir.save_figure(probe_figure(outcome.probes, lowshot=outcome.lowshot), "probe_accuracy")
-    run_dir.save_figure(loss_figure(outcome.pretrained.losses, config.swav.prototypes), "swav_loss")
-    run_dir.save_figure(sinkhorn_figure(diagnostics.trace, diagnostics.errors), "sinkhorn")
-    run_dir.save_figure(prototype_figure(examples, counts, diagnostics.classes), "prototypes")
+    probes = {
+        "linear_probe": outcome.probes,
+        "lowshot": outcome.lowshot,
+        "swav_loss": outcome.pretrained.losses,
+    }
+    run_dir.write_result(PROBES, probes)
+    for chart in (
+        probe_chart(probe_curves([probes])),
+        loss_chart([outcome.pretrained.losses], config.swav.prototypes),
+        sinkhorn_chart(codes, diagnostics.errors),
+        prototype_chart(examples, counts, diagnostics.classes),
+    ):
+        run_dir.save_chart(chart)
 
 
-def results_table(config, values: dict) -> str:
-    """One row per init: linear probe at every label fraction, then low-shot fine-tuning."""
+def results_table(config, values: dict, inits: list[str]) -> str:
+    """One row per init of ``inits``: linear probe at every label fraction, then low-shot fine-tuning."""
     probes = sorted(config.probe_fractions)
     shots = sorted(config.lowshot_fractions)
     headers = [
@@ -126,7 +130,7 @@ def results_table(config, values: dict) -> str:
             *(metric_cell(values, probe_name(init, f), 4) for f in probes),
             *(metric_cell(values, lowshot_name(init, f), 4) for f in shots),
         ]
-        for init in config.inits
+        for init in inits
     ]
     return markdown_table(headers, rows)
 
@@ -188,7 +192,7 @@ def single_report(config, metrics: Metrics, outcome, data, device) -> str:
                 f"# {config.name}: SwAV, linear probe and low-shot fine-tuning",
                 _setup(config, sizes),
                 check(values),
-                results_table(config, values),
+                results_table(config, values, list(outcome.probes)),
                 "![probe accuracy](probe_accuracy.png)",
                 "## SwAV training\n\n" + _diagnostics(values, config) + "\n\n![loss](swav_loss.png)",
                 "## Sinkhorn-Knopp on one test batch\n\n![sinkhorn](sinkhorn.png)",
@@ -202,24 +206,13 @@ def single_report(config, metrics: Metrics, outcome, data, device) -> str:
 
 
 def aggregate_report(config, metrics: Metrics, results) -> str:
-    """Mean ± std over seeds; the averaged probe plot goes into the parent folder."""
+    """Mean ± std over seeds; the probe chart, with its band over seeds, goes into the parent folder."""
+    from playground.swav.results import load_probes, probe_curves  # results.py imports this module
+
     parent = RunDir(results[0].run_dir.parent)
     values = metrics.values
-    means = {init: {f: values[probe_name(init, f)] for f in config.probe_fractions} for init in config.inits}
-    stds = {
-        init: {f: values.get(probe_name(init, f) + ":std", 0.0) for f in config.probe_fractions}
-        for init in config.inits
-    }
-    lowshot = (
-        {
-            init: {f: values[lowshot_name(init, f)] for f in config.lowshot_fractions}
-            for init in config.inits
-            if lowshot_name(init, config.lowshot_fractions[0]) in values
-        }
-        if config.lowshot_fractions
-        else {}
-    )
-    parent.save_figure(probe_figure(means, stds, lowshot), "probe_accuracy")
+    curves = probe_curves(load_probes(parent.path))
+    parent.save_chart(probe_chart(curves))
     links = "\n".join(f"- [{r.run_dir.name}]({r.run_dir.name}/report.md)" for r in results)
     limit = (
         f"at most {config.pretrain_limit} pretraining images"
@@ -232,7 +225,7 @@ def aggregate_report(config, metrics: Metrics, results) -> str:
                 f"# {config.name}: SwAV, linear probe and low-shot fine-tuning, {len(results)} seeds",
                 _setup(config, limit) + " Numbers are mean ± std over seeds.",
                 check(values),
-                results_table(config, values),
+                results_table(config, values, [curve.init for curve in curves]),
                 "![probe accuracy](probe_accuracy.png)",
                 "## SwAV training\n\n" + _diagnostics(values, config),
                 "## Runs\n\n" + links,

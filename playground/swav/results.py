@@ -1,4 +1,8 @@
-"""Read SwAV runs back (single or multi-seed) for the page and for scripts; never trains."""
+"""Read SwAV runs back (single or multi-seed) for the page and for scripts; never trains.
+
+A run keeps two sections in its ``results.json`` (older runs: a side file each, still read):
+:data:`PROBES` and :data:`SINKHORN`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,17 @@ import torch
 
 from playground.core.checkpoint import load_checkpoint, load_into
 from playground.core.config import build_config, rename_keys, renamed_keys_of
-from playground.core.runs import RunInfo, list_runs, read_json, read_run_config
+from playground.core.runs import RunInfo, list_runs, read_result, read_run_config
 from playground.core.seeds import Band, band, first_seed, seed_folders
 from playground.errors import CheckpointError, DataNotFoundError, PlaygroundError
 from playground.swav.experiment import CHECKPOINT, EXPERIMENT, Config
 from playground.swav.report import EXAMPLES_FILE
 from playground.swav.swav import SwAV, build_swav
+
+# init -> label fraction -> accuracy as "linear_probe" and "lowshot" (fine-tuned), the SwAV loss per epoch
+PROBES = "probes"
+# one test batch through Sinkhorn-Knopp: "codes" (32 samples x K per iteration), "errors", "epsilon"
+SINKHORN = "sinkhorn"
 
 
 def find_swav_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -29,7 +38,7 @@ def load_probes(path: str | Path) -> list[dict]:
     folders = seed_folders(path) or [path]
     out = []
     for folder in folders:
-        raw = read_json(folder / "probes.json")
+        raw = read_result(folder, PROBES, legacy="probes.json")
         out.append(
             {
                 "linear_probe": _float_keys(raw["linear_probe"]),
@@ -46,7 +55,7 @@ def _float_keys(table: dict) -> dict[str, dict[float, float]]:
 
 def load_sinkhorn(path: str | Path) -> dict:
     """``{"errors": [[sample, prototype], ...], "codes": [B x K per iteration], "epsilon": ...}``."""
-    return read_json(first_seed(path) / "sinkhorn.json")
+    return read_result(first_seed(path), SINKHORN, legacy="sinkhorn.json")
 
 
 def has_model(path: str | Path) -> bool:

@@ -278,7 +278,7 @@ def roc_curves(scores: dict[str, dict[str, torch.Tensor]], data: OODData) -> dic
 
 @dataclass
 class Outcome:
-    """Everything a run measured, before it becomes metrics, plots and the report."""
+    """Everything a run measured, before it becomes metrics, charts and the report."""
 
     scores: dict[str, dict[str, torch.Tensor]]  # row -> set -> OOD score per image (the reported rows)
     ood: dict[str, dict[str, dict[str, float]]]  # row -> set -> auroc/fpr95/aupr_in/aupr_out

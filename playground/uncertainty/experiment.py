@@ -120,13 +120,14 @@ def load(config: Config, device=None, progress: Progress = None) -> OODData:
 
 
 def steps(run: Run[Config], data: OODData) -> Finished:
-    """Train the chosen methods, evaluate every set, write plots and (when ``save_models``) the models."""
+    """Train the chosen methods, evaluate every set, write the results, charts and (when ``save_models``)
+    the models."""
     config, device, progress = run.config, str(run.device), run.progress
     methods = benchmark.build_methods(config.net, config.bench, config.methods, config.seed, device)
     benchmark.train_methods(methods, data, config.bench, progress)
     outcome = benchmark.evaluate(methods, data, config.bench, progress)
     metrics = outcome.metrics(methods)
-    report.write_artifacts(run.dir, outcome, data)
+    report.write_artifacts(run.dir, outcome, data, config.bench.scores)
     if run.save_models:
         report.save_methods(run.dir, methods, config, data.train.image_shape[0])
     text = report.report_text(config, metrics, data, device)
@@ -134,7 +135,7 @@ def steps(run: Run[Config], data: OODData) -> Finished:
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:
-    """Train every method, evaluate every set, write metrics, report, plots and models."""
+    """Train every method, evaluate every set, write metrics, report, results, charts and models."""
     return run_experiment(EXPERIMENT, config, load, steps, progress, run_dir)
 
 

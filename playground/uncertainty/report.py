@@ -1,4 +1,5 @@
-"""The OOD run's report (tables, the checked claims), its JSON/safetensors artifacts and plots."""
+"""The OOD run's report (tables, the checked claims), its results section, per-image scores and models,
+and its charts (:mod:`playground.uncertainty.charts`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from playground.core.seeds import metric_cell
 from playground.uncertainty.benchmark import FEATURE_ROWS, METHODS, ROWS, Outcome
 
 PROBABILITY_ROWS = [row for row in ROWS if row not in FEATURE_ROWS]
-HISTOGRAM_ROWS = ("single_msp", "ensemble", "bnn", "mahalanobis")  # the score distributions a report draws
 
 
 def _cell(values: dict[str, float], scale: float = 1.0, digits: int = 3) -> Callable[[str], str]:
@@ -205,14 +205,14 @@ def report_text(config, metrics: Metrics, data, device) -> str:
             else ""
         )
     )
-    plots = "\n\n".join(
+    charts = "\n\n".join(
         [
             "## ROC curves\n\n![ROC curves](roc.png)",
             "## Reliability\n\n![reliability](reliability.png)",
             "## Score distributions\n\n![scores](score_histograms.png)",
         ]
     )
-    return sections(metrics, f"{config.name}: uncertainty and OOD detection", intro) + "\n" + plots + "\n"
+    return sections(metrics, f"{config.name}: uncertainty and OOD detection", intro) + "\n" + charts + "\n"
 
 
 def aggregate_text(config, metrics, results) -> str:
@@ -231,28 +231,15 @@ def aggregate_text(config, metrics, results) -> str:
     )
 
 
-def write_artifacts(run_dir: RunDir, outcome: Outcome, data) -> None:
-    """``ood_results.json`` and ``scores.safetensors`` (for the page) and the PNG plots, of the rows the
-    run reported."""
-    from playground.uncertainty import plots
+def write_artifacts(run_dir: RunDir, outcome: Outcome, data, scores: dict[str, str] | None = None) -> None:
+    """The run's :class:`~playground.uncertainty.results.Evaluation` (the ``results.json`` section
+    ``evaluation``) and ``scores.safetensors`` (for the page), and the report's charts, of the rows the run
+    reported; ``scores`` is the config's ``bench.scores`` (row -> the score it reads instead of its own)."""
+    from playground.uncertainty.charts import charts
+    from playground.uncertainty.results import EVALUATION, Evaluation
 
-    sets, rows = list(data.ood), list(outcome.ood)
-    run_dir.write_json(
-        "ood_results.json",
-        {
-            "sets": sets,
-            "far": data.far,
-            "heldout": data.heldout,
-            "classes": data.test.classes,
-            "rows": {row: ROWS[row] for row in rows},
-            "ood": outcome.ood,
-            "calibration": outcome.calibration,
-            "matrix": outcome.matrix,
-            "latency": outcome.latency,
-            "reliability": outcome.reliability,
-            "roc": outcome.roc,
-        },
-    )
+    evaluation = Evaluation.of(outcome, data)
+    run_dir.write_result(EVALUATION, evaluation)
     save_checkpoint(
         run_dir.path / "scores.safetensors",
         {
@@ -260,22 +247,12 @@ def write_artifacts(run_dir: RunDir, outcome: Outcome, data) -> None:
             for row, by_set in outcome.scores.items()
             for s, t in by_set.items()
         },
-        {"rows": rows},
+        {"rows": list(outcome.ood)},
     )
-    flat = {
-        f"ood/{row}/{s}/auroc": r["auroc"] for row, by_set in outcome.ood.items() for s, r in by_set.items()
-    }
-    far = any("far" in by_set for by_set in outcome.ood.values())
-    run_dir.save_figure(plots.auroc_figure(flat, rows, sets + (["far"] if far else [])), "auroc")
-    run_dir.save_figure(plots.roc_figure(outcome.roc, rows, sets), "roc")
-    run_dir.save_figure(
-        plots.reliability_figure(outcome.reliability, list(outcome.reliability)), "reliability"
-    )
-    shown = {
-        row: {s: t.numpy() for s, t in outcome.scores[row].items()}
-        for row in [r for r in HISTOGRAM_ROWS if r in outcome.scores] or rows[:4]
-    }
-    run_dir.save_figure(plots.histogram_figure(shown, list(shown), sets), "score_histograms")
+    read_with = {row: (scores or {}).get(row, ROWS[row][1]) for row in outcome.ood}
+    per_image = {row: {s: t.tolist() for s, t in by_set.items()} for row, by_set in outcome.scores.items()}
+    for chart in charts(evaluation, per_image, read_with):
+        run_dir.save_chart(chart)
 
 
 def save_methods(run_dir: RunDir, methods, config, in_channels: int) -> None:

@@ -1,15 +1,16 @@
 """Reading a finished OOD run back, and scoring a single new image with its saved models.
 
 A run folder is one run or a multi-seed parent (``--seeds 0,1,2``): the numbers are the
-folder's own (means and ``:std`` for a parent) and the artifacts (curves, scores, models) come
-from the first folder that has them. Pages and notebooks use this module; it never trains.
+folder's own (means and ``:std`` for a parent) and the artifacts (the :class:`Evaluation` in the
+``results.json`` section :data:`EVALUATION`, per-image scores, models) come from the first folder
+that has them. Pages and notebooks use this module; it never trains.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 from playground.core.checkpoint import load_checkpoint, load_into
 from playground.core.config import build_config, rename_keys, renamed_keys_of
 from playground.core.registry import canonical_key
-from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_run_config
+from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_result, read_run_config
 from playground.core.seeds import seed_folders
 from playground.errors import CheckpointError, DataFormatError, DataNotFoundError
 from playground.uncertainty import report
@@ -26,16 +27,70 @@ from playground.uncertainty.benchmark import (
     FEATURE_ROWS,
     ROWS,
     Methods,
+    Outcome,
     build_methods,
     chosen_methods,
     trained_methods,
 )
+from playground.uncertainty.charts import METHOD_LABELS, SCORE_LABELS
 from playground.uncertainty.experiment import EXPERIMENT, Config
 from playground.uncertainty.features import KNNScore, Mahalanobis
 from playground.uncertainty.scores import SAMPLE_SCORES, SCORES, score
 
-RESULTS = "ood_results.json"
+EVALUATION = "evaluation"  # the results.json section holding a run's Evaluation
+LEGACY_RESULTS = "ood_results.json"  # where runs made before results.json kept it
 SCORES_FILE = "scores.safetensors"
+
+
+@dataclass
+class Evaluation:
+    """What a run measured beyond its metrics, for the charts and the page: the ``results.json`` section
+    :data:`EVALUATION` (``ood_results.json`` in runs made before). Rows are the reported method rows
+    (:data:`~playground.uncertainty.benchmark.ROWS`), sets the OOD sets."""
+
+    sets: list[str] = field(default_factory=list)  # the OOD sets in the run's order (near first)
+    far: list[str] = field(default_factory=list)  # the far sets, whose mean is the set ``far``
+    heldout: list[str] = field(default_factory=list)  # the classes held out as the near set
+    classes: list[str] = field(default_factory=list)  # the in-distribution classes
+    rows: dict[str, list[str]] = field(default_factory=dict)  # row -> [method, score] (ROWS' defaults)
+    # row -> set -> auroc, fpr95, aupr_in, aupr_out
+    ood: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # method -> test / corrupted -> accuracy, ece, nll, brier
+    calibration: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # method -> score -> near / far AUROC
+    matrix: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)  # row -> ms per test image
+    # method -> test / corrupted -> per confidence bin: confidence, accuracy, count; and the bin edges
+    reliability: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+    roc: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)  # row -> set -> [fpr, tpr]
+
+    @classmethod
+    def of(cls, outcome: Outcome, data) -> Evaluation:
+        """The evaluation of a run's :class:`~playground.uncertainty.benchmark.Outcome` on ``data``."""
+        return cls(
+            sets=list(data.ood),
+            far=list(data.far),
+            heldout=list(data.heldout),
+            classes=list(data.test.classes),
+            rows={row: list(ROWS[row]) for row in outcome.ood},
+            ood=outcome.ood,
+            calibration=outcome.calibration,
+            matrix=outcome.matrix,
+            latency=outcome.latency,
+            reliability=outcome.reliability,
+            roc=outcome.roc,
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evaluation:
+        """Read back what :meth:`RunDir.write_result` stored; keys an older run lacks stay empty."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def read_evaluation(path: str | Path) -> Evaluation:
+    """The :class:`Evaluation` of the run folder ``path`` (its ``ood_results.json`` for older runs)."""
+    return Evaluation.from_json(read_result(path, EVALUATION, legacy=LEGACY_RESULTS))
 
 
 @dataclass
@@ -47,7 +102,7 @@ class OODRun:
     config: Config
     seeds: list[Path] = field(default_factory=list)
     artifact_dir: Path | None = None
-    results: dict[str, Any] = field(default_factory=dict)
+    results: Evaluation = field(default_factory=Evaluation)
     measured: Metrics = field(default_factory=Metrics)  # the typed records (split and tags)
 
     @property
@@ -69,11 +124,11 @@ class OODRun:
 
     @property
     def classes(self) -> list[str]:
-        return list(self.results.get("classes", []))
+        return list(self.results.classes)
 
     @property
     def sets(self) -> list[str]:
-        return list(self.results.get("sets", []))
+        return list(self.results.sets)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -92,7 +147,7 @@ class OODRun:
     def stored_row(self, method: str, score: str) -> str | None:
         """The run's reported row for (``method``, ``score``), whose per-image scores it saved; None when
         the run reported ``method`` with other scores (``feature``: the rows ``mahalanobis`` and ``knn``)."""
-        for row, (row_method, row_score) in self.results.get("rows", ROWS).items():
+        for row, (row_method, row_score) in (self.results.rows or ROWS).items():
             if row in FEATURE_ROWS:
                 if method == "feature" and score == row:
                     return row
@@ -107,6 +162,40 @@ class OODRun:
     def default_score(self, method: str, options: list[str]) -> str:
         """The first of ``options`` the run reported ``method`` with (its saved scores), else the first."""
         return next((score for score in options if self.stored_row(method, score)), options[0])
+
+    def reference_scores(
+        self, method: str, score_name: str, predictions: Callable[[], dict]
+    ) -> dict[str, torch.Tensor]:
+        """Per set, ``method``'s score ``score_name`` of every image: the run's own where it stored them,
+        else computed from ``predictions()`` (every set predicted by the run's saved ``method``)."""
+        row = self.stored_row(method, score_name)
+        if row is not None:
+            return self.scores[row]
+        return {name: score(p, score_name) for name, p in predictions().items()}
+
+    def describe(self) -> str:
+        """One line: the data and sets, the methods run and their sizes, where a multi-seed run's
+        images, scores and models come from."""
+        c, ran = self.config, self.methods
+        parts = [
+            f"in distribution: {c.dataset} without {', '.join(self.results.heldout) or c.heldout_classes}",
+            f"far sets: {', '.join(c.far_sets)}",
+        ]
+        if c.methods:
+            parts.append(f"methods run: {', '.join(METHOD_LABELS.get(m, m) for m in ran)}")
+        layers = f"{c.bench.bnn_layers} layer{'s' if c.bench.bnn_layers == 'all' else ''}"
+        sizes = {
+            "ensemble": f"{c.bench.members}-member ensemble",
+            "mc_dropout": f"MC dropout {c.bench.mc_samples} samples",
+            "bnn": f"BNN ({layers}) {c.bench.bnn_samples} samples",
+        }
+        parts += [text for method, text in sizes.items() if method in ran]
+        if self.seeds:
+            source = self.artifact_dir.name if self.artifact_dir else "none"
+            parts.append(
+                f"numbers: mean ± std over {len(self.seeds)} seeds; images, scores and models from {source}"
+            )
+        return " · ".join(parts)
 
     @functools.cached_property
     def scores(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -139,17 +228,25 @@ def load_ood_run(path: str | Path) -> OODRun:
             f"OOD run {path.name} has no ood/ metrics yet; it may still be running or was interrupted"
         )
     seeds = seed_folders(path)
-    artifact_dir = next(
-        (f for f in [path, *seeds] if (f / RESULTS).is_file() and (f / SCORES_FILE).is_file()), None
-    )
+    artifact_dir, results = _artifacts([path, *seeds])
     if artifact_dir not in (None, path):  # the seed folder's own config: its seed regenerates its data
         data = read_run_config(artifact_dir)
     source = f"{(artifact_dir or path) / 'config.toml'}"
     # runs made before the [net] and [bench] sections have flat keys: moved in without a notice
     values = rename_keys(data.get("config", {}), source, renamed_keys_of(Config), notify=False)
     config = build_config(Config, values, source)
-    results = json.loads((artifact_dir / RESULTS).read_text(encoding="utf-8")) if artifact_dir else {}
     return OODRun(path, metrics, config, seeds, artifact_dir, results, measured)
+
+
+def _artifacts(folders: list[Path]) -> tuple[Path | None, Evaluation]:
+    """The first of ``folders`` (the run, then its seeds) holding per-image scores and an evaluation."""
+    for folder in folders:
+        if (folder / SCORES_FILE).is_file():
+            try:
+                return folder, read_evaluation(folder)
+            except DataNotFoundError:
+                continue
+    return None, Evaluation()
 
 
 def find_ood_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -258,10 +355,43 @@ class ImagePrediction:
         return None if self.probs is None else float(self.mean[self.predicted])
 
     @property
+    def spreads(self) -> torch.Tensor | None:
+        """Per class, the standard deviation over samples (population, ``ddof=0``) of its probability."""
+        return None if self.probs is None else self.probs.std(0, unbiased=False)
+
+    @property
     def spread(self) -> float | None:
         """The standard deviation over samples (population, ``ddof=0``) of the predicted class's
         probability: 0 for a single model or samples that all agree."""
         return None if self.probs is None else float(self.probs[:, self.predicted].std(unbiased=False))
+
+
+SUMMARY_ROWS = (
+    "samples",
+    "prediction",
+    "p̄(prediction)",
+    "spread: std of p(prediction)",
+    *SCORE_LABELS.values(),
+)
+
+
+def image_summary(inspected: dict[str, ImagePrediction], classes: list[str]) -> dict[str, dict[str, str]]:
+    """Per method (its label), one image's prediction as text by :data:`SUMMARY_ROWS`: the samples, the
+    predicted class, its mean probability and spread, and every score the method has."""
+    columns = {}
+    for method in (m for m in METHOD_LABELS if m in inspected):
+        entry, column = inspected[method], {}
+        if entry.probs is not None:
+            prediction = (
+                entry.samples,
+                classes[entry.predicted],
+                f"{entry.confidence:.3f}",
+                f"{entry.spread:.3f}",
+            )
+            column = {row: str(value) for row, value in zip(SUMMARY_ROWS, prediction)}
+        column.update({SCORE_LABELS.get(name, name): f"{value:.4g}" for name, value in entry.scores.items()})
+        columns[METHOD_LABELS[method]] = column
+    return columns
 
 
 def inspect_image(methods: Methods, image: torch.Tensor) -> dict[str, ImagePrediction]:

@@ -9,10 +9,10 @@ from playground.active.data import ActiveDataSpec
 from playground.active.experiment import Config, run
 from playground.active.learner import TrainSpec
 from playground.active.loop import LoopSpec
-from playground.active.results import find_active_runs, load_curves
+from playground.active.results import CURVES, find_active_runs, load_curves, read_curves
 from playground.active.simulate import EscalationSpec
 from playground.core.runner import config_from_recipe, run_seeds
-from playground.core.runs import load_run
+from playground.core.runs import RESULTS, load_run, read_result
 from playground.errors import ConfigError
 from playground.store import Store
 from tests.conftest import REPO
@@ -26,7 +26,7 @@ TINY = dict(
     loop=LoopSpec(initial=20, query=20, budget=60, pool_subset=300, mc_samples=4),
     train=TrainSpec(epochs=5, min_steps=20, max_steps=40),
     escalation=EscalationSpec(annotator_budget=20),
-    strategies=["random", "bald"],
+    methods=["random", "bald"],
     policy_strategy="bald",
     queue="digits-review",
 )
@@ -34,7 +34,7 @@ TINY = dict(
 
 def flat_toml(values: dict, preset_tables: dict | None = None) -> str:
     """A recipe (or a run's config.toml) as it was before the sections: every section's keys flat in
-    ``[config]`` (and in each ``[presets.NAME]``), under their old names."""
+    ``[config]`` (and in each ``[presets.NAME]``), under their old names (``strategies`` for ``methods``)."""
     old_name = {new: old for old, new in Config.RENAMED_KEYS.items()}
 
     def table(name: str, entries: dict) -> str:
@@ -42,8 +42,8 @@ def flat_toml(values: dict, preset_tables: dict | None = None) -> str:
         for key, value in entries.items():
             if isinstance(value, dict):  # a section: its keys that existed then, under their flat names
                 flat.update({old_name[f"{key}.{k}"]: v for k, v in value.items() if f"{key}.{k}" in old_name})
-            else:
-                flat[key] = value
+            else:  # a renamed top-level key (methods) under its old name
+                flat[old_name.get(key, key)] = value
         return f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in flat.items())
 
     presets = "".join(table(f"presets.{name}", entries) for name, entries in (preset_tables or {}).items())
@@ -86,7 +86,7 @@ def test_run_writes_every_metric_the_issue_names_and_fills_the_queue(playground_
     (error,) = measured.select(split="test", measure="auto_label_error")
     assert error.name == "escalation/auto_label_error"
     for name in (
-        "curves.json",
+        RESULTS,
         "report.md",
         "learning_curves.png",
         "policies.png",
@@ -94,7 +94,8 @@ def test_run_writes_every_metric_the_issue_names_and_fills_the_queue(playground_
         "metrics.json",
     ):
         assert (result.run_dir / name).is_file(), name
-    curves = json.loads((result.run_dir / "curves.json").read_text())
+    assert not (result.run_dir / "curves.json").exists()  # the curves are a section of results.json
+    curves = read_result(result.run_dir, CURVES)
     assert curves["strategies"]["bald"]["labels"] == [20, 40, 60]
     routes = curves["escalation"]["routes"]
     assert sum(routes.values()) == 250 + 100  # the in-distribution stream and the OOD images
@@ -107,8 +108,8 @@ def test_run_writes_every_metric_the_issue_names_and_fills_the_queue(playground_
 
 def test_the_same_seed_gives_the_same_curves():
     first, second = tiny_run(queue=""), tiny_run(queue="")
-    a = json.loads((first.run_dir / "curves.json").read_text())["strategies"]
-    b = json.loads((second.run_dir / "curves.json").read_text())["strategies"]
+    a = read_curves(first.run_dir)["strategies"]
+    b = read_curves(second.run_dir)["strategies"]
     assert (
         a["bald"]["accuracy"] == b["bald"]["accuracy"] and a["random"]["accuracy"] == b["random"]["accuracy"]
     )
@@ -121,7 +122,7 @@ def test_multi_seed_report_and_curves(playground_home):
             **{
                 **TINY,
                 "queue": "multi",
-                "strategies": ["random", "entropy"],
+                "methods": ["random", "entropy"],
                 "policy_strategy": "entropy",
                 "target_accuracy": 0.01,  # reached at once: the mean curve's labels-to-target exist
             }
@@ -141,7 +142,9 @@ def test_multi_seed_report_and_curves(playground_home):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ('strategies=["coreset"]', "strategies"),
+        ('methods=["coreset"]', "methods: unknown 'coreset'; valid: random, least_confidence"),
+        ('strategies=["coreset"]', "methods: unknown 'coreset'"),  # the old key, checked as methods
+        ("policy_strategy=coreset", "policy_strategy 'coreset' is unknown"),
         ('policies=["online"]', "policies"),
         ("escalation_strategy=entropy", "escalation_strategy"),
         ("target_accuracy=1.5", "target_accuracy"),
@@ -208,6 +211,57 @@ def test_set_section_keys_reach_the_code(monkeypatch):
     assert (escalation.knn_k, escalation.alpha, mc_samples, seed) == (4, 0.05, 3, 5)
 
 
+def stages_run(monkeypatch, config) -> list[str]:
+    """The learning loops ``config`` runs (``"<strategy> (<policy>)"``), with every loop faked."""
+    stages = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_loop(pool, test, strategy, policy, spec, train, seed, progress, stage, device):
+        stages.append(stage)
+        return SimpleNamespace(learner="learner")
+
+    def fake_simulate(learner, data, spec, mc_samples, seed):
+        raise Stop
+
+    monkeypatch.setattr(experiment, "run_loop", fake_loop)
+    monkeypatch.setattr(experiment, "simulate", fake_simulate)
+    with pytest.raises(Stop):
+        run = SimpleNamespace(config=config, device="cpu", progress=None)
+        experiment.steps(run, SimpleNamespace(pool=None, test=None))
+    return stages
+
+
+def test_set_methods_runs_that_subset_of_the_strategies(monkeypatch):
+    """``--set methods=[...]`` picks the strategies that draw a curve (in ACQUISITIONS order); empty: all."""
+    _, config = config_from_recipe(RECIPE, "quick", ['methods=["margin", "random"]'])
+    assert config.methods == ["random", "margin"]
+    # the two learning curves, then the quick preset's policy comparison on bald
+    assert stages_run(monkeypatch, config) == [
+        "random (scratch)",
+        "margin (scratch)",
+        "bald (scratch)",
+        "bald (finetune_replay)",
+    ]
+    _, every = config_from_recipe(RECIPE, "quick", ["methods=[]"])
+    assert every.methods == ["random", "least_confidence", "margin", "entropy", "bald"]
+
+
+def test_the_old_strategies_key_still_works_in_a_recipe_and_with_set(tmp_path, capsys):
+    """``strategies`` (the name before ``methods``) in a recipe or in ``--set``, with a notice."""
+    old = tmp_path / RECIPE.name
+    old.write_text(RECIPE.read_text().replace("\nmethods = ", "\nstrategies = "))
+    assert "strategies = " in old.read_text() and "\nmethods = " not in old.read_text()
+    for preset in ("quick", "full"):
+        assert config_from_recipe(old, preset)[1] == config_from_recipe(RECIPE, preset)[1]
+    assert "strategies in recipe" in capsys.readouterr().err
+    _, config = config_from_recipe(RECIPE, "quick", ['strategies=["margin"]'])
+    assert config.methods == ["margin"]
+    notice = capsys.readouterr().err
+    assert "strategies in --set" in notice and "is now methods" in notice
+
+
 def test_old_flat_keys_still_work_in_a_recipe_and_with_set(tmp_path, capsys):
     """A recipe written before the sections (every key flat) gives the same config as today's; an old
     flat ``--set budget=...`` lands in its section; both with a notice."""
@@ -243,8 +297,9 @@ def test_an_old_run_with_flat_keys_still_reads(tmp_path):
     run_dir.write_config(config, "active")
     flatten_run_config(run_dir.path)
     text = (run_dir.path / "config.toml").read_text()
-    assert "budget = 60" in text and "[config.loop]" not in text
+    assert "budget = 60" in text and "[config.loop]" not in text and "strategies = " in text
     values = read_active_config(run_dir.path)
+    assert values["methods"] == ["random", "bald"] and "strategies" not in values
     assert values["loop"]["budget"] == 60 and values["data"]["calibration_size"] == 200
     assert values["escalation"]["annotator_budget"] == 20 and values["queue"] == "digits-review"
     assert build_config(Config, values) == config
@@ -262,14 +317,14 @@ def test_when_random_never_reaches_the_target_the_ratio_is_bounded():
         "random": curve("random", [0.5, 0.6, 0.7, 0.75]),
         "margin": curve("margin", [0.5, 0.82, 0.85, 0.9]),
     }
-    config = Config(target_accuracy=0.8, loop=LoopSpec(budget=50), strategies=["random", "margin"])
+    config = Config(target_accuracy=0.8, loop=LoopSpec(budget=50), methods=["random", "margin"])
     escalation = SimpleNamespace(
         metrics=lambda: {"escalation/alpha": 0.05, "escalation/auto_label_error": 0.02}
     )
     values = metrics(config, loops, {}, escalation).values
     assert "al/margin/labels_vs_random" not in values
     assert values["al/margin/labels_vs_random_below"] == pytest.approx(30 / 50)
-    text = "\n".join(claims(config.strategies, config.target_accuracy, config.loop.budget, values))
+    text = "\n".join(claims(config.methods, config.target_accuracy, config.loop.budget, values))
     assert "needs less than 60% of random's labels" in text and "meets" in text and "within α + 0.01" in text
 
 

@@ -13,7 +13,7 @@ def test_quick_preset_learns_escalates_safely_and_fills_the_queue():
     module, config = config_from_recipe(REPO / "recipes" / "active_fashion.toml", "quick")
     result = module.run(config)
     values = result.metrics.values
-    for strategy in config.strategies:
+    for strategy in config.methods:
         curve = result.results.loops[strategy].series("accuracy")
         assert curve[-1] >= 0.6 and curve[-1] > curve[0], (strategy, curve)
     # the calibrated threshold keeps the auto-label error on the held-out stream within alpha + 0.01

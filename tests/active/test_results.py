@@ -41,3 +41,44 @@ def test_route_counts_are_averaged_over_the_seeds_that_report_them():
     counts = mean_route_counts(escalation)
     assert list(counts) == ["auto", "escalate", "ood"]
     assert counts == {"auto": 11.5, "escalate": 4.5, "ood": pytest.approx(2.0)}
+
+
+def saved_curves(offset: float = 0.0) -> dict:
+    """One seed's curves section as a run writes it (two strategies, one policy, the escalation)."""
+    line = {
+        "labels": [20, 40],
+        "accuracy": [0.5 + offset, 0.7 + offset],
+        "forgetting": [0.0, 0.0],
+        "train_seconds": [1.0, 2.0],
+        "acquire_seconds": [0.1, 0.1],
+    }
+    return {
+        "strategies": {"random": line, "bald": line},
+        "policies": {"scratch": line},
+        "escalation": {
+            "escalation_rate": [0.0, 0.5],
+            "auto_label_accuracy": [0.9, 1.0],
+            "routes": {"auto": 3},
+        },
+    }
+
+
+def test_curves_are_a_results_section_and_a_run_made_before_results_json_still_opens(tmp_path):
+    from playground.active.experiment import Config
+    from playground.active.results import CURVES, load_curves
+    from playground.core.runs import RESULTS, RunDir
+
+    run = RunDir.create("active", tmp_path)
+    run.write_result(CURVES, saved_curves())
+    assert load_curves(run.path)["strategies"]["bald"] == [saved_curves()["strategies"]["bald"]]
+
+    parent = RunDir.create("old", tmp_path)  # two seeds written before results.json: curves.json each
+    for seed in (0, 1):
+        old = RunDir(parent.path / f"seed{seed}-20250101-000000")
+        old.path.mkdir()
+        old.write_config(Config(), "active")
+        old.write_json("curves.json", saved_curves(0.1 * seed))
+        assert not (old.path / RESULTS).exists()
+    curves = load_curves(parent.path)
+    assert [c["accuracy"][0] for c in curves["strategies"]["random"]] == pytest.approx([0.5, 0.6])
+    assert len(curves["escalation"]) == 2 and curves["policies"]["scratch"][1]["labels"] == [20, 40]

@@ -3,9 +3,13 @@ and a run started from the page's form."""
 
 from __future__ import annotations
 
+import json
+
 from playground.active import experiment
 from playground.active.experiment import Config, run
+from playground.active.results import CURVES
 from playground.core.runner import run_seeds
+from playground.core.runs import RESULTS, read_result
 from tests.active.test_experiment import TINY, flatten_run_config
 from tests.apps.conftest import open_page_at, plotly_spec
 
@@ -29,11 +33,15 @@ def test_a_multi_seed_run_draws_bands_tables_and_the_escalation_point(monkeypatc
     result = run_seeds(experiment, Config(**{**TINY, "queue": "review"}), [0, 1])
     at = open_page(monkeypatch)
     assert at.selectbox(key="al_run").value == result.run_dir.name
+    assert len(at.get("plotly_chart")) == 3  # the report's three charts: curves, policies, escalation
     curves = chart(at, "al_curves")
     names = [d.get("name") for d in curves["data"] if d.get("name")]
     assert names == ["random", "bald"]
-    assert sum(d.get("fill") == "toself" for d in curves["data"]) == 2  # a mean ± std band per strategy
+    assert sum(d.get("fill") == "tonexty" for d in curves["data"]) == 2  # a mean ± std band per strategy
     assert "mean ± std over 2 seeds" in curves["layout"]["title"]["text"]
+    policies = chart(at, "al_policies")  # accuracy and compute, each policy in both panels
+    assert [d["name"] for d in policies["data"] if d.get("showlegend")] == ["scratch", "finetune_replay"]
+    assert sum(d.get("fill") == "tonexty" for d in policies["data"]) == 4
     escalation = chart(at, "al_escalation")
     assert [d["name"] for d in escalation["data"]] == ["sweeping the threshold", "calibrated threshold"]
     assert at.get("page_link")[-1].proto.page.endswith("annotate")
@@ -47,16 +55,20 @@ def test_changing_the_form_shows_the_matching_command(monkeypatch, playground_ho
     assert "--set loop.budget=60" in at.code[0].value
     at.number_input(key="al_escalation.alpha").set_value(0.1).run()
     assert "--set escalation.alpha=0.1" in at.code[0].value
-    at.multiselect(key="al_strategies").set_value(["random", "margin"]).run()
-    assert "strategies=" in at.code[0].value and "margin" in at.code[0].value
+    at.multiselect(key="al_methods").set_value(["random", "margin"]).run()
+    assert "methods=" in at.code[0].value and "margin" in at.code[0].value
 
 
-def test_a_run_from_before_the_sections_still_opens(monkeypatch, playground_home):
-    """An old run's config.toml with flat keys: the page reads its label budget from ``budget``."""
+def test_a_run_from_before_the_sections_and_results_json_still_opens(monkeypatch, playground_home):
+    """An old run's config.toml with flat keys (the page reads its label budget from ``budget``) and its
+    curves in ``curves.json`` instead of a section of ``results.json``."""
     result = run(Config(**{**TINY, "queue": "", "target_accuracy": 0.99}))  # 60 labels never reach 99%
     flatten_run_config(result.run_dir)
+    curves = read_result(result.run_dir, CURVES)
+    (result.run_dir / RESULTS).unlink()
+    (result.run_dir / "curves.json").write_text(json.dumps(curves))
     at = open_page(monkeypatch)
     assert not at.exception and at.selectbox(key="al_run").value == result.run_dir.name
     text = "\n".join(m.value for m in at.markdown)
     assert "No uncertainty strategy reached 99% within 60 labels" in text
-    assert chart(at, "al_curves")["data"]
+    assert chart(at, "al_curves")["data"] and len(at.get("plotly_chart")) == 3

@@ -61,3 +61,20 @@ def test_a_series_in_several_panels_is_listed_once_with_one_colour():
     figure = plotly_figure(Chart("twice", panels))
     assert [t.showlegend for t in figure.data] == [True, True, False, False]
     assert [t.line.color for t in figure.data] == [PALETTE[0], PALETTE[1]] * 2
+
+
+def test_an_rgb_image_becomes_a_plotly_image_beside_a_one_channel_one():
+    rgb = np.zeros((4, 5, 3))
+    rgb[..., 2] = 1.0
+    chart = Chart("rgb", [Panel([Trace("image", z=rgb)]), Panel([Trace("image", "grey", z=np.eye(4))])])
+    colour_image, grey = plotly_figure(chart).data
+    assert isinstance(colour_image, go.Image) and np.asarray(colour_image.z).shape == (4, 5, 3)
+    assert np.asarray(colour_image.z)[0, 0].tolist() == [0, 0, 255] and isinstance(grey, go.Heatmap)
+
+
+def test_a_scatter_keeps_its_marker_size_or_the_default():
+    chart = Chart(
+        "s", [Panel([Trace("scatter", "a", [0, 1], [0, 1]), Trace("scatter", "b", [0], [0], size=2)])]
+    )
+    default, small = plotly_figure(chart).data
+    assert (default.marker.size, small.marker.size) == (7, 2)

@@ -28,8 +28,11 @@ def test_a_run_shows_the_ablation_one_image_and_zero_shot(playground_home):
     tables = [frame.value for frame in at.dataframe]
     assert list(tables[0]["variant"]) == ["image_only", "text", "kg", "retrieval", "all"]
     assert set(tables[0].columns) >= {"full", "lowlabel", "degraded_lowlabel", "latency ms"}
+    ablation = plotly_spec(at, "fusion_ablation")  # the report's ablation.png and gains.png, drawn live
+    assert len(ablation["data"]) == 5 * 2  # five variants x two tasks, one panel per task
     gains = plotly_spec(at, "fusion_gains")
     assert len(gains["data"]) == 4 * 2  # four fused variants x two tasks
+    assert [d["name"] for d in gains["data"][:4]] == ["text", "kg", "retrieval", "all"]
     text = "\n".join(m.value for m in at.markdown)
     assert "**Generated caption:** a " in text and "**Entities:** `" in text
     assert "retrieved labelled neighbours" in text

@@ -9,7 +9,9 @@ import shutil
 
 import pytest
 
+from playground.core.runs import read_result
 from playground.latency.experiment import Bench, Config, run
+from playground.latency.results import BENCHMARK
 from tests.apps.conftest import open_page_at, plotly_spec
 
 VARIANTS = ["torch_fp32", "ort_fp32", "ort_int8_static", "student_kd"]
@@ -22,7 +24,7 @@ TINY = dict(
     epochs=2,
     batch_size=32,
     student_width=4,
-    variants=VARIANTS,
+    methods=VARIANTS,
     batch_sizes=[1, 16],
     bench=Bench(warmup=1, min_iters=3, min_seconds=0.0, max_seconds=0.5),
     calibration_images=64,
@@ -64,6 +66,13 @@ def test_empty_runs_root_offers_the_quick_preset_and_its_command(playground_home
     assert not at.get("plotly_chart")
 
 
+def test_the_variants_picked_are_the_methods_of_the_command(playground_home):
+    at = open_page()
+    at.multiselect(key="lat_methods").set_value(["ort_fp32", "torch_fp32"]).run()
+    assert not at.exception
+    assert at.code[0].value.endswith("--set " + shlex.quote("methods=['torch_fp32', 'ort_fp32']"))
+
+
 def test_the_saved_models_of_a_run_can_be_re_timed(latency_run):
     at = open_page()
     choice = at.selectbox(key="lat_models_from")
@@ -81,13 +90,14 @@ def test_a_run_shows_table_charts_and_the_int8_check(latency_run):
     assert any(m.value.startswith("**Hardware:**") for m in at.markdown)
     table = table_with(at, "throughput")
     assert list(table["variant"]) == VARIANTS and "speedup_vs_torch_fp32" in table
-    pareto = plotly_spec(at, "lat_pareto")
-    points = pareto["data"][0]
-    assert len(points["x"]) == len(VARIANTS) and list(points["text"]) == VARIANTS
+    pareto = plotly_spec(at, "lat_pareto")  # the report's pareto.png, drawn live
+    torch, ort, front, *corrupted = pareto["data"]
+    assert (torch["name"], ort["name"], front["name"]) == ("PyTorch", "ONNX Runtime", "Pareto front")
+    assert sorted([*torch["text"], *ort["text"]]) == sorted(VARIANTS)
     assert pareto["layout"]["xaxis"]["type"] == "log" and "batch 1" in pareto["layout"]["title"]["text"]
-    assert pareto["layout"]["xaxis2"]["type"] == "log" and pareto["data"][1]["yaxis"] == "y2"  # its own panel
-    assert pareto["data"][1]["name"] == "corrupted-test accuracy"
-    assert len(plotly_spec(at, "lat_bars")["data"][0]["x"]) == len(VARIANTS)
+    assert pareto["layout"]["xaxis2"]["type"] == "log" and {d["yaxis"] for d in corrupted} == {"y2"}
+    bars = plotly_spec(at, "lat_bars")["data"]
+    assert [d["name"] for d in bars] == ["p50", "p99"] and list(bars[0]["x"]) == VARIANTS
     assert any("ort_int8_static" in s.value and "QLinearConv" in s.value for s in at.success)
     checks = table_with(at, "int8_evidence")
     assert (
@@ -105,15 +115,15 @@ def test_the_batch_selector_changes_the_table_and_charts(latency_run):
     assert "batch 16" in pareto["layout"]["title"]["text"] and pareto["data"][0]["x"] != before
     assert "batch 16" in plotly_spec(at, "lat_bars")["layout"]["title"]["text"]
     table = table_with(at, "throughput")
-    expected = json.loads((latency_run / "results.json").read_text())["rows"]
+    expected = read_result(latency_run, BENCHMARK)["rows"]
     assert list(table["p50_ms"]) == [r["p50_ms"] for r in expected if r["batch"] == 16]
 
 
-def test_compares_with_another_run(latency_run, playground_home):
+def test_compares_with_another_run_made_before_the_results_sections(latency_run, playground_home):
     other = shutil.copytree(latency_run, playground_home / "latency-older")
-    data = json.loads((other / "results.json").read_text())
+    data = read_result(other, BENCHMARK)
     data["rows"] = [r | {"accuracy": 0.25} for r in data["rows"]]
-    (other / "results.json").write_text(json.dumps(data))
+    (other / "results.json").write_text(json.dumps(data))  # the old layout: the benchmark is the whole file
     at = open_page()
     at.selectbox(key="lat_run").select(latency_run.name).run()
     at.multiselect(key="lat_compare").set_value(["latency-older"]).run()

@@ -29,7 +29,7 @@ TINY = dict(
     batch_size=32,
     trajectory_steps=20,
     functions=["saddle"],
-    optimizers=["gd", "adam"],
+    methods=["gd", "adam"],
 )
 
 
@@ -42,7 +42,7 @@ def page(monkeypatch) -> AppTest:
 
 
 def chart(at: AppTest, key: str) -> dict:
-    """The plotly chart whose widget key contains ``key`` (trajectory, loss, accuracy)."""
+    """The plotly chart whose widget key contains ``key`` (trajectory, curves)."""
     charts = [c for c in at.get("plotly_chart") if f"opt_{key}_chart" in c.proto.id]
     assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
     return json.loads(charts[0].proto.spec)
@@ -66,7 +66,12 @@ def test_trajectories_follow_function_step_and_learning_rate(page):
     table = at.dataframe[0].value
     assert list(table["optimizer"]) == ["GD (full batch)", "Adagrad", "RMSprop", "Adam", "AdaDelta"]
     assert table["distance to nearest minimum"].max() < 1e-3  # 200 steps: every one reaches a minimum
-    assert set(paths_in(chart(at, "trajectory")).values()) == {201}
+    trajectory = chart(at, "trajectory")
+    assert set(paths_in(trajectory).values()) == {201}
+    assert [d["type"] for d in trajectory["data"][:3]] == ["contour", "scatter", "scatter"]  # minima, start
+    frames = trajectory["frames"]  # ▶ Play: the paths' x and y at up to 60 steps, in the last traces
+    assert len(frames) == 60 and frames[-1]["traces"] == list(range(3, 3 + 2 * 5))
+    assert len(array(frames[-1]["data"][0]["x"])) == 201 and len(array(frames[0]["data"][0]["x"])) == 1
     at.slider(key="opt_step").set_value(10).run()
     assert set(paths_in(chart(at, "trajectory")).values()) == {11}
     assert at.dataframe[0].value["distance to nearest minimum"].min() > 0.1
@@ -107,13 +112,19 @@ def test_curves_of_the_latest_run_and_of_a_multi_seed_run(page, playground_home)
     assert any("No optimizers runs" in i.value for i in at.info)
     experiment.run(Config(**TINY, out=str(playground_home)))
     at.run()
-    assert not at.exception and len(at.get("plotly_chart")) == 3
+    assert not at.exception and len(at.get("plotly_chart")) == 2  # the trajectories and the run's curves
     names = at.selectbox(key="opt_run").options
     assert len(names) == 1 and names[0].startswith("optimizers-")
     assert list(at.dataframe[1].value["optimizer"]) == ["GD (full batch)", "Adam"]
-    accuracy = chart(at, "accuracy")
-    assert [d["name"] for d in accuracy["data"]] == ["GD (full batch)", "Adam"]
-    assert len(array(accuracy["data"][0]["x"])) == 4  # gd: epochs 0 to 3
+    curves = chart(at, "curves")  # training loss, validation loss, validation accuracy: 2 lines each
+    assert [d["name"] for d in curves["data"]] == ["GD (full batch)", "Adam"] * 3
+    assert [a["text"] for a in curves["layout"]["annotations"]][:3] == [
+        "Training loss",
+        "Validation loss",
+        "Validation accuracy",
+    ]
+    accuracy = curves["data"][4]
+    assert accuracy["xaxis"] == "x3" and len(array(accuracy["x"])) == 4  # gd: epochs 0 to 3
 
     from playground.core.runner import run_seeds
 
@@ -122,16 +133,13 @@ def test_curves_of_the_latest_run_and_of_a_multi_seed_run(page, playground_home)
     newest = at.selectbox(key="opt_run").options[0]
     assert newest.startswith("seeded-")  # newest first
     at.selectbox(key="opt_run").select(newest).run()
-    assert "mean ± std over 2 seeds" in chart(at, "accuracy")["layout"]["title"]["text"]
+    assert "mean ± std over 2 seeds" in chart(at, "curves")["layout"]["title"]["text"]
     assert " ± " in at.dataframe[1].value["test accuracy"].iloc[1]
     assert " ± " not in at.dataframe[1].value["updates"].iloc[1]  # the seeds share the update count
-    assert chart(at, "loss")["layout"]["xaxis"].get("type") != "log"
+    assert chart(at, "curves")["layout"]["xaxis"].get("type") != "log"
     at.toggle(key="opt_log_epochs").set_value(True).run()
-    assert (
-        chart(at, "loss")["layout"]["xaxis"]["type"]
-        == "log"
-        == chart(at, "accuracy")["layout"]["xaxis"]["type"]
-    )
+    layout = chart(at, "curves")["layout"]
+    assert layout["xaxis"]["type"] == "log" == layout["xaxis3"]["type"]
 
 
 def test_quick_preset_button_runs_and_shows_the_new_run(page, monkeypatch, playground_home):
@@ -148,4 +156,4 @@ def test_quick_preset_button_runs_and_shows_the_new_run(page, monkeypatch, playg
     assert not at.exception and not at.error
     assert seen[0].name == "optimizers_fashion" and seen[0].out == str(playground_home)
     assert at.selectbox(key="opt_run").value.startswith("optimizers_fashion-")
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 2

@@ -26,16 +26,22 @@ def heat_shape(figure: dict) -> tuple[int, int]:
     return tuple(int(n) for n in z["shape"].split(",")) if isinstance(z, dict) else (len(z), len(z[0]))
 
 
+def titles(figure: dict) -> list[str]:
+    return [a["text"] for a in figure["layout"].get("annotations", [])]
+
+
 def test_sinkhorn_panel_shows_codes_and_errors_that_shrink(playground_home):
     at = open_page()
-    errors = chart(at, "sk_errors")["data"]
-    prototype_error = errors[1]["y"]  # traces: sample sums, prototype sums, the 1e-3 line
+    sinkhorn = chart(at, "sk_sinkhorn")  # traces: the codes, then sample sums and prototype sums
+    (prototype_error,) = [d["y"] for d in sinkhorn["data"] if d.get("name") == "prototype sums vs B/K"]
     assert len(prototype_error) == 11 and prototype_error[-1] < prototype_error[0] / 10
-    assert heat_shape(chart(at, "sk_heatmap")) == (32, 12)
+    assert heat_shape(sinkhorn) == (32, 12) and "codes after 10 iterations" in titles(sinkhorn)
     at.slider(key="sk_prototypes").set_value(6).run()
     at.slider(key="sk_step").set_value(0).run()
-    heat = chart(at, "sk_heatmap")
-    assert heat_shape(heat) == (32, 6) and "normalised" in heat["layout"]["title"]["text"]
+    heat = chart(at, "sk_sinkhorn")
+    assert heat_shape(heat) == (32, 6) and "exp(scores / ε), normalised" in titles(heat)
+    marked = [shape for shape in heat["layout"]["shapes"] if "domain" in shape["yref"]]  # vertical lines
+    assert [(shape["x0"], shape["x1"]) for shape in marked] == [(0, 0)]  # the step shown
 
 
 def test_empty_runs_root_offers_the_quick_preset(playground_home):
@@ -56,7 +62,7 @@ def test_a_two_seed_run_draws_the_probe_chart_assignments_and_training(playgroun
     assert not at.exception, at.exception
     assert at.selectbox(key="swav_run").value == result.run_dir.name
     probe = chart(at, "swav_probe")
-    names = [d["name"] for d in probe["data"]]
+    names = [d.get("name") for d in probe["data"]]  # band edges have none
     assert "SwAV: linear probe" in names and "random init: fine-tuned" in names
     assert "2 seeds" in probe["layout"]["title"]["text"]
     text = "\n".join(m.value for m in at.markdown)
@@ -65,14 +71,22 @@ def test_a_two_seed_run_draws_the_probe_chart_assignments_and_training(playgroun
     assert sum(caption.startswith("true: ") for caption in captions) == 6
     assert "mostly" in text  # each sample's top prototypes with their majority class
     loss = chart(at, "swav_loss")
-    assert len(loss["data"][0]["y"]) == 2
+    assert [len(d["y"]) for d in loss["data"]] == [2, 2, 2]  # the band over seeds, then the mean
+    sinkhorn = titles(chart(at, "swav_sinkhorn"))  # the panels' titles, then the lines' labels
+    assert sinkhorn[3:5] == ["codes after 10 iterations", "Largest deviation from equipartition"]
+    assert len(chart(at, "swav_prototypes")["data"]) == 10  # digits: the 10 prototypes, fullest first
     first = [image.value for image in at.image][:1]
     at.button(key="swav_shuffle").click().run()
     assert [image.value for image in at.image][:1] != first  # other samples
 
 
 def test_a_run_without_a_model_says_so_on_the_assignments_tab(playground_home):
-    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    tiny = TINY | {
+        "epochs": 1,
+        "supervised_epochs": 1,
+        "finetune_steps": 5,
+        "methods": ["swav", "random_init"],
+    }
     experiment.run(Config(**tiny, save_models=False))
     at = open_page()
     assert not at.exception and not at.error
@@ -81,7 +95,12 @@ def test_a_run_without_a_model_says_so_on_the_assignments_tab(playground_home):
 
 
 def test_an_old_run_with_flat_config_keys_draws_log_k_of_its_prototypes(playground_home):
-    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    tiny = TINY | {
+        "epochs": 1,
+        "supervised_epochs": 1,
+        "finetune_steps": 5,
+        "methods": ["swav", "random_init"],
+    }
     folder = experiment.run(Config(**tiny, save_models=False)).run_dir
     table = tomllib.loads((folder / "config.toml").read_text())["config"]
     flat = "".join(f"{key} = {json.dumps(value)}\n" for key, value in flatten_swav(table).items())

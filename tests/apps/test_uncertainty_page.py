@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from playground.uncertainty.benchmark import MethodSettings
 from playground.uncertainty.methods import NetSpec
 from tests.apps.conftest import APP_FILE
+from tests.uncertainty.test_experiment import old_layout
 
 PAGE = "views/uncertainty.py"
 # a digits run that trains in about ten seconds; the ensemble still beats chance on every set
@@ -43,6 +44,10 @@ def open_page() -> AppTest:
     at.switch_page(PAGE).run()
     assert not at.exception
     return at
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -131,6 +136,14 @@ def test_a_run_shows_an_image_through_every_method_and_the_tables(ood_run):
     assert summary.loc["samples", "deep ensemble"] == "3" and summary.loc["samples", "MC dropout"] == "4"
     assert summary.loc["Mahalanobis", "feature space"] != "–"
     assert len(at.get("plotly_chart")) == 7  # spread, 3 sample heatmaps, histogram, ROC, reliability
+    titles = chart_titles(at)  # the library's charts (playground/uncertainty/charts.py), drawn by plotly
+    assert titles[0] == "deep ensemble: mean probability ± std over samples"
+    assert titles[1:4] == [
+        "deep ensemble: 3 members",
+        "MC dropout: 4 dropout samples",
+        "Bayesian NN (pyro): 4 posterior samples",
+    ]
+    assert titles[4] == "Where this image falls: mutual information (BALD) by set"
     text = "\n".join(m.value for m in at.markdown)
     assert "near AUROC / FPR95" in text and "corrupted ECE" in text and "mutual_information" in text
     assert "ensemble far AUROC >= single MSP far AUROC + 0.02" in text
@@ -162,12 +175,11 @@ def test_set_index_method_and_threshold_change_what_is_shown(ood_run):
 
 def test_roc_set_and_reliability_method_pickers(ood_run):
     at = open_page()
-    charts = lambda: [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert "In-distribution test against near (legend: AUROC)" in charts()
+    assert "In-distribution test against near (legend: AUROC)" in chart_titles(at)
     at.selectbox(key="ood_roc_set").select("uniform").run()
-    assert "In-distribution test against uniform (legend: AUROC)" in charts()
+    assert "In-distribution test against uniform (legend: AUROC)" in chart_titles(at)
     at.selectbox(key="ood_rel_method").select("bnn").run()
-    assert not at.exception and "Bayesian NN (pyro): accuracy against confidence" in charts()
+    assert not at.exception and "Bayesian NN (pyro): accuracy against confidence" in chart_titles(at)
 
 
 def test_uploads_are_checked_and_converted(ood_run):
@@ -219,3 +231,13 @@ def test_a_run_of_some_methods_shows_what_it_has(bnn_template, playground_home):
     assert "BNN mutual-information far AUROC" in text and "ensemble far AUROC" not in text
     at.selectbox(key="ood_score").select("energy").run()  # not stored by the run: scored now with the BNN
     assert not at.exception and not at.error and "In the run" not in metrics(at)
+
+
+def test_a_run_made_before_results_json_still_opens(ood_template, playground_home):
+    old_layout(ood_template, playground_home / ood_template.name)  # "ood", flat keys, ood_results.json
+    at = open_page()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="ood_run").value == ood_template.name
+    assert len(at.get("plotly_chart")) == 7 and metrics(at)["Score"] == metrics(at)["In the run"]
+    assert "In-distribution test against near (legend: AUROC)" in chart_titles(at)
+    assert any("near AUROC / FPR95" in m.value for m in at.markdown)

@@ -116,3 +116,25 @@ def test_training_chart_has_the_loss_per_step_and_the_accuracy_per_epoch(tmp_pat
         ("val/accuracy", [1], [0.6]),
     ]
     assert save_png(training_chart([], []), tmp_path / "empty.png").is_file()  # no steps yet: empty panels
+
+
+def test_an_rgb_image_draws_in_colour(tmp_path):
+    red = np.zeros((6, 6, 3))
+    red[..., 0] = 1.0
+    chart = Chart("rgb", [Panel([Trace("image", z=red.tolist())]), Panel([Trace("image", z=np.eye(6))])])
+    pixels = np.asarray(Image.open(save_png(chart, tmp_path / "rgb.png")).convert("RGB"), dtype=int)
+    assert ((pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)).sum() > 100
+
+
+def test_a_scatter_marker_size_is_optional_and_draws_small_points(tmp_path):
+    assert Trace("scatter", "a", [0.0], [0.0]).size is None  # the default look stays
+    grid = np.linspace(0, 1, 40)
+    x, y = np.meshgrid(grid, grid)
+    for size in (None, 1.0):
+        trace = Trace("scatter", "cloud", x.ravel().tolist(), y.ravel().tolist(), size=size, color="#000000")
+        save_png(
+            Chart(f"size{size}", [Panel([trace], x_range=(-0.1, 1.1), y_range=(-0.1, 1.1))]),
+            tmp_path / f"{size}.png",
+        )
+    ink = [(np.asarray(Image.open(tmp_path / f"{s}.png").convert("L")) < 128).mean() for s in (None, 1.0)]
+    assert ink[1] < ink[0] / 3  # one-pixel points cover far less than the default markers

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from playground.core.runner import config_from_recipe, run_recipe
+from playground.core.runs import read_result
 from playground.errors import ConfigError
 from playground.fct.experiment import Config, run
 from playground.fct.gallery import GalleryStore
+from playground.fct.results import SUMMARY
 from playground.fct.side_info import SideInfoSpec
 from tests.conftest import REPO, needs_fashion_mnist
 
@@ -52,7 +54,7 @@ def test_digits_run_writes_every_case_and_artifact(digits_run):
     assert {
         "metrics.json",
         "report.md",
-        "fct_results.json",
+        "results.json",
         "embeddings.safetensors",
         "gallery",
         "backfill_transform",
@@ -60,7 +62,12 @@ def test_digits_run_writes_every_case_and_artifact(digits_run):
         "transformation_noside.safetensors",
         "compatibility.png",
         "projection.png",
+        "side_info_tradeoff.png",
     } <= files
+    assert "fct_results.json" not in files  # one results file
+    summary = read_result(digits_run.run_dir, SUMMARY)
+    assert summary["cases"]["new-fct"]["top1"] == metric(digits_run, "new-fct")
+    assert summary["classes"] == [str(d) for d in range(10)] and summary["sweep"]
     assert "backfill_reembed" not in files  # timed, then removed
     names = json.loads((digits_run.run_dir / "metrics.json").read_text())["metrics"]
     for case in ("old-old", "new-new", "new-old", "bct-old", "bct-bct", "new-fct", "new-fct_noside"):

@@ -123,11 +123,13 @@ def test_the_side_info_range_the_page_offers_is_the_one_the_config_accepts():
             Config(side_info_sweep=[outside])
 
 
-def test_projection_rows_and_images(run):
-    points = fct.projection_rows(run)
-    m = run.embeddings["projection_index"].shape[0]
-    assert len(points) == 4 * m and {p["view"] for p in points} == {"new", "old", "fct", "fct_noside"}
-    assert {p["label"] for p in points} <= set(run.classes)
+def test_projection_points_and_images(run):
+    coords, labels = fct.projection_points(run)
+    index = run.embeddings["projection_index"]
+    assert set(coords) == {"new", "old", "fct", "fct_noside"} and len(labels) == len(index)
+    assert all(len(points) == len(index) and len(points[0]) == 2 for points in coords.values())
+    assert labels == run.embeddings["labels"][index].tolist()
+    assert coords["fct"] == run.embeddings["projection_fct"].tolist()
     image = fct.image(run, 3)
     assert image.shape == (1, 8, 8) and 0 <= image.min() and image.max() <= 1
 
@@ -193,6 +195,20 @@ def test_load_fct_run_errors_name_the_problem(run_dir, tmp_path):
     (broken / "config.toml").write_text("experiment = [")
     with pytest.raises(DataFormatError, match="not valid TOML"):
         fct.load_fct_run(broken)
+
+
+def test_the_summary_section_and_an_old_runs_side_file_read_alike(run, run_dir, tmp_path):
+    summary = fct.read_summary(run_dir)
+    assert summary == run.results and {"cases", "sweep", "cost", "accuracy", "classes"} <= set(summary)
+    old = shutil.copytree(run_dir, tmp_path / "fct-before-results-json")
+    (old / "results.json").unlink()  # a run made before results.json: fct_results.json instead
+    (old / fct.LEGACY_SUMMARY).write_text(json.dumps(summary))
+    (old / "embeddings.safetensors").unlink()  # so the class names come from the side file
+    legacy = fct.load_fct_run(old)
+    assert legacy.results == summary and legacy.classes == run.classes and legacy.description
+    assert fct.tradeoff_rows(legacy) == fct.tradeoff_rows(run)
+    (old / fct.LEGACY_SUMMARY).unlink()
+    assert fct.read_summary(old) == {} and fct.load_fct_run(old).classes == []  # numbers only
 
 
 def test_a_run_without_embeddings_still_has_its_numbers(run_dir, tmp_path):

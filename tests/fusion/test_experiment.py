@@ -20,7 +20,7 @@ from playground.fusion.experiment import Config, few_per_class, run
 from playground.fusion.heads import FUSIONS
 from playground.fusion.model import FusionNet
 from playground.fusion.report import add_zero_shot_metrics
-from playground.fusion.results import follow, labelled_images, open_run, zero_shot_scores
+from playground.fusion.results import follow, labelled_images, open_run, run_config, zero_shot_scores
 from playground.fusion.text_encoder import HashingTextEncoder
 from playground.fusion.zeroshot_fashion import describe_from_wordnet, run_fashion_zero_shot
 from tests.conftest import REPO, needs_fashion_mnist
@@ -65,11 +65,9 @@ def test_tiny_run_writes_every_metric_the_issue_names(tiny_run):
     assert metrics["zeroshot/heldout/chance"] == pytest.approx(1 / 8)
     assert {"zeroshot/heldout/accuracy", "zeroshot/gzsl/harmonic_mean"} <= set(metrics)
     report = (tiny_run.run_dir / "report.md").read_text()
-    assert (
-        "| image_only |" in report
-        and "harmonic mean" in report
-        and (tiny_run.run_dir / "ablation.png").is_file()
-    )
+    assert "| image_only |" in report and "harmonic mean" in report
+    for chart in ("ablation", "gains"):
+        assert (tiny_run.run_dir / f"{chart}.png").is_file() and f"]({chart}.png)" in report
     # compare_fusions: the `all` variant again under the concat head (film is the main head, not repeated)
     assert 0 <= metrics["fusion_heads/concat/degraded_lowlabel/miou"] <= 1
     assert not any(name.startswith("fusion_heads/film") for name in metrics)
@@ -146,15 +144,46 @@ def test_the_saved_pipeline_follows_one_image(tiny_run):
 def test_recipe_presets_load_and_bad_configs_are_clear():
     for preset in ("quick", "full"):
         _, config = config_from_recipe(RECIPE, preset)
-        assert config.variants == ["image_only", "text", "kg", "retrieval", "all"]
+        assert config.methods == ["image_only", "text", "kg", "retrieval", "all"]
     with pytest.raises(ConfigError, match="unknown key"):
         build_config(Config, {"fusoin": "film"})
-    with pytest.raises(ConfigError, match="image_only"):
-        Config(variants=["text"])
+    with pytest.raises(ConfigError, match="methods must include image_only"):
+        Config(methods=["text"])
+    with pytest.raises(ConfigError, match=r"methods: unknown 'txt'; valid: image_only, text, kg"):
+        build_config(Config, {"methods": ["image_only", "txt"]})
     with pytest.raises(ConfigError, match="fusion"):
         Config(fusion="sum")
     with pytest.raises(ConfigError, match="lowlabel_per_class"):
         Config(k=8, lowlabel_per_class=1)
+
+
+def test_methods_runs_a_subset_empty_means_all_and_the_old_key_still_works(tmp_path, capsys):
+    _, config = config_from_recipe(RECIPE, "quick", ['methods=["retrieval", "image_only"]'])
+    assert config.methods == ["image_only", "retrieval"]  # in the variants' own order
+    assert Config(methods=[]).methods == Config().methods == ["image_only", "text", "kg", "retrieval", "all"]
+    assert capsys.readouterr().err == ""
+    _, config = config_from_recipe(RECIPE, "quick", ['variants=["image_only", "kg"]'])
+    assert config.methods == ["image_only", "kg"] and "note: variants in --set" in capsys.readouterr().err
+    recipe = tmp_path / "old_fusion.toml"
+    recipe.write_text('experiment = "fusion"\n[config]\nvariants = ["image_only", "text"]\n')
+    _, config = config_from_recipe(recipe, None)
+    assert config.methods == ["image_only", "text"] and "variants in recipe" in capsys.readouterr().err
+    subset = dict(
+        TINY, methods=["image_only", "kg"], tasks=["classify"], regimes=["lowlabel"], compare_fusions=[]
+    )
+    result = run(Config(**subset, out=str(tmp_path)))
+    variants = {r.tags["variant"] for r in result.metrics.select(split="test", regime="lowlabel")}
+    assert variants == {"image_only", "kg"} and set(result.results.latency) == {"image_only", "kg"}
+
+
+def test_an_old_run_config_with_variants_opens_quietly(tiny_run, tmp_path, capsys):
+    old = tmp_path / "fusion-old"
+    old.mkdir()
+    text = (tiny_run.run_dir / "config.toml").read_text()
+    (old / "config.toml").write_text(text.replace("\nmethods = ", "\nvariants = "))
+    assert "variants = " in (old / "config.toml").read_text()
+    assert run_config(old).methods == ["image_only", "text", "kg", "retrieval", "all"]
+    assert capsys.readouterr().err == ""
 
 
 def test_few_per_class_is_balanced():

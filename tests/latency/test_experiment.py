@@ -12,11 +12,13 @@ from safetensors.torch import load_file
 
 from playground.core.config import build_config, config_to_toml, tomllib
 from playground.core.runner import config_from_recipe
-from playground.core.runs import load_run
+from playground.core.runs import RESULTS_FORMAT, load_run, read_result
 from playground.errors import ConfigError
 from playground.latency import experiment
 from playground.latency.experiment import Bench, Config, run
 from playground.latency.pruning import PruneSpec
+from playground.latency.results import BENCHMARK
+from playground.latency.variants import VARIANTS
 from tests.conftest import REPO
 
 RECIPE = REPO / "recipes" / "latency_fashion.toml"
@@ -39,7 +41,7 @@ TINY = dict(
     epochs=4,
     batch_size=32,
     student_width=4,
-    variants=FAST,
+    methods=FAST,
     batch_sizes=[1, 16],
     bench=Bench(warmup=2, min_iters=5, min_seconds=0.0, max_seconds=1.0),
     calibration_images=128,
@@ -97,7 +99,7 @@ def test_a_second_run_re_times_the_saved_models_without_training(tiny_run, tmp_p
     variants, stages = ["torch_fp32", "pruned50", "student_kd"], []
     again = run(
         Config(
-            **{**TINY, "variants": variants},
+            **{**TINY, "methods": variants},
             models_from=str(tiny_run.run_dir),
             out=str(tmp_path),
             save_models=False,
@@ -110,7 +112,7 @@ def test_a_second_run_re_times_the_saved_models_without_training(tiny_run, tmp_p
         assert again.metrics.values[key] == tiny_run.metrics.values[key]
     teacher_only = run(
         Config(
-            **{**TINY, "variants": ["torch_fp32", "student_scratch"], "seed": 1},
+            **{**TINY, "methods": ["torch_fp32", "student_scratch"], "seed": 1},
             models_from=str(tiny_run.run_dir),
             reuse="teacher",
             out=str(tmp_path),
@@ -129,18 +131,23 @@ def test_a_second_run_re_times_the_saved_models_without_training(tiny_run, tmp_p
     )  # the student was trained anew (seed 1)
 
 
-def test_artifacts_csv_json_pareto_and_report(tiny_run):
+def test_artifacts_csv_results_section_charts_and_report(tiny_run):
     folder = tiny_run.run_dir
     with open(folder / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["variant"] for r in rows} == set(FAST) and {r["batch"] for r in rows} == {"1", "16"}
-    data = json.loads((folder / "results.json").read_text())
+    assert json.loads((folder / "results.json").read_text())["format"] == RESULTS_FORMAT
+    data = read_result(folder, BENCHMARK)
+    assert [(r["variant"], r["batch"]) for r in data["rows"]] == [
+        (r["variant"], int(r["batch"])) for r in rows
+    ]
     assert "cpu_flags" in data["hardware"] and data["checks"]["ort_int8_static"]["ran_int8"] is True
     assert "QLinearConv" in data["checks"]["ort_int8_static"]["int8_evidence"]
     for name, check in data["checks"].items():  # an explanation exactly where parity failed
         assert (check["explanation"] is not None) == (check["parity_ok"] is False), name
-    assert (folder / "pareto.png").is_file()
+    assert (folder / "pareto.png").is_file() and (folder / "latency.png").is_file()
     report = tiny_run.report
+    assert "![Pareto](pareto.png)" in report and "![Latency](latency.png)" in report
     assert "## Checks" in report and "Hardware:" in report and "ONNX export: dynamo" in report
     assert "ONNX round trip" in report  # the pruned model runs in ORT too
 
@@ -148,8 +155,8 @@ def test_artifacts_csv_json_pareto_and_report(tiny_run):
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"variants": ["ort_fp32"]}, "torch_fp32"),
-        ({"variants": ["torch_fp32", "tensorrt"]}, "tensorrt"),
+        ({"methods": ["ort_fp32"]}, "torch_fp32"),
+        ({"methods": ["torch_fp32", "tensorrt"]}, r"methods: unknown 'tensorrt'; valid: torch_fp32, "),
         ({"batch_sizes": [0]}, "batch_sizes"),
         ({"prune": {"target": 1.2}}, "prune.target"),
         ({"prune": {"importance": "random"}}, "importance"),
@@ -168,14 +175,14 @@ def test_recipe_presets_parse():
     _, full = config_from_recipe(RECIPE, "full", [])
     assert quick.train_limit and full.train_limit == 0 and full.bench.min_iters >= quick.bench.min_iters
     assert (quick.prune.steps, full.prune.steps, full.prune.target) == (1, 2, 0.5)
-    assert "ort_int8_static" in full.variants and "student_kd" in full.variants
+    assert "ort_int8_static" in full.methods and "student_kd" in full.methods
 
 
 def test_students_learn_from_the_transfer_set_and_the_report_states_the_kd_gain(tiny_run, tmp_path):
     seen = []
     result = run(
         Config(
-            **{**TINY, "variants": ["torch_fp32", "student_scratch", "student_kd"]},
+            **{**TINY, "methods": ["torch_fp32", "student_scratch", "student_kd"]},
             models_from=str(tiny_run.run_dir),
             reuse="teacher",
             student_train_limit=200,
@@ -238,3 +245,23 @@ def test_old_flat_keys_still_work_in_recipes_overrides_and_old_run_configs(tmp_p
     old.update(prune_target=0.5, prune_importance="magnitude", prune_steps=2, prune_finetune_epochs=1)
     old.update(warmup=10, min_iters=50, min_seconds=1.0, max_seconds=20.0)
     assert build_config(Config, old, "old run") == Config()
+
+
+def test_methods_picks_the_variants_in_their_order_empty_means_all_and_the_old_key_still_works(
+    tmp_path, capsys
+):
+    _, config = config_from_recipe(RECIPE, "quick", ['methods=["ort_int8_static", "torch_fp32"]'])
+    assert config.methods == ["torch_fp32", "ort_int8_static"]  # VARIANTS order: the reference first
+    assert Config(methods=[]).methods == list(VARIANTS) == Config().methods
+    assert capsys.readouterr().err == ""
+    _, config = config_from_recipe(RECIPE, "quick", ['variants=["torch_fp32", "ort_fp32"]'])
+    assert config.methods == ["torch_fp32", "ort_fp32"]
+    assert "note: variants in --set" in capsys.readouterr().err
+    recipe = tmp_path / "old_latency.toml"
+    recipe.write_text('experiment = "latency"\n[config]\nvariants = ["torch_fp32", "student_kd"]\n')
+    _, config = config_from_recipe(recipe, None, [])
+    assert config.methods == ["torch_fp32", "student_kd"]
+    assert "variants in recipe" in capsys.readouterr().err
+    old = tomllib.loads(config_to_toml(Config(methods=["torch_fp32", "ort_fp32"])))["config"]
+    old["variants"] = old.pop("methods")  # a run's config.toml before the rename
+    assert build_config(Config, old, "old run").methods == ["torch_fp32", "ort_fp32"]

@@ -1,4 +1,5 @@
-"""Reading a latency run back: results.json written by hand, a damaged one, the helpers on top."""
+"""Reading a latency run back: its results section, an old run's results.json (the legacy layout), a damaged
+one, the helpers on top."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 
 import pytest
 
+from playground.core.runs import RunDir
 from playground.errors import DataFormatError, DataNotFoundError
 from playground.latency import results as lat
 
@@ -64,11 +66,25 @@ RESULTS = {
 
 
 def write_run(folder, experiment: str = "latency", results: dict | None = RESULTS):
+    """A run folder as runs made before the one results file: ``results.json`` is the benchmark itself."""
     folder.mkdir(parents=True)
     (folder / "config.toml").write_text(f'experiment = "{experiment}"\n\n[config]\nname = "x"\n')
     if results is not None:
         (folder / "results.json").write_text(json.dumps(results))
     return folder
+
+
+def test_a_run_keeps_the_benchmark_as_a_results_section_and_an_old_run_still_opens(tmp_path):
+    new = write_run(tmp_path / "latency-new", results=None)
+    RunDir(new).write_result(lat.BENCHMARK, RESULTS)
+    RunDir(new).write_result("other", {"x": 1})  # another section beside it changes nothing
+    assert lat.load_results(new) == RESULTS
+    old = write_run(tmp_path / "latency-old")  # no "format": the whole file is the old layout
+    assert lat.load_results(old) == RESULTS
+    without = write_run(tmp_path / "latency-other", results=None)
+    RunDir(without).write_result("other", {"x": 1})
+    with pytest.raises(DataNotFoundError, match="no 'benchmark' results in results.json"):
+        lat.load_results(without)
 
 
 def test_finds_only_latency_runs_and_reads_them_back(tmp_path):
@@ -85,7 +101,7 @@ def test_finds_only_latency_runs_and_reads_them_back(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        (None, "no results.json"),
+        (None, "no 'benchmark' results in results.json"),
         ("{not json", "not valid JSON"),
         ('{"rows": []}', "no result rows"),
         ('{"rows": [{"variant": "torch_fp32"}]}', "without batch"),
@@ -104,6 +120,7 @@ def test_table_at_a_batch_pareto_front_checks_and_flags():
     assert list(frame["variant"]) == ["torch_fp32", "ort_fp32", "ort_int8_static", "student_kd"]
     assert list(frame["speedup_vs_torch_fp32"]) == [1.0, 1.33, 2.0, 5.0]
     assert lat.pareto_front(frame) == ["student_kd", "ort_int8_static", "ort_fp32"]
+    assert lat.pareto_front(frame, "ood_accuracy") == ["student_kd", "ort_int8_static", "ort_fp32"]
     assert lat.int8_verdicts(RESULTS) == [("ort_int8_static", True, "ORT ran 4 QLinearConv")]
     assert list(lat.checks_frame(RESULTS)["variant"]) == ["torch_fp32", "ort_int8_static"]
     assert lat.slow_flags(RESULTS, 16) == []

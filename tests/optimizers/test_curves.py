@@ -1,11 +1,22 @@
-"""Binning the training loss, averaging curves over seeds, reading them back."""
+"""Binning the training loss, averaging curves over seeds, reading them back (old runs too)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from playground.core.runs import RESULTS, RunDir
 from playground.errors import DataFormatError, DataNotFoundError
-from playground.optimizers.curves import Curves, binned, load_curves, mean_std, read_curves, write_curves
+from playground.optimizers.curves import (
+    Curves,
+    binned,
+    find_runs,
+    load_curves,
+    mean_std,
+    read_curves,
+    write_curves,
+)
 
 
 def curves(offset: float) -> Curves:
@@ -42,18 +53,39 @@ def test_mean_std_over_seeds():
         mean_std([curves(0.0), short])
 
 
+def seed_folder(parent, seed: int) -> RunDir:
+    folder = RunDir(parent / f"seed{seed}-20260101-000000")
+    folder.path.mkdir()
+    (folder.path / "config.toml").write_text('experiment = "optimizers"\n')  # a seed folder is a run
+    return folder
+
+
 def test_write_read_and_load_a_multi_seed_parent(tmp_path):
     for seed, offset in ((0, 0.0), (1, 0.2)):
-        folder = tmp_path / f"seed{seed}-20260101-000000"
-        folder.mkdir()
-        (folder / "config.toml").write_text('experiment = "optimizers"\n')  # a seed folder is a run
-        write_curves(folder / "curves.json", {"adam": curves(offset), "gd": curves(offset)})
-    assert read_curves(tmp_path / "seed0-20260101-000000")["adam"] == curves(0.0)
+        write_curves(seed_folder(tmp_path, seed), {"adam": curves(offset), "gd": curves(offset)})
+    first = tmp_path / "seed0-20260101-000000"
+    assert sorted(p.name for p in first.iterdir()) == ["config.toml", RESULTS]
+    assert read_curves(first)["adam"] == curves(0.0)
     loaded = load_curves(tmp_path)
     assert list(loaded) == ["adam", "gd"] and loaded["adam"].seeds == 2
     assert loaded["gd"].val_accuracy == pytest.approx([0.1, 0.6, 0.9])
-    with pytest.raises(DataNotFoundError, match="does not exist"):
+    with pytest.raises(DataNotFoundError, match="no 'curves' results"):
         load_curves(tmp_path / "missing")
-    (tmp_path / "bad.json").write_text('{"adam": {"epochs": [0]}}')
-    with pytest.raises(DataFormatError, match="not an optimizers curves file"):
-        read_curves(tmp_path / "bad.json")
+    bad = RunDir.create("bad", tmp_path)
+    bad.write_result("curves", {"adam": {"epochs": [0]}})
+    with pytest.raises(DataFormatError, match="holds no optimizers curves"):
+        read_curves(bad.path)
+
+
+def test_runs_made_before_results_json_still_open_from_their_curves_json(tmp_path):
+    """An old multi-seed run: each seed folder has ``curves.json`` and no ``results.json``."""
+    parent = RunDir.create("old", tmp_path)
+    (parent.path / "config.toml").write_text('experiment = "optimizers"\n')
+    for seed, offset in ((0, 0.0), (1, 0.2)):
+        folder = seed_folder(parent.path, seed)
+        folder.write_json("curves.json", {"adam": dataclasses.asdict(curves(offset))})
+        assert not (folder.path / RESULTS).exists()
+    assert read_curves(parent.path / "seed1-20260101-000000")["adam"] == curves(0.2)
+    loaded = load_curves(parent.path)
+    assert loaded["adam"].seeds == 2 and loaded["adam"].val_loss == pytest.approx([2.1, 1.1, 0.6])
+    assert [info.path for info in find_runs(tmp_path)] == [parent.path]

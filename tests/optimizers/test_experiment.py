@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,11 +12,12 @@ import torch
 from playground.core.config import build_config
 from playground.core.registry import get_experiment
 from playground.core.runner import config_from_recipe, run_recipe
-from playground.core.runs import load_run
+from playground.core.runs import RESULTS, load_run, read_result
 from playground.data import load_dataset
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.optimizers import OPTIMIZERS
-from playground.optimizers.curves import find_runs, load_curves
+from playground.optimizers import experiment as optimizers_experiment
+from playground.optimizers.curves import CURVES, find_runs, load_curves
 from playground.optimizers.experiment import Config, build, load_data, loader_for, run
 from tests.conftest import REPO
 
@@ -45,11 +47,12 @@ def test_tiny_run_writes_every_metric_plot_and_curve(tiny_run):
         "config.toml",
         "metrics.json",
         "report.md",
-        "curves.json",
+        RESULTS,
         "curves.png",
         "trajectory_himmelblau.png",
         "trajectory_saddle.png",
     } <= files
+    assert "curves.json" not in files and list(read_result(tiny_run.run_dir, CURVES)) == list(OPTIMIZERS)
     metrics = json.loads((tiny_run.run_dir / "metrics.json").read_text())["metrics"]
     for name in OPTIMIZERS:
         for key in (
@@ -120,14 +123,14 @@ def test_gradient_descent_is_fed_the_whole_set_in_equal_chunks_and_sgd_one_sampl
     assert {batch[1].shape[0] for batch in loader_for(config, "sgd", train)[0]} == {1}
     model = build(config, train)
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    batch_norm = build(dataclasses.replace(config, norm="batch", optimizers=["adam"]), train)
+    batch_norm = build(dataclasses.replace(config, norm="batch", methods=["adam"]), train)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in batch_norm.modules())
 
 
 def test_the_recipe_presets_build_and_name_every_optimizer():
     module, quick = config_from_recipe(RECIPE, "quick")
     assert module is get_experiment("optimizers")
-    assert quick.optimizers == list(OPTIMIZERS) and quick.epochs == 1 and quick.train_limit == 3000
+    assert quick.methods == list(OPTIMIZERS) and quick.epochs == 1 and quick.train_limit == 3000
     _, full = config_from_recipe(RECIPE, "full", ["lr_adam=3e-3"])
     assert (
         full.train_limit == 0
@@ -140,9 +143,8 @@ def test_the_recipe_presets_build_and_name_every_optimizer():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"optimizers": ["adam", "lbfgs"]}, "unknown name 'lbfgs' in optimizers"),
-        ({"optimizers": []}, "optimizers is empty"),
-        ({"optimizers": ["adam", "adam"]}, "lists a name twice"),
+        ({"methods": ["adam", "lbfgs"]}, "methods: unknown 'lbfgs'; valid: gd, sgd"),
+        ({"optimizers": ["lbfgs"]}, "methods: unknown 'lbfgs'"),  # the old key, checked as methods
         ({"lr_adam": -1e-3}, "lr_adam must be a positive number"),
         ({"lr_gd": 0}, "lr_gd must be a positive number"),
         ({"functions": ["ackley"]}, "unknown name 'ackley' in functions"),
@@ -168,10 +170,44 @@ def test_bad_override_names_the_key():
         config_from_recipe(RECIPE, "quick", ["lr_lbfgs=0.1"])
 
 
+def test_set_methods_trains_that_subset_in_the_known_order(monkeypatch):
+    """``--set methods=[...]`` picks the optimizers trained and traced (empty: all, duplicates once)."""
+    _, config = config_from_recipe(RECIPE, "quick", ['methods=["adam", "gd", "adam"]', "functions=[]"])
+    assert config.methods == ["gd", "adam"]
+    trained = []
+
+    class Stop(Exception):
+        pass
+
+    def stop(config, progress):
+        raise Stop
+
+    monkeypatch.setattr(optimizers_experiment, "build", lambda config, train: None)
+    monkeypatch.setattr(optimizers_experiment, "train_one", lambda config, name, *rest: trained.append(name))
+    monkeypatch.setattr(optimizers_experiment, "run_trajectories", stop)
+    with pytest.raises(Stop):
+        optimizers_experiment.steps(SimpleNamespace(config=config, device="cpu", progress=None), [None] * 3)
+    assert trained == ["gd", "adam"]
+    assert config_from_recipe(RECIPE, "quick", ["methods=[]"])[1].methods == list(OPTIMIZERS)
+    monkeypatch.undo()
+    paths = optimizers_experiment.run_trajectories(dataclasses.replace(config, functions=["saddle"]))
+    assert [path.optimizer for path in paths["saddle"]] == ["gd", "adam"]
+
+
+def test_the_old_optimizers_key_still_works_in_a_recipe_and_with_set(tmp_path, capsys):
+    old = tmp_path / RECIPE.name
+    old.write_text(RECIPE.read_text().replace("\nmethods = ", "\noptimizers = "))
+    assert "\noptimizers = [" in old.read_text()
+    for preset in ("quick", "full"):
+        assert config_from_recipe(old, preset)[1] == config_from_recipe(RECIPE, preset)[1]
+    assert "optimizers in recipe" in capsys.readouterr().err
+    _, config = config_from_recipe(RECIPE, "quick", ['optimizers=["adam"]'])
+    notice = capsys.readouterr().err
+    assert config.methods == ["adam"] and "is now methods" in notice
+
+
 def test_divergence_names_the_optimizer(tmp_path):
-    config = Config(
-        **{**TINY, "optimizers": ["minibatch_sgd"], "lr_minibatch_sgd": 1e4, "out": str(tmp_path)}
-    )
+    config = Config(**{**TINY, "methods": ["minibatch_sgd"], "lr_minibatch_sgd": 1e4, "out": str(tmp_path)})
     with pytest.raises(TrainingDivergedError, match=r"minibatch_sgd \(lr_minibatch_sgd = 10000\)"):
         run(config)
 
@@ -186,7 +222,7 @@ def test_seeds_in_worker_processes_aggregate_from_what_they_wrote(playground_hom
         "embedding_dim=8",
         "batch_size=32",
         "functions=[]",
-        'optimizers=["gd", "adam"]',
+        'methods=["gd", "adam"]',
     ]
     result = run_recipe(RECIPE, "quick", overrides, seeds=[0, 1], jobs=2)  # workers hand back no outcomes
     assert (result.run_dir / "curves.png").is_file() and "**Best mean test accuracy:" in result.report
@@ -204,7 +240,7 @@ def test_seeds_aggregate_to_mean_and_std_curves(playground_home):
         "batch_size=32",
         "trajectory_steps=20",
         'functions=["saddle"]',
-        'optimizers=["gd", "adam"]',
+        'optimizers=["gd", "adam"]',  # the old name of methods still works in --set
     ]
     result = run_recipe(RECIPE, "quick", overrides, seeds=[0, 1])
     values = result.metrics.values

@@ -12,13 +12,13 @@ import torch
 from playground.core.checkpoint import load_checkpoint, load_into, save_checkpoint
 from playground.core.config import build_config, config_to_toml, tomllib
 from playground.core.runner import config_from_recipe, run_recipe
-from playground.core.runs import load_run
+from playground.core.runs import load_run, read_result
 from playground.errors import ConfigError, DataNotFoundError
 from playground.swav import experiment
 from playground.swav.augment import AugmentConfig
 from playground.swav.experiment import CHECKPOINT, OLD_SWAV_KEYS, Config, Outcome, run
 from playground.swav.report import EXAMPLES_FILE, lowshot_name, pct, probe_name
-from playground.swav.results import has_model, load_model, normalised, read_config
+from playground.swav.results import PROBES, SINKHORN, has_model, load_model, normalised, read_config
 from playground.swav.swav import SwAVConfig, build_swav
 from tests.conftest import REPO
 
@@ -52,8 +52,7 @@ def test_tiny_run_writes_metrics_plots_and_a_loadable_checkpoint(tiny_run):
         "swav_loss.png",
         "sinkhorn.png",
         "prototypes.png",
-        "probes.json",
-        "sinkhorn.json",
+        "results.json",
         CHECKPOINT,
         EXAMPLES_FILE,
     } <= files
@@ -79,6 +78,10 @@ def test_tiny_run_writes_metrics_plots_and_a_loadable_checkpoint(tiny_run):
     assert has_model(tiny_run.run_dir) and "No model saved" not in tiny_run.report
     assert isinstance(tiny_run.results, Outcome)  # the typed results, in memory
     assert tiny_run.results.probes["swav"][1.0] == tiny_run.metrics.values[probe_name("swav", 1.0)]
+    assert not {"probes.json", "sinkhorn.json"} & files  # one results file, in sections
+    probes = read_result(tiny_run.run_dir, PROBES)
+    assert probes["linear_probe"]["swav"]["1.0"] == tiny_run.results.probes["swav"][1.0]
+    assert len(probes["swav_loss"]) == TINY["epochs"]
 
 
 def test_metric_records_carry_the_split_and_the_init_probe_and_label_fraction_tags(tiny_run):
@@ -98,10 +101,15 @@ def test_metric_records_carry_the_split_and_the_init_probe_and_label_fraction_ta
 
 
 def test_save_models_false_saves_no_model_and_the_reader_says_so(tmp_path):
-    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    tiny = TINY | {
+        "epochs": 1,
+        "supervised_epochs": 1,
+        "finetune_steps": 5,
+        "methods": ["swav", "random_init"],
+    }
     result = run(Config(**tiny, save_models=False, out=str(tmp_path)))
     files = {p.name for p in result.run_dir.iterdir()}
-    assert CHECKPOINT not in files and {"metrics.json", "report.md", "probes.json", EXAMPLES_FILE} <= files
+    assert CHECKPOINT not in files and {"metrics.json", "report.md", "results.json", EXAMPLES_FILE} <= files
     assert "No model saved (save_models = false)." in result.report
     assert not has_model(result.run_dir)
     with pytest.raises(DataNotFoundError, match=r"saved no model \(save_models = false\)"):
@@ -125,7 +133,7 @@ def test_diagnostics_purity_prototypes_and_sinkhorn(tiny_run):
     assert values["ssl/swav/prototype_purity"] > 2 * values["data/chance"]
     assert values["ssl/swav/used_prototypes"] >= 5
     assert values["ssl/swav/final_loss"] < torch.tensor(10.0).log().item()  # below the uniform plateau
-    trace = json.loads((tiny_run.run_dir / "sinkhorn.json").read_text())
+    trace = read_result(tiny_run.run_dir, SINKHORN)
     assert len(trace["errors"]) == 11 and trace["errors"][-1][0] < 1e-4
     assert trace["errors"][-1][1] < trace["errors"][0][1]  # iterations move towards equipartition
 
@@ -146,8 +154,12 @@ def test_recipe_presets_parse_and_the_quick_preset_is_small():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"inits": ["random_init"]}, "swav"),
-        ({"inits": ["swav", "imagenet"]}, "imagenet"),
+        ({"methods": ["random_init"]}, 'methods must include "swav"'),
+        (
+            {"methods": ["swav", "imagenet"]},
+            r"methods: unknown 'imagenet'; valid: swav, random_init, supervised",
+        ),
+        ({"inits": ["random_init"]}, 'methods must include "swav"'),  # the old key, checked alike
         ({"probe_fractions": [0.0, 1.0]}, "probe_fractions"),
         ({"lowshot_fractions": [1.5]}, "lowshot_fractions"),
         ({"epochs": 0}, "epochs"),
@@ -163,7 +175,13 @@ def test_bad_configs_are_clear_errors(values, message):
 
 
 def test_three_seeds_aggregate_into_one_report(tmp_path):
-    tiny = TINY | {"epochs": 1, "supervised_epochs": 1, "finetune_steps": 5, "inits": ["swav", "random_init"]}
+    """``--set methods=...`` runs the subset: no supervised encoder in any seed."""
+    tiny = TINY | {
+        "epochs": 1,
+        "supervised_epochs": 1,
+        "finetune_steps": 5,
+        "methods": ["swav", "random_init"],
+    }
     overrides = [f"{k}={json.dumps(v)}" for k, v in tiny.items() if k != "swav"]
     overrides += ["swav.prototypes=10", "swav.small_crops=2", "swav.augment.flip=false"]
     result = run_recipe(RECIPE, None, overrides + [f"out={json.dumps(str(tmp_path))}"], seeds=[0, 1])
@@ -174,6 +192,9 @@ def test_three_seeds_aggregate_into_one_report(tmp_path):
     (probe,) = result.metrics.select(split="test", **at)
     assert probe.std is not None  # the seeds' mean keeps its split and tags
     assert load_run(result.run_dir).experiment == "swav"  # the parent is listed as a SwAV run
+    inits = {r.tags["init"] for r in result.metrics.select(probe="linear_probe", measure="accuracy")}
+    assert inits == {"swav", "random_init"} and "| supervised" not in result.report
+    assert all(set(seed.results.probes) == inits for seed in result.seeds)
 
 
 def test_set_swav_keys_reach_the_swav_model_and_its_training(monkeypatch):
@@ -228,3 +249,22 @@ def test_an_old_run_with_flat_keys_still_opens(tiny_run, tmp_path):
     save_checkpoint(old / CHECKPOINT, state, meta | {"config": flatten_swav(meta["config"])})
     model, config, _ = load_model(old)
     assert config.swav == TINY["swav"] and model.prototypes.weight.shape[0] == 10
+
+
+def test_methods_picks_the_inits_in_their_order_and_the_old_inits_key_still_works(tmp_path, capsys):
+    assert Config().methods == ["swav", "random_init", "supervised"]
+    assert experiment.chosen_inits([]) == experiment.INITS  # empty: all
+    assert experiment.chosen_inits(["supervised", "swav"]) == ("swav", "supervised")
+    _, config = config_from_recipe(RECIPE, "quick", ['methods=["swav","random_init"]'])
+    assert config.methods == ["swav", "random_init"]
+    _, config = config_from_recipe(RECIPE, "quick", ['inits=["swav","supervised"]'])
+    assert config.methods == ["swav", "supervised"] and "inits in " in capsys.readouterr().err
+    recipe = tmp_path / "old_inits.toml"
+    recipe.write_text('experiment = "swav"\n[config]\ninits = ["swav", "random_init"]\n[presets.quick]\n')
+    _, config = config_from_recipe(recipe, "quick", [])
+    assert config.methods == ["swav", "random_init"] and "inits in recipe" in capsys.readouterr().err
+    old_run = tmp_path / "old-run"
+    old_run.mkdir()
+    (old_run / "config.toml").write_text('experiment = "swav"\n[config]\ninits = ["swav", "random_init"]\n')
+    assert read_config(old_run)["methods"] == ["swav", "random_init"]  # a run made before the rename
+    assert capsys.readouterr().err == ""  # read quietly

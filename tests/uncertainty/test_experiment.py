@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from playground.core.runner import config_from_recipe, run_recipe
+from playground.core.runs import read_result
 from playground.data import ood as ood_data
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
 from playground.uncertainty.benchmark import MethodSettings, build_methods, method_rows, trained_methods
 from playground.uncertainty.experiment import Config, run
 from playground.uncertainty.methods import NetSpec
-from playground.uncertainty.results import find_ood_runs, inspect_image, load_methods, load_ood_run
+from playground.uncertainty.results import (
+    EVALUATION,
+    LEGACY_RESULTS,
+    find_ood_runs,
+    inspect_image,
+    load_methods,
+    load_ood_run,
+)
 from tests.conftest import REPO, needs_fashion_mnist
 
 ROWS = ("single_msp", "single_energy", "temp_scaled", "mc_dropout", "ensemble", "bnn")
@@ -119,7 +130,7 @@ def test_digits_run_writes_every_metric_and_artifact(digits_run):
     assert {
         "metrics.json",
         "report.md",
-        "ood_results.json",
+        "results.json",
         "scores.safetensors",
         "models",
         "roc.png",
@@ -127,6 +138,7 @@ def test_digits_run_writes_every_metric_and_artifact(digits_run):
         "auroc.png",
         "score_histograms.png",
     } <= files
+    assert "ood_results.json" not in files  # the evaluation is a section of results.json now
     names = json.loads((digits_run.run_dir / "metrics.json").read_text())["metrics"]
     for row in ROWS:
         for set_name in ("near", "shapes", "gaussian", "uniform", "far"):
@@ -139,6 +151,13 @@ def test_digits_run_writes_every_metric_and_artifact(digits_run):
     assert names["ood/ensemble/far/auroc"] == pytest.approx(sum(far) / 3)
     assert names["cost/ensemble/parameters"] == 3 * names["cost/single_msp/parameters"]
     assert "## OOD detection" in digits_run.report and "`bnn` (mutual_information)" in digits_run.report
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", digits_run.report)
+    assert sorted(linked) == ["auroc.png", "reliability.png", "roc.png", "score_histograms.png"]
+    assert all((digits_run.run_dir / name).stat().st_size > 10_000 for name in linked)
+    evaluation = read_result(digits_run.run_dir, EVALUATION)
+    assert evaluation["ood"] == digits_run.results.outcome.ood and evaluation["classes"] == [
+        str(c) for c in range(8)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +182,7 @@ def test_a_bnn_only_run_gives_the_full_runs_bnn_numbers_and_nothing_else(digits_
         bnn_run.results.outcome.scores["bnn"]["near"], digits_run.results.outcome.scores["bnn"]["near"]
     )
     assert {p.name for p in (bnn_run.run_dir / "models").iterdir()} == {"bnn.safetensors"}
-    saved = json.loads((bnn_run.run_dir / "ood_results.json").read_text())
+    saved = read_result(bnn_run.run_dir, EVALUATION)
     assert (
         list(saved["rows"]) == ["bnn"]
         and list(saved["roc"]) == ["bnn"]
@@ -216,10 +235,24 @@ def test_a_run_is_read_back_and_scores_a_new_image(digits_run):
         inspect_image(methods, image[None])
 
 
-def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_path, capsys):
-    import json
-    import shutil
+def old_layout(run_dir: Path, target: Path) -> Path:
+    """A copy of ``run_dir`` as runs made before the renames looked: experiment "ood", flat config keys
+    and ``save_checkpoint``, a metrics.json without records, the evaluation in ``ood_results.json``."""
+    shutil.copytree(run_dir, target)
+    data = json.loads((target / "metrics.json").read_text())
+    (target / "metrics.json").write_text(json.dumps({"metrics": data["metrics"], "units": data["units"]}))
+    config = (target / "config.toml").read_text()
+    assert 'experiment = "uncertainty"' in config and "save_models = " in config
+    assert "[config.net]\nmodel = " in config and "[config.bench]\nmembers = " in config
+    config = config.replace('experiment = "uncertainty"', 'experiment = "ood"')
+    config = config.replace("[config.net]\n", "").replace("[config.bench]\n", "")  # before the sections
+    (target / "config.toml").write_text(config.replace("save_models = ", "save_checkpoint = "))
+    (target / LEGACY_RESULTS).write_text(json.dumps(read_result(target, EVALUATION)))
+    (target / "results.json").unlink()
+    return target
 
+
+def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_path, capsys):
     data = json.loads((digits_run.run_dir / "metrics.json").read_text())
     ensemble = [
         r for r in data["records"] if r["tags"].get("method") == "ensemble" and "ood_set" in r["tags"]
@@ -233,18 +266,13 @@ def test_metrics_carry_split_and_tags_and_old_runs_still_open(digits_run, tmp_pa
     }
     run = load_ood_run(digits_run.run_dir)
     assert run.ood_sets[0] == "near" and run.ood_sets[-1] == "far"
-    old = tmp_path / "old-layout"
-    shutil.copytree(digits_run.run_dir, old)
-    (old / "metrics.json").write_text(json.dumps({"metrics": data["metrics"], "units": data["units"]}))
-    config = (old / "config.toml").read_text()  # made before the rename: experiment "ood", old save flag
-    assert 'experiment = "uncertainty"' in config and "save_models = " in config
-    config = config.replace('experiment = "uncertainty"', 'experiment = "ood"')
-    assert "[config.net]\nmodel = " in config and "[config.bench]\nmembers = 3" in config
-    config = config.replace("[config.net]\n", "").replace("[config.bench]\n", "")  # before the sections
-    (old / "config.toml").write_text(config.replace("save_models = ", "save_checkpoint = "))
+    old = old_layout(digits_run.run_dir, tmp_path / "old-layout")
+    assert not (old / "results.json").exists() and (old / "ood_results.json").is_file()
     capsys.readouterr()
     legacy = load_ood_run(old)
     assert legacy.ood_sets == run.ood_sets and legacy.config == run.config
+    assert legacy.artifact_dir == old and legacy.results == run.results  # read from ood_results.json
+    assert legacy.sets == ["near", "shapes", "gaussian", "uniform"] and legacy.classes == run.classes
     assert legacy.config.net.epochs == 6 and legacy.config.bench.members == 3
     assert load_methods(legacy).ensemble.members == 3
     assert "note:" not in capsys.readouterr().err  # a reader of old runs moves the keys quietly

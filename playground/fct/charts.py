@@ -1,0 +1,148 @@
+"""FCT's charts, each built once from plain numbers: the report saves them as PNG, the page draws them live.
+
+- :func:`compatibility_chart`: CMC top-1, top-5 and mAP of every query/gallery case;
+- :func:`tradeoff_chart`: new-fct retrieval against the side-info bytes stored per image;
+- :func:`projection_chart`: the gallery on the new model's principal plane, one panel per gallery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from playground.core.charts import Chart, Panel, Trace
+
+MEASURES = (("top1", "top-1"), ("top5", "top-5"), ("mAP", "mAP"))
+VIEWS = {  # gallery -> panel title, in the order drawn; the old panel has its own axes
+    "new": "new model",
+    "fct": "FCT: h(old, side-info)",
+    "fct_noside": "FCT without side-info",
+    "old": "old, untransformed",
+}
+
+
+def compatibility_chart(rows: Sequence[Mapping[str, Any]]) -> Chart:
+    """CMC top-1, top-5 and mAP (%) of each case, grouped by case; error bars: ± std over seeds.
+
+    ``rows``: one per case, ``{"case", "top1", "top5", "mAP"}`` fractions, with ``"<key>_std"`` for
+    a multi-seed run (:func:`playground.fct.results.compatibility_rows`)."""
+    cases = [row["case"] for row in rows]
+    bars = []
+    for key, label in MEASURES:
+        spread = [100 * row.get(f"{key}_std", 0.0) for row in rows]
+        heights = [100 * row[key] for row in rows]
+        bars.append(Trace("bar", label, cases, heights, error=spread if any(spread) else None))
+    panel = Panel(
+        bars,
+        title="Retrieval by case (CMC top-1, top-5, mAP)",
+        x_label="query model - gallery model",
+        y_label="%",
+        y_range=(0, 105),
+    )
+    return Chart("compatibility", [panel], columns=1, height=380)
+
+
+def tradeoff_chart(
+    rows: Sequence[Mapping[str, Any]], chosen: int | None = None, reference: float | None = None
+) -> Chart:
+    """new-fct mAP and top-1 (%) against the side-info bytes per image, one point per size (0: none).
+
+    ``rows``: ``{"dim", "bytes", "top1", "mAP"}`` per size, ``"<key>_std"`` for a multi-seed run (a
+    band of ± std); ``chosen`` marks one size with a dotted line, ``reference`` (new-new mAP, a
+    fraction) is a dashed one.
+    """
+    rows = sorted(rows, key=lambda row: row["bytes"])
+    x = [row["bytes"] for row in rows]
+    traces = [
+        _measure_line(rows, "mAP", "new-fct mAP", color=0, markers=True),
+        _measure_line(rows, "top1", "new-fct top-1", color=1, dash=True, markers=True),
+        Trace(  # each mAP point labelled with its size
+            "scatter",
+            "",
+            x,
+            [100 * row["mAP"] for row in rows],
+            text=[size(row["dim"]) for row in rows],
+            color=0,
+            legend=False,
+        ),
+    ]
+    marks = [(row["bytes"], f"chosen: {size(chosen)}") for row in rows if row["dim"] == chosen]
+    lines = [] if reference is None else [(100 * reference, "new-new mAP (full backfill)")]
+    panel = Panel(
+        traces,
+        title="Side-info bytes per image against retrieval",
+        x_label="side-info bytes per image",
+        y_label="new-fct (%)",
+        hlines=lines,
+        vlines=marks[:1],
+    )
+    return Chart("side_info_tradeoff", [panel], columns=1)
+
+
+def size(dim: int) -> str:
+    """A side-info size as the page's slider and the chart name it: ``none`` or ``32-d``."""
+    return "none" if dim == 0 else f"{dim}-d"
+
+
+def _measure_line(rows: Sequence[Mapping[str, Any]], key: str, name: str, **style) -> Trace:
+    values = [100 * row[key] for row in rows]
+    spread = [100 * row.get(f"{key}_std", 0.0) for row in rows]
+    band = {}
+    if any(spread):
+        band = dict(
+            lower=[v - s for v, s in zip(values, spread)], upper=[v + s for v, s in zip(values, spread)]
+        )
+    return Trace("line", name, [row["bytes"] for row in rows], values, **band, **style)
+
+
+def projection_chart(
+    coords: Mapping[str, Sequence[Sequence[float]]], labels: Sequence[int], classes: Sequence[str]
+) -> Chart:
+    """The gallery on the new model's two principal directions: one panel per gallery of :data:`VIEWS`
+    found in ``coords`` (gallery -> ``[x, y]`` per point), points coloured by class.
+
+    Transformed galleries should land where the new model puts the same images, so the new and FCT
+    panels share their axes; raw old embeddings land anywhere and get their own."""
+    labels = np.asarray(labels, dtype=int)
+    views = [view for view in VIEWS if view in coords]
+    points = {view: np.asarray(coords[view], dtype=float).reshape(-1, 2) for view in views}
+    shared = _limits([points[view] for view in views if view != "old"])
+    panels = []
+    for number, view in enumerate(views):
+        traces = [
+            Trace(
+                "scatter",
+                classes[label] if label < len(classes) else str(label),
+                points[view][labels == label, 0].tolist(),
+                points[view][labels == label, 1].tolist(),
+                color=int(label),
+                opacity=0.7,
+                size=4,  # up to 2000 points a panel
+                legend=number == 0,  # one legend entry per class
+            )
+            for label in np.unique(labels).tolist()
+        ]
+        x_range, y_range = (None, None) if view == "old" or shared is None else shared
+        panels.append(Panel(traces, title=VIEWS[view], x_range=x_range, y_range=y_range))
+    return Chart(
+        "projection",
+        panels,
+        title="Gallery embeddings on the new model's principal plane (the old panel has its own axes)",
+        columns=len(panels),
+        height=400,
+    )
+
+
+def _limits(point_sets: list[np.ndarray]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """x and y ranges holding every point of ``point_sets``, with a 5% margin (None without points)."""
+    points = np.concatenate([p for p in point_sets if len(p)] or [np.empty((0, 2))])
+    if not len(points):
+        return None
+    low, high = points.min(0), points.max(0)
+    margin = 0.05 * np.maximum(high - low, 1e-6)
+    return (float(low[0] - margin[0]), float(high[0] + margin[0])), (
+        float(low[1] - margin[1]),
+        float(high[1] + margin[1]),
+    )
