@@ -143,22 +143,9 @@ def trajectory_figure(fn, paths, step: int) -> go.Figure:
 
 
 def step_table(fn, paths, step: int) -> pd.DataFrame:
-    rows = []
-    for path in paths:
-        at = min(step, path.last)
-        point = tuple(path.points[at].tolist())
-        rows.append(
-            {
-                "optimizer": LABELS[path.optimizer],
-                "lr": path.lr,
-                "x": point[0],
-                "y": point[1],
-                "f - f(min)": float(path.losses[at]) - fn.minimum_value,
-                "distance to nearest minimum": fn.nearest_minimum(point)[1],
-                "diverged at step": path.diverged_at,
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(
+        [{"optimizer": LABELS[p.optimizer], "lr": p.lr, **p.state_at(step, fn)} for p in paths]
+    )
 
 
 def trajectories_section(seed: int) -> None:

@@ -235,6 +235,19 @@ class Trajectory:
     def final_loss(self) -> float:
         return float(self.losses[self.last])
 
+    def state_at(self, step: int, function: TestFunction) -> dict[str, float | None]:
+        """Where the path is at ``step`` (its last finite step if it diverged before): the point, the
+        gap to the function's minimum value and the distance to the nearest minimum."""
+        at = min(step, self.last)
+        x, y = self.points[at].tolist()
+        return {
+            "x": x,
+            "y": y,
+            "f - f(min)": float(self.losses[at]) - function.minimum_value,
+            "distance to nearest minimum": function.nearest_minimum((x, y))[1],
+            "diverged at step": self.diverged_at,
+        }
+
 
 def gradient_noise(optimizer: str, noise: float, batch_size: int) -> float:
     """The gradient-noise standard deviation optimizer ``optimizer`` sees on a 2-D function.

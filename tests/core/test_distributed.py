@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from playground.classify.experiment import HISTORY
 from playground.core import distributed
+from playground.core.runs import read_result
 from playground.data import TensorLoader
 from tests.conftest import REPO
 
@@ -66,5 +68,5 @@ def test_recipe_runs_data_parallel_under_torchrun(tmp_path):
     assert len(runs) == 1 and done.stdout.strip() == str(runs[0])  # only rank 0 wrote and printed
     metrics = json.loads((runs[0] / "metrics.json").read_text())["metrics"]
     assert metrics["test/accuracy"] >= 0.9
-    history = json.loads((runs[0] / "history.json").read_text())
+    history = read_result(runs[0], HISTORY)
     assert len(history["step_loss"]) == 4 * (1347 * 9 // 10 // 2 // 32)  # each rank: half the images

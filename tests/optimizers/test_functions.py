@@ -186,3 +186,18 @@ def test_grid_covers_the_plot_window():
 def test_bad_input_is_a_config_error(call, message):
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def test_state_at_a_step_stops_at_the_last_finite_point_of_a_diverged_path():
+    fn = get_function("quadratic")
+    path = trajectory(fn, "gd", 0.1, steps=20)
+    state = path.state_at(5, fn)
+    assert (state["x"], state["y"]) == tuple(path.points[5].tolist())
+    assert state["f - f(min)"] == pytest.approx(float(path.losses[5]) - fn.minimum_value)
+    assert state["distance to nearest minimum"] == pytest.approx(
+        fn.nearest_minimum((state["x"], state["y"]))[1]
+    )
+    wild = trajectory(fn, "gd", 50.0, steps=40)  # far above 2 / L: it diverges
+    assert wild.diverged_at is not None
+    assert wild.state_at(40, fn)["x"] == wild.points[wild.last, 0].item()
+    assert wild.state_at(40, fn)["diverged at step"] == wild.diverged_at
