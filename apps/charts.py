@@ -24,7 +24,9 @@ def plotly_figure(chart: Chart) -> go.Figure:
         cols=chart.columns,
         subplot_titles=[p.title for p in chart.panels],
         horizontal_spacing=0.12,
-        vertical_spacing=0.22 / chart.rows,
+        vertical_spacing=min(
+            0.3, 110 / (chart.height * chart.rows)
+        ),  # room for tick labels, axis and panel titles
     )
     shown: set[str] = set()
     for number, panel in enumerate(chart.panels):
@@ -85,6 +87,7 @@ def _scatter(trace: Trace, color: str) -> list:
             mode="markers+text" if trace.text is not None else "markers",
             text=None if trace.text is None else [str(t) for t in trace.text],
             textposition="top right",
+            cliponaxis=False,  # labels of points at the edge stay readable
             marker=dict(color=color, size=7 if trace.size is None else trace.size),
             opacity=trace.opacity,
             legendgroup=trace.name or None,

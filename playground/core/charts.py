@@ -177,6 +177,8 @@ def save_png(chart: Chart, path: str | Path, dpi: int = 110) -> Path:
 
 
 def _draw_panel(figure, ax, panel: Panel) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     bars = [t for t in panel.traces if t.kind == "bar"]
     for index, trace in enumerate(panel.traces):
         DRAW[trace.kind](figure, ax, trace, colour(trace, index), bars)
@@ -187,10 +189,11 @@ def _draw_panel(figure, ax, panel: Panel) -> None:
     ax.set_title(panel.title, fontsize=10)
     ax.set_xlabel(panel.x_label)
     ax.set_ylabel(panel.y_label)
-    if panel.log_x:
-        ax.set_xscale("log")
-    if panel.log_y:
-        ax.set_yscale("log")
+    for log, axis, scale in ((panel.log_x, ax.xaxis, ax.set_xscale), (panel.log_y, ax.yaxis, ax.set_yscale)):
+        if log:
+            scale("log")
+            axis.set_major_formatter(FuncFormatter(_log_label))
+            axis.set_minor_formatter(FuncFormatter(lambda value, _: _log_label(value, _, minor=True)))
     if panel.x_range:
         ax.set_xlim(*panel.x_range)
     if panel.y_range:
@@ -198,8 +201,6 @@ def _draw_panel(figure, ax, panel: Panel) -> None:
     if panel.equal_aspect:
         ax.set_aspect("equal", adjustable="datalim")
     if panel.integer_x:
-        from matplotlib.ticker import MaxNLocator
-
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if any(t.name and t.legend for t in panel.traces if t.kind not in ("heatmap", "image", "contour")):
         ax.legend(fontsize=8)
@@ -288,6 +289,14 @@ def _colormap(name: str) -> str:
     import matplotlib
 
     return name if name in matplotlib.colormaps else name.lower()
+
+
+def _log_label(value: float, position=None, minor: bool = False) -> str:
+    """Plain numbers on a log axis (0.1, 0.2, 0.5, 1, ...): powers of ten, and 2 and 5 between them."""
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
+    return f"{value:g}" if not minor or mantissa in (2, 5) else ""
 
 
 def _numeric(values: Sequence) -> bool:

@@ -78,3 +78,10 @@ def test_a_scatter_keeps_its_marker_size_or_the_default():
     )
     default, small = plotly_figure(chart).data
     assert (default.marker.size, small.marker.size) == (7, 2)
+
+
+def test_stacked_panels_leave_room_for_axis_titles_and_edge_labels_are_not_clipped():
+    points = Trace("scatter", "models", [1.0, 2.0], [0.5, 0.7], text=["a", "b"])
+    figure = plotly_figure(Chart("stack", [Panel([points], x_label="ms")] * 2, columns=1))
+    gap_pixels = (figure.layout.yaxis.domain[0] - figure.layout.yaxis2.domain[1]) * figure.layout.height
+    assert gap_pixels >= 100 and figure.data[0].cliponaxis is False

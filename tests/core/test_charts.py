@@ -138,3 +138,10 @@ def test_a_scatter_marker_size_is_optional_and_draws_small_points(tmp_path):
         )
     ink = [(np.asarray(Image.open(tmp_path / f"{s}.png").convert("L")) < 128).mean() for s in (None, 1.0)]
     assert ink[1] < ink[0] / 3  # one-pixel points cover far less than the default markers
+
+
+def test_log_axes_are_labelled_with_plain_numbers_at_one_two_and_five():
+    from playground.core.charts import _log_label
+
+    assert [_log_label(v) for v in (0.1, 1.0, 100.0)] == ["0.1", "1", "100"]
+    assert [_log_label(v, minor=True) for v in (0.2, 0.3, 5.0, 7.0)] == ["0.2", "", "5", ""]
