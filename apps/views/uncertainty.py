@@ -31,7 +31,7 @@ from playground.core.config import load_recipe
 from playground.core.device import choose_device
 from playground.data.ood import FAR_SETS, load_ood_data
 from playground.errors import PlaygroundError
-from playground.uncertainty import experiment, report
+from playground.uncertainty import experiment, inspection, report
 from playground.uncertainty import results as ood
 from playground.uncertainty.benchmark import MethodSettings, evaluation_sets
 from playground.uncertainty.charts import (
@@ -181,10 +181,12 @@ def benchmark_image(run: ood.OODRun, sets: dict) -> tuple[torch.Tensor, str, tup
 # --------------------------------------------------------------------- one image through every method
 
 
-def summary_frame(inspected: dict[str, ood.ImagePrediction], classes: list[str]) -> pd.DataFrame:
+def summary_frame(inspected: dict[str, inspection.ImagePrediction], classes: list[str]) -> pd.DataFrame:
     """Methods as columns; the prediction, its spread and every score as rows (text, "–" where none)."""
-    frame = pd.DataFrame(ood.image_summary(inspected, classes), index=list(ood.SUMMARY_ROWS)).fillna("–")
-    return frame.loc[[row for row in ood.SUMMARY_ROWS if (frame.loc[row] != "–").any()]]
+    frame = pd.DataFrame(
+        inspection.image_summary(inspected, classes), index=list(inspection.SUMMARY_ROWS)
+    ).fillna("–")
+    return frame.loc[[row for row in inspection.SUMMARY_ROWS if (frame.loc[row] != "–").any()]]
 
 
 def set_order(run: ood.OODRun, present) -> list[str]:
@@ -192,7 +194,7 @@ def set_order(run: ood.OODRun, present) -> list[str]:
     return [name for name in ["test", *run.sets, "corrupted"] if name in present]
 
 
-def choose_score(run: ood.OODRun, inspected: dict[str, ood.ImagePrediction]) -> tuple[str, str]:
+def choose_score(run: ood.OODRun, inspected: dict[str, inspection.ImagePrediction]) -> tuple[str, str]:
     methods = [m for m in METHOD_LABELS if m in inspected]
     if st.session_state.get("ood_method") not in methods:
         st.session_state.ood_method = "ensemble" if "ensemble" in methods else methods[0]
@@ -218,7 +220,7 @@ def choose_score(run: ood.OODRun, inspected: dict[str, ood.ImagePrediction]) -> 
 
 
 def threshold_slider(run: ood.OODRun, reference: dict, method: str, score: str) -> float:
-    scale = ood.operating_point(reference)
+    scale = inspection.operating_point(reference)
     low, high, default = scale.low, scale.high, scale.fpr95_threshold
     return st.slider(
         "Threshold: scores above it are flagged as OOD",
@@ -265,7 +267,7 @@ def verdict_metrics(
 
 
 def flagged_table(run: ood.OODRun, rates: dict[str, float], stored: bool, where) -> None:
-    """The share of each set flagged as OOD (:func:`playground.uncertainty.results.flagged_rates`)."""
+    """The share of each set flagged as OOD (:func:`playground.uncertainty.inspection.flagged_rates`)."""
     frame = pd.DataFrame([{"set": set_label(n), "flagged as OOD": rates[n]} for n in set_order(run, rates)])
     bar = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
     where.dataframe(frame, hide_index=True, width="stretch", column_config={"flagged as OOD": bar})
@@ -278,7 +280,7 @@ def verdict(
     value = inspected[method].scores[score]
     reference = run.reference_scores(method, score, lambda: cached_predictions(*key, method))
     threshold = threshold_slider(run, reference, method, score)
-    rates = ood.flagged_rates(reference, threshold)
+    rates = inspection.flagged_rates(reference, threshold)
     verdict_metrics(run, value, threshold, rates, (method, score), picked)
     left, right = st.columns([2, 1])
     show_chart(verdict_chart(reference, set_order(run, reference), value, threshold, score), left)
@@ -308,7 +310,7 @@ def explorer(run: ood.OODRun, key: tuple) -> None:
         return
     if image is None:
         return
-    inspected = ood.inspect_image(methods, image)
+    inspected = inspection.inspect_image(methods, image)
     method, score = choose_score(run, inspected)
     shown = "single" if method == "feature" else method  # feature scores read the single model's embedding
     left, right = st.columns([1, 4], vertical_alignment="center")

@@ -3,7 +3,7 @@ them as PNG (``auroc``, ``roc``, ``reliability``, ``score_histograms``) and the 
 the same functions live, its knobs (which OOD set, which method, which image) passed as parameters.
 
 Everything here reads typed results (an :class:`~playground.uncertainty.results.Evaluation`, per-image
-scores, an :class:`~playground.uncertainty.results.ImagePrediction`) and holds plain numbers.
+scores, an :class:`~playground.uncertainty.inspection.ImagePrediction`) and holds plain numbers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 from playground.core.charts import GREY, Chart, Panel, Trace
 
 if TYPE_CHECKING:
-    from playground.uncertainty.results import Evaluation, ImagePrediction
+    from playground.uncertainty.inspection import ImagePrediction
+    from playground.uncertainty.results import Evaluation
 
 METHOD_LABELS = {
     "single": "single model",

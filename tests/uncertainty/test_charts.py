@@ -19,7 +19,8 @@ from playground.uncertainty.charts import (
     step_outline,
     verdict_chart,
 )
-from playground.uncertainty.results import Evaluation, ImagePrediction
+from playground.uncertainty.inspection import ImagePrediction
+from playground.uncertainty.results import Evaluation
 
 BINS = {"edges": [0.0, 0.5, 1.0], "confidence": [0.3, 0.8], "accuracy": [0.25, 0.9], "count": [4, 6]}
 EMPTY_LOW = {**BINS, "count": [0, 6]}

@@ -16,12 +16,12 @@ from playground.data import ood as ood_data
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
 from playground.uncertainty.benchmark import MethodSettings, build_methods, method_rows, trained_methods
 from playground.uncertainty.experiment import Config, run
+from playground.uncertainty.inspection import inspect_image
 from playground.uncertainty.methods import NetSpec
 from playground.uncertainty.results import (
     EVALUATION,
     LEGACY_RESULTS,
     find_ood_runs,
-    inspect_image,
     load_methods,
     load_ood_run,
 )

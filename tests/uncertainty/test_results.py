@@ -12,18 +12,14 @@ from playground.core.runs import RunDir, read_result
 from playground.errors import DataFormatError, DataNotFoundError
 from playground.uncertainty.benchmark import MethodSettings
 from playground.uncertainty.experiment import Config
-from playground.uncertainty.results import (
-    EVALUATION,
-    LEGACY_RESULTS,
+from playground.uncertainty.inspection import (
     SUMMARY_ROWS,
-    Evaluation,
     ImagePrediction,
-    OODRun,
     flagged_rates,
     image_summary,
     operating_point,
-    read_evaluation,
 )
+from playground.uncertainty.results import EVALUATION, LEGACY_RESULTS, Evaluation, OODRun, read_evaluation
 from playground.uncertainty.scores import Prediction
 
 
