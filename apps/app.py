@@ -9,9 +9,11 @@ as ``/runs`` on a freshly started server would run the page on its own, without 
 """
 
 import streamlit as st
+from background import draw_job_list
 from common import draw_sidebar, navigation_pages
 
 st.set_page_config(page_title="playground", page_icon=":material/science:", layout="wide")
 page = st.navigation(navigation_pages(), expanded=True)  # every page listed: annotators must find Annotate
-draw_sidebar()
+settings = draw_sidebar()
 page.run()
+draw_job_list(settings)  # after the page: a job it has just started is listed

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -277,28 +278,46 @@ def recipe_values(recipe, fields: tuple[str, ...]):
     return values_of
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 def preset_config(recipe, preset: str, overrides: list[str], settings):
-    """``(config, command)``: ``recipe``'s ``preset`` with the widgets' ``overrides`` and the sidebar's
-    seed, device, data root and runs root, and the ``playground run`` line that gives the same run."""
+    """``(config, args)``: ``recipe``'s ``preset`` with the widgets' ``overrides`` and the sidebar's seed,
+    device, data root and runs root, and the ``playground run`` arguments of the same run (what a
+    background job runs; :func:`shown_command` prints them)."""
     import dataclasses
-    import shlex
-    from pathlib import Path
 
     from playground.core.runner import config_from_recipe
 
-    _, config = config_from_recipe(recipe, preset, overrides)
-    repo_root = Path(__file__).resolve().parents[1]
-    shown = Path(recipe).resolve()
-    shown = shown.relative_to(repo_root) if shown.is_relative_to(repo_root) else shown
-    command = " ".join(
-        [f"playground run {shown} --preset {preset}", *(f"--set {shlex.quote(o)}" for o in overrides)]
+    _, base = config_from_recipe(recipe, preset, overrides)
+    data_root = settings.data_root.strip() if hasattr(base, "data_root") else ""  # generated data has none
+    config = dataclasses.replace(
+        base,
+        seed=settings.seed,
+        device=settings.device,
+        out=settings.runs_root,
+        **({"data_root": data_root} if data_root else {}),
     )
-    data = (
-        {"data_root": settings.data_root.strip()} if hasattr(config, "data_root") else {}
-    )  # generated data has none
-    return dataclasses.replace(
-        config, seed=settings.seed, device=settings.device, out=settings.runs_root, **data
-    ), command
+    args = [str(Path(recipe).resolve()), "--preset", preset]
+    for override in overrides + ([f"data_root={json.dumps(data_root)}"] if data_root else []):
+        args += ["--set", override]
+    if settings.seed != base.seed:
+        args += ["--seed", str(settings.seed)]
+    if settings.device != "auto":
+        args += ["--device", settings.device]
+    if Path(settings.runs_root).expanduser().resolve() != playground_home().resolve():
+        args += ["--out", settings.runs_root]
+    return config, args
+
+
+def shown_command(args: list[str]) -> str:
+    """The ``playground run`` line for a job's arguments (the recipe relative to the checkout)."""
+    import shlex
+
+    recipe = Path(args[0])
+    if recipe.is_relative_to(REPO_ROOT):
+        args = [str(recipe.relative_to(REPO_ROOT)), *args[1:]]
+    return shlex.join(["playground", "run", *args])
 
 
 def literal_choices(config_cls, field: str) -> list:
@@ -310,25 +329,58 @@ def literal_choices(config_cls, field: str) -> list:
     return list(typing.get_args(config_fields(config_cls)[field]))
 
 
-def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experiment, settings) -> str:
-    """The page's run picker: a "new experiment" expander, then a selectbox of ``runs_of(root)``
-    (newest first, the newest chosen on a first visit); stops the page when there is none."""
+def complete_runs(runs_of, root) -> tuple[dict[str, Path], int]:
+    """``({name: folder}, unfinished)``: the complete runs of ``runs_of(root)`` (newest first), then the
+    shipped reference runs, and how many runs under ``root`` are running, failed or interrupted."""
+    from playground.core.runs import reference_root
+
+    runs = runs_of(root)
+    complete = {info.name: info.path for info in runs if info.status.state == "complete"}
+    references = {info.name: info.path for info in runs_of(reference_root()) if info.name not in complete}
+    return {**complete, **references}, len(runs) - len(complete)
+
+
+def run_select(shown: dict[str, Path], key: str, label: str) -> Path:
+    """A selectbox over :func:`complete_runs`' runs (the newest chosen on a first visit); reference runs
+    are labelled as such. Returns the chosen run's folder."""
+    from playground.core.runs import is_reference
+
+    if st.session_state.get(key) not in shown:
+        st.session_state[key] = next(iter(shown))
+    chosen = st.selectbox(
+        label,
+        list(shown),
+        key=key,
+        format_func=lambda name: f"{name} (reference run)" if is_reference(shown[name]) else name,
+        help="Your complete runs (newest first), then the reference runs the README quotes",
+    )
+    if is_reference(shown[chosen]):
+        st.caption(
+            ":material/bookmark: A **reference run** shipped with the playground (the figures the README "
+            "quotes). Your own runs are listed first."
+        )
+    return shown[chosen]
+
+
+def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experiment, settings) -> Path:
+    """The page's run picker: a "new experiment" expander, then :func:`run_select` over the complete runs
+    and the reference runs. Returns the chosen run's folder; stops the page when there is none."""
     from playground.errors import PlaygroundError
 
     try:
-        runs = runs_of(root)
+        mine = runs_of(root)
     except (PlaygroundError, OSError) as err:
         show_error(err)
         st.stop()
-    with st.expander("Run a new experiment", expanded=not runs, icon=":material/play_circle:"):
+    with st.expander("Run a new experiment", expanded=not mine, icon=":material/play_circle:"):
         new_experiment(settings)
-    names = [info.name for info in runs_of(root)]  # a run made just now is listed too
-    if not names:
+    shown, unfinished = complete_runs(runs_of, root)  # a run made just now is listed too
+    if unfinished:
+        st.caption(f"{unfinished} run(s) here are running, failed or interrupted; the Runs page lists them.")
+    if not shown:
         st.info(empty_text)
         st.stop()
-    if st.session_state.get(key) not in names:
-        st.session_state[key] = names[0]
-    return st.selectbox(label, names, key=key, help="Runs under the runs root, newest first")
+    return run_select(shown, key, label)
 
 
 def preset_run_button(
@@ -336,40 +388,27 @@ def preset_run_button(
     form: PresetForm,
     values: dict,
     settings,
-    run,
     run_key: str,
     button_key: str,
-    hint: str = "plus the sidebar's seed, device and runs root",
+    title: str,
+    hint: str = "it runs in the background, even if you leave the page",
 ) -> None:
-    """The ``playground run`` line for the form's preset and changed fields, and a button that runs it;
-    the new run's name goes to ``st.session_state[run_key]`` so the run picker opens it."""
+    """The ``playground run`` line for the form's preset and changed fields, and a button that starts it
+    as a background job; when it finishes, ``st.session_state[run_key]`` names the new run so the run
+    picker opens it."""
+    from background import follow_job, start_job
+
     from playground.errors import PlaygroundError
 
     preset = st.session_state[form.preset_key]
+    overrides = form.overrides(values)
     try:
-        config, command = preset_config(recipe, preset, form.overrides(values), settings)
+        _, args = preset_config(recipe, preset, overrides, settings)
     except PlaygroundError as err:
         show_error(err)
         return
     st.caption(f"Same run from the command line ({hint}):")
-    st.code(command, language="bash", wrap_lines=True)
+    st.code(shown_command(args), language="bash", wrap_lines=True)
     if st.button(f"Run the {preset} preset", type="primary", icon=":material/play_arrow:", key=button_key):
-        result = run_experiment(run, config)
-        if result is not None:
-            st.session_state[run_key] = result.run_dir.name
-
-
-def run_experiment(run, config):
-    """``run(config, progress=...)`` under a progress bar; the result, or None after showing the error."""
-    from playground.errors import PlaygroundError
-
-    progress = streamlit_progress()
-    try:
-        result = run(config, progress=progress)
-    except PlaygroundError as err:
-        progress.bar.empty()
-        show_error(err)
-        return None
-    progress.bar.progress(1.0, text=f"done: {result.run_dir.name}")
-    st.session_state.runs_focus = result.run_dir.name
-    return result
+        start_job(args, f"{title}: {preset}", settings, run_key)
+    follow_job(Path(recipe), run_key, settings)

@@ -85,7 +85,58 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=cmd_data)
 
     add_backfill_parser(commands)
+    add_jobs_parser(commands)
     return parser
+
+
+def add_jobs_parser(commands) -> None:
+    jobs = commands.add_parser(
+        "jobs",
+        help="background runs (what the app's Run buttons start): list, start, cancel",
+        description="With no action: list the newest jobs.",
+    )
+    actions = jobs.add_subparsers(dest="action", metavar="ACTION")
+    start = actions.add_parser(
+        "start", help="run a recipe in the background: jobs start RECIPE [run options]"
+    )
+    start.add_argument("run_args", nargs=argparse.REMAINDER, help="what `playground run` takes")
+    cancel = actions.add_parser("cancel", help="stop a queued or running job and every process it started")
+    cancel.add_argument("id", type=int)
+    work = actions.add_parser("work", help=argparse.SUPPRESS)  # the worker a job starts
+    work.add_argument("id", type=int)
+    jobs.set_defaults(handler=cmd_jobs)
+
+
+def cmd_jobs(args) -> int:
+    from playground.jobs import Jobs
+
+    jobs = Jobs()
+    if args.action == "work":
+        return jobs.work(args.id)
+    if args.action == "cancel":
+        print(jobs.cancel(args.id))
+        return 0
+    if args.action == "start":
+        parsed = build_parser().parse_args(
+            ["run", *args.run_args]
+        )  # bad options fail here, not in the worker
+        job = jobs.submit(args.run_args, Path(parsed.recipe).stem)
+        print(
+            f"job {job.id} queued: {job.command}\nfollow it with `playground jobs`; its log: {_log(job.id)}"
+        )
+        return 0
+    listed = jobs.list()
+    if not listed:
+        print("no jobs yet; start one from a page or with `playground jobs start RECIPE`")
+    for job in listed:
+        print(f"{job.id:>4}  {job.status:<11} {job.title:<28} {job.describe()}")
+    return 0
+
+
+def _log(job_id: int) -> Path:
+    from playground.jobs import log_path
+
+    return log_path(job_id)
 
 
 def techniques_epilog() -> str:
@@ -188,19 +239,31 @@ def cmd_latency(args) -> int:
 
 def _run(args, show_progress: bool):
     from playground.core.progress import TqdmProgress
+
+    progress = TqdmProgress() if show_progress else None
+    try:
+        return run_parsed(args, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def run_parsed(args, progress=None):
+    """Run the recipe ``playground run``'s parsed ``args`` name (the CLI and background jobs)."""
     from playground.core.runner import run_recipe
 
     overrides = list(args.overrides)
     for key in ("seed", "out", "device"):
         if getattr(args, key) is not None:
             overrides.append(f"{key}={_quoted(getattr(args, key))}")
-    seeds = _parse_ints(args.seeds) if args.seeds else None
-    progress = TqdmProgress() if show_progress else None
-    try:
-        return run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress, jobs=args.jobs)
-    finally:
-        if progress is not None:
-            progress.close()
+    seeds = None
+    if args.seeds is not None:
+        seeds = _parse_ints(args.seeds)
+        if not seeds:
+            from playground.errors import ConfigError
+
+            raise ConfigError(f"--seeds takes comma-separated integers like 0,1,2, not {args.seeds!r}")
+    return run_recipe(args.recipe, args.preset, overrides, seeds=seeds, progress=progress, jobs=args.jobs)
 
 
 def _print_result(result) -> None:

@@ -185,6 +185,27 @@ decisions = Table(
     Column("undone_at", Float),
     Index("ix_decisions_escalation_annotator", "escalation_id", "annotator_id"),
 )
+jobs = Table(  # background runs started from pages (playground.jobs)
+    "jobs",
+    metadata,
+    _id(),
+    Column("title", String(256), nullable=False),
+    Column("args", Text, nullable=False),  # JSON: the `playground run` arguments
+    Column(
+        "status", String(16), nullable=False
+    ),  # queued | running | finished | failed | cancelled | interrupted
+    Column("pid", Integer),  # the worker, leader of its own process group
+    Column("host", String(256), nullable=False),
+    Column("run_dir", Text),
+    Column("error", Text, nullable=False),
+    Column("progress", Text, nullable=False),  # JSON: RunProgress.snapshot()
+    Column("cancel_requested", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("heartbeat_at", Float, nullable=False),
+    Index("ix_jobs_status", "status"),
+)
 audit = Table(
     "audit",
     metadata,

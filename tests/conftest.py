@@ -32,6 +32,7 @@ def playground_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("PLAYGROUND_DATA", raising=False)
     monkeypatch.delenv("PLAYGROUND_DEVICE", raising=False)
     monkeypatch.delenv("PLAYGROUND_DB", raising=False)  # the annotation store follows PLAYGROUND_HOME
+    monkeypatch.setenv("PLAYGROUND_REFERENCE", str(tmp_path / "no-reference"))  # tests of it set their own
     return home
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 from charts import show_chart
 from common import PresetForm, choose_run, preset_run_button, recipe_values, show_error, sidebar_settings
 
-from playground.active import experiment, report
+from playground.active import report
 from playground.active.acquisition import ACQUISITIONS
 from playground.active.charts import escalation_chart, learning_curve_chart, policy_chart
 from playground.active.results import find_active_runs, load_curves, mean_route_counts, read_active_config
@@ -87,9 +87,9 @@ def new_experiment(settings) -> None:
         FORM,
         values,
         settings,
-        experiment.run,
         "al_run",
         "al_train",
+        "Active learning",
         "add `--seeds 0,1,2 --jobs 3` for mean ± std curves",
     )
 
@@ -158,8 +158,8 @@ chosen = choose_run(
     settings,
 )
 try:
-    run_config = read_active_config(root / chosen)
+    run_config = read_active_config(chosen)
 except PlaygroundError as err:
     show_error(err)
     st.stop()
-show_run(root / chosen, run_config)
+show_run(chosen, run_config)

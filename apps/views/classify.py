@@ -1,19 +1,23 @@
 """Classifier baseline: the recipe's preset as starting values, a Run button, and the results."""
 
-import dataclasses
-import json
-import shlex
 from pathlib import Path
 
 import streamlit as st
 from charts import show_chart
-from common import PresetForm, literal_choices, recipe_values, run_experiment, show_error, sidebar_settings
+from common import (
+    PresetForm,
+    choose_run,
+    literal_choices,
+    preset_run_button,
+    recipe_values,
+    show_error,
+    sidebar_settings,
+)
 
 from playground.classify import experiment
 from playground.classify.charts import charts
+from playground.classify.results import find_classify_runs, load_classify_run
 from playground.core.config import load_recipe
-from playground.core.runner import config_from_recipe
-from playground.core.runs import playground_home
 from playground.errors import PlaygroundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,59 +57,32 @@ def draw_widgets(presets: list[str]) -> dict:
     return FORM.values()
 
 
-def cli_command(preset: str, overrides: list[str], settings, config) -> str:
-    """The ``playground run`` line that repeats this run (shell-quoted)."""
-    parts = [f"playground run {RECIPE.relative_to(REPO_ROOT)} --preset {preset}"]
-    parts += [f"--set {shlex.quote(o)}" for o in overrides]
-    if settings.data_root.strip():
-        parts.append(f"--set {shlex.quote('data_root=' + json.dumps(settings.data_root.strip()))}")
-    if settings.seed != config.seed:
-        parts.append(f"--seed {settings.seed}")
-    if settings.device != "auto":
-        parts.append(f"--device {settings.device}")
-    if Path(settings.runs_root) != playground_home():
-        parts.append(f"--out {shlex.quote(settings.runs_root)}")
-    return " ".join(parts)
+def new_experiment(settings) -> None:
+    presets = list(load_recipe(RECIPE).presets)
+    values = draw_widgets(presets)
+    preset_run_button(RECIPE, FORM, values, settings, "clf_run", "clf_train", "Classifier")
 
 
-def build_config(preset: str, overrides: list[str], settings):
-    """``(config from the recipe and widgets, the same with the sidebar's settings)``."""
-    _, config = config_from_recipe(RECIPE, preset, overrides)
-    return config, dataclasses.replace(
-        config,
-        seed=settings.seed,
-        device=settings.device,
-        data_root=settings.data_root.strip(),
-        out=settings.runs_root,
-    )
-
-
-def train(config) -> None:
-    result = run_experiment(experiment.run, config)
-    if result is not None:
-        st.session_state.clf_result = result
-
-
-def show_result(result) -> None:
-    values = result.metrics.values
-    st.subheader(f"Results: {result.run_dir.name}")
+def show_run(path: Path) -> None:
+    try:
+        metrics, results = load_classify_run(path)
+    except PlaygroundError as err:
+        show_error(err)
+        return
+    values = metrics.values
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{values['test/accuracy']:.1%}")
     cols[1].metric("Test loss", f"{values['test/loss']:.3f}")
     cols[2].metric("Training time", f"{values['train/seconds']:.1f} s")
     cols[3].metric("Parameters", f"{int(values['model/parameters']):,}")
-    per_class, confusion, training = charts(result.results)
+    per_class, confusion, training = charts(results)
     left, right = st.columns(2)
     show_chart(per_class, left)
     show_chart(confusion, right)
     show_chart(training)
-    saved = (
-        "model weights"
-        if (result.run_dir / "model.safetensors").is_file()
-        else "no model (save_models = false)"
-    )
+    saved = "model weights" if (path / "model.safetensors").is_file() else "no model (save_models = false)"
     st.caption(f"Run directory (config, metrics, report, plots, {saved}):")
-    st.code(str(result.run_dir), language=None)
+    st.code(str(path), language=None)
     st.page_link("views/runs.py", label="Open it on the Runs page", icon=":material/history:")
 
 
@@ -113,23 +90,18 @@ settings = sidebar_settings()
 st.title("Classifier baseline")
 st.markdown(
     "A small CNN (or a torchvision backbone) trained through the one training loop. The starting "
-    "values come from `recipes/classify_fashion.toml`; change them and press **Run**."
+    "values come from `recipes/classify_fashion.toml`; change them and press **Run**: the run goes on in "
+    "the background, even if you leave the page."
 )
-presets = list(load_recipe(RECIPE).presets)
-values = draw_widgets(presets)
-overrides = FORM.overrides(values)
-try:
-    recipe_config, config = build_config(st.session_state.clf_preset, overrides, settings)
-except PlaygroundError as err:
-    show_error(err)
-    st.stop()
-st.markdown("Same run from the command line:")
-st.code(
-    cli_command(st.session_state.clf_preset, overrides, settings, recipe_config),
-    language="bash",
-    wrap_lines=True,
+root = Path(settings.runs_root).expanduser()
+chosen = choose_run(
+    find_classify_runs,
+    root,
+    "clf_run",
+    "Classifier run",
+    f"No classifier run under `{root}` yet. Run the quick preset above, or from a terminal:\n\n"
+    "`playground run recipes/classify_fashion.toml --preset quick`",
+    new_experiment,
+    settings,
 )
-if st.button("Run", type="primary", icon=":material/play_arrow:", key="clf_run"):
-    train(config)
-if "clf_result" in st.session_state:
-    show_result(st.session_state.clf_result)
+show_run(chosen)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from background import follow_job, start_job
 from charts import show_chart
 from common import (
     PresetForm,
@@ -16,8 +17,8 @@ from common import (
     image_grid,
     literal_choices,
     preset_config,
-    run_experiment,
     show_error,
+    shown_command,
     sidebar_settings,
     upscale,
 )
@@ -113,12 +114,6 @@ def build_config(preset: str, overrides: list[str], settings):
     return preset_config(recipe, name, overrides, settings)
 
 
-def train(config) -> None:
-    result = run_experiment(experiment.run, config)
-    if result is not None:
-        st.session_state.fct_run = result.run_dir.name  # the picker below opens the new run
-
-
 def new_experiment(settings) -> None:
     if not RECIPES:
         st.warning("No FCT recipe found under recipes/ (expected recipes/fct_fashion.toml).")
@@ -126,14 +121,15 @@ def new_experiment(settings) -> None:
     presets = preset_names()
     values = draw_widgets(presets)
     try:
-        config, command = build_config(st.session_state.fct_preset, FORM.overrides(values), settings)
+        _, args = build_config(st.session_state.fct_preset, FORM.overrides(values), settings)
     except PlaygroundError as err:
         show_error(err)
         return
-    st.caption("Same run from the command line (plus the sidebar's seed, device and runs root):")
-    st.code(command, language="bash", wrap_lines=True)
+    st.caption("Same run from the command line (it runs in the background, even if you leave the page):")
+    st.code(shown_command(args), language="bash", wrap_lines=True)
     if st.button("Run", type="primary", icon=":material/play_arrow:", key="fct_train"):
-        train(config)
+        start_job(args, f"FCT: {st.session_state.fct_preset}", settings, "fct_run")
+    follow_job(RECIPES, "fct_run", settings)  # the picker below opens the new run
 
 
 # --------------------------------------------------------------------- the run's numbers
@@ -379,6 +375,6 @@ chosen = choose_run(
     settings,
 )
 try:
-    show_run(open_run(root / chosen))
+    show_run(open_run(chosen))
 except PlaygroundError as err:
     show_error(err)

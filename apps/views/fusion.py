@@ -76,7 +76,7 @@ def new_experiment(settings) -> None:
         key=FORM.key("text_encoder"),
         help="auto: all-MiniLM-L6-v2 when the text extra is installed, else the in-house hashing encoder",
     )
-    preset_run_button(RECIPE, FORM, FORM.values(), settings, experiment.run, "fusion_run", "fusion_go")
+    preset_run_button(RECIPE, FORM, FORM.values(), settings, "fusion_run", "fusion_go", "Fusion")
 
 
 # --------------------------------------------------------------------- ablation
@@ -293,7 +293,7 @@ chosen = choose_run(
     new_experiment,
     settings,
 )
-run_path = root / chosen
+run_path = chosen
 try:
     folder = first_seed(run_path)
     pipeline = (

@@ -13,7 +13,6 @@ from common import PresetForm, choose_run, preset_run_button, recipe_values, sho
 
 from playground.core.config import load_recipe
 from playground.errors import PlaygroundError
-from playground.latency import experiment
 from playground.latency import results as lat
 from playground.latency.charts import latency_chart, pareto_chart
 from playground.latency.variants import VARIANTS
@@ -114,7 +113,7 @@ def new_experiment(settings) -> None:
         st.warning("No latency recipe found (expected recipes/latency_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets), Path(settings.runs_root).expanduser())
-    preset_run_button(RECIPE, FORM, values, settings, experiment.run, "lat_run", "lat_train")
+    preset_run_button(RECIPE, FORM, values, settings, "lat_run", "lat_train", "Latency")
 
 
 # --------------------------------------------------------------------- checks and comparison
@@ -153,9 +152,9 @@ def checks_section(results: dict, batch: int) -> None:
         st.caption(f"No reduced-precision variant is slower than its fp32 counterpart at batch {batch}.")
 
 
-def compare_section(root: Path, chosen: str, results: dict) -> None:
+def compare_section(root: Path, chosen: Path, results: dict) -> None:
     st.subheader("Compare with past runs")
-    others = [info.name for info in lat.find_latency_runs(root) if info.name != chosen]
+    others = [info.name for info in lat.find_latency_runs(root) if info.path != chosen]
     if not others:
         st.caption("No other latency run under the runs root yet.")
         return
@@ -163,7 +162,7 @@ def compare_section(root: Path, chosen: str, results: dict) -> None:
     if not picked:
         st.caption("Pick runs to compare p50 at batch 1 and accuracy per variant.")
         return
-    runs = {chosen: results}
+    runs = {chosen.name: results}
     for name in picked:
         try:
             runs[name] = lat.load_results(root / name)
@@ -187,9 +186,9 @@ def batch_choice(batches: list[int]) -> int:
     )
 
 
-def show_run(root: Path, chosen: str) -> None:
+def show_run(root: Path, chosen: Path) -> None:
     try:
-        results = lat.load_results(root / chosen)
+        results = lat.load_results(chosen)
     except PlaygroundError as err:
         show_error(err)
         return

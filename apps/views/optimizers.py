@@ -7,21 +7,20 @@ optimizers run (:func:`playground.optimizers.curves.load_curves`) and a button t
 preset.
 """
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from background import follow_job, start_job
 from charts import plotly_figure, show_chart
-from common import run_experiment, show_error, sidebar_settings
+from common import complete_runs, preset_config, run_select, show_error, sidebar_settings
 
-from playground.core.runner import config_from_recipe
 from playground.core.runs import load_run
 from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
-from playground.optimizers import LABELS, OPTIMIZERS, experiment
+from playground.optimizers import LABELS, OPTIMIZERS
 from playground.optimizers.charts import curves_chart, log_epochs_by_default, path_traces, trajectory_chart
 from playground.optimizers.curves import find_runs, load_curves
 from playground.optimizers.functions import FUNCTIONS, compare, get_function, suggested_lr
@@ -214,46 +213,29 @@ def numbers_table(path: Path, names: list[str]) -> pd.DataFrame:
     )
 
 
-def run_quick(settings) -> None:
-    try:
-        _, config = config_from_recipe(RECIPE, "quick")
-    except PlaygroundError as err:
-        show_error(err)
-        return
-    config = dataclasses.replace(
-        config,
-        seed=settings.seed,
-        device=settings.device,
-        data_root=settings.data_root.strip(),
-        out=settings.runs_root,
-    )
-    result = run_experiment(experiment.run, config)
-    if result is not None:
-        st.session_state.opt_run = result.run_dir.name
-
-
 def curves_section(settings) -> None:
     st.caption(
         "`playground run recipes/optimizers_fashion.toml --preset quick` (add `--seeds 0,1,2` for mean ± std)"
     )
     if st.button("Run the quick preset", icon=":material/play_arrow:", key="opt_run_quick"):
-        run_quick(settings)
+        try:
+            _, args = preset_config(RECIPE, "quick", [], settings)
+        except PlaygroundError as err:
+            show_error(err)
+            return
+        start_job(args, "Optimizers: quick", settings, "opt_run")
+    follow_job(RECIPE, "opt_run", settings)
     root = Path(settings.runs_root).expanduser()
-    runs = find_runs(root)
-    if not runs:
+    shown, _ = complete_runs(find_runs, root)
+    if not shown:
         st.info(
             f"No optimizers runs under `{root}` yet. "
-            "Run the quick preset above (about a minute on two CPU cores)."
+            "Run the quick preset above (it goes on in the background)."
         )
         return
-    names = [info.name for info in runs]
-    if st.session_state.get("opt_run") not in names:
-        st.session_state.opt_run = names[0]
-    chosen = st.selectbox(
-        "Run", names, key="opt_run", help="Optimizers runs under the runs root, newest first"
-    )
+    chosen = run_select(shown, "opt_run", "Run")
     try:
-        curves = load_curves(root / chosen)
+        curves = load_curves(chosen)
     except PlaygroundError as err:
         show_error(err)
         return
@@ -264,7 +246,7 @@ def curves_section(settings) -> None:
         help="GD runs many more passes than the rest: a log axis spreads the first few epochs",
     )
     show_chart(curves_chart(curves, log_epochs), key="opt_curves_chart")
-    st.dataframe(numbers_table(root / chosen, list(curves)), hide_index=True, width="stretch")
+    st.dataframe(numbers_table(chosen, list(curves)), hide_index=True, width="stretch")
 
 
 settings = sidebar_settings()

@@ -28,7 +28,6 @@ from playground.core.config import load_recipe
 from playground.core.runs import load_run
 from playground.data.explore import sample_indices
 from playground.errors import PlaygroundError
-from playground.swav import experiment
 from playground.swav.charts import loss_chart, probe_chart, prototype_chart, sinkhorn_chart
 from playground.swav.report import check, results_table
 from playground.swav.results import (
@@ -157,9 +156,9 @@ def new_experiment(settings) -> None:
         FORM,
         FORM.values(),
         settings,
-        experiment.run,
         "swav_run",
         "swav_train",
+        "SwAV",
         "add `--seeds 0,1,2` for mean ± std",
     )
 
@@ -276,7 +275,7 @@ chosen = choose_run(
     new_experiment,
     settings,
 )
-run_path = root / chosen
+run_path = chosen
 try:
     run_config = read_config(run_path)  # old runs' flat keys in their sections
 except PlaygroundError as err:

@@ -97,7 +97,7 @@ def new_experiment(settings) -> None:
         st.warning("No OOD recipe found (expected recipes/uncertainty_fashion.toml).")
         return
     values = draw_widgets(list(load_recipe(RECIPE).presets))
-    preset_run_button(RECIPE, FORM, values, settings, experiment.run, "ood_run", "ood_train")
+    preset_run_button(RECIPE, FORM, values, settings, "ood_run", "ood_train", "Uncertainty & OOD")
 
 
 # --------------------------------------------------------------------- cached loading
@@ -439,7 +439,7 @@ chosen = choose_run(
     settings,
 )
 try:
-    path = root / chosen
+    path = chosen
     key = (str(path), stamp(path))
     run = cached_run(*key)
     show_run(run, (*key, str(choose_device(settings.device))))

@@ -25,7 +25,7 @@ def find_active_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The active-learning runs under ``root``, newest first."""
     from playground.active.experiment import EXPERIMENT  # the experiment imports this module
 
-    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+    return list_runs(root, EXPERIMENT)
 
 
 def read_active_config(path: str | Path) -> dict[str, Any]:

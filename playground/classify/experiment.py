@@ -28,6 +28,7 @@ from playground.models import build_model, count_parameters
 
 EXPERIMENT = "classify"
 HISTORY = "history"  # the results.json section: per-epoch figures and the loss of every step
+CONFUSION = "confusion"  # the results.json section: the test confusion matrix and the class names
 
 
 @dataclasses.dataclass
@@ -133,6 +134,7 @@ def steps(run: Run[Config], data: tuple[ImageDataset, ImageDataset | None, Image
             {"experiment": EXPERIMENT, "config": dataclasses.asdict(config), "classes": test.classes},
         )
     run.dir.write_result(HISTORY, {"epochs": history.epochs, "step_loss": step_loss})
+    run.dir.write_result(CONFUSION, {"matrix": matrix.tolist(), "classes": list(test.classes)})
     text = _report(config, metrics, test, train, device)
     return Finished(metrics, text, results)
 

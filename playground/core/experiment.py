@@ -11,8 +11,12 @@ in this order:
 2. ``load(config)``: bad data fails here, before a run folder exists;
 3. create the run folder and write ``config.toml``;
 4. ``steps(run, data)``;
-5. write ``metrics.json`` and ``report.md`` (``metrics.json`` last but one, so a folder with a
-   report is a finished run).
+5. write ``metrics.json`` and ``report.md``.
+
+From step 3 on, ``status.json`` says the run is running (with a heartbeat and the overall progress,
+:mod:`playground.core.status`), then complete, failed (with the error) or interrupted. Progress
+events go through a :class:`~playground.core.progress.RunProgress`, which knows the stage k of N and
+the time left from an earlier complete run of the same work.
 
 Several seeds, ``--jobs`` and the multi-seed report live in :mod:`playground.core.runner`.
 """
@@ -20,6 +24,7 @@ Several seeds, ``--jobs`` and the multi-seed report live in :mod:`playground.cor
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -27,8 +32,9 @@ import torch
 
 from playground.core.config import RunConfig
 from playground.core.device import choose_device, configure_threads, seed_everything
-from playground.core.progress import Progress
-from playground.core.runs import Metrics, Result, RunDir
+from playground.core.progress import Progress, RunProgress
+from playground.core.runs import Metrics, Result, RunDir, run_roots
+from playground.core.status import StatusKeeper, find_profile
 
 C = TypeVar("C", bound=RunConfig)
 D = TypeVar("D")
@@ -71,10 +77,49 @@ def run_experiment(
     seed_everything(config.seed)
     configure_threads(config.threads)
     device = choose_device(config.device)
-    data = load(config, device, progress)  # bad data fails before a run folder exists
+    tracker = track(progress, key, config)
+    data = load(config, device, tracker)  # bad data fails before a run folder exists
     run_dir = run_dir or RunDir.create(config.name, config.out or None)
     run_dir.write_config(config, key)
-    finished = steps(Run(key, config, device, run_dir, progress), data)
-    run_dir.write_metrics(finished.metrics)
-    run_dir.write_report(finished.report)
+    with keep_status(run_dir, tracker):
+        finished = steps(Run(key, config, device, run_dir, tracker), data)
+        run_dir.write_metrics(finished.metrics)
+        run_dir.write_report(finished.report)
     return Result(finished.metrics, finished.report, run_dir.path, finished.results)
+
+
+def track(progress: Progress, key: str, config: RunConfig) -> RunProgress:
+    """``progress`` wrapped in a :class:`RunProgress` that knows this work's earlier timeline (a
+    caller that made its own tracker, such as a background job, keeps it)."""
+    if isinstance(progress, RunProgress):
+        return progress
+    tracker = RunProgress(progress, find_profile(key, config, run_roots(config.out or None)))
+    if hasattr(progress, "run"):  # the CLI's bar draws the whole run
+        progress.run = tracker
+    return tracker
+
+
+@contextmanager
+def keep_status(run_dir: RunDir, tracker: RunProgress):
+    """``status.json`` for the work inside: running with a heartbeat, then complete, failed or interrupted."""
+    keeper = StatusKeeper(run_dir.path, tracker)
+    tracker.run_dir = run_dir.path
+    try:
+        yield
+    except Exception as err:
+        keeper.finish("failed", one_line(err))
+        raise
+    except BaseException as err:  # Ctrl-C, a cancelled job (SystemExit from SIGTERM)
+        keeper.finish("interrupted", "cancelled" if isinstance(err, SystemExit) else "stopped by the user")
+        raise
+    keeper.finish("complete")
+
+
+def one_line(err: BaseException) -> str:
+    """An error as the one line a page or the job list shows."""
+    from playground.errors import PlaygroundError
+
+    text = " ".join(str(err).split())
+    if not isinstance(err, PlaygroundError):  # an unexpected error: say which kind it was
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= 500 else text[:497] + "..."

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from playground.core.experiment import keep_status, track
 from playground.core.config import apply_overrides, build_config, load_recipe, rename_keys, renamed_keys_of
 from playground.core.progress import Progress
 from playground.core.registry import get_experiment
@@ -68,11 +69,18 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs:
     """Run ``config`` once per seed under one parent run directory and aggregate."""
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    key = getattr(module, "EXPERIMENT", module.__name__.split(".")[-2])
+    tracker = track(progress, key, config)
     parent = RunDir.create(config.name, config.out or None)
-    parent.write_config(config, getattr(module, "EXPERIMENT", module.__name__.split(".")[-2]))
+    parent.write_config(config, key)
     seeded = [
         dataclasses.replace(config, seed=seed, name=f"seed{seed}", out=str(parent.path)) for seed in seeds
     ]
+    with keep_status(parent, tracker):
+        return _run_and_aggregate(module, config, seeds, seeded, parent, tracker, jobs)
+
+
+def _run_and_aggregate(module, config, seeds, seeded, parent: RunDir, progress, jobs: int) -> Result:
     results = _run_each(module, seeded, progress, jobs)
     metrics: Metrics = aggregate_scalars([r.metrics for r in results])
     parent.write_metrics(metrics)

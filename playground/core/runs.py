@@ -32,6 +32,24 @@ def playground_home() -> Path:
     return Path(os.environ.get("PLAYGROUND_HOME", "runs"))
 
 
+def reference_root() -> Path:
+    """The reference runs a source checkout ships (the runs the README quotes), which every page opens
+    on until the user has runs of their own: ``$PLAYGROUND_REFERENCE`` or ``<checkout>/reference``.
+    Read-only: runs are never written there."""
+    configured = os.environ.get("PLAYGROUND_REFERENCE", "").strip()
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "reference"
+
+
+def run_roots(root: str | Path | None = None) -> list[Path]:
+    """Where runs are read from: the runs root (``root`` or the playground home), then the reference."""
+    return [Path(root) if root is not None else playground_home(), reference_root()]
+
+
+def is_reference(path: Path) -> bool:
+    """Whether ``path`` is one of the shipped reference runs."""
+    return Path(path).resolve().is_relative_to(reference_root().resolve())
+
+
 RESULTS = "results.json"  # the run's one results file: {"format": RESULTS_FORMAT, "sections": {...}}
 RESULTS_FORMAT = "playground.results/1"
 STD = ":std"  # a multi-seed run stores each metric's spread over seeds as "<name>:std"
@@ -218,6 +236,17 @@ class RunInfo:
         return self.path.name
 
     @property
+    def status(self):
+        """The run's :class:`~playground.core.status.RunStatus` (read now: a running run moves on)."""
+        from playground.core.status import read_status
+
+        return read_status(self.path)
+
+    @property
+    def reference(self) -> bool:
+        return is_reference(self.path)
+
+    @property
     def report(self) -> str:
         report = self.path / "report.md"
         return report.read_text(encoding="utf-8") if report.is_file() else ""
@@ -249,12 +278,14 @@ def _experiment_of(config_path: Path) -> str:
     return canonical_key(experiment)  # runs made before the rename say "ood" or "cuboids"
 
 
-def list_runs(root: str | Path | None = None) -> list[RunInfo]:
-    """Past runs under ``root`` (default the playground home), newest first."""
+def list_runs(root: str | Path | None = None, experiment: str | None = None) -> list[RunInfo]:
+    """Past runs under ``root`` (default the playground home), newest first; only ``experiment``'s
+    when given."""
     root = Path(root) if root is not None else playground_home()
     if not root.is_dir():
         return []
     runs = [load_run(p) for p in root.iterdir() if (p / "config.toml").is_file()]
+    runs = [r for r in runs if experiment is None or r.experiment == experiment]
     return sorted(runs, key=lambda r: (r.path.stat().st_mtime, r.name), reverse=True)
 
 

@@ -176,7 +176,7 @@ def with_legacy_tags(measured: Metrics) -> Metrics:
 
 def find_fct_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The FCT runs (single or multi-seed) under ``root`` (default the playground home), newest first."""
-    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+    return list_runs(root, EXPERIMENT)
 
 
 # --------------------------------------------------------------------- what the charts draw

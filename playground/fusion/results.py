@@ -26,7 +26,7 @@ from playground.fusion.zeroshot import scores
 
 def find_fusion_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The fusion runs under ``root``, newest first."""
-    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+    return list_runs(root, EXPERIMENT)
 
 
 def run_config(path: str | Path) -> Config:

@@ -29,7 +29,7 @@ def find_latency_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The latency benchmark runs under ``root``, newest first."""
     from playground.latency.experiment import EXPERIMENT  # the experiment module imports this one
 
-    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+    return list_runs(root, EXPERIMENT)
 
 
 def load_results(path: str | Path) -> dict:

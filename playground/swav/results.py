@@ -29,7 +29,7 @@ SINKHORN = "sinkhorn"
 
 def find_swav_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The SwAV runs under ``root``, newest first."""
-    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+    return list_runs(root, EXPERIMENT)
 
 
 def load_probes(path: str | Path) -> list[dict]:

@@ -251,7 +251,7 @@ def _artifacts(folders: list[Path]) -> tuple[Path | None, Evaluation]:
 
 def find_ood_runs(root: str | Path | None = None) -> list[RunInfo]:
     """The OOD runs (single or multi-seed) under ``root``, newest first."""
-    return [info for info in list_runs(root) if info.experiment == EXPERIMENT]
+    return list_runs(root, EXPERIMENT)
 
 
 def load_methods(run: OODRun, device: str = "cpu") -> Methods:

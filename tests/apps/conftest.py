@@ -42,3 +42,25 @@ def plotly_spec(at, key: str) -> dict:
     charts = [c for c in at.get("plotly_chart") if key in c.proto.id]
     assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
     return json.loads(charts[0].proto.spec)
+
+
+@pytest.fixture(autouse=True)
+def one_thread_jobs(monkeypatch):
+    """Background jobs a page starts train on one thread too (their workers inherit the environment)."""
+    monkeypatch.setenv("PLAYGROUND_THREADS", "1")
+
+
+def wait_for_jobs(at, timeout: float = 300.0):
+    """Wait until no background job is queued or running, then run the page again; returns the jobs."""
+    import time
+
+    from playground.jobs import Jobs
+
+    jobs = Jobs()
+    deadline = time.monotonic() + timeout
+    while any(job.active for job in jobs.list()):
+        assert time.monotonic() < deadline, [job.describe() for job in jobs.list()]
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception, at.exception
+    return jobs.list()

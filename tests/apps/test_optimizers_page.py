@@ -8,15 +8,17 @@ Streamlit puts it there for ``apps/app.py``.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from playground.jobs import Jobs
 from playground.optimizers import experiment
 from playground.optimizers.experiment import Config
+from tests.apps.conftest import wait_for_jobs
 from tests.conftest import REPO
 
 PAGE = REPO / "apps" / "views" / "optimizers.py"
@@ -142,18 +144,15 @@ def test_curves_of_the_latest_run_and_of_a_multi_seed_run(page, playground_home)
     assert layout["xaxis"]["type"] == "log" == layout["xaxis3"]["type"]
 
 
-def test_quick_preset_button_runs_and_shows_the_new_run(page, monkeypatch, playground_home):
-    seen = []
-    original = experiment.run
-
-    def tiny(config, progress=None, run_dir=None):  # the quick preset's path, on tiny digits
-        seen.append(config)
-        return original(dataclasses.replace(config, **TINY), progress=progress)
-
-    monkeypatch.setattr(experiment, "run", tiny)
+def test_quick_preset_button_starts_a_background_job_that_can_be_cancelled(page, playground_home):
     at = page
     at.button(key="opt_run_quick").click().run()
     assert not at.exception and not at.error
-    assert seen[0].name == "optimizers_fashion" and seen[0].out == str(playground_home)
-    assert at.selectbox(key="opt_run").value.startswith("optimizers_fashion-")
-    assert len(at.get("plotly_chart")) == 2
+    [job] = Jobs().list()
+    assert job.title == "Optimizers: quick" and job.active
+    assert Path(job.args[0]).name == "optimizers_fashion.toml" and job.args[1:3] == ["--preset", "quick"]
+    assert any(f"Job {job.id}" in p.proto.text for p in at.get("progress"))
+    assert Jobs().cancel(job.id) == f"job {job.id} cancelled"
+    [job] = wait_for_jobs(at)
+    assert job.status == "cancelled"
+    assert any("cancelled" in w.value for w in at.warning)

@@ -13,7 +13,7 @@ from playground.core.checkpoint import load_checkpoint, save_checkpoint
 from playground.core.config import load_recipe
 from playground.core.registry import TECHNIQUES
 from playground.fct import results as fct
-from tests.apps.conftest import APP_FILE, RECIPE, TINY_DIGITS
+from tests.apps.conftest import APP_FILE, RECIPE, TINY_DIGITS, wait_for_jobs
 from tests.conftest import needs_fashion_mnist
 from tests.fct.test_results import make_parent, tiny_fct_run
 
@@ -198,27 +198,31 @@ def test_classifier_starts_from_the_preset_and_switches_presets():
     assert at.code[0].value == "playground run recipes/classify_fashion.toml --preset full"
 
 
-def test_classifier_trains_on_digits_and_shows_the_results(playground_home):
+def test_classifier_trains_on_digits_in_the_background_and_opens_the_run(playground_home):
     at = open_app("views/classify.py")
     set_widgets(at, TINY_DIGITS)
     assert "--set dataset=digits --set epochs=1 --set train_limit=600" in at.code[0].value
-    assert not at.metric
-    at.button(key="clf_run").click().run()
+    assert not at.metric and "No classifier run" in at.info[0].value
+    at.button(key="clf_train").click().run()
     assert not at.exception and not at.error
+    [job] = wait_for_jobs(at)
+    assert job.status == "finished" and job.title == "Classifier: quick"
+    assert any(f"Job {job.id}" in s.value and "finished" in s.value for s in at.success)
     accuracy = next(m.value for m in at.metric if m.label == "Test accuracy")
     assert float(accuracy.rstrip("%")) / 100 > 0.5
     assert len(at.get("plotly_chart")) == 3  # per class, confusion, training curves (loss and accuracy)
-    run_dirs = list(playground_home.iterdir())
+    run_dirs = [p for p in playground_home.iterdir() if p.name.startswith("classify")]
     assert len(run_dirs) == 1 and any(code.value == str(run_dirs[0]) for code in at.code)
-    assert at.get("progress")[0].proto.value == 100
+    assert at.selectbox(key="clf_run").value == run_dirs[0].name
 
 
 def test_classifier_error_is_one_line_not_a_traceback():
     at = open_app("views/classify.py")
     at.selectbox(key="clf_dataset").select("folder").run()
-    at.button(key="clf_run").click().run()
-    assert not at.exception
-    assert "data_root" in at.error[0].value
+    at.button(key="clf_train").click().run()
+    [job] = wait_for_jobs(at)
+    assert job.status == "failed" and "data_root" in job.error
+    assert "data_root" in at.error[0].value and "\n" not in at.error[0].value
     assert not at.metric
 
 
@@ -335,17 +339,16 @@ def test_fct_page_switches_to_a_run_with_other_sizes_and_no_thumbnails(fct_run, 
     assert len(listed) == 3 and sum(line.count("✓") + line.count("✗") for line in listed) == 15
 
 
-def test_fct_page_reports_a_broken_run_in_one_line(fct_run, playground_home):
+def test_fct_page_skips_an_interrupted_run_and_opens_the_newest_complete_one(fct_run, playground_home):
     broken = playground_home / "fct-zzz-interrupted"
     broken.mkdir()
     shutil.copy(fct_run / "config.toml", broken / "config.toml")
     time.sleep(0.01)
     broken.touch()  # newest first
     at = open_app("views/fct.py")
-    assert not at.exception
-    assert "no retrieval metrics" in at.error[0].value and "\n" not in at.error[0].value
-    at.selectbox(key="fct_run").select(fct_run.name).run()
-    assert not at.exception and not at.error and at.dataframe
+    assert not at.exception and not at.error
+    assert at.selectbox(key="fct_run").options == [fct_run.name] and at.dataframe
+    assert any("1 run(s) here are running, failed or interrupted" in c.value for c in at.caption)
 
 
 def test_fct_page_trains_a_run_and_opens_it(playground_home):
@@ -361,7 +364,9 @@ def test_fct_page_trains_a_run_and_opens_it(playground_home):
     at.run()
     at.button(key="fct_train").click().run()
     assert not at.exception and not at.error
-    run_dirs = list(playground_home.iterdir())
+    [job] = wait_for_jobs(at)
+    assert job.status == "finished", job.describe()
+    run_dirs = [p for p in playground_home.iterdir() if p.name.startswith("fct")]
     assert len(run_dirs) == 1 and at.selectbox(key="fct_run").value == run_dirs[0].name
     assert at.dataframe and len(neighbour_captions(at)) == 15
 
@@ -370,5 +375,6 @@ def test_fct_page_training_error_is_one_line():
     at = open_app("views/fct.py")
     at.selectbox(key="fct_dataset").select("folder").run()
     at.button(key="fct_train").click().run()
-    assert not at.exception
+    [job] = wait_for_jobs(at)
+    assert job.status == "failed"
     assert "data_root" in at.error[0].value and "\n" not in at.error[0].value

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground.uncertainty.benchmark import MethodSettings
 from playground.uncertainty.methods import NetSpec
-from tests.apps.conftest import APP_FILE
+from tests.apps.conftest import APP_FILE, wait_for_jobs
 from tests.uncertainty.test_experiment import old_layout
 
 PAGE = "views/uncertainty.py"
@@ -104,7 +104,9 @@ def test_the_run_button_trains_a_run_and_opens_it(playground_home):
     assert "--set net.epochs=1" in at.code[0].value
     at.button(key="ood_train").click().run()
     assert not at.exception and not at.error
-    run_dirs = list(playground_home.iterdir())
+    [job] = wait_for_jobs(at)
+    assert job.status == "finished", job.describe()
+    run_dirs = [p for p in playground_home.iterdir() if (p / "config.toml").is_file()]
     assert len(run_dirs) == 1 and at.selectbox(key="ood_run").value == run_dirs[0].name
     assert at.table and metrics(at)["Verdict"] in ("OOD", "in distribution")
 

@@ -12,6 +12,7 @@ import torch
 from playground.core.config import tomllib
 from playground.core.runs import Metrics, load_run
 from playground.core.seeds import aggregate_scalars
+from playground.core.status import RunStatus, write_status
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError, PlaygroundError
 from playground.fct import results as fct
 from playground.fct.pipeline import CASES
@@ -57,6 +58,8 @@ def make_parent(run_dir: Path, parent: Path, seeds=(0, 1)) -> Path:
     other = {name: value * 0.9 for name, value in one.items()}
     merged = aggregate_scalars([Metrics(one), Metrics(other)])
     (parent / "metrics.json").write_text(json.dumps(merged.to_json()))
+    (parent / "report.md").write_text("# two seeds\n")
+    write_status(parent, RunStatus("complete"))
     return parent
 
 
