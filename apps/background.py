@@ -65,7 +65,8 @@ def follow_job(recipes: Path | list[Path], run_key: str, settings) -> None:
         return
     job_id = st.session_state.get(_job_key(run_key))
     if job_id is None:
-        job_id = next((j.id for j in listed if j.active and j.args and Path(j.args[0]).resolve() in recipes), None)
+        mine = (j for j in listed if j.active and j.args and Path(j.args[0]).resolve() in recipes)
+        job_id = next((j.id for j in mine), None)
         if job_id is None:
             return
         st.session_state[_job_key(run_key)] = job_id

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from playground.core.experiment import keep_status, track
 from playground.core.config import apply_overrides, build_config, load_recipe, rename_keys, renamed_keys_of
+from playground.core.experiment import keep_status, track
 from playground.core.progress import Progress
 from playground.core.registry import get_experiment
 from playground.core.runs import Metrics, Result, RunDir, metrics_table
