@@ -55,7 +55,7 @@ class RunStatus:
     def describe(self) -> str:
         """One line: ``complete in 3 min 12 s``, ``running: train 2/5 (40%), about 1 min left``."""
         if self.state == "complete":
-            return f"complete in {format_duration(self.seconds or 0)}" if self.seconds else "complete"
+            return "complete" if self.seconds is None else f"complete in {format_duration(self.seconds)}"
         if self.state == "running":
             return "running: " + describe_progress(self.progress)
         return f"{self.state}: {self.error}" if self.error else self.state
