@@ -231,17 +231,29 @@ class PresetForm:
             st.session_state[self.key(field)] = value
 
     def restore(self, presets: list[str]) -> None:
-        """First visit: the preset's values; coming back from another page: what was last chosen."""
+        """First visit: the URL's settings over its preset's values (a shared link opens the same
+        configuration); coming back from another page: what was last chosen."""
+        from url_state import restore_from_url
+
         saved = st.session_state.setdefault(f"{self.prefix}_saved", {})
+        keys = {"preset": self.preset_key}
+        problems = restore_from_url(self.prefix, keys, {"preset": presets[0]}, {"preset": presets})
         st.session_state.setdefault(self.preset_key, saved.get("preset", presets[0]))
         values = self.values_of(st.session_state[self.preset_key])
+        problems += restore_from_url(f"{self.prefix}.fields", {f: self.key(f) for f in self.fields}, values)
         for field in self.fields:
             st.session_state.setdefault(self.key(field), saved.get(field, values[field]))
+        if problems:
+            st.warning(f"Ignored from the link: {'; '.join(problems)}", icon=":material/link_off:")
 
     def values(self) -> dict:
-        """The widgets' current values (remembered for the next visit)."""
+        """The widgets' current values (remembered for the next visit and kept in the page's URL)."""
+        from url_state import keep_in_url
+
         values = {field: st.session_state[self.key(field)] for field in self.fields}
-        st.session_state[f"{self.prefix}_saved"] = {"preset": st.session_state[self.preset_key], **values}
+        preset = st.session_state[self.preset_key]
+        st.session_state[f"{self.prefix}_saved"] = {"preset": preset, **values}
+        keep_in_url({"preset": preset, **values}, {"preset": None, **self.values_of(preset)})
         return values
 
     def preset_select(self, column, presets: list[str], help: str) -> None:

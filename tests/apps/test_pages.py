@@ -378,3 +378,17 @@ def test_fct_page_training_error_is_one_line():
     [job] = wait_for_jobs(at)
     assert job.status == "failed"
     assert "data_root" in at.error[0].value and "\n" not in at.error[0].value
+
+
+def test_a_link_opens_the_same_configuration_and_the_url_follows_the_widgets():
+    at = AppTest.from_file(str(APP_FILE), default_timeout=60)
+    at.query_params.update({"preset": "full", "epochs": "4", "lr": "abc"})
+    at.run().switch_page("views/classify.py").run()
+    assert not at.exception
+    assert at.selectbox(key="clf_preset").value == "full" and at.number_input(key="clf_epochs").value == 4
+    assert at.code[0].value == "playground run recipes/classify_fashion.toml --preset full --set epochs=4"
+    assert at.warning[0].value == "Ignored from the link: lr=abc (could not convert string to float: 'abc')"
+    assert dict(at.query_params) == {"preset": "full", "epochs": "4"}  # the bad value is dropped
+    at.number_input(key="clf_epochs").set_value(6).run()
+    at.selectbox(key="clf_dataset").select("digits").run()
+    assert dict(at.query_params) == {"preset": "full", "epochs": "6", "dataset": "digits"}
