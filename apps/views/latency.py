@@ -2,7 +2,10 @@
 
 Widgets -> :func:`playground.latency.experiment.run` (recipes/latency_fashion.toml with the changed
 fields as ``--set`` overrides); a run is read back through :mod:`playground.latency.results` and its charts
-are the report's (:mod:`playground.latency.charts`) at the batch size picked here.
+are the report's (:mod:`playground.latency.charts`) at the batch size picked here. Figures that cannot be
+trusted (too wide a spread, too few timed calls: :func:`playground.latency.results.trust_flags`) are named in
+a warning above the table and in its ``trust`` column; variants asked for that did not run are listed below
+it with their reasons.
 """
 
 from pathlib import Path
@@ -24,6 +27,7 @@ FORM = PresetForm("lat", recipe_values(RECIPE, FIELDS), FIELDS)
 BATCHES = [1, 8, 16, 32, 64, 128, 256]
 TABLE_COLUMNS = [
     "variant",
+    "trust",
     "backend",
     "precision",
     "iters",
@@ -174,6 +178,14 @@ def compare_section(root: Path, chosen: Path, results: dict) -> None:
 # --------------------------------------------------------------------- the page
 
 
+def skipped_note(chosen: Path, results: dict) -> None:
+    """Every variant the run was asked for that did not run, with the reason."""
+    skipped = lat.skipped_variants(chosen, results)
+    if skipped:
+        lines = "\n".join(f"- **{name}**: {why}" for name, why in skipped.items())
+        st.info(f"**Asked for but not run** ({len(skipped)}):\n\n{lines}", icon=":material/block:")
+
+
 def batch_choice(batches: list[int]) -> int:
     if st.session_state.get("lat_batch") not in batches:  # a run with other batch sizes was opened
         st.session_state["lat_batch"] = batches[0]
@@ -194,8 +206,12 @@ def show_run(root: Path, chosen: Path) -> None:
         return
     st.markdown(f"**Hardware:** {lat.hardware_line(results['hardware'])}")
     batch = batch_choice(lat.batch_sizes(results))
-    frame = lat.at_batch(results, batch)
+    flags = lat.trust_flags(results, batch)
+    if warning := lat.trust_warning(flags):
+        st.warning(warning, icon=":material/report:")
+    frame = lat.with_trust(lat.at_batch(results, batch), flags)
     st.dataframe(frame[[c for c in TABLE_COLUMNS if c in frame.columns]], hide_index=True)
+    skipped_note(chosen, results)
     left, right = st.columns([3, 2])
     show_chart(pareto_chart(results["rows"], batch), left, key="lat_pareto")
     show_chart(latency_chart(results["rows"], batch), right, key="lat_bars")

@@ -375,7 +375,7 @@ def steps(run: Run[Config], data) -> Finished:
     add_model_costs(results, {TEACHER: model, **others}, data[0].images[:1])
     info = hardware_info()
     metrics = text.metrics_of(config, variants, results)
-    write_artifacts(run.dir, config, text.benchmark_results(variants, results, info))
+    write_artifacts(run.dir, config, text.benchmark_results(variants, results, info, ctx.skipped))
     report_text = text.single_report(config, metrics, variants, results, ctx, info)
     return Finished(metrics, report_text, LatencyResults(variants, results))
 

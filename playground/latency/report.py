@@ -8,6 +8,7 @@ import io
 import math
 
 from playground.core.runs import Metrics, RunDir, markdown_table
+from playground.latency import trust
 from playground.latency.variants import TOLERANCE, Variant
 
 COUNTERPART = {
@@ -147,15 +148,19 @@ def slow_int8_flags(results: dict, batch: int, info: dict | None = None) -> list
     return flags
 
 
-def benchmark_results(variants: dict[str, Variant], results: dict, info: dict) -> dict:
+def benchmark_results(
+    variants: dict[str, Variant], results: dict, info: dict, skipped: dict[str, str] | None = None
+) -> dict:
     """What the run keeps in ``results.json`` (section :data:`playground.latency.results.BENCHMARK`):
-    the hardware, the rows (:func:`rows`) and each variant's checks with its parity explanation."""
+    the hardware, the rows (:func:`rows`), each variant's checks with its parity explanation, and each
+    variant asked for that did not run with the reason (``skipped``)."""
     return {
         "hardware": info,
         "rows": rows(variants, results),
         "checks": {
             n: {**_check_of(v), "explanation": parity_explanation(n, v, results)} for n, v in variants.items()
         },
+        "skipped": dict(skipped or {}),
     }
 
 
@@ -182,9 +187,12 @@ def _check_of(variant: Variant) -> dict:
     }
 
 
-def results_table(variants: dict, results: dict, batches: list[int]) -> str:
+def results_table(variants: dict, results: dict, batches: list[int], flags: list | None = None) -> str:
+    """One row per variant: p50 / p99 at every batch size, accuracies, size, MACs, and (with ``flags``,
+    :func:`trust_flags`) whether its latencies can be trusted."""
     headers = [
         "variant",
+        *(["trust"] if flags is not None else []),
         "backend",
         *(f"p50 / p99 ms, b{b}" for b in batches),
         "accuracy",
@@ -193,13 +201,14 @@ def results_table(variants: dict, results: dict, batches: list[int]) -> str:
         "size MB",
         "MMACs",
     ]
-    body = []
+    body, latencies = [], [flag for flag in flags or [] if flag.is_latency]  # no speed-up column here
     for name, result in results.items():
         latency = result["latency"]
         macs = f"{result['macs'] / 1e6:.1f}" if "macs" in result else "-"
         body.append(
             [
                 name,
+                *([trust.cell(latencies, name, with_batch=True)] if flags is not None else []),
                 variants[name].backend,
                 *(f"{latency[b].p50_ms:.3f} / {latency[b].p99_ms:.3f}" for b in batches),
                 f"{result['accuracy']:.4f}",
@@ -299,9 +308,17 @@ def distillation_section(config, results: dict) -> list[str]:
     ]
 
 
+def trust_flags(variants: dict, results: dict, batches: list[int]) -> list[trust.TrustFlag]:
+    """The latencies and speed-ups over torch_fp32 that cannot be trusted, at every batch size
+    (:func:`playground.latency.trust.flags_at` on the rows the run keeps)."""
+    table = rows(variants, results)
+    return [flag for batch in batches for flag in trust.flags_at(table, batch)]
+
+
 def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict) -> str:
     batches = sorted(config.batch_sizes)
     skipped = "\n".join(f"- {name}: {why}" for name, why in ctx.skipped.items()) or "none"
+    distrust = trust_flags(variants, results, batches)
     flags = slow_int8_flags(results, batches[0], info)
     bench = config.bench
     return (
@@ -313,7 +330,8 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
                 f"trained {config.epochs} epochs. "
                 f"Each latency: {bench.warmup} warm-up calls, then at least {bench.min_iters} calls and "
                 f"{bench.min_seconds:g} s (at most {bench.max_seconds:g} s). {ctx.export_note}.",
-                results_table(variants, results, batches),
+                *([trust.warning(distrust)] if distrust else []),
+                results_table(variants, results, batches, distrust),
                 "![Pareto](pareto.png)",
                 "![Latency](latency.png)",
                 "## Checks\n\n"

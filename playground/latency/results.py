@@ -2,9 +2,12 @@
 scripts; never measures.
 
 ``load_results`` gives ``{"hardware": {...}, "rows": [one per variant and batch], "checks":
-{variant: {...}}}`` as :func:`playground.latency.report.benchmark_results` made it (runs made before the
-one results file kept it as the whole of their ``results.json``: :data:`LEGACY_FILE`); the helpers below
-turn it into tables (pandas), the Pareto front, the int8 verdicts and the slow-variant flags.
+{variant: {...}}, "skipped": {variant: why}}`` as :func:`playground.latency.report.benchmark_results` made it
+(runs made before the one results file kept it as the whole of their ``results.json``: :data:`LEGACY_FILE`;
+runs made before ``skipped`` was kept have ``{}``: :func:`skipped_variants` reads their report instead); the
+helpers below turn it into tables (pandas), the Pareto front, the int8 verdicts, the slow-variant flags and
+the trust flags (:func:`trust_flags`: too wide a spread, too few timed calls; see
+:mod:`playground.latency.trust` for :data:`SPREAD_LIMIT` and :data:`MIN_CALLS` and why).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from playground.core.runs import RESULTS, RunInfo, list_runs, read_result
-from playground.errors import DataFormatError
-from playground.latency import charts, report
+from playground.core.runs import RESULTS, RunInfo, list_runs, read_result, read_run_config
+from playground.errors import DataFormatError, PlaygroundError
+from playground.latency import charts, report, trust
+from playground.latency.trust import TrustFlag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,6 +27,9 @@ BENCHMARK = "benchmark"  # the results.json section: hardware, rows, checks
 LEGACY_FILE = "results.json"  # where runs made before the sections kept them (the same name, no "format")
 ROW_KEYS = ("variant", "batch", "p50_ms", "p99_ms", "accuracy", "ood_accuracy")
 REFERENCE = "torch_fp32"
+NO_REASON = "asked for, but the run recorded no reason it did not run"
+SPREAD_LIMIT = trust.SPREAD_LIMIT  # largest std / p50 of a trusted latency (why: the trust module)
+MIN_CALLS = trust.MIN_CALLS  # fewest timed calls behind a trusted latency
 
 
 def find_latency_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -43,10 +50,12 @@ def load_results(path: str | Path) -> dict:
         missing = [key for key in ROW_KEYS if not isinstance(row, dict) or key not in row]
         if missing:
             raise DataFormatError(f"{file} has a row without {', '.join(missing)}; the run folder is damaged")
-    checks, hardware = data.get("checks", {}), data.get("hardware", {})
-    if not isinstance(checks, dict) or not isinstance(hardware, dict):
-        raise DataFormatError(f"{file}: 'checks' and 'hardware' must be objects; the run folder is damaged")
-    return {"hardware": hardware, "rows": rows, "checks": checks}
+    checks, hardware, skipped = data.get("checks", {}), data.get("hardware", {}), data.get("skipped", {})
+    if not all(isinstance(part, dict) for part in (checks, hardware, skipped)):
+        raise DataFormatError(
+            f"{file}: 'checks', 'hardware' and 'skipped' must be objects; the run folder is damaged"
+        )
+    return {"hardware": hardware, "rows": rows, "checks": checks, "skipped": skipped}
 
 
 def results_frame(rows: list[dict]) -> pd.DataFrame:
@@ -166,6 +175,64 @@ def compare_frame(runs: dict[str, dict], batch: int = 1) -> pd.DataFrame:
             )
     table = pd.DataFrame(records, columns=["variant", "run", f"p50_ms_b{batch}", "accuracy"])
     return table.sort_values(["variant", "run"], kind="stable").reset_index(drop=True)
+
+
+def trust_flags(results: dict, batch: int) -> list[TrustFlag]:
+    """The figures at ``batch`` that cannot be trusted: each latency (p50) whose spread is too wide or
+    that rests on too few timed calls (or whose run did not record them), then each speed-up over
+    ``torch_fp32`` computed from a flagged latency; each flag with a one-line ``reason``."""
+    return trust.flags_at(results["rows"], batch, REFERENCE)
+
+
+def with_trust(frame: pd.DataFrame, flags: list[TrustFlag]) -> pd.DataFrame:
+    """``frame`` (one row per variant, as :func:`at_batch` gives it) with a ``trust`` column after the
+    variant: "ok", or what is wrong with the row's latency and speed-up."""
+    frame = frame.copy()
+    frame.insert(1, "trust", [trust.cell(flags, variant) for variant in frame["variant"]])
+    return frame
+
+
+def trust_warning(flags: list[TrustFlag]) -> str:
+    """Markdown naming the flagged figures and how to get trustworthy ones; "" when none is flagged."""
+    return trust.warning(flags)
+
+
+def skipped_variants(path: str | Path, results: dict) -> dict[str, str]:
+    """Every variant the run was asked for that did not run, with the reason: as the results recorded
+    it, else (a run made before they did) as its ``report.md`` states it, else :data:`NO_REASON` for a
+    variant of the run's ``config.toml`` that has no result row."""
+    skipped = dict(results.get("skipped") or {}) or _report_skipped(Path(path) / "report.md")
+    ran = {row["variant"] for row in results["rows"]}
+    for name in _asked_for(Path(path)):
+        if name not in ran and name not in skipped:
+            skipped[name] = NO_REASON
+    return skipped
+
+
+def _report_skipped(file: Path) -> dict[str, str]:
+    """The "## Skipped variants" list of a report ("- name: why" lines); {} without one."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    _, found, section = text.partition("\n## Skipped variants\n")
+    skipped = {}
+    for line in section.split("\n## ")[0].splitlines() if found else []:
+        name, colon, why = line.removeprefix("- ").partition(": ")
+        if line.startswith("- ") and colon:
+            skipped[name.strip()] = why.strip()
+    return skipped
+
+
+def _asked_for(path: Path) -> list[str]:
+    """The variants in the run's ``config.toml`` (``methods``, or ``variants`` in older runs); [] when it
+    cannot be read."""
+    try:
+        config = read_run_config(path).get("config", {})
+    except PlaygroundError:
+        return []
+    names = config.get("methods", config.get("variants", [])) if isinstance(config, dict) else []
+    return [str(name) for name in names] if isinstance(names, list) else []
 
 
 hardware_line = report.hardware_line

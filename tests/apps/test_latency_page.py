@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from playground.core.runs import read_result
+from playground.core.runs import RunDir, read_result
 from playground.latency.experiment import Bench, Config, run
 from playground.latency.results import BENCHMARK
 from tests.apps.conftest import open_page_at, plotly_spec
@@ -139,3 +139,45 @@ def test_a_run_without_results_json_is_one_error_line(latency_run):
     assert not at.exception
     assert len(at.error) == 1 and "results.json" in at.error[0].value and "\n" not in at.error[0].value
     assert not at.get("plotly_chart")
+
+
+def hand_made_run(folder, legacy: bool):
+    """A finished run of hand-made figures: torch_fp32 timed over 10 calls with a wide spread (the quick
+    preset on a busy machine), ort_fp32 over 300 quiet calls, torch_fp16 asked for but skipped. ``legacy``:
+    the old layout (results.json is the benchmark itself; the skip reason only in report.md)."""
+    from tests.latency.test_results import row
+
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(
+        'experiment = "latency"\n\n[config]\nmethods = ["torch_fp32", "torch_fp16", "ort_fp32"]\n'
+    )
+    rows = [
+        row("torch_fp32", 1, 192.0, 0.9) | {"std_ms": 115.0, "iters": 10},
+        row("ort_fp32", 1, 0.563, 0.9, "onnxruntime") | {"std_ms": 0.01, "iters": 300},
+    ]
+    data = {"hardware": {"cpu": "Test CPU"}, "rows": rows, "checks": {}}
+    why = "fp16 runs only on a GPU here"
+    if legacy:
+        (folder / "results.json").write_text(json.dumps(data))
+    else:
+        RunDir(folder).write_result(BENCHMARK, data | {"skipped": {"torch_fp16": why}})
+    (folder / "report.md").write_text(f"# x\n\n## Skipped variants\n\n- torch_fp16: {why}\n")
+    (folder / "metrics.json").write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["results", "old-layout"])
+def test_a_wide_spread_is_flagged_and_a_skipped_variant_shows_its_reason(playground_home, legacy):
+    hand_made_run(playground_home / "latency-handmade", legacy)
+    at = open_page()
+    assert not at.exception and not at.error
+    (warning,) = [w.value for w in at.warning if "cannot be trusted" in w.value]
+    assert "p50 of torch_fp32 (std/p50 0.60, 10 calls)" in warning
+    assert "speed-ups over torch_fp32 of ort_fp32 (the baseline is flagged)" in warning
+    assert "--preset full" in warning and "--threads" in warning
+    table = table_with(at, "throughput").set_index("variant")
+    assert table.loc["torch_fp32", "trust"] == "⚠ std/p50 0.60, 10 calls"
+    assert table.loc["ort_fp32", "trust"] == "⚠ speed-up: flagged baseline"
+    assert table.loc["ort_fp32", "speedup_vs_torch_fp32"] == 341.03  # the figure stays, flagged
+    (skipped,) = [i.value for i in at.info if "Asked for but not run" in i.value]
+    assert "**torch_fp16**: fp16 runs only on a GPU here" in skipped

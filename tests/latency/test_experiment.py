@@ -150,6 +150,10 @@ def test_artifacts_csv_results_section_charts_and_report(tiny_run):
     assert "![Pareto](pareto.png)" in report and "![Latency](latency.png)" in report
     assert "## Checks" in report and "Hardware:" in report and "ONNX export: dynamo" in report
     assert "ONNX round trip" in report  # the pruned model runs in ORT too
+    assert data["skipped"] == {} and "## Skipped variants\n\nnone" in report
+    # 5 timed calls per figure (TINY's bench): every latency is flagged, in the warning and the table
+    assert "cannot be trusted" in report and "| variant | trust | backend |" in report
+    assert "| torch_fp32 | ⚠ b1: " in report and "5 calls" in report
 
 
 @pytest.mark.parametrize(

@@ -78,9 +78,9 @@ def test_a_run_keeps_the_benchmark_as_a_results_section_and_an_old_run_still_ope
     new = write_run(tmp_path / "latency-new", results=None)
     RunDir(new).write_result(lat.BENCHMARK, RESULTS)
     RunDir(new).write_result("other", {"x": 1})  # another section beside it changes nothing
-    assert lat.load_results(new) == RESULTS
+    assert lat.load_results(new) == RESULTS | {"skipped": {}}
     old = write_run(tmp_path / "latency-old")  # no "format": the whole file is the old layout
-    assert lat.load_results(old) == RESULTS
+    assert lat.load_results(old) == RESULTS | {"skipped": {}}
     without = write_run(tmp_path / "latency-other", results=None)
     RunDir(without).write_result("other", {"x": 1})
     with pytest.raises(DataNotFoundError, match="no 'benchmark' results in results.json"):
@@ -105,6 +105,7 @@ def test_finds_only_latency_runs_and_reads_them_back(tmp_path):
         ("{not json", "not valid JSON"),
         ('{"rows": []}', "no result rows"),
         ('{"rows": [{"variant": "torch_fp32"}]}', "without batch"),
+        (json.dumps(RESULTS | {"skipped": ["torch_fp16"]}), "'skipped' must be objects"),
     ],
 )
 def test_missing_or_damaged_results_raise_clear_errors(tmp_path, text, message):
@@ -140,3 +141,30 @@ def test_compare_puts_each_variant_of_every_run_together():
     kd = table[table["variant"] == "student_kd"]
     assert len(kd) == 2 and all(math.isnan(v) for v in kd["p50_ms_b1"])  # measured at batch 16 only
     assert set(table.loc[table["run"] == "old", "accuracy"]) == {0.5}
+
+
+def test_skipped_variants_come_from_the_results_else_the_report_else_the_config(tmp_path):
+    asked = (
+        'experiment = "latency"\n\n[config]\nmethods = ["torch_fp32", "torch_fp16", "ort_fp32", "ort_fp16"]\n'
+    )
+    new = write_run(tmp_path / "latency-new", results=None)
+    (new / "config.toml").write_text(asked)
+    RunDir(new).write_result(lat.BENCHMARK, RESULTS | {"skipped": {"torch_fp16": "fp16 needs a GPU"}})
+    results = lat.load_results(new)
+    assert results["skipped"] == {"torch_fp16": "fp16 needs a GPU"}
+    assert lat.skipped_variants(new, results) == {"torch_fp16": "fp16 needs a GPU", "ort_fp16": lat.NO_REASON}
+    old = write_run(tmp_path / "latency-old")  # the old layout, its reasons only in report.md
+    (old / "config.toml").write_text(asked.replace("methods", "variants"))  # the key's old name
+    (old / "report.md").write_text(
+        "# x\n\n## Flags\n\n- a: b\n\n## Skipped variants\n\n"
+        "- torch_fp16: ConfigError: fp16: needs CUDA\n- ort_fp16: no fp16 Conv\n\n## Later\n\n- c: d\n"
+    )
+    assert lat.skipped_variants(old, lat.load_results(old)) == {
+        "torch_fp16": "ConfigError: fp16: needs CUDA",
+        "ort_fp16": "no fp16 Conv",
+    }
+    (old / "report.md").write_text("# x\n\n## Skipped variants\n\nnone\n")
+    (old / "config.toml").write_text('experiment = "latency"\n\n[config]\nname = "x"\n')  # nothing asked
+    assert lat.skipped_variants(old, lat.load_results(old)) == {}
+    (old / "config.toml").write_text("not [ toml")  # a damaged config names nothing, raises nothing
+    assert lat.skipped_variants(old, lat.load_results(old)) == {}
