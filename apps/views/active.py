@@ -3,7 +3,9 @@
 Widgets -> :func:`playground.active.experiment.run` (the preset from recipes/active_fashion.toml
 with the changed fields as ``--set`` overrides) -> the report's charts (:mod:`playground.active.charts`)
 of the run's curves (:func:`playground.active.results.load_curves`) and its metrics. The escalated
-samples land in the annotation queue that the Annotate page works through.
+samples land in the annotation queue that the Annotate page works through: the run says which queue it
+filled and with how many samples (:func:`playground.active.results.read_queue_fill`), linked to that page,
+which links back here with ``?run=NAME`` to open the run that filled its queue.
 """
 
 from pathlib import Path
@@ -17,9 +19,16 @@ from common import PresetForm, choose_run, preset_run_button, recipe_values, sho
 from playground.active import report
 from playground.active.acquisition import ACQUISITIONS
 from playground.active.charts import escalation_chart, learning_curve_chart, policy_chart
-from playground.active.results import find_active_runs, load_curves, mean_route_counts, read_active_config
+from playground.active.results import (
+    QueueFill,
+    find_active_runs,
+    load_curves,
+    mean_route_counts,
+    read_active_config,
+    read_queue_fill,
+)
 from playground.core.config import load_recipe
-from playground.core.runs import load_run
+from playground.core.runs import is_reference, load_run
 from playground.errors import PlaygroundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -104,11 +113,30 @@ def routes_table(escalation: list[dict]) -> pd.DataFrame:
     )
 
 
+def show_queue_fill(fill: QueueFill, path: Path) -> None:
+    """Which annotation queue the run filled, with how many samples, linked to the Annotate page; or why
+    it filled none."""
+    summary = report.queue_summary(fill)
+    if not fill.sent:
+        st.info(summary, icon=":material/inbox:")
+        return
+    if is_reference(path):
+        summary += " A reference run filled the queue of the machine that made it: run it to fill yours."
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown(f":material/inbox: {summary}")
+        st.page_link(
+            "views/annotate.py",
+            label=f"Review queue '{fill.queue}'",
+            icon=":material/rate_review:",
+            query_params={"queue": fill.queue},
+        )
+
+
 def show_run(path: Path, config: dict) -> None:
-    """The run's checks, curves and escalation; ``config`` is its ``[config]`` table with old flat keys
-    in their sections (:func:`~playground.active.results.read_active_config`)."""
+    """The run's checks, the queue it filled, its curves and escalation; ``config`` is its ``[config]``
+    table with old flat keys in their sections (:func:`~playground.active.results.read_active_config`)."""
     try:
-        curves, metrics = load_curves(path), load_run(path).metrics
+        curves, metrics, fill = load_curves(path), load_run(path).metrics, read_queue_fill(path)
     except PlaygroundError as err:
         show_error(err)
         return
@@ -118,6 +146,7 @@ def show_run(path: Path, config: dict) -> None:
     ratio = "mean_curve/labels_vs_random" if seeds > 1 else "labels_vs_random"
     budget = config.get("loop", {}).get("budget", 0)
     st.markdown("\n".join(report.claims(strategies, target, budget, metrics, ratio)))
+    show_queue_fill(fill, path)
     tabs = st.tabs(["Learning curves", "Retraining policies", "Escalation"])
     with tabs[0]:
         show_chart(learning_curve_chart(curves["strategies"], target), key="al_curves")
@@ -130,12 +159,6 @@ def show_run(path: Path, config: dict) -> None:
         show_chart(escalation_chart(curves["escalation"][0], metrics), left, key="al_escalation")
         right.markdown(report.escalation_table(metrics))
         right.dataframe(routes_table(curves["escalation"]), hide_index=True)
-        if config.get("queue"):
-            st.page_link(
-                "views/annotate.py",
-                label=f"Review the escalations in queue '{config['queue']}'",
-                icon=":material/rate_review:",
-            )
 
 
 settings = sidebar_settings()
@@ -147,6 +170,8 @@ st.markdown(
     "stays at or below α; uncertain and likely-OOD ones go to the annotators."
 )
 root = Path(settings.runs_root).expanduser()
+if "run" in st.query_params:  # a link from the Annotate page to the run that filled its queue
+    st.session_state["al_run"] = st.query_params.pop("run")
 chosen = choose_run(
     find_active_runs,
     root,

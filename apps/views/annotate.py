@@ -1,7 +1,9 @@
 """Annotate: review the samples the model was unsure about, one at a time, from the keyboard.
 
 The active-learning loop escalates uncertain or likely out-of-distribution samples to a queue in
-the annotation store (``playground.store``). Each annotator is lent one item at a time; it goes
+the annotation store (``playground.store``): the recipe preset that fills a queue, a background job
+filling one now and the run that filled it come from :mod:`playground.active.handoff`, with links to
+the Active learning page. Each annotator is lent one item at a time; it goes
 back to the queue if they leave it for five minutes. Every decision is saved at once, under a
 request id made for the item on screen, so a rerun or a double key press never records it twice.
 Keys: a accept · 1-9, 0 correct to that class · e save the chosen correction · s skip ·
@@ -13,8 +15,17 @@ import uuid
 import numpy as np
 import pandas as pd
 import streamlit as st
+from background import open_jobs
 from common import show_error, sidebar_settings, upscale
 
+from playground.active.handoff import (
+    describe_recipes,
+    fill_command,
+    filling_jobs,
+    job_queue,
+    queue_recipes,
+    source_runs,
+)
 from playground.errors import PlaygroundError
 from playground.store import Decision, Item, Store, default_url
 
@@ -44,7 +55,7 @@ def open_store(runs_root: str) -> Store:
 
 
 def annotator_name(store: Store) -> str:
-    """The annotator's name (kept in the URL and the session); stops the page until one is given."""
+    """The annotator's name (kept in the URL and the session); "" until a valid one is given."""
     raw = st.text_input(
         "Your name",
         key="annotator",
@@ -56,24 +67,93 @@ def annotator_name(store: Store) -> str:
     )
     if not (raw or "").strip():
         st.info("Type your name to start annotating.", icon=":material/badge:")
-        st.stop()
+        return ""
     try:
         return store.register_annotator(raw)
     except PlaygroundError as err:
         show_error(err)
-        st.stop()
+        return ""
 
 
-def choose_queue(store: Store) -> str:
-    queues = store.queues()
-    if not queues:
-        st.info(
-            "No annotation queue yet. The active-learning loop escalates the samples its model is "
-            "unsure about to a queue; they will show up here.",
-            icon=":material/inbox:",
-        )
-        st.stop()
+def choose_queue(queues: list[str]) -> str:
     return st.selectbox("Queue", queues, key="queue", bind="query-params", persist_state="session")
+
+
+# --------------------------------------------------------------------- where queues come from
+
+
+def show_how_to_fill(runs_root: str, queue: str | None) -> None:
+    """Which recipe preset fills ``queue`` (any queue when None), a link to the Active learning page
+    that runs it, the same run from a terminal, and the background jobs filling it now."""
+    recipes = queue_recipes()
+    command = fill_command(queue, recipes) if queue else (recipes[0].command if recipes else "")
+    if queue is None:
+        which = describe_recipes(recipes) or "an active-learning run with `queue` set fills one"
+        text = (
+            "No annotation queue yet. The active-learning loop escalates the samples its model is unsure "
+            f"about, and those that look out of distribution, to a queue: {which}."
+        )
+    else:
+        text = f"To add more to **{queue}**, run active learning again: each run adds its own escalations."
+    st.info(text, icon=":material/inbox:")
+    show_filling_jobs(runs_root, queue)
+    st.page_link("views/active.py", label="Run it on the Active learning page", icon=":material/school:")
+    if command:
+        st.caption("Or from a terminal:")
+        st.code(command, language="bash", wrap_lines=True)
+
+
+def active_filling_jobs(runs_root: str, queue: str | None) -> list:
+    try:
+        return filling_jobs(open_jobs(runs_root).list(50), queue)
+    except PlaygroundError as err:
+        show_error(err)
+        return []
+
+
+def show_filling_jobs(runs_root: str, queue: str | None) -> None:
+    """The queued or running active-learning jobs that fill ``queue`` (any when None), refreshed every
+    3 s; when the last one ends the page is drawn again, with what it filled."""
+    if not active_filling_jobs(runs_root, queue):
+        return
+
+    @st.fragment(run_every=3.0)
+    def draw() -> None:
+        jobs = active_filling_jobs(runs_root, queue)
+        for job in jobs:
+            st.info(
+                f"On its way: job {job.id} ({job.title}) fills queue **{job_queue(job.args)}**: "
+                f"{job.describe()}",
+                icon=":material/autorenew:",
+            )
+        if not jobs:
+            st.rerun(scope="app")
+
+    draw()
+
+
+def show_source(store: Store, queue: str, runs_root: str) -> None:
+    """The active-learning run that last filled ``queue`` (when its model name is known), linked."""
+    runs = source_runs(store, queue, runs_root)
+    if not runs:
+        return
+    newest, earlier = runs[0], len(runs) - 1
+    more = f" (and {earlier} earlier run{'s' if earlier > 1 else ''})" if earlier else ""
+    if newest.path is None:
+        st.caption(
+            f"Filled by `{newest.name}`{more}; no active-learning run of that name under `{runs_root}`."
+        )
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(
+            f"{newest.items:,} items from active-learning run **{newest.name}**{more}.", width="content"
+        )
+        st.page_link(
+            "views/active.py",
+            label="See that run",
+            icon=":material/school:",
+            query_params={"run": newest.name},
+        )
 
 
 # --------------------------------------------------------------------- actions (button callbacks)
@@ -303,18 +383,27 @@ def page() -> None:
         "Review what the model was unsure about. Keys: **a** accept · **1-9, 0** correct to that class · "
         "**e** save the chosen correction · **s** skip · **o** flag as OOD · **u** undo."
     )
-    store = open_store(sidebar_settings().runs_root)
+    runs_root = sidebar_settings().runs_root
+    store = open_store(runs_root)
+    queues = store.queues()
+    if not queues:
+        show_how_to_fill(runs_root, None)
+        return
     top = st.columns(2)
     with top[0]:
         annotator = annotator_name(store)
+    if not annotator:
+        return  # not st.stop() (here and above): the sidebar's job list is drawn after the page
     with top[1]:
-        queue = choose_queue(store)
+        queue = choose_queue(queues)
+    show_source(store, queue, runs_root)
     show_messages()
     item = store.lease_next(queue, annotator)
     show_progress(store, queue)
     if item is None:
         st.success("Nothing left to review in this queue.", icon=":material/task_alt:")
         undo_button(store, queue, annotator)
+        show_how_to_fill(runs_root, queue)
     else:
         show_item(item)
         action_buttons(store, item, annotator)

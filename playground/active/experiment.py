@@ -25,7 +25,6 @@ from playground.core.config import RunConfig, chosen_methods
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress
 from playground.core.runs import Metrics, Result, RunDir
-from playground.core.seeds import runs_root_of
 from playground.errors import ConfigError
 
 EXPERIMENT = "active"
@@ -112,13 +111,10 @@ def steps(run: Run[Config], data: ActiveData) -> Finished:
     policies = _policy_comparison(config, data, device, loops, progress)
     chosen = loops[config.escalation_strategy or config.methods[-1]]
     escalation = simulate(chosen.learner, data, config.escalation, config.loop.mc_samples, config.seed)
-    if config.queue:
-        report.enqueue_escalations(
-            config.queue, escalation, data, run.dir.path.name, str(runs_root_of(run.dir.path))
-        )
+    fill = report.hand_off(config, escalation, data, run.dir)  # to config.queue, recorded in the run
     metrics = report.metrics(config, loops, policies, escalation)
     report.write_artifacts(run.dir, config, loops, policies, escalation, data)
-    text = report.report_text(config, metrics.values, device, data)
+    text = report.report_text(config, metrics.values, device, data, fill)
     return Finished(metrics, text, ActiveResults(loops, policies, escalation))
 
 

@@ -1,18 +1,22 @@
 """The active-learning run's metrics, curves (a results.json section), charts, report and annotation-queue
-hand-off."""
+hand-off (:func:`hand_off`: the escalations go to the config's ``queue``, and what went where is the run's
+:data:`~playground.active.results.QUEUE` section and a section of its report)."""
 
 from __future__ import annotations
 
 import math
+from urllib.parse import quote
 
 import numpy as np
 
 from playground.active.charts import charts, learning_curve_chart, policy_chart
 from playground.active.escalation import ESCALATE, OOD, ROUTE_NAMES
 from playground.active.loop import LoopHistory, labels_to_target
-from playground.active.results import CURVES, per_seed, read_curves
+from playground.active.results import CURVES, QUEUE, QueueFill, per_seed, read_curves, read_queue_fill
 from playground.core.runs import Metrics, RunDir, markdown_table
-from playground.core.seeds import metric_cell
+from playground.core.seeds import metric_cell, runs_root_of
+
+ANNOTATE_URL = "http://localhost:8501/annotate"  # the Annotate page of `playground app` (default port)
 
 
 def _forgetting(history: LoopHistory) -> float:
@@ -114,7 +118,7 @@ def curves(loops: dict[str, LoopHistory], policies: dict[str, LoopHistory], esca
             **escalation.curve,
             "threshold": min(escalation.threshold.confidence, 1.0),
             "alpha": escalation.threshold.alpha,
-            "routes": {name: int((escalation.routes == i).sum()) for i, name in enumerate(ROUTE_NAMES)},
+            "routes": route_counts(escalation),
         },
     }
 
@@ -255,7 +259,8 @@ def _data_line(config, data) -> str:
     )
 
 
-def report_text(config, values: dict[str, float], device: str, data) -> str:
+def report_text(config, values: dict[str, float], device: str, data, fill: QueueFill | None = None) -> str:
+    """The run's report.md; ``fill``: what :func:`hand_off` sent to the annotation queue."""
     loop, escalation = config.loop, config.escalation
     return "\n".join(
         [
@@ -288,6 +293,7 @@ def report_text(config, values: dict[str, float], device: str, data) -> str:
             "",
             "![escalation](escalation.png)",
             "",
+            *(queue_section(fill) if fill is not None else []),
         ]
     )
 
@@ -354,6 +360,7 @@ def aggregate_text(config, metrics: Metrics, results) -> str:
             "## Escalation",
             escalation_table(values),
             "",
+            *queue_section(read_queue_fill(parent.path)),
             "## Seeds",
             links,
             "",
@@ -387,10 +394,57 @@ def queue_items(escalation, data, run_name: str) -> list:
     return items
 
 
-def enqueue_escalations(queue: str, escalation, data, run_name: str, home: str = "") -> int:
+def enqueue_escalations(queue: str, escalation, data, run_name: str, home: str = "") -> tuple[int, str]:
     """Send the escalated and OOD-flagged stream samples to annotation queue ``queue`` in the
-    database of runs root ``home`` (the default root when empty), where the Annotate page looks."""
+    database of runs root ``home`` (the default root when empty), where the Annotate page looks;
+    ``(new items, the database)``. Nothing to send opens no database (and creates no empty queue)."""
     from playground.store import Store, default_url
 
+    items = queue_items(escalation, data, run_name)
     with Store(default_url(home or None)) as store:
-        return store.enqueue(queue, queue_items(escalation, data, run_name), model=run_name)
+        return (store.enqueue(queue, items, model=run_name) if items else 0), store.location
+
+
+def route_counts(escalation) -> dict[str, int]:
+    """How many stream samples went down each route (auto, escalate, ood, defer)."""
+    return {name: int((escalation.routes == i).sum()) for i, name in enumerate(ROUTE_NAMES)}
+
+
+def hand_off(config, escalation, data, run_dir: RunDir) -> QueueFill:
+    """Send what the escalation policy escalated or flagged as OOD to ``config.queue`` (when set), under
+    the run folder's name as the model name, and record what went where as the run's ``QUEUE`` section."""
+    routes = route_counts(escalation)
+    fill = QueueFill(config.queue, routes["escalate"], routes["ood"], added=0)
+    if fill.sent:
+        home = str(runs_root_of(run_dir.path))
+        added, database = enqueue_escalations(config.queue, escalation, data, run_dir.path.name, home)
+        fill = QueueFill(fill.queue, fill.uncertain, fill.ood, added, database)
+    run_dir.write_result(QUEUE, fill)
+    return fill
+
+
+def queue_summary(fill: QueueFill) -> str:
+    """One sentence: which queue the run filled and with how many samples, or why it filled none."""
+    if fill.sent:
+        new = "" if fill.added is None or fill.added == fill.sent else f"; {fill.added:,} of them new there"
+        return f"Sent {fill.sent:,} stream samples ({fill.counts()}) to annotation queue `{fill.queue}`{new}."
+    if not fill.queue:
+        return (
+            f"Filled no annotation queue: {fill.why_empty}. It would have sent {fill.counts()} "
+            "(run it again with `--set queue=NAME` to send them to queue NAME)."
+        )
+    return f"Filled no annotation queue: {fill.why_empty}."
+
+
+def queue_section(fill: QueueFill) -> list[str]:
+    """The report's annotation-queue section: the summary and how to open the queue."""
+    lines = ["## Annotation queue", queue_summary(fill)]
+    if fill.sent:
+        where = f" in `{fill.database}`" if fill.database else ""
+        lines += [
+            "",
+            f"Review them on the Annotate page: `playground app`, then **Annotate** "
+            f"({ANNOTATE_URL}?queue={quote(fill.queue)}), queue `{fill.queue}`{where} (the app's sidebar "
+            "must show the runs root holding that database, or `$PLAYGROUND_DB` must name it).",
+        ]
+    return [*lines, ""]

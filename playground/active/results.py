@@ -1,11 +1,14 @@
 """Read active-learning runs back (single or multi-seed) for the page, the reports and scripts.
 
 A run keeps its learning curves, policy curves and escalation sweep as the :data:`CURVES` section of
-its ``results.json`` (runs made before that file kept them in ``curves.json``, still read).
+its ``results.json`` (runs made before that file kept them in ``curves.json``, still read), and what it
+sent to the annotation queue as the :data:`QUEUE` section (:class:`QueueFill`; for runs made before
+that section, worked out from the config's ``queue`` and the escalation's routes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,13 @@ import numpy as np
 from playground.core.config import rename_keys
 from playground.core.runs import RunInfo, list_runs, read_result, read_run_config
 from playground.core.seeds import Band, band, seed_folders
+from playground.errors import DataNotFoundError
 
 # the results.json section of a run: {"strategies": {s: curve}, "policies": {p: curve}, "escalation": sweep}
 CURVES = "curves"
 LEGACY_CURVES = "curves.json"  # where runs made before results.json kept it
+# the results.json section of what a run sent to the annotation queue (a QueueFill)
+QUEUE = "queue"
 
 
 def find_active_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -86,3 +92,69 @@ def mean_route_counts(escalation: list[dict]) -> dict[str, float]:
         for route, count in seed["routes"].items():
             counts.setdefault(route, []).append(count)
     return {route: float(np.mean(values)) for route, values in counts.items()}
+
+
+@dataclass(frozen=True)
+class QueueFill:
+    """What a run (all its seeds together) sent to an annotation queue: the stream samples its escalation
+    policy escalated as uncertain and those it flagged as likely OOD, when ``queue`` names one."""
+
+    queue: str  # the annotation queue ("": none, escalation to annotators was off)
+    uncertain: int  # stream samples escalated as uncertain
+    ood: int  # stream samples flagged as likely out of distribution
+    added: int | None = None  # new items in the queue (an item already there is not added twice); None:
+    # not recorded (a run made before the QUEUE section)
+    database: str = ""  # the database holding the queue (password hidden); "": not recorded
+    seeds: int = 1
+
+    @property
+    def sent(self) -> int:
+        """How many samples went to the queue (none without one)."""
+        return self.uncertain + self.ood if self.queue else 0
+
+    @property
+    def why_empty(self) -> str:
+        """Why the run filled no queue ("" when it did)."""
+        if not self.queue:
+            return 'escalation to annotators is off in its config (`queue = ""`)'
+        if not self.sent:
+            return (
+                "its escalation policy escalated nothing: every stream sample was auto-labelled or deferred"
+            )
+        return ""
+
+    def counts(self) -> str:
+        """``"12 uncertain, 3 likely OOD"`` (over every seed)."""
+        over = f" over {self.seeds} seeds" if self.seeds > 1 else ""
+        return f"{self.uncertain:,} uncertain, {self.ood:,} likely OOD{over}"
+
+
+def read_queue_fill(path: str | Path) -> QueueFill:
+    """What the run at ``path`` sent to its annotation queue; a multi-seed run's seeds added up."""
+    path = Path(path)
+    fills = [_seed_queue_fill(p) for p in seed_folders(path)] or [_seed_queue_fill(path)]
+    if len(fills) == 1:
+        return fills[0]
+    added = [f.added for f in fills]
+    return QueueFill(
+        fills[0].queue,
+        sum(f.uncertain for f in fills),
+        sum(f.ood for f in fills),
+        None if None in added else sum(added),
+        next((f.database for f in fills if f.database), ""),
+        len(fills),
+    )
+
+
+def _seed_queue_fill(path: Path) -> QueueFill:
+    """One run folder's :data:`QUEUE` section, or (a run made before it) its config and routes."""
+    try:
+        saved = read_result(path, QUEUE)
+    except DataNotFoundError:
+        saved = None
+    if saved is not None:
+        known = {field.name for field in dataclasses.fields(QueueFill)}
+        return QueueFill(**{key: value for key, value in saved.items() if key in known})
+    routes = read_curves(path)["escalation"].get("routes", {})
+    queue = str(read_active_config(path).get("queue", ""))
+    return QueueFill(queue, int(routes.get("escalate", 0)), int(routes.get("ood", 0)))

@@ -7,9 +7,17 @@ import pytest
 from playground.active import experiment
 from playground.active.data import ActiveDataSpec
 from playground.active.experiment import Config, run
+from playground.active.handoff import find_source_run, queue_sources
 from playground.active.learner import TrainSpec
 from playground.active.loop import LoopSpec
-from playground.active.results import CURVES, find_active_runs, load_curves, read_curves
+from playground.active.results import (
+    CURVES,
+    QueueFill,
+    find_active_runs,
+    load_curves,
+    read_curves,
+    read_queue_fill,
+)
 from playground.active.simulate import EscalationSpec
 from playground.core.runner import config_from_recipe, run_seeds
 from playground.core.runs import RESULTS, load_run, read_result
@@ -104,6 +112,15 @@ def test_run_writes_every_metric_the_issue_names_and_fills_the_queue(playground_
     assert progress["total"] == routes["escalate"] + routes["ood"] > 0
     assert store.class_names("digits-review") == [str(d) for d in range(10)]
     assert "## Escalation" in result.report and "## Retraining policies" in result.report
+    fill = read_queue_fill(result.run_dir)  # what the run recorded about the queue it filled
+    assert fill == QueueFill(
+        "digits-review", routes["escalate"], routes["ood"], progress["total"], store.location
+    )
+    assert (
+        f"Sent {fill.sent} stream samples" in result.report
+        and "annotate?queue=digits-review" in result.report
+    )
+    assert [s.model for s in queue_sources(store, "digits-review")] == [result.run_dir.name]
 
 
 def test_the_same_seed_gives_the_same_curves():
@@ -136,6 +153,13 @@ def test_multi_seed_report_and_curves(playground_home):
     assert len(curves["strategies"]["entropy"]) == 2 and len(curves["escalation"]) == 2
     assert [r.name for r in find_active_runs(playground_home)] == [result.run_dir.name]
     assert Store().progress("multi")["total"] > 0  # both seeds' escalations, in the runs root's database
+    fill = read_queue_fill(result.run_dir)
+    assert fill.seeds == 2 and fill.added == Store().progress("multi")["total"] == fill.sent
+    assert "to annotation queue `multi`" in result.report and "over 2 seeds" in result.report
+    sources = queue_sources(Store(), "multi")  # each seed's folder name, both leading back to the run
+    assert len(sources) == 2 and {find_source_run(playground_home, s.model) for s in sources} == {
+        result.run_dir
+    }
     assert (playground_home / "playground.db").is_file()
 
 

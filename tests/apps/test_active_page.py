@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 
+from streamlit.testing.v1 import AppTest
+
 from playground.active import experiment
 from playground.active.experiment import Config, run
-from playground.active.results import CURVES
+from playground.active.results import CURVES, read_queue_fill
 from playground.core.runner import run_seeds
 from playground.core.runs import RESULTS, read_result
+from playground.store import Store
 from tests.active.test_experiment import TINY, flatten_run_config
-from tests.apps.conftest import open_page_at, plotly_spec
+from tests.apps.conftest import APP_FILE, open_page_at, plotly_spec
 
 
 def open_page(monkeypatch):
@@ -44,7 +47,14 @@ def test_a_multi_seed_run_draws_bands_tables_and_the_escalation_point(monkeypatc
     assert sum(d.get("fill") == "tonexty" for d in policies["data"]) == 4
     escalation = chart(at, "al_escalation")
     assert [d["name"] for d in escalation["data"]] == ["sweeping the threshold", "calibrated threshold"]
-    assert at.get("page_link")[-1].proto.page.endswith("annotate")
+    summary = [m.value for m in at.markdown if "to annotation queue" in m.value]
+    fill = read_queue_fill(result.run_dir)
+    assert fill.sent == Store().progress("review")["total"] > 0 and fill.seeds == 2
+    assert summary == [
+        f":material/inbox: Sent {fill.sent} stream samples ({fill.counts()}) to annotation queue `review`."
+    ]
+    link = at.get("page_link")[-1].proto
+    assert link.page == "annotate" and link.query_string == "queue=review" and "review" in link.label
     tables = "\n".join(m.value for m in at.markdown)
     assert "labels to 80%" in tables and "auto-label error" in tables and "forgetting" in tables
 
@@ -72,3 +82,22 @@ def test_a_run_from_before_the_sections_and_results_json_still_opens(monkeypatch
     text = "\n".join(m.value for m in at.markdown)
     assert "No uncertainty strategy reached 99% within 60 labels" in text
     assert chart(at, "al_curves")["data"] and len(at.get("plotly_chart")) == 3
+    (no_queue,) = [
+        i.value for i in at.info if "annotation queue" in i.value
+    ]  # worked out from config and routes
+    assert no_queue.startswith(
+        'Filled no annotation queue: escalation to annotators is off in its config (`queue = ""`)'
+    )
+    assert not [link for link in at.get("page_link") if link.proto.page == "annotate"]
+
+
+def test_a_link_from_the_annotate_page_opens_the_run_that_filled_the_queue(monkeypatch, playground_home):
+    older = run(Config(**{**TINY, "queue": ""})).run_dir
+    newer = run(Config(**{**TINY, "queue": ""})).run_dir
+    at = AppTest.from_file(str(APP_FILE), default_timeout=120)
+    at.query_params["run"] = older.name  # as the Annotate page's "See that run" link opens the page
+    at.run()
+    at.switch_page("views/active.py").run()
+    assert not at.exception and at.selectbox(key="al_run").value == older.name
+    at.selectbox(key="al_run").select(newer.name).run()  # the link chose once: the picker is free again
+    assert at.selectbox(key="al_run").value == newer.name and "run" not in at.query_params

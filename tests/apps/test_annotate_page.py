@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 
 import pytest
+from sqlalchemy import insert
 from streamlit.testing.v1 import AppTest
 
 from playground.store import Store, default_url
 from tests.apps.conftest import APP_FILE
+from tests.conftest import REPO
 from tests.test_store import make_items
 
 PAGE = "views/annotate.py"
@@ -38,12 +42,67 @@ def shown(at: AppTest) -> str:
     return at.image[0].captions[0]
 
 
-def test_nothing_happens_until_a_name_is_given_and_an_empty_store_says_so(playground_home):
+QUICK = "playground run recipes/active_fashion.toml --preset quick"
+
+
+def page_links(at: AppTest) -> list:
+    return at.main.get("page_link")
+
+
+def test_an_empty_store_says_which_preset_fills_a_queue_with_a_link_and_the_command(playground_home):
     at = open_page()
-    assert "Type your name" in at.info[0].value and not at.main.selectbox
+    hint = at.info[0].value
+    assert hint.startswith("No annotation queue yet") and "`recipes/active_fashion.toml`" in hint
+    assert "**quick**" in hint and "queue **fashion**" in hint
+    (link,) = page_links(at)
+    assert link.proto.page == "active" and "Active learning" in link.proto.label
+    assert [c.value for c in at.code] == [QUICK]
+    assert not at.main.text_input and not at.main.selectbox and not at.main.button  # nothing to annotate
+
+
+def test_nothing_happens_until_a_name_is_given(store):
+    at = open_page()
+    assert "Type your name" in at.info[0].value and not at.main.selectbox and not at.main.button
     at.text_input(key="annotator").input("alice").run()
-    assert not at.exception
-    assert "No annotation queue yet" in at.info[0].value and not at.main.button
+    assert not at.exception and at.selectbox(key="queue").value == "fashion"
+
+
+def running_job(args: list[str]) -> int:
+    """A running job row (no worker: its heartbeat is fresh and it has no process to check)."""
+    from playground.jobs import Jobs
+    from playground.store_schema import jobs
+
+    now = time.time()
+    values = dict(
+        title="Active learning: quick",
+        args=json.dumps(args),
+        status="running",
+        host=socket.gethostname(),
+        error="",
+        progress=json.dumps(
+            {"stage": "bald (scratch)", "stages": 4, "index": 2, "elapsed": 30.0, "left": 60.0}
+        ),
+        cancel_requested=0,
+        created_at=now,
+        started_at=now,
+        heartbeat_at=now + 600,  # stays fresh while the test runs
+    )
+    store = Jobs().store
+    return store.write(lambda conn: conn.execute(insert(jobs).values(**values)).inserted_primary_key[0])
+
+
+def test_an_active_learning_job_on_its_way_is_shown_with_its_progress(playground_home):
+    from playground.jobs import Jobs
+
+    job_id = running_job([str(REPO / "recipes" / "active_fashion.toml"), "--preset", "quick"])
+    running_job([str(REPO / "recipes" / "classify_fashion.toml"), "--preset", "quick"])  # fills no queue
+    at = open_page()
+    (line,) = [i.value for i in at.info if i.value.startswith("On its way")]
+    assert line == (
+        f"On its way: job {job_id} (Active learning: quick) fills queue **fashion**: "
+        f"{Jobs().get(job_id).describe()}"
+    )
+    assert "bald (scratch) · stage 2 of 4" in line
 
 
 def test_accept_is_saved_once_and_the_next_item_is_shown(store):
@@ -96,6 +155,8 @@ def test_the_name_and_queue_come_from_the_url_and_a_finished_queue_says_so(store
     assert at.text_input(key="annotator").value == "dave"
     assert "Nothing left to review" in at.success[0].value and not at.image
     assert len(at.table[0].value) == 4
+    assert "To add more to **fashion**" in at.info[0].value and [c.value for c in at.code] == [QUICK]
+    assert [link.proto.page for link in page_links(at)] == ["active"]
     at.button(key="ann_undo").click().run()
     assert at.toast[0].value == "Nothing to undo"
 
@@ -119,3 +180,25 @@ def test_a_blank_name_is_no_name_and_a_name_is_stripped(store):
     at.button(key="ann_accept").click().run()
     assert not at.exception and [d.annotator for d in store.history("fashion")] == ["alice"]
     assert store.annotators() == ["alice"]
+
+
+def test_a_queue_filled_by_an_active_learning_run_links_back_to_it(playground_home):
+    from playground.active.experiment import Config, run
+    from tests.active.test_experiment import TINY
+
+    result = run(Config(**TINY))  # fills queue digits-review, its items under the run folder's name
+    at = open_page("alice", queue="digits-review")
+    assert at.selectbox(key="queue").value == "digits-review"
+    back = [c.value for c in at.caption if "from active-learning run" in c.value]
+    total = Store().progress("digits-review")["total"]
+    assert back == [f"{total} items from active-learning run **{result.run_dir.name}**."]
+    (link,) = [link for link in page_links(at) if link.proto.page == "active"]
+    assert link.proto.label == "See that run" and link.proto.query_string == f"run={result.run_dir.name}"
+
+
+def test_a_queue_filled_by_an_unknown_model_names_it_without_a_link(playground_home):
+    with Store(default_url()) as store:
+        store.enqueue("fashion", make_items(2), model="someone-elses-model")
+    at = open_page("alice")
+    assert any("Filled by `someone-elses-model`" in c.value for c in at.caption)
+    assert not page_links(at)
