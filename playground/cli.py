@@ -338,21 +338,36 @@ def cmd_app(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from playground.core.runs import list_runs, load_run, playground_home
+    """List the runs with their status (the user's, newest first, then the shipped reference runs), or
+    show one: its report; for a run that did not complete, its status and what its folder holds."""
+    from playground.core.runs import list_runs, load_run, playground_home, reference_root
+    from playground.core.status import describe_progress
 
     root = Path(args.root) if args.root else playground_home()
     if args.run:
-        path = Path(args.run) if Path(args.run).is_dir() else root / args.run
-        info = load_run(path)
-        print(info.report or f"{path}: no report yet (the run may have been interrupted)")
+        found = [p for p in (Path(args.run), root / args.run, reference_root() / args.run) if p.is_dir()]
+        info = load_run(found[0] if found else root / args.run)
+        status = info.status
+        if status.state != "complete" or not info.report:
+            print(f"{info.path}: {status.describe()}")
+        held = ", ".join(sorted(p.name for p in info.path.iterdir()))
+        print(info.report or f"no report; the run folder holds: {held}")
         return 0
-    runs = list_runs(root)
-    if not runs:
-        print(f"no runs under {root}; start one with `playground run recipes/classify_fashion.toml`")
-        return 0
-    for info in runs:
-        headline = next((f"{k}={v:.4g}" for k, v in info.metrics.items() if k.endswith("accuracy")), "")
-        print(f"{info.name:<45} {info.experiment:<12} {headline}")
+    mine = list_runs(root)
+    references = [r for r in list_runs(reference_root()) if r.name not in {m.name for m in mine}]
+    if not mine:
+        print(f"no runs under {root} yet; start one with `playground run recipes/classify_fashion.toml`")
+    for info in mine + references:
+        status = info.status
+        state, detail = status.state, status.error
+        if state == "running":
+            fraction = status.progress.get("fraction")
+            state += f" {fraction:.0%}" if fraction is not None else ""
+            detail = describe_progress(status.progress)
+        elif state == "complete":
+            detail = next((f"{k}={v:.4g}" for k, v in info.metrics.items() if k.endswith("accuracy")), "")
+        source = "reference" if info.reference else ""
+        print(f"{info.name:<45} {info.experiment:<12} {state:<12} {source:<9} {detail}".rstrip())
     return 0
 
 

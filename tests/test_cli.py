@@ -19,6 +19,7 @@ def test_run_prints_the_run_directory_and_runs_lists_it(capsys, playground_home)
     assert main(["runs"]) == 0
     listing = capsys.readouterr().out
     assert "classify_fashion-" in listing and "classify" in listing and "accuracy=" in listing
+    assert listing.split()[2] == "complete"
     assert main(["runs", out.rsplit("/", 1)[-1]]) == 0
     assert "Accuracy per class" in capsys.readouterr().out
 
@@ -130,3 +131,51 @@ def test_library_never_imports_streamlit():
         if "import streamlit" in p.read_text() or "from streamlit" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_runs_lists_each_runs_status_then_the_reference_runs(capsys, playground_home, tmp_path, monkeypatch):
+    from tests.apps.test_runs_page import CLASSIFY, RUNNING, fake_run
+
+    fake_run(playground_home, "busy", "fct", "running", progress=RUNNING)
+    fake_run(playground_home, "broken", "fct", "failed", age=20, error="CUDA out of memory")
+    fake_run(playground_home, "gone", "classify", "running", age=3600)
+    fake_run(playground_home, "done", "classify", "complete", CLASSIFY, age=3700)
+    monkeypatch.setenv("PLAYGROUND_REFERENCE", str(tmp_path / "reference"))
+    fake_run(tmp_path / "reference", "shipped", "classify", "complete", CLASSIFY)
+    assert main(["runs"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [line[:3] for line in lines] == [
+        ["busy", "fct", "running"],
+        ["broken", "fct", "failed"],
+        ["gone", "classify", "interrupted"],
+        ["done", "classify", "complete"],
+        ["shipped", "classify", "complete"],
+    ]
+    assert lines[0][3] == "40%" and "train" in lines[0]
+    assert lines[1][3:] == ["CUDA", "out", "of", "memory"]
+    assert lines[3][3:] == ["test/accuracy=0.91"] and "reference" not in lines[3]
+    assert lines[4][3:] == ["reference", "test/accuracy=0.91"]
+
+
+def test_runs_name_shows_a_reference_run_or_why_a_run_has_no_report(
+    capsys, playground_home, tmp_path, monkeypatch
+):
+    from tests.apps.test_runs_page import CLASSIFY, fake_run
+
+    monkeypatch.setenv("PLAYGROUND_REFERENCE", str(tmp_path / "reference"))
+    fake_run(tmp_path / "reference", "shipped", "classify", "complete", CLASSIFY)
+    fake_run(playground_home, "broken", "fct", "failed", error="CUDA out of memory")
+    assert main(["runs", "shipped"]) == 0
+    assert capsys.readouterr().out.startswith("# shipped: the report")
+    assert main(["runs", "broken"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{playground_home / 'broken'}: failed: CUDA out of memory",
+        "no report; the run folder holds: config.toml, status.json",
+    ]
+
+
+def test_runs_without_any_says_how_to_start_one(capsys, playground_home):
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"no runs under {playground_home} yet") and out.count("\n") == 1
+    assert "`playground run recipes/classify_fashion.toml`" in out

@@ -1,7 +1,18 @@
-"""Runs: every past run under the runs root, and one run's report, metrics and plots."""
+"""Runs: every run under the runs root with its status, then the shipped reference runs; one run opened.
+
+The table lists the user's runs (newest first), then the reference runs (the figures the README
+quotes). Its ``status`` column says what each run is doing: ``complete in 3 min 12 s``, ``running:
+train · stage 2 of 5 · 40% ...``, ``failed: <the error>`` or ``interrupted: <why>``; only complete runs
+show numbers. While a run is running the table redraws itself every :data:`REFRESH` seconds.
+
+Metric columns are grouped by technique, the technique of the newest run first; each technique shows
+its headline numbers (:data:`HEADLINES`, else its first numbers in :func:`metric_order`). Every number of
+a run is on its Metrics tab, headline first, then the long tail (per-class numbers last).
+"""
 
 import re
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pandas as pd
@@ -9,31 +20,151 @@ import plotly.express as px
 import streamlit as st
 from common import show_error, sidebar_settings
 
-from playground.core.runs import RunInfo, compare_runs, list_runs
+from playground.core.registry import TECHNIQUES
+from playground.core.runs import RunInfo, compare_runs, format_number, list_runs, reference_root
+from playground.core.status import RunStatus
 from playground.errors import PlaygroundError
 
 IMAGE_LINE = re.compile(r"^\s*!\[(?P<alt>[^\]]*)\]\((?P<target>[^)\s]+)\)\s*$")
-HEADLINE_COUNT = 4
+HEADLINE_COUNT = 4  # metric columns per technique in the table
+REFRESH = 3.0  # seconds between redraws while a run is running
+# Each technique's headline numbers, most telling first ("*" stands for one name between slashes).
+HEADLINES: dict[str, tuple[str, ...]] = {
+    "classify": ("test/accuracy", "test/loss"),
+    "fct": ("fct/map_recovery", "retrieval/new-fct/mAP", "retrieval/old-old/mAP", "cost/backfill_speedup"),
+    "uncertainty": ("test/ensemble/accuracy", "ood/ensemble/near/auroc", "ood/ensemble/far/auroc"),
+    "active": ("al/*/final_accuracy", "escalation/auto_label_error"),
+    "fusion": ("fusion/*/full/accuracy", "zeroshot/heldout/accuracy"),
+    "swav": (
+        "ssl/swav/linear_probe/accuracy",
+        "ssl/supervised/linear_probe/accuracy",
+        "ssl/*/linear_probe_1/accuracy",
+    ),
+    "optimizers": ("optim/*/test/accuracy",),
+    "latency": ("bench/*/b1/p50_ms", "bench/*/accuracy"),
+    "pointcloud": ("proposals/recall_bev50", "proposals/precision_bev50", "proposals/mean_bev_iou"),
+}
+SPLIT_ORDER = {"test": 0, "": 1, "val": 2}  # then the rest (train, test_corrupted, ...)
 
 
-def headline(info: RunInfo) -> dict[str, float]:
-    """A run's top-level numbers (``test/accuracy``, not ``test/accuracy/bag`` or ``:std``), test first."""
-    names = [n for n in info.metrics if n.count("/") <= 1 and not n.endswith(":std")]
-    names.sort(key=lambda n: (not n.startswith("test/"), "accuracy" not in n))
-    return {n: info.metrics[n] for n in names[:HEADLINE_COUNT]}
+# --------------------------------------------------------------------- which runs, in which order
 
 
-def runs_table(runs: list[RunInfo]) -> None:
-    rows = [
-        {
-            "run": r.name,
-            "experiment": r.experiment,
-            "finished": datetime.fromtimestamp(r.path.stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
-            **{k: round(v, 4) for k, v in headline(r).items()},
-        }
-        for r in runs
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+def all_runs(root: Path) -> list[RunInfo]:
+    """The user's runs under ``root`` (newest first), then the reference runs not shadowed by a run of the
+    same name."""
+    mine = list_runs(root)
+    names = {info.name for info in mine}
+    return mine + [info for info in list_runs(reference_root()) if info.name not in names]
+
+
+def matches(pattern: str, name: str) -> bool:
+    """``pattern`` names ``name``, one ``*`` standing for one name between slashes."""
+    parts, wanted = name.split("/"), pattern.split("/")
+    return len(parts) == len(wanted) and all(fnmatchcase(p, w) for p, w in zip(parts, wanted))
+
+
+def metric_order(info: RunInfo) -> list[str]:
+    """A run's metric names (no ``:std``), headline first: its technique's :data:`HEADLINES`, then the
+    long tail: the test split first, fewer slashes first, per-class numbers last, else as written."""
+    records = info.measured.records()
+    headline: list[str] = []
+    for pattern in HEADLINES.get(info.experiment, ()):
+        headline += sorted(r.name for r in records if matches(pattern, r.name) and r.name not in headline)
+    tail = sorted(
+        (r for r in records if r.name not in headline),
+        key=lambda r: ("class_name" in r.tags, SPLIT_ORDER.get(r.split, 3), r.name.count("/")),
+    )
+    return headline + [r.name for r in tail]
+
+
+def table_columns(runs: list[RunInfo], states: dict[Path, RunStatus]) -> list[str]:
+    """The metric columns: per technique, in the order of its newest run, the first
+    :data:`HEADLINE_COUNT` of :func:`metric_order` over its complete runs."""
+    columns: list[str] = []
+    techniques = list(dict.fromkeys(info.experiment for info in runs))
+    for technique in techniques:
+        complete = [r for r in runs if r.experiment == technique and states[r.path].state == "complete"]
+        names = list(dict.fromkeys(name for info in complete for name in metric_order(info)))
+        headline = [n for n in names if any(matches(p, n) for p in HEADLINES.get(technique, ()))]
+        ranked = headline + [n for n in names if n not in headline]
+        columns += [n for n in ranked[:HEADLINE_COUNT] if n not in columns]
+    return columns
+
+
+# --------------------------------------------------------------------- the table
+
+
+def started(info: RunInfo, status: RunStatus) -> str:
+    moment = status.started or info.path.stat().st_mtime  # runs before status.json: when it was written
+    return datetime.fromtimestamp(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def runs_frame(runs: list[RunInfo], states: dict[Path, RunStatus]) -> pd.DataFrame:
+    """One row per run: name, yours or reference, technique, status, start; the numbers of complete runs."""
+    columns = table_columns(runs, states)
+    rows = []
+    for info in runs:
+        status = states[info.path]
+        complete = status.state == "complete"
+        rows.append(
+            {
+                "run": info.name,
+                "source": "reference" if info.reference else "yours",
+                "technique": info.experiment,
+                "status": status.describe(),
+                "started": started(info, status),
+                **{name: info.metrics.get(name) if complete else None for name in columns},
+            }
+        )
+    return pd.DataFrame(rows, columns=["run", "source", "technique", "status", "started", *columns])
+
+
+def draw_table(root: Path, running: set[Path]) -> None:
+    """The runs table; redrawn every :data:`REFRESH` s while ``running`` (the runs that were running when
+    the page was drawn) run. When one of them ends or another starts, the whole page is drawn again."""
+    try:
+        runs = all_runs(root)
+    except (PlaygroundError, OSError, ValueError, TypeError) as err:
+        show_error(err)
+        return
+    states = {info.path: info.status for info in runs}
+    if running and {p for p, s in states.items() if s.state == "running"} != running:
+        st.rerun(scope="app")
+    frame = runs_frame(runs, states)
+    metrics = list(frame.columns[5:])
+    st.dataframe(
+        frame.style.format(format_number, subset=metrics),
+        hide_index=True,
+        placeholder="–",  # a number the run does not have
+        width="stretch",
+        column_config={"status": st.column_config.TextColumn(width="medium")},
+    )
+    notes = ["Numbers: each technique's headline, the technique of the newest run first."] if metrics else []
+    if running:
+        notes.append(f"Refreshes every {REFRESH:g} s while a run is running.")
+    if notes:
+        st.caption(" ".join(notes))
+
+
+def empty_state(root: Path, references: int) -> None:
+    """No runs of the user's yet: how to make one, with a link to every technique's page."""
+    text = (
+        f"No runs under `{root}` yet. Open a technique and press its **Run** button (the run goes on in "
+        "the background), or from a terminal: `playground run recipes/classify_fashion.toml --preset quick`."
+    )
+    if references:
+        text += (
+            f"\n\nMeanwhile, the {references} **reference run{'s' * (references != 1)}** below "
+            f"{'hold' if references != 1 else 'holds'} the figures the README quotes."
+        )
+    st.info(text, icon=":material/info:")
+    columns = st.columns(3)
+    for index, technique in enumerate(TECHNIQUES):
+        columns[index % 3].page_link(technique.page, label=technique.title, icon=technique.icon)
+
+
+# --------------------------------------------------------------------- one run
 
 
 def render_report(info: RunInfo) -> set[Path]:
@@ -57,55 +188,67 @@ def render_report(info: RunInfo) -> set[Path]:
 
 
 def metrics_frame(info: RunInfo) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {"metric": name, "value": value, "unit": info.units.get(name, "")}
-            for name, value in info.metrics.items()
-        ]
-    )
+    """Every number of the run, headline first (a multi-seed run's ``:std`` beside its mean)."""
+    rows = []
+    for name in metric_order(info):
+        std = info.metrics.get(name + ":std")
+        row = {"metric": name, "value": info.metrics[name], "unit": info.units.get(name, "")}
+        rows.append(row | ({"std over seeds": std} if std is not None else {}))
+    return pd.DataFrame(rows)
 
 
-def compare(runs: list[RunInfo]) -> None:
-    """Metrics of several runs side by side, and a chart of the fractions among them."""
-    chosen = st.multiselect(
-        "Compare runs",
-        [r.name for r in runs],
-        default=[r.name for r in runs[:2]],
-        key="runs_compare",
-        help="Metrics the chosen runs share, side by side",
-    )
-    if len(chosen) < 2:
-        st.caption("Choose two or more runs to compare them.")
-        return
-    table = compare_runs([r for r in runs if r.name in chosen])
-    frame = pd.DataFrame(table).T.reindex(columns=chosen)
-    st.dataframe(frame, width="stretch")
-    units = {name: unit for r in runs for name, unit in r.units.items()}
-    fractions = [name for name in table if units.get(name) == "fraction" and not name.endswith(":std")]
-    if fractions:
-        long = frame.loc[fractions].reset_index(names="metric").melt(id_vars="metric", var_name="run")
-        figure = px.bar(
-            long,
-            x="metric",
-            y="value",
-            color="run",
-            barmode="group",
-            range_y=[0, 1],
-            title="Rates (fractions) by run",
-        )
-        figure.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10))
-        st.plotly_chart(figure, width="stretch")
+def folder_frame(path: Path) -> pd.DataFrame:
+    """What a run folder holds: each entry's name, size and when it was written."""
+    rows = []
+    for entry in sorted(path.iterdir()):
+        stat = entry.stat()
+        size = f"{sum(1 for _ in entry.iterdir())} entries" if entry.is_dir() else f"{stat.st_size:,} bytes"
+        when = datetime.fromtimestamp(stat.st_mtime).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append({"name": entry.name + ("/" if entry.is_dir() else ""), "size": size, "written": when})
+    return pd.DataFrame(rows, columns=["name", "size", "written"])
+
+
+def status_line(info: RunInfo, was: str) -> None:
+    """The run's status above its report; redrawn every :data:`REFRESH` s while it runs (when it ends,
+    the page is drawn again). ``was``: its state when the page was drawn."""
+    status = info.status
+    if status.state != was:
+        st.rerun(scope="app")
+    line = status.describe().splitlines()[0]
+    if status.state == "complete":
+        st.success(line, icon=":material/check_circle:")
+    elif status.state == "running":
+        fraction = status.progress.get("fraction")
+        st.info(line, icon=":material/autorenew:")
+        if fraction is not None:
+            st.progress(float(fraction))
+    elif status.state == "failed":
+        st.error(line, icon=":material/error:")
+    else:
+        st.warning(line, icon=":material/warning:")
+
+
+NO_REPORT = {
+    "running": "The report is written when the run completes.",
+    "failed": "The run failed before writing its report.",
+    "interrupted": "The run stopped before writing its report.",
+    "complete": "This run has no report.",
+}
 
 
 def open_run(info: RunInfo) -> None:
-    st.caption(f"Run directory: `{info.path}`")
+    state = info.status.state
+    where = "a reference run shipped with the playground" if info.reference else "run directory"
+    st.caption(f"{where.capitalize()}: `{info.path}`")
+    st.fragment(run_every=REFRESH if state == "running" else None)(status_line)(info, state)
+    if state in ("failed", "interrupted"):
+        st.markdown("**What the run folder holds**")
+        st.dataframe(folder_frame(info.path), hide_index=True, width="stretch")
     report_tab, metrics_tab, config_tab = st.tabs(["Report", "Metrics", "Config"])
     with report_tab:
-        if info.report:
-            shown = render_report(info)
-        else:
-            shown = set()
-            st.info("This run has no report yet; it may still be running or have been interrupted.")
+        shown = render_report(info) if info.report else set()
+        if not info.report:
+            st.info(NO_REPORT[state])
         for plot in info.plots:
             if plot not in shown:
                 st.image(str(plot), caption=plot.name, width=720)
@@ -121,27 +264,73 @@ def open_run(info: RunInfo) -> None:
         )
 
 
+# --------------------------------------------------------------------- several runs
+
+
+def compare(runs: list[RunInfo]) -> None:
+    """Metrics of several complete runs side by side, and a chart of the fractions among them."""
+    labels = {r.name: f"{r.name} (reference)" if r.reference else r.name for r in runs}
+    chosen = st.multiselect(
+        "Compare runs",
+        list(labels),
+        default=list(labels)[:2],
+        format_func=labels.get,
+        key="runs_compare",
+        help="The numbers the chosen complete runs share, side by side",
+    )
+    if len(chosen) < 2:
+        st.caption("Choose two or more runs to compare them.")
+        return
+    picked = [r for r in runs if r.name in chosen]
+    table = compare_runs(picked)
+    order = [name for info in picked for name in metric_order(info) if name in table]
+    frame = pd.DataFrame(table).T.reindex(index=list(dict.fromkeys(order)), columns=chosen)
+    st.dataframe(frame, width="stretch")
+    units = {name: unit for r in runs for name, unit in r.units.items()}
+    fractions = [name for name in frame.index if units.get(name) == "fraction"]
+    if fractions:
+        long = frame.loc[fractions].reset_index(names="metric").melt(id_vars="metric", var_name="run")
+        figure = px.bar(
+            long, x="metric", y="value", color="run", barmode="group", range_y=[0, 1], title="Rates by run"
+        )
+        figure.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10))
+        st.plotly_chart(figure, width="stretch")
+
+
 settings = sidebar_settings()
 st.title("Runs")
 root = Path(settings.runs_root).expanduser()
 try:
-    runs = list_runs(root)
-except (PlaygroundError, OSError) as err:
+    runs = all_runs(root)
+except (PlaygroundError, OSError, ValueError, TypeError) as err:
     show_error(err)
     st.stop()
-if not runs:
-    st.info(
-        f"No runs under `{root}` yet. Train one on the Classifier baseline page, or from a terminal:\n\n"
-        "`playground run recipes/classify_fashion.toml --preset quick`"
+states = {info.path: info.status.state for info in runs}
+mine = sum(not info.reference for info in runs)
+if not mine:
+    empty_state(root, len(runs))
+    if not runs:
+        st.stop()
+else:
+    references = len(runs) - mine
+    st.caption(
+        f"{mine} run{'s' * (mine != 1)} under `{root}`, newest first"
+        + (f", then {references} reference run{'s' * (references != 1)}." if references else ".")
     )
-    st.page_link("views/classify.py", label="Open the Classifier baseline", icon=":material/category:")
-    st.stop()
-st.caption(f"{len(runs)} run{'s' if len(runs) != 1 else ''} under `{root}`, newest first.")
-runs_table(runs)
-with st.expander("Compare runs", expanded=False):
-    compare(runs)
-by_name = {r.name: r for r in runs}
+running = {path for path, state in states.items() if state == "running"}
+st.fragment(run_every=REFRESH if running else None)(draw_table)(root, running)
+complete = [info for info in runs if states[info.path] == "complete"]
+if complete:
+    with st.expander("Compare runs", expanded=False):
+        compare(complete)
+by_name = {info.name: info for info in runs}
 names = list(by_name)
-focus = st.session_state.get("runs_focus")  # the run the Classifier page made last
-chosen = st.selectbox("Open a run", names, index=names.index(focus) if focus in names else 0, key="runs_open")
+focus = st.session_state.get("runs_focus")  # a page may name the run to open
+chosen = st.selectbox(
+    "Open a run",
+    names,
+    index=names.index(focus) if focus in names else 0,
+    format_func=lambda name: f"{name} (reference)" if by_name[name].reference else name,
+    key="runs_open",
+)
 open_run(by_name[chosen])

@@ -120,57 +120,6 @@ def test_data_explorer_folder_without_data_shows_an_error(tmp_path, root):
     assert "\n" not in at.error[0].value
 
 
-# --------------------------------------------------------------------- runs
-
-
-def test_runs_page_empty_state_tells_how_to_make_a_run():
-    at = open_app("views/runs.py")
-    assert "playground run recipes/classify_fashion.toml" in at.info[0].value
-    assert not at.dataframe
-
-
-def test_runs_page_lists_runs_and_opens_the_chosen_report(digits_run, playground_home):
-    copy = playground_home / "copied-run"
-    shutil.copytree(digits_run, copy)
-    report = copy / "report.md"
-    report.write_text(report.read_text().replace("# classify_fashion:", "# copied run:", 1))
-    time.sleep(0.01)
-    copy.touch()  # newest first
-    at = open_app("views/runs.py")
-    table = at.dataframe[0].value
-    assert list(table["run"]) == ["copied-run", digits_run.name]
-    assert list(table.columns)[3] == "test/accuracy" and table["test/accuracy"][1] > 0.5
-    assert at.selectbox(key="runs_open").value == "copied-run"
-    assert any(m.value.startswith("### copied run") for m in at.markdown)
-    at.selectbox(key="runs_open").select(digits_run.name).run()
-    assert not at.exception
-    assert any(m.value.startswith("### classify_fashion: small_cnn on digits") for m in at.markdown)
-    captions = {c for image in at.image for c in image.captions}
-    assert captions == {"accuracy per class", "confusion matrix", "training curves"}
-    assert not any("![" in m.value for m in at.markdown)
-    metrics = at.dataframe[-1].value
-    assert "test/accuracy" in set(metrics["metric"])
-
-
-def test_runs_page_compares_runs_side_by_side(digits_run, playground_home):
-    other = playground_home / "other-run"
-    shutil.copytree(digits_run, other)
-    metrics_file = other / "metrics.json"
-    metrics_file.write_text(
-        metrics_file.read_text().replace('"test/accuracy": ', '"test/accuracy": 0.25, "x": ', 1)
-    )
-    at = open_app("views/runs.py")
-    frame = at.dataframe[1].value
-    assert sorted(frame.columns) == sorted(["other-run", digits_run.name])
-    assert frame.loc["test/accuracy", "other-run"] == 0.25
-    assert frame.loc["test/accuracy", digits_run.name] > 0.5
-    assert "x" not in frame.index  # only metrics both runs have
-    assert at.get("plotly_chart")
-    at.multiselect(key="runs_compare").set_value(["other-run"]).run()
-    assert not at.exception
-    assert any("two or more runs" in c.value for c in at.caption)
-
-
 # --------------------------------------------------------------------- classifier
 
 
