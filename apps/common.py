@@ -374,9 +374,15 @@ def run_select(shown: dict[str, Path], key: str, label: str) -> Path:
     return shown[chosen]
 
 
+def job_recipes_key(run_key: str) -> str:
+    """Where a page's run form leaves the recipes whose jobs :func:`choose_run` follows."""
+    return f"{run_key}__recipes"
+
+
 def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experiment, settings) -> Path:
-    """The page's run picker: a "new experiment" expander, then :func:`run_select` over the complete runs
-    and the reference runs. Returns the chosen run's folder; stops the page when there is none."""
+    """The page's run picker: a "new experiment" expander, the job the page started (or, after a reload,
+    the newest active job of its recipes), then :func:`run_select` over the complete runs and the
+    reference runs. Returns the chosen run's folder; stops the page when there is none."""
     from playground.errors import PlaygroundError
 
     try:
@@ -384,8 +390,13 @@ def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experim
     except (PlaygroundError, OSError) as err:
         show_error(err)
         st.stop()
-    with st.expander("Run a new experiment", expanded=not mine, icon=":material/play_circle:"):
+    complete = any(info.status.state == "complete" for info in mine)
+    with st.expander("Run a new experiment", expanded=not complete, icon=":material/play_circle:"):
         new_experiment(settings)
+    if st.session_state.get(job_recipes_key(key)):  # the job it started, outside the (maybe closed) expander
+        from background import follow_job
+
+        follow_job(st.session_state[job_recipes_key(key)], key, settings)
     shown, unfinished = complete_runs(runs_of, root)  # a run made just now is listed too
     if unfinished:
         st.caption(f"{unfinished} run(s) here are running, failed or interrupted; the Runs page lists them.")
@@ -393,6 +404,24 @@ def choose_run(runs_of, root, key: str, label: str, empty_text: str, new_experim
         st.info(empty_text)
         st.stop()
     return run_select(shown, key, label)
+
+
+def expected_duration(recipe, config, settings) -> str:
+    """How long this exact work took before (the user's newest complete run of it, else the reference)."""
+    from playground.core.config import load_recipe
+    from playground.core.registry import canonical_key
+    from playground.core.runs import is_reference, run_roots
+    from playground.core.status import find_timed_run
+
+    key = canonical_key(load_recipe(recipe).experiment)
+    timed = find_timed_run(key, config, run_roots(settings.runs_root))
+    if timed is None:
+        return (
+            ":material/timer: No earlier run of exactly this configuration, so its time left is unknown "
+            "while it runs (an unchanged preset is timed by its reference run)."
+        )
+    source = "the reference run" if is_reference(timed.folder) else f"your run {timed.folder.name}"
+    return f":material/timer: The same work took {timed.describe()} in {source}."
 
 
 def preset_run_button(
@@ -408,19 +437,20 @@ def preset_run_button(
     """The ``playground run`` line for the form's preset and changed fields, and a button that starts it
     as a background job; when it finishes, ``st.session_state[run_key]`` names the new run so the run
     picker opens it."""
-    from background import follow_job, start_job
+    from background import start_job
 
     from playground.errors import PlaygroundError
 
     preset = st.session_state[form.preset_key]
     overrides = form.overrides(values)
     try:
-        _, args = preset_config(recipe, preset, overrides, settings)
+        config, args = preset_config(recipe, preset, overrides, settings)
     except PlaygroundError as err:
         show_error(err)
         return
     st.caption(f"Same run from the command line ({hint}):")
     st.code(shown_command(args), language="bash", wrap_lines=True)
+    st.caption(expected_duration(recipe, config, settings))
     if st.button(f"Run the {preset} preset", type="primary", icon=":material/play_arrow:", key=button_key):
         start_job(args, f"{title}: {preset}", settings, run_key)
-    follow_job(Path(recipe), run_key, settings)
+    st.session_state[job_recipes_key(run_key)] = [Path(recipe)]  # choose_run follows its jobs

@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--address", default="127.0.0.1", help="bind address (default localhost only)")
     app.set_defaults(handler=cmd_app)
 
-    runs = commands.add_parser("runs", help="list past runs, or show one")
-    runs.add_argument("run", nargs="?", help="a run directory (or its name) to show")
+    runs = commands.add_parser("runs", help="list runs with their status (then the reference runs), or show one")
+    runs.add_argument("run", nargs="?", help="a run directory, or the name of one of yours or a reference run")
     runs.add_argument("--root", help="runs root (default $PLAYGROUND_HOME or ./runs)")
     runs.set_defaults(handler=cmd_runs)
 
@@ -340,6 +340,7 @@ def cmd_app(args) -> int:
 def cmd_runs(args) -> int:
     """List the runs with their status (the user's, newest first, then the shipped reference runs), or
     show one: its report; for a run that did not complete, its status and what its folder holds."""
+    from playground.core.registry import headline_names
     from playground.core.runs import list_runs, load_run, playground_home, reference_root
     from playground.core.status import describe_progress
 
@@ -365,7 +366,9 @@ def cmd_runs(args) -> int:
             state += f" {fraction:.0%}" if fraction is not None else ""
             detail = describe_progress(status.progress)
         elif state == "complete":
-            detail = next((f"{k}={v:.4g}" for k, v in info.metrics.items() if k.endswith("accuracy")), "")
+            detail = "  ".join(
+                f"{k}={info.metrics[k]:.4g}" for k in headline_names(info.experiment, info.metrics)[:2]
+            )
         source = "reference" if info.reference else ""
         print(f"{info.name:<45} {info.experiment:<12} {state:<12} {source:<9} {detail}".rstrip())
     return 0

@@ -153,8 +153,8 @@ def test_runs_lists_each_runs_status_then_the_reference_runs(capsys, playground_
     ]
     assert lines[0][3] == "40%" and "train" in lines[0]
     assert lines[1][3:] == ["CUDA", "out", "of", "memory"]
-    assert lines[3][3:] == ["test/accuracy=0.91"] and "reference" not in lines[3]
-    assert lines[4][3:] == ["reference", "test/accuracy=0.91"]
+    assert lines[3][3:] == ["test/accuracy=0.91", "test/loss=0.3"] and "reference" not in lines[3]
+    assert lines[4][3:] == ["reference", "test/accuracy=0.91", "test/loss=0.3"]
 
 
 def test_runs_name_shows_a_reference_run_or_why_a_run_has_no_report(

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from background import follow_job, start_job
+from background import start_job
 from charts import show_chart
 from common import (
     PresetForm,
     choose_run,
     image_grid,
+    job_recipes_key,
     literal_choices,
     preset_config,
     show_error,
@@ -129,7 +130,7 @@ def new_experiment(settings) -> None:
     st.code(shown_command(args), language="bash", wrap_lines=True)
     if st.button("Run", type="primary", icon=":material/play_arrow:", key="fct_train"):
         start_job(args, f"FCT: {st.session_state.fct_preset}", settings, "fct_run")
-    follow_job(RECIPES, "fct_run", settings)  # the picker below opens the new run
+    st.session_state[job_recipes_key("fct_run")] = RECIPES  # the picker below follows its jobs
 
 
 # --------------------------------------------------------------------- the run's numbers

@@ -6,13 +6,13 @@ train · stage 2 of 5 · 40% ...``, ``failed: <the error>`` or ``interrupted: <w
 show numbers. While a run is running the table redraws itself every :data:`REFRESH` seconds.
 
 Metric columns are grouped by technique, the technique of the newest run first; each technique shows
-its headline numbers (:data:`HEADLINES`, else its first numbers in :func:`metric_order`). Every number of
-a run is on its Metrics tab, headline first, then the long tail (per-class numbers last).
+its headline numbers (the registry's ``Technique.headlines``, else its first numbers in
+:func:`metric_order`). Every number of a run is on its Metrics tab, headline first, then the long
+tail (per-class numbers last).
 """
 
 import re
 from datetime import datetime
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +20,7 @@ import plotly.express as px
 import streamlit as st
 from common import show_error, sidebar_settings
 
-from playground.core.registry import TECHNIQUES
+from playground.core.registry import TECHNIQUES, headline_names
 from playground.core.runs import RunInfo, compare_runs, format_number, list_runs, reference_root
 from playground.core.status import RunStatus
 from playground.errors import PlaygroundError
@@ -28,22 +28,6 @@ from playground.errors import PlaygroundError
 IMAGE_LINE = re.compile(r"^\s*!\[(?P<alt>[^\]]*)\]\((?P<target>[^)\s]+)\)\s*$")
 HEADLINE_COUNT = 4  # metric columns per technique in the table
 REFRESH = 3.0  # seconds between redraws while a run is running
-# Each technique's headline numbers, most telling first ("*" stands for one name between slashes).
-HEADLINES: dict[str, tuple[str, ...]] = {
-    "classify": ("test/accuracy", "test/loss"),
-    "fct": ("fct/map_recovery", "retrieval/new-fct/mAP", "retrieval/old-old/mAP", "cost/backfill_speedup"),
-    "uncertainty": ("test/ensemble/accuracy", "ood/ensemble/near/auroc", "ood/ensemble/far/auroc"),
-    "active": ("al/*/final_accuracy", "escalation/auto_label_error"),
-    "fusion": ("fusion/*/full/accuracy", "zeroshot/heldout/accuracy"),
-    "swav": (
-        "ssl/swav/linear_probe/accuracy",
-        "ssl/supervised/linear_probe/accuracy",
-        "ssl/*/linear_probe_1/accuracy",
-    ),
-    "optimizers": ("optim/*/test/accuracy",),
-    "latency": ("bench/*/b1/p50_ms", "bench/*/accuracy"),
-    "pointcloud": ("proposals/recall_bev50", "proposals/precision_bev50", "proposals/mean_bev_iou"),
-}
 SPLIT_ORDER = {"test": 0, "": 1, "val": 2}  # then the rest (train, test_corrupted, ...)
 
 
@@ -58,19 +42,11 @@ def all_runs(root: Path) -> list[RunInfo]:
     return mine + [info for info in list_runs(reference_root()) if info.name not in names]
 
 
-def matches(pattern: str, name: str) -> bool:
-    """``pattern`` names ``name``, one ``*`` standing for one name between slashes."""
-    parts, wanted = name.split("/"), pattern.split("/")
-    return len(parts) == len(wanted) and all(fnmatchcase(p, w) for p, w in zip(parts, wanted))
-
-
 def metric_order(info: RunInfo) -> list[str]:
-    """A run's metric names (no ``:std``), headline first: its technique's :data:`HEADLINES`, then the
-    long tail: the test split first, fewer slashes first, per-class numbers last, else as written."""
+    """A run's metric names (no ``:std``), headline first (the registry's ``Technique.headlines``), then
+    the long tail: the test split first, fewer slashes first, per-class numbers last, else as written."""
     records = info.measured.records()
-    headline: list[str] = []
-    for pattern in HEADLINES.get(info.experiment, ()):
-        headline += sorted(r.name for r in records if matches(pattern, r.name) and r.name not in headline)
+    headline = headline_names(info.experiment, [r.name for r in records])
     tail = sorted(
         (r for r in records if r.name not in headline),
         key=lambda r: ("class_name" in r.tags, SPLIT_ORDER.get(r.split, 3), r.name.count("/")),
@@ -86,7 +62,7 @@ def table_columns(runs: list[RunInfo], states: dict[Path, RunStatus]) -> list[st
     for technique in techniques:
         complete = [r for r in runs if r.experiment == technique and states[r.path].state == "complete"]
         names = list(dict.fromkeys(name for info in complete for name in metric_order(info)))
-        headline = [n for n in names if any(matches(p, n) for p in HEADLINES.get(technique, ()))]
+        headline = headline_names(technique, names)
         ranked = headline + [n for n in names if n not in headline]
         columns += [n for n in ranked[:HEADLINE_COUNT] if n not in columns]
     return columns

@@ -37,6 +37,7 @@ class Technique:
     section: str = "Techniques"
     old_names: tuple[str, ...] = ()  # experiment names used before, still read in old runs
     old_pages: tuple[str, ...] = ()  # page URL paths used before (``/cuboids``), still leading here
+    headlines: tuple[str, ...] = ()  # its most telling metrics, first first ("*": one name between slashes)
 
     @property
     def module(self) -> str:
@@ -62,6 +63,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "playground.classify.metrics",
         ":material/category:",
         old_pages=("classifier",),
+        headlines=("test/accuracy", "test/loss"),
     ),
     Technique(
         "fct",
@@ -71,6 +73,12 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Ramanujan et al., Forward Compatible Training (CVPR 2022); Shen et al., BCT (CVPR 2020)",
         "playground.fct.transformation",
         ":material/upgrade:",
+        headlines=(
+            "fct/map_recovery",
+            "retrieval/new-fct/mAP",
+            "retrieval/old-old/mAP",
+            "cost/backfill_speedup",
+        ),
     ),
     Technique(
         "uncertainty",
@@ -81,6 +89,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "playground.uncertainty.scores",
         ":material/help:",
         old_names=("ood",),
+        headlines=("test/ensemble/accuracy", "ood/ensemble/near/auroc", "ood/ensemble/far/auroc"),
     ),
     Technique(
         "active",
@@ -91,6 +100,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Angelopoulos et al., Learn-then-Test (2021)",
         "playground.active.acquisition",
         ":material/school:",
+        headlines=("al/*/final_accuracy", "escalation/auto_label_error"),
     ),
     Technique(
         "fusion",
@@ -101,6 +111,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Akata et al., ALE (2015)",
         "playground.fusion.heads",
         ":material/join_inner:",
+        headlines=("fusion/*/full/accuracy", "zeroshot/heldout/accuracy"),
     ),
     Technique(
         "swav",
@@ -110,6 +121,11 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Caron et al., SwAV (NeurIPS 2020); Goyal et al., SEER (2021)",
         "playground.swav.swav",
         ":material/hub:",
+        headlines=(
+            "ssl/swav/linear_probe/accuracy",
+            "ssl/supervised/linear_probe/accuracy",
+            "ssl/*/linear_probe_1/accuracy",
+        ),
     ),
     Technique(
         "optimizers",
@@ -119,6 +135,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Duchi et al. 2011; Tieleman & Hinton 2012; Kingma & Ba 2015; Zeiler 2012",
         "playground.optimizers.optimizers",
         ":material/trending_down:",
+        headlines=("optim/*/test/accuracy",),
     ),
     Technique(
         "latency",
@@ -129,6 +146,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "playground.latency.variants",
         ":material/speed:",
         old_pages=("optimize",),
+        headlines=("bench/*/b1/p50_ms", "bench/*/accuracy"),
     ),
     Technique(
         "pointcloud",
@@ -141,6 +159,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         section="Annotation",
         old_names=("cuboids",),
         old_pages=("cuboids",),
+        headlines=("proposals/recall_bev50", "proposals/precision_bev50", "proposals/mean_bev_iou"),
     ),
 )
 
@@ -158,6 +177,22 @@ EXPERIMENTS: dict[str, str] = {t.key: t.module for t in TECHNIQUES}
 def canonical_key(name: str) -> str:
     """The technique key for ``name``, which may be an experiment name an older run used."""
     return OLD_NAMES.get(name, name)
+
+
+def headline_names(experiment: str, names) -> list[str]:
+    """The metric names among ``names`` that ``experiment``'s :attr:`Technique.headlines` pick, in their
+    order (several names a pattern matches: sorted)."""
+    from fnmatch import fnmatchcase
+
+    def matches(pattern: str, name: str) -> bool:
+        parts, wanted = name.split("/"), pattern.split("/")
+        return len(parts) == len(wanted) and all(fnmatchcase(p, w) for p, w in zip(parts, wanted))
+
+    technique = next((t for t in TECHNIQUES if t.key == experiment), None)
+    picked: list[str] = []
+    for pattern in technique.headlines if technique else ():
+        picked += sorted(n for n in names if matches(pattern, n) and n not in picked)
+    return picked
 
 
 def get_experiment(name: str, warn: bool = True) -> ModuleType:

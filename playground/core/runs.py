@@ -266,7 +266,10 @@ def load_run(path: str | Path) -> RunInfo:
         data = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         data = {}
-    measured = Metrics.from_json(data if isinstance(data, dict) else {})
+    try:
+        measured = Metrics.from_json(data if isinstance(data, dict) else {})
+    except (TypeError, ValueError, AttributeError, KeyError):  # damaged: read as a run without metrics
+        measured = Metrics()
     return RunInfo(path, experiment, measured.values, measured.units, measured)
 
 

@@ -47,6 +47,8 @@ class RunStatus:
     progress: dict[str, Any] = dataclasses.field(default_factory=dict)  # RunProgress.snapshot()
     timeline: list[list] = dataclasses.field(default_factory=list)  # [[stage, seconds from start], ...]
     seconds: float | None = None  # wall time of a finished run
+    threads: int = 0  # torch's CPU threads while it ran
+    cpus: int = 0  # the machine's CPU count
 
     @property
     def finished(self) -> bool:
@@ -213,9 +215,27 @@ def work_of(config_table: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config_table.items() if k not in PLACE_FIELDS}
 
 
-def find_profile(experiment: str, config, roots: list[Path], newest: int = 300) -> tuple[list, float] | None:
-    """``(timeline, seconds)`` of the newest complete run of ``experiment`` with the same work as
-    ``config`` under ``roots`` (the runs root, the shipped reference runs); None when there is none."""
+@dataclasses.dataclass(frozen=True)
+class TimedRun:
+    """A complete earlier run of some work: where it is, when each stage began, its wall time."""
+
+    folder: Path
+    timeline: list[list]
+    seconds: float
+    threads: int = 0
+    cpus: int = 0
+
+    def describe(self) -> str:
+        """``3 min 12 s (1 thread on a 2-CPU machine)``."""
+        machine = (
+            f" ({self.threads} thread(s) on a {self.cpus}-CPU machine)" if self.threads and self.cpus else ""
+        )
+        return format_duration(self.seconds) + machine
+
+
+def find_timed_run(experiment: str, config, roots: list[Path], newest: int = 300) -> TimedRun | None:
+    """The newest complete run of ``experiment`` with the same work as ``config`` under ``roots`` (the
+    runs root, the shipped reference runs): how long the same work took before. None when there is none."""
     from playground.core.config import config_to_toml, tomllib
     from playground.core.registry import canonical_key
 
@@ -235,6 +255,12 @@ def find_profile(experiment: str, config, roots: list[Path], newest: int = 300) 
         ):
             continue
         status = read_status(folder)
-        if status.state == "complete" and status.timeline and status.seconds:
-            return status.timeline, status.seconds
+        if status.state == "complete" and status.timeline and status.seconds is not None:
+            return TimedRun(folder, status.timeline, status.seconds, status.threads, status.cpus)
     return None
+
+
+def find_profile(experiment: str, config, roots: list[Path]) -> tuple[list, float] | None:
+    """``(timeline, seconds)`` of :func:`find_timed_run`, what :class:`RunProgress` times a run by."""
+    timed = find_timed_run(experiment, config, roots)
+    return (timed.timeline, timed.seconds) if timed else None

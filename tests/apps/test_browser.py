@@ -167,3 +167,35 @@ def test_uncertainty_page_in_a_real_browser(app_url, browser_page, tmp_path):
     settle(page)
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     page.screenshot(path=str(tmp_path / "uncertainty.png"), full_page=True)
+
+
+def test_a_run_started_from_a_page_survives_closing_the_tab(app_url, browser_page, tmp_path):
+    """Start a run, close the tab for a minute, open the page again: the run went on and nothing is lost."""
+    from playwright.sync_api import expect
+
+    from playground.core.status import read_status
+    from playground.jobs import Jobs
+    from playground.store import default_url
+
+    page = browser_page
+    tiny = "dataset=digits&epochs=60&train_limit=600&batch_size=8&width=16"  # a link opens this configuration
+    page.goto(f"{app_url}/classify?{tiny}")
+    expect(page.get_by_text("--set epochs=60")).to_be_visible()
+    page.get_by_role("button", name="Run the quick preset").click()
+    expect(page.get_by_text("Job 1 (Classifier: quick)")).to_be_visible()
+    browser = page.context.browser
+    page.close()  # the tab goes; the job must not
+    time.sleep(60)
+    jobs = Jobs(default_url(tmp_path / "runs"))
+    [job] = jobs.list()
+    assert job.status in ("running", "finished"), job.describe()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/classify")
+    if jobs.get(job.id).active:  # still working: the reopened page follows it
+        expect(page.get_by_text(f"Job {job.id} (Classifier: quick)")).to_be_visible()
+    expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=300_000)  # then opens the new run
+    done = jobs.get(job.id)
+    assert done.status == "finished" and read_status(done.run_dir).state == "complete"
+    settle(page)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "classify_after_reopening.png"), full_page=True)

@@ -1,0 +1,101 @@
+"""How long a newcomer waits for a first result on each page: a fresh home folder, no runs of their own,
+a real ``streamlit run`` server and headless Chromium.
+
+    .venv/bin/python scripts/first_touch.py OUT_DIR [--pages classify,fct,...]
+
+For each page: open its URL in a new tab, wait until the script has finished and every image has loaded,
+and check that a result is on screen (a chart, a table or a metric; an exception fails the page). Writes
+``OUT_DIR/first_touch.json`` (seconds per page), ``OUT_DIR/<page>.png`` and prints a Markdown table.
+The target is under 5 s a page on 2 CPU cores, from the shipped reference runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.apps.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_http  # noqa: E402
+
+RESULT = ", ".join(
+    f'[data-testid="{kind}"]' for kind in ("stPlotlyChart", "stDataFrame", "stMetric", "stImage", "stTable")
+)
+
+
+def start_server(home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("PLAYGROUND_REFERENCE", None)  # the checkout's reference runs
+    command = [sys.executable, "-m", "streamlit", "run", "apps/app.py", "--server.headless", "true"]
+    command += [
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def time_page(browser, url: str, shot: Path) -> dict:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    seconds = time.perf_counter() - start
+    results = page.locator(RESULT).count()
+    errors = page.locator('[data-testid="stException"]').count()
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+    return {"seconds": round(seconds, 2), "results_on_screen": results, "exceptions": errors}
+
+
+def main(argv: list[str]) -> int:
+    from playwright.sync_api import sync_playwright
+
+    from playground.core.registry import TECHNIQUES
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--pages", help="comma-separated URL paths (default: every technique page)")
+    args = parser.parse_args(argv)
+    pages = args.pages.split(",") if args.pages else [t.key for t in TECHNIQUES]
+    args.out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as home:
+        server = start_server(Path(home) / "runs", port)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/_stcore/health", server)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                time_page(browser, url, args.out / "warm-up.png")  # the server's first import of everything
+                timings = {
+                    name: time_page(browser, f"{url}/{name}", args.out / f"{name}.png") for name in pages
+                }
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    (args.out / "first_touch.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
+    print("| page | first result (s) | results on screen | exceptions |\n|---|---|---|---|")
+    for name, row in timings.items():
+        print(f"| {name} | {row['seconds']} | {row['results_on_screen']} | {row['exceptions']} |")
+    return 0 if all(row["results_on_screen"] and not row["exceptions"] for row in timings.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
