@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--address", default="127.0.0.1", help="bind address (default localhost only)")
     app.set_defaults(handler=cmd_app)
 
-    runs = commands.add_parser("runs", help="list runs with their status (then the reference runs), or show one")
-    runs.add_argument("run", nargs="?", help="a run directory, or the name of one of yours or a reference run")
+    runs = commands.add_parser("runs", help="list runs with their status, then the reference runs")
+    runs.add_argument("run", nargs="?", help="a run directory, or the name of yours or a reference run")
     runs.add_argument("--root", help="runs root (default $PLAYGROUND_HOME or ./runs)")
     runs.set_defaults(handler=cmd_runs)
 
