@@ -103,8 +103,9 @@ def draw_job(job: Job, jobs: Jobs, cancel_key: str) -> None:
             "Runs in the background: leave the page or close the tab, it goes on; the sidebar lists it. "
             f"Same run from the command line: `{job.command}`"
         )
-        if right.button("Cancel", key=cancel_key, icon=":material/stop_circle:"):
-            st.toast(jobs.cancel(job.id))
+        right.button(
+            "Cancel", key=cancel_key, icon=":material/stop_circle:", on_click=cancel, args=(jobs, job.id)
+        )
         return
     text = f"Job {job.id} ({job.title}) {job.describe()}"
     if job.status == "finished":
@@ -113,6 +114,11 @@ def draw_job(job: Job, jobs: Jobs, cancel_key: str) -> None:
         st.error(f"{text}. Its log: `{log_path(job.id)}`", icon=ICONS["failed"])
     else:
         st.warning(text, icon=ICONS[job.status])
+
+
+def cancel(jobs: Jobs, job_id: int) -> None:
+    """A Cancel button's callback: runs before the page is drawn again, so the page shows the result."""
+    st.toast(jobs.cancel(job_id))
 
 
 def draw_job_list(settings, limit: int = 6) -> None:
@@ -138,10 +144,11 @@ def draw_job_list(settings, limit: int = 6) -> None:
         now = time.time()
         for job in listed:
             st.caption(f"{ICONS[job.status]} **{job.id} · {job.title}**: {job.describe(now)}")
-            if job.active and st.button(
-                "Cancel", key=f"sidebar_cancel_{job.id}", icon=":material/stop_circle:"
-            ):
-                st.toast(jobs.cancel(job.id))
+            if job.active:
+                key = f"sidebar_cancel_{job.id}"
+                st.button(
+                    "Cancel", key=key, icon=":material/stop_circle:", on_click=cancel, args=(jobs, job.id)
+                )
 
     with st.sidebar:
         draw()

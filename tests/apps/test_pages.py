@@ -341,3 +341,17 @@ def test_a_link_opens_the_same_configuration_and_the_url_follows_the_widgets():
     at.number_input(key="clf_epochs").set_value(6).run()
     at.selectbox(key="clf_dataset").select("digits").run()
     assert dict(at.query_params) == {"preset": "full", "epochs": "6", "dataset": "digits"}
+
+
+def test_the_sidebar_lists_jobs_and_cancels_one():
+    from playground.jobs import Jobs
+
+    args = [str(RECIPE), "--preset", "quick", *[a for o in [*TINY_DIGITS, "epochs=500"] for a in ("--set", o)]]
+    job = Jobs().submit(args, "long digits")
+    at = open_app()
+    assert any(h.value == "Jobs" for h in at.sidebar.subheader)
+    line = next(c.value for c in at.sidebar.caption if f"{job.id} · long digits" in c.value)
+    assert any(word in line for word in ("queued", "starting", "elapsed"))
+    at.sidebar.button(key=f"sidebar_cancel_{job.id}").click().run()
+    assert Jobs().get(job.id).status == "cancelled"
+    assert not any(b.key == f"sidebar_cancel_{job.id}" for b in at.sidebar.button)
