@@ -107,7 +107,7 @@ class RunProgress:
         """The run's progress now: stage, step of total, stage index of stages, fraction, elapsed, left."""
         event, elapsed = self.event, self.elapsed
         snapshot: dict[str, Any] = {
-            "stage": event.stage if event else "",
+            "stage": stage_key(event) if event else "",
             "step": event.step if event else 0,
             "total": event.total if event else 0,
             "index": len(self.timeline),
