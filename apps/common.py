@@ -1,4 +1,5 @@
-"""What every page shares: the page list, the sidebar settings, progress, errors, cached data.
+"""What every page shares: the page list, the sidebar settings, errors, cached data, preset forms
+and run pickers (background jobs are in ``background.py``).
 
 ``app.py`` imports this module (Streamlit puts ``apps/`` on ``sys.path`` while the app runs,
 for ``streamlit run`` and ``AppTest`` alike), draws the sidebar once per run and runs the
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,6 @@ import numpy as np
 import streamlit as st
 
 from playground.core.device import available_devices
-from playground.core.progress import ProgressEvent
 from playground.core.registry import TECHNIQUES
 from playground.core.runs import playground_home
 
@@ -130,40 +129,7 @@ def sidebar_settings() -> Settings:
     )
 
 
-# --------------------------------------------------------------------- progress and errors
-
-
-def describe_event(event: ProgressEvent) -> str:
-    """One status line, e.g. ``train · epoch 2 · step 40/94 · loss 0.412 · accuracy 0.861``."""
-    parts = [event.stage]
-    if event.epoch is not None:
-        parts.append(f"epoch {event.epoch}")
-    if event.total:
-        parts.append(f"step {event.step}/{event.total}")
-    parts += [f"{name} {value:.3g}" for name, value in event.metrics.items() if name != "batch_loss"]
-    if event.message:
-        parts.append(event.message)
-    return " · ".join(parts)
-
-
-def streamlit_progress(every: float = 0.15):
-    """A progress callback drawing ``st.progress`` and a status line where it is created.
-
-    Redraws at most every ``every`` seconds, and always when a stage finishes.
-    """
-    bar = st.progress(0.0, text="starting...")
-    last = [0.0]
-
-    def callback(event: ProgressEvent) -> None:
-        now = time.monotonic()
-        finished = event.total and event.step >= event.total
-        if now - last[0] < every and not finished:
-            return
-        last[0] = now
-        bar.progress(event.fraction, text=describe_event(event))
-
-    callback.bar = bar
-    return callback
+# --------------------------------------------------------------------- errors
 
 
 def show_error(err: BaseException) -> None:

@@ -301,11 +301,9 @@ if complete:
         compare(complete)
 by_name = {info.name: info for info in runs}
 names = list(by_name)
-focus = st.session_state.get("runs_focus")  # a page may name the run to open
 chosen = st.selectbox(
     "Open a run",
     names,
-    index=names.index(focus) if focus in names else 0,
     format_func=lambda name: f"{name} (reference)" if by_name[name].reference else name,
     key="runs_open",
 )

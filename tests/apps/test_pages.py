@@ -346,7 +346,8 @@ def test_a_link_opens_the_same_configuration_and_the_url_follows_the_widgets():
 def test_the_sidebar_lists_jobs_and_cancels_one():
     from playground.jobs import Jobs
 
-    args = [str(RECIPE), "--preset", "quick", *[a for o in [*TINY_DIGITS, "epochs=500"] for a in ("--set", o)]]
+    overrides = [*TINY_DIGITS, "epochs=500"]
+    args = [str(RECIPE), "--preset", "quick", *[a for o in overrides for a in ("--set", o)]]
     job = Jobs().submit(args, "long digits")
     at = open_app()
     assert any(h.value == "Jobs" for h in at.sidebar.subheader)
