@@ -211,3 +211,24 @@ def test_the_jobs_command_starts_lists_and_cancels(capsys, playground_home):
     with pytest.raises(SystemExit):  # bad options fail as argparse fails, before a job exists
         main(["jobs", "start", CLASSIFY, "--bogus"])
     assert [j.id for j in Jobs().list()] == [1]
+
+
+def test_a_job_outlives_the_process_that_started_it(playground_home):
+    """The app that queued a job is restarted (here: the `playground jobs start` process exits at once and
+    is killed with its whole process group); the job runs on to the end."""
+    import subprocess
+    import sys
+
+    starter = subprocess.Popen(
+        [sys.executable, "-m", "playground.cli", "jobs", "start", *digits_args("epochs=3")],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert starter.wait(timeout=120) == 0 and "job 1 queued" in starter.stdout.read()
+    try:
+        os.killpg(starter.pid, signal.SIGKILL)  # whatever the starter left in its group goes too
+    except ProcessLookupError:
+        pass
+    done = wait(Jobs(), 1, lambda j: not j.active)
+    assert done.status == "finished" and read_status(done.run_dir).state == "complete"
