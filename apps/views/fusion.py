@@ -22,7 +22,7 @@ from common import (
 )
 from image_input import uploaded_image
 
-from playground.core.runs import load_run
+from playground.core.runs import is_reference, load_run
 from playground.core.seeds import first_seed, metric_cell
 from playground.data.shapes import SHAPES, make_shapes
 from playground.errors import PlaygroundError
@@ -307,9 +307,11 @@ except (PlaygroundError, OSError) as err:
     show_error(err)
     st.stop()
 NO_MODELS = (
-    "This run saved no models (save_models = false), so no image can be followed or scored zero-shot. "
-    "Its ablation table is in the first tab."
-)
+    "This reference run ships without its models (too large to ship), so no image can be "
+    "followed or scored zero-shot here: run the quick preset above (models are kept) to do so. "
+    if is_reference(run_path)
+    else "This run saved no models (save_models = false), so no image can be followed or scored zero-shot. "
+) + "Its ablation table is in the first tab."
 tabs = st.tabs(["Ablation", "Follow one image", "Zero-shot"])
 with tabs[0]:
     ablation_tab(run_path, run_settings)
