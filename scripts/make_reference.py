@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 START, END = "<!-- reference runs -->", "<!-- /reference runs -->"
 BUDGET_MB = 25.0
-FCT_GALLERY = 2000  # FCT test images kept for the page's query picker
+FCT_GALLERY = 1500  # FCT test images kept for the page's query picker
 KEEP = {  # the model files a page loads, per technique; every other *.safetensors stays behind
     "uncertainty": ("models/*.safetensors", "scores.safetensors"),
     "swav": ("swav.safetensors", "prototype_examples.safetensors"),
@@ -51,6 +51,8 @@ def trim_fct_embeddings(path: Path, keep: int = FCT_GALLERY) -> None:
     from playground.core.checkpoint import load_checkpoint, save_checkpoint
 
     tensors, metadata = load_checkpoint(path)
+    if len(tensors["labels"]) <= keep:
+        return
     shown = tensors["projection_index"] < keep
     small = {
         name: value[shown] if name.startswith("projection_") else value[:keep]

@@ -26,6 +26,7 @@ from common import (
 
 from playground.core.config import config_value, load_recipe
 from playground.core.runner import config_from_recipe
+from playground.core.runs import is_reference
 from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
 from playground.fct import experiment
@@ -292,6 +293,11 @@ def query_picker(run: fct.FCTRun) -> None:
         "Random query", icon=":material/casino:", key="fct_random", on_click=random_query, args=(size,)
     )
     k = right.slider("Neighbours", min_value=1, max_value=10, value=5, key="fct_k")
+    if is_reference(run.path) and size < int(run.config.get("test_limit") or 0):
+        st.caption(
+            f"This shipped reference run keeps the first {size:,} test images for browsing, so neighbours "
+            "come from those; the figures above are over the whole test set."
+        )
     label = run.label_name(int(run.embeddings["labels"][query]))
     if run.has_images:
         st.image(upscale(fct.image(run, int(query)), 96), caption=f"query #{query}: {label}", width=96)
