@@ -146,7 +146,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "playground.latency.variants",
         ":material/speed:",
         old_pages=("optimize",),
-        headlines=("bench/*/b1/p50_ms", "bench/*/accuracy"),
+        headlines=("bench/torch_fp32/b1/p50_ms", "bench/*/b1/p50_ms", "bench/*/accuracy"),
     ),
     Technique(
         "pointcloud",
