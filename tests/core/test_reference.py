@@ -72,3 +72,17 @@ def test_a_reference_run_from_an_older_layout_still_opens_or_says_why(tmp_path, 
     assert read_status(old).state == "complete"
     (old / "report.md").unlink()
     assert read_status(old).state == "interrupted" and "before writing" in read_status(old).error
+
+
+def test_the_readmes_result_rows_for_a_shipped_preset_quote_its_reference_run(shipped):
+    """A row ``| recipe | preset | **figure** |`` in the README quotes the headline of that reference run."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\w+) \| (quick|full) \| \*\*([0-9.]+)\*\* \|", readme, flags=re.M)
+    assert rows  # the classifier's table at least
+    by_recipe = {
+        (info.name.rsplit("-", 2)[0], (info.path / "PRESET").read_text().strip()): info for info in shipped
+    }
+    for recipe, preset, figure in rows:
+        info = by_recipe[(recipe, preset)]
+        headline = headline_names(info.experiment, info.metrics)[0]
+        assert figure == format_number(info.metrics[headline]), (recipe, preset)
