@@ -27,7 +27,8 @@ sys.path.insert(0, str(REPO))
 from tests.apps.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_http  # noqa: E402
 
 RESULT = ", ".join(
-    f'[data-testid="{kind}"]' for kind in ("stPlotlyChart", "stDataFrame", "stMetric", "stImage", "stTable")
+    f'[data-testid="{kind}"]'
+    for kind in ("stPlotlyChart", "stDataFrame", "stMetric", "stImage", "stTable", "stCustomComponentV1")
 )
 
 
