@@ -187,6 +187,7 @@ class PresetForm:
     def __init__(self, prefix: str, values_of, fields: tuple[str, ...]) -> None:
         self.prefix, self.values_of, self.fields = prefix, values_of, fields
         self.preset_key = f"{prefix}_preset"
+        self.default_preset: str | None = None  # the first preset, set by restore()
 
     def key(self, field: str) -> str:
         return f"{self.prefix}_{field}"
@@ -202,6 +203,7 @@ class PresetForm:
         from url_state import restore_from_url
 
         saved = st.session_state.setdefault(f"{self.prefix}_saved", {})
+        self.default_preset = presets[0]  # left out of the URL, like every value equal to its preset's
         keys = {"preset": self.preset_key}
         problems = restore_from_url(self.prefix, keys, {"preset": presets[0]}, {"preset": presets})
         st.session_state.setdefault(self.preset_key, saved.get("preset", presets[0]))
@@ -219,7 +221,7 @@ class PresetForm:
         values = {field: st.session_state[self.key(field)] for field in self.fields}
         preset = st.session_state[self.preset_key]
         st.session_state[f"{self.prefix}_saved"] = {"preset": preset, **values}
-        keep_in_url({"preset": preset, **values}, {"preset": None, **self.values_of(preset)})
+        keep_in_url({"preset": preset, **values}, {"preset": self.default_preset, **self.values_of(preset)})
         return values
 
     def preset_select(self, column, presets: list[str], help: str) -> None:
