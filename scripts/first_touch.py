@@ -24,7 +24,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.apps.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_http  # noqa: E402
+from tests.apps.test_browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    start_streamlit,
+    wait_for_http,
+)
 
 RESULT = ", ".join(
     f'[data-testid="{kind}"]'
@@ -35,18 +41,7 @@ RESULT = ", ".join(
 def start_server(home: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("PLAYGROUND_REFERENCE", None)  # the checkout's reference runs
-    command = [sys.executable, "-m", "streamlit", "run", "apps/app.py", "--server.headless", "true"]
-    command += [
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    return subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    return start_streamlit(env, port)
 
 
 def time_page(browser, url: str, shot: Path) -> dict:

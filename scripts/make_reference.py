@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-README = REPO / "README.md"
 START, END = "<!-- reference runs -->", "<!-- /reference runs -->"
 BUDGET_MB = 25.0
 FCT_GALLERY = 1500  # FCT test images kept for the page's query picker
@@ -90,29 +89,13 @@ def add(run: Path, preset: str, threads: int | None, cpus: int | None) -> Path:
     return target
 
 
-def with_table(text: str) -> str:
+def readme(check: bool) -> int:
+    from readme_index import sync_section
+
     from playground.core.reference import reference_table
 
-    head, start, rest = text.partition(START)
-    _, end, tail = rest.partition(END)
-    if not start or not end:
-        raise SystemExit(f"README.md needs the markers {START} and {END} around the reference table")
-    return f"{head}{START}\n{reference_table()}\n{END}{tail}"
-
-
-def readme(check: bool) -> int:
-    text = README.read_text(encoding="utf-8")
-    updated = with_table(text)
-    if check:
-        if updated != text:
-            print(
-                "README.md's reference table is out of date: run scripts/make_reference.py readme",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    README.write_text(updated, encoding="utf-8")
-    return 0
+    command = "python scripts/make_reference.py readme"
+    return sync_section(START, END, reference_table(), check, "reference table", command)
 
 
 def main(argv: list[str]) -> int:

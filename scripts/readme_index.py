@@ -18,28 +18,28 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- techniques -->", "<!-- /techniques -->"
 
 
-def with_index(text: str) -> str:
-    """``text`` with the part between the markers replaced by the generated index."""
-    head, start, rest = text.partition(START)
-    _, end, tail = rest.partition(END)
-    if not start or not end:
-        raise SystemExit(f"README.md needs the markers {START} and {END} around the technique index")
-    return f"{head}{START}\n{readme_index()}\n{END}{tail}"
-
-
-def main(argv: list[str]) -> int:
+def sync_section(start: str, end: str, body: str, check: bool, what: str, command: str) -> int:
+    """Put ``body`` between the ``start`` and ``end`` markers of README.md (or, with ``check``, exit 1
+    when it is not already there). Shared by every script that writes part of the README."""
     text = README.read_text(encoding="utf-8")
-    updated = with_index(text)
-    if "--check" in argv:
+    head, found_start, rest = text.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if not found_start or not found_end:
+        raise SystemExit(f"README.md needs the markers {start} and {end} around {what}")
+    updated = f"{head}{start}\n{body}\n{end}{tail}"
+    if check:
         if updated != text:
-            print(
-                "README.md's technique index is out of date: run python scripts/readme_index.py",
-                file=sys.stderr,
-            )
+            print(f"README.md's {what} is out of date: run {command}", file=sys.stderr)
             return 1
         return 0
     README.write_text(updated, encoding="utf-8")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return sync_section(
+        START, END, readme_index(), "--check" in argv, "technique index", "python scripts/readme_index.py"
+    )
 
 
 if __name__ == "__main__":

@@ -41,33 +41,28 @@ def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 90.0) -> 
     raise TimeoutError(f"streamlit did not answer {url} within {timeout:.0f} s")
 
 
+def start_streamlit(env: dict, port: int) -> subprocess.Popen:
+    """``streamlit run apps/app.py`` on localhost:``port`` (scripts/first_touch.py uses it too)."""
+    command = [sys.executable, "-m", "streamlit", "run", "apps/app.py", "--server.headless", "true"]
+    command += [
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
 @pytest.fixture
 def app_url(tmp_path):
     """A streamlit server on a free localhost port, stopped after the test."""
     port = free_port()
     env = {**os.environ, "PLAYGROUND_HOME": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "apps/app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = start_streamlit(env, port)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", server)
         yield f"http://127.0.0.1:{port}"
