@@ -41,7 +41,7 @@ RESULT = ", ".join(
 def start_server(home: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("PLAYGROUND_REFERENCE", None)  # the checkout's reference runs
-    return start_streamlit(env, port)
+    return start_streamlit(env, port, output=subprocess.DEVNULL)  # minutes of logs nobody reads
 
 
 def time_page(browser, url: str, shot: Path) -> dict:

@@ -31,7 +31,8 @@ def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 90.0) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {server.returncode}:\n{server.stdout.read()}")
+            output = server.stdout.read() if server.stdout else "(output not kept)"
+            raise RuntimeError(f"streamlit exited with code {server.returncode}:\n{output}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -41,8 +42,9 @@ def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 90.0) -> 
     raise TimeoutError(f"streamlit did not answer {url} within {timeout:.0f} s")
 
 
-def start_streamlit(env: dict, port: int) -> subprocess.Popen:
-    """``streamlit run apps/app.py`` on localhost:``port`` (scripts/first_touch.py uses it too)."""
+def start_streamlit(env: dict, port: int, output=subprocess.PIPE) -> subprocess.Popen:
+    """``streamlit run apps/app.py`` on localhost:``port`` (scripts/first_touch.py uses it too; a long-lived
+    server whose output nobody reads should pass ``output=subprocess.DEVNULL``)."""
     command = [sys.executable, "-m", "streamlit", "run", "apps/app.py", "--server.headless", "true"]
     command += [
         "--server.port",
@@ -53,7 +55,7 @@ def start_streamlit(env: dict, port: int) -> subprocess.Popen:
         "false",
     ]
     return subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True
     )
 
 
