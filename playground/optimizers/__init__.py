@@ -1,22 +1,24 @@
 """Optimizers written out (GD, SGD, mini-batch SGD, Adagrad, RMSprop, Adam, AdaDelta), checked
 against ``torch.optim``, plus 2-D test functions and the trajectories optimizers take on them."""
 
-from playground.optimizers.optimizers import (
+from playground.optimizers.catalog import (
     COLORS,
     LABELS,
     OPTIMIZERS,
-    SGD,
     TORCH_EQUIVALENT,
+    batch_size_for,
+    option_names,
+    torch_counterpart,
+    written_out_optimizer,
+)
+from playground.optimizers.optimizers import (
+    SGD,
     AdaDelta,
     Adagrad,
     Adam,
     GradientDescent,
     MiniBatchSGD,
     RMSprop,
-    batch_size_for,
-    option_names,
-    torch_counterpart,
-    written_out_optimizer,
 )
 
 __all__ = [

@@ -13,9 +13,9 @@ import numpy as np
 
 from playground.core.charts import Chart, Panel, Trace
 from playground.core.seeds import Band
+from playground.optimizers.catalog import COLORS, LABELS
 from playground.optimizers.curves import Curves
 from playground.optimizers.functions import TestFunction, Trajectory
-from playground.optimizers.optimizers import COLORS, LABELS
 
 MINIMUM, SADDLE, START = "#B8860B", "#000000", "#7F7F7F"  # dark gold, black, grey
 

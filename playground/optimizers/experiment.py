@@ -35,6 +35,7 @@ from playground.data.catalog import load_config_splits
 from playground.errors import ConfigError, TrainingDivergedError
 from playground.models import build_model
 from playground.optimizers import report as text
+from playground.optimizers.catalog import OPTIMIZERS, batch_size_for, written_out_optimizer
 from playground.optimizers.curves import Curves, binned, write_curves
 from playground.optimizers.functions import (
     FUNCTIONS,
@@ -44,7 +45,6 @@ from playground.optimizers.functions import (
     get_function,
     suggested_lr,
 )
-from playground.optimizers.optimizers import OPTIMIZERS, batch_size_for, written_out_optimizer
 
 EXPERIMENT = "optimizers"
 # tuned on Fashion-MNIST (see recipes/optimizers_fashion.toml)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from playground.errors import ConfigError
-from playground.optimizers.optimizers import check_name, written_out_optimizer
+from playground.optimizers.catalog import check_name, written_out_optimizer
 
 Fn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 DIVERGED = 1e6  # a coordinate beyond this (or not finite) ends the trajectory

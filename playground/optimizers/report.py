@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.core.seeds import mean_std_cell
+from playground.optimizers.catalog import LABELS, OPTIMIZERS
 from playground.optimizers.charts import curves_chart, trajectory_chart
 from playground.optimizers.curves import Curves, load_curves
-from playground.optimizers.optimizers import LABELS, OPTIMIZERS
 
 FEEDING = {"full": "whole training set", "single": "1 sample", "mini-batch": "mini-batch"}
 COLUMNS = [

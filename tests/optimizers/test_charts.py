@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from playground.core.charts import save_png
+from playground.optimizers.catalog import COLORS
 from playground.optimizers.charts import curves_chart, log_epochs_by_default, path_traces, trajectory_chart
 from playground.optimizers.curves import Curves
 from playground.optimizers.functions import Trajectory, get_function
-from playground.optimizers.optimizers import COLORS
 
 
 def curves(passes: int = 2, std: bool = False) -> Curves:
