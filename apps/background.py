@@ -39,6 +39,11 @@ def open_jobs(runs_root: str) -> Jobs:
     return _jobs(default_url(runs_root))
 
 
+def jobs_at(url: str) -> Jobs:
+    """The job list in the database at ``url``: a page working on one store starts its jobs there."""
+    return _jobs(url)
+
+
 def start_job(args: list[str], title: str, settings, run_key: str) -> None:
     """Queue the run; the page's :func:`follow_job` shows it from the next draw on."""
     try:

@@ -36,3 +36,8 @@ class StoreError(PlaygroundError, ValueError):
 
 class ConflictError(StoreError):
     """Another annotator holds or has decided the item, or a request id was reused for another decision."""
+
+
+class AccessError(PlaygroundError):
+    """Not allowed: a wrong name or password, a disabled account, or a user without the right
+    (an annotator on a project they are not on, a non-admin changing accounts)."""

@@ -1,15 +1,16 @@
 """Background jobs: runs started from a page that survive the browser.
 
-A job is one ``playground run`` (the same arguments the CLI takes), recorded in the project's
-database (the ``jobs`` table beside the annotation store) and run by a worker process of its own:
-``playground jobs work ID``, started in a new session, so leaving the page, closing the browser or
-restarting the app does not touch it. The worker
+A job is one ``playground run`` (the same arguments the CLI takes), or one step of a labelling
+project's loop (``playground label round NAME`` / ``label retrain NAME``: args starting with
+``label``), recorded in the project's database (the ``jobs`` table beside the annotation store) and
+run by a worker process of its own: ``playground jobs work ID``, started in a new session, so
+leaving the page, closing the browser or restarting the app does not touch it. The worker
 
 1. waits in the queue, with a heartbeat, until a slot is free: at most ``$PLAYGROUND_JOB_SLOTS``
    jobs (default 1: the runs use every core) run at once, oldest first;
 2. runs the recipe in-process through the run template, writing the run's overall progress
    (:class:`~playground.core.progress.RunProgress`) and its run folder into the job's row every
-   :data:`HEARTBEAT` seconds;
+   :data:`HEARTBEAT` seconds (a label step's "k of N images" through :class:`CountProgress`);
 3. records ``finished`` (with the run folder), ``failed`` (the one-line error; the traceback is in
    the job's log, ``<PLAYGROUND_HOME>/jobs/<id>.log``), or ``cancelled``.
 
@@ -46,6 +47,7 @@ FINAL = ("finished", "failed", "cancelled", "interrupted")
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats
 STALE = 30.0  # a job row not heard from for this long is interrupted
 GRACE = 5.0  # seconds a cancelled job gets to stop before it is killed
+LABEL_ACTIONS = ("round", "retrain")  # `playground label ACTION NAME ...` may run as a job
 
 
 def job_slots() -> int:
@@ -96,7 +98,9 @@ class Job:
         """The same run from the command line."""
         import shlex
 
-        return shlex.join(["playground", "run", *self.args])
+        return shlex.join(
+            ["playground", *self.args] if is_label_job(self.args) else ["playground", "run", *self.args]
+        )
 
     def describe(self, now: float | None = None) -> str:
         """One line for the job list: what it is doing, or how it ended."""
@@ -119,9 +123,14 @@ class Jobs:
     # ----------------------------------------------------------------- pages and the CLI
 
     def submit(self, args: list[str], title: str) -> Job:
-        """Queue ``playground run ARGS`` and start its worker; returns the job at once."""
+        """Queue ``playground run ARGS`` (or ``playground label round|retrain NAME ...`` when ARGS start
+        with ``label``) and start its worker; returns the job at once."""
         if not args or not all(isinstance(a, str) for a in args):
             raise PlaygroundError("a job needs the `playground run` arguments, starting with the recipe")
+        if args[0] == "label" and (len(args) < 3 or args[1] not in LABEL_ACTIONS):
+            raise PlaygroundError(
+                "a labelling job is `label round NAME` or `label retrain NAME` (and options)"
+            )
         now = time.time()
         values = dict(
             title=title[:256],
@@ -241,7 +250,7 @@ class Jobs:
         try:
             if not self._wait_for_slot(job_id):
                 return 0
-            result = self._run(job_id, listener)
+            run_dir = self._run(job_id, listener)
         except SystemExit:
             cancelled = self.get(job_id).cancel_requested
             self._end(
@@ -262,7 +271,7 @@ class Jobs:
             return 2
         finally:
             listener.done = True
-        self._end(job_id, "finished", "", str(result.run_dir))
+        self._end(job_id, "finished", "", run_dir)
         return 0
 
     def _wait_for_slot(self, job_id: int) -> bool:
@@ -278,6 +287,12 @@ class Jobs:
 
     @staticmethod
     def _claim(conn, job_id: int, slots: int) -> bool:
+        """Mark ``job_id`` running if a slot is free and it is the oldest live queued job. On a server,
+        claims run side by side: each first locks the active jobs' rows (in id order, so two claims
+        cannot deadlock), so no other claim commits between the count and the update below and two
+        workers never take the same last slot. SQLite's ``BEGIN IMMEDIATE`` already serialises them."""
+        active = jobs_table.c.status.in_((QUEUED, RUNNING))
+        conn.execute(select(jobs_table.c.id).where(active).order_by(jobs_table.c.id).with_for_update())
         fresh = jobs_table.c.heartbeat_at > time.time() - STALE
         running = conn.execute(
             select(func.count()).select_from(jobs_table).where(jobs_table.c.status == RUNNING, fresh)
@@ -297,11 +312,32 @@ class Jobs:
         )
         return claimed.rowcount == 1
 
-    def _run(self, job_id: int, listener: JobListener):
+    def _run(self, job_id: int, listener: JobListener) -> str | None:
+        """Run the job in this process; its run folder (a label step's model version folder, or None)."""
         from playground.cli import build_parser, run_parsed
 
-        args = build_parser().parse_args(["run", *self.get(job_id).args])
-        return run_parsed(args, listener)
+        args = self.get(job_id).args
+        if is_label_job(args):
+            return self._run_label(build_parser().parse_args(args), args[1], listener)
+        return str(run_parsed(build_parser().parse_args(["run", *args]), listener).run_dir)
+
+    def _run_label(self, parsed, action: str, listener: JobListener) -> str | None:
+        """A labelling round or retrain on this job's database, its progress counted for the heartbeat."""
+        if action == "round":
+            from playground.label.rounds import run_round
+
+            listener.run = CountProgress("scoring images")
+            report = run_round(
+                self.store, parsed.name, parsed.version, parsed.order, parsed.seed, listener.run
+            )
+            print(report.describe())  # into the job's log
+            return None
+        from playground.label.retrain import retrain
+
+        listener.run = CountProgress("training models")
+        version = retrain(self.store, parsed.name, parsed.policy, parsed.seed, listener.run)
+        print(f"{parsed.name} v{version.number}: {version.detail}")
+        return version.path
 
     def _heartbeats(self, job_id: int, listener: JobListener) -> None:
         while not listener.done:
@@ -331,6 +367,40 @@ class JobListener:
 
     def __call__(self, event) -> None:
         pass
+
+
+class CountProgress:
+    """A ``progress(done, total)`` callback (a labelling round's images, a retrain's models) seen by the
+    heartbeat as a run's snapshot: "STAGE · step k/N · percent · elapsed · time left"."""
+
+    run_dir = None
+
+    def __init__(self, stage: str) -> None:
+        self.stage, self.done, self.total = stage, 0, 0
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = int(done), int(total)
+
+    def snapshot(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        fraction = min(1.0, self.done / self.total) if self.total else None
+        left = elapsed * (1 - fraction) / fraction if fraction else None
+        return {
+            "stage": self.stage,
+            "step": self.done,
+            "total": self.total,
+            "index": 1,
+            "stages": None,
+            "fraction": None if fraction is None else round(fraction, 4),
+            "elapsed": round(elapsed, 1),
+            "left": None if left is None else round(left, 1),
+        }
+
+
+def is_label_job(args: list[str]) -> bool:
+    """Whether a job's args are a labelling step (``label round|retrain NAME ...``), not a recipe run."""
+    return bool(args) and args[0] == "label"
 
 
 def _run_dir_of(listener: JobListener) -> str | None:

@@ -20,6 +20,7 @@ SQL is built only from SQLAlchemy expressions with bound parameters. Connecting 
 from __future__ import annotations
 
 import csv
+from collections import Counter
 import io
 import json
 import time
@@ -31,7 +32,9 @@ from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from playground.errors import ConflictError, DataFormatError, StoreError
+from playground.accounts import refusal
+from playground.errors import AccessError, ConflictError, DataFormatError, StoreError
+from playground.store_migrate import upgrade, upgrade_sqlite
 from playground.store_schema import (
     ACTIONS,
     SCHEMA_VERSION,
@@ -51,9 +54,11 @@ from playground.store_schema import (
     queues,
     samples,
     schema_info,
+    schema_lock,
 )
 
 ATTEMPTS = 8  # a write that lost a race (another lease, a duplicate insert) is retried this often
+REVIEW_PRIORITY = 1e9  # a split vote goes to the front of a reviewer's queue
 LABEL_FIELDS = ("external_id", "label", "class_name", "action", "annotator", "decided_at")
 
 __all__ = ["ACTIONS", "Decision", "Item", "QueueItem", "Store", "default_url"]
@@ -117,6 +122,23 @@ def _check_classes(prepared: dict, names: list[str], queue: str) -> None:
         )
 
 
+def check_redundancy(redundancy) -> int:
+    """``redundancy`` as an int from 1 to 20 (distinct annotators asked per item)."""
+    if isinstance(redundancy, bool) or not isinstance(redundancy, int) or not 1 <= redundancy <= 20:
+        raise StoreError(
+            f"redundancy (annotators per item) must be a whole number from 1 to 20, got {redundancy!r}"
+        )
+    return redundancy
+
+
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet shows as text: one starting with ``= + - @`` (or a tab or carriage
+    return) would run as a formula (CSV injection), so it gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _decision_query():
     return (
         select(decisions, samples.c.external_id, annotators.c.name.label("annotator"))
@@ -129,6 +151,25 @@ def _decision_query():
 def _effective():
     """The decision that currently labels an item: not undone, not a skip."""
     return and_(decisions.c.undone_at.is_(None), decisions.c.action != "skip")
+
+
+def _by(who: int, *where):
+    """A decision of annotator ``who`` that still stands (not undone), matching ``where``."""
+    return and_(decisions.c.annotator_id == who, decisions.c.undone_at.is_(None), *where)
+
+
+def _on_sample(sample_id, decision_filter):
+    """Some copy of ``sample_id`` (any of the k escalations of one sample) has a matching decision."""
+    copy = escalations.alias("same_sample")
+    return exists().where(
+        copy.c.sample_id == sample_id, decisions.c.escalation_id == copy.c.id, decision_filter
+    )
+
+
+def _check_right(conn: Connection, queue_id: int, name: str, need: str, queue: str) -> None:
+    reason = refusal(conn, queue_id, name, need)
+    if reason is not None:
+        raise AccessError(reason)  # it names the person and the project
 
 
 def _as_decision(row) -> Decision:
@@ -152,6 +193,9 @@ class Store:
         self.url = url or default_url()
         self.engine = open_engine(self.url)
         self._writer = self.engine.execution_options(playground_write=True)
+        if self.engine.dialect.name == "sqlite":
+            with self._errors():
+                upgrade_sqlite(self.engine, SCHEMA_VERSION)
         self.write(self._create_schema)
 
     @property
@@ -202,6 +246,7 @@ class Store:
             return work(conn, *args)
 
     def _create_schema(self, conn: Connection) -> None:
+        schema_lock(conn)  # a server: one process at a time creates or upgrades the tables
         metadata.create_all(conn)
         version = conn.execute(select(schema_info.c.version)).scalar()
         if version is None:
@@ -211,6 +256,9 @@ class Store:
                 f"the annotation database {self!r} has schema version {version}, newer than this "
                 f"playground's {SCHEMA_VERSION}; upgrade the playground"
             )
+        elif version < SCHEMA_VERSION:
+            upgrade(conn, version, SCHEMA_VERSION)
+            conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
 
     # ----------------------------------------------------------------- lookups
 
@@ -295,40 +343,41 @@ class Store:
         """One escalated item, whatever its status."""
         return self.read(self._item, int(escalation_id))
 
-    def enqueue(self, queue: str, items: list[QueueItem], model: str = "", now: float | None = None) -> int:
-        """Escalate ``items`` to ``queue`` (created on first use); returns how many were new.
+    def enqueue(
+        self,
+        queue: str,
+        items: list[QueueItem],
+        model: str = "",
+        now: float | None = None,
+        redundancy: int | None = None,
+    ) -> int:
+        """Escalate ``items`` to ``queue`` (created on first use, asking ``redundancy`` distinct
+        annotators per item, default 1); returns how many were new.
 
-        Idempotent on ``(queue, external_id)``: an id already in the queue is left as it is.
+        Idempotent on ``(queue, external_id)``: an item already escalated is left as it is. An item of
+        the queue's pool (a sample stored without an escalation) is escalated with its stored image.
         """
         queue = clean_name(queue, "queue name", 128)
         prepared = [prepare_item(item) for item in items]
-        return self.write(self._enqueue, queue, prepared, str(model), _now(now))
+        k = None if redundancy is None else check_redundancy(redundancy)
+        return self.write(self._enqueue, queue, prepared, str(model), _now(now), k)
 
-    def _enqueue(self, conn: Connection, queue: str, prepared: list[dict], model: str, now: float) -> int:
-        queue_id, names = self._ensure_queue(conn, queue, prepared, now)
-        seen = self._existing(conn, queue_id, [p["external_id"] for p in prepared])
+    def _enqueue(
+        self, conn: Connection, queue: str, prepared: list[dict], model: str, now: float, k: int | None
+    ) -> int:
+        queue_id, names, redundancy = self._ensure_queue(conn, queue, prepared, now, k)
+        found = self._existing(conn, queue_id, [p["external_id"] for p in prepared])
         added = 0
         for p in prepared:
-            if p["external_id"] in seen:
+            sample_id, escalated = found.get(p["external_id"], (None, False))
+            if escalated:
                 continue
-            seen.add(p["external_id"])
             _check_classes(p, names, queue)
-            sample = conn.execute(insert(samples).values(queue_id=queue_id, created_at=now, **p["sample"]))
-            prediction = conn.execute(
-                insert(predictions).values(
-                    sample_id=sample.inserted_primary_key[0], model=model, created_at=now, **p["prediction"]
-                )
-            )
-            conn.execute(
-                insert(escalations).values(
-                    queue_id=queue_id,
-                    sample_id=sample.inserted_primary_key[0],
-                    status="open",
-                    updated_at=now,
-                    prediction_id=prediction.inserted_primary_key[0],
-                    **p["escalation"],
-                )
-            )
+            if sample_id is None:
+                sample_id = self._insert_sample(conn, queue_id, p, queue, now)
+            copies = 1 if p["escalation"]["reason"] == "review" else redundancy
+            self._escalate(conn, queue_id, sample_id, p, model, now, range(copies))
+            found[p["external_id"]] = (sample_id, True)
             added += 1
         _audit(
             conn,
@@ -341,29 +390,97 @@ class Store:
         )
         return added
 
+    def _insert_sample(self, conn: Connection, queue_id: int, p: dict, queue: str, now: float) -> int:
+        if p["sample"] is None:
+            raise DataFormatError(f"item {p['external_id']!r} has no image and is not in queue {queue!r}")
+        return conn.execute(
+            insert(samples).values(queue_id=queue_id, created_at=now, **p["sample"])
+        ).inserted_primary_key[0]
+
+    def _escalate(
+        self, conn: Connection, queue_id: int, sample_id: int, p: dict, model: str, now: float, copies
+    ) -> None:
+        """The model's prediction for the sample and one escalation per copy (per annotator asked)."""
+        prediction = conn.execute(
+            insert(predictions).values(sample_id=sample_id, model=model, created_at=now, **p["prediction"])
+        ).inserted_primary_key[0]
+        for copy in copies:
+            conn.execute(
+                insert(escalations).values(
+                    queue_id=queue_id,
+                    sample_id=sample_id,
+                    copy=copy,
+                    status="open",
+                    updated_at=now,
+                    prediction_id=prediction,
+                    **p["escalation"],
+                )
+            )
+
+    def create_queue(self, queue: str, class_names: list[str], redundancy: int = 1) -> str:
+        """Create ``queue`` with its classes (nothing escalated yet); the same call again changes
+        nothing, and a different class list for an existing queue is an error."""
+        queue = clean_name(queue, "queue name", 128)
+        names = [clean_name(n, "class name") for n in class_names]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise DataFormatError(f"a queue needs two or more distinct class names, got {names}")
+        k = check_redundancy(redundancy)
+        placeholder = {"probs": names, "class_names": names, "external_id": ""}
+        self.write(lambda conn: self._ensure_queue(conn, queue, [placeholder], time.time(), k))
+        return queue
+
+    def set_redundancy(self, queue: str, redundancy: int) -> None:
+        """Ask ``redundancy`` distinct annotators per item from now on (items already queued keep theirs)."""
+        k = check_redundancy(redundancy)
+
+        def work(conn):
+            queue_id = self._queue_id(conn, queue)
+            conn.execute(update(queues).where(queues.c.id == queue_id).values(redundancy=k))
+            _audit(conn, time.time(), "system", "redundancy", "queue", queue_id, {"redundancy": k})
+
+        self.write(work)
+
+    def redundancy(self, queue: str) -> int:
+        def work(conn):
+            return conn.execute(
+                select(queues.c.redundancy).where(queues.c.id == self._queue_id(conn, queue))
+            ).scalar()
+
+        return self.read(work)
+
     def _ensure_queue(
-        self, conn: Connection, queue: str, prepared: list[dict], now: float
-    ) -> tuple[int, list]:
-        row = conn.execute(select(queues.c.id, queues.c.class_names).where(queues.c.name == queue)).first()
+        self, conn: Connection, queue: str, prepared: list[dict], now: float, k: int | None
+    ) -> tuple[int, list, int]:
+        row = conn.execute(select(queues).where(queues.c.name == queue)).first()
         if row is not None:
-            return row.id, json.loads(row.class_names)
+            names = json.loads(row.class_names)
+            for p in prepared[:1]:
+                _check_classes(p, names, queue)
+            return row.id, names, row.redundancy
         if not prepared:
             raise StoreError(f"queue {queue!r} does not exist yet; enqueue at least one item to create it")
         first = prepared[0]
-        names = first["class_names"] or [str(k) for k in range(len(first["probs"]))]
-        new = conn.execute(insert(queues).values(name=queue, class_names=json.dumps(names), created_at=now))
-        return new.inserted_primary_key[0], names
-
-    def _existing(self, conn: Connection, queue_id: int, ids: list[str], chunk: int = 500) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), chunk):
-            found.update(
-                conn.execute(
-                    select(samples.c.external_id).where(
-                        samples.c.queue_id == queue_id, samples.c.external_id.in_(ids[start : start + chunk])
-                    )
-                ).scalars()
+        names = first["class_names"] or [str(c) for c in range(len(first["probs"]))]
+        new = conn.execute(
+            insert(queues).values(
+                name=queue, class_names=json.dumps(names), created_at=now, redundancy=k or 1
             )
+        )
+        return new.inserted_primary_key[0], names, k or 1
+
+    def _existing(
+        self, conn: Connection, queue_id: int, ids: list[str], chunk: int = 500
+    ) -> dict[str, tuple[int, bool]]:
+        """``external_id -> (sample id, escalated already)`` for the ids already in the queue."""
+        found: dict[str, tuple[int, bool]] = {}
+        escalated = exists().where(escalations.c.sample_id == samples.c.id)
+        for start in range(0, len(ids), chunk):
+            rows = conn.execute(
+                select(samples.c.external_id, samples.c.id, escalated).where(
+                    samples.c.queue_id == queue_id, samples.c.external_id.in_(ids[start : start + chunk])
+                )
+            )
+            found.update({row[0]: (row[1], bool(row[2])) for row in rows})
         return found
 
     # ----------------------------------------------------------------- leasing
@@ -378,7 +495,9 @@ class Store:
         return self.write(self._lease, queue, annotator, float(lease_seconds), _now(now))
 
     def _lease(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Item | None:
-        queue_id, who = self._queue_id(conn, queue), self.annotator_id(conn, annotator, now)
+        queue_id = self._queue_id(conn, queue)
+        _check_right(conn, queue_id, annotator, "annotate", queue)
+        who = self.annotator_id(conn, annotator, now)
         esc = escalations.c
         held = conn.execute(
             select(esc.id)
@@ -394,17 +513,17 @@ class Store:
         if held is not None:
             conn.execute(update(escalations).where(esc.id == held).values(lease_expires=now + seconds))
             return self._item(conn, held)
-        skipped = exists().where(
-            decisions.c.escalation_id == esc.id,
-            decisions.c.annotator_id == who,
-            decisions.c.action == "skip",
-            decisions.c.undone_at.is_(None),
-        )
+        skipped = _on_sample(esc.sample_id, _by(who, decisions.c.action == "skip"))
+        decided = _on_sample(esc.sample_id, _by(who, decisions.c.action != "skip"))
+        allowed = [esc.queue_id == queue_id, _available(now), ~decided]
+        if refusal(conn, queue_id, annotator, "review") is not None:
+            allowed.append(esc.reason != "review")
         chosen = conn.execute(
             select(esc.id)
-            .where(esc.queue_id == queue_id, _available(now))
+            .where(*allowed)
             .order_by(case((skipped, 1), else_=0), esc.priority.desc(), esc.id)
             .limit(1)
+            .with_for_update(skip_locked=True, of=escalations)  # a server: pass over rows being leased
         ).scalar()
         if chosen is None:
             return None
@@ -455,8 +574,21 @@ class Store:
             return stored.replayed(escalation_id, annotator, action, label)
         item = self._item(conn, escalation_id)
         label = item.decided_label(action, label)
+        queue_id = conn.execute(
+            select(escalations.c.queue_id).where(escalations.c.id == escalation_id)
+        ).scalar()
+        _check_right(
+            conn, queue_id, annotator, "review" if item.reason == "review" else "annotate", item.queue
+        )
         who = self.annotator_id(conn, annotator, now)
         self._check_claimable(conn, item, annotator, now)
+        if (
+            action != "skip"
+            and conn.execute(select(_on_sample(item.sample_id, _by(who, _effective())))).scalar()
+        ):
+            raise ConflictError(
+                f"{annotator} already labelled item {item.external_id!r}; each person labels it once"
+            )
         done = {"status": "open"} if action == "skip" else {"status": "done"}
         claimed = conn.execute(
             update(escalations)
@@ -492,7 +624,40 @@ class Store:
             escalation_id,
             {"request_id": request_id, "label": label, "decision": new.inserted_primary_key[0]},
         )
+        if action != "skip" and item.reason != "review":
+            self._review_if_split(conn, queue_id, item, now)
         return self._decision(conn, decisions.c.id == new.inserted_primary_key[0])
+
+    def _review_if_split(self, conn: Connection, queue_id: int, item: Item, now: float) -> None:
+        """Once every copy of a sample is decided, a split vote (no answer from more than half of
+        the annotators; OOD counts as an answer) sends the sample to a reviewer: one more copy."""
+        esc = escalations.c
+        copies = conn.execute(
+            select(esc.status, esc.reason, esc.prediction_id).where(esc.sample_id == item.sample_id)
+        ).all()
+        if any(row.reason == "review" for row in copies) or any(row.status != "done" for row in copies):
+            return
+        answers = conn.execute(
+            select(decisions.c.action, decisions.c.label)
+            .join(escalations, escalations.c.id == decisions.c.escalation_id)
+            .where(esc.sample_id == item.sample_id, _effective())
+        ).all()
+        votes = Counter("ood" if a.action == "ood" else a.label for a in answers)
+        if len(answers) < 2 or max(votes.values()) * 2 > len(answers):
+            return
+        conn.execute(
+            insert(escalations).values(
+                queue_id=queue_id,
+                sample_id=item.sample_id,
+                copy=len(copies),
+                prediction_id=copies[0].prediction_id,
+                reason="review",
+                priority=REVIEW_PRIORITY,
+                status="open",
+                updated_at=now,
+            )
+        )
+        _audit(conn, now, "system", "review", "escalation", item.escalation_id, {"votes": len(answers)})
 
     def _check_claimable(self, conn: Connection, item: Item, annotator: str, now: float) -> None:
         if item.status == "done":
@@ -612,7 +777,9 @@ class Store:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LABEL_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.labels(queue))
+        writer.writerows(
+            {key: spreadsheet_safe(value) for key, value in row.items()} for row in self.labels(queue)
+        )
         return buffer.getvalue()
 
     def labels_json(self, queue: str) -> str:

@@ -3,7 +3,10 @@
 
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE``, so concurrent writers (other
 processes included) wait on the busy timeout instead of failing to upgrade a read lock, and
-``synchronous=FULL`` makes a committed decision survive a power cut, not only a crash.
+``synchronous=FULL`` makes a committed decision survive a power cut, not only a crash. On PostgreSQL
+(psycopg 3; ``postgresql://`` means ``postgresql+psycopg://``) transactions are READ COMMITTED:
+writers do not wait for one another, so the store's writes are conditional updates, leases lock their
+row (``FOR UPDATE SKIP LOCKED``), and creating or upgrading the tables holds :func:`schema_lock`.
 Times are Unix seconds (floats); probabilities, class names, metadata and audit details are JSON
 text; an image is its raw pixels (uint8 or float32) with its dtype and shape.
 """
@@ -32,6 +35,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -39,9 +44,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from playground.core.runs import playground_home
 from playground.errors import ConflictError, DataFormatError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: redundant labels (queues.redundancy, escalations.copy), accounts, labelling projects
 ACTIONS = ("accept", "correct", "skip", "ood")
-REASONS = ("uncertain", "ood")
+REASONS = ("uncertain", "ood", "seed", "calibration", "review")  # see playground.label.rounds
+ROLES = ("annotator", "reviewer", "admin")
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA journal_mode=WAL",
@@ -81,6 +87,10 @@ def open_engine(url: str) -> Engine:
     """An engine for ``url``; for SQLite with WAL, the pragmas and ``BEGIN IMMEDIATE`` for writes."""
     try:
         parsed = make_url(url)
+        if parsed.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2; we ship psycopg 3
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_backend_name() == "postgresql":
+            return create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
         if parsed.get_backend_name() != "sqlite":
             return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as err:
@@ -100,6 +110,15 @@ def open_engine(url: str) -> Engine:
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def schema_lock(conn: Connection) -> None:
+    """On PostgreSQL, wait for (and hold until the transaction ends) the lock on creating or upgrading
+    the tables of the connection's schema, so processes that start at once do not both create or alter
+    them; SQLite's ``BEGIN IMMEDIATE`` already serialises writers."""
+    if conn.dialect.name == "postgresql":
+        key = func.hashtext(func.concat("playground.store_schema:", func.current_schema()))
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 # --------------------------------------------------------------------- tables
@@ -124,6 +143,7 @@ queues = Table(
     Column("name", String(128), nullable=False, unique=True),
     Column("class_names", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("redundancy", Integer, nullable=False, server_default="1"),  # k distinct annotators per item
 )
 annotators = Table(
     "annotators",
@@ -162,7 +182,8 @@ escalations = Table(
     metadata,
     _id(),
     _ref("queue_id", "queues", nullable=False),
-    _ref("sample_id", "samples", nullable=False, unique=True),
+    _ref("sample_id", "samples", nullable=False),
+    Column("copy", Integer, nullable=False, server_default="0"),  # 0..k-1: one per annotator asked
     _ref("prediction_id", "predictions", nullable=False),
     Column("reason", String(16), nullable=False),
     Column("priority", Float, nullable=False),
@@ -171,6 +192,7 @@ escalations = Table(
     Column("lease_expires", Float),
     Column("updated_at", Float, nullable=False),
     Index("ix_escalations_queue_status_priority", "queue_id", "status", "priority"),
+    UniqueConstraint("sample_id", "copy", name="uq_escalations_sample_copy"),
 )
 decisions = Table(
     "decisions",
@@ -206,6 +228,75 @@ jobs = Table(  # background runs started from pages (playground.jobs)
     Column("heartbeat_at", Float, nullable=False),
     Index("ix_jobs_status", "status"),
 )
+users = Table(  # accounts (playground.accounts); an annotator's decisions carry the same name
+    "users",
+    metadata,
+    _id(),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),  # argon2id, with its salt and parameters
+    Column("role", String(16), nullable=False),  # annotator | reviewer | admin
+    Column("disabled", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+)
+members = Table(  # who works on which queue (a labelling project's queue has its name)
+    "members",
+    metadata,
+    _id(),
+    _ref("queue_id", "queues", nullable=False),
+    _ref("user_id", "users", nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("queue_id", "user_id", name="uq_members_queue_user"),
+)
+projects = Table(  # labelling projects (playground.label): a pool of the user's images and its queue
+    "projects",
+    metadata,
+    _id(),
+    Column("name", String(128), nullable=False, unique=True),
+    _ref("queue_id", "queues", nullable=False, unique=True),  # the queue of the same name
+    Column("images_dir", Text, nullable=False),
+    Column("settings", Text, nullable=False),  # JSON: ProjectSettings
+    Column("created_at", Float, nullable=False),
+)
+model_versions = Table(  # the models a project trained from people's labels, in order
+    "model_versions",
+    metadata,
+    _id(),
+    _ref("project_id", "projects", nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("path", Text, nullable=False),  # the folder of its safetensors weights
+    Column("detail", Text, nullable=False),  # JSON: labels used, policy, held-out accuracy, seconds
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("project_id", "version", name="uq_model_versions_project_version"),
+)
+rounds = Table(  # one scoring pass over a project's pool
+    "rounds",
+    metadata,
+    _id(),
+    _ref("project_id", "projects", nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("model_version", Integer, nullable=False),  # 0: no model yet (a diverse seed set)
+    Column("status", String(16), nullable=False),  # running | complete | failed
+    Column("pid", Integer),
+    Column("host", String(256), nullable=False),
+    Column("detail", Text, nullable=False),  # JSON: counts per route, threshold, error
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("ended_at", Float),
+    UniqueConstraint("project_id", "number", name="uq_rounds_project_number"),
+)
+routes = Table(  # what a round decided for each pool sample
+    "routes",
+    metadata,
+    _id(),
+    _ref("round_id", "rounds", nullable=False),
+    _ref("sample_id", "samples", nullable=False),
+    Column("route", String(16), nullable=False),  # auto | escalate | ood | defer | seed | labelled
+    Column("predicted", Integer, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("uncertainty", Float, nullable=False),
+    Column("ood_score", Float, nullable=False),
+    UniqueConstraint("round_id", "sample_id", name="uq_routes_round_sample"),
+)
 audit = Table(
     "audit",
     metadata,
@@ -235,7 +326,7 @@ class QueueItem:
     """One sample to escalate: its image, the model's class probabilities and why it is escalated.
 
     ``image`` is (H, W) or (H, W, C) (a (1|3, H, W) array or tensor is moved channels-last), uint8
-    or float in [0, 1]. ``meta`` is any JSON-able data kept with the sample, e.g. the true label.
+    or float in [0, 1]; None for a sample already in the queue's pool (a labelling project's). ``meta`` is any JSON-able data kept with the sample, e.g. the true label.
     """
 
     external_id: str
@@ -301,7 +392,9 @@ def prepare_item(item: QueueItem) -> dict:
         "external_id": external_id,
         "probs": probs,
         "class_names": None if item.class_names is None else [str(n) for n in item.class_names],
-        "sample": {"external_id": external_id, "meta": meta, **image_record(item.image)},
+        "sample": None  # a pool sample already in the store is escalated without sending its image again
+        if item.image is None
+        else {"external_id": external_id, "meta": meta, **image_record(item.image)},
         "prediction": {
             "probs": json.dumps(probs),
             "predicted": int(np.argmax(probs)),
@@ -321,6 +414,7 @@ class Item:
 
     escalation_id: int
     sample_id: int
+    copy: int  # which of the k annotators asked for this sample (0..k-1; k for a reviewer)
     queue: str
     external_id: str
     image: np.ndarray
@@ -341,6 +435,7 @@ class Item:
         return cls(
             escalation_id=row.id,
             sample_id=row.sample_id,
+            copy=row.copy,
             queue=row.queue,
             external_id=row.external_id,
             image=image,

@@ -36,6 +36,52 @@ def playground_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A database URL for the annotation store, on each backend: a fresh SQLite file, or a fresh schema
+    of the PostgreSQL test database ``$PLAYGROUND_TEST_PG`` (``scripts/postgres.sh`` makes one), selected
+    through the URL's ``search_path`` and dropped afterwards, so tests (and pytest-xdist workers) never
+    see each other's rows. Without a server the postgresql variant skips, or fails when
+    ``PLAYGROUND_REQUIRE_PG=1`` (CI)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    server = os.environ.get("PLAYGROUND_TEST_PG", "").strip()
+    if not server:
+        reason = "no PostgreSQL server: set PLAYGROUND_TEST_PG (bash scripts/postgres.sh prints one)"
+        if os.environ.get("PLAYGROUND_REQUIRE_PG") == "1":
+            pytest.fail(f"{reason}; PLAYGROUND_REQUIRE_PG=1 requires it")
+        pytest.skip(reason)
+    yield from _postgres_schema(server)
+
+
+def _postgres_schema(server: str):
+    """A new schema in the ``server`` database for one test: its URL, then the schema is dropped."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    base = make_url(server)
+    engine = create_engine(base, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as err:  # noqa: BLE001 - any failure to reach the server reads the same
+        engine.dispose()
+        pytest.fail(f"cannot create a schema in the PostgreSQL test database {base!r}: {err}")
+    options = " ".join(filter(None, [base.query.get("options", ""), f"-csearch_path={schema}"]))
+    try:
+        yield base.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text("SET lock_timeout = '20s'"))
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
 def needs_fashion_mnist():
     return pytest.mark.skipif(
         not FASHION_DIR.is_dir() and not os.environ.get("CI"),

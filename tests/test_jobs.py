@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, func, insert, select, update
 
 from playground.core.status import process_alive, read_status
 from playground.jobs import STALE, Jobs, job_slots, log_path
+from playground.store import Store
 from playground.store_schema import jobs as jobs_table
 from tests.apps.conftest import TINY_DIGITS
 from tests.conftest import REPO
@@ -91,7 +93,8 @@ def wait_for_status(run_dir: Path, timeout: float = 10.0):
     return status
 
 
-def test_one_slot_queues_the_second_job_and_a_queued_job_can_be_cancelled(playground_home):
+def test_one_slot_queues_the_second_job_and_a_queued_job_can_be_cancelled(store_url, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_DB", store_url)  # the workers' database: SQLite, and a server
     jobs = Jobs()
     first = jobs.submit(digits_args("epochs=500"), "first")
     second = jobs.submit(digits_args(), "second")
@@ -136,6 +139,44 @@ def test_a_failed_job_keeps_its_one_line_error_and_a_log(playground_home):
     done = wait(jobs, job.id, lambda j: not j.active)
     assert done.status == "failed" and "data_root" in done.error and "\n" not in done.error
     assert log_path(job.id).is_file()
+
+
+def queued_job(store: Store, title: str) -> int:
+    """A queued job's row, as ``Jobs.submit`` writes it, without starting its worker."""
+    now = time.time()
+    values = dict(title=title, args="[]", status="queued", host="here", error="", progress="{}")
+    row = dict(values, cancel_requested=0, created_at=now, heartbeat_at=now)
+    return store.write(lambda conn: conn.execute(insert(jobs_table).values(**row)).inserted_primary_key[0])
+
+
+def test_two_workers_never_both_take_the_last_free_slot(store_url):
+    """One slot, jobs 1 and 2 queued. Worker 2's claim counts the running jobs (none), then worker 1's
+    claim commits, then worker 2 looks for the oldest queued job: unless the claims are serialised
+    (SQLite's write lock; on a server, the rows locked first) worker 2 would find itself first and run
+    too. With the lock, worker 1 waits for worker 2's claim, which finds job 1 ahead of it."""
+    with Store(store_url) as store:
+        first, second = queued_job(store, "first"), queued_job(store, "second")
+        counted, first_done, claims = threading.Event(), threading.Event(), {}
+
+        def pause_after_counting(conn, cursor, statement, *args):
+            if "count(" in statement.lower():
+                counted.set()
+                first_done.wait(1.0)  # without a lock, worker 1's claim commits meanwhile
+
+        def second_claim(conn):
+            event.listen(conn, "after_cursor_execute", pause_after_counting)
+            return Jobs._claim(conn, second, 1)
+
+        worker = threading.Thread(target=lambda: claims.update(second=store.write(second_claim)))
+        worker.start()
+        assert counted.wait(30)
+        claims["first"] = store.write(Jobs._claim, first, 1)
+        first_done.set()
+        worker.join(timeout=60)
+        running = store.read(
+            lambda conn: conn.execute(select(func.count()).where(jobs_table.c.status == "running")).scalar()
+        )
+    assert claims == {"first": True, "second": False} and running == 1
 
 
 def test_bad_submissions_and_settings(playground_home, monkeypatch):

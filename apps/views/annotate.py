@@ -6,6 +6,8 @@ filling one now and the run that filled it come from :mod:`playground.active.han
 the Active learning page. Each annotator is lent one item at a time; it goes
 back to the queue if they leave it for five minutes. Every decision is saved at once, under a
 request id made for the item on screen, so a rerun or a double key press never records it twice.
+Once accounts exist (``playground users``), the signed-in account annotates (no name to type) and
+the queue list holds only the projects it is on (every queue for a reviewer or an admin).
 Keys: a accept · 1-9, 0 correct to that class · e save the chosen correction · s skip ·
 o flag as OOD · u undo.
 """
@@ -17,7 +19,9 @@ import pandas as pd
 import streamlit as st
 from background import open_jobs
 from common import show_error, sidebar_settings, upscale
+from login import cached_store, current_user, server_store
 
+from playground.accounts import Accounts, User
 from playground.active.handoff import (
     describe_recipes,
     fill_command,
@@ -39,16 +43,11 @@ REASONS = {
 DONE = {"accept": "Accepted", "correct": "Corrected", "skip": "Skipped", "ood": "Flagged as OOD"}
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def cached_store(url: str) -> Store:
-    """One store (one connection pool) per database URL, shared by every session."""
-    return Store(url)
-
-
-def open_store(runs_root: str) -> Store:
-    """The store in the runs root's database (or ``$PLAYGROUND_DB``); stops the page on an error."""
+def open_store(runs_root: str, user: User | None) -> Store:
+    """The store in the runs root's database (or ``$PLAYGROUND_DB``), or with a signed-in user the
+    server's (where the accounts are); stops the page on an error."""
     try:
-        return cached_store(default_url(runs_root))
+        return cached_store(default_url(runs_root)) if user is None else server_store()
     except PlaygroundError as err:
         show_error(err)
         st.stop()
@@ -73,6 +72,24 @@ def annotator_name(store: Store) -> str:
     except PlaygroundError as err:
         show_error(err)
         return ""
+
+
+def signed_in_annotator(user: User) -> str:
+    """The signed-in account annotates: no name to type."""
+    st.markdown(f"Annotating as **{user.name}**", help="Decisions are recorded under your account")
+    return user.name
+
+
+def allowed_queues(store: Store, user: User | None) -> list[str]:
+    """Every queue when no account exists; otherwise those the account may work on."""
+    return store.queues() if user is None else Accounts(store).queues_for(user.name)
+
+
+def show_no_project(user: User) -> None:
+    st.info(
+        f"You are on no project yet. An admin adds you with `playground users grant {user.name} PROJECT`.",
+        icon=":material/group_off:",
+    )
 
 
 def choose_queue(queues: list[str]) -> str:
@@ -383,15 +400,18 @@ def page() -> None:
         "Review what the model was unsure about. Keys: **a** accept · **1-9, 0** correct to that class · "
         "**e** save the chosen correction · **s** skip · **o** flag as OOD · **u** undo."
     )
-    runs_root = sidebar_settings().runs_root
-    store = open_store(runs_root)
-    queues = store.queues()
+    runs_root, user = sidebar_settings().runs_root, current_user()
+    store = open_store(runs_root, user)
+    queues = allowed_queues(store, user)
+    if not queues and user is not None and not user.can_review:
+        show_no_project(user)
+        return
     if not queues:
         show_how_to_fill(runs_root, None)
         return
     top = st.columns(2)
     with top[0]:
-        annotator = annotator_name(store)
+        annotator = annotator_name(store) if user is None else signed_in_annotator(user)
     if not annotator:
         return  # not st.stop() (here and above): the sidebar's job list is drawn after the page
     with top[1]:

@@ -103,6 +103,21 @@ TECHNIQUES: tuple[Technique, ...] = (
         headlines=("al/*/final_accuracy", "escalation/auto_label_error"),
     ),
     Technique(
+        "label",
+        "Labelling loop",
+        "Label your own images with people in the loop: the model pre-labels what a calibrated threshold "
+        "certifies, k annotators label the rest with consensus (Dawid-Skene), and it retrains from them.",
+        "Dawid & Skene (1979); Sener & Savarese, Core-Set (ICLR 2018); Angelopoulos et al., "
+        "Learn-then-Test (2021)",
+        "playground.label.consensus",
+        ":material/label:",
+        headlines=(
+            "crowd/spammer/dawid_skene/accuracy",
+            "loop/uncertainty/labels_to_target",
+            "loop/auto_label_error",
+        ),
+    ),
+    Technique(
         "fusion",
         "Knowledge fusion",
         "Fuse image features with captions, a knowledge graph and retrieved neighbours; zero-shot classes "
