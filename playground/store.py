@@ -20,10 +20,10 @@ SQL is built only from SQLAlchemy expressions with bound parameters. Connecting 
 from __future__ import annotations
 
 import csv
-from collections import Counter
 import io
 import json
 import time
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path

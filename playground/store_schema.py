@@ -326,7 +326,8 @@ class QueueItem:
     """One sample to escalate: its image, the model's class probabilities and why it is escalated.
 
     ``image`` is (H, W) or (H, W, C) (a (1|3, H, W) array or tensor is moved channels-last), uint8
-    or float in [0, 1]; None for a sample already in the queue's pool (a labelling project's). ``meta`` is any JSON-able data kept with the sample, e.g. the true label.
+    or float in [0, 1]; None for a sample already in the queue's pool (a labelling project's).
+    ``meta`` is any JSON-able data kept with the sample, e.g. the true label.
     """
 
     external_id: str
