@@ -323,10 +323,10 @@ class Jobs:
 
     def _run_label(self, parsed, action: str, listener: JobListener) -> str | None:
         """A labelling round or retrain on this job's database, its progress counted for the heartbeat."""
+        listener.run = CountProgress("scoring images" if action == "round" else "training models")
         if action == "round":
             from playground.label.rounds import run_round
 
-            listener.run = CountProgress("scoring images")
             report = run_round(
                 self.store, parsed.name, parsed.version, parsed.order, parsed.seed, listener.run
             )
@@ -334,7 +334,6 @@ class Jobs:
             return None
         from playground.label.retrain import retrain
 
-        listener.run = CountProgress("training models")
         version = retrain(self.store, parsed.name, parsed.policy, parsed.seed, listener.run)
         print(f"{parsed.name} v{version.number}: {version.detail}")
         return version.path

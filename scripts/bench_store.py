@@ -122,12 +122,14 @@ def run_backend(url: str, items: int, workers: int) -> dict[str, float]:
     ]
     for process in processes:
         process.start()
-    reports = [results.get(timeout=1800) for _ in processes]
+    reports = []
+    for _ in processes:
+        reports.append(results.get(timeout=1800))
+        if reports[-1][-1]:  # a worker failed: say so now, not after the others have drained the queue
+            print(f"[bench] {reports[-1][0]} failed:\n{reports[-1][-1]}", file=sys.stderr, flush=True)
     for process in processes:
         process.join(timeout=60)
     errors = [error for *_, error in reports if error]
-    for error in errors:
-        print(error, file=sys.stderr)
     waits = sorted(1000 * w for report in reports for w in report[4])
     wall = max(r[3] for r in reports) - min(r[2] for r in reports if r[2])
     with Store(url) as store:

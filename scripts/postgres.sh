@@ -6,8 +6,11 @@
 # As root it acts as the postgres user (runuser); otherwise through password-less sudo, or it says what
 # to run. Environment: PLAYGROUND_PG_ROLE (default playground), PLAYGROUND_PG_PASSWORD (default
 # playground: a local test server only), PLAYGROUND_PG_DB (default playground_test).
+# --reset drops the test database first (tests and benchmarks killed half-way leave schemas behind).
 # Exit status: 0 and the URL on stdout; 1 with the reason on stderr when there is no server to use.
 set -euo pipefail
+RESET=0
+[[ "${1:-}" == --reset ]] && RESET=1
 
 ROLE="${PLAYGROUND_PG_ROLE:-playground}"
 PASSWORD="${PLAYGROUND_PG_PASSWORD:-playground}"
@@ -28,7 +31,7 @@ fi
 read -r VERSION CLUSTER PORT STATUS _ < <(pg_lsclusters --no-header | head -n 1)
 
 URL="postgresql+psycopg://$ROLE:$PASSWORD@127.0.0.1:$PORT/$DATABASE"
-if [[ "$STATUS" == online* ]] \
+if [[ "$STATUS" == online* && "$RESET" == 0 ]] \
   && PGPASSWORD="$PASSWORD" PGCONNECT_TIMEOUT=5 psql --no-psqlrc -X -q -h 127.0.0.1 -p "$PORT" -U "$ROLE" \
     -d "$DATABASE" -tA -c "SELECT 1" </dev/null >/dev/null 2>&1; then
   echo "$URL"  # already set up (by root, or an earlier run)
@@ -73,6 +76,10 @@ if [[ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" == 1 ]
 else
   say "creating the role $ROLE"
   psql_admin -c "CREATE ROLE $ROLE LOGIN PASSWORD '$PASSWORD'"
+fi
+if [[ "$RESET" == 1 ]]; then
+  say "dropping the database $DATABASE"
+  psql_admin -c "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)"
 fi
 if [[ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" != 1 ]]; then
   say "creating the database $DATABASE"

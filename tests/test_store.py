@@ -1,5 +1,6 @@
 """The annotation store: the queue, leases, idempotent decisions, undo, export, and that it holds up
-with eight annotator processes at once and when a process is killed mid-write."""
+with eight annotator processes at once and when a process is killed mid-write; on SQLite and on
+PostgreSQL (``store_url`` in tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -127,9 +127,9 @@ def draw_actions(jobs: Jobs, name: str, summary: dict) -> None:
             )
             if clicked:
                 start(jobs, name, action)
-    shown = {reason for reason in reasons.values() if reason}
-    for reason in sorted(shown):
-        st.caption(f":material/block: {reason}")
+    if active is None:  # else the job's own bar below says what runs (the buttons' help says why)
+        for reason in sorted({reason for reason in reasons.values() if reason}):
+            st.caption(f":material/block: {reason}")
     followed = active.id if active else st.session_state.get(f"label_job_{name}")
     if followed is not None and any(job.id == followed for job in listed):
         follow(jobs, followed)
@@ -140,7 +140,7 @@ def draw_actions(jobs: Jobs, name: str, summary: dict) -> None:
         f"playground label retrain {quoted}   # the next model version from people's labels\n"
         f"playground label status {quoted}\n"
         f"playground label export {quoted} --format csv --out labels.csv",
-        language="bash",
+        language=None,
     )
 
 
@@ -198,8 +198,10 @@ def draw_rounds(summary: dict) -> None:
     st.dataframe(table, hide_index=True, key="label_rounds_table")
     st.caption(
         "Per round, where each image stood: labelled by people before it, auto-labelled (the threshold λ "
-        "certifies error ≤ α with probability 1 - δ on held-out labels), escalated to people (uncertain, "
-        "seed and calibration picks), likely OOD, deferred, or not scored (queued earlier, or no model yet)."
+        "certifies error ≤ α with probability 1 - δ on held-out labels; none is certified while too few "
+        "held-out images are labelled or no confidence level meets the bound), escalated to people "
+        "(uncertain, seed and calibration picks), likely OOD, deferred, or not scored (queued earlier, or no "
+        "model yet)."
     )
 
 
@@ -208,9 +210,8 @@ def draw_versions(summary: dict) -> None:
     if not summary["versions"]:
         st.info("No model version yet: **Retrain** once people have labelled the seed set.")
         return
-    left, right = st.columns([3, 2])
-    left.plotly_chart(versions_figure(summary["versions"]), width="stretch", key="label_versions_chart")
-    right.dataframe(
+    st.plotly_chart(versions_figure(summary["versions"]), width="stretch", key="label_versions_chart")
+    st.dataframe(
         pd.DataFrame(version_rows(summary["versions"])),
         hide_index=True,
         column_config={"held-out accuracy": PERCENT},
@@ -223,9 +224,9 @@ def draw_people(summary: dict) -> None:
     if not summary["annotators"]:
         st.info("Nobody has labelled anything in this project yet.")
         return
-    left, right = st.columns([3, 2])
-    left.plotly_chart(annotators_figure(summary["annotators"]), width="stretch", key="label_people_chart")
-    right.dataframe(
+    st.plotly_chart(annotators_figure(summary["annotators"]), width="stretch", key="label_people_chart")
+    left, right = st.columns(2)
+    left.dataframe(
         pd.DataFrame(annotator_rows(summary["annotators"])),
         hide_index=True,
         column_config={"estimated accuracy": PERCENT},
@@ -234,9 +235,9 @@ def draw_people(summary: dict) -> None:
     rows = agreement_rows(summary["agreement"])
     alpha = summary["agreement"].get("alpha")
     shown = "-" if alpha is None or alpha != alpha else f"{alpha:.3f}"
-    st.markdown(f"**Agreement** (Krippendorff's alpha; 1 perfect, 0 chance): **{shown}**")
+    right.markdown(f"**Agreement** (Krippendorff's alpha; 1 perfect, 0 chance): **{shown}**")
     if rows:
-        st.dataframe(
+        right.dataframe(
             pd.DataFrame(rows),
             hide_index=True,
             column_config={"alpha": SHARE, "percent agreement": PERCENT},

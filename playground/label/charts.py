@@ -66,7 +66,7 @@ def _threshold_text(threshold: dict) -> str:
         return "none (seed set)"
     confidence = _number(threshold.get("confidence"))
     if confidence is None:
-        return "none: too few held-out labels" if threshold else ""
+        return "none certified" if threshold else ""
     return f"{confidence:.3f} (error ≤ {threshold['alpha']:g} w.p. {1 - threshold['delta']:g})"
 
 

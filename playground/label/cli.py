@@ -30,6 +30,10 @@ def add_label_parser(commands) -> None:
         "--labelled", help="an ImageFolder tree DIR/<class>/<image> of labels people already gave"
     )
     init.add_argument(
+        "--model",
+        help="start from a model: another project's version folder (label/NAME/vK) or a .safetensors",
+    )
+    init.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help="a project setting"
     )
     round_ = actions.add_parser("round", help="score the pool, auto-label what is certified, queue the rest")
@@ -94,6 +98,7 @@ def _init(args) -> int:
             _settings(args.settings),
             args.labelled,
             _bar("reading images"),
+            args.model,
         )
     print(f"project {report.project.name}: {report.added} images added, {report.labelled} labelled ones")
     for skipped in report.skipped:

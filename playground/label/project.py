@@ -167,12 +167,18 @@ def init_project(
     settings: ProjectSettings | None = None,
     labelled: str | Path | None = None,
     progress=None,
+    model: str | Path | None = None,
 ) -> InitReport:
-    """Create the project (or add new images to an existing one with the same classes)."""
+    """Create the project (or add new images to an existing one with the same classes); ``model`` is a
+    model to start from (:func:`playground.label.versions.import_version`)."""
     settings = settings or ProjectSettings()
     images = Path(images).expanduser().resolve()
     if not images.is_dir():
         raise DataFormatError(f"the images folder {images} does not exist")
+    if model is not None:  # a model that does not fit fails before anything is read
+        from playground.label.versions import fitted_models
+
+        fitted_models(model, settings, len(classes))
     project = _create(store, clean_name(name, "project name", 128), str(images), classes, settings)
     settings = project.settings
     known = _known_hashes(store, project)
@@ -185,6 +191,10 @@ def init_project(
         labelled_count = _add_records(store, project, records, skipped, "labelled")
     records = scan_images(images, settings.image_size, settings.channels, progress=progress, known=known)
     added = _add_records(store, project, records, skipped, "pool")
+    if model is not None:
+        from playground.label.versions import import_version
+
+        import_version(store, project, model)
     return InitReport(project, added, labelled_count, skipped)
 
 

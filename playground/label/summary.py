@@ -125,6 +125,8 @@ def export_labels(store: Store, project: Project, out: str | Path, kind: str) ->
     """Write the labels as ``csv``, ``json`` or an ImageFolder tree (``folder``) at ``out``."""
     rows = final_labels(store, project)
     out = Path(out).expanduser()
+    if kind in ("csv", "json"):
+        out.parent.mkdir(parents=True, exist_ok=True)  # as the folder export does
     if kind == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")

@@ -97,6 +97,43 @@ def save_version(store: Store, project: Project, models: list[ActiveCNN], detail
     return Version(number, str(folder), detail, now)
 
 
+def fitted_models(source: str | Path, settings, num_classes: int) -> list[ActiveCNN]:
+    """The project's networks with weights from ``source``: a version folder of another project
+    (``.../label/<project>/v<k>``) or one ``.safetensors`` file; a file that does not fit the project's
+    network (classes, image size, channels, width) is a :class:`CheckpointError` naming the first
+    tensor that differs."""
+    source = Path(source).expanduser()
+    files = sorted(source.glob("member*.safetensors")) if source.is_dir() else [source]
+    if not files or not all(f.is_file() for f in files):
+        raise CheckpointError(f"{source} is neither a model version folder nor a .safetensors file")
+    count = settings.members if settings.method == "ensemble" else 1
+    shape = (settings.channels, settings.image_size, settings.image_size)
+    models = [build_learner(settings.train, shape, num_classes) for _ in range(count)]
+    for index, model in enumerate(models):
+        path = files[index % len(files)]
+        state, _ = load_checkpoint(path)
+        expected = model.state_dict()
+        for key, tensor in expected.items():
+            found = state.get(key)
+            if found is None or found.shape != tensor.shape:
+                has = "nothing" if found is None else tuple(found.shape)
+                raise CheckpointError(
+                    f"{path} does not fit this project: {key} is {has} there, {tuple(tensor.shape)} here "
+                    f"(classes, image_size, channels and train.width must match)"
+                )
+        model.load_state_dict(state)
+    return models
+
+
+def import_version(store: Store, project: Project, source: str | Path) -> Version:
+    """Bring a model in as the project's first version (see :func:`fitted_models`)."""
+    if latest(store, project) is not None:
+        raise CheckpointError(f"project {project.name!r} already has model versions; retrain it instead")
+    models = fitted_models(source, project.settings, len(project.class_names))
+    detail = {"policy": "imported", "source": str(source), "labels": 0, "accuracy": None, "parent": None}
+    return save_version(store, project, models, detail)
+
+
 def predict(models: list[ActiveCNN], images: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
     """``(S, N, C)`` probabilities: S dropout masks of one network, or one pass per ensemble member."""
     if len(models) == 1:

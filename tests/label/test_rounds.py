@@ -8,7 +8,6 @@ import math
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -40,7 +39,9 @@ def round_count(store) -> int:
     return store.read(lambda conn: conn.execute(select(func.count()).select_from(rounds)).scalar())
 
 
-def add_running_round(store, project, number: int, model_version: int, pid: int) -> int:
+def add_running_round(
+    store, project, number: int, model_version: int, pid: int, host: str | None = None
+) -> int:
     now = time.time()
     row = dict(
         project_id=project.id,
@@ -51,13 +52,13 @@ def add_running_round(store, project, number: int, model_version: int, pid: int)
         started_at=now,
         heartbeat_at=now,
         pid=pid,
-        host=socket.gethostname(),
+        host=host or socket.gethostname(),
     )
     return store.write(lambda conn: conn.execute(insert(rounds).values(**row)).inserted_primary_key[0])
 
 
 def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
 
@@ -177,6 +178,16 @@ def test_a_second_round_while_one_runs_is_refused(store, project):
         run_round(store, "shapes")
     assert round_count(store) == 1 and queued(store, project) == []
     assert round_history(store, project)[0]["status"] == "running"
+
+
+def test_a_round_on_another_machine_counts_as_alive_until_its_heartbeat_stops(store, project):
+    add_running_round(store, project, number=1, model_version=0, pid=1, host="elsewhere")
+    with pytest.raises(ConflictError, match="already running \\(pid 1 on elsewhere\\)"):
+        run_round(store, "shapes")
+    store.write(lambda conn: conn.execute(rounds.update().values(heartbeat_at=time.time() - 600)))
+    assert round_history(store, project)[0]["status"] == "interrupted"
+    report = run_round(store, "shapes")
+    assert (report.number, report.resumed, report.counts["seed"]) == (1, True, 10)
 
 
 def test_a_round_whose_process_died_is_resumed_keeping_what_it_scored(store, project):
