@@ -19,22 +19,35 @@ SQL is built only from SQLAlchemy expressions with bound parameters. Connecting 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections import Counter
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from pathlib import Path
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import case, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from playground.accounts import refusal
-from playground.errors import AccessError, ConflictError, DataFormatError, StoreError
+from playground.errors import ConflictError, DataFormatError, StoreError
 from playground.store_migrate import upgrade, upgrade_sqlite
+from playground.store_queries import (
+    Lost,
+    as_decision,
+    available,
+    by_annotator,
+    check_classes,
+    check_redundancy,
+    check_right,
+    decision_query,
+    iso_time,
+    on_sample,
+    spreadsheet_safe,
+    standing,
+    timestamp,
+    write_audit,
+)
+from playground.store_read import LABEL_FIELDS, StoreReading
 from playground.store_schema import (
     ACTIONS,
     SCHEMA_VERSION,
@@ -42,7 +55,6 @@ from playground.store_schema import (
     Item,
     QueueItem,
     annotators,
-    audit,
     clean_name,
     decisions,
     default_url,
@@ -59,134 +71,21 @@ from playground.store_schema import (
 
 ATTEMPTS = 8  # a write that lost a race (another lease, a duplicate insert) is retried this often
 REVIEW_PRIORITY = 1e9  # a split vote goes to the front of a reviewer's queue
-LABEL_FIELDS = ("external_id", "label", "class_name", "action", "annotator", "decided_at")
 
-__all__ = ["ACTIONS", "Decision", "Item", "QueueItem", "Store", "default_url"]
-
-
-class _Lost(Exception):
-    """A conditional update matched no row: another writer got there first; retry."""
-
-
-def _now(now: float | None) -> float:
-    return time.time() if now is None else float(now)
-
-
-def _iso(seconds: float | None) -> str | None:
-    return (
-        None
-        if seconds is None
-        else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
-    )
+__all__ = [
+    "ACTIONS",
+    "LABEL_FIELDS",
+    "Decision",
+    "Item",
+    "QueueItem",
+    "Store",
+    "check_redundancy",
+    "default_url",
+    "spreadsheet_safe",
+]
 
 
-def _audit(
-    conn: Connection,
-    at: float,
-    actor: str,
-    action: str,
-    entity: str,
-    entity_id: int,
-    detail: dict | None = None,
-) -> None:
-    conn.execute(
-        insert(audit).values(
-            at=at,
-            actor=actor,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            detail=json.dumps(detail or {}),
-        )
-    )
-
-
-def _available(now: float):
-    """Open, or leased with a lease that has run out."""
-    return or_(
-        escalations.c.status == "open",
-        and_(escalations.c.status == "leased", escalations.c.lease_expires < now),
-    )
-
-
-def _check_classes(prepared: dict, names: list[str], queue: str) -> None:
-    if len(prepared["probs"]) != len(names):
-        raise DataFormatError(
-            f"item {prepared['external_id']!r} has {len(prepared['probs'])} class probabilities "
-            f"but queue {queue!r} has {len(names)} classes: {names}"
-        )
-    if prepared["class_names"] not in (None, names):
-        raise DataFormatError(
-            f"item {prepared['external_id']!r} names the classes {prepared['class_names']} "
-            f"but queue {queue!r} has the classes {names}"
-        )
-
-
-def check_redundancy(redundancy) -> int:
-    """``redundancy`` as an int from 1 to 20 (distinct annotators asked per item)."""
-    if isinstance(redundancy, bool) or not isinstance(redundancy, int) or not 1 <= redundancy <= 20:
-        raise StoreError(
-            f"redundancy (annotators per item) must be a whole number from 1 to 20, got {redundancy!r}"
-        )
-    return redundancy
-
-
-def spreadsheet_safe(value):
-    """A CSV cell a spreadsheet shows as text: one starting with ``= + - @`` (or a tab or carriage
-    return) would run as a formula (CSV injection), so it gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _decision_query():
-    return (
-        select(decisions, samples.c.external_id, annotators.c.name.label("annotator"))
-        .join(escalations, escalations.c.id == decisions.c.escalation_id)
-        .join(samples, samples.c.id == escalations.c.sample_id)
-        .join(annotators, annotators.c.id == decisions.c.annotator_id)
-    )
-
-
-def _effective():
-    """The decision that currently labels an item: not undone, not a skip."""
-    return and_(decisions.c.undone_at.is_(None), decisions.c.action != "skip")
-
-
-def _by(who: int, *where):
-    """A decision of annotator ``who`` that still stands (not undone), matching ``where``."""
-    return and_(decisions.c.annotator_id == who, decisions.c.undone_at.is_(None), *where)
-
-
-def _on_sample(sample_id, decision_filter):
-    """Some copy of ``sample_id`` (any of the k escalations of one sample) has a matching decision."""
-    copy = escalations.alias("same_sample")
-    return exists().where(
-        copy.c.sample_id == sample_id, decisions.c.escalation_id == copy.c.id, decision_filter
-    )
-
-
-def _check_right(conn: Connection, queue_id: int, name: str, need: str, queue: str) -> None:
-    reason = refusal(conn, queue_id, name, need)
-    if reason is not None:
-        raise AccessError(reason)  # it names the person and the project
-
-
-def _as_decision(row) -> Decision:
-    return Decision(
-        id=row.id,
-        request_id=row.request_id,
-        escalation_id=row.escalation_id,
-        external_id=row.external_id,
-        annotator=row.annotator,
-        action=row.action,
-        label=row.label,
-        created_at=row.created_at,
-        undone_at=row.undone_at,
-    )
-
-
-class Store:
+class Store(StoreReading):
     """The annotation queue in one database; safe to share between threads and processes."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -233,7 +132,7 @@ class Store:
             try:
                 with self._errors(), self._writer.begin() as conn:
                     return work(conn, *args)
-            except (IntegrityError, _Lost):
+            except (IntegrityError, Lost):
                 if attempt == ATTEMPTS - 1:
                     raise ConflictError(
                         "the annotation database kept changing under this request; try again"
@@ -278,7 +177,7 @@ class Store:
         if found is not None:
             return found
         new = conn.execute(insert(annotators).values(name=name, created_at=now)).inserted_primary_key[0]
-        _audit(conn, now, name, "register", "annotator", new)
+        write_audit(conn, now, name, "register", "annotator", new)
         return new
 
     def _item(self, conn: Connection, escalation_id: int) -> Item:
@@ -310,8 +209,8 @@ class Store:
 
     def _decision(self, conn: Connection, *where) -> Decision | None:
         """The newest decision matching ``where``."""
-        row = conn.execute(_decision_query().where(*where).order_by(decisions.c.id.desc()).limit(1)).first()
-        return None if row is None else _as_decision(row)
+        row = conn.execute(decision_query().where(*where).order_by(decisions.c.id.desc()).limit(1)).first()
+        return None if row is None else as_decision(row)
 
     # ----------------------------------------------------------------- queues and items
 
@@ -360,7 +259,7 @@ class Store:
         queue = clean_name(queue, "queue name", 128)
         prepared = [prepare_item(item) for item in items]
         k = None if redundancy is None else check_redundancy(redundancy)
-        return self.write(self._enqueue, queue, prepared, str(model), _now(now), k)
+        return self.write(self._enqueue, queue, prepared, str(model), timestamp(now), k)
 
     def _enqueue(
         self, conn: Connection, queue: str, prepared: list[dict], model: str, now: float, k: int | None
@@ -372,14 +271,14 @@ class Store:
             sample_id, escalated = found.get(p["external_id"], (None, False))
             if escalated:
                 continue
-            _check_classes(p, names, queue)
+            check_classes(p, names, queue)
             if sample_id is None:
                 sample_id = self._insert_sample(conn, queue_id, p, queue, now)
             copies = 1 if p["escalation"]["reason"] == "review" else redundancy
             self._escalate(conn, queue_id, sample_id, p, model, now, range(copies))
             found[p["external_id"]] = (sample_id, True)
             added += 1
-        _audit(
+        write_audit(
             conn,
             now,
             model or "system",
@@ -436,7 +335,7 @@ class Store:
         def work(conn):
             queue_id = self._queue_id(conn, queue)
             conn.execute(update(queues).where(queues.c.id == queue_id).values(redundancy=k))
-            _audit(conn, time.time(), "system", "redundancy", "queue", queue_id, {"redundancy": k})
+            write_audit(conn, time.time(), "system", "redundancy", "queue", queue_id, {"redundancy": k})
 
         self.write(work)
 
@@ -455,7 +354,7 @@ class Store:
         if row is not None:
             names = json.loads(row.class_names)
             for p in prepared[:1]:
-                _check_classes(p, names, queue)
+                check_classes(p, names, queue)
             return row.id, names, row.redundancy
         if not prepared:
             raise StoreError(f"queue {queue!r} does not exist yet; enqueue at least one item to create it")
@@ -492,11 +391,11 @@ class Store:
         the queue is empty. An annotator who holds a lease gets that item back, its lease renewed.
         Items this annotator skipped come last."""
         annotator = clean_name(annotator, "annotator name")
-        return self.write(self._lease, queue, annotator, float(lease_seconds), _now(now))
+        return self.write(self._lease, queue, annotator, float(lease_seconds), timestamp(now))
 
     def _lease(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Item | None:
         queue_id = self._queue_id(conn, queue)
-        _check_right(conn, queue_id, annotator, "annotate", queue)
+        check_right(conn, queue_id, annotator, "annotate", queue)
         who = self.annotator_id(conn, annotator, now)
         esc = escalations.c
         held = conn.execute(
@@ -513,9 +412,9 @@ class Store:
         if held is not None:
             conn.execute(update(escalations).where(esc.id == held).values(lease_expires=now + seconds))
             return self._item(conn, held)
-        skipped = _on_sample(esc.sample_id, _by(who, decisions.c.action == "skip"))
-        decided = _on_sample(esc.sample_id, _by(who, decisions.c.action != "skip"))
-        allowed = [esc.queue_id == queue_id, _available(now), ~decided]
+        skipped = on_sample(esc.sample_id, by_annotator(who, decisions.c.action == "skip"))
+        decided = on_sample(esc.sample_id, by_annotator(who, decisions.c.action != "skip"))
+        allowed = [esc.queue_id == queue_id, available(now), ~decided]
         if refusal(conn, queue_id, annotator, "review") is not None:
             allowed.append(esc.reason != "review")
         chosen = conn.execute(
@@ -529,12 +428,12 @@ class Store:
             return None
         taken = conn.execute(
             update(escalations)
-            .where(esc.id == chosen, _available(now))
+            .where(esc.id == chosen, available(now))
             .values(status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now)
         )
         if taken.rowcount != 1:
-            raise _Lost
-        _audit(conn, now, annotator, "lease", "escalation", chosen, {"until": now + seconds})
+            raise Lost
+        write_audit(conn, now, annotator, "lease", "escalation", chosen, {"until": now + seconds})
         return self._item(conn, chosen)
 
     # ----------------------------------------------------------------- decisions
@@ -557,7 +456,9 @@ class Store:
         annotator = clean_name(annotator, "annotator name")
         if action not in ACTIONS:
             raise StoreError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
-        return self.write(self._submit, request_id, int(escalation_id), annotator, action, label, _now(now))
+        return self.write(
+            self._submit, request_id, int(escalation_id), annotator, action, label, timestamp(now)
+        )
 
     def _submit(
         self,
@@ -577,14 +478,14 @@ class Store:
         queue_id = conn.execute(
             select(escalations.c.queue_id).where(escalations.c.id == escalation_id)
         ).scalar()
-        _check_right(
+        check_right(
             conn, queue_id, annotator, "review" if item.reason == "review" else "annotate", item.queue
         )
         who = self.annotator_id(conn, annotator, now)
         self._check_claimable(conn, item, annotator, now)
         if (
             action != "skip"
-            and conn.execute(select(_on_sample(item.sample_id, _by(who, _effective())))).scalar()
+            and conn.execute(select(on_sample(item.sample_id, by_annotator(who, standing())))).scalar()
         ):
             raise ConflictError(
                 f"{annotator} already labelled item {item.external_id!r}; each person labels it once"
@@ -604,7 +505,7 @@ class Store:
             .values(leased_by=None, lease_expires=None, updated_at=now, **done)
         )
         if claimed.rowcount != 1:
-            raise _Lost  # changed since it was read (servers without serialised writers): read again
+            raise Lost  # changed since it was read (servers without serialised writers): read again
         new = conn.execute(
             insert(decisions).values(
                 request_id=request_id,
@@ -615,7 +516,7 @@ class Store:
                 created_at=now,
             )
         )
-        _audit(
+        write_audit(
             conn,
             now,
             annotator,
@@ -640,7 +541,7 @@ class Store:
         answers = conn.execute(
             select(decisions.c.action, decisions.c.label)
             .join(escalations, escalations.c.id == decisions.c.escalation_id)
-            .where(esc.sample_id == item.sample_id, _effective())
+            .where(esc.sample_id == item.sample_id, standing())
         ).all()
         votes = Counter("ood" if a.action == "ood" else a.label for a in answers)
         if len(answers) < 2 or max(votes.values()) * 2 > len(answers):
@@ -657,11 +558,11 @@ class Store:
                 updated_at=now,
             )
         )
-        _audit(conn, now, "system", "review", "escalation", item.escalation_id, {"votes": len(answers)})
+        write_audit(conn, now, "system", "review", "escalation", item.escalation_id, {"votes": len(answers)})
 
     def _check_claimable(self, conn: Connection, item: Item, annotator: str, now: float) -> None:
         if item.status == "done":
-            by = self._decision(conn, decisions.c.escalation_id == item.escalation_id, _effective())
+            by = self._decision(conn, decisions.c.escalation_id == item.escalation_id, standing())
             raise ConflictError(
                 f"item {item.external_id!r} was already decided"
                 + (f" ({by.action}) by {by.annotator}" if by else "")
@@ -669,7 +570,7 @@ class Store:
         if item.status == "leased" and item.leased_by != annotator and item.lease_expires >= now:
             raise ConflictError(
                 f"item {item.external_id!r} is being reviewed by {item.leased_by} until "
-                f"{_iso(item.lease_expires)}; take the next item instead"
+                f"{iso_time(item.lease_expires)}; take the next item instead"
             )
 
     def undo_last(
@@ -678,14 +579,14 @@ class Store:
         """Mark ``annotator``'s last decision in ``queue`` undone and lease its item back to them
         (their other lease returns to the queue); None when there is nothing to undo."""
         annotator = clean_name(annotator, "annotator name")
-        return self.write(self._undo, queue, annotator, float(lease_seconds), _now(now))
+        return self.write(self._undo, queue, annotator, float(lease_seconds), timestamp(now))
 
     def _undo(
         self, conn: Connection, queue: str, annotator: str, seconds: float, now: float
     ) -> Decision | None:
         queue_id, who = self._queue_id(conn, queue), self.annotator_id(conn, annotator, now)
         last = self._decision(
-            conn, escalations.c.queue_id == queue_id, decisions.c.annotator_id == who, _effective()
+            conn, escalations.c.queue_id == queue_id, decisions.c.annotator_id == who, standing()
         )
         if last is None:
             return None
@@ -704,105 +605,5 @@ class Store:
             .where(escalations.c.id == last.escalation_id)
             .values(status="leased", leased_by=who, lease_expires=now + seconds, updated_at=now)
         )
-        _audit(conn, now, annotator, "undo", "decision", last.id, {"escalation": last.escalation_id})
+        write_audit(conn, now, annotator, "undo", "decision", last.id, {"escalation": last.escalation_id})
         return self._decision(conn, decisions.c.id == last.id)
-
-    # ----------------------------------------------------------------- reading back
-
-    def progress(self, queue: str, now: float | None = None) -> dict:
-        """Counts: ``total``, ``open`` (expired leases included), ``leased``, ``done``, ``by_reason``
-        and ``by_action`` (effective decisions)."""
-        status = case(
-            (and_(escalations.c.status == "leased", escalations.c.lease_expires < _now(now)), "open"),
-            else_=escalations.c.status,
-        )
-
-        def work(conn):
-            queue_id = self._queue_id(conn, queue)
-            counts = conn.execute(
-                select(status.label("status"), escalations.c.reason, func.count())
-                .where(escalations.c.queue_id == queue_id)
-                .group_by(status, escalations.c.reason)
-            )
-            actions = conn.execute(
-                select(decisions.c.action, func.count())
-                .join(escalations)
-                .where(escalations.c.queue_id == queue_id, _effective())
-                .group_by(decisions.c.action)
-            )
-            return list(counts), dict(list(actions))
-
-        counts, by_action = self.read(work)
-        result = {"total": 0, "open": 0, "leased": 0, "done": 0, "by_reason": {}, "by_action": by_action}
-        for state, reason, count in counts:
-            result["total"] += count
-            result[state] += count
-            result["by_reason"][reason] = result["by_reason"].get(reason, 0) + count
-        return result
-
-    def history(self, queue: str, limit: int = 50) -> list[Decision]:
-        """Who decided what in ``queue``, newest first; skips and undone decisions included."""
-
-        def work(conn):
-            query = _decision_query().where(escalations.c.queue_id == self._queue_id(conn, queue))
-            return [
-                _as_decision(row) for row in conn.execute(query.order_by(decisions.c.id.desc()).limit(limit))
-            ]
-
-        return self.read(work)
-
-    def labels(self, queue: str) -> list[dict]:
-        """The current label of every decided item: ``LABEL_FIELDS``, in decision order."""
-
-        def work(conn):
-            query = _decision_query().where(
-                escalations.c.queue_id == self._queue_id(conn, queue), _effective()
-            )
-            return list(conn.execute(query.order_by(decisions.c.id)))
-
-        names = self.class_names(queue)
-        return [
-            {
-                "external_id": row.external_id,
-                "label": row.label,
-                "class_name": None if row.label is None else names[row.label],
-                "action": row.action,
-                "annotator": row.annotator,
-                "decided_at": _iso(row.created_at),
-            }
-            for row in self.read(work)
-        ]
-
-    def labels_csv(self, queue: str) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LABEL_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(
-            {key: spreadsheet_safe(value) for key, value in row.items()} for row in self.labels(queue)
-        )
-        return buffer.getvalue()
-
-    def labels_json(self, queue: str) -> str:
-        return json.dumps(
-            {"queue": queue, "class_names": self.class_names(queue), "labels": self.labels(queue)}, indent=2
-        )
-
-    def export_csv(self, queue: str, path: str | Path) -> Path:
-        """Write :meth:`labels` as CSV (an OOD item has an empty label); returns the path."""
-        path = Path(path)
-        path.write_text(self.labels_csv(queue), encoding="utf-8")
-        return path
-
-    def export_json(self, queue: str, path: str | Path) -> Path:
-        """Write ``{"queue", "class_names", "labels": [...]}``; returns the path."""
-        path = Path(path)
-        path.write_text(self.labels_json(queue), encoding="utf-8")
-        return path
-
-    def audit_trail(self, limit: int = 100) -> list[dict]:
-        """The newest audit rows: at, actor, action, entity, entity_id, detail."""
-
-        def work(conn):
-            return list(conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).mappings())
-
-        return [{**row, "detail": json.loads(row["detail"])} for row in self.read(work)]
