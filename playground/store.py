@@ -42,6 +42,7 @@ from playground.store_queries import (
     decision_query,
     iso_time,
     on_sample,
+    samples_with,
     spreadsheet_safe,
     standing,
     timestamp,
@@ -412,8 +413,9 @@ class Store(StoreReading):
         if held is not None:
             conn.execute(update(escalations).where(esc.id == held).values(lease_expires=now + seconds))
             return self._item(conn, held)
-        skipped = on_sample(esc.sample_id, by_annotator(who, decisions.c.action == "skip"))
-        decided = on_sample(esc.sample_id, by_annotator(who, decisions.c.action != "skip"))
+        # computed once per lease (a correlated EXISTS per candidate slows SQLite as decisions grow)
+        skipped = esc.sample_id.in_(samples_with(by_annotator(who, decisions.c.action == "skip")))
+        decided = esc.sample_id.in_(samples_with(by_annotator(who, decisions.c.action != "skip")))
         allowed = [esc.queue_id == queue_id, available(now), ~decided]
         if refusal(conn, queue_id, annotator, "review") is not None:
             allowed.append(esc.reason != "review")

@@ -118,6 +118,16 @@ def on_sample(sample_id, decision_filter):
     )
 
 
+def samples_with(decision_filter):
+    """The samples (any of their copies) that have a decision matching ``decision_filter``."""
+    copy = escalations.alias("same_sample")
+    return (
+        select(copy.c.sample_id)
+        .join(decisions, decisions.c.escalation_id == copy.c.id)
+        .where(decision_filter)
+    )
+
+
 def check_right(conn: Connection, queue_id: int, name: str, need: str, queue: str) -> None:
     reason = refusal(conn, queue_id, name, need)
     if reason is not None:

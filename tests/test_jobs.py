@@ -59,7 +59,7 @@ def test_cancel_stops_the_whole_tree_and_cancelling_twice_changes_nothing(playgr
     jobs = Jobs()
     job = jobs.submit([*digits_args("epochs=500"), "--seeds", "0,1", "--jobs", "2"], "two seeds at once")
     running = wait(jobs, job.id, lambda j: j.status == "running" and j.run_dir)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # two processes importing torch on 2 busy cores
     while len(live_members(running.pid)) < 3:  # the worker and its two seed processes
         assert time.monotonic() < deadline, live_members(running.pid)
         time.sleep(0.2)
@@ -86,7 +86,7 @@ def live_members(group: int) -> list[int]:
     return members
 
 
-def wait_for_status(run_dir: Path, timeout: float = 10.0):
+def wait_for_status(run_dir: Path, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while (status := read_status(run_dir)).state == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
