@@ -10,16 +10,24 @@ Once accounts exist (``playground users``), the signed-in account annotates (no 
 the queue list holds only the projects it is on (every queue for a reviewer or an admin).
 Keys: a accept · 1-9, 0 correct to that class · e save the chosen correction · s skip ·
 o flag as OOD · u undo.
+
+A key press reruns only the item area (an ``st.fragment``: progress, the item, its buttons, the
+history while open), kept small: the image comes in the same message at its own size (the browser
+enlarges it), the exports are built on click. ``scripts/bench_annotate.py`` times the wait (issue 21).
 """
 
+import base64
+import functools
+import io
 import uuid
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 from background import open_jobs
-from common import show_error, sidebar_settings, upscale
+from common import show_error, sidebar_settings
 from login import cached_store, current_user, server_store
+from PIL import Image
 
 from playground.accounts import Accounts, User
 from playground.active.handoff import (
@@ -34,6 +42,7 @@ from playground.errors import PlaygroundError
 from playground.store import Decision, Item, Store, default_url
 
 IMAGE_WIDTH = 224
+PIXELATED = "<style>.st-key-ann_area [data-testid='stImage'] img {image-rendering: pixelated}</style>"
 TOP_K = 5
 HISTORY_ROWS = 15
 REASONS = {
@@ -230,51 +239,44 @@ def show_progress(store: Store, queue: str) -> None:
     counts = store.progress(queue)
     done, total = counts["done"], counts["total"]
     st.progress(done / total if total else 1.0, text=f"{done} of {total} decided")
-    cells = st.columns(4)
-    cells[0].metric("Waiting", counts["open"])
-    cells[1].metric("In review", counts["leased"])
-    cells[2].metric("Decided", done)
-    cells[3].metric("Flagged OOD", counts["by_action"].get("ood", 0))
-
-
-def enlarge(image: np.ndarray) -> np.ndarray:
-    """A (H, W[, C]) uint8 or [0, 1] image, nearest-neighbour enlarged to about ``IMAGE_WIDTH`` pixels."""
-    pixels = image / 255.0 if image.dtype == np.uint8 else image
-    return upscale(np.moveaxis(np.atleast_3d(pixels), -1, 0), IMAGE_WIDTH)
-
-
-def top_k_frame(item: Item) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {"key": str((index + 1) % 10) if index < 10 else "", "class": name, "probability": p}
-            for index, name, p in item.top_k(TOP_K)
-        ]
+    st.caption(
+        f"{counts['open']} waiting · {counts['leased']} in review · {done} decided · "
+        f"{counts['by_action'].get('ood', 0)} flagged OOD"
     )
+
+
+def image_url(image: np.ndarray) -> str:
+    """A (H, W[, C]) uint8 or [0, 1] image as a PNG data URL, at most ``IMAGE_WIDTH`` wide: it comes in
+    the page's own message (no second request) and the browser enlarges it, pixel for pixel."""
+    pixels = image if image.dtype == np.uint8 else np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
+    picture = Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels)
+    if picture.width > IMAGE_WIDTH:
+        picture = picture.resize((IMAGE_WIDTH, max(1, round(picture.height * IMAGE_WIDTH / picture.width))))
+    png = io.BytesIO()
+    picture.save(png, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
+
+
+def top_k_table(item: Item) -> str:
+    """The ``TOP_K`` most probable classes, with their keys, as a markdown table."""
+    rows = [
+        f"| {f'`{(index + 1) % 10}`' if index < 10 else ''} | {name} | {p:.2f} |"
+        for index, name, p in item.top_k(TOP_K)
+    ]
+    return "\n".join(["| key | class | probability |", "|:-:|---|--:|", *rows])
 
 
 def show_item(item: Item) -> None:
     left, right = st.columns([1, 2], gap="large")
-    left.image(enlarge(item.image), caption=item.external_id, width=IMAGE_WIDTH)
+    left.image(image_url(item.image), caption=item.external_id, width=IMAGE_WIDTH)
     with right:
         text, colour, icon = REASONS.get(item.reason, (item.reason, "gray", None))
         st.badge(text, color=colour, icon=icon)
-        st.markdown(f"The model says **{item.predicted_name}** ({item.probs[item.predicted]:.0%}).")
-        cells = st.columns(2)
-        cells[0].metric("Uncertainty", f"{item.uncertainty:.3f}", help="The score that put it in the queue")
-        cells[1].metric(
-            "Member disagreement",
-            f"{item.disagreement:.3f}",
-            help="How much the ensemble members (or posterior samples) disagree",
-        )
-        st.dataframe(
-            top_k_frame(item),
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "probability": st.column_config.ProgressColumn(
-                    "probability", min_value=0.0, max_value=1.0, format="%.2f"
-                )
-            },
+        st.markdown(
+            f"The model says **{item.predicted_name}** ({item.probs[item.predicted]:.0%}).\n\n"
+            f"Uncertainty **{item.uncertainty:.3f}** (the score that put it in the queue) · member "
+            f"disagreement **{item.disagreement:.3f}** (how much the ensemble members disagree)\n\n"
+            + top_k_table(item)
         )
 
 
@@ -375,23 +377,40 @@ def show_export(store: Store, queue: str) -> None:
         f"The current label of every decided item (an item flagged OOD has no label), from "
         f"`{store.location}`."
     )
-    cells = st.columns(2)
-    cells[0].download_button(
-        "Labels as CSV",
-        store.labels_csv(queue),
-        file_name=f"{queue}-labels.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        key="ann_csv",
-    )
-    cells[1].download_button(
-        "Labels as JSON",
-        store.labels_json(queue),
-        file_name=f"{queue}-labels.json",
-        mime="application/json",
-        icon=":material/download:",
-        key="ann_json",
-    )
+    files = (("csv", store.labels_csv, "text/csv"), ("json", store.labels_json, "application/json"))
+    with st.container(horizontal=True):
+        for kind, build, mime in files:  # built when its button is clicked, not on every key press
+            st.download_button(
+                f"Labels as {kind.upper()}",
+                functools.partial(build, queue),
+                file_name=f"{queue}-labels.{kind}",
+                mime=mime,
+                icon=":material/download:",
+                key=f"ann_{kind}",
+                on_click="ignore",
+            )
+
+
+@st.fragment
+def item_area(store: Store, queue: str, annotator: str, runs_root: str) -> None:
+    """Everything a decision changes; a key press or a click here reruns only this."""
+    try:  # a rerun of this alone does not pass through page()'s handler
+        show_messages()
+        item = store.lease_next(queue, annotator)
+        show_progress(store, queue)
+        if item is None:
+            st.success("Nothing left to review in this queue.", icon=":material/task_alt:")
+            undo_button(store, queue, annotator)
+            show_how_to_fill(runs_root, queue)
+        else:
+            show_item(item)
+            action_buttons(store, item, annotator)
+        history = st.expander("Who decided what", key="ann_history", on_change="rerun")
+        if history.open:  # drawn only while it is open
+            with history:
+                show_history(store, queue)
+    except PlaygroundError as err:
+        show_error(err)
 
 
 def page() -> None:
@@ -417,20 +436,10 @@ def page() -> None:
     with top[1]:
         queue = choose_queue(queues)
     show_source(store, queue, runs_root)
-    show_messages()
-    item = store.lease_next(queue, annotator)
-    show_progress(store, queue)
-    if item is None:
-        st.success("Nothing left to review in this queue.", icon=":material/task_alt:")
-        undo_button(store, queue, annotator)
-        show_how_to_fill(runs_root, queue)
-    else:
-        show_item(item)
-        action_buttons(store, item, annotator)
-    history, export = st.tabs(["Who decided what", "Export labels"])
-    with history:
-        show_history(store, queue)
-    with export:
+    st.html(PIXELATED)
+    with st.container(key="ann_area"):
+        item_area(store, queue, annotator, runs_root)
+    with st.expander("Export labels"):
         show_export(store, queue)
 
 

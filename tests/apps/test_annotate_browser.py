@@ -79,6 +79,8 @@ def test_three_keyboard_decisions_survive_a_reload(app_url, browser_page, tmp_pa
 
     page.reload()
     expect(page.get_by_role("textbox", name="Your name")).to_have_value("alice")  # kept in the URL
+    settle(page)
+    page.get_by_text("Who decided what", exact=True).click()  # drawn once opened
     table = page.get_by_test_id("stTable")
     for item in ("item-5", "item-4", "item-3"):
         expect(table.get_by_text(item, exact=True)).to_be_attached()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import socket
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import insert
 from streamlit.testing.v1 import AppTest
 
-from playground.store import Store, default_url
+from playground.store import QueueItem, Store, default_url
 from tests.apps.conftest import APP_FILE
 from tests.conftest import REPO
 from tests.test_store import make_items
@@ -26,10 +30,12 @@ def store(playground_home):
         yield opened
 
 
-def open_page(name: str | None = None, **query) -> AppTest:
+def open_page(name: str | None = None, history: bool = False, **query) -> AppTest:
+    """The page, with the name typed in and the "Who decided what" expander open when asked."""
     at = AppTest.from_file(str(APP_FILE), default_timeout=60)
     at.query_params.update(query)
     at.run()
+    at.session_state["ann_history"] = history
     at.switch_page(PAGE).run()
     if name:
         at.text_input(key="annotator").input(name).run()
@@ -106,9 +112,10 @@ def test_an_active_learning_job_on_its_way_is_shown_with_its_progress(playground
 
 
 def test_accept_is_saved_once_and_the_next_item_is_shown(store):
-    at = open_page("alice")
+    at = open_page("alice", history=True)
     assert at.selectbox(key="queue").value == "fashion" and shown(at) == "img-3"
-    assert at.metric[0].label == "Waiting" and at.metric[0].value == "3"  # one is leased to alice
+    counts = "3 waiting · 1 in review · 0 decided · 0 flagged OOD"  # one is leased to alice
+    assert counts in [c.value for c in at.caption]
     at.button(key="ann_accept").click().run()
     assert not at.exception and not at.error
     (decision,) = store.history("fashion")
@@ -151,7 +158,7 @@ def test_the_name_and_queue_come_from_the_url_and_a_finished_queue_says_so(store
     for _ in range(4):
         item = store.lease_next("fashion", "carol")
         store.submit(f"r-{item.external_id}", item.escalation_id, "carol", "accept")
-    at = open_page(annotator="dave", queue="fashion")
+    at = open_page(history=True, annotator="dave", queue="fashion")
     assert at.text_input(key="annotator").value == "dave"
     assert "Nothing left to review" in at.success[0].value and not at.image
     assert len(at.table[0].value) == 4
@@ -202,3 +209,33 @@ def test_a_queue_filled_by_an_unknown_model_names_it_without_a_link(playground_h
     at = open_page("alice")
     assert any("Filled by `someone-elses-model`" in c.value for c in at.caption)
     assert not page_links(at)
+
+
+def shown_pixels(at: AppTest) -> np.ndarray:
+    """The image on screen, decoded from the data URL it comes in."""
+    url = at.image[0].proto.imgs[0].url
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def test_the_image_comes_at_its_own_size_in_the_message_and_the_browser_enlarges_it(store):
+    big = np.random.default_rng(0).random((300, 450, 3))  # float RGB wider than shown: sent 224 wide
+    store.enqueue(
+        "photos", [QueueItem("photo", big, [0.5, 0.3, 0.2], uncertainty=1.0, class_names=list("abc"))]
+    )
+    at = open_page("alice", queue="fashion")
+    assert np.array_equal(shown_pixels(at), make_items(4)[3].image)  # the 8x8 pixels, not enlarged
+    at.selectbox(key="queue").select("photos").run()
+    assert shown(at) == "photo" and shown_pixels(at).shape == (149, 224, 3)
+
+
+def test_the_history_is_drawn_only_while_open_and_the_exports_only_on_click(store, monkeypatch):
+    built = []
+    monkeypatch.setattr(Store, "labels_csv", lambda self, queue: built.append(queue) or "")
+    monkeypatch.setattr(Store, "labels_json", lambda self, queue: built.append(queue) or "")
+    at = open_page("alice")
+    at.button(key="ann_accept").click().run()
+    assert [e.label for e in at.expander] == ["Who decided what", "Export labels"]
+    assert not at.table and not [c for c in at.caption if c.value == "No decisions yet."]
+    assert len(at.get("download_button")) == 2 and built == []  # not built on a rerun
+    assert len(store.history("fashion")) == 1
