@@ -292,11 +292,13 @@ def _scored_round(
     people = people_labels(store, project)
     models = load_models(project, version)
     candidates = _candidates(store, project, set(people.sample_ids))
-    scores = _score(store, project, models, round_id, candidates, seed, progress)
-    threshold, cut = _calibrate(store, project, models, people, seed)
+    knn = _knn(store, project, models)  # the OOD score's reference: labelled training images
+    scores = _score(store, project, models, knn, round_id, candidates, seed, progress)
+    threshold, cut = _calibrate(store, project, models, knn, people, seed)
     generator = torch.Generator().manual_seed(seed + 1000 * round_id)
     calibration = _calibration_picks(project, candidates, meta, generator)
-    others = [i for i, sid in enumerate(candidates) if sid not in set(calibration)]
+    picked = set(calibration)
+    others = [i for i, sid in enumerate(candidates) if sid not in picked]
     confidence, uncertainty, ood = (scores[key][others] for key in ("confidence", "uncertainty", "ood"))
     if order == "random":
         uncertainty = torch.rand(len(others), generator=generator)
@@ -345,13 +347,12 @@ def _threshold_detail(threshold: Threshold, cut: float) -> dict:
 
 
 def _score(
-    store: Store, project: Project, models, round_id: int, sample_ids: list[int], seed: int, progress
+    store: Store, project: Project, models, knn, round_id: int, sample_ids: list[int], seed: int, progress
 ) -> dict:
     """Probabilities, confidence, BALD uncertainty and a KNN OOD score for ``sample_ids``; chunks scored
     before a crash are read back from ``routes`` (probabilities are recomputed only where needed)."""
     settings = project.settings
     done = _scored(store, round_id)
-    knn = _knn(store, project, models)
     todo = [sid for sid in sample_ids if sid not in done]
     for ids, images in pool_images(store, todo):
         probs = predict(models, images, settings.mc_samples, seed)
@@ -412,7 +413,7 @@ def _knn(store: Store, project: Project, models) -> KNNScore | None:
     return KNNScore.fit(bank, k=min(10, len(train_ids)))
 
 
-def _calibrate(store: Store, project: Project, models, people, seed: int) -> tuple[Threshold, float]:
+def _calibrate(store: Store, project: Project, models, knn, people, seed: int) -> tuple[Threshold, float]:
     """The auto-label threshold and the OOD cut from the held-out images people labelled."""
     settings = project.settings
     ids, labels = people.split(held_out=True)
@@ -420,7 +421,6 @@ def _calibrate(store: Store, project: Project, models, people, seed: int) -> tup
     if len(ids) < settings.min_calibration:
         return never, float("inf")
     confidence, predicted, knn_scores = [], [], []
-    knn = _knn(store, project, models)
     for _, images in pool_images(store, ids):
         mean = predict(models, images, settings.mc_samples, seed).mean(0)
         confidence.append(mean.max(1).values)
