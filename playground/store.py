@@ -21,22 +21,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from contextlib import contextmanager
 
-from sqlalchemy import case, exists, insert, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from playground.accounts import refusal
-from playground.errors import ConflictError, DataFormatError, StoreError
+from playground.errors import ConflictError, StoreError
 from playground.store_migrate import upgrade, upgrade_sqlite
 from playground.store_queries import (
     Lost,
     as_decision,
     available,
     by_annotator,
-    check_classes,
     check_redundancy,
     check_right,
     decision_query,
@@ -48,6 +46,7 @@ from playground.store_queries import (
     timestamp,
     write_audit,
 )
+from playground.store_queues import StoreQueues
 from playground.store_read import LABEL_FIELDS, StoreReading
 from playground.store_schema import (
     ACTIONS,
@@ -63,7 +62,6 @@ from playground.store_schema import (
     metadata,
     open_engine,
     predictions,
-    prepare_item,
     queues,
     samples,
     schema_info,
@@ -71,7 +69,6 @@ from playground.store_schema import (
 )
 
 ATTEMPTS = 8  # a write that lost a race (another lease, a duplicate insert) is retried this often
-REVIEW_PRIORITY = 1e9  # a split vote goes to the front of a reviewer's queue
 
 __all__ = [
     "ACTIONS",
@@ -86,7 +83,7 @@ __all__ = [
 ]
 
 
-class Store(StoreReading):
+class Store(StoreQueues, StoreReading):
     """The annotation queue in one database; safe to share between threads and processes."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -243,146 +240,6 @@ class Store(StoreReading):
         """One escalated item, whatever its status."""
         return self.read(self._item, int(escalation_id))
 
-    def enqueue(
-        self,
-        queue: str,
-        items: list[QueueItem],
-        model: str = "",
-        now: float | None = None,
-        redundancy: int | None = None,
-    ) -> int:
-        """Escalate ``items`` to ``queue`` (created on first use, asking ``redundancy`` distinct
-        annotators per item, default 1); returns how many were new.
-
-        Idempotent on ``(queue, external_id)``: an item already escalated is left as it is. An item of
-        the queue's pool (a sample stored without an escalation) is escalated with its stored image.
-        """
-        queue = clean_name(queue, "queue name", 128)
-        prepared = [prepare_item(item) for item in items]
-        k = None if redundancy is None else check_redundancy(redundancy)
-        return self.write(self._enqueue, queue, prepared, str(model), timestamp(now), k)
-
-    def _enqueue(
-        self, conn: Connection, queue: str, prepared: list[dict], model: str, now: float, k: int | None
-    ) -> int:
-        queue_id, names, redundancy = self._ensure_queue(conn, queue, prepared, now, k)
-        found = self._existing(conn, queue_id, [p["external_id"] for p in prepared])
-        added = 0
-        for p in prepared:
-            sample_id, escalated = found.get(p["external_id"], (None, False))
-            if escalated:
-                continue
-            check_classes(p, names, queue)
-            if sample_id is None:
-                sample_id = self._insert_sample(conn, queue_id, p, queue, now)
-            copies = 1 if p["escalation"]["reason"] == "review" else redundancy
-            self._escalate(conn, queue_id, sample_id, p, model, now, range(copies))
-            found[p["external_id"]] = (sample_id, True)
-            added += 1
-        write_audit(
-            conn,
-            now,
-            model or "system",
-            "enqueue",
-            "queue",
-            queue_id,
-            {"added": added, "offered": len(prepared)},
-        )
-        return added
-
-    def _insert_sample(self, conn: Connection, queue_id: int, p: dict, queue: str, now: float) -> int:
-        if p["sample"] is None:
-            raise DataFormatError(f"item {p['external_id']!r} has no image and is not in queue {queue!r}")
-        return conn.execute(
-            insert(samples).values(queue_id=queue_id, created_at=now, **p["sample"])
-        ).inserted_primary_key[0]
-
-    def _escalate(
-        self, conn: Connection, queue_id: int, sample_id: int, p: dict, model: str, now: float, copies
-    ) -> None:
-        """The model's prediction for the sample and one escalation per copy (per annotator asked)."""
-        prediction = conn.execute(
-            insert(predictions).values(sample_id=sample_id, model=model, created_at=now, **p["prediction"])
-        ).inserted_primary_key[0]
-        for copy in copies:
-            conn.execute(
-                insert(escalations).values(
-                    queue_id=queue_id,
-                    sample_id=sample_id,
-                    copy=copy,
-                    status="open",
-                    updated_at=now,
-                    prediction_id=prediction,
-                    **p["escalation"],
-                )
-            )
-
-    def create_queue(self, queue: str, class_names: list[str], redundancy: int = 1) -> str:
-        """Create ``queue`` with its classes (nothing escalated yet); the same call again changes
-        nothing, and a different class list for an existing queue is an error."""
-        queue = clean_name(queue, "queue name", 128)
-        names = [clean_name(n, "class name") for n in class_names]
-        if len(names) < 2 or len(set(names)) != len(names):
-            raise DataFormatError(f"a queue needs two or more distinct class names, got {names}")
-        k = check_redundancy(redundancy)
-        placeholder = {"probs": names, "class_names": names, "external_id": ""}
-        self.write(lambda conn: self._ensure_queue(conn, queue, [placeholder], time.time(), k))
-        return queue
-
-    def set_redundancy(self, queue: str, redundancy: int) -> None:
-        """Ask ``redundancy`` distinct annotators per item from now on (items already queued keep theirs)."""
-        k = check_redundancy(redundancy)
-
-        def work(conn):
-            queue_id = self._queue_id(conn, queue)
-            conn.execute(update(queues).where(queues.c.id == queue_id).values(redundancy=k))
-            write_audit(conn, time.time(), "system", "redundancy", "queue", queue_id, {"redundancy": k})
-
-        self.write(work)
-
-    def redundancy(self, queue: str) -> int:
-        def work(conn):
-            return conn.execute(
-                select(queues.c.redundancy).where(queues.c.id == self._queue_id(conn, queue))
-            ).scalar()
-
-        return self.read(work)
-
-    def _ensure_queue(
-        self, conn: Connection, queue: str, prepared: list[dict], now: float, k: int | None
-    ) -> tuple[int, list, int]:
-        row = conn.execute(select(queues).where(queues.c.name == queue)).first()
-        if row is not None:
-            names = json.loads(row.class_names)
-            for p in prepared[:1]:
-                check_classes(p, names, queue)
-            return row.id, names, row.redundancy
-        if not prepared:
-            raise StoreError(f"queue {queue!r} does not exist yet; enqueue at least one item to create it")
-        first = prepared[0]
-        names = first["class_names"] or [str(c) for c in range(len(first["probs"]))]
-        new = conn.execute(
-            insert(queues).values(
-                name=queue, class_names=json.dumps(names), created_at=now, redundancy=k or 1
-            )
-        )
-        return new.inserted_primary_key[0], names, k or 1
-
-    def _existing(
-        self, conn: Connection, queue_id: int, ids: list[str], chunk: int = 500
-    ) -> dict[str, tuple[int, bool]]:
-        """``external_id -> (sample id, escalated already)`` for the ids already in the queue."""
-        found: dict[str, tuple[int, bool]] = {}
-        escalated = exists().where(escalations.c.sample_id == samples.c.id)
-        for start in range(0, len(ids), chunk):
-            rows = conn.execute(
-                select(samples.c.external_id, samples.c.id, escalated).where(
-                    samples.c.queue_id == queue_id, samples.c.external_id.in_(ids[start : start + chunk])
-                )
-            )
-            found.update({row[0]: (row[1], bool(row[2])) for row in rows})
-        return found
-
     # ----------------------------------------------------------------- leasing
 
     def lease_next(
@@ -530,37 +387,6 @@ class Store(StoreReading):
         if action != "skip" and item.reason != "review":
             self._review_if_split(conn, queue_id, item, now)
         return self._decision(conn, decisions.c.id == new.inserted_primary_key[0])
-
-    def _review_if_split(self, conn: Connection, queue_id: int, item: Item, now: float) -> None:
-        """Once every copy of a sample is decided, a split vote (no answer from more than half of
-        the annotators; OOD counts as an answer) sends the sample to a reviewer: one more copy."""
-        esc = escalations.c
-        copies = conn.execute(
-            select(esc.status, esc.reason, esc.prediction_id).where(esc.sample_id == item.sample_id)
-        ).all()
-        if any(row.reason == "review" for row in copies) or any(row.status != "done" for row in copies):
-            return
-        answers = conn.execute(
-            select(decisions.c.action, decisions.c.label)
-            .join(escalations, escalations.c.id == decisions.c.escalation_id)
-            .where(esc.sample_id == item.sample_id, standing())
-        ).all()
-        votes = Counter("ood" if a.action == "ood" else a.label for a in answers)
-        if len(answers) < 2 or max(votes.values()) * 2 > len(answers):
-            return
-        conn.execute(
-            insert(escalations).values(
-                queue_id=queue_id,
-                sample_id=item.sample_id,
-                copy=len(copies),
-                prediction_id=copies[0].prediction_id,
-                reason="review",
-                priority=REVIEW_PRIORITY,
-                status="open",
-                updated_at=now,
-            )
-        )
-        write_audit(conn, now, "system", "review", "escalation", item.escalation_id, {"votes": len(answers)})
 
     def _check_claimable(self, conn: Connection, item: Item, annotator: str, now: float) -> None:
         if item.status == "done":

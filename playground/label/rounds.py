@@ -39,19 +39,24 @@ from playground.active.escalation import (
     OOD,
     ROUTE_NAMES,
     Threshold,
-    calibrate_threshold,
-    ood_threshold,
 )
 from playground.active.escalation import route as route_samples
 from playground.core.status import process_alive
 from playground.errors import ConflictError, DataFormatError
 from playground.label.pool import diverse_seed, thumbnail_features
 from playground.label.project import Project, open_project, people_labels, pool_images, pool_meta
-from playground.label.versions import Version, embeddings, latest, load_models, predict
+from playground.label.scoring import (
+    beat,
+    calibrate,
+    fit_knn,
+    mean_probs,
+    record_routes,
+    score_pool,
+    set_routes,
+)
+from playground.label.versions import Version, latest, load_models
 from playground.store import QueueItem, Store
-from playground.store_schema import escalations, rounds, routes
-from playground.uncertainty.features import KNNScore
-from playground.uncertainty.scores import entropy_of
+from playground.store_schema import escalations, rounds
 
 STALE_AFTER = 120.0  # seconds without a heartbeat before a round counts as dead
 ORDERS = ("uncertainty", "random")
@@ -256,7 +261,7 @@ def _seed_round(store: Store, project: Project, round_id: int, seed: int, progre
     features = []
     for done, (_, images) in enumerate(pool_images(store, rest)):
         features.append(thumbnail_features((images.permute(0, 2, 3, 1) * 255).round().byte().numpy()))
-        _beat(store, round_id, progress, done * 512 + images.shape[0], len(rest))
+        beat(store, round_id, progress, done * 512 + images.shape[0], len(rest))
     chosen = []
     if rest:
         picks = diverse_seed(torch.cat(features), min(project.settings.seed_size, len(rest)), seed)
@@ -273,8 +278,8 @@ def _seed_round(store: Store, project: Project, round_id: int, seed: int, progre
         "calibration",
         "random",
     )
-    _record_routes(store, round_id, chosen, "seed")
-    _record_routes(store, round_id, calibration, "calibration")
+    record_routes(store, round_id, chosen, "seed")
+    record_routes(store, round_id, calibration, "calibration")
     counts = {
         "pool": len(meta),
         "labelled": len(labelled),
@@ -292,9 +297,9 @@ def _scored_round(
     people = people_labels(store, project)
     models = load_models(project, version)
     candidates = _candidates(store, project, set(people.sample_ids))
-    knn = _knn(store, project, models)  # the OOD score's reference: labelled training images
-    scores = _score(store, project, models, knn, round_id, candidates, seed, progress)
-    threshold, cut = _calibrate(store, project, models, knn, people, seed)
+    knn = fit_knn(store, project, models)  # the OOD score's reference: labelled training images
+    scores = score_pool(store, project, models, knn, round_id, candidates, seed, progress)
+    threshold, cut = calibrate(store, project, models, knn, people, seed)
     generator = torch.Generator().manual_seed(seed + 1000 * round_id)
     calibration = _calibration_picks(project, candidates, meta, generator)
     picked = set(calibration)
@@ -311,15 +316,15 @@ def _scored_round(
         for code, name in enumerate(ROUTE_NAMES)
     }
     for name, ids in by_route.items():
-        _set_routes(store, round_id, ids, name)
-    _set_routes(store, round_id, calibration, "calibration")
+        set_routes(store, round_id, ids, name)
+    set_routes(store, round_id, calibration, "calibration")
     escalate = (routed == ESCALATE).nonzero().squeeze(1)
     escalate = escalate[uncertainty[escalate].argsort(descending=True)]
     escalated_ids = [candidates[others[i]] for i in escalate.tolist()]
     model = f"{project.name}/v{version.number}"
-    escalated_probs = _mean_probs(store, project, models, escalated_ids, seed)
+    escalated_probs = mean_probs(store, project, models, escalated_ids, seed)
     _enqueue(store, project, escalated_ids, escalated_probs, uncertainty[escalate], "uncertain", model)
-    calibration_probs = _mean_probs(store, project, models, calibration, seed)
+    calibration_probs = mean_probs(store, project, models, calibration, seed)
     _enqueue(
         store, project, calibration, calibration_probs, torch.zeros(len(calibration)), "calibration", model
     )
@@ -341,134 +346,3 @@ def _threshold_detail(threshold: Threshold, cut: float) -> dict:
         "upper_bound": threshold.upper_bound,
         "ood_cut": cut,
     }
-
-
-# --------------------------------------------------------------------- scoring, resumable
-
-
-def _score(
-    store: Store, project: Project, models, knn, round_id: int, sample_ids: list[int], seed: int, progress
-) -> dict:
-    """Probabilities, confidence, BALD uncertainty and a KNN OOD score for ``sample_ids``; chunks scored
-    before a crash are read back from ``routes`` (probabilities are recomputed only where needed)."""
-    settings = project.settings
-    done = _scored(store, round_id)
-    todo = [sid for sid in sample_ids if sid not in done]
-    for ids, images in pool_images(store, todo):
-        probs = predict(models, images, settings.mc_samples, seed)
-        mean = probs.mean(0)
-        uncertainty = _uncertainty(probs)
-        ood = knn.score(embeddings(models, images)) if knn else torch.zeros(len(ids))
-        rows = [
-            {
-                "round_id": round_id,
-                "sample_id": sid,
-                "route": "scored",
-                "predicted": int(mean[i].argmax()),
-                "confidence": float(mean[i].max()),
-                "uncertainty": float(uncertainty[i]),
-                "ood_score": float(ood[i]),
-            }
-            for i, sid in enumerate(ids)
-        ]
-        store.write(lambda conn, rows=rows: conn.execute(insert(routes), rows))
-        done.update({row["sample_id"]: row for row in rows})
-        _beat(store, round_id, progress, len(done), len(sample_ids))
-    column = lambda key: torch.tensor([float(done[sid][key]) for sid in sample_ids])  # noqa: E731
-    return {
-        key: column(name) for key, name in (("confidence",) * 2, ("uncertainty",) * 2, ("ood", "ood_score"))
-    }
-
-
-def _mean_probs(store: Store, project: Project, models, sample_ids: list[int], seed: int) -> torch.Tensor:
-    """``p̄`` for the images being queued (the annotator sees the model's top classes)."""
-    parts = [
-        predict(models, images, project.settings.mc_samples, seed).mean(0)
-        for _, images in pool_images(store, sample_ids)
-    ]
-    return torch.cat(parts) if parts else torch.zeros(0, len(project.class_names))
-
-
-def _uncertainty(probs: torch.Tensor) -> torch.Tensor:
-    mean = probs.mean(0)
-    if probs.shape[0] < 2:
-        return entropy_of(mean)
-    return (entropy_of(mean) - entropy_of(probs).mean(0)).clamp_min(0.0)
-
-
-def _scored(store: Store, round_id: int) -> dict[int, dict]:
-    def work(conn):
-        query = select(routes).where(routes.c.round_id == round_id)
-        return {row.sample_id: row._asdict() for row in conn.execute(query)}
-
-    return store.read(work)
-
-
-def _knn(store: Store, project: Project, models) -> KNNScore | None:
-    people = people_labels(store, project)
-    train_ids, _ = people.split(held_out=False)
-    if len(train_ids) < 10:
-        return None
-    bank = torch.cat([embeddings(models, images) for _, images in pool_images(store, train_ids)])
-    return KNNScore.fit(bank, k=min(10, len(train_ids)))
-
-
-def _calibrate(store: Store, project: Project, models, knn, people, seed: int) -> tuple[Threshold, float]:
-    """The auto-label threshold and the OOD cut from the held-out images people labelled."""
-    settings = project.settings
-    ids, labels = people.split(held_out=True)
-    never = Threshold(float("inf"), settings.alpha, settings.delta, 0.0, 0.0, 1.0)
-    if len(ids) < settings.min_calibration:
-        return never, float("inf")
-    confidence, predicted, knn_scores = [], [], []
-    for _, images in pool_images(store, ids):
-        mean = predict(models, images, settings.mc_samples, seed).mean(0)
-        confidence.append(mean.max(1).values)
-        predicted.append(mean.argmax(1))
-        if knn:
-            knn_scores.append(knn.score(embeddings(models, images)))
-    correct = torch.cat(predicted) == labels
-    threshold = calibrate_threshold(torch.cat(confidence), correct, settings.alpha, settings.delta)
-    cut = ood_threshold(torch.cat(knn_scores)) if knn_scores else float("inf")
-    return threshold, cut
-
-
-def _beat(store: Store, round_id: int, progress, done: int, total: int) -> None:
-    store.write(
-        lambda conn: conn.execute(
-            update(rounds).where(rounds.c.id == round_id).values(heartbeat_at=time.time())
-        )
-    )
-    if progress is not None:
-        progress(done, total)
-
-
-def _record_routes(store: Store, round_id: int, sample_ids: list[int], name: str) -> None:
-    done = _scored(store, round_id)  # a resumed round keeps what it recorded
-    rows = [
-        {
-            "round_id": round_id,
-            "sample_id": sid,
-            "route": name,
-            "predicted": -1,
-            "confidence": 0.0,
-            "uncertainty": 0.0,
-            "ood_score": 0.0,
-        }
-        for sid in sample_ids
-        if sid not in done
-    ]
-    if rows:
-        store.write(lambda conn: conn.execute(insert(routes), rows))
-
-
-def _set_routes(store: Store, round_id: int, sample_ids: list[int], name: str, chunk: int = 500) -> None:
-    for start in range(0, len(sample_ids), chunk):
-        ids = sample_ids[start : start + chunk]
-        store.write(
-            lambda conn, ids=ids: conn.execute(
-                update(routes)
-                .where(routes.c.round_id == round_id, routes.c.sample_id.in_(ids))
-                .values(route=name)
-            )
-        )
