@@ -9,6 +9,8 @@
 # --reset drops the test database first (tests and benchmarks killed half-way leave schemas behind).
 # Exit status: 0 and the URL on stdout; 1 with the reason on stderr when there is no server to use.
 set -euo pipefail
+# Only the URL goes to stdout: everything else (pg_ctlcluster's "Removed stale pid file.", psql) to stderr.
+exec 3>&1 1>&2
 RESET=0
 [[ "${1:-}" == --reset ]] && RESET=1
 
@@ -34,7 +36,7 @@ URL="postgresql+psycopg://$ROLE:$PASSWORD@127.0.0.1:$PORT/$DATABASE"
 if [[ "$STATUS" == online* && "$RESET" == 0 ]] \
   && PGPASSWORD="$PASSWORD" PGCONNECT_TIMEOUT=5 psql --no-psqlrc -X -q -h 127.0.0.1 -p "$PORT" -U "$ROLE" \
     -d "$DATABASE" -tA -c "SELECT 1" </dev/null >/dev/null 2>&1; then
-  echo "$URL"  # already set up (by root, or an earlier run)
+  echo "$URL" >&3  # already set up (by root, or an earlier run)
   exit 0
 fi
 
@@ -58,7 +60,7 @@ if [[ "$STATUS" != online* ]]; then
   say "starting PostgreSQL $VERSION/$CLUSTER on port $PORT"
   starter=(pg_ctlcluster)
   [[ $(id -u) -ne 0 && $(id -un) != postgres ]] && starter=(sudo -n pg_ctlcluster)
-  "${starter[@]}" --skip-systemctl-redirect "$VERSION" "$CLUSTER" start
+  "${starter[@]}" --skip-systemctl-redirect "$VERSION" "$CLUSTER" start 3>&-  # the server must not hold the URL pipe open
 fi
 
 psql_admin() {  # psql as the postgres superuser over the local socket (peer auth); from / so it may cd
@@ -86,4 +88,4 @@ if [[ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")"
   psql_admin -c "CREATE DATABASE $DATABASE OWNER $ROLE"
 fi
 
-echo "$URL"
+echo "$URL" >&3
