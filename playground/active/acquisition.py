@@ -98,6 +98,12 @@ def select(
         raise ConfigError(f"unknown selection {how!r}; choose one of {', '.join(SELECTIONS)}")
     k = min(k, scores.shape[0])
     if how == "power":
-        uniform = torch.rand(scores.shape[0], generator=generator).clamp(1e-12, 1 - 1e-12)
-        scores = power * scores.clamp_min(1e-12).log() - (-uniform.log()).log()
+        scores = power_priority(scores, generator, power)
     return torch.topk(scores, k, sorted=True).indices
+
+
+def power_priority(scores: torch.Tensor, generator: torch.Generator | None = None, power: float = 1.0):
+    """``power · log score + Gumbel noise``: its top k is a sample of k without replacement with
+    probability ``∝ score^power`` (the Gumbel-top-k trick)."""
+    uniform = torch.rand(scores.shape[0], generator=generator).clamp(1e-12, 1 - 1e-12)
+    return power * scores.clamp_min(1e-12).log() - (-uniform.log()).log()

@@ -4,11 +4,16 @@ A sample is auto-labelled when its confidence ``max_c p̄_c`` reaches a threshol
 threshold is calibrated on a held-out labelled split so that the error among auto-labelled
 samples (the selective risk) stays at or below a target ``α`` with probability ``1 - δ``:
 selective classification with guaranteed risk (Geifman & El-Yaniv 2017) in the
-Learn-then-Test form (Angelopoulos et al. 2021). For each of G candidate thresholds
-``λ_j`` (quantiles of the calibration confidence) with ``n_j`` calibration samples above it
-and ``e_j`` of them wrong, the Clopper-Pearson bound ``U_j = Beta⁻¹(1 - δ/G; e_j + 1, n_j - e_j)``
-bounds the risk; the lowest ``λ_j`` with ``U_j ≤ α`` is chosen (Bonferroni over the G tests
-keeps the family-wise error at δ). On exchangeable new data,
+Learn-then-Test form (Angelopoulos et al. 2021) with fixed-sequence testing. Candidate
+thresholds ``λ_1 > λ_2 > ...`` are the confidences of the ``k_1 < k_2 < ...`` most confident
+calibration samples (G counts, fixed before looking at correctness). For ``λ_j``, with ``n_j``
+samples at or above it and ``e_j`` of them wrong, the Clopper-Pearson bound
+``U_j = Beta⁻¹(1 - δ; e_j + 1, n_j - e_j)`` bounds the risk. The tests run in that order, each at
+level δ, and stop at the first ``U_j > α``; the last ``λ_j`` that passed is chosen. Because the
+order is fixed in advance, the family-wise error stays at δ without Bonferroni's ``δ/G`` (which
+needs several times more labels to certify anything). The first count is ``2·k_min``, where
+``k_min = ⌈log δ / log(1 - α)⌉`` is the fewest samples that could pass with no error at all, so
+one early unlucky error does not end the sequence. On exchangeable new data,
 ``P(error | auto-labelled) ≤ α`` then holds with probability at least ``1 - δ``.
 
 Routing: likely out-of-distribution samples (an OOD score above the in-distribution 95th
@@ -20,6 +25,7 @@ budget per round, and the remainder is deferred to a later round.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from scipy.stats import beta
@@ -57,17 +63,26 @@ def calibrate_threshold(
     """The lowest threshold whose auto-label error is certified ``≤ alpha`` (see module doc)."""
     _check_calibration(confidence, correct, alpha, delta, grid)
     confidence, wrong = confidence.double(), (~correct.bool()).double()
-    candidates = torch.quantile(
-        confidence, torch.linspace(0.0, 1.0, grid + 1, dtype=torch.double)[:-1]
-    ).unique()
+    ranked = confidence.sort(descending=True).values
     best = Threshold(float("inf"), alpha, delta, 0.0, 0.0, 1.0)
-    for lam in candidates.flip(0).tolist():  # most confident first; keep the lowest that passes
+    for count in sequence_counts(ranked.shape[0], alpha, delta, grid):
+        lam = float(ranked[count - 1])
         chosen = confidence >= lam
         n, errors = int(chosen.sum()), int(wrong[chosen].sum())
-        bound = risk_upper_bound(errors, n, delta / grid)
-        if bound <= alpha:
-            best = Threshold(lam, alpha, delta, n / confidence.shape[0], errors / max(n, 1), bound)
+        bound = risk_upper_bound(errors, n, delta)
+        if bound > alpha:
+            break  # fixed-sequence testing stops at the first threshold it cannot certify
+        best = Threshold(lam, alpha, delta, n / confidence.shape[0], errors / n, bound)
     return best
+
+
+def sequence_counts(total: int, alpha: float, delta: float, grid: int) -> list[int]:
+    """How many of the most confident samples each candidate threshold keeps, in testing order."""
+    fewest = math.ceil(math.log(delta) / math.log1p(-alpha))  # 0 errors in this many just pass
+    first = 2 * fewest
+    if first > total:
+        return []
+    return sorted(set(torch.linspace(first, total, grid).round().long().tolist()))
 
 
 def _check_calibration(confidence, correct, alpha, delta, grid) -> None:

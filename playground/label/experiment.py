@@ -56,6 +56,8 @@ class Config(RunConfig):
     target_accuracy: float = 0.80
     alpha: float = 0.05
     min_calibration: int = 100
+    acquisition: str = "entropy"  # the uncertainty order's score: entropy, margin or bald
+    selection: str = "power"  # top k, or sampled in proportion to the score
     train: TrainSpec = dataclasses.field(default_factory=TrainSpec)
 
     def __post_init__(self):
@@ -106,6 +108,8 @@ def _settings(config: Config) -> ProjectSettings:
         seed_size=config.seed_size,
         alpha=config.alpha,
         min_calibration=config.min_calibration,
+        acquisition=config.acquisition,
+        selection=config.selection,
         train=config.train,
     )
 

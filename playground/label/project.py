@@ -25,6 +25,7 @@ import torch
 from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import Connection, make_url
 
+from playground.active.acquisition import SELECTIONS
 from playground.active.learner import TrainSpec
 from playground.core.runs import playground_home
 from playground.errors import ConfigError, DataFormatError, StoreError
@@ -44,6 +45,7 @@ from playground.store_schema import (
 
 METHODS = ("mc_dropout", "ensemble")
 CONSENSUS = ("dawid_skene", "majority")
+ACQUISITION_NAMES = ("entropy", "margin", "bald")  # from playground.active.acquisition
 BATCH = 256  # pool samples written per transaction
 
 
@@ -55,6 +57,8 @@ class ProjectSettings:
     channels: int = 3
     method: str = "mc_dropout"  # mc_dropout: one network, S dropout masks; ensemble: M networks
     mc_samples: int = 20
+    acquisition: str = "entropy"  # the uncertainty that orders the queue: entropy, margin or bald
+    selection: str = "power"  # top: the most uncertain; power: sampled ∝ uncertainty (Kirsch et al. 2023)
     members: int = 3
     alpha: float = 0.05  # certified auto-label error (with probability 1 - delta)
     delta: float = 0.1
@@ -72,6 +76,8 @@ class ProjectSettings:
             self.train = _from_dict(TrainSpec, self.train, "train")
         checks = {
             "method": self.method in METHODS,
+            "acquisition": self.acquisition in ACQUISITION_NAMES,
+            "selection": self.selection in SELECTIONS,
             "consensus": self.consensus in CONSENSUS,
             "policy": self.policy in ("finetune_replay", "scratch"),
             "channels": self.channels in (1, 3),
@@ -87,6 +93,7 @@ class ProjectSettings:
             shown = ", ".join(f"{key}={getattr(self, key)!r}" for key in bad)
             raise ConfigError(
                 f"bad project settings: {shown} (methods: {', '.join(METHODS)}; "
+                f"acquisition: {', '.join(ACQUISITION_NAMES)}; selection: {', '.join(SELECTIONS)}; "
                 f"consensus: {', '.join(CONSENSUS)}; policy: finetune_replay or scratch)"
             )
 

@@ -4,13 +4,16 @@ certifies, flag likely OOD images, and queue for people what they should label n
 - **No model yet** (round 1): people label a diverse seed set, chosen by k-center greedy over cheap
   thumbnail features (:func:`playground.label.pool.diverse_seed`), plus random held-out picks.
 - **With a model**: every unlabelled image gets ``p̄ = (1/S) Σ_s p_s`` (MC dropout or ensemble), the
-  confidence ``max_c p̄_c``, the BALD uncertainty ``H[p̄] - (1/S) Σ_s H[p_s]`` and a KNN distance to the
-  labelled images' embeddings (OOD score). The threshold ``λ`` is calibrated on the held-out images
-  people labelled so that the error among auto-labelled images is ``≤ α`` with probability
+  confidence ``max_c p̄_c``, an uncertainty (the project's ``acquisition``: entropy by default, margin
+  or BALD) and a KNN distance to the labelled images' embeddings (OOD score). The threshold ``λ``
+  is calibrated on the held-out images people labelled so that the error among auto-labelled images is
+  ``≤ α`` with probability
   ``1 - δ`` (:func:`playground.active.escalation.calibrate_threshold`); with fewer than
   ``min_calibration`` of them nothing is auto-labelled. Routes: OOD above the held-out 95th
-  percentile (flagged, not auto-labelled), auto-labelled at or above ``λ``, the most uncertain up to
-  the budget queued (``reason="uncertain"``), the rest deferred.
+  percentile (flagged, not auto-labelled), auto-labelled at or above ``λ``, up to the budget queued
+  (``reason="uncertain"``): the most uncertain (``selection="top"``) or, by default, a sample with
+  probability ∝ uncertainty (``"power"``, Kirsch et al. 2023: top-k batches pile up look-alikes),
+  the rest deferred.
 - **Calibration picks**: a share ``held_out`` of each round's budget goes to held-out images drawn
   uniformly at random (``reason="calibration"``): the calibration set must be exchangeable with the
   pool for the guarantee to hold, which uncertainty-ordered picks are not.
@@ -24,6 +27,7 @@ longer the newest is refused too.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from sqlalchemy import func, insert, select, update
 
+from playground.active.acquisition import power_priority
 from playground.active.escalation import (
     AUTO,
     DEFER,
@@ -305,11 +310,14 @@ def _scored_round(
     picked = set(calibration)
     others = [i for i, sid in enumerate(candidates) if sid not in picked]
     confidence, uncertainty, ood = (scores[key][others] for key in ("confidence", "uncertainty", "ood"))
+    priority = uncertainty  # route_samples queues the top of this
     if order == "random":
-        uncertainty = torch.rand(len(others), generator=generator)
+        priority = uncertainty = torch.rand(len(others), generator=generator)
+    elif settings.selection == "power":  # its top k is a sample of k with probability ∝ uncertainty
+        priority = power_priority(uncertainty, generator)
     budget = max(settings.budget - len(calibration), 0)
     held = torch.tensor([bool(meta[candidates[i]].get("held_out")) for i in others], dtype=torch.bool)
-    routed = route_samples(confidence, uncertainty.masked_fill(held, -1.0), ood, threshold, cut, budget)
+    routed = route_samples(confidence, priority.masked_fill(held, -math.inf), ood, threshold, cut, budget)
     routed[(routed == ESCALATE) & held] = DEFER  # held-out images reach people only as calibration picks
     by_route = {
         name: [candidates[others[i]] for i in (routed == code).nonzero().squeeze(1).tolist()]

@@ -1,6 +1,8 @@
 """Scoring a project's pool for a round, resumably: per image the mean probability, the confidence,
-the BALD uncertainty ``H[p̄] - (1/S) Σ_s H[p_s]`` and a KNN OOD score, written to ``routes`` chunk by
-chunk so a killed round keeps what it scored; the threshold and OOD cut calibrated on the held-out
+the uncertainty that orders the queue (the project's ``acquisition``: the entropy ``H[p̄]``, the
+margin, or BALD ``H[p̄] - (1/S) Σ_s H[p_s]``; :mod:`playground.active.acquisition`) and a KNN OOD
+score, written to ``routes`` chunk by chunk so a killed round keeps what it scored; the threshold and
+OOD cut calibrated on the held-out
 images people labelled; and the round's heartbeat. :mod:`playground.label.rounds` drives them."""
 
 from __future__ import annotations
@@ -10,19 +12,19 @@ import time
 import torch
 from sqlalchemy import insert, select, update
 
+from playground.active.acquisition import acquisition
 from playground.active.escalation import Threshold, calibrate_threshold, ood_threshold
 from playground.label.project import Project, people_labels, pool_images
 from playground.label.versions import embeddings, predict
 from playground.store import Store
 from playground.store_schema import rounds, routes
 from playground.uncertainty.features import KNNScore
-from playground.uncertainty.scores import entropy_of
 
 
 def score_pool(
     store: Store, project: Project, models, knn, round_id: int, sample_ids: list[int], seed: int, progress
 ) -> dict:
-    """Probabilities, confidence, BALD uncertainty and a KNN OOD score for ``sample_ids``; chunks scored
+    """Probabilities, confidence, uncertainty and a KNN OOD score for ``sample_ids``; chunks scored
     before a crash are read back from ``routes`` (probabilities are recomputed only where needed)."""
     settings = project.settings
     done = scored_routes(store, round_id)
@@ -30,7 +32,7 @@ def score_pool(
     for ids, images in pool_images(store, todo):
         probs = predict(models, images, settings.mc_samples, seed)
         mean = probs.mean(0)
-        uncertainty = bald_uncertainty(probs)
+        uncertainty = uncertainty_of(probs, settings.acquisition)
         ood = knn.score(embeddings(models, images)) if knn else torch.zeros(len(ids))
         rows = [
             {
@@ -62,11 +64,12 @@ def mean_probs(store: Store, project: Project, models, sample_ids: list[int], se
     return torch.cat(parts) if parts else torch.zeros(0, len(project.class_names))
 
 
-def bald_uncertainty(probs: torch.Tensor) -> torch.Tensor:
-    mean = probs.mean(0)
-    if probs.shape[0] < 2:
-        return entropy_of(mean)
-    return (entropy_of(mean) - entropy_of(probs).mean(0)).clamp_min(0.0)
+def uncertainty_of(probs: torch.Tensor, name: str) -> torch.Tensor:
+    """The acquisition score ``name`` of probability samples ``(S, N, C)``; BALD from one pass (no
+    disagreement to measure) falls back to the entropy."""
+    if name == "bald" and probs.shape[0] < 2:
+        name = "entropy"
+    return acquisition(name)(probs).clamp_min(0.0)
 
 
 def scored_routes(store: Store, round_id: int) -> dict[int, dict]:

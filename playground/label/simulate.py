@@ -6,8 +6,9 @@ simulated annotators lease and label them through the store (each answer drawn f
 matrix of :mod:`playground.label.crowd`, so ``accuracy=1`` is a perfect annotator), and
 :func:`~playground.label.retrain.retrain` trains the next version. After each retrain the version is
 scored on a separate test set: test accuracy against the labels people spent, for an order
-(``uncertainty``: BALD with calibration picks; ``random``: the same budget, drawn at random). Each
-round's auto-labels are checked against the truth: the error among them should stay ``≤ α``.
+(``uncertainty``: the project's acquisition and selection with calibration picks; ``random``: the
+same budget, drawn at random). Each round's auto-labels are checked against the truth: the error among
+them should stay ``≤ α``.
 """
 
 from __future__ import annotations
