@@ -201,10 +201,16 @@ def _report(config: Config, crowd: dict, curves: dict[str, LoopCurve], metrics: 
     for order, curve in curves.items():
         for n, accuracy in zip(curve.labels, curve.accuracy):
             lines.append(f"| {order} | {n} | {accuracy:.4f} | | |")
-        lines.append(f"| {order} (all rounds) | | | {curve.auto_labelled} | {curve.auto_label_error:.4f} |")
+        error = f"{curve.auto_label_error:.4f}" if curve.auto_labelled else "none auto-labelled"
+        lines.append(f"| {order} (all rounds) | | | {curve.auto_labelled} | {error} |")
     lines += ["", "![loop](loop_curve.png)", ""]
     error = metrics.values.get("loop/auto_label_error")
-    if error is not None:
+    if error is None:
+        lines.append(
+            f"Nothing was auto-labelled: the held-out labels people gave could not certify an error "
+            f"≤ α = {config.alpha} with probability 1 − δ (more rounds, or a larger budget, give more)."
+        )
+    else:
         verdict = "within" if error <= config.alpha + 0.01 else "ABOVE"
         lines.append(f"Auto-label error {error:.4f}: {verdict} α + 0.01 = {config.alpha + 0.01:.2f}.")
     return "\n".join(lines) + "\n"

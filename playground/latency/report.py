@@ -15,6 +15,8 @@ COUNTERPART = {
     "torch_int8": "torch_fp32",
     "ort_int8_dynamic": "ort_fp32",
     "ort_int8_static": "ort_fp32",
+    "ort_int8_entropy": "ort_fp32",
+    "ort_int8_percentile": "ort_fp32",
     "torch_bf16": "torch_fp32",
     "ort_fp16": "ort_fp32",
     "torch_fp16": "torch_fp32",

@@ -32,6 +32,8 @@ VARIANTS = (
     "ort_fp16",
     "ort_int8_dynamic",
     "ort_int8_static",
+    "ort_int8_entropy",
+    "ort_int8_percentile",
     "pruned50",
     "pruned50_kd",
     "student_scratch",
@@ -47,6 +49,8 @@ PRECISION = {
     "ort_fp16": "fp16",
     "ort_int8_dynamic": "int8",
     "ort_int8_static": "int8",
+    "ort_int8_entropy": "int8",
+    "ort_int8_percentile": "int8",
     "pruned50": "fp32",
     "pruned50_kd": "fp32",
     "student_scratch": "fp32",
@@ -134,9 +138,9 @@ def _ort(ctx: BuildContext, name: str) -> Variant:
         "ort_fp32": lambda: src,
         "ort_fp16": lambda: ortv.to_fp16(src, ctx.folder / "model_fp16.onnx"),
         "ort_int8_dynamic": lambda: ortv.quantize_int8_dynamic(src, ctx.folder / "model_int8_dynamic.onnx"),
-        "ort_int8_static": lambda: ortv.quantize_int8_static(
-            src, ctx.folder / "model_int8_static.onnx", ctx.calibration
-        ),
+        "ort_int8_static": lambda: _static(ctx, src, "minmax"),
+        "ort_int8_entropy": lambda: _static(ctx, src, "entropy"),
+        "ort_int8_percentile": lambda: _static(ctx, src, "percentile"),
     }[name]()
     session = ortv.OrtModel(path, threads=ctx.threads)
     variant = Variant(
@@ -151,6 +155,13 @@ def _ort(ctx: BuildContext, name: str) -> Variant:
         check = ortv.int8_execution_check(path, ctx.calibration[:64])
         variant.ran_int8, variant.int8_evidence = check.ran_int8, check.evidence
     return variant
+
+
+def _static(ctx: BuildContext, src: Path, method: str) -> Path:
+    """Static QDQ int8 with per-channel weights, calibrated by ``method`` (``ort_int8_static`` is
+    MinMax; ``ort_int8_entropy`` and ``ort_int8_percentile`` the histogram calibrators)."""
+    dst = ctx.folder / f"model_int8_{method}.onnx"
+    return ortv.quantize_int8_static(src, dst, ctx.calibration, method=method)
 
 
 def _other_model(ctx: BuildContext, name: str) -> Variant:

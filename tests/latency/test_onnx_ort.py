@@ -26,6 +26,7 @@ from playground.latency.ort_variants import (
     quantize_int8_static,
     to_fp16,
 )
+from playground.latency.variants import BuildContext, build_variant, check_parity
 from playground.models import build_model
 
 
@@ -221,3 +222,15 @@ def test_the_report_explains_a_variant_outside_its_parity_tolerance():
     assert len(lines) == 1 and lines[0].startswith("- **ort_int8_static**")
     assert "max |Δ| 1.6 on logits spanning 32 (5.0% of the range)" in lines[0]
     assert "mean |Δ| 0.12" in lines[0] and "-0.04 points" in lines[0] and "int8 rounding" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["ort_int8_entropy", "ort_int8_percentile"])
+def test_the_histogram_calibrated_variants_run_int8_and_keep_predictions(name, trained, digits, tmp_path):
+    ctx = BuildContext(trained, digits[1].images[:4], digits[0].images[:128], tmp_path, threads=1)
+    variant = build_variant(ctx, name)
+    assert variant is not None, ctx.skipped
+    assert variant.precision == "int8" and variant.ran_int8, variant.int8_evidence
+    assert (tmp_path / f"model_int8_{name.split('_')[-1]}.onnx").is_file()
+    check_parity(variant, torch_logits(trained), digits[1].images)
+    # clipping calibrators trade the largest logits (max |Δ| beyond the int8 tolerance) for resolution
+    assert variant.parity.argmax_agreement >= 0.95, variant.parity
