@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from playground.accounts_cli import ROLE_CHOICES, add_users_parser  # noqa: F401 - ROLE_CHOICES for callers
-from playground.errors import PlaygroundError
+from playground.errors import ConfigError, PlaygroundError
 from playground.label.cli import add_label_parser
 
 APP_FILE = Path(__file__).resolve().parent.parent / "apps" / "app.py"
@@ -182,6 +182,28 @@ def cmd_run(args) -> int:
     return 0
 
 
+OWN_MODEL_FLAGS = (  # (flag, config key, help): a team's own model in the latency benchmark
+    ("--model", "model", "torchvision:NAME, timm:NAME or a .onnx file (random weights unless --weights)"),
+    ("--weights", "weights", "a .safetensors (or .pt/.pth state dict) for a torchvision/timm model"),
+    ("--input-shape", "input_shape", "CxHxW, e.g. 3x224x224 (default: the model's own)"),
+    ("--num-classes", "num_classes", "outputs of the architecture (default: its own)"),
+    ("--calibration", "calibration_dir", "a folder of your images for int8 calibration"),
+    ("--eval", "eval_dir", "an ImageFolder (DIR/<class>/<image>) for accuracy, ECE and corrupted accuracy"),
+    ("--far", "far_dir", "a folder of far-OOD images (default: digits)"),
+    ("--max-drop", "max_drop", "pick the fastest variant within this many accuracy points"),
+    ("--min-agreement", "min_agreement", "pick the fastest variant with at least this argmax agreement"),
+    ("--pick-batch", "pick_batch", "the batch size the pick is made at (default: the smallest)"),
+)
+NUMBER_KEYS = {"num_classes", "max_drop", "min_agreement", "pick_batch"}
+
+
+def _number(value: str, key: str) -> str:
+    try:
+        return str(float(value) if key in ("max_drop", "min_agreement") else int(value))
+    except ValueError:
+        raise ConfigError(f"--{key.replace('_', '-')} must be a number, not {value!r}") from None
+
+
 def add_latency_parser(commands) -> None:
     bench = commands.add_parser(
         "latency",
@@ -198,6 +220,8 @@ def add_latency_parser(commands) -> None:
         help="comma-separated variants (default: the recipe's), e.g. torch_fp32,ort_fp32,ort_int8_static",
     )
     bench.add_argument("--batch-sizes", help="comma-separated batch sizes, e.g. 1,32,64")
+    for flag, key, text in OWN_MODEL_FLAGS:
+        bench.add_argument(flag, dest=key, help=text)
     bench.add_argument("--threads", type=int, help="torch and ONNX Runtime intra-op threads")
     bench.add_argument(
         "--set",
@@ -226,6 +250,11 @@ def cmd_latency(args) -> int:
         )
     if args.threads is not None:
         overrides.append(f"threads={args.threads}")
+    for _, key, _ in OWN_MODEL_FLAGS:
+        value = getattr(args, key)
+        if value is not None:
+            number = key in NUMBER_KEYS
+            overrides.append(f"{key}={_number(value, key) if number else _quoted(value)}")
     run_args = argparse.Namespace(
         recipe=str(BENCH_RECIPE),
         preset=args.preset,

@@ -35,23 +35,36 @@ def _by_backend(rows: list[dict], accuracy: str) -> list[Trace]:
     return traces
 
 
+# (key, panel title, axis label): with labels, accuracy and corrupted accuracy; without, the agreement
+# with the reference and how well far-OOD images are still told apart
+WITH_LABELS = (
+    ("accuracy", "Test accuracy", "test accuracy"),
+    ("ood_accuracy", "Corrupted images", "accuracy"),
+)
+WITHOUT_LABELS = (
+    ("agreement", "Agreement with the reference", "argmax agreement"),
+    ("ood_auroc_msp", "Far-OOD detection (MSP)", "AUROC"),
+)
+
+
 def pareto_chart(rows: list[dict], batch: int) -> Chart:
     """Test accuracy (top, with the Pareto front) and corrupted-test accuracy (bottom) against p50
-    latency at ``batch`` (log scale): two panels, each with its own accuracy scale, so variants a tenth
-    of a point apart stay apart."""
+    latency at ``batch`` (log scale): two panels, each with its own scale, so variants a tenth of a point
+    apart stay apart. A run without labels plots the agreement with the reference and the far-OOD AUROC."""
     shown = rows_at(rows, batch)
+    labelled = all(row.get("accuracy") is not None for row in shown)
+    (top, top_title, top_axis), (low, low_title, low_axis) = WITH_LABELS if labelled else WITHOUT_LABELS
     by_name = {row["variant"]: row for row in shown}
-    front = [by_name[name] for name in pareto_front(shown)]
-    x, y = [row["p50_ms"] for row in front], [row["accuracy"] for row in front]
+    front = [by_name[name] for name in pareto_front(shown, top)]
+    x, y = [row["p50_ms"] for row in front], [row[top] for row in front]
     line = Trace("line", "Pareto front", x, y, color=GREY, dash=True)
     x_label = f"p50 latency at batch {batch} (ms, log scale)"
     panels = [
-        Panel([*_by_backend(shown, "accuracy"), line], "Test accuracy", x_label, "test accuracy", log_x=True),
-        Panel(_by_backend(shown, "ood_accuracy"), "Corrupted test images", x_label, "accuracy", log_x=True),
+        Panel([*_by_backend(shown, top), line], top_title, x_label, top_axis, log_x=True),
+        Panel(_by_backend(shown, low), low_title, x_label, low_axis, log_x=True),
     ]
-    return Chart(
-        "pareto", panels, title=f"Accuracy against p50 latency at batch {batch}", columns=1, height=300
-    )
+    title = f"{top_title} against p50 latency at batch {batch}"
+    return Chart("pareto", panels, title=title, columns=1, height=300)
 
 
 def latency_chart(rows: list[dict], batch: int) -> Chart:

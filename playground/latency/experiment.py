@@ -20,7 +20,6 @@ Pareto chart and the latency bars (:mod:`playground.latency.charts`).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -30,20 +29,22 @@ import torch
 
 from playground.core.config import RunConfig, chosen_methods
 from playground.core.experiment import Finished, Run, run_experiment
-from playground.core.progress import Progress, report, staged
+from playground.core.progress import Progress, report
 from playground.core.runs import Result, RunDir
-from playground.core.timing import BenchSpec, batch_sweep, hardware_info, measure_peak_memory
-from playground.core.training import fit, make_optimizer
-from playground.data import ImageDataset, TensorLoader, load_dataset
+from playground.core.timing import BenchSpec, batch_sweep, hardware_info, measure_peak_memory, tile_batch
+from playground.data import load_dataset
 from playground.data.ood import corrupted_set, fit_images
 from playground.data.splits import limit_per_split
 from playground.errors import ConfigError
 from playground.latency import report as text
 from playground.latency.charts import charts
-from playground.latency.distill import Distiller, KDLoss
-from playground.latency.pruning import PruneSpec, count, prune_to_target
+from playground.latency.distill import KDLoss
+from playground.latency.evaluation import EvalSet, Reference, measure_quality, reference_of
+from playground.latency.own_model import OwnModel, load_own
+from playground.latency.pick import check_budget
+from playground.latency.project_model import TEACHER, project_models
+from playground.latency.pruning import PruneSpec, count
 from playground.latency.results import BENCHMARK
-from playground.latency.saved_models import MODELS_FOLDER, load_resized, save_models
 from playground.latency.variants import (
     OTHER_MODELS,
     VARIANTS,
@@ -52,10 +53,11 @@ from playground.latency.variants import (
     build_variant,
     check_parity,
 )
+from playground.latency.verdict import Verdict
 from playground.models import build_model
 
 EXPERIMENT = "latency"
-TEACHER = "benchmark_cnn"  # the trained model every precision variant is built from (and the KD teacher)
+REFERENCES = ("torch_fp32", "ort_fp32")  # the first that builds is what every variant is compared with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,15 +113,32 @@ class Config(RunConfig):
     bench: Bench = dataclasses.field(default_factory=Bench)
     calibration_images: int = 512
     corruption_severity: float = 1.5
-    far_ood: Literal["digits", "shapes"] = "digits"
+    far_ood: Literal["digits", "shapes", "noise"] = "digits"
+    # a team's own model (playground.latency.own_model); empty: the project's CNN, trained here
+    model: str = ""  # torchvision:NAME, timm:NAME or a .onnx file; random weights unless weights is set
+    weights: str = ""  # a .safetensors (or .pt/.pth state dict) for a torchvision/timm architecture
+    input_shape: str = ""  # CxHxW, e.g. 3x224x224 (default: the model's own)
+    num_classes: int = 0  # build the architecture with this many outputs (0: its own)
+    preprocess: dict = dataclasses.field(default_factory=dict)  # resize, crop, mean, std, interpolation
+    calibration_dir: str = ""  # images for int8 calibration (half are held out for agreement)
+    eval_dir: str = ""  # an ImageFolder with the model's classes: accuracy, ECE, corrupted accuracy
+    far_dir: str = ""  # far-OOD images (default: far_ood)
+    eval_images: int = 500  # most images read from eval_dir
+    # the pick: the fastest variant within a budget at pick_batch (0: the smallest batch size)
+    max_drop: float = -1.0  # accuracy points below the reference (negative: not set)
+    min_agreement: float = 0.0  # argmax agreement with the reference (0: not set)
+    pick_batch: int = 0
     models_from: str = ""  # a latency run folder: load its models instead of training them
     reuse: Literal["all", "teacher"] = "all"  # with models_from: every saved model, or the benchmark CNN only
 
     def __post_init__(self):
         super().__post_init__()
         self.methods = list(chosen_methods(self.methods, VARIANTS))  # in VARIANTS order; empty: all
-        if "torch_fp32" not in self.methods:
-            raise ConfigError("methods must include torch_fp32: every other variant is compared with it")
+        if not set(REFERENCES if self.model else REFERENCES[:1]) & set(self.methods):
+            raise ConfigError(
+                "methods must include torch_fp32 (or ort_fp32 for an ONNX file): every other variant is "
+                "compared with it"
+            )
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ConfigError(f"batch_sizes must be positive, got {self.batch_sizes}")
         for key in ("epochs", "width", "depth", "student_width", "calibration_images"):
@@ -130,12 +149,22 @@ class Config(RunConfig):
                 "student_train_limit and student_epochs must be >= 0 (0: the teacher's images / epochs)"
             )
         KDLoss(self.kd_alpha, self.kd_temperature)
+        if self.max_drop >= 0 or self.min_agreement > 0:
+            check_budget(*self.budget())
+        if self.pick_batch and self.pick_batch not in self.batch_sizes:
+            raise ConfigError(f"pick_batch {self.pick_batch} is not among batch_sizes {self.batch_sizes}")
+        if self.model and self.models_from:
+            raise ConfigError("models_from re-times the project's saved CNN; it cannot go with model")
         if self.bench.threads:
             raise ConfigError(
                 "bench.threads is the run's threads: set threads (e.g. --set threads=2) instead"
             )
 
-    def model(self, in_channels: int, num_classes: int, width: int | None = None) -> torch.nn.Module:
+    def budget(self) -> tuple[float | None, float | None]:
+        """``(max_drop, min_agreement)`` for :func:`playground.latency.pick.pick_variant`."""
+        return (self.max_drop if self.max_drop >= 0 else None, self.min_agreement or None)
+
+    def project_model(self, in_channels: int, num_classes: int, width: int | None = None) -> torch.nn.Module:
         return build_model(
             "small_cnn",
             in_channels=in_channels,
@@ -160,130 +189,6 @@ def load_data(config: Config, progress: Progress = None):
     return train, test, corrupted, far[:2000]
 
 
-def train(
-    model,
-    data: ImageDataset,
-    config: Config,
-    device,
-    progress: Progress,
-    epochs: int | None = None,
-    loss_fn=None,
-    parameters=None,
-) -> torch.nn.Module:
-    loader = TensorLoader.of(
-        data,
-        batch_size=config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        drop_last=len(data) > config.batch_size,
-    )
-    optimizer = make_optimizer(parameters if parameters is not None else model, "adamw", config.lr, 1e-4)
-    kwargs = {"loss_fn": loss_fn} if loss_fn else {}
-    fit(
-        model,
-        loader,
-        epochs=epochs or config.epochs,
-        optimizer=optimizer,
-        device=device,
-        progress=progress,
-        **kwargs,
-    )
-    return model.cpu().eval()
-
-
-def train_models(config: Config, train_set: ImageDataset, device, progress: Progress) -> tuple:
-    """The benchmark CNN, then (as the variants ask) the pruned copies and the two students;
-    with ``models_from``, the saved ones are loaded instead of trained."""
-    shape, classes = train_set.image_shape, train_set.num_classes
-    saved = load_saved_models(config, shape[0], classes)
-    torch.manual_seed(config.seed)
-    model = saved.pop(TEACHER, None)
-    if model is None:
-        model = train(
-            config.model(shape[0], classes), train_set, config, device, staged(progress, "benchmark CNN")
-        )
-    others = dict(saved)
-    for name, kd in (("pruned50", False), ("pruned50_kd", True)):
-        if name in config.methods and name not in others:
-            others[name] = prune(config, model, train_set, device, staged(progress, name), kd)
-    if {"student_scratch", "student_kd"} & set(config.methods) - set(others):
-        others.update(train_students(config, model, train_set, device, progress))
-    return model, {k: v for k, v in others.items() if k in config.methods}
-
-
-def train_students(config: Config, teacher, train_set: ImageDataset, device, progress: Progress) -> dict:
-    """The same initial student trained from scratch and by KD, on the transfer set (``student_train_limit``
-    images of ``train_set``: Hinton et al.'s soft targets matter most when the student sees few images)."""
-    transfer = limit_per_split(train_set, config.student_train_limit, config.seed)
-    epochs = config.student_epochs or config.epochs
-    torch.manual_seed(config.seed + 1)
-    initial = config.model(train_set.image_shape[0], train_set.num_classes, config.student_width)
-    scratch = train(
-        copy.deepcopy(initial), transfer, config, device, staged(progress, "student (scratch)"), epochs
-    )
-    kd = distill(
-        config, copy.deepcopy(initial), teacher, transfer, device, staged(progress, "student (KD)"), epochs
-    )
-    return {"student_scratch": scratch, "student_kd": kd}
-
-
-def distill(
-    config: Config,
-    student,
-    teacher,
-    train_set: ImageDataset,
-    device,
-    progress: Progress,
-    epochs: int | None = None,
-) -> torch.nn.Module:
-    distiller = Distiller(student, teacher)
-    train(
-        distiller,
-        train_set,
-        config,
-        device,
-        progress,
-        epochs=epochs,
-        loss_fn=KDLoss(config.kd_alpha, config.kd_temperature),
-        parameters=distiller.student,
-    )
-    return distiller.student.eval()
-
-
-def prune(
-    config: Config, model, train_set: ImageDataset, device, progress: Progress, kd: bool = False
-) -> torch.nn.Module:
-    """Prune a copy of ``model`` to the MAC target; fine-tune after every round, by KD from the
-    unpruned model when ``kd`` (the recovery path) or on the labels alone."""
-    pruned = copy.deepcopy(model).eval()
-    batches = [(train_set.images[i : i + 128], train_set.labels[i : i + 128]) for i in range(0, 512, 128)]
-
-    def finetune(m, round_):
-        stage = staged(progress, f"round {round_}")
-        if kd:
-            distill(config, m, model, train_set, device, stage, epochs=config.prune.finetune_epochs)
-        else:
-            train(m, train_set, config, device, stage, epochs=config.prune.finetune_epochs)
-
-    prune_to_target(pruned, train_set.images[:1], config.prune, gradient_batches=batches, finetune=finetune)
-    return pruned.eval()
-
-
-def load_saved_models(config: Config, in_channels: int, classes: int) -> dict:
-    """The models saved by the run ``models_from`` (all of them, or the benchmark CNN only)."""
-    if not config.models_from:
-        return {}
-    folder = Path(config.models_from).expanduser() / MODELS_FOLDER
-    names = [TEACHER] + ([n for n in OTHER_MODELS if n in config.methods] if config.reuse == "all" else [])
-    loaded = {}
-    for name in names:
-        path = folder / f"{name}.safetensors"
-        if name == TEACHER or path.is_file():
-            width = config.student_width if name.startswith("student") else config.width
-            loaded[name] = load_resized(config.model(in_channels, classes, width), path)
-    return loaded
-
-
 def add_model_costs(results: dict, models: dict, example: torch.Tensor) -> None:
     """``macs`` and ``params`` (torch-pruning's ``count_ops_and_params``, one image) of the model each
     variant runs: its own for the pruned models and students, the benchmark CNN's for the rest."""
@@ -292,53 +197,41 @@ def add_model_costs(results: dict, models: dict, example: torch.Tensor) -> None:
         result["macs"], result["params"] = costs[name if name in costs else TEACHER]
 
 
-@torch.no_grad()
-def predictions(run, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    return torch.cat(
-        [run(images[i : i + batch_size]).argmax(1) for i in range(0, images.shape[0], batch_size)]
-    )
-
-
-def measure(config: Config, variant: Variant, data, reference: torch.Tensor) -> dict:
-    """Accuracy on the test and corrupted sets, far-OOD agreement with fp32, latency, memory."""
-    _, test, corrupted, far = data
+def measure(config: Config, variant: Variant, data: EvalSet, reference: Reference) -> dict:
+    """Quality and trust (:func:`playground.latency.evaluation.measure_quality`), latency, memory."""
     spec = dataclasses.replace(config.bench, threads=config.threads)
-    sweep = batch_sweep(variant.run, test.images[: max(config.batch_sizes)], config.batch_sizes, spec)
+    timing = tile_batch(data.images, max(config.batch_sizes))
+    sweep = batch_sweep(variant.run, timing, config.batch_sizes, spec)
     return {
-        "accuracy": (predictions(variant.run, test.images) == test.labels).float().mean().item(),
-        "ood_accuracy": (predictions(variant.run, corrupted.images) == corrupted.labels)
-        .float()
-        .mean()
-        .item(),
-        "far_agreement": (predictions(variant.run, far) == reference).float().mean().item(),
+        **measure_quality(variant.run, data, reference),
         "latency": sweep,
-        "peak_mb": measure_peak_memory(variant.run, test.images[: max(config.batch_sizes)]),
+        "peak_mb": measure_peak_memory(variant.run, timing),
     }
 
 
-def benchmark(config: Config, model, others: dict, data, folder: Path, progress: Progress) -> tuple:
-    train_set, test, _, far = data
-    ctx = BuildContext(
-        model.eval(),
-        test.images[:32],
-        train_set.images[: config.calibration_images],
-        folder,
-        threads=config.threads,
-        others=others,
-    )
-    results, variants = {}, {}
-    order = ["torch_fp32"] + [v for v in config.methods if v != "torch_fp32"]  # the reference comes first
+def benchmark(config: Config, ctx: BuildContext, data: EvalSet, progress: Progress) -> tuple:
+    """Build and measure every variant asked for; the reference (torch_fp32, or ort_fp32 for an ONNX
+    file) first, since every other variant is compared with it."""
+    results, variants, reference = {}, {}, None
+    order = [n for n in REFERENCES if n in config.methods] + [
+        n for n in config.methods if n not in REFERENCES
+    ]
     for i, name in enumerate(order):
         report(progress, "variants", i, len(order), message=name)
+        if name in ctx.skipped:  # known not to run here (e.g. pruning for a team's model)
+            continue
         variant = build_variant(ctx, name)
         if variant is None:
             continue
-        if name == "torch_fp32":
-            reference_far = predictions(variant.run, far)
-        check_parity(variant, variants.get("torch_fp32", variant).run, test.images[:1000])
-        variants[name], results[name] = variant, measure(config, variant, data, reference_far)
+        if reference is None:
+            reference = variant
+            reference_logits = reference_of(variant.run, data)
+        check_parity(variant, reference.run, data.images[:1000])
+        variants[name], results[name] = variant, measure(config, variant, data, reference_logits)
     report(progress, "variants", len(order), len(order))
-    return variants, results, ctx
+    if reference is None:
+        raise ConfigError(f"no reference variant could be built: {ctx.skipped}")
+    return variants, results
 
 
 @dataclasses.dataclass
@@ -359,24 +252,45 @@ def write_artifacts(run_dir: RunDir, config: Config, benchmark_results: dict) ->
         run_dir.save_chart(chart)
 
 
-def load(config: Config, device=None, progress: Progress = None) -> tuple:
-    """``(train, test, corrupted test, far-OOD images)``: bad data fails here, before a run folder exists."""
+def load(config: Config, device=None, progress: Progress = None):
+    """The project's data ``(train, test, corrupted test, far-OOD images)``, or with ``model`` the team's
+    model and images (:class:`OwnModel`): bad input fails here, before a run folder exists."""
+    if config.model:
+        report(progress, "load model and images", 0, 1)
+        own = load_own(config)
+        report(progress, "load model and images", 1, 1)
+        return own
     return load_data(config, progress)
 
 
 def steps(run: Run[Config], data) -> Finished:
-    """Train (or load) the models, build every variant, measure, write the results, CSV and charts."""
+    """Train (or load) the models, build every variant, measure, pick, write the results and report."""
     config, progress = run.config, run.progress
-    model, others = train_models(config, data[0], run.device, progress)
-    if run.save_models:  # RUN/models/<name>.safetensors: re-time the same weights later (models_from)
-        save_models(run.dir.path / MODELS_FOLDER, {TEACHER: model, **others})
+    own, others = (data, {}) if isinstance(data, OwnModel) else project_models(run, data)
+    module = own.source.module
     with tempfile.TemporaryDirectory() as folder:
-        variants, results, ctx = benchmark(config, model, others, data, Path(folder), progress)
-    add_model_costs(results, {TEACHER: model, **others}, data[0].images[:1])
+        ctx = BuildContext(
+            module,
+            own.data.images[:32],
+            own.data.calibration,
+            Path(folder),
+            threads=config.threads,
+            others=others,
+            onnx_path=own.source.onnx_path,
+        )
+        if config.model:
+            for name in set(config.methods) & set(OTHER_MODELS):
+                ctx.skipped[name] = "pruning and distillation train the project's own CNN (run without model)"
+        variants, results = benchmark(config, ctx, own.data, progress)
+    if module is not None:
+        add_model_costs(results, {TEACHER: module, **others}, own.source.example(1))
     info = hardware_info()
+    verdict = Verdict.of(config, variants, results, ctx.skipped, info)
     metrics = text.metrics_of(config, variants, results)
+    verdict.add_metrics(metrics)
     write_artifacts(run.dir, config, text.benchmark_results(variants, results, info, ctx.skipped))
-    report_text = text.single_report(config, metrics, variants, results, ctx, info)
+    notes = [*own.notes, f"Measured on: {own.data.description}."]
+    report_text = text.single_report(config, metrics, variants, results, ctx, info, notes, verdict.sections())
     return Finished(metrics, report_text, LatencyResults(variants, results))
 
 

@@ -54,9 +54,13 @@ def slow_reason(name: str, info: dict) -> str:
 
 # bench/<variant>/<name>: (unit, split); timings, sizes and counts are about no data split
 PER_VARIANT = {
-    "accuracy": ("fraction", "test"),
+    "accuracy": ("fraction", "test"),  # with labels only (the test set, or the team's eval folder)
+    "ece": ("fraction", "test"),
     "ood_accuracy": ("fraction", "test_corrupted"),  # the corrupted copy of the test set
-    "far_agreement": ("fraction", "test"),  # with torch_fp32, on the far-OOD set's test images
+    "agreement": ("fraction", "test"),  # argmax agreement with the reference variant
+    "far_agreement": ("fraction", "test"),  # with the reference, on the far-OOD set's test images
+    "ood_auroc_msp": ("", "test"),  # telling far images from in-distribution ones
+    "ood_auroc_energy": ("", "test"),
     "peak_mb": ("MiB", ""),
 }
 
@@ -74,7 +78,8 @@ def metrics_of(config, variants: dict[str, Variant], results: dict[str, dict]) -
                 f"{key}/b{batch}/throughput", stats.throughput, "images/s", **at, measure="throughput"
             )
         for measure, (unit, split) in PER_VARIANT.items():
-            metrics.add(f"{key}/{measure}", result[measure], unit, split, variant=name, measure=measure)
+            if result.get(measure) is not None:
+                metrics.add(f"{key}/{measure}", result[measure], unit, split, variant=name, measure=measure)
         metrics.add(f"{key}/size_mb", variant.size_mb, "MB", variant=name, measure="size_mb")
         if "macs" in result:
             metrics.add(f"{key}/macs", result["macs"], "MACs", variant=name, measure="macs")
@@ -121,14 +126,31 @@ def rows(variants: dict[str, Variant], results: dict) -> list[dict]:
                     "precision": variant.precision,
                     "batch": batch,
                     **{k: round(v, 4) for k, v in stats.to_dict().items() if k != "batch"},
-                    "accuracy": round(result["accuracy"], 4),
-                    "ood_accuracy": round(result["ood_accuracy"], 4),
-                    "far_agreement": round(result["far_agreement"], 4),
+                    **{key: _rounded(result.get(key)) for key in QUALITY_COLUMNS},
                     "size_mb": round(variant.size_mb, 3),
                     "peak_mb": round(result["peak_mb"], 1),
                 }
             )
     return out
+
+
+QUALITY_COLUMNS = (
+    "accuracy",
+    "ood_accuracy",
+    "agreement",
+    "far_agreement",
+    "ece",
+    "ood_auroc_msp",
+    "ood_auroc_energy",
+)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _cell(value: float | None, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def slow_int8_flags(results: dict, batch: int, info: dict | None = None) -> list[str]:
@@ -199,7 +221,10 @@ def results_table(variants: dict, results: dict, batches: list[int], flags: list
         *(f"p50 / p99 ms, b{b}" for b in batches),
         "accuracy",
         "corrupted acc.",
+        "agreement",
+        "ECE",
         "far-OOD agreement",
+        "OOD AUROC (MSP / energy)",
         "size MB",
         "MMACs",
     ]
@@ -213,9 +238,12 @@ def results_table(variants: dict, results: dict, batches: list[int], flags: list
                 *([trust.cell(latencies, name, with_batch=True)] if flags is not None else []),
                 variants[name].backend,
                 *(f"{latency[b].p50_ms:.3f} / {latency[b].p99_ms:.3f}" for b in batches),
-                f"{result['accuracy']:.4f}",
-                f"{result['ood_accuracy']:.4f}",
-                f"{result['far_agreement']:.3f}",
+                _cell(result.get("accuracy")),
+                _cell(result.get("ood_accuracy")),
+                _cell(result.get("agreement")),
+                _cell(result.get("ece")),
+                _cell(result.get("far_agreement"), ".3f"),
+                " / ".join(_cell(result.get(k), ".3f") for k in ("ood_auroc_msp", "ood_auroc_energy")),
                 f"{variants[name].size_mb:.3f}",
                 macs,
             ]
@@ -317,7 +345,11 @@ def trust_flags(variants: dict, results: dict, batches: list[int]) -> list[trust
     return [flag for batch in batches for flag in trust.flags_at(table, batch)]
 
 
-def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict) -> str:
+def single_report(
+    config, metrics: Metrics, variants: dict, results: dict, ctx, info: dict, notes=(), sections=()
+) -> str:
+    """The run's report: the model and data (``notes``), the table, charts, checks, the verdict
+    (``sections``: the pick and the share of the hardware's peak), flags and skipped variants."""
     batches = sorted(config.batch_sizes)
     skipped = "\n".join(f"- {name}: {why}" for name, why in ctx.skipped.items()) or "none"
     distrust = trust_flags(variants, results, batches)
@@ -326,10 +358,9 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
     return (
         "\n\n".join(
             [
-                f"# {config.name}: latency and accuracy of every variant",
+                f"# {getattr(config, 'model', '') or config.name}: latency and accuracy of every variant",
                 "Hardware: " + hardware_line(info),
-                f"Benchmark CNN: small CNN width {config.width}, depth {config.depth}, "
-                f"trained {config.epochs} epochs. "
+                "\n".join(f"- {note}" for note in notes),
                 f"Each latency: {bench.warmup} warm-up calls, then at least {bench.min_iters} calls and "
                 f"{bench.min_seconds:g} s (at most {bench.max_seconds:g} s). {ctx.export_note}.",
                 *([trust.warning(distrust)] if distrust else []),
@@ -340,6 +371,7 @@ def single_report(config, metrics: Metrics, variants: dict, results: dict, ctx, 
                 + checks_table(variants)
                 + "".join("\n\n" + line for line in parity_explanations(variants, results)),
                 *distillation_section(config, results),
+                *sections,
                 "## Flags\n\n"
                 + (
                     "\n".join(flags)

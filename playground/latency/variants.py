@@ -84,7 +84,7 @@ class Variant:
 class BuildContext:
     """What the builders share: the trained model, inputs, a folder for files, the other models."""
 
-    model: nn.Module
+    model: nn.Module | None  # None for a team's ONNX file (onnx_path)
     example: torch.Tensor  # one batch of real images (export, compile)
     calibration: torch.Tensor  # real training images for int8 calibration
     folder: Path
@@ -93,9 +93,12 @@ class BuildContext:
     others: dict[str, nn.Module] = field(default_factory=dict)  # OTHER_MODELS by name
     skipped: dict[str, str] = field(default_factory=dict)  # variant -> why it did not run
     export_note: str = ""  # which ONNX exporter ran (and why the fallback, if any)
+    onnx_path: Path | None = None  # the team's own ONNX file (then ``model`` is None)
 
     def onnx(self) -> Path:
-        """The fp32 ONNX file (exported once)."""
+        """The fp32 ONNX file (the team's, or exported once)."""
+        if self.onnx_path is not None:
+            return self.onnx_path
         path = self.folder / "model_fp32.onnx"
         if not path.is_file():
             result = export_onnx(self.model, self.example, path)
@@ -186,6 +189,9 @@ def build_variant(ctx: BuildContext, name: str) -> Variant | None:
     if name not in VARIANTS:
         raise ConfigError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
     builder = _ort if name.startswith("ort_") else _other_model if name in OTHER_MODELS else _torch
+    if ctx.model is None and builder is not _ort:
+        ctx.skipped[name] = "an ONNX file runs in ONNX Runtime only (torch variants need a torch model)"
+        return None
     try:
         return builder(ctx, name)
     except PlaygroundError as err:

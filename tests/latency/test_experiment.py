@@ -14,7 +14,8 @@ from playground.core.config import build_config, config_to_toml, tomllib
 from playground.core.runner import config_from_recipe
 from playground.core.runs import RESULTS_FORMAT, load_run, read_result
 from playground.errors import ConfigError
-from playground.latency import experiment
+from playground.latency import experiment, project_model
+from playground.latency.evaluation import EvalSet, reference_of
 from playground.latency.experiment import Bench, Config, run
 from playground.latency.pruning import PruneSpec
 from playground.latency.results import BENCHMARK
@@ -213,15 +214,16 @@ def prune_and_time(config: Config, monkeypatch) -> dict:
     """The pruning and timing specs ``prune`` and ``measure`` hand on (no model is pruned or timed)."""
     seen = {}
     monkeypatch.setattr(
-        experiment, "prune_to_target", lambda model, example, spec, **_: seen.update(prune=spec)
+        project_model, "prune_to_target", lambda model, example, spec, **_: seen.update(prune=spec)
     )
     monkeypatch.setattr(experiment, "batch_sweep", lambda run, images, batches, spec: seen.update(bench=spec))
     monkeypatch.setattr(experiment, "measure_peak_memory", lambda run, images: 0.0)
     images, labels = torch.zeros(8, 1, 4, 4), torch.zeros(8, dtype=torch.long)
     data = SimpleNamespace(images=images, labels=labels)
-    experiment.prune(config, torch.nn.Linear(1, 1), data, "cpu", None)
-    variant = SimpleNamespace(run=lambda x: torch.zeros(len(x), 10))
-    experiment.measure(config, variant, (data, data, data, images), torch.zeros(8, dtype=torch.long))
+    project_model.prune(config, torch.nn.Linear(1, 1), data, "cpu", None)
+    variant = SimpleNamespace(run=lambda x: torch.rand(len(x), 10))
+    evaluation = EvalSet(images, labels, images, images, images)
+    experiment.measure(config, variant, evaluation, reference_of(variant.run, evaluation))
     return seen
 
 
