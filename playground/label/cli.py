@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -130,6 +131,17 @@ def _retrain(args) -> int:
     return 0
 
 
+def strict_json(value):
+    """``value`` with NaN and infinities as null (JSON has no NaN; jq and browsers refuse it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def _status(args) -> int:
     from playground.label.project import open_project, project_names
     from playground.label.summary import project_summary
@@ -139,7 +151,7 @@ def _status(args) -> int:
         names = [args.name] if args.name else project_names(store)
         summaries = [project_summary(store, open_project(store, name)) for name in names]
     if args.json:
-        print(json.dumps(summaries, indent=2, default=str))
+        print(json.dumps(strict_json(summaries), indent=2, default=str, allow_nan=False))
         return 0
     if not summaries:
         print("no labelling projects yet: playground label init NAME --images DIR --classes a,b,c")

@@ -134,3 +134,14 @@ def test_status_without_projects_says_how_to_start(capsys):
     assert code == 0 and out.startswith("no labelling projects yet: playground label init NAME")
     code, out, _ = run(capsys, "status", "--json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_status_json_writes_null_where_a_figure_is_not_a_number():
+    from playground.label.cli import strict_json
+
+    summary = {"agreement": float("nan"), "rounds": [{"bound": float("inf"), "pool": 3}], "name": "x"}
+    assert json.loads(json.dumps(strict_json(summary), allow_nan=False)) == {
+        "agreement": None,
+        "rounds": [{"bound": None, "pool": 3}],
+        "name": "x",
+    }
