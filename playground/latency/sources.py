@@ -23,9 +23,7 @@ batch 1 with torch-pruning. Every bad input is one :mod:`playground.errors` erro
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
-import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
+from playground.errors import ConfigError
+from playground.latency.weights import first_line, listed, load_weights
 
 ACCEPTED_FORMS = (
     "torchvision:NAME (e.g. torchvision:resnet50), timm:NAME (e.g. timm:mobilenetv3_large_100) "
@@ -43,10 +42,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_CROP_PCT = 224 / 256  # resize 256 -> crop 224
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 RANDOM_WEIGHTS = "random (no weights given)"
 SHAPE_HINT = "pass --input-shape 3x224x224 (channels x height x width)"
-_LISTED = 5  # names shown in an error before "(+N more)"
 
 
 @dataclass(frozen=True)
@@ -98,19 +95,6 @@ class ModelSource:
     def example(self, batch: int = 1) -> torch.Tensor:
         """A zero batch at the input shape (for export, MAC counting, warm-up)."""
         return torch.zeros(batch, *self.input_shape)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _listed(names: list[str], limit: int = _LISTED) -> str:
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-# ---------------------------------------------------------------- input shape and preprocessing
 
 
 def parse_input_shape(value: str | tuple | list | None) -> tuple[int, int, int] | None:
@@ -244,110 +228,6 @@ def apply_overrides(preprocess: Preprocess, overrides: dict | None, channels: in
 # ---------------------------------------------------------------- user weights
 
 
-def _read_weight_file(path: Path) -> Any:
-    if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as exc:  # safetensors raises its own error types on a bad header
-            raise CheckpointError(
-                f"weights {path} are not a valid safetensors file ({_first_line(exc)})"
-            ) from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"weights {path} hold Python objects besides tensors and are refused (they are read with "
-            "weights_only=True, never unpickled); save model.state_dict(), best with safetensors"
-        ) from None
-    except Exception as exc:
-        raise CheckpointError(f"weights {path} are not a PyTorch checkpoint ({_first_line(exc)})") from None
-
-
-def _as_state_dict(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The tensor dict inside a loaded file: unwraps ``{"state_dict": ...}`` and a ``module.`` prefix."""
-    if isinstance(loaded, dict) and not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        for key in ("state_dict", "model_state_dict", "model", "module"):
-            if isinstance(loaded.get(key), dict):
-                loaded = loaded[key]
-                break
-    if not isinstance(loaded, dict) or not loaded:
-        raise CheckpointError(f"weights {path} hold no state dict (a mapping of names to tensors)")
-    not_tensors = [str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise CheckpointError(f"weights {path} have entries that are not tensors: {_listed(not_tensors)}")
-    if all(str(k).startswith("module.") for k in loaded):
-        loaded = {k[len("module.") :]: v for k, v in loaded.items()}
-    return {str(k): v for k, v in loaded.items()}
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a ``.safetensors`` file, or a ``.pt``/``.pth`` read with ``weights_only=True``."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() not in WEIGHT_SUFFIXES:
-        raise ConfigError(f"weights {path} must be a {', '.join(WEIGHT_SUFFIXES)} file of a state dict")
-    if not path.is_file():
-        raise DataNotFoundError(f"weights file {path} does not exist")
-    return _as_state_dict(_read_weight_file(path), path)
-
-
-def _class_hint(mismatched: list[tuple[str, tuple, tuple]]) -> str:
-    """A hint when only the classifier's output count differs (weights fine-tuned on other classes)."""
-    only_first_dim = all(len(want) == len(got) and want[1:] == got[1:] for _, want, got in mismatched)
-    counts = {got[0] for _, _, got in mismatched if got}
-    if mismatched and only_first_dim and len(counts) == 1:
-        classes = counts.pop()
-        return f"; if the weights were trained on {classes} classes, pass num_classes={classes}"
-    return ""
-
-
-def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """Raise one :class:`CheckpointError` unless ``state`` has exactly ``module``'s tensors and shapes."""
-    expected = module.state_dict()
-    mismatched = [
-        (k, tuple(v.shape), tuple(state[k].shape))
-        for k, v in expected.items()
-        if k in state and tuple(v.shape) != tuple(state[k].shape)
-    ]
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    if not (mismatched or missing or unexpected):
-        return
-    problems = []
-    if mismatched:
-        key, want, got = mismatched[0]
-        more = f" (+{len(mismatched) - 1} more tensors with other shapes)" if len(mismatched) > 1 else ""
-        problems.append(f"tensor {key} has shape {list(got)}, the architecture expects {list(want)}{more}")
-    if missing:
-        problems.append(f"missing keys: {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_listed(unexpected)}")
-    raise CheckpointError(
-        f"{what} do not fit the architecture: " + "; ".join(problems) + _class_hint(mismatched)
-    )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_weights(module: nn.Module, path: str | Path) -> str:
-    """Load a state dict file into ``module`` (strict shapes); returns ``"<file> (sha256 <prefix>)"``."""
-    path = Path(path).expanduser()
-    state = read_state_dict(path)
-    check_state_dict(module, state, f"weights {path.name}")
-    module.load_state_dict(state, strict=False)  # only num_batches_tracked may be absent after the check
-    return f"{path.name} (sha256 {_sha256(path)[:12]})"
-
-
-# ---------------------------------------------------------------- torch architectures
-
-
 def _unknown(kind: str, name: str, names: list[str]) -> ConfigError:
     close = difflib.get_close_matches(name.lower(), names, n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(f'{kind}:{c}' for c in close)}?" if close else ""
@@ -374,7 +254,7 @@ def _torchvision_module(name: str, num_classes: int, channels: int) -> nn.Module
     try:
         return torchvision.models.get_model(name, weights=None, **kwargs)
     except Exception as exc:
-        raise ConfigError(f"torchvision:{name} cannot be built ({_first_line(exc)})") from None
+        raise ConfigError(f"torchvision:{name} cannot be built ({first_line(exc)})") from None
 
 
 def _import_timm():
@@ -396,7 +276,7 @@ def _timm_config(name: str):
     except RuntimeError:  # timm's "Invalid pretrained tag"
         tags = [t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")]
         raise ConfigError(
-            f"timm:{arch} has no pretrained config {tag!r}; known tags: {_listed(tags)}"
+            f"timm:{arch} has no pretrained config {tag!r}; known tags: {listed(tags)}"
         ) from None
 
 
@@ -411,7 +291,7 @@ def _timm_module(name: str, num_classes: int, input_shape: tuple[int, int, int],
     try:
         return timm.create_model(name, pretrained=False, **kwargs)
     except Exception as exc:
-        raise ConfigError(f"timm:{name} cannot be built with {kwargs} ({_first_line(exc)})") from None
+        raise ConfigError(f"timm:{name} cannot be built with {kwargs} ({first_line(exc)})") from None
 
 
 def _outputs(module: nn.Module, name: str, input_shape: tuple[int, int, int]) -> int:
@@ -422,7 +302,7 @@ def _outputs(module: nn.Module, name: str, input_shape: tuple[int, int, int]) ->
             output = module(torch.zeros(1, *input_shape))
     except Exception as exc:
         raise ConfigError(
-            f"{name} does not run at input shape {shape} ({_first_line(exc)}); {SHAPE_HINT}"
+            f"{name} does not run at input shape {shape} ({first_line(exc)}); {SHAPE_HINT}"
         ) from None
     logits = getattr(output, "logits", output)
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
@@ -451,101 +331,6 @@ def _torch_source(kind: str, name: str, weights: str, shape, num_classes: int) -
 # ---------------------------------------------------------------- ONNX files
 
 
-def _dims(value_info) -> list[int | None]:
-    shape = value_info.type.tensor_type.shape
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in shape.dim]
-
-
-def _check_onnx(path: Path):
-    """The loaded graph of a valid ONNX file (without external weights), or a DataFormatError."""
-    import onnx
-
-    try:
-        onnx.checker.check_model(str(path))
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError, ValidationError, ...: all mean "not valid ONNX"
-        hint = ""
-        if path.suffix.lower() in WEIGHT_SUFFIXES:
-            hint = (
-                "; for a state dict, give the architecture (torchvision:NAME, timm:NAME) and this as weights"
-            )
-        raise DataFormatError(f"{path} is not a valid ONNX model ({_first_line(exc)}){hint}") from None
-
-
-def _onnx_input(model, path: Path):
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        names = ", ".join(i.name for i in inputs)
-        raise DataFormatError(
-            f"{path} has {len(inputs)} inputs ({names}); the benchmark feeds one image tensor"
-        )
-    if inputs[0].type.tensor_type.elem_type != 1:  # onnx.TensorProto.FLOAT
-        raise DataFormatError(f"{path} input {inputs[0].name} is not float32; export the fp32 model")
-    return inputs[0]
-
-
-def _onnx_shape(dims: list[int | None], given, path: Path) -> tuple[int, int, int]:
-    if len(dims) != 4:
-        raise DataFormatError(
-            f"{path} input has {len(dims)} dimensions; an image model takes (batch, C, H, W)"
-        )
-    graph = "x".join("?" if d is None else str(d) for d in dims[1:])
-    if given is None:
-        if None in dims[1:]:
-            raise ConfigError(f"{path} has dynamic input axes (C x H x W = {graph}); {SHAPE_HINT}")
-        return tuple(dims[1:])
-    clashes = [i for i, d in enumerate(dims[1:]) if d is not None and d != given[i]]
-    if clashes:
-        raise ConfigError(
-            f"input shape {'x'.join(map(str, given))} does not fit {path}, whose input is {graph}"
-        )
-    return given
-
-
-def _onnx_outputs(model, path: Path, input_shape, batch: int, run: bool) -> int:
-    """Classes from the graph's output shape; one ONNX Runtime run when ``run`` or it is not static."""
-    dims = _dims(model.graph.output[0])
-    if len(dims) == 2 and dims[1] is not None and not run:
-        return dims[1]
-    import numpy as np
-    import onnxruntime as ort
-
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        feed = {session.get_inputs()[0].name: np.zeros((batch, *input_shape), np.float32)}
-        output = session.run(None, feed)[0]
-    except Exception as exc:
-        shape = "x".join(map(str, input_shape))
-        raise ConfigError(f"{path} does not run at input shape {shape} ({_first_line(exc)})") from None
-    if output.ndim != 2:
-        raise DataFormatError(f"{path} outputs shape {output.shape}, not (batch, classes) logits")
-    return int(output.shape[1])
-
-
-def _onnx_source(path: Path, shape, num_classes: int, weights: str) -> ModelSource:
-    if weights:
-        raise ConfigError("weights apply to torchvision:/timm: architectures; an ONNX file carries its own")
-    if not path.is_file():
-        raise DataNotFoundError(f"ONNX file {path} does not exist")
-    model = _check_onnx(path)
-    dims = _dims(_onnx_input(model, path))
-    input_shape = _onnx_shape(dims, shape, path)
-    notes = []
-    if dims[0] is not None:
-        notes.append(f"the ONNX batch axis is fixed to {dims[0]}: only batch {dims[0]} can run")
-    filled = None in dims[1:]  # the user's shape fills dynamic axes: check the graph runs at it
-    classes = _onnx_outputs(model, path, input_shape, dims[0] or 1, run=filled)
-    if num_classes and num_classes != classes:
-        raise ConfigError(f"{path} outputs {classes} classes, not num_classes={num_classes}")
-    preprocess = imagenet_preprocess(input_shape)
-    weights_note = f"in the ONNX file (sha256 {_sha256(path)[:12]})"
-    return ModelSource(f"onnx:{path.name}", None, path, input_shape, classes, weights_note, preprocess, notes)
-
-
-# ---------------------------------------------------------------- entry points
-
-
 def load_source(
     spec: str,
     *,
@@ -572,7 +357,9 @@ def load_source(
     weights = str(weights) if weights else ""
     kind, _, name = spec.partition(":")
     if spec.lower().endswith(".onnx") or (spec and Path(spec).expanduser().is_file()):
-        source = _onnx_source(Path(spec).expanduser(), shape, num_classes, weights)
+        from playground.latency.onnx_source import onnx_source  # it builds on this module's ModelSource
+
+        source = onnx_source(Path(spec).expanduser(), shape, num_classes, weights)
     elif kind.lower() in ("torchvision", "timm") and name.strip():
         source = _torch_source(kind.lower(), name.strip(), weights, shape, num_classes)
     else:
