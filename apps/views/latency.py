@@ -18,11 +18,25 @@ from playground.core.config import load_recipe
 from playground.errors import PlaygroundError
 from playground.latency import results as lat
 from playground.latency.charts import latency_chart, pareto_chart
+from playground.latency.uploads import MAX_MODEL_MB, save_model_upload
 from playground.latency.variants import VARIANTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "latency_fashion.toml"
-FIELDS = ("methods", "batch_sizes", "threads", "width", "epochs", "models_from")
+FIELDS = (
+    "methods",
+    "batch_sizes",
+    "threads",
+    "width",
+    "epochs",
+    "models_from",
+    "model",
+    "weights",
+    "input_shape",
+    "calibration_dir",
+    "eval_dir",
+    "max_drop",
+)
 FORM = PresetForm("lat", recipe_values(RECIPE, FIELDS), FIELDS)
 BATCHES = [1, 8, 16, 32, 64, 128, 256]
 TABLE_COLUMNS = [
@@ -49,8 +63,66 @@ TABLE_COLUMNS = [
 # --------------------------------------------------------------------- a new run
 
 
+def own_model_fields(root: Path) -> None:
+    """A team's model: a torchvision/timm name or an uploaded ONNX file (weights as an upload too), their
+    image folders on this machine, and the accuracy budget of the pick."""
+    left, right = st.columns(2)
+    left.text_input(
+        "Model",
+        key="lat_model",
+        placeholder="torchvision:resnet50, timm:mobilenetv3_large_100 or /path/to/model.onnx",
+        help="Nothing is downloaded: torchvision and timm models start from random weights unless you "
+        "give weights",
+    )
+    right.text_input("Input shape", key="lat_input_shape", placeholder="3x224x224 (default: the model's)")
+    upload = st.file_uploader(
+        "Or upload an ONNX model, or .safetensors weights for the model named above",
+        type=["onnx", "safetensors"],
+        key="lat_upload",
+        max_upload_size=MAX_MODEL_MB,
+    )
+    if upload is not None:
+        try:
+            path = save_model_upload(upload.getvalue(), upload.name, root / "uploads")
+        except PlaygroundError as err:
+            show_error(err)
+        else:
+            key = "lat_model" if path.suffix == ".onnx" else "lat_weights"
+            if st.session_state[key] != str(path):
+                st.session_state[key] = str(path)
+                st.rerun()
+    left, middle, right = st.columns(3)
+    left.text_input("Calibration images (folder)", key="lat_calibration_dir", help="int8 calibration")
+    middle.text_input(
+        "Labelled eval images (ImageFolder)", key="lat_eval_dir", help="DIR/<class>/<image>: accuracy"
+    )
+    right.number_input(
+        "Pick within (accuracy points)",
+        min_value=-1.0,
+        max_value=100.0,
+        step=0.5,
+        key="lat_max_drop",
+        help="The fastest variant within this accuracy drop is named and explained (-1: no pick)",
+    )
+    if st.session_state["lat_weights"]:
+        st.caption(f"Weights: {st.session_state['lat_weights']}")
+
+
 def model_choice(root: Path) -> None:
-    """Train a new benchmark CNN, or re-time the models a past latency run saved (no training)."""
+    """Train a new benchmark CNN, re-time the models a past latency run saved (no training), or
+    benchmark a team's own model."""
+    own = st.toggle(
+        "Your own model (torchvision, timm or ONNX)",
+        value=bool(st.session_state["lat_model"]),
+        key="lat_own",
+        help="Off: the project's CNN trained on Fashion-MNIST",
+    )
+    if own:
+        st.session_state["lat_models_from"] = ""
+        own_model_fields(root)
+        return
+    for field in ("model", "weights", "input_shape", "calibration_dir", "eval_dir"):
+        st.session_state[f"lat_{field}"] = ""
     saved = [str(info.path) for info in lat.find_latency_runs(root) if (info.path / "models").is_dir()]
     if st.session_state["lat_models_from"] not in saved:
         st.session_state["lat_models_from"] = ""
@@ -95,15 +167,17 @@ def draw_widgets(presets: list[str], root: Path) -> dict:
         key="lat_threads",
         help="torch and ONNX Runtime intra-op threads (0: leave as is)",
     )
+    project = not st.session_state["lat_model"]
     low[2].number_input(
         "CNN width",
+        disabled=not project,
         min_value=1,
         max_value=512,
         step=8,
         key="lat_width",
         help="Channels of the first stage (then 2x and 4x)",
     )
-    low[3].number_input("Epochs", min_value=1, max_value=100, key="lat_epochs")
+    low[3].number_input("Epochs", min_value=1, max_value=100, key="lat_epochs", disabled=not project)
     values = FORM.values()
     # the same choice in any click order: in the recipe's (and VARIANTS') order
     return values | {
@@ -222,8 +296,9 @@ def show_run(root: Path, chosen: Path) -> None:
 settings = sidebar_settings()
 st.title("Latency benchmark")
 st.markdown(
-    "One CNN, run as fp32, compiled, bf16, fp16 and int8 in PyTorch and ONNX Runtime, plus a pruned copy and "
-    "a distilled student. Each variant gets honest latency (warm-up, then p50/p90/p99 per batch size) next "
+    "The project's CNN, or your own torchvision, timm or ONNX model, run as fp32, compiled, bf16, fp16 and "
+    "int8 in PyTorch and ONNX Runtime (plus, for the project's CNN, a pruned copy and a distilled student). "
+    "Each variant gets honest latency (warm-up, then p50/p90/p99 per batch size) next "
     "to its accuracy on clean and corrupted test images, so a speed-up is never shown without its cost. "
     "Every variant is checked against fp32, and an int8 variant counts only if integer kernels really ran."
 )

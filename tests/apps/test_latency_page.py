@@ -181,3 +181,19 @@ def test_a_wide_spread_is_flagged_and_a_skipped_variant_shows_its_reason(playgro
     assert table.loc["ort_fp32", "speedup_vs_torch_fp32"] == 341.03  # the figure stays, flagged
     (skipped,) = [i.value for i in at.info if "Asked for but not run" in i.value]
     assert "**torch_fp16**: fp16 runs only on a GPU here" in skipped
+
+
+def test_your_own_model_puts_the_model_and_folders_into_the_command(playground_home):
+    at = open_page()
+    at.toggle(key="lat_own").set_value(True).run()
+    assert not at.exception
+    at.text_input(key="lat_model").set_value("torchvision:resnet18").run()
+    at.text_input(key="lat_calibration_dir").set_value("/data/my images").run()
+    at.number_input(key="lat_max_drop").set_value(0.5).run()
+    assert not at.exception and not at.error
+    command = shlex.split(at.code[0].value)
+    assert 'model="torchvision:resnet18"' in command and 'calibration_dir="/data/my images"' in command
+    assert "max_drop=0.5" in command
+    assert at.number_input(key="lat_width").disabled  # the project's CNN settings do not apply
+    at.toggle(key="lat_own").set_value(False).run()
+    assert not any(part.startswith("model=") for part in shlex.split(at.code[0].value))
