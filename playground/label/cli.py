@@ -78,28 +78,33 @@ def _bar(description: str):
     return progress
 
 
-def _settings(pairs: list[str]):
+def _changes(pairs: list[str]) -> dict:
+    """The ``--set`` pairs as project settings (checked: an unknown key or a bad value is an error)."""
     from playground.core.config import apply_overrides
     from playground.label.project import ProjectSettings
 
-    return ProjectSettings.from_dict(apply_overrides({}, pairs, ProjectSettings))
+    changes = apply_overrides({}, pairs, ProjectSettings)
+    ProjectSettings.from_dict(changes)
+    return changes
 
 
 def _init(args) -> int:
-    from playground.label.project import init_project
+    from playground.label.project import ProjectSettings, init_project
     from playground.store import Store
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    changes = _changes(args.settings)
     with Store() as store:
         report = init_project(
             store,
             args.name,
             args.images,
             classes,
-            _settings(args.settings),
+            ProjectSettings.from_dict(changes),
             args.labelled,
             _bar("reading images"),
             args.model,
+            changes,
         )
     print(f"project {report.project.name}: {report.added} images added, {report.labelled} labelled ones")
     for skipped in report.skipped:

@@ -175,9 +175,11 @@ def init_project(
     labelled: str | Path | None = None,
     progress=None,
     model: str | Path | None = None,
+    changes: dict | None = None,
 ) -> InitReport:
     """Create the project (or add new images to an existing one with the same classes); ``model`` is a
-    model to start from (:func:`playground.label.versions.import_version`)."""
+    model to start from (:func:`playground.label.versions.import_version`). On an existing project,
+    ``changes`` (the settings given as ``--set``) are applied (:func:`change_settings`)."""
     settings = settings or ProjectSettings()
     images = Path(images).expanduser().resolve()
     if not images.is_dir():
@@ -187,6 +189,8 @@ def init_project(
 
         fitted_models(model, settings, len(classes))
     project = _create(store, clean_name(name, "project name", 128), str(images), classes, settings)
+    if changes:
+        project = change_settings(store, project, changes)
     settings = project.settings
     known = _known_hashes(store, project)
     skipped: list[Skipped] = []
@@ -232,6 +236,32 @@ def _create(store: Store, name: str, images: str, classes: list[str], settings: 
 
     store.write(work)
     return open_project(store, name)
+
+
+FIXED_SETTINGS = ("image_size", "channels", "held_out")  # what the stored images and splits were made with
+
+
+def change_settings(store: Store, project: Project, changes: dict) -> Project:
+    """``project`` with ``changes`` to its settings stored; the settings its stored images were read
+    with cannot change (a clear error: make a new project), and a new ``redundancy`` applies to items
+    queued from now on."""
+    current = dataclasses.asdict(project.settings)
+    fixed = [key for key in FIXED_SETTINGS if key in changes and changes[key] != current[key]]
+    if fixed:
+        shown = ", ".join(f"{key}={current[key]!r}" for key in fixed)
+        raise ConfigError(
+            f"project {project.name!r} read its images with {shown}; these cannot change (make a new project)"
+        )
+    merged = ProjectSettings.from_dict({**current, **changes})
+    if merged.redundancy != project.settings.redundancy:
+        store.set_redundancy(project.name, merged.redundancy)
+    settings = json.dumps(dataclasses.asdict(merged))
+    store.write(
+        lambda conn: conn.execute(
+            projects.update().where(projects.c.id == project.id).values(settings=settings)
+        )
+    )
+    return open_project(store, project.name)
 
 
 def _known_hashes(store: Store, project: Project) -> dict[str, str]:

@@ -66,6 +66,20 @@ def test_a_second_init_adds_only_the_new_files(store, image_folder):
     assert init_project(store, "shapes", image_folder, CLASSES).added == 0
 
 
+def test_init_on_an_existing_project_applies_the_settings_given(store, image_folder):
+    init_project(store, "shapes", image_folder, CLASSES, tiny())
+    changed = init_project(store, "shapes", image_folder, CLASSES, changes={"budget": 7, "redundancy": 2})
+    assert (changed.project.settings.budget, changed.project.settings.redundancy) == (7, 2)
+    assert open_project(store, "shapes").settings.budget == 7  # stored
+    assert store.redundancy("shapes") == 2  # items queued from now on go to 2 people
+    assert changed.project.settings.image_size == tiny().image_size  # the rest kept
+    with pytest.raises(ConfigError, match="image_size=.*cannot change"):
+        init_project(store, "shapes", image_folder, CLASSES, changes={"image_size": 64})
+    with pytest.raises(ConfigError, match="unknown project setting"):
+        init_project(store, "shapes", image_folder, CLASSES, changes={"budgets": 7})
+    assert open_project(store, "shapes").settings.budget == 7
+
+
 def test_other_classes_for_an_existing_project_are_refused(store, image_folder):
     init_project(store, "shapes", image_folder, CLASSES, tiny())
     with pytest.raises(DataFormatError, match="exists with the classes"):
