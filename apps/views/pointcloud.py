@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 from common import show_error, sidebar_settings
 from components.cuboid_viewer import SHORTCUTS, ViewerFrame, cuboid_viewer
+from login import current_user
 
 from playground.errors import PlaygroundError, StoreError
 from playground.pointcloud import SceneSpec, make_scene, points_in_box, propose, read_cloud, read_cloud_bytes
@@ -231,6 +232,11 @@ def undo(annotations: CuboidAnnotations, ref: FrameRef, annotator: str) -> None:
 
 
 def annotator_name() -> str:
+    """The signed-in account's name once accounts exist (no name to type); otherwise a free name."""
+    user = current_user()
+    if user is not None:
+        st.caption(f"Committing as **{user.name}** (signed in)")
+        return user.name
     name = st.text_input(
         "Your name",
         key="annotator",

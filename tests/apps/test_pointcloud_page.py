@@ -220,3 +220,19 @@ def test_downloads_are_offered_once_something_is_committed():
         at, commit_value(args, [{"center": [5, 5, 0.8], "size": [4, 2, 1.5], "yaw": 0, "label": "car"}])
     )
     assert [b.disabled for b in at.get("download_button")] == [False, False, False]
+
+
+def test_a_signed_in_account_commits_under_its_own_name_with_no_name_box(playground_home, monkeypatch):
+    from argon2 import PasswordHasher
+
+    from playground import accounts as accounts_module
+    from tests.apps.test_login import open_app, sign_in
+
+    monkeypatch.setattr(accounts_module, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    with Store(default_url()) as server:
+        accounts_module.Accounts(server).add("carol", "correct horse", "admin")
+    at = sign_in(open_app(), "carol", "correct horse")
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert not [box for box in at.text_input if box.key == "annotator"]
+    assert any("Committing as **carol**" in caption.value for caption in at.caption)
