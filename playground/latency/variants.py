@@ -196,7 +196,9 @@ def build_variant(ctx: BuildContext, name: str) -> Variant | None:
         return builder(ctx, name)
     except PlaygroundError as err:
         ctx.skipped[name] = str(err)
-    except (RuntimeError, NotImplementedError, AssertionError) as err:  # compiler and exporter failures
+    except Exception as err:  # a compiler, exporter or quantizer that cannot handle this model
+        # (e.g. torchao's X86InductorQuantizer on torchvision's ResNet-18: "Input partition has more than
+        # one output node"): the variant is listed with the reason, the benchmark goes on
         ctx.skipped[name] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
     return None
 

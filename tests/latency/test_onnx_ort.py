@@ -234,3 +234,15 @@ def test_the_histogram_calibrated_variants_run_int8_and_keep_predictions(name, t
     check_parity(variant, torch_logits(trained), digits[1].images)
     # clipping calibrators trade the largest logits (max |Δ| beyond the int8 tolerance) for resolution
     assert variant.parity.argmax_agreement >= 0.95, variant.parity
+
+
+def test_a_builder_that_fails_on_a_model_is_listed_with_its_reason_not_fatal(
+    trained, digits, tmp_path, monkeypatch
+):
+    def quantizer_bug(*args, **kwargs):
+        raise ValueError("Input partition has more than one output node")
+
+    monkeypatch.setattr("playground.latency.torch_variants.torch_int8_pt2e", quantizer_bug)
+    ctx = BuildContext(trained, digits[1].images[:4], digits[0].images[:32], tmp_path, threads=1)
+    assert build_variant(ctx, "torch_int8") is None
+    assert ctx.skipped["torch_int8"] == "ValueError: Input partition has more than one output node"
