@@ -90,9 +90,17 @@ def _defaults() -> dict:
 
 
 def draw_sidebar() -> Settings:
-    """Draw the shared settings in the sidebar (once per run, from ``app.py``)."""
+    """Draw the shared settings in the sidebar (once per run, from ``app.py``). Once accounts exist, only
+    an admin may point the app at other data or runs folders: for everyone else they stay the defaults."""
+    from login import current_user  # login imports this module
+
+    user = current_user()
+    locked = user is not None and user.role != "admin"
     for key, value in _defaults().items():
         st.session_state.setdefault(f"sidebar_{key}", value)
+        if locked and key in ("data_root", "runs_root"):
+            st.session_state[f"sidebar_{key}"] = value
+    why = " Only an admin can change it." if locked else ""
     with st.sidebar:
         st.subheader("Settings")
         st.selectbox(
@@ -107,12 +115,14 @@ def draw_sidebar() -> Settings:
             key="sidebar_data_root",
             placeholder="default search",
             help="A torchvision-layout root for Fashion-MNIST, or an ImageFolder tree "
-            "(ROOT/<class>/<image>) for the folder dataset. Empty: the default search.",
+            "(ROOT/<class>/<image>) for the folder dataset. Empty: the default search." + why,
+            disabled=locked,
         )
         st.text_input(
             "Runs root",
             key="sidebar_runs_root",
-            help="Where runs are written and listed ($PLAYGROUND_HOME or ./runs by default).",
+            help="Where runs are written and listed ($PLAYGROUND_HOME or ./runs by default)." + why,
+            disabled=locked,
         )
     return sidebar_settings()
 

@@ -133,3 +133,15 @@ def test_five_failures_make_that_name_wait(accounts):
     ]
     assert only_the_form(at)
     assert [t.value for t in sign_in(at, "root", "correct horse").title] != ["Sign in"]  # another name
+
+
+def test_only_an_admin_may_move_the_runs_and_data_roots(accounts, playground_home):
+    at = sign_in(open_app(ANNOTATE), "ann", "battery staple")
+    runs_root = at.sidebar.text_input(key="sidebar_runs_root")
+    assert runs_root.disabled and at.sidebar.text_input(key="sidebar_data_root").disabled
+    assert runs_root.value == str(playground_home)
+    at.session_state["sidebar_runs_root"] = "/somewhere/else"  # e.g. from an old session or a link
+    at.run()
+    assert at.sidebar.text_input(key="sidebar_runs_root").value == str(playground_home)
+    admin = sign_in(open_app(ANNOTATE), "root", "correct horse")
+    assert not admin.sidebar.text_input(key="sidebar_runs_root").disabled
