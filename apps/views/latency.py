@@ -63,9 +63,32 @@ TABLE_COLUMNS = [
 # --------------------------------------------------------------------- a new run
 
 
+def take_upload(upload, root: Path) -> None:
+    """Save an uploaded model file once (not on every rerun) and point the model or weights field at it;
+    a refused file shows its error for as long as it stays in the uploader."""
+    saved = st.session_state.get("lat_upload_saved")
+    if saved is None or saved[0] != upload.file_id:
+        try:
+            path, error = save_model_upload(upload.getvalue(), upload.name, root / "uploads"), None
+        except PlaygroundError as err:
+            path, error = None, err
+        saved = st.session_state["lat_upload_saved"] = (upload.file_id, path, error)
+        if path is not None:  # the field is drawn already: it takes the path before the next run draws it
+            st.session_state["lat_upload_field"] = (
+                "lat_model" if path.suffix == ".onnx" else "lat_weights",
+                path,
+            )
+            st.rerun()
+    if saved[2] is not None:
+        show_error(saved[2])
+
+
 def own_model_fields(root: Path) -> None:
     """A team's model: a torchvision/timm name or an uploaded ONNX file (weights as an upload too), their
     image folders on this machine, and the accuracy budget of the pick."""
+    if "lat_upload_field" in st.session_state:
+        key, path = st.session_state.pop("lat_upload_field")
+        st.session_state[key] = str(path)
     left, right = st.columns(2)
     left.text_input(
         "Model",
@@ -82,15 +105,7 @@ def own_model_fields(root: Path) -> None:
         max_upload_size=MAX_MODEL_MB,
     )
     if upload is not None:
-        try:
-            path = save_model_upload(upload.getvalue(), upload.name, root / "uploads")
-        except PlaygroundError as err:
-            show_error(err)
-        else:
-            key = "lat_model" if path.suffix == ".onnx" else "lat_weights"
-            if st.session_state[key] != str(path):
-                st.session_state[key] = str(path)
-                st.rerun()
+        take_upload(upload, root)
     left, middle, right = st.columns(3)
     left.text_input("Calibration images (folder)", key="lat_calibration_dir", help="int8 calibration")
     middle.text_input(

@@ -54,15 +54,8 @@ def load_own(config) -> OwnModel:
     calibration, quality = _calibration(config, source, notes)
     labels = corrupted = None
     if config.eval_dir:
-        batch = load_images(
-            config.eval_dir,
-            source.preprocess,
-            source.input_shape,
-            labelled=True,
-            max_images=config.eval_images,
-        )
+        batch = _read(config.eval_dir, source, notes, "Eval", labelled=True, max_images=config.eval_images)
         check_eval_classes(batch, source.num_classes, source.name)
-        notes.append(f"Eval: {batch.summary()}")
         quality, labels = batch.images, batch.labels
         corrupted = corrupted_copy(quality, source.preprocess, config.corruption_severity, config.seed)
     far = _far(config, source, notes)
@@ -73,6 +66,16 @@ def load_own(config) -> OwnModel:
     return OwnModel(source, EvalSet(quality, labels, corrupted, far, calibration, description), notes)
 
 
+def _read(folder: str, source: ModelSource, notes: list[str], what: str, labelled=False, max_images=0):
+    """A folder of the team's images, preprocessed for ``source``; what was read (and skipped) goes to
+    the report's ``notes``."""
+    batch = load_images(
+        folder, source.preprocess, source.input_shape, labelled=labelled, max_images=max_images
+    )
+    notes.append(f"{what}: {batch.summary()}")
+    return batch
+
+
 def _shape(source: ModelSource) -> str:
     return "x".join(str(d) for d in source.input_shape)
 
@@ -80,15 +83,8 @@ def _shape(source: ModelSource) -> str:
 def _calibration(config, source: ModelSource, notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(int8 calibration images, held-out images)``: the folder split in two, or built-in images."""
     if config.calibration_dir:
-        batch = load_images(
-            config.calibration_dir,
-            source.preprocess,
-            source.input_shape,
-            labelled=False,
-            max_images=2 * config.calibration_images,
-        )
-        notes.append(f"Calibration: {batch.summary()}")
-        images = batch.images
+        max_images = 2 * config.calibration_images
+        images = _read(config.calibration_dir, source, notes, "Calibration", max_images=max_images).images
     else:
         fashion = load_dataset("fashion_mnist", "train", root=config.data_root or None)
         pixels = fit_images(fashion.images[: 2 * BUILT_IN_CALIBRATION], source.input_shape)
@@ -106,11 +102,7 @@ def _calibration(config, source: ModelSource, notes: list[str]) -> tuple[torch.T
 
 def _far(config, source: ModelSource, notes: list[str]) -> torch.Tensor:
     if config.far_dir:
-        batch = load_images(
-            config.far_dir, source.preprocess, source.input_shape, labelled=False, max_images=FAR_IMAGES
-        )
-        notes.append(f"Far OOD: {batch.summary()}")
-        return batch.images
+        return _read(config.far_dir, source, notes, "Far OOD", max_images=FAR_IMAGES).images
     if config.far_ood == "noise":
         images = noise_images("uniform", FAR_IMAGES, source.input_shape, config.seed)
     else:
