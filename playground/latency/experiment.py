@@ -45,6 +45,7 @@ from playground.latency.pick import check_budget
 from playground.latency.project_model import TEACHER, project_models
 from playground.latency.pruning import PruneSpec, count
 from playground.latency.results import BENCHMARK
+from playground.latency.sources import model_slug
 from playground.latency.variants import (
     OTHER_MODELS,
     VARIANTS,
@@ -57,6 +58,7 @@ from playground.latency.verdict import Verdict
 from playground.models import build_model
 
 EXPERIMENT = "latency"
+PROJECT_NAMES = ("latency", "latency_fashion")  # run names of the project's CNN; a team's model names its own
 REFERENCES = ("torch_fp32", "ort_fp32")  # the first that builds is what every variant is compared with
 
 
@@ -153,6 +155,8 @@ class Config(RunConfig):
             check_budget(*self.budget())
         if self.pick_batch and self.pick_batch not in self.batch_sizes:
             raise ConfigError(f"pick_batch {self.pick_batch} is not among batch_sizes {self.batch_sizes}")
+        if self.model and self.name in PROJECT_NAMES:  # runs/latency_resnet50-<time>, not latency_fashion
+            self.name = f"latency_{model_slug(self.model)}"
         if self.model and self.models_from:
             raise ConfigError("models_from re-times the project's saved CNN; it cannot go with model")
         if self.bench.threads:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,13 @@ class ModelSource:
     def example(self, batch: int = 1) -> torch.Tensor:
         """A zero batch at the input shape (for export, MAC counting, warm-up)."""
         return torch.zeros(batch, *self.input_shape)
+
+
+def model_slug(spec: str) -> str:
+    """A short, file-safe name for a model spec: ``torchvision:resnet50`` -> ``resnet50``,
+    ``~/models/My Net.onnx`` -> ``My-Net``."""
+    name = Path(str(spec).strip()).stem if str(spec).lower().endswith(".onnx") else str(spec).split(":")[-1]
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", name).strip("-.")[:60] or "model"
 
 
 def parse_input_shape(value: str | tuple | list | None) -> tuple[int, int, int] | None:

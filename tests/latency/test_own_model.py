@@ -55,6 +55,7 @@ def test_a_torchvision_model_with_the_teams_folders_is_measured_picked_and_repor
         out=str(tmp_path),
     )
     result = run(config)
+    assert result.run_dir.name.startswith("latency_mobilenet_v3_small-")  # named after the model
     values = result.metrics.values
     for name in ("torch_fp32", "ort_fp32", "ort_int8_static"):
         for measure in ("accuracy", "ece", "ood_accuracy", "agreement", "ood_auroc_msp", "ood_auroc_energy"):
@@ -102,6 +103,7 @@ def test_an_onnx_file_without_labels_is_judged_by_agreement_with_ort_fp32(folder
         out=str(tmp_path / "runs"),
     )
     result = run(config)
+    assert result.run_dir.name.startswith("latency_team-")
     values = result.metrics.values
     assert "bench/torch_fp32/b1/p50_ms" not in values  # an ONNX file runs in ONNX Runtime only
     assert values["bench/ort_fp32/agreement"] == 1.0

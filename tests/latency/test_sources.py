@@ -1,69 +1,25 @@
-"""Model sources: torchvision, timm and ONNX models at their input shape, user weights, bad input."""
+"""Model sources: torchvision and timm models at their input shape, names, shapes and preprocessing.
+
+ONNX files are in test_onnx_source.py, user weights in test_weights.py.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import warnings
-
-import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
-from safetensors.torch import save_file
-from torch import nn
 
-from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
+from playground.errors import ConfigError
 from playground.latency.sources import (
     RANDOM_WEIGHTS,
     Preprocess,
     apply_overrides,
     count_macs,
     load_source,
+    model_slug,
     parse_input_shape,
 )
 
 pytest.importorskip("timm")
-
-
-def _export(path, dynamic_axes: dict, flatten_size: int | None = None) -> None:
-    """A two-layer model (conv -> pool -> linear, 5 classes) exported with the TorchScript exporter."""
-    torch.manual_seed(0)
-    if flatten_size is None:
-        model = nn.Sequential(
-            nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)
-        )
-    else:  # needs exactly 3x8x8 inputs
-        model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
-    example = torch.zeros(1, 3, 8, 8) if flatten_size else torch.zeros(1, 3, 32, 32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes=dynamic_axes,
-        )
-
-
-@pytest.fixture(scope="module")
-def onnx_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx")
-    files = {
-        "static": folder / "static.onnx",
-        "dynamic": folder / "dynamic.onnx",
-        "fixed_batch": folder / "fixed_batch.onnx",
-        "flatten": folder / "flatten.onnx",
-    }
-    batch = {"images": {0: "batch"}, "logits": {0: "batch"}}
-    spatial = {"images": {0: "batch", 2: "h", 3: "w"}, "logits": {0: "batch"}}
-    _export(files["static"], batch)
-    _export(files["dynamic"], spatial)
-    _export(files["fixed_batch"], {})
-    _export(files["flatten"], spatial, flatten_size=8)
-    return files
 
 
 # ---------------------------------------------------------------- each source runs at its shape
@@ -116,112 +72,6 @@ def test_timm_greyscale_model_averages_mean_and_std():
     assert count_macs(source) > 0
 
 
-def test_onnx_source_reads_shape_and_classes_from_the_graph_and_runs(onnx_files):
-    source = load_source(str(onnx_files["static"]))
-    assert (source.name, source.kind, source.module) == ("onnx:static.onnx", "onnx", None)
-    assert source.onnx_path == onnx_files["static"]
-    assert (source.input_shape, source.num_classes, source.notes) == ((3, 32, 32), 5, [])
-    digest = hashlib.sha256(onnx_files["static"].read_bytes()).hexdigest()[:12]
-    assert source.weights == f"in the ONNX file (sha256 {digest})"
-    assert count_macs(source) is None
-    session = ort.InferenceSession(str(source.onnx_path), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"images": source.example(3).numpy()})[0]
-    assert out.shape == (3, 5)
-    assert source.preprocess.crop == 32 and source.preprocess.resize == 36
-
-
-def test_onnx_fixed_batch_is_noted(onnx_files):
-    source = load_source(str(onnx_files["fixed_batch"]))
-    assert source.notes == ["the ONNX batch axis is fixed to 1: only batch 1 can run"]
-
-
-def test_dynamic_onnx_needs_an_input_shape_and_runs_at_the_one_given(onnx_files):
-    with pytest.raises(ConfigError, match=r"dynamic input axes .*3x\?x\?.*--input-shape 3x224x224"):
-        load_source(str(onnx_files["dynamic"]))
-    source = load_source(str(onnx_files["dynamic"]), input_shape="3x40x48")
-    assert (source.input_shape, source.num_classes) == ((3, 40, 48), 5)
-    with pytest.raises(ConfigError, match="does not run at input shape 3x16x16"):
-        load_source(str(onnx_files["flatten"]), input_shape="3x16x16")
-    assert load_source(str(onnx_files["flatten"]), input_shape="3x8x8").num_classes == 5
-
-
-def test_onnx_shape_or_classes_that_clash_are_refused(onnx_files):
-    with pytest.raises(ConfigError, match="1x32x32 does not fit .* whose input is 3x32x32"):
-        load_source(str(onnx_files["static"]), input_shape="1x32x32")
-    with pytest.raises(ConfigError, match="outputs 5 classes, not num_classes=3"):
-        load_source(str(onnx_files["static"]), num_classes=3)
-    with pytest.raises(ConfigError, match="an ONNX file carries its own"):
-        load_source(str(onnx_files["static"]), weights="w.safetensors")
-
-
-# ---------------------------------------------------------------- user weights
-
-
-def _mobilenet_state(num_classes: int = 10, seed: int = 1) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    return load_source(
-        "torchvision:mobilenet_v3_small", input_shape="3x32x32", num_classes=num_classes
-    ).module.state_dict()
-
-
-@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-def test_user_weights_round_trip(tmp_path, suffix):
-    torch.manual_seed(1)
-    original = load_source("torchvision:mobilenet_v3_small", input_shape="3x32x32", num_classes=10)
-    path = tmp_path / f"weights{suffix}"
-    state = {k: v.contiguous() for k, v in original.module.state_dict().items()}
-    save_file(state, str(path)) if suffix == ".safetensors" else torch.save({"state_dict": state}, path)
-    torch.manual_seed(2)  # another random init, so equal outputs prove the weights were loaded
-    loaded = load_source(
-        "torchvision:mobilenet_v3_small", weights=path, input_shape="3x32x32", num_classes=10
-    )
-    images = torch.randn(2, 3, 32, 32)
-    with torch.inference_mode():
-        torch.testing.assert_close(loaded.module(images), original.module(images), rtol=0, atol=0)
-    assert loaded.weights == f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:12]})"
-
-
-def test_weights_with_another_class_count_name_the_tensor_and_suggest_num_classes(tmp_path):
-    path = tmp_path / "ten.safetensors"
-    save_file(_mobilenet_state(10), str(path))
-    with pytest.raises(CheckpointError) as error:
-        load_source("torchvision:mobilenet_v3_small", weights=str(path), input_shape="3x32x32")
-    message = str(error.value)
-    assert "tensor classifier.3.weight has shape [10, 1024], the architecture expects [1000, 1024]" in message
-    assert "(+1 more tensors with other shapes)" in message  # classifier.3.bias
-    assert message.endswith("pass num_classes=10")
-
-
-def test_missing_and_unexpected_keys_are_listed_with_a_count(tmp_path):
-    state = _mobilenet_state(10)
-    for key in [k for k in state if k.startswith("features.1")]:
-        del state[key]
-    state.update({f"extra.{i}": torch.zeros(1) for i in range(7)})
-    path = tmp_path / "odd.safetensors"
-    save_file(state, str(path))
-    with pytest.raises(CheckpointError) as error:
-        load_source("torchvision:mobilenet_v3_small", weights=path, input_shape="3x32x32", num_classes=10)
-    message = str(error.value)
-    assert "missing keys: features.1.block.0.0.weight" in message
-    assert "unexpected keys: extra.0, extra.1, extra.2, extra.3, extra.4 (+2 more)" in message
-    assert "shape" not in message
-
-
-def test_pickled_module_and_bad_weight_files_are_refused(tmp_path):
-    pickled = tmp_path / "model.pt"
-    torch.save(nn.Linear(2, 2), pickled)
-    with pytest.raises(CheckpointError, match="never unpickled"):
-        load_source("torchvision:resnet18", weights=pickled, input_shape="3x32x32")
-    broken = tmp_path / "broken.safetensors"
-    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
-    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
-        load_source("torchvision:resnet18", weights=broken, input_shape="3x32x32")
-    with pytest.raises(ConfigError, match=r"must be a \.safetensors, \.pt, \.pth file"):
-        load_source("torchvision:resnet18", weights=tmp_path / "w.bin", input_shape="3x32x32")
-    with pytest.raises(DataNotFoundError, match="does not exist"):
-        load_source("torchvision:resnet18", weights=tmp_path / "absent.pt", input_shape="3x32x32")
-
-
 # ---------------------------------------------------------------- bad specs and shapes
 
 
@@ -253,19 +103,6 @@ def test_unknown_timm_tag_and_non_classifiers_are_refused():
 def test_a_spec_of_no_accepted_form_says_the_forms(spec):
     with pytest.raises(ConfigError, match=r"accepted forms: torchvision:NAME .* timm:NAME .* \.onnx file"):
         load_source(spec)
-
-
-def test_a_file_that_is_not_onnx_is_a_data_format_error(tmp_path):
-    text = tmp_path / "model.onnx"
-    text.write_text("hello, I am not a protobuf")
-    with pytest.raises(DataFormatError, match="is not a valid ONNX model"):
-        load_source(str(text))
-    state = tmp_path / "weights.pt"
-    torch.save({"w": torch.zeros(2)}, state)
-    with pytest.raises(DataFormatError, match="give the architecture .* and this as weights"):
-        load_source(str(state))
-    with pytest.raises(DataNotFoundError, match="does not exist"):
-        load_source(str(tmp_path / "absent.onnx"))
 
 
 @pytest.mark.parametrize(
@@ -336,8 +173,15 @@ def test_a_model_that_cannot_run_at_the_shape_is_one_config_error():
         load_source("torchvision:squeezenet1_0", input_shape="3x8x8")
 
 
-def test_ort_agrees_with_the_graph_shape(onnx_files):
-    source = load_source(str(onnx_files["dynamic"]), input_shape="3x40x48")
-    session = ort.InferenceSession(str(source.onnx_path), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"images": np.zeros((1, *source.input_shape), np.float32)})[0]
-    assert out.shape == (1, source.num_classes)
+@pytest.mark.parametrize(
+    "spec, slug",
+    [
+        ("torchvision:resnet50", "resnet50"),
+        ("timm:mobilenetv3_large_100.ra_in1k", "mobilenetv3_large_100.ra_in1k"),
+        ("~/models/My Net (v2).onnx", "My-Net-v2"),
+        ("timm:../../etc", "etc"),
+        ("torchvision:", "model"),
+    ],
+)
+def test_model_slugs_are_short_and_file_safe(spec, slug):
+    assert model_slug(spec) == slug
