@@ -45,7 +45,7 @@ from playground.latency.pick import check_budget
 from playground.latency.project_model import TEACHER, project_models
 from playground.latency.pruning import PruneSpec, count
 from playground.latency.results import BENCHMARK
-from playground.latency.sources import model_slug
+from playground.latency.sources import check_model_spec, model_slug
 from playground.latency.variants import (
     OTHER_MODELS,
     VARIANTS,
@@ -155,6 +155,8 @@ class Config(RunConfig):
             check_budget(*self.budget())
         if self.pick_batch and self.pick_batch not in self.batch_sizes:
             raise ConfigError(f"pick_batch {self.pick_batch} is not among batch_sizes {self.batch_sizes}")
+        if self.model:  # a misspelt name or a missing file is refused before any data is read
+            check_model_spec(self.model)
         if self.model and self.name in PROJECT_NAMES:  # runs/latency_resnet50-<time>, not latency_fashion
             self.name = f"latency_{model_slug(self.model)}"
         if self.model and self.models_from:

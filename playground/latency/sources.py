@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from playground.errors import ConfigError
+from playground.errors import ConfigError, DataNotFoundError
 from playground.latency.weights import first_line, listed, load_weights
 
 ACCEPTED_FORMS = (
@@ -242,7 +242,7 @@ def _unknown(kind: str, name: str, names: list[str]) -> ConfigError:
     return ConfigError(f"unknown {kind} model {name!r}{hint} ({len(names)} {kind} models are known)")
 
 
-def _torchvision_module(name: str, num_classes: int, channels: int) -> nn.Module:
+def _check_torchvision_name(name: str) -> None:
     import torchvision
 
     classifiers = torchvision.models.list_models(module=torchvision.models)
@@ -253,6 +253,12 @@ def _torchvision_module(name: str, num_classes: int, channels: int) -> nn.Module
                 "optical-flow model); the benchmark times classification models"
             )
         raise _unknown("torchvision", name, classifiers)
+
+
+def _torchvision_module(name: str, num_classes: int, channels: int) -> nn.Module:
+    import torchvision
+
+    _check_torchvision_name(name)
     if channels != 3:
         raise ConfigError(
             f"torchvision:{name} takes 3 input channels, not {channels}; "
@@ -339,6 +345,30 @@ def _torch_source(kind: str, name: str, weights: str, shape, num_classes: int) -
 # ---------------------------------------------------------------- ONNX files
 
 
+def _parse_spec(spec: str) -> tuple[str, str]:
+    """``(kind, name)``: ``("onnx", path)``, ``("torchvision", NAME)`` or ``("timm", NAME)``."""
+    spec = str(spec).strip()
+    kind, _, name = spec.partition(":")
+    if spec.lower().endswith(".onnx") or (spec and Path(spec).expanduser().is_file()):
+        return "onnx", spec
+    if kind.lower() in ("torchvision", "timm") and name.strip():
+        return kind.lower(), name.strip()
+    raise ConfigError(f"model {spec!r} is not one of the accepted forms: {ACCEPTED_FORMS}")
+
+
+def check_model_spec(spec: str) -> None:
+    """Refuse a model spec that cannot be loaded, without building the model (cheap enough for a page
+    to call on every change): the form, a known torchvision/timm name (close matches listed), an ONNX
+    file that exists."""
+    kind, name = _parse_spec(spec)
+    if kind == "onnx" and not Path(name).expanduser().is_file():
+        raise DataNotFoundError(f"ONNX file {name} does not exist")
+    if kind == "torchvision":
+        _check_torchvision_name(name)
+    if kind == "timm":
+        _timm_config(name)
+
+
 def load_source(
     spec: str,
     *,
@@ -363,15 +393,13 @@ def load_source(
         )
     check_override_keys(preprocess_overrides)  # before the model is built
     weights = str(weights) if weights else ""
-    kind, _, name = spec.partition(":")
-    if spec.lower().endswith(".onnx") or (spec and Path(spec).expanduser().is_file()):
+    kind, name = _parse_spec(spec)
+    if kind == "onnx":
         from playground.latency.onnx_source import onnx_source  # it builds on this module's ModelSource
 
-        source = onnx_source(Path(spec).expanduser(), shape, num_classes, weights)
-    elif kind.lower() in ("torchvision", "timm") and name.strip():
-        source = _torch_source(kind.lower(), name.strip(), weights, shape, num_classes)
+        source = onnx_source(Path(name).expanduser(), shape, num_classes, weights)
     else:
-        raise ConfigError(f"model {spec!r} is not one of the accepted forms: {ACCEPTED_FORMS}")
+        source = _torch_source(kind, name, weights, shape, num_classes)
     source.preprocess = apply_overrides(source.preprocess, preprocess_overrides, source.input_shape[0])
     return source
 

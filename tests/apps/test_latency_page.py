@@ -197,3 +197,17 @@ def test_your_own_model_puts_the_model_and_folders_into_the_command(playground_h
     assert at.number_input(key="lat_width").disabled  # the project's CNN settings do not apply
     at.toggle(key="lat_own").set_value(False).run()
     assert not any(part.startswith("model=") for part in shlex.split(at.code[0].value))
+
+
+def test_a_misspelt_model_or_missing_file_is_an_error_before_any_job(playground_home):
+    at = open_page()
+    at.toggle(key="lat_own").set_value(True).run()
+    at.text_input(key="lat_model").set_value("torchvision:resnet5").run()
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert "unknown torchvision model 'resnet5'; did you mean torchvision:resnet50" in error
+    assert not at.code and not [b for b in at.button if b.key == "lat_train"]  # nothing to run
+    at.text_input(key="lat_model").set_value(str(playground_home / "absent.onnx")).run()
+    assert any("absent.onnx does not exist" in e.value for e in at.error)
+    at.text_input(key="lat_model").set_value("timm:mobilenetv3_large_100").run()
+    assert not at.error and at.code

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.errors import ConfigError
+from playground.errors import ConfigError, DataNotFoundError
 from playground.latency.sources import (
     RANDOM_WEIGHTS,
     Preprocess,
     apply_overrides,
+    check_model_spec,
     count_macs,
     load_source,
     model_slug,
@@ -185,3 +186,16 @@ def test_a_model_that_cannot_run_at_the_shape_is_one_config_error():
 )
 def test_model_slugs_are_short_and_file_safe(spec, slug):
     assert model_slug(spec) == slug
+
+
+def test_a_model_spec_is_checked_without_building_the_model(tmp_path):
+    check_model_spec("torchvision:resnet152")  # known names pass, nothing is built
+    check_model_spec("timm:mobilenetv3_large_100.ra_in1k")
+    with pytest.raises(ConfigError, match="did you mean torchvision:resnet50"):
+        check_model_spec("torchvision:resnet5")
+    with pytest.raises(ConfigError, match="known tags"):
+        check_model_spec("timm:resnet10t.nope")
+    with pytest.raises(DataNotFoundError, match="absent.onnx does not exist"):
+        check_model_spec(str(tmp_path / "absent.onnx"))
+    with pytest.raises(ConfigError, match="accepted forms"):
+        check_model_spec("keras:resnet50")
