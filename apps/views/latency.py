@@ -55,6 +55,7 @@ TABLE_COLUMNS = [
     "accuracy",
     "ood_accuracy",
     "far_agreement",
+    "compat_map_ratio",
     "size_mb",
     "peak_mb",
 ]

@@ -38,6 +38,7 @@ from playground.data.splits import limit_per_split
 from playground.errors import ConfigError
 from playground.latency import report as text
 from playground.latency.charts import charts
+from playground.latency.compat import compat_section, compressed, fct_compatibility
 from playground.latency.distill import KDLoss
 from playground.latency.evaluation import EvalSet, Reference, measure_quality, reference_of
 from playground.latency.own_model import OwnModel, load_own
@@ -126,6 +127,7 @@ class Config(RunConfig):
     eval_dir: str = ""  # an ImageFolder with the model's classes: accuracy, ECE, corrupted accuracy
     far_dir: str = ""  # far-OOD images (default: far_ood)
     eval_images: int = 500  # most images read from eval_dir
+    compat_images: int = 2000  # the project CNN's embedders against its fp32 gallery (0: not measured)
     # the pick: the fastest variant within a budget at pick_batch (0: the smallest batch size)
     max_drop: float = -1.0  # accuracy points below the reference (negative: not set)
     min_agreement: float = 0.0  # argmax agreement with the reference (0: not set)
@@ -143,6 +145,8 @@ class Config(RunConfig):
             )
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ConfigError(f"batch_sizes must be positive, got {self.batch_sizes}")
+        if self.compat_images < 0:
+            raise ConfigError(f"compat_images must be >= 0 (0: not measured), got {self.compat_images}")
         for key in ("epochs", "width", "depth", "student_width", "calibration_images"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -269,6 +273,25 @@ def load(config: Config, device=None, progress: Progress = None):
     return load_data(config, progress)
 
 
+def embedder_compatibility(config, ctx, variants, results, own, progress) -> dict[str, dict]:
+    """The project CNN's reduced-precision embedders against its fp32 gallery
+    (:func:`playground.latency.compat.fct_compatibility`), merged into ``results``; ``{}`` for a team's
+    classifier or with ``compat_images = 0``."""
+    labels = own.data.labels
+    if config.model or not config.compat_images or labels is None or "torch_fp32" not in variants:
+        return {}
+    report(progress, "fct compatibility", 0, 1)
+    count = min(config.compat_images, len(labels))
+    rows, skipped = fct_compatibility(ctx, compressed(variants), own.data.images[:count], labels[:count])
+    for name, row in rows.items():
+        results[name].update(row)
+    own.notes.extend(
+        f"FCT compatibility: the {name} embedder did not build ({why})" for name, why in skipped.items()
+    )
+    report(progress, "fct compatibility", 1, 1)
+    return rows
+
+
 def steps(run: Run[Config], data) -> Finished:
     """Train (or load) the models, build every variant, measure, pick, write the results and report."""
     config, progress = run.config, run.progress
@@ -280,6 +303,7 @@ def steps(run: Run[Config], data) -> Finished:
             own.data.images[:32],
             own.data.calibration,
             Path(folder),
+            device=str(run.device),
             threads=config.threads,
             others=others,
             onnx_path=own.source.onnx_path,
@@ -288,6 +312,7 @@ def steps(run: Run[Config], data) -> Finished:
             for name in set(config.methods) & set(OTHER_MODELS):
                 ctx.skipped[name] = "pruning and distillation train the project's own CNN (run without model)"
         variants, results = benchmark(config, ctx, own.data, progress)
+        compat = embedder_compatibility(config, ctx, variants, results, own, progress)
     if module is not None:
         add_model_costs(results, {TEACHER: module, **others}, own.source.example(1))
     info = hardware_info()
@@ -296,7 +321,8 @@ def steps(run: Run[Config], data) -> Finished:
     verdict.add_metrics(metrics)
     write_artifacts(run.dir, config, text.benchmark_results(variants, results, info, ctx.skipped))
     notes = [*own.notes, f"Measured on: {own.data.description}."]
-    report_text = text.single_report(config, metrics, variants, results, ctx, info, notes, verdict.sections())
+    sections = [*compat_section(compat, min(config.compat_images, len(own.data.images))), *verdict.sections()]
+    report_text = text.single_report(config, metrics, variants, results, ctx, info, notes, sections)
     return Finished(metrics, report_text, LatencyResults(variants, results))
 
 

@@ -47,8 +47,10 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from playground.core.timing import cpu_flags
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
 from playground.latency.onnx_export import _first_line
+from playground.latency.ort_providers import check_provider, providers_for
 
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -91,11 +93,14 @@ class OrtModel:
     """An ONNX Runtime session that maps a float32 image batch to float32 logits (torch tensors).
 
     ``threads > 0`` sets ``intra_op_num_threads``; ``profile=True`` records a Chrome-trace
-    JSON profile of every run (see :meth:`end_profiling`). CUDA is used when both ORT and
-    PyTorch see a GPU, otherwise the CPU execution provider.
+    JSON profile of every run (see :meth:`end_profiling`). ``provider`` is ``cpu`` (the default),
+    ``cuda`` or ``tensorrt`` (:mod:`playground.latency.ort_providers`; ``trt_fp16`` lets TensorRT
+    pick fp16 kernels); a session that falls back from the provider asked for is refused.
     """
 
-    def __init__(self, path, threads: int = 0, profile: bool = False) -> None:
+    def __init__(
+        self, path, threads: int = 0, profile: bool = False, provider: str = "cpu", trt_fp16: bool = False
+    ) -> None:
         self.path = _model_file(path)
         options = ort.SessionOptions()
         if threads > 0:
@@ -103,15 +108,14 @@ class OrtModel:
         if profile:
             options.enable_profiling = True
             options.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"ort_profile_{self.path.stem}")
-        providers = ["CPUExecutionProvider"]
-        if "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available():
-            providers.insert(0, "CUDAExecutionProvider")
+        providers = providers_for(provider, fp16=trt_fp16, cache_dir=self.path.parent)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail ...)
             raise DataFormatError(
                 f"ONNX Runtime cannot load {self.path} (corrupt or not an ONNX model?): {_first_line(exc)}"
             ) from exc
+        check_provider(self.session, provider, self.path)
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
@@ -172,18 +176,35 @@ def _preprocess(src: Path, folder: Path) -> Path:
     return out
 
 
-def quantize_int8_dynamic(src, dst) -> Path:
+def u8s8_saturates() -> bool:
+    """True on an x86 CPU without VNNI (AVX2 only, e.g. AMD Zen 3). ORT's U8S8 kernels multiply there with
+    VPMADDUBSW, which adds pairs of u8 x s8 products into int16 with saturation: large activations times
+    large weights clip, and the logits drift (max |Δ| 1.29 on a digits CNN where VNNI gave < 1). ORT's
+    remedy is ``reduce_range``: 7-bit weights, so no pair sum can exceed int16. VNNI's VPDPBUSD adds into
+    int32 and needs none of this."""
+    flags = cpu_flags()
+    return bool(flags) and not any(flags.get(f) for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def _reduce_range(reduce_range: bool | None) -> bool:
+    return u8s8_saturates() if reduce_range is None else reduce_range
+
+
+def quantize_int8_dynamic(src, dst, *, reduce_range: bool | None = None) -> Path:
     """Dynamic int8 quantization: int8 weights (QInt8), activations quantized per run.
 
     ``quantize_dynamic`` covers Conv (-> ConvInteger), MatMul and Gemm (-> MatMulInteger).
     Each quantized op pays a DynamicQuantizeLinear of its input at run time, and ConvInteger
     has no fast CPU kernel: a width-32 CNN (batch 32, 32x32, 1 thread) ran about 7x *slower*
     than fp32. It suits MatMul-heavy models (transformers, LSTMs); use static int8 for CNNs.
+    ``reduce_range``: 7-bit weights; default on where U8S8 saturates (:func:`u8s8_saturates`).
     """
     src = _model_file(src)
     with tempfile.TemporaryDirectory() as tmp:
         pre = _preprocess(src, Path(tmp))
-        quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(pre), str(dst), weight_type=QuantType.QInt8, reduce_range=_reduce_range(reduce_range)
+        )
     return Path(dst)
 
 
@@ -223,6 +244,7 @@ def quantize_int8_static(
     batch_size: int = 64,
     per_channel: bool = True,
     method: str = "minmax",
+    reduce_range: bool | None = None,
 ) -> Path:
     """Static int8 quantization (QDQ format), calibrated on ``calibration_images``.
 
@@ -233,7 +255,8 @@ def quantize_int8_static(
     a QInt8-activation file executed the same uint8 QLinearConv/QGemm kernels, and both ran
     a width-32 CNN equally fast. Writing u8 keeps the file equal to what runs.
     Weights are per output channel when ``per_channel``. ``method`` is ``minmax``,
-    ``percentile`` (clips outliers) or ``entropy`` (KL-divergence calibration).
+    ``percentile`` (clips outliers) or ``entropy`` (KL-divergence calibration). ``reduce_range``:
+    7-bit weights; default on where U8S8 saturates (:func:`u8s8_saturates`).
     """
     if method not in CALIBRATION_METHODS:
         raise ConfigError(
@@ -254,6 +277,7 @@ def quantize_int8_static(
                     weight_type=QuantType.QInt8,
                     per_channel=per_channel,
                     calibrate_method=CALIBRATION_METHODS[method],
+                    reduce_range=_reduce_range(reduce_range),
                 )
         except OSError as exc:
             raise ConfigError(f"cannot write ONNX file {dst}: {_first_line(exc)}") from exc

@@ -62,6 +62,9 @@ PER_VARIANT = {
     "ood_auroc_msp": ("", "test"),  # telling far images from in-distribution ones
     "ood_auroc_energy": ("", "test"),
     "peak_mb": ("MiB", ""),
+    "compat_map": ("", "test"),  # the project CNN's embedder against its fp32 gallery (latency.compat)
+    "compat_map_ratio": ("fraction", "test"),
+    "compat_top1": ("fraction", "test"),
 }
 
 
@@ -142,6 +145,7 @@ QUALITY_COLUMNS = (
     "ece",
     "ood_auroc_msp",
     "ood_auroc_energy",
+    "compat_map_ratio",  # the project CNN's compressed embedders against the fp32 gallery
 )
 
 

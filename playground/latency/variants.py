@@ -9,6 +9,7 @@ compiler failure) is recorded as skipped with its reason rather than stopping th
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from playground.errors import ConfigError, PlaygroundError
 from playground.latency import ort_variants as ortv
 from playground.latency import torch_variants as tv
 from playground.latency.onnx_export import Parity, export_onnx, parity
+from playground.latency.ort_providers import provider_kind
 
 VARIANTS = (
     "torch_fp32",
@@ -34,6 +36,8 @@ VARIANTS = (
     "ort_int8_static",
     "ort_int8_entropy",
     "ort_int8_percentile",
+    "ort_tensorrt_fp32",
+    "ort_tensorrt_fp16",
     "pruned50",
     "pruned50_kd",
     "student_scratch",
@@ -51,6 +55,8 @@ PRECISION = {
     "ort_int8_static": "int8",
     "ort_int8_entropy": "int8",
     "ort_int8_percentile": "int8",
+    "ort_tensorrt_fp32": "fp32",
+    "ort_tensorrt_fp16": "fp16",
     "pruned50": "fp32",
     "pruned50_kd": "fp32",
     "student_scratch": "fp32",
@@ -96,17 +102,24 @@ class BuildContext:
     onnx_path: Path | None = None  # the team's own ONNX file (then ``model`` is None)
 
     def onnx(self) -> Path:
-        """The fp32 ONNX file (the team's, or exported once)."""
+        """The fp32 ONNX file (the team's, or exported once, from a CPU copy of the model)."""
         if self.onnx_path is not None:
             return self.onnx_path
         path = self.folder / "model_fp32.onnx"
         if not path.is_file():
-            result = export_onnx(self.model, self.example, path)
+            result = export_onnx(self.cpu_model(), self.example.cpu(), path)
             reason = (
                 f": the dynamo exporter failed ({result.fallback_reason})" if result.fallback_reason else ""
             )
             self.export_note = f"ONNX export: {result.exporter}{reason}, {result.seconds:.1f} s"
         return path
+
+    def cpu_model(self) -> nn.Module:
+        """The model on the CPU (a copy when the run's device is a GPU, where the torch variants moved it):
+        for ONNX export and PT2E int8, which are CPU paths."""
+        if next(self.model.parameters()).device.type == "cpu":
+            return self.model
+        return copy.deepcopy(self.model).cpu()
 
 
 def _from_torch(variant: tv.TorchVariant, seconds: float, size_mb: float) -> Variant:
@@ -125,7 +138,7 @@ def _torch(ctx: BuildContext, name: str) -> Variant:
     elif name == "torch_fp16":
         built = tv.torch_fp16(ctx.model, ctx.device)
     else:
-        built = tv.torch_int8_pt2e(ctx.model, ctx.example, ctx.calibration)
+        built = tv.torch_int8_pt2e(ctx.cpu_model(), ctx.example.cpu(), ctx.calibration.cpu())
     variant = _from_torch(built, time.perf_counter() - start, size)
     variant.name = name
     if name == "torch_int8":
@@ -144,20 +157,30 @@ def _ort(ctx: BuildContext, name: str) -> Variant:
         "ort_int8_static": lambda: _static(ctx, src, "minmax"),
         "ort_int8_entropy": lambda: _static(ctx, src, "entropy"),
         "ort_int8_percentile": lambda: _static(ctx, src, "percentile"),
+        "ort_tensorrt_fp32": lambda: src,
+        "ort_tensorrt_fp16": lambda: src,  # TensorRT converts to fp16 itself (trt_fp16_enable)
     }[name]()
-    session = ortv.OrtModel(path, threads=ctx.threads)
-    variant = Variant(
-        name,
-        session,
-        "onnxruntime",
-        session.size_mb,
-        time.perf_counter() - start,
-        notes=f"providers {', '.join(session.providers)}",
-    )
+    provider = _provider(ctx, name)
+    session = ortv.OrtModel(path, threads=ctx.threads, provider=provider, trt_fp16=name.endswith("fp16"))
+    if provider == "tensorrt":
+        session(ctx.example.cpu())  # TensorRT builds its engine on the first run: part of the build
+    notes = f"providers {', '.join(session.providers)}"
+    if name.startswith("ort_int8") and ortv.u8s8_saturates():
+        notes += "; 7-bit weights (reduce_range: this CPU has no VNNI, and U8S8 would saturate)"
+    if name.startswith("ort_int8") and provider_kind(ctx.device) != "cpu":
+        notes += " (int8 QDQ runs on the CPU provider: ORT's CUDA provider has no int8 convolution kernels)"
+    variant = Variant(name, session, "onnxruntime", session.size_mb, time.perf_counter() - start, notes=notes)
     if variant.precision == "int8":
         check = ortv.int8_execution_check(path, ctx.calibration[:64])
         variant.ran_int8, variant.int8_evidence = check.ran_int8, check.evidence
     return variant
+
+
+def _provider(ctx: BuildContext, name: str) -> str:
+    """``tensorrt`` for the TensorRT variants, ``cpu`` for int8 QDQ, else the run's device's provider."""
+    if name.startswith("ort_tensorrt"):
+        return "tensorrt"
+    return "cpu" if name.startswith("ort_int8") else provider_kind(ctx.device)
 
 
 def _static(ctx: BuildContext, src: Path, method: str) -> Path:
@@ -175,7 +198,7 @@ def _other_model(ctx: BuildContext, name: str) -> Variant:
     variant = _from_torch(built, 0.0, tv.tensor_size_mb(model))
     variant.name = name
     if name.startswith("pruned"):  # the pruned model must still export and run in ORT
-        result = export_onnx(model, ctx.example, ctx.folder / f"{name}.onnx")
+        result = export_onnx(copy.deepcopy(model).cpu(), ctx.example.cpu(), ctx.folder / f"{name}.onnx")
         check = parity(built.run, ortv.OrtModel(result.path, threads=ctx.threads), ctx.example)
         variant.notes = (
             f"ONNX round trip ({result.exporter}): max abs diff {check.max_abs_diff:.2g}, "

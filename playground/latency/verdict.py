@@ -77,6 +77,13 @@ class Verdict:
         ]
         headers = ["variant", "precision", "achieved GFLOP/s", "peak", "share of peak", "share of SIMD peak"]
         notes = "\n".join(f"- {note}" for note in (self.peak.notes if self.peak else []))
+        over = [name for name, row in self.shares.items() if (row.get("share") or 0) > 1]
+        if over:
+            notes += (
+                f"\n\n**{', '.join(over)} above 100% of the peak**: the peak is understated here, so read "
+                "the shares as ratios between variants. Usually the clock: without a maximum frequency "
+                "in sysfs or lscpu (a VM), the nominal clock is read, and the core boosts above it."
+            )
         return (
             f"## Against the machine (batch {self.batch})\n\nAchieved = 2 × MACs × batch / p50 (GOP/s for "
             f"int8); the peak is the hardware's for the variant's precision.\n\n"

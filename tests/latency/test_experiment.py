@@ -75,6 +75,12 @@ def test_every_fast_variant_is_measured_with_the_issue_metric_names(tiny_run):
     assert values["bench/pruned50/macs"] <= 0.6 * teacher_macs  # the 50%-MAC target, within a step
     assert values["bench/student_kd/macs"] == values["bench/student_scratch/macs"] < 0.5 * teacher_macs
     assert values["bench/pruned50/params"] < values["bench/torch_fp32/params"]
+    # FCT compatibility: the compressed embedders search the fp32 gallery (the students are other models)
+    assert values["bench/torch_fp32/compat_map_ratio"] == 1.0
+    assert 0.9 < values["bench/ort_int8_static/compat_map_ratio"] < 1.05
+    assert 0.9 < values["bench/torch_bf16/compat_map_ratio"] < 1.05
+    assert "bench/student_kd/compat_map" not in values and "bench/ort_fp32/compat_map" not in values
+    assert "## FCT compatibility of the compressed embedder" in tiny_run.report
 
 
 def test_metric_records_carry_the_split_and_the_variant_batch_and_measure_tags(tiny_run):
@@ -168,6 +174,8 @@ def test_artifacts_csv_results_section_charts_and_report(tiny_run):
         ({"kd_alpha": 2.0}, "alpha"),
         ({"bench": {"min_seconds": 5.0, "max_seconds": 1.0}}, "max_seconds"),
         ({"bench": {"threads": 2}}, "set threads"),
+        ({"compat_images": -1}, "compat_images must be >= 0"),
+        ({"model": "torchvision:resnet5"}, "did you mean torchvision:resnet50"),
     ],
 )
 def test_bad_configs_are_clear_errors(values, message):

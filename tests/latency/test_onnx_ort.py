@@ -25,6 +25,7 @@ from playground.latency.ort_variants import (
     quantize_int8_dynamic,
     quantize_int8_static,
     to_fp16,
+    u8s8_saturates,
 )
 from playground.latency.variants import BuildContext, build_variant, check_parity
 from playground.models import build_model
@@ -126,6 +127,34 @@ def test_int8_dynamic_keeps_predictions_and_runs_integer_conv(trained, digits, f
     ran = int8_execution_check(path, digits[1].images)
     assert ran.ran_int8 and ran.quantized_nodes.get("ConvInteger") == 4, ran.evidence
     assert "Conv" not in ran.float_nodes
+
+
+def _int8_weight_range(path) -> tuple[int, int]:
+    weights = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(path)).graph.initializer
+        if t.data_type == onnx.TensorProto.INT8
+    ]
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+
+
+def test_u8s8_saturation_is_known_from_the_cpu_flags(monkeypatch):
+    flags = {"avx2": True, "avx512f": False, "avx512_vnni": False, "avx_vnni": False, "amx_int8": False}
+    monkeypatch.setattr("playground.latency.ort_variants.cpu_flags", lambda: flags)
+    assert u8s8_saturates()  # AVX2 alone: VPMADDUBSW's int16 sums saturate
+    flags["avx512_vnni"] = True
+    assert not u8s8_saturates()
+    monkeypatch.setattr("playground.latency.ort_variants.cpu_flags", dict)  # no /proc/cpuinfo: no guess
+    assert not u8s8_saturates()
+
+
+def test_reduce_range_keeps_weights_within_7_bits(digits, fp32_onnx, tmp_path):
+    images = digits[0].images[:64]
+    full = quantize_int8_static(fp32_onnx.path, tmp_path / "s8.onnx", images, reduce_range=False)
+    reduced = quantize_int8_static(fp32_onnx.path, tmp_path / "s7.onnx", images, reduce_range=True)
+    assert _int8_weight_range(full) == (-127, 127)  # symmetric per channel: each channel's largest is ±127
+    low, high = _int8_weight_range(reduced)
+    assert max(-low, high) == 64  # symmetric 7-bit: half the range, so no int16 pair sum can saturate
 
 
 def test_int8_static_runs_qlinear_kernels(trained, digits, fp32_onnx, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from playground.core.timing import LatencyStats
 from playground.errors import ConfigError
 from playground.latency.peak import (
+    Peak,
     achieved,
     clock_ghz,
     cpu_peak,
@@ -17,6 +18,7 @@ from playground.latency.peak import (
     share,
     shares,
 )
+from playground.latency.verdict import Verdict
 
 
 def cpuinfo(flags: str, cores: list[int], mhz: float = 2000.0) -> str:
@@ -170,3 +172,21 @@ def test_this_machine():
     assert peak.known and peak.gflops["fp32"] > 0 and peak.cores >= 1
     assert peak.gflops["int8"] > peak.gflops["fp32"]
     assert peak.simd_gflops["int8"] == pytest.approx(4 * peak.simd_gflops["fp32"])
+
+
+def test_shares_above_the_peak_are_called_out_as_an_understated_peak():
+    peak = Peak({"fp32": 100.0, "int8": 200.0}, 2.45, 2, ["clock 2.45 GHz: /proc/cpuinfo's cpu MHz"])
+    rows = {
+        "ort_fp32": {"precision": "fp32", "achieved_gflops": 80.0, "peak_gflops": 100.0, "share": 0.8},
+        "ort_int8_static": {
+            "precision": "int8",
+            "achieved_gflops": 300.0,
+            "peak_gflops": 200.0,
+            "share": 1.5,
+        },
+    }
+    (section,) = Verdict(1, "torch_fp32", None, peak, rows).sections()
+    assert "| ort_int8_static | int8 | 300.0 | 200 | 150.0% |" in section
+    assert "**ort_int8_static above 100% of the peak**: the peak is understated" in section
+    rows["ort_int8_static"]["share"] = 0.9
+    assert "understated" not in Verdict(1, "torch_fp32", None, peak, rows).sections()[0]
