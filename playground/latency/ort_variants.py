@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import io
 import json
 import tempfile
@@ -267,7 +268,10 @@ def quantize_int8_static(
         pre = _preprocess(src, Path(tmp))
         reader = ImageCalibrationReader(pre, calibration_images, batch_size)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # histogram calibrators print progress
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                _entropy_bins(method),
+            ):  # calibrators print progress
                 quantize_static(
                     str(pre),
                     str(dst),
@@ -282,6 +286,36 @@ def quantize_int8_static(
         except OSError as exc:
             raise ConfigError(f"cannot write ONNX file {dst}: {_first_line(exc)}") from exc
     return Path(dst)
+
+
+ENTROPY_BINS = 2048  # histogram bins for the KL search (TensorRT's calibrator uses 2048 as well)
+
+
+@contextlib.contextmanager
+def _entropy_bins(method: str):
+    """Give ORT's Entropy calibrator a histogram finer than its quantized bins.
+
+    ``quantize_static`` passes no bin counts to the calibrator, whose Entropy defaults are 128 histogram
+    bins and 128 quantized bins: its KL search then has exactly one candidate, the full range, and Entropy
+    calibration *is* MinMax (identical scales, checked on ORT 1.32). With 2048 bins it searches thresholds
+    from 128 bins up to the full range, as TensorRT's entropy calibration does (Migacz, GTC 2017)."""
+    if method != "entropy":
+        yield
+        return
+    ort_quantize = importlib.import_module(
+        "onnxruntime.quantization.quantize"
+    )  # the module, not the function
+    create = ort_quantize.create_calibrator
+
+    def with_bins(*args, extra_options=None, **kwargs):
+        options = {"num_bins": ENTROPY_BINS, "num_quantized_bins": 128, **(extra_options or {})}
+        return create(*args, extra_options=options, **kwargs)
+
+    ort_quantize.create_calibrator = with_bins
+    try:
+        yield
+    finally:
+        ort_quantize.create_calibrator = create
 
 
 @dataclass

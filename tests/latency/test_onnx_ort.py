@@ -275,3 +275,28 @@ def test_a_builder_that_fails_on_a_model_is_listed_with_its_reason_not_fatal(
     ctx = BuildContext(trained, digits[1].images[:4], digits[0].images[:32], tmp_path, threads=1)
     assert build_variant(ctx, "torch_int8") is None
     assert ctx.skipped["torch_int8"] == "ValueError: Input partition has more than one output node"
+
+
+def _activation_scales(path) -> dict[str, float]:
+    graph = onnx.load(str(path)).graph
+    return {
+        t.name: float(numpy_helper.to_array(t))
+        for t in graph.initializer
+        if t.name.endswith("_scale") and numpy_helper.to_array(t).ndim == 0
+    }
+
+
+def test_entropy_calibration_searches_thresholds_instead_of_copying_minmax(
+    trained, digits, fp32_onnx, tmp_path
+):
+    # ORT's defaults (128 bins, 128 quantized bins) made Entropy identical to MinMax; with 2048 bins the KL
+    # search clips the long tails of some activations
+    images = digits[0].images[:256]
+    minmax = _activation_scales(quantize_int8_static(fp32_onnx.path, tmp_path / "mm.onnx", images))
+    path = quantize_int8_static(fp32_onnx.path, tmp_path / "kl.onnx", images, method="entropy")
+    entropy = _activation_scales(path)
+    assert entropy.keys() == minmax.keys()
+    tighter = [name for name in minmax if entropy[name] < 0.95 * minmax[name]]
+    assert len(tighter) >= 2 and all(entropy[n] <= minmax[n] * 1.001 for n in minmax)
+    check = parity(torch_logits(trained), OrtModel(path, threads=1), digits[1].images)
+    assert check.argmax_agreement >= 0.9
