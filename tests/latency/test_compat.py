@@ -5,29 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.core.training import fit
-from playground.data import TensorLoader, load_dataset
 from playground.errors import ConfigError
 from playground.latency import compat
 from playground.latency.compat import EmbeddingOnly, compat_section, compressed, fct_compatibility
 from playground.latency.variants import BuildContext, Variant
-from playground.models import build_model
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", "train"), load_dataset("digits", "test")
-
-
-@pytest.fixture(scope="module")
-def embedder(digits):
-    """A small CNN trained for 4 epochs on digits (about 97% test accuracy, < 1 s)."""
-    torch.manual_seed(0)
-    model = build_model(
-        "small_cnn", in_channels=1, num_classes=10, width=8, pool_size=2, dropout=0.0, embedding_dim=32
-    )
-    fit(model, TensorLoader.of(digits[0], batch_size=64, shuffle=True), epochs=4, lr=1e-2)
-    return model.eval()
 
 
 def test_only_reduced_precision_variants_are_compared():
@@ -35,9 +16,9 @@ def test_only_reduced_precision_variants_are_compared():
     assert compressed(names) == ["torch_bf16", "ort_int8_static"]
 
 
-def test_int8_and_fp16_embedders_search_the_fp32_gallery(embedder, digits, tmp_path):
+def test_int8_and_fp16_embedders_search_the_fp32_gallery(trained, digits, tmp_path):
     train, test = digits
-    ctx = BuildContext(embedder, test.images[:4], train.images[:256], tmp_path, threads=1)
+    ctx = BuildContext(trained, test.images[:4], train.images[:256], tmp_path, threads=1)
     rows, skipped = fct_compatibility(ctx, ["ort_fp16", "ort_int8_static"], test.images, test.labels)
     assert skipped == {}
     assert rows["torch_fp32"]["compat_map_ratio"] == 1.0 and rows["torch_fp32"]["compat_map"] > 0.8
@@ -49,7 +30,7 @@ def test_int8_and_fp16_embedders_search_the_fp32_gallery(embedder, digits, tmp_p
     assert f"{len(test.images)} test images" in section and "| ort_int8_static | " in section
 
 
-def test_an_embedder_in_another_space_is_shown_incompatible(embedder, digits, tmp_path, monkeypatch):
+def test_an_embedder_in_another_space_is_shown_incompatible(trained, digits, tmp_path, monkeypatch):
     """A variant whose embeddings are rotated (as good on its own, useless against the old gallery)."""
     train, test = digits
     rotation = torch.linalg.qr(torch.randn(32, 32, generator=torch.Generator().manual_seed(0)))[0]
@@ -62,7 +43,7 @@ def test_an_embedder_in_another_space_is_shown_incompatible(embedder, digits, tm
         return Variant(name, lambda images: fp32.run(images) @ rotation, "torch", 0.0, 0.0)
 
     monkeypatch.setattr(compat, "build_variant", build)
-    ctx = BuildContext(embedder, test.images[:4], train.images[:64], tmp_path, threads=1)
+    ctx = BuildContext(trained, test.images[:4], train.images[:64], tmp_path, threads=1)
     rows, _ = fct_compatibility(ctx, ["torch_bf16"], test.images, test.labels)
     assert rows["torch_bf16"]["compat_map_ratio"] < 0.5  # chance mAP is ~0.1 of a good one
 
