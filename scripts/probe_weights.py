@@ -22,11 +22,10 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from playground.data import load_dataset
+from playground.label.simulate import write_pool
 from playground.latency.images import load_images
 from playground.latency.probe import fit_linear_probe, recalibrate_batchnorm
 from playground.latency.sources import load_source
@@ -40,11 +39,12 @@ def write_folder(folder: Path, images: torch.Tensor, labels, classes, labelled: 
     """Fashion-MNIST images as 28x28 PNGs (in class folders when ``labelled``); kept if already there."""
     if folder.is_dir() and any(folder.iterdir()):
         return folder
-    pixels = (images[:, 0] * 255).round().to(torch.uint8).numpy()
-    for i, (image, label) in enumerate(zip(pixels, labels.tolist(), strict=True)):
-        target = folder / f"{label}_{_slug(classes[label])}" if labelled else folder
-        target.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.ascontiguousarray(image), mode="L").save(target / f"{i:05d}.png")
+    if not labelled:
+        write_pool(images, labels, folder)
+        return folder
+    for label in sorted(set(labels.tolist())):
+        chosen = labels == label
+        write_pool(images[chosen], labels[chosen], folder / f"{label}_{_slug(classes[label])}")
     return folder
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from playground.core.runs import markdown_table
 from playground.errors import ConfigError
 from playground.fct.retrieval import retrieval_metrics
 from playground.latency.variants import OTHER_MODELS, PRECISION, BuildContext, build_variant
@@ -92,15 +93,15 @@ def compat_section(rows: dict[str, dict], images: int) -> list[str]:
     """The report's section (nothing when compatibility was not measured)."""
     if len(rows) < 2:
         return []
-    table = "\n".join(
-        f"| {name} | {row['compat_map']:.4f} | {row['compat_map_ratio']:.4f} | {row['compat_top1']:.4f} |"
+    headers = ["variant", "mAP against the fp32 gallery", "ratio to fp32", "top-1"]
+    body = [
+        [name, f"{row['compat_map']:.4f}", f"{row['compat_map_ratio']:.4f}", f"{row['compat_top1']:.4f}"]
         for name, row in rows.items()
-    )
+    ]
     return [
         "## FCT compatibility of the compressed embedder\n\n"
         f"Each variant's embeddings of {images} test images as queries against the same images embedded by "
         "torch_fp32 (the gallery a retrieval system already holds); a query never matches its own entry. "
         "Ratio: the cross mAP over fp32's own (1.0: the compressed model searches the old gallery as well as "
-        "fp32 does).\n\n"
-        "| variant | mAP against the fp32 gallery | ratio to fp32 | top-1 |\n|---|---|---|---|\n" + table
+        "fp32 does).\n\n" + markdown_table(headers, body)
     ]

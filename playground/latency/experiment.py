@@ -273,13 +273,13 @@ def load(config: Config, device=None, progress: Progress = None):
     return load_data(config, progress)
 
 
-def embedder_compatibility(config, ctx, variants, results, own, progress) -> dict[str, dict]:
+def embedder_compatibility(config, ctx, variants, results, own, progress) -> list[str]:
     """The project CNN's reduced-precision embedders against its fp32 gallery
-    (:func:`playground.latency.compat.fct_compatibility`), merged into ``results``; ``{}`` for a team's
-    classifier or with ``compat_images = 0``."""
+    (:func:`playground.latency.compat.fct_compatibility`), merged into ``results``; the report's section
+    (none for a team's classifier or with ``compat_images = 0``)."""
     labels = own.data.labels
     if config.model or not config.compat_images or labels is None or "torch_fp32" not in variants:
-        return {}
+        return []
     report(progress, "fct compatibility", 0, 1)
     count = min(config.compat_images, len(labels))
     rows, skipped = fct_compatibility(ctx, compressed(variants), own.data.images[:count], labels[:count])
@@ -289,7 +289,7 @@ def embedder_compatibility(config, ctx, variants, results, own, progress) -> dic
         f"FCT compatibility: the {name} embedder did not build ({why})" for name, why in skipped.items()
     )
     report(progress, "fct compatibility", 1, 1)
-    return rows
+    return compat_section(rows, count)
 
 
 def steps(run: Run[Config], data) -> Finished:
@@ -321,7 +321,7 @@ def steps(run: Run[Config], data) -> Finished:
     verdict.add_metrics(metrics)
     write_artifacts(run.dir, config, text.benchmark_results(variants, results, info, ctx.skipped))
     notes = [*own.notes, f"Measured on: {own.data.description}."]
-    sections = [*compat_section(compat, min(config.compat_images, len(own.data.images))), *verdict.sections()]
+    sections = [*compat, *verdict.sections()]
     report_text = text.single_report(config, metrics, variants, results, ctx, info, notes, sections)
     return Finished(metrics, report_text, LatencyResults(variants, results))
 
