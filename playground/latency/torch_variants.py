@@ -206,7 +206,32 @@ def torch_fp16(model: nn.Module, device: str, *, allow_cpu: bool = False) -> Tor
 def _export_dynamic_batch(module: nn.Module, example: Tensor) -> nn.Module:
     """``torch.export`` with a dynamic batch dimension (min 1), as a GraphModule."""
     batch = torch.export.Dim("batch", min=1)
-    return torch.export.export(module, (example,), dynamic_shapes=({0: batch},)).module()
+    graph = torch.export.export(module, (example,), dynamic_shapes=({0: batch},)).module()
+    split_repeated_module_calls(graph)
+    return graph
+
+
+def split_repeated_module_calls(graph: torch.fx.GraphModule) -> int:
+    """Give each call of a module that runs more than once its own name; returns the calls renamed.
+
+    Quantizers find patterns (conv -> add -> relu) by grouping nodes per source module. A
+    non-strict export records a module's second call under the key ``"...relu@1"`` but with the
+    same module name, so torch's source matcher merges both calls of a reused module, such as
+    the one ``self.relu`` in every torchvision ResNet block, into one partition with two outputs,
+    and torchao's ``X86InductorQuantizer`` stops with "Input partition has more than one output
+    node". Naming the call ``relu@1`` keeps the calls apart; nothing else reads the name.
+    """
+    renamed = 0
+    for node in graph.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        key, (name, module_type) = next(reversed(stack.items()))
+        call = key.rpartition("@")[2] if "@" in key else ""
+        if call.isdigit() and not name.endswith(f"@{call}"):
+            stack[key] = (f"{name}@{call}", module_type)
+            renamed += 1
+    return renamed
 
 
 def _calibrate(prepared: nn.Module, images: Tensor, batch_size: int) -> None:

@@ -11,6 +11,7 @@ from playground.errors import ConfigError
 from playground.latency.torch_variants import (
     int8_kernel_check,
     logits_only,
+    split_repeated_module_calls,
     torch_bf16,
     torch_compiled,
     torch_fp16,
@@ -18,6 +19,23 @@ from playground.latency.torch_variants import (
     torch_int8_pt2e,
 )
 from playground.models import build_model
+
+
+class ResidualNet(torch.nn.Module):
+    """A stem and one torchvision ResNet block, whose one ``self.relu`` runs twice per call."""
+
+    def __init__(self) -> None:
+        from torchvision.models.resnet import BasicBlock
+
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU())
+        self.block = BasicBlock(8, 8)
+        self.head = torch.nn.Sequential(
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10)
+        )
+
+    def forward(self, images):
+        return self.head(self.block(self.stem(images)))
 
 
 def tiny_cnn(num_classes: int = 10):
@@ -137,3 +155,33 @@ def test_int8_pt2e_needs_calibration_images(trained):
     model, _, test, _ = trained
     with pytest.raises(ConfigError):
         torch_int8_pt2e(model, test.images[:4], test.images[:0])
+
+
+def test_a_reused_module_is_split_into_one_name_per_call():
+    net = ResidualNet().eval()
+    batch = torch.export.Dim("batch", min=1)
+    graph = torch.export.export(net, (torch.randn(2, 1, 8, 8),), dynamic_shapes=({0: batch},)).module()
+    assert split_repeated_module_calls(graph) == 1  # block.relu's second call
+    names = [
+        next(reversed(n.meta["nn_module_stack"].values()))[0]
+        for n in graph.graph.nodes
+        if n.meta.get("nn_module_stack")
+    ]
+    assert "block.relu" in names and "block.relu@1" in names
+    assert split_repeated_module_calls(graph) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(INDUCTOR_INT8_WARNING)
+def test_int8_pt2e_builds_a_resnet_block_that_reuses_its_relu(trained):
+    """torchvision ResNets used to fail in torchao's quantizer ("more than one output node")."""
+    _, train, test, _ = trained
+    torch.manual_seed(0)
+    net = ResidualNet().eval()
+    variant = torch_int8_pt2e(net, test.images[:2], train.images[:64], batch_size=32)
+    with torch.no_grad():
+        reference = net(test.images[:32])
+    logits = variant.run(test.images[:32])
+    assert (logits - reference).abs().max() <= 0.1 * reference.abs().max()
+    check = int8_kernel_check(variant, test.images[:4])
+    assert check.ran_int8 and check.kernels.get("onednn::qconv_pointwise", 0) >= 2, check.evidence
