@@ -300,7 +300,8 @@ def show_run(root: Path, chosen: Path) -> None:
     if warning := lat.trust_warning(flags):
         st.warning(warning, icon=":material/report:")
     frame = lat.with_trust(lat.at_batch(results, batch), flags)
-    st.dataframe(frame[[c for c in TABLE_COLUMNS if c in frame.columns]], hide_index=True)
+    measured = [c for c in TABLE_COLUMNS if c in frame.columns and frame[c].notna().any()]
+    st.dataframe(frame[measured], hide_index=True)  # a column nothing measured (no --eval, say) is left out
     skipped_note(chosen, results)
     left, right = st.columns([3, 2])
     show_chart(pareto_chart(results["rows"], batch), left, key="lat_pareto")

@@ -11,8 +11,8 @@ pair against the old model with itself,
 
 here with φ_old the fp32 model and φ_new each reduced-precision variant, every image of the set a query
 against all the others (:func:`playground.fct.retrieval.retrieval_metrics`, L2 distance as in the paper).
-Each variant is built again from the embedding output (:class:`EmbeddingOnly`), with the same calibration
-images, so int8 ranges are calibrated for the embedding rather than the logits.
+Each variant is built again from the embedding output (``SingleOutput(model, "embedding")``), with the
+same calibration images, so int8 ranges are calibrated for the embedding rather than the logits.
 """
 
 from __future__ import annotations
@@ -20,28 +20,14 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
 from playground.core.runs import markdown_table
 from playground.errors import ConfigError
 from playground.fct.retrieval import retrieval_metrics
+from playground.latency.onnx_export import SingleOutput
 from playground.latency.variants import OTHER_MODELS, PRECISION, BuildContext, build_variant
 
 BATCH = 256
-
-
-class EmbeddingOnly(nn.Module):
-    """A playground model that returns its embedding as a single tensor (what exporters want)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        embedding = getattr(self.model(images), "embedding", None)
-        if embedding is None:
-            raise ConfigError("the model returns no embedding; FCT compatibility needs an embedder")
-        return embedding
 
 
 def compressed(names) -> list[str]:
@@ -63,7 +49,7 @@ def fct_compatibility(
     folder.mkdir(exist_ok=True)
     embed = dataclasses.replace(
         ctx,
-        model=EmbeddingOnly(ctx.model),
+        model=SingleOutput(ctx.model, "embedding"),
         folder=folder,
         others={},
         skipped={},

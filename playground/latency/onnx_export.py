@@ -44,25 +44,32 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 
 
-class LogitsOnly(nn.Module):
-    """Wrap a playground model so that ``forward(images)`` returns only the logits tensor.
+class SingleOutput(nn.Module):
+    """Wrap a playground model so that ``forward(images)`` returns one tensor: its logits or its embedding.
 
-    Playground models return ``ModelOutput(embedding, logits)``; exporters and runtimes want
-    a single tensor output. A model that already returns a tensor passes through unchanged.
+    Playground models return ``ModelOutput(embedding, logits)``; exporters and runtimes want a
+    single tensor output. For ``"logits"``, a model that already returns a tensor passes through.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    MISSING = {
+        "logits": "the model returns no logits (num_classes=0?); export a classifier",
+        "embedding": "the model returns no embedding; FCT compatibility needs an embedder",
+    }
+
+    def __init__(self, model: nn.Module, output: str = "logits") -> None:
         super().__init__()
-        self.model = model
+        if output not in self.MISSING:
+            raise ConfigError(f"output must be one of {sorted(self.MISSING)}, got {output!r}")
+        self.model, self.output = model, output
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.model(images)
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, torch.Tensor) and self.output == "logits":
             return out
-        logits = getattr(out, "logits", None)
-        if logits is None:
-            raise ConfigError("the model returns no logits (num_classes=0?); export a classifier")
-        return logits
+        value = getattr(out, self.output, None)
+        if value is None:
+            raise ConfigError(self.MISSING[self.output])
+        return value
 
 
 @dataclass
@@ -178,7 +185,7 @@ def export_onnx(
     _check_target(path)
     start = time.perf_counter()
     was_training = model.training
-    wrapper = LogitsOnly(model).eval()
+    wrapper = SingleOutput(model).eval()
     example = _example_for(model, example, dynamic_batch)
     try:
         exporter, reason = _export_either(wrapper, example, path, dynamic_batch, opset)

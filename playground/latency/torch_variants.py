@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from playground.core.timing import cpu_flags
 from playground.errors import ConfigError
-from playground.latency.onnx_export import LogitsOnly
+from playground.latency.onnx_export import SingleOutput
 
 MIB = 1024 * 1024
 QUANTIZED_OP_MARKERS = ("onednn::q", "quantized::", "qconv", "qlinear")
@@ -61,7 +61,7 @@ def logits_only(model: nn.Module) -> nn.Module:
     """``model`` in eval mode, returning logits only (ConfigError for an embedding-only model)."""
     if getattr(model, "num_classes", None) == 0:
         raise ConfigError("the model has no classifier head (num_classes=0); precision variants need logits")
-    return LogitsOnly(model).eval()
+    return SingleOutput(model).eval()
 
 
 def tensor_size_mb(module: nn.Module) -> float:

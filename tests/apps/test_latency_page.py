@@ -152,8 +152,9 @@ def hand_made_run(folder, legacy: bool):
         'experiment = "latency"\n\n[config]\nmethods = ["torch_fp32", "torch_fp16", "ort_fp32"]\n'
     )
     rows = [
-        row("torch_fp32", 1, 192.0, 0.9) | {"std_ms": 115.0, "iters": 10},
-        row("ort_fp32", 1, 0.563, 0.9, "onnxruntime") | {"std_ms": 0.01, "iters": 300},
+        row("torch_fp32", 1, 192.0, 0.9) | {"std_ms": 115.0, "iters": 10, "compat_map_ratio": None},
+        row("ort_fp32", 1, 0.563, 0.9, "onnxruntime")
+        | {"std_ms": 0.01, "iters": 300, "compat_map_ratio": None},
     ]
     data = {"hardware": {"cpu": "Test CPU"}, "rows": rows, "checks": {}}
     why = "fp16 runs only on a GPU here"
@@ -176,6 +177,7 @@ def test_a_wide_spread_is_flagged_and_a_skipped_variant_shows_its_reason(playgro
     assert "speed-ups over torch_fp32 of ort_fp32 (the baseline is flagged)" in warning
     assert "--preset full" in warning and "--threads" in warning
     table = table_with(at, "throughput").set_index("variant")
+    assert "accuracy" in table and "compat_map_ratio" not in table  # a column nothing measured is left out
     assert table.loc["torch_fp32", "trust"] == "⚠ std/p50 0.60, 10 calls"
     assert table.loc["ort_fp32", "trust"] == "⚠ speed-up: flagged baseline"
     assert table.loc["ort_fp32", "speedup_vs_torch_fp32"] == 341.03  # the figure stays, flagged

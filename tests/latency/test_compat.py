@@ -7,7 +7,8 @@ import torch
 
 from playground.errors import ConfigError
 from playground.latency import compat
-from playground.latency.compat import EmbeddingOnly, compat_section, compressed, fct_compatibility
+from playground.latency.compat import compat_section, compressed, fct_compatibility
+from playground.latency.onnx_export import SingleOutput
 from playground.latency.variants import BuildContext, Variant
 
 
@@ -50,4 +51,4 @@ def test_an_embedder_in_another_space_is_shown_incompatible(trained, digits, tmp
 
 def test_a_model_without_an_embedding_is_refused():
     with pytest.raises(ConfigError, match="returns no embedding"):
-        EmbeddingOnly(torch.nn.Linear(4, 2))(torch.zeros(1, 4))
+        SingleOutput(torch.nn.Linear(4, 2), "embedding")(torch.zeros(1, 4))

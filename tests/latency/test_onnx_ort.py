@@ -16,7 +16,7 @@ from playground.errors import (
     DataNotFoundError,
     PlaygroundError,
 )
-from playground.latency.onnx_export import LogitsOnly, Parity, export_onnx, parity
+from playground.latency.onnx_export import Parity, SingleOutput, export_onnx, parity
 from playground.latency.ort_variants import (
     OrtModel,
     int8_execution_check,
@@ -35,7 +35,7 @@ def fp32_onnx(trained, digits, tmp_path_factory):
 
 
 def torch_logits(model):
-    return LogitsOnly(model).eval()
+    return SingleOutput(model).eval()
 
 
 def weight_bytes(path) -> int:
