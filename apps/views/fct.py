@@ -31,8 +31,17 @@ from playground.core.seeds import mean_std_cell
 from playground.errors import PlaygroundError
 from playground.fct import experiment
 from playground.fct import results as fct
-from playground.fct.charts import MEASURES, compatibility_chart, projection_chart, size, tradeoff_chart
+from playground.fct.charts import (
+    MEASURES,
+    ORDER_NAMES,
+    TRANSFORMATIONS,
+    compatibility_chart,
+    projection_chart,
+    size,
+    tradeoff_chart,
+)
 from playground.fct.side_info import MAX_DIM, MIN_DIM
+from playground.fct.upgrade_report import charts as upgrade_charts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [
@@ -256,6 +265,50 @@ def cost(run: fct.FCTRun) -> None:
     )
 
 
+def upgrades(run: fct.FCTRun) -> None:
+    study = run.upgrade
+    if not study.get("policies"):
+        st.info("This run has no upgrade study (runs made before it existed); start a new run.")
+        return
+    table = pd.DataFrame(study["policies"])
+    table["share_of_reembed"] *= 100
+    table[["top1", "mAP"]] *= 100
+    st.dataframe(
+        table[
+            ["policy", "top1", "mAP", "share_of_reembed", "gallery_macs", "query_macs"]
+            + ["seconds_per_10k", "bytes_per_image", "paired_images"]
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            key: st.column_config.NumberColumn(format="%.1f") for key in ("top1", "mAP", "share_of_reembed")
+        },
+    )
+    if study.get("curves"):
+        fractions = study["fractions"]
+        step = round(100 * fractions[1]) if len(fractions) > 1 else 100
+        share = st.slider("Gallery re-embedded (%)", 0, 100, 50, step=step, key="backfill_share")
+        index = min(range(len(fractions)), key=lambda i: abs(100 * fractions[i] - share))
+        cols = st.columns(len(study["curves"]))
+        for col, (name, curves) in zip(cols, study["curves"].items()):
+            col.markdown(
+                f"**{TRANSFORMATIONS.get(name, name)}** at {100 * fractions[index]:.0f}% re-embedded"
+            )
+            col.dataframe(
+                pd.DataFrame(
+                    [
+                        {"order": ORDER_NAMES.get(o, o), "mAP (%)": c[index], "area": study["areas"][name][o]}
+                        for o, c in curves.items()
+                    ]
+                ).round(2),
+                hide_index=True,
+            )
+    if run.multi_seed:
+        st.caption("The charts are the first seed's; the report's tables give mean ± std over seeds.")
+    for chart in upgrade_charts(study):
+        show_chart(chart)
+
+
 # --------------------------------------------------------------------- embeddings
 
 
@@ -347,6 +400,13 @@ def show_run(run: fct.FCTRun) -> None:
     )
     section("Side-info size", side_info, run)
     section("Backfill cost", cost, run)
+    section(
+        "Upgrade policies and partial backfill",
+        upgrades,
+        run,
+        "Every way to move the gallery to the new model on the same queries, with its cost; then the "
+        "h-transformed gallery re-embedded bit by bit, in the order each uncertainty score gives.",
+    )
     section(
         "Gallery embeddings in 2-D",
         projection,

@@ -2,7 +2,9 @@
 
 - :func:`compatibility_chart`: CMC top-1, top-5 and mAP of every query/gallery case;
 - :func:`tradeoff_chart`: new-fct retrieval against the side-info bytes stored per image;
-- :func:`projection_chart`: the gallery on the new model's principal plane, one panel per gallery.
+- :func:`projection_chart`: the gallery on the new model's principal plane, one panel per gallery;
+- :func:`backfill_chart`: the backfilling curves, mAP against the share re-embedded, per order;
+- :func:`paired_chart`: post-hoc adapters' share of full re-embedding against their paired images.
 """
 
 from __future__ import annotations
@@ -146,3 +148,78 @@ def _limits(point_sets: list[np.ndarray]) -> tuple[tuple[float, float], tuple[fl
         float(low[1] - margin[1]),
         float(high[1] + margin[1]),
     )
+
+
+ORDER_NAMES = {
+    "random": "random",
+    "fastfill": "FastFill (learned variance)",
+    "ensemble": "ensemble disagreement",
+    "knn": "kNN distance",
+    "mahalanobis": "Mahalanobis",
+    "oracle": "oracle (h's true error)",
+}
+TRANSFORMATIONS = {"side": "h(old, side-info)", "noside": "h(old, old): without side-info"}
+
+
+def backfill_chart(
+    fractions: Sequence[float],
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    areas: Mapping[str, Mapping[str, float]],
+) -> Chart:
+    """mAP (%) against the share of the gallery re-embedded, one line per order, one panel per
+    transformation (``curves[transformation][order]``); each legend entry carries its curve's area."""
+    x = [100 * f for f in fractions]
+    panels = []
+    for transformation, by_order in curves.items():
+        traces = [
+            Trace(
+                "line",
+                f"{ORDER_NAMES.get(order, order)} (area {areas[transformation][order]:.2f})",
+                x,
+                list(values),
+                color=index,
+                dash=order in ("random", "oracle"),
+                markers=True,
+            )
+            for index, (order, values) in enumerate(by_order.items())
+        ]
+        panels.append(
+            Panel(
+                traces,
+                title=TRANSFORMATIONS.get(transformation, transformation),
+                x_label="gallery re-embedded (%)",
+                y_label="mAP (%)",
+            )
+        )
+    return Chart("backfill_curves", panels, title="Backfilling curves: partial re-embedding in each order")
+
+
+def paired_chart(rows: Sequence[Mapping[str, Any]], fct_share: float | None = None) -> Chart:
+    """Each post-hoc adapter's mAP as a share of full re-embedding's, against the paired images it
+    was fitted on; ``fct_share`` (FCT's share, fitted on every training image) is a dashed line."""
+    policies = list(dict.fromkeys(row["policy"] for row in rows))
+    kinds = list(dict.fromkeys(policy.rsplit("_", 1)[0] for policy in policies))
+    traces = []
+    for policy in policies:
+        mine = sorted((row for row in rows if row["policy"] == policy), key=lambda row: row["paired_images"])
+        traces.append(
+            Trace(
+                "line",
+                policy,
+                [row["paired_images"] for row in mine],
+                [100 * row["share_of_reembed"] for row in mine],
+                color=kinds.index(policy.rsplit("_", 1)[0]),
+                dash=policy.endswith("_query"),
+                markers=True,
+            )
+        )
+    lines = [] if fct_share is None else [(100 * fct_share, "FCT (every training image)")]
+    panel = Panel(
+        traces,
+        title="Post-hoc adapters: paired images against share of full re-embedding",
+        x_label="paired images",
+        y_label="mAP / re-embedding mAP (%)",
+        hlines=lines,
+        log_x=True,
+    )
+    return Chart("adapters_paired", [panel], columns=1)

@@ -28,6 +28,7 @@ from playground.errors import ConfigError
 from playground.fct import pipeline, report
 from playground.fct.side_info import SideInfoSpec, check_dims
 from playground.fct.tasks import FCTData, load_task
+from playground.fct.upgrade import UpgradeSpec
 
 EXPERIMENT = "fct"
 
@@ -78,6 +79,8 @@ class Config(RunConfig):
     transform_epochs: int = 20
     transform_lr: float = 2e-3
     bct_weight: float = 1.0
+    # upgrade policies and partial backfill: the [upgrade] section (--set upgrade.orders='["random"]')
+    upgrade: UpgradeSpec = dataclasses.field(default_factory=UpgradeSpec)
     # evaluation and storage
     distance: Literal["l2", "cosine"] = "l2"
     store_dtype: Literal["fp16", "fp32"] = "fp16"

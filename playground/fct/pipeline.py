@@ -31,6 +31,7 @@ from playground.fct.retrieval import retrieval_metrics
 from playground.fct.side_info import train_side_info
 from playground.fct.tasks import FCTData
 from playground.fct.transformation import Transformation, train_transformation, transform
+from playground.fct.upgrade import UpgradeOutcome, study_upgrades
 from playground.models import EmbeddingClassifier, build_model, count_macs
 
 # (query, gallery) of every case, in the order of the paper's tables
@@ -48,6 +49,7 @@ class Models:
     sweep: dict[int, tuple[nn.Module, Transformation]] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
     transform_loss: dict[str, list[float]] = field(default_factory=dict)
+    features: dict[str, torch.Tensor] = field(default_factory=dict)  # h's training inputs, targets, labels
 
 
 def _classifier(config, name: str, width: int, pool_size: int, train: ImageDataset) -> EmbeddingClassifier:
@@ -166,7 +168,8 @@ def train_models(config, data: FCTData, device, progress: Progress = None) -> Mo
         for dim in dict.fromkeys(config.side_info_sweep)
         if dim != config.side_info.dim
     }
-    return Models(old, new, bct, side, h, h0, sweep, seconds, losses)
+    features["labels"] = data.new_train.labels
+    return Models(old, new, bct, side, h, h0, sweep, seconds, losses, features)
 
 
 def _transformation(config, old, side, new, device, progress, label, losses) -> Transformation:
@@ -253,6 +256,7 @@ class Outcome:
     accuracy: dict[str, float]
     embeddings: dict[str, torch.Tensor]
     models: Models
+    upgrade: UpgradeOutcome = field(default_factory=UpgradeOutcome)
     seconds: float = 0.0
 
 
@@ -316,7 +320,7 @@ def evaluate_cases(
     )
     seconds = time_backfills(config, gallery, models, test.images, device, run_dir.path)
     stored = gallery.read()
-    emb["old_stored"] = stored["old"]
+    emb["old_stored"], emb["side_stored"] = stored["old"], stored["side"]
     emb["fct"] = GalleryStore.open(run_dir.path / "backfill_transform").read()["new"]
     emb["fct_noside"] = transform(models.transformation_noside, stored["old"], stored["old"])
     pairs = {
@@ -343,7 +347,8 @@ def evaluate_cases(
         ]
         for name in ("new", "bct")
     }
-    return Outcome(retrieval, sweep, cost, accuracy, emb, models)
+    upgrade = study_upgrades(config, models, emb, test.labels, cost, progress)
+    return Outcome(retrieval, sweep, cost, accuracy, emb, models, upgrade)
 
 
 def _sweep_rows(

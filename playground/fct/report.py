@@ -14,6 +14,7 @@ import torch
 from playground.core.checkpoint import save_checkpoint
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.core.seeds import metric_cell
+from playground.fct import upgrade_report
 from playground.fct.charts import compatibility_chart, projection_chart, tradeoff_chart
 from playground.fct.tasks import FCTData
 
@@ -79,6 +80,7 @@ def metrics_of(outcome) -> Metrics:
     for name, value in outcome.models.train_seconds.items():
         metrics.add(f"train/seconds/{name}", value, "s")
     metrics.add("run/seconds", outcome.seconds, "s")
+    upgrade_report.add_metrics(metrics, outcome.upgrade)
     return metrics
 
 
@@ -188,6 +190,7 @@ def sections(metrics: Metrics, title: str, intro: str) -> str:
                 _cost_table(values),
                 "## Side-info size: storage against accuracy (0 = FCT without side-info)",
                 _sweep_table(metrics),
+                upgrade_report.section(metrics),
                 "## Published figures for comparison",
                 paper_table()
                 + "\n\nThe paper's FCT keeps 96% (ImageNet) and 94% (CIFAR-100) of new-new mAP; its abstract "
@@ -286,3 +289,4 @@ def write_artifacts(run_dir: RunDir, config, outcome, data: FCTData) -> None:
         tradeoff_chart(outcome.sweep, config.side_info.dim, outcome.retrieval["new-new"]["mAP"]),
     ):
         run_dir.save_chart(chart)
+    upgrade_report.write(run_dir, outcome.upgrade)

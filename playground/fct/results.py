@@ -26,6 +26,7 @@ from playground.errors import ConfigError, DataFormatError, DataNotFoundError, P
 from playground.fct.experiment import EXPERIMENT, Config
 from playground.fct.report import ROWS, sweep_names
 from playground.fct.retrieval import nearest
+from playground.fct.upgrade_report import UPGRADE
 
 EMBEDDINGS = "embeddings.safetensors"
 # the results.json section of a run: description, classes, cases, sweep, cost, accuracy, transform_loss
@@ -117,6 +118,17 @@ class FCTRun:
         if "transformation_macs" not in costs or "new_model_macs" not in costs:
             return None
         return costs["transformation_macs"] / max(costs["new_model_macs"], 1)
+
+    @functools.cached_property
+    def upgrade(self) -> dict[str, Any]:
+        """The upgrade study (policies, paired-set sweep, backfilling curves) of this run or, for a
+        multi-seed parent, of its first seed that has one; {} for runs made before it existed."""
+        for folder in [self.path, *self.seeds]:
+            try:
+                return read_result(folder, UPGRADE)
+            except PlaygroundError:
+                continue
+        return {}
 
     def label_name(self, label: int) -> str:
         classes = self.classes

@@ -60,22 +60,28 @@ def retrieval_metrics(
     distance: Distance = "l2",
     topk: Sequence[int] = (1, 5),
     chunk: int = 512,
+    query_rows: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """``{"top1", "top5", ..., "mAP"}`` for query/gallery embeddings of the same ``labels``."""
-    if query.shape[0] != gallery.shape[0] or labels.shape != (query.shape[0],):
+    """``{"top1", "top5", ..., "mAP"}``; ``labels`` are the gallery's.
+
+    Query ``i`` is the image in gallery row ``query_rows[i]`` (by default every gallery image,
+    in order), and that row is left out of its ranking."""
+    if query_rows is None:
+        query_rows = torch.arange(gallery.shape[0])
+    if query.shape[0] != query_rows.shape[0] or labels.shape != (gallery.shape[0],):
         raise ValueError(
-            f"query {tuple(query.shape)}, gallery {tuple(gallery.shape)} and labels "
-            f"{tuple(labels.shape)} must describe the same images"
+            f"query {tuple(query.shape)}, gallery {tuple(gallery.shape)}, labels {tuple(labels.shape)} "
+            f"and query rows {tuple(query_rows.shape)} must describe the same images"
         )
-    if query.shape[0] < 2:
+    if gallery.shape[0] < 2:
         raise ValueError("retrieval needs at least 2 images")
-    labels = labels.cpu()
+    labels, query_rows = labels.cpu(), query_rows.cpu().long()
     top = {k: 0.0 for k in topk}
     ap_sum, valid = 0.0, 0
     for start in range(0, query.shape[0], chunk):
-        rows = torch.arange(start, min(start + chunk, query.shape[0]))
+        rows = query_rows[start : start + chunk]
         first, ap, has_match = _chunk_scores(
-            distances(query[rows], gallery, distance).cpu(), rows, labels, topk
+            distances(query[start : start + chunk], gallery, distance).cpu(), rows, labels, topk
         )
         for k in topk:
             top[k] += first[k][has_match].sum().item()

@@ -221,7 +221,15 @@ def test_fct_page_shows_tables_cost_projection_and_neighbours(fct_run):
         "new-fct_noside",
         "new-fct",
     ]
-    assert len(at.get("plotly_chart")) == 3  # compatibility, side-info trade-off, projection
+    # compatibility, side-info trade-off, backfilling curves, adapters against paired images, projection
+    assert len(at.get("plotly_chart")) == 5
+    policies = at.dataframe[1].value
+    assert {"reembed", "fct", "bct", "procrustes_query", "residual_mlp_gallery"} <= set(policies["policy"])
+    assert policies.loc[policies["policy"] == "reembed", "share_of_reembed"].item() == 100.0
+    at.slider(key="backfill_share").set_value(100).run()
+    assert not at.exception
+    at_full = at.dataframe[2].value  # every order has re-embedded the whole gallery: one mAP
+    assert at_full["mAP (%)"].nunique() == 1 and len(at_full) == 6
     labels = {m.label: m.value for m in at.metric}
     assert labels["Side-info per image"] == labels["Extra storage per image"] == "64 B"
     assert labels["Speed-up"].endswith("×")

@@ -91,6 +91,44 @@ def test_digits_run_numbers_make_sense(digits_run):
     assert metric(digits_run, "new-fct", "mAP") > 0.7 * metric(digits_run, "new-new", "mAP")
 
 
+def test_digits_run_compares_every_upgrade_policy_and_backfill_order(digits_run):
+    study, values = digits_run.results.upgrade, digits_run.metrics.values
+    share = {row["policy"]: row["share_of_reembed"] for row in study.policies}
+    kinds = ("procrustes", "low_rank", "residual_mlp")
+    assert set(share) == {"reembed", "fct", "fct_noside", "bct", "none"} | {
+        f"{kind}_{side}" for kind in kinds for side in ("query", "gallery")
+    }
+    assert share["reembed"] == 1.0 and share["fct"] > 0.9 and share["none"] < 0.5
+    # an orthogonal map keeps distances, so mapping the queries or the gallery scores the same
+    assert share["procrustes_query"] == pytest.approx(share["procrustes_gallery"], abs=0.01)
+    for kind in ("low_rank", "residual_mlp"):  # into the new space beats back into the old one
+        assert share[f"{kind}_gallery"] > share[f"{kind}_query"] + 0.05
+    assert {row["paired_images"] for row in study.paired} == {
+        250,
+        1000,
+        len(digits_run.results.models.features["old"]),
+    }
+    for transformation, prefix in (("side", "backfill_curve"), ("noside", "backfill_curve_noside")):
+        curves = study.curves[transformation]
+        assert set(curves) == {"random", "fastfill", "ensemble", "knn", "mahalanobis", "oracle"}
+        ends = {(round(c[0], 6), round(c[-1], 6)) for c in curves.values()}
+        assert len(ends) == 1  # every order starts at h's gallery and ends at the new model's
+        assert values[f"{prefix}/oracle/gain_over_random"] > 0
+        assert values[f"{prefix}/best_gain_over_random"] <= values[f"{prefix}/oracle/gain_over_random"] + 0.05
+    files = {p.name for p in digits_run.run_dir.iterdir()}
+    assert {"backfill_curves.png", "adapters_paired.png"} <= files
+    assert "## Upgrade policies side by side" in digits_run.report and "| Mahalanobis |" in digits_run.report
+
+
+def test_upgrade_section_refuses_unknown_orders_and_adapters():
+    with pytest.raises(ConfigError, match="upgrade.orders: unknown \\['fifo'\\]"):
+        config_from_recipe(REPO / "recipes" / "fct_fashion.toml", "quick", ['upgrade.orders=["fifo"]'])
+    with pytest.raises(ConfigError, match="upgrade.adapters"):
+        config_from_recipe(REPO / "recipes" / "fct_fashion.toml", "quick", ['upgrade.adapters=["pca"]'])
+    with pytest.raises(ConfigError, match="paired_images"):
+        config_from_recipe(REPO / "recipes" / "fct_fashion.toml", "quick", ["upgrade.paired_images=[]"])
+
+
 def test_backfill_command_splits_shards_across_workers(digits_run, tmp_path):
     run_dir = digits_run.run_dir
     for rank in (0, 1):

@@ -18,6 +18,7 @@ from playground.fct import results as fct
 from playground.fct.pipeline import CASES
 from playground.fct.retrieval import distances
 from playground.fct.side_info import SideInfoSpec
+from playground.fct.upgrade import UpgradeSpec
 
 # trains in a few seconds on one CPU thread; the numbers are poor but every file is written
 TINY_FCT = dict(
@@ -28,6 +29,10 @@ TINY_FCT = dict(
     transform_epochs=2,
     side_info_sweep=[8],
     save_models=False,
+    # every order and adapter, on few points, queries and epochs
+    upgrade=UpgradeSpec(
+        fractions=3, curve_queries=300, ensemble_size=2, variance_epochs=1, paired_images=[100, 400], epochs=2
+    ),
 )
 
 
@@ -240,6 +245,7 @@ def test_metrics_carry_split_and_tags_and_old_runs_still_open(run, run_dir, tmp_
     config = tomllib.loads((old / "config.toml").read_text())["config"]
     assert run.side_info["dim"] == config["side_info"]["dim"] == 32
     section = config.pop("side_info")  # before the [config.side_info] section: flat keys
+    config.pop("upgrade")  # and no [config.upgrade] section yet
     config.update(side_info_method=section["method"], side_info_dim=section["dim"])
     flat = "".join(f"{key} = {json.dumps(value)}\n" for key, value in config.items())
     (old / "config.toml").write_text(f'experiment = "fct"\n[config]\n{flat}')

@@ -5,18 +5,18 @@ from sklearn.metrics import average_precision_score
 from playground.fct.retrieval import distances, nearest, retrieval_metrics
 
 
-def reference(query, gallery, labels, distance="l2"):
+def reference(query, gallery, labels, distance="l2", rows=None):
     """Per-query loops with scikit-learn's average precision: the slow, obvious version."""
     dist = distances(query, gallery, distance)
     aps, top1, top5 = [], 0, 0
-    for i in range(len(labels)):
+    for i in rows if rows is not None else range(len(labels)):
         keep = torch.arange(len(labels)) != i
         same = (labels[keep] == labels[i]).numpy()
         order = dist[i][keep].argsort()
         top1 += bool(same[order[:1]].any())
         top5 += bool(same[order[:5]].any())
         aps.append(average_precision_score(same, -dist[i][keep].numpy()))
-    n = len(labels)
+    n = len(aps)
     return {"top1": top1 / n, "top5": top5 / n, "mAP": sum(aps) / n}
 
 
@@ -31,6 +31,19 @@ def test_matches_the_per_query_reference(distance):
     want = reference(query, gallery, labels, distance)
     for key in want:
         assert got[key] == pytest.approx(want[key], abs=1e-5)
+
+
+def test_a_subset_of_queries_is_scored_against_the_whole_gallery():
+    torch.manual_seed(1)
+    labels = torch.randint(0, 5, (200,))
+    gallery = torch.randn(5, 8)[labels] + torch.randn(200, 8)
+    rows = torch.tensor([3, 17, 60, 61, 150, 199])
+    got = retrieval_metrics(gallery[rows] + 0.1, gallery, labels, query_rows=rows)
+    want = reference(gallery + 0.1, gallery, labels, rows=rows.tolist())
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-5)
+    with pytest.raises(ValueError, match="query rows"):
+        retrieval_metrics(gallery[:5], gallery, labels, query_rows=rows)
 
 
 def test_a_query_never_matches_itself():
