@@ -15,6 +15,7 @@ from pathlib import Path
 
 from playground.accounts_cli import ROLE_CHOICES, add_users_parser  # noqa: F401 - ROLE_CHOICES for callers
 from playground.errors import ConfigError, PlaygroundError
+from playground.gallery_cli import add_gallery_parser
 from playground.label.cli import add_label_parser
 
 APP_FILE = Path(__file__).resolve().parent.parent / "apps" / "app.py"
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=cmd_data)
 
     add_backfill_parser(commands)
+    add_gallery_parser(commands)
     add_jobs_parser(commands)
     add_users_parser(commands)
     add_label_parser(commands)

@@ -41,11 +41,37 @@ def list_image_folder(root: str | Path) -> tuple[list[str], list[tuple[Path, int
     return classes, files
 
 
+def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
+    """One image file as ``(image_size, image_size, channels)`` uint8 (greyscale or RGB, resized);
+    PIL's errors (``UnidentifiedImageError``, ``OSError``, ``ValueError``) pass through."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("L" if channels == 1 else "RGB").resize((image_size, image_size))
+        return np.asarray(image, dtype=np.uint8).reshape(image_size, image_size, channels)
+
+
+def images_as_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
+    """``(N, C, H, W)`` float32 in [0, 1] from :func:`read_image` arrays."""
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file under ``root`` (any depth, no class folders needed), sorted."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataNotFoundError(f"image folder {root} does not exist")
+    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    if not files:
+        raise DataFormatError(f"{root} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
 def load_image_folder(
     root: str | Path, image_size: int = 32, channels: int = 3, max_images: int = 100_000
 ) -> ImageDataset:
     """Load an ImageFolder tree into memory as an :class:`ImageDataset`."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     if channels not in (1, 3):
         raise DataFormatError(f"channels must be 1 (greyscale) or 3 (RGB), not {channels}")
@@ -58,18 +84,16 @@ def load_image_folder(
     arrays, labels, skipped = [], [], []
     for path, label in files:
         try:
-            with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB").resize((image_size, image_size))
-                arrays.append(np.asarray(image, dtype=np.uint8).reshape(image_size, image_size, channels))
-                labels.append(label)
+            arrays.append(read_image(path, image_size, channels))
+            labels.append(label)
         except (UnidentifiedImageError, OSError, ValueError):
             skipped.append(str(path))
     if not arrays:
         raise DataFormatError(f"no readable image in {root} ({len(skipped)} files could not be decoded)")
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+    images = images_as_tensor(arrays)
     notes = [f"skipped unreadable file {p}" for p in skipped]
     return ImageDataset(
-        images.contiguous(),
+        images,
         torch.tensor(labels),
         classes,
         name=Path(root).name,

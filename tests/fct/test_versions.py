@@ -1,0 +1,146 @@
+"""A gallery that knows its models: versions, upgrade by h or re-embedding, add, rollback, resume, repair."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from playground.errors import ConfigError, DataFormatError, DataNotFoundError
+from playground.fct import versions
+from playground.fct.experiment import Config, run
+from playground.fct.model_pack import ModelPack
+from playground.fct.side_info import SideInfoSpec
+from playground.fct.tasks import load_task
+from playground.fct.upgrade import UpgradeSpec
+from tests.conftest import REPO
+
+TINY = dict(
+    dataset="digits",
+    old_epochs=2,
+    new_epochs=2,
+    side_info=SideInfoSpec(epochs=1, batch_size=128),
+    transform_epochs=5,
+    upgrade=UpgradeSpec(orders=[], adapters=[]),
+)
+
+
+@pytest.fixture(scope="module")
+def fct_run(tmp_path_factory):
+    return run(Config(**TINY, out=str(tmp_path_factory.mktemp("runs")))).run_dir
+
+
+def write_pngs(folder, images, start=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images, start):
+        Image.fromarray((image[0].numpy() * 255).round().astype(np.uint8)).save(folder / f"img{i:04d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    test = load_task("digits").test
+    root = tmp_path_factory.mktemp("photos")
+    return write_pngs(root / "first", test.images[:50]), write_pngs(root / "more", test.images[50:70], 50)
+
+
+@pytest.fixture
+def gallery(fct_run, photos, tmp_path):
+    versions.create(tmp_path / "gallery", fct_run, photos[0], shard_size=16)
+    return tmp_path / "gallery"
+
+
+def test_create_embeds_every_image_with_the_old_model_and_finds_itself(gallery, photos, fct_run):
+    (row,) = versions.status(gallery)
+    assert row["name"] == "v1" and row["active"] and row["status"] == "ready"
+    assert row["images"] == row["embedded"] == 50 and row["transformed"] == 0 and row["broken_shards"] == []
+    first = sorted(photos[0].iterdir())[7]
+    path, distance = versions.search(gallery, first, k=3)[0]
+    assert path == str(first.resolve()) and distance < 0.05
+
+
+def test_upgrade_by_transformation_writes_h_of_the_stored_vectors(gallery, fct_run):
+    version = versions.upgrade(gallery, fct_run, "transform")
+    assert version["name"] == "v2" and version["parent"] == "v1"
+    store, pack = versions.Gallery.open(gallery), ModelPack.load(fct_run)
+    source = torch.cat([store.read_shard(store.version("v1"), i)["side"].float() for i in range(4)])
+    old = store.vectors(store.version("v1"))
+    expected = pack.transformation(old, source).detach()
+    assert torch.allclose(store.vectors(store.version("v2")), expected, atol=0.05, rtol=0.01)
+    rows = {r["name"]: r for r in versions.status(gallery)}
+    assert rows["v2"]["active"] and rows["v2"]["transformed"] == 50 and not rows["v1"]["active"]
+    assert len(versions.search(gallery, store.images[0], k=4)) == 4  # the new model's query, v2 only
+    with pytest.raises(ConfigError, match="already in the new model's space"):
+        versions.upgrade(gallery, fct_run, "embed")
+
+
+def test_rollback_goes_back_one_version_and_refuses_past_the_first(gallery, fct_run):
+    versions.upgrade(gallery, fct_run, "embed")
+    assert versions.rollback(gallery)["name"] == "v1"
+    with pytest.raises(ConfigError, match="v1 is the first version"):
+        versions.rollback(gallery)
+
+
+def test_add_appends_new_images_to_every_version_through_its_own_model(gallery, fct_run, photos):
+    versions.upgrade(gallery, fct_run, "transform")
+    assert versions.add(gallery, photos[1]) == 20 and versions.add(gallery, photos[1]) == 0
+    rows = {r["name"]: r for r in versions.status(gallery)}
+    assert rows["v1"]["images"] == rows["v1"]["embedded"] == 70
+    # shards 0-2 (48 images) stay transformed; the partial shard 3 and the new ones are embedded
+    assert rows["v2"]["transformed"] == 48 and rows["v2"]["embedded"] == 22
+    new_photo = sorted(photos[1].iterdir())[3]
+    assert versions.search(gallery, new_photo, k=1)[0][0] == str(new_photo.resolve())
+
+
+def test_a_killed_build_resumes_and_a_corrupt_shard_is_repaired(gallery, fct_run):
+    versions.upgrade(gallery, fct_run, "transform")
+    store = versions.Gallery.open(gallery)
+    v2 = store.version("v2")
+    store.shard_path(v2, 1).unlink()  # killed before shard 1 was written
+    v2["status"], store.manifest["active"] = "building", "v1"
+    store.save()
+    assert [r["broken_shards"] for r in versions.status(gallery)] == [[], [1]]
+    with pytest.raises(ConfigError, match="half built"):
+        versions.upgrade(gallery, fct_run, "embed")
+    versions.upgrade(gallery, fct_run, "transform")  # the same command again: resumes
+    assert versions.status(gallery)[1]["broken_shards"] == [] and versions.status(gallery)[1]["active"]
+    store.shard_path(v2, 2).write_bytes(b"not a shard")
+    with pytest.raises(DataFormatError, match="shard-00002.safetensors of v2 is missing or corrupt.*repair"):
+        versions.search(gallery, store.images[0])
+    assert versions.repair(gallery) == {"v1": 0, "v2": 1}
+    assert len(versions.search(gallery, store.images[0])) == 5
+
+
+def test_bad_galleries_are_refused_clearly(gallery, fct_run, tmp_path):
+    store = versions.Gallery.open(gallery)
+    v1 = store.version("v1")
+    shard, _ = versions.load_checkpoint(store.shard_path(v1, 0))
+    versions.save_checkpoint(store.shard_path(v1, 0), {**shard, "vec": torch.zeros(16, 64)})
+    with pytest.raises(DataFormatError, match="does not fit the version.*16 x 128"):
+        versions.search(gallery, store.images[0])
+    manifest = json.loads((gallery / "gallery.json").read_text())
+    (gallery / "gallery.json").write_text(json.dumps({**manifest, "format": "playground.gallery/9"}))
+    with pytest.raises(DataFormatError, match="gallery/9"):
+        versions.Gallery.open(gallery)
+    with pytest.raises(DataNotFoundError, match="not a gallery"):
+        versions.status(tmp_path)
+    with pytest.raises(DataNotFoundError, match="save_models"):
+        versions.create(tmp_path / "g2", tmp_path, tmp_path)
+
+
+def test_the_command_line_prints_status_and_refuses_with_exit_code_2(gallery):
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "playground.cli", "gallery", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+
+    status = cli("status", str(gallery))
+    assert status.returncode == 0 and "* v1" in status.stdout and "ready" in status.stdout
+    refused = cli("rollback", str(gallery))
+    assert refused.returncode == 2 and "first version" in refused.stderr and "Traceback" not in refused.stderr
