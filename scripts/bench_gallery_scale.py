@@ -1,0 +1,131 @@
+"""Benchmark an FCT upgrade at gallery scale: one million stored vectors transformed by h.
+
+    .venv/bin/python scripts/bench_gallery_scale.py --run RUNS/fct_fashion-.../seed0-... --out /tmp/bg
+
+The vectors: an FCT run's stored test gallery (old embedding + side-info, as the run wrote them)
+repeated to ``--vectors`` rows, each copy jittered by Gaussian noise of 5% of every dimension's
+spread, so the numbers h sees are what a real gallery holds, not random ones. They are written as a
+sharded gallery store (float16), then upgraded with the run's h by ``playground backfill``:
+
+- in one process (one torch thread), and
+- under ``torchrun --nproc-per-node W`` (PyTorch's own launcher: each worker takes the shards
+  ``i % W == rank``, one torch thread each), for each ``--workers`` W;
+
+and the upgraded vectors are searched exactly (L2, torch, chunked) by ``--queries`` queries to give
+query latency p50/p99 over the million. Writes ``metrics.json`` and ``report.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from playground.fct.gallery import GalleryStore, write_gallery
+from playground.fct.retrieval import distances
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_vectors(run: Path, count: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    stored = GalleryStore.open(run / "gallery").read(["old", "side"])
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for name in ("old", "side"):
+        base = stored[name]
+        rows = torch.arange(count) % base.shape[0]
+        noise = torch.randn(count, base.shape[1], generator=generator) * (0.05 * base.std(0))
+        out[name] = base[rows] + noise
+    return out
+
+
+def timed_backfill(gallery: Path, run: Path, out: Path, workers: int) -> tuple[float, float]:
+    """Seconds for ``playground backfill`` over the whole store: the command's wall time (process
+    starts and imports included) and the slowest worker's own reading-transforming-writing time."""
+    shutil.rmtree(out, ignore_errors=True)
+    backfill = ["backfill", str(gallery), "--transformation", str(run / "transformation.safetensors")]
+    backfill += ["--out", str(out)]
+    if workers == 1:
+        command = [sys.executable, "-m", "playground.cli", *backfill]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={workers}",
+        ]
+        command += ["-m", "playground.cli", *backfill]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PLAYGROUND_THREADS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(command, check=True, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    work = [float(s) for s in re.findall(r"backfilled its shards of \d+ images in ([\d.]+) s", done.stderr)]
+    if len(work) != workers:
+        raise RuntimeError(f"expected {workers} worker reports, got: {done.stderr[-500:]}")
+    return wall, max(work)
+
+
+def query_latency(vectors: torch.Tensor, queries: int, k: int = 10) -> list[float]:
+    seconds = []
+    for i in range(queries):
+        query = vectors[i * 997 % len(vectors)][None]
+        start = time.perf_counter()
+        distances(query, vectors)[0].topk(k, largest=False)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="an FCT run folder (its gallery/ and transformation)")
+    parser.add_argument("--vectors", type=int, default=1_000_000)
+    parser.add_argument("--workers", default="2", help="torchrun worker counts to time, comma-separated")
+    parser.add_argument("--shard-size", type=int, default=16384)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--out", default="runs/bench-gallery")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    run, out = Path(args.run).expanduser(), Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    vectors = make_vectors(run, args.vectors)
+    write_gallery(out / "gallery", torch.arange(args.vectors), vectors, "fp16", args.shard_size)
+    write_s = time.perf_counter() - start
+    metrics = {"gallery/vectors": args.vectors, "gallery/write_s": write_s}
+    for workers in [1, *(int(w) for w in args.workers.split(",") if w.strip())]:
+        wall, work = timed_backfill(out / "gallery", run, out / "upgraded", workers)
+        metrics[f"gallery/upgrade_wall_s/w{workers}"] = wall
+        metrics[f"gallery/upgrade_work_s/w{workers}"] = work
+        metrics[f"gallery/vectors_per_s/w{workers}"] = args.vectors / work
+    start = time.perf_counter()
+    upgraded = GalleryStore.open(out / "upgraded").read(["new"])["new"]
+    metrics["gallery/index_load_s"] = time.perf_counter() - start
+    latency = query_latency(upgraded, args.queries)
+    metrics["gallery/query_p50_ms"] = 1000 * statistics.median(latency)
+    metrics["gallery/query_p99_ms"] = 1000 * percentile(latency, 0.99)
+    (out / "metrics.json").write_text(json.dumps({"metrics": metrics}, indent=1))
+    lines = [f"# FCT upgrade of {args.vectors:,} vectors", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {name} | {value:,.3f} |" for name, value in metrics.items()]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    shutil.rmtree(out / "gallery")
+    shutil.rmtree(out / "upgraded")
+
+
+if __name__ == "__main__":
+    main()
