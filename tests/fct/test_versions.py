@@ -144,3 +144,13 @@ def test_the_command_line_prints_status_and_refuses_with_exit_code_2(gallery):
     assert status.returncode == 0 and "* v1" in status.stdout and "ready" in status.stdout
     refused = cli("rollback", str(gallery))
     assert refused.returncode == 2 and "first version" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_weights_other_than_a_versions_own_are_refused(gallery, fct_run):
+    manifest = json.loads((gallery / "gallery.json").read_text())
+    manifest["versions"][0]["digests"]["old"] = "0123456789abcdef"  # as if v1 came from another old model
+    (gallery / "gallery.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="trained for another old model.*--route embed"):
+        versions.upgrade(gallery, fct_run, "transform")
+    with pytest.raises(ConfigError, match="v1 was made with other weights"):
+        versions.repair(gallery)
