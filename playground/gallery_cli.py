@@ -4,6 +4,8 @@ create, add, upgrade (transform with FCT's h, or re-embed), status, rollback, re
 
 from __future__ import annotations
 
+import sys
+
 from playground.core.progress import TqdmProgress
 
 
@@ -50,12 +52,12 @@ def add_gallery_parser(commands) -> None:
 def cmd_gallery(args) -> int:
     from playground.fct import versions
 
-    progress = TqdmProgress()
+    progress, skipped = TqdmProgress(), []
     if args.action == "create":
-        made = versions.create(args.gallery, args.run, args.images, args.shard_size, progress)
+        made = versions.create(args.gallery, args.run, args.images, args.shard_size, progress, skipped)
         print(f"{args.gallery}: v1 holds {len(made.images)} images")
     elif args.action == "add":
-        print(f"added {versions.add(args.gallery, args.images, progress)} images to every version")
+        print(f"added {versions.add(args.gallery, args.images, progress, skipped)} images to every version")
     elif args.action == "upgrade":
         version = versions.upgrade(args.gallery, args.run, args.route, progress)
         print(f"{version['name']} ({version['route']} from {version['parent']}) is active")
@@ -69,6 +71,10 @@ def cmd_gallery(args) -> int:
     elif args.action == "search":
         for rank, (path, distance) in enumerate(versions.search(args.gallery, args.image, args.k), 1):
             print(f"{rank:>3}  {distance:8.4f}  {path}")
+    for file in skipped[:20]:
+        print(f"skipped (not a readable image): {file}", file=sys.stderr)
+    if len(skipped) > 20:
+        print(f"... and {len(skipped) - 20} more unreadable files", file=sys.stderr)
     return 0
 
 

@@ -229,11 +229,32 @@ def _check_pack(pack: ModelPack, version: dict) -> None:
             )
 
 
+def readable_images(files: list[Path], shape: tuple[int, int, int], skipped: list[str] | None) -> list[str]:
+    """The absolute paths of the files that decode as images; the others go to ``skipped``."""
+    channels, size, _ = shape
+    good = []
+    for file in files:
+        try:
+            read_image(file, size, channels)
+            good.append(str(file.resolve()))
+        except (OSError, ValueError):
+            if skipped is not None:
+                skipped.append(str(file))
+    if not good and files:
+        raise DataFormatError(f"none of the {len(files)} image files could be decoded (first: {files[0]})")
+    return good
+
+
 def create(
-    path: str | Path, run: str | Path, images: str | Path, shard_size: int = 1024, progress: Progress = None
+    path: str | Path,
+    run: str | Path,
+    images: str | Path,
+    shard_size: int = 1024,
+    progress: Progress = None,
+    skipped: list[str] | None = None,
 ) -> Gallery:
     """A new gallery of the images under ``images``, embedded by the run's old model (v1); run again
-    after a kill to resume."""
+    after a kill to resume. Files that do not decode are left out and listed in ``skipped``."""
     path = Path(path).expanduser()
     pack = ModelPack.load(run)
     if (path / "gallery.json").is_file():
@@ -245,7 +266,7 @@ def create(
     else:
         if shard_size < 1:
             raise ConfigError(f"shard_size must be at least 1, got {shard_size}")
-        files = [str(f.resolve()) for f in list_images(images)]
+        files = readable_images(list_images(images), pack.input_shape, skipped)
         path.mkdir(parents=True, exist_ok=True)
         first = _version("v1", pack, "old", "embed", None)
         manifest = {"format": FORMAT, "shard_size": shard_size, "versions": [first], "active": "v1"}
@@ -304,15 +325,19 @@ def upgrade(path: str | Path, run: str | Path, route: str = "transform", progres
     return version
 
 
-def add(path: str | Path, images: str | Path, progress: Progress = None) -> int:
-    """Append the images under ``images`` that the gallery lacks to every complete version."""
+def add(
+    path: str | Path, images: str | Path, progress: Progress = None, skipped: list[str] | None = None
+) -> int:
+    """Append the images under ``images`` that the gallery lacks to every complete version (files
+    that do not decode are left out and listed in ``skipped``)."""
     gallery = Gallery.open(path)
     if any(v["status"] != "ready" for v in gallery.versions):
         raise ConfigError(
             "a version is half built; finish it (run its create or upgrade again) before adding"
         )
     known = set(gallery.images)
-    fresh = [str(f.resolve()) for f in list_images(images) if str(f.resolve()) not in known]
+    listed = [f for f in list_images(images) if str(f.resolve()) not in known]
+    fresh = readable_images(listed, ModelPack.load(gallery.versions[0]["run"]).input_shape, skipped)
     if not fresh:
         return 0
     first_new_shard = len(gallery.images) // gallery.shard_size()

@@ -154,3 +154,18 @@ def test_weights_other_than_a_versions_own_are_refused(gallery, fct_run):
         versions.upgrade(gallery, fct_run, "transform")
     with pytest.raises(ConfigError, match="v1 was made with other weights"):
         versions.repair(gallery)
+
+
+def test_files_that_do_not_decode_are_left_out_and_listed(fct_run, photos, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for file in sorted(photos[0].iterdir())[:5]:
+        (folder / file.name).write_bytes(file.read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    skipped = []
+    made = versions.create(tmp_path / "g", fct_run, folder, shard_size=4, skipped=skipped)
+    assert len(made.images) == 5 and skipped == [str(folder / "broken.png")]
+    (folder / "also_broken.jpg").write_bytes(b"")
+    with pytest.raises(DataFormatError, match="none of the 2 image files could be decoded"):
+        versions.add(tmp_path / "g", folder)  # the only files it lacks are both broken
+    assert versions.status(tmp_path / "g")[0]["images"] == 5
