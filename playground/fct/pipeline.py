@@ -30,7 +30,7 @@ from playground.fct.gallery import (
 from playground.fct.retrieval import retrieval_metrics
 from playground.fct.side_info import train_side_info
 from playground.fct.tasks import FCTData
-from playground.fct.transformation import Transformation, train_transformation, transform
+from playground.fct.transformation import Transformation, train_for_config, transform
 from playground.fct.upgrade import UpgradeOutcome, study_upgrades
 from playground.models import EmbeddingClassifier, build_model, count_macs
 
@@ -173,16 +173,8 @@ def train_models(config, data: FCTData, device, progress: Progress = None) -> Mo
 
 
 def _transformation(config, old, side, new, device, progress, label, losses) -> Transformation:
-    h, history = train_transformation(
-        old,
-        side,
-        new,
-        hidden=config.transform_hidden,
-        epochs=config.transform_epochs,
-        lr=config.transform_lr,
-        seed=config.seed,
-        device=device,
-        progress=staged(progress, label),
+    h, history = train_for_config(
+        config, old, side, new, seed=config.seed, device=device, progress=staged(progress, label)
     )
     losses[label] = history.series("train/loss")
     return h
@@ -210,13 +202,11 @@ def _sweep_member(config, dim: int, data: FCTData, features, device, progress):
         staged(progress, f"side-info {dim}-d"),
     )
     side_features = embed_images(side, data.new_train.images, device=device)
-    h, _ = train_transformation(
+    h, _ = train_for_config(
+        config,
         features["old"],
         side_features,
         features["new"],
-        hidden=config.transform_hidden,
-        epochs=config.transform_epochs,
-        lr=config.transform_lr,
         seed=config.seed,
         device=device,
         progress=staged(progress, f"transformation {dim}-d"),

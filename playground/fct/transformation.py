@@ -97,6 +97,24 @@ def train_transformation(
     return model.eval(), history
 
 
+def train_for_config(
+    config, old: torch.Tensor, side: torch.Tensor, new: torch.Tensor, *, seed: int, device, progress: Progress
+) -> tuple[Transformation, History]:
+    """:func:`train_transformation` with an FCT config's h settings (``transform_hidden``,
+    ``transform_epochs``, ``transform_lr``)."""
+    return train_transformation(
+        old,
+        side,
+        new,
+        hidden=config.transform_hidden,
+        epochs=config.transform_epochs,
+        lr=config.transform_lr,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+
+
 @torch.no_grad()
 def transform(
     model: Transformation, old: torch.Tensor, side: torch.Tensor, batch_size: int = 4096

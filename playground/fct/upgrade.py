@@ -14,7 +14,6 @@ Everything here is measured on the same queries: ``curve_queries`` gallery image
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -25,7 +24,7 @@ from playground.core.progress import Progress, report, staged
 from playground.errors import ConfigError
 from playground.fct import adapters, backfill_order
 from playground.fct.retrieval import retrieval_metrics
-from playground.fct.transformation import Transformation, train_transformation, transform
+from playground.fct.transformation import Transformation, train_for_config, transform
 from playground.models import count_macs
 
 
@@ -76,30 +75,33 @@ def study_upgrades(config, models, emb: dict, labels: torch.Tensor, cost: dict, 
         query[rows], gallery, labels, config.distance, query_rows=rows
     )
     outcome = UpgradeOutcome(policies=_fixed_policies(models, emb, cost, score))
+    outcome.paired = _adapter_rows(config, models, emb, score, cost["old_embedding_bytes"], progress)
+    largest = max((row["paired_images"] for row in outcome.paired), default=None)
+    outcome.policies += [row for row in outcome.paired if row["paired_images"] == largest]
     reembed = outcome.policies[0]["mAP"]
-    available = models.features["old"].shape[0]
-    sizes = sorted({min(size, available) for size in spec.paired_images}) if spec.adapters else []
-    for size in sizes:
-        for kind in spec.adapters:
-            for direction in ("query", "gallery"):
-                row = _adapter_row(
-                    spec, kind, direction, size, models, emb, score, config.seed, cost["old_embedding_bytes"]
-                )
-                row["share_of_reembed"] = row["mAP"] / reembed
-                outcome.paired.append(row)
-                report(
-                    progress,
-                    "adapters",
-                    len(outcome.paired),
-                    2 * len(sizes) * len(spec.adapters),
-                    message=row["policy"],
-                )
-    outcome.policies += [row for row in outcome.paired if sizes and row["paired_images"] == sizes[-1]]
-    for row in outcome.policies:
+    for row in outcome.policies + outcome.paired:
         row["share_of_reembed"] = row["mAP"] / reembed
     if spec.orders:
         _curves(config, models, emb, labels, rows, outcome, progress)
     return outcome
+
+
+def _adapter_rows(config, models, emb, score, stored_bytes: int, progress) -> list[dict]:
+    """Every adapter kind, both directions, fitted on each paired-set size (at most every image)."""
+    spec: UpgradeSpec = config.upgrade
+    available = models.features["old"].shape[0]
+    sizes = sorted({min(size, available) for size in spec.paired_images}) if spec.adapters else []
+    jobs = [
+        (size, kind, direction)
+        for size in sizes
+        for kind in spec.adapters
+        for direction in ("query", "gallery")
+    ]
+    rows = []
+    for size, kind, direction in jobs:
+        rows.append(_adapter_row(spec, kind, direction, size, models, emb, score, config.seed, stored_bytes))
+        report(progress, "adapters", len(rows), len(jobs), message=rows[-1]["policy"])
+    return rows
 
 
 def _query_rows(count: int, wanted: int, seed: int) -> torch.Tensor:
@@ -249,14 +251,13 @@ def _order_scores(config, name, h: Transformation, train_side, gallery_side, mod
         scores["fastfill"] = backfill_order.fastfill_scores(head, stored, gallery_side)
     if "ensemble" in spec.orders:
         members = [h] + [
-            train_transformation(
+            train_for_config(
+                config,
                 feats["old"],
                 train_side,
                 feats["new"],
-                hidden=config.transform_hidden,
-                epochs=config.transform_epochs,
-                lr=config.transform_lr,
                 seed=config.seed + 100 * k,
+                device="cpu",
                 progress=staged(progress, f"ensemble member {k} ({name})"),
             )[0]
             for k in range(1, spec.ensemble_size)
@@ -267,8 +268,3 @@ def _order_scores(config, name, h: Transformation, train_side, gallery_side, mod
     if "mahalanobis" in spec.orders:
         scores["mahalanobis"] = backfill_order.mahalanobis_scores(feats["old"], feats["labels"], stored)
     return scores
-
-
-def replace_spec(config, **changes):
-    """``config`` with its ``[upgrade]`` section changed (tests and pages shrink the study)."""
-    return dataclasses.replace(config, upgrade=dataclasses.replace(config.upgrade, **changes))
