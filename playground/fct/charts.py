@@ -4,7 +4,8 @@
 - :func:`tradeoff_chart`: new-fct retrieval against the side-info bytes stored per image;
 - :func:`projection_chart`: the gallery on the new model's principal plane, one panel per gallery;
 - :func:`backfill_chart`: the backfilling curves, mAP against the share re-embedded, per order;
-- :func:`paired_chart`: post-hoc adapters' share of full re-embedding against their paired images.
+- :func:`paired_chart`: post-hoc adapters' share of full re-embedding against their paired images;
+- :func:`edges_chart`: edge galleries' mAP while they upgrade one after another.
 """
 
 from __future__ import annotations
@@ -223,3 +224,15 @@ def paired_chart(rows: Sequence[Mapping[str, Any]], fct_share: float | None = No
         log_x=True,
     )
     return Chart("adapters_paired", [panel], columns=1)
+
+
+def edges_chart(maps: Mapping[str, Sequence[float]]) -> Chart:
+    """mAP (%) of every edge-transition policy against the number of edges upgraded."""
+    traces = [
+        Trace("line", policy, list(range(len(values))), [100 * v for v in values], color=i, markers=True)
+        for i, (policy, values) in enumerate(maps.items())
+    ]
+    panel = Panel(
+        traces, title="Edge galleries upgrading one by one", x_label="edges upgraded", y_label="mAP (%)"
+    )
+    return Chart("edges", [panel], columns=1)

@@ -22,7 +22,7 @@ from torch import nn
 
 from playground.core.progress import Progress, report, staged
 from playground.errors import ConfigError
-from playground.fct import adapters, backfill_order
+from playground.fct import adapters, backfill_order, edges
 from playground.fct.retrieval import retrieval_metrics
 from playground.fct.transformation import Transformation, train_for_config, transform
 from playground.models import count_macs
@@ -43,6 +43,7 @@ class UpgradeSpec:
     rank: int = 16  # low_rank only
     hidden: int = 256  # residual_mlp only
     epochs: int = 30  # residual_mlp only
+    edges: int = 4  # edge galleries upgrading one after another (0: skip)
 
     def __post_init__(self):
         for name, known in (("orders", backfill_order.ORDERS), ("adapters", adapters.ADAPTER_KINDS)):
@@ -53,6 +54,8 @@ class UpgradeSpec:
             raise ConfigError("upgrade: fractions and ensemble_size must be at least 2, curve_queries >= 0")
         if self.adapters and (not self.paired_images or min(self.paired_images) < 2):
             raise ConfigError("upgrade.paired_images: give at least one size, each at least 2")
+        if self.edges < 0 or self.edges == 1:
+            raise ConfigError(f"upgrade.edges must be 0 (skip) or at least 2, got {self.edges}")
         for key in ("knn_k", "variance_epochs", "rank", "hidden", "epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"upgrade.{key} must be at least 1, got {getattr(self, key)}")
@@ -65,6 +68,7 @@ class UpgradeOutcome:
     fractions: list[float] = field(default_factory=list)
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # transformation -> order -> mAP
     areas: dict[str, dict[str, float]] = field(default_factory=dict)
+    edges: dict = field(default_factory=dict)  # maps (policy -> mAP per step) and costs (per edge)
 
 
 def study_upgrades(config, models, emb: dict, labels: torch.Tensor, cost: dict, progress: Progress = None):
@@ -83,6 +87,12 @@ def study_upgrades(config, models, emb: dict, labels: torch.Tensor, cost: dict, 
         row["share_of_reembed"] = row["mAP"] / reembed
     if spec.orders:
         _curves(config, models, emb, labels, rows, outcome, progress)
+    if spec.edges:
+        owner = edges.assign_edges(len(labels), spec.edges, config.seed)
+        outcome.edges = {
+            "maps": edges.transition_maps(emb, labels, owner, rows, config.distance),
+            "costs": edges.edge_costs(owner, cost),
+        }
     return outcome
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from playground.core.runs import Metrics, RunDir, markdown_table
 from playground.core.seeds import metric_cell
 from playground.fct.backfill_order import USABLE_ORDERS
-from playground.fct.charts import ORDER_NAMES, backfill_chart, paired_chart
+from playground.fct.charts import ORDER_NAMES, backfill_chart, edges_chart, paired_chart
 
 UPGRADE = "upgrade"  # the results.json section
 SCORES = ("top1", "mAP", "share_of_reembed")
@@ -68,6 +68,24 @@ def add_metrics(metrics: Metrics, outcome) -> None:
             metrics.add(
                 f"{prefix}/best_gain_over_random", best, "mAP points", "test", transformation=transformation
             )
+    _add_edge_metrics(metrics, outcome.edges)
+
+
+def _add_edge_metrics(metrics: Metrics, study: dict) -> None:
+    for policy, maps in study.get("maps", {}).items():
+        for step, value in enumerate(maps):
+            name = f"edges/{policy}/step{step}/mAP"
+            metrics.add(name, value, "fraction", "test", edge_policy=policy, step=step, measure="mAP")
+        metrics.add(f"edges/{policy}/mean_mAP", sum(maps) / len(maps), "fraction", "test", edge_policy=policy)
+    costs = study.get("costs", [])
+    for key, unit in (
+        ("transform_s", "s"),
+        ("reembed_s", "s"),
+        ("transform_macs", "MACs"),
+        ("reembed_macs", "MACs"),
+    ):
+        if costs:
+            metrics.add(f"edges/{key}_per_edge", sum(c[key] for c in costs) / len(costs), unit)
 
 
 def _names(metrics: Metrics, tag: str, **tags) -> list[str]:
@@ -109,6 +127,7 @@ def section(metrics: Metrics) -> str:
     ]
     for transformation in CURVES:
         parts += _curve_section(metrics, transformation)
+    parts += _edges_section(metrics)
     if any(_names(metrics, "order", transformation=t) for t in CURVES):
         parts.append("![backfilling curves](backfill_curves.png)")
     return "\n\n".join(part for part in parts if part)
@@ -138,6 +157,31 @@ def _curve_section(metrics: Metrics, transformation: str) -> list[str]:
     return parts
 
 
+def _edges_section(metrics: Metrics) -> list[str]:
+    values = metrics.values
+    steps = sorted({int(r.tags["step"]) for r in metrics.select(edge_policy=..., step=...)})
+    if not steps:
+        return []
+    pct = lambda name: metric_cell(values, name, digits=1, scale=100)  # noqa: E731
+    policies = _names(metrics, "edge_policy")
+    rows = [[step, *(pct(f"edges/{p}/step{step}/mAP") for p in policies)] for step in steps]
+    per_edge = {key: values[f"edges/{key}_per_edge"] for key in ("transform_s", "reembed_s")}
+    macs = {key: values[f"edges/{key}_per_edge"] for key in ("transform_macs", "reembed_macs")}
+    cost = [
+        f"{per_edge['transform_s']:.3g} s and {macs['transform_macs']:,.0f} MACs by h against "
+        f"{per_edge['reembed_s']:.3g} s and {macs['reembed_macs']:,.0f} MACs re-embedding"
+    ]
+    return [
+        f"### Edge galleries upgrading one by one ({steps[-1]} edges, mAP %)",
+        "Step k: edges 0..k-1 run the new model. `fct`/`reembed`: each query searches the edges in its own "
+        "space (the others' items rank last); `dual`: upgraded edges keep their old vectors and every query "
+        "the old model, until the last edge upgrades.",
+        markdown_table(["edges upgraded", *policies], rows),
+        f"Each edge's upgrade, on average: {cost[0]}.",
+        "![edges](edges.png)",
+    ]
+
+
 def write(run_dir: RunDir, outcome) -> None:
     """The ``upgrade`` results section and the two charts."""
     run_dir.write_result(
@@ -148,6 +192,7 @@ def write(run_dir: RunDir, outcome) -> None:
             "fractions": outcome.fractions,
             "curves": outcome.curves,
             "areas": outcome.areas,
+            "edges": outcome.edges,
         },
     )
     for chart in charts(outcome.__dict__):
@@ -162,4 +207,6 @@ def charts(study: dict) -> list:
     if study.get("paired"):
         fct = next((row for row in study["policies"] if row["policy"] == "fct"), None)
         out.append(paired_chart(study["paired"], fct["share_of_reembed"] if fct else None))
+    if study.get("edges", {}).get("maps"):
+        out.append(edges_chart(study["edges"]["maps"]))
     return out

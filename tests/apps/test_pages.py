@@ -221,8 +221,8 @@ def test_fct_page_shows_tables_cost_projection_and_neighbours(fct_run):
         "new-fct_noside",
         "new-fct",
     ]
-    # compatibility, side-info trade-off, backfilling curves, adapters against paired images, projection
-    assert len(at.get("plotly_chart")) == 5
+    # compatibility, side-info trade-off, backfilling curves, adapters, edges, projection
+    assert len(at.get("plotly_chart")) == 6
     policies = at.dataframe[1].value
     assert {"reembed", "fct", "bct", "procrustes_query", "residual_mlp_gallery"} <= set(policies["policy"])
     assert policies.loc[policies["policy"] == "reembed", "share_of_reembed"].item() == 100.0

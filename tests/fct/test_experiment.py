@@ -115,8 +115,12 @@ def test_digits_run_compares_every_upgrade_policy_and_backfill_order(digits_run)
         assert len(ends) == 1  # every order starts at h's gallery and ends at the new model's
         assert values[f"{prefix}/oracle/gain_over_random"] > 0
         assert values[f"{prefix}/best_gain_over_random"] <= values[f"{prefix}/oracle/gain_over_random"] + 0.05
+    edge_maps = study.edges["maps"]
+    assert len(edge_maps["fct"]) == 5 and edge_maps["dual"][1:-1] == [edge_maps["dual"][0]] * 3
+    assert edge_maps["fct"][-1] == pytest.approx(metric(digits_run, "new-fct", "mAP"), abs=0.05)
     files = {p.name for p in digits_run.run_dir.iterdir()}
-    assert {"backfill_curves.png", "adapters_paired.png"} <= files
+    assert {"backfill_curves.png", "adapters_paired.png", "edges.png"} <= files
+    assert "### Edge galleries upgrading one by one (4 edges" in digits_run.report
     assert "## Upgrade policies side by side" in digits_run.report and "| Mahalanobis |" in digits_run.report
 
 
