@@ -3,7 +3,8 @@
 Metric names: ``upgrade/<policy>/<measure>`` (``top1``, ``mAP``, ``share_of_reembed``, and the costs
 ``gallery_macs``, ``query_macs``, ``seconds_per_10k``, ``bytes_per_image``, ``paired_images``);
 ``adapters/<policy>/n<paired>/mAP`` and ``.../share_of_reembed``; ``backfill_curve/<order>/area`` for
-h with side-info and ``backfill_curve_noside/<order>/area`` without, each with ``gain_over_random``.
+h with side-info and ``backfill_curve_noside/<order>/area`` without, each with ``gain_over_random``;
+``edges/<policy>/step<k>/mAP`` while edge galleries upgrade one by one, and each edge's cost.
 """
 
 from __future__ import annotations
