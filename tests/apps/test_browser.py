@@ -139,7 +139,9 @@ def test_fct_page_in_a_real_browser(app_url, browser_page, tmp_path):
     expect(page.get_by_role("heading", name="Forward compatible training")).to_be_visible()
     expect(page.get_by_role("heading", name="Compatibility")).to_be_visible()
     expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
-    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(3)
+    # compatibility, side-info trade-off, backfilling curves, adapters, edges, projection
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(6)
+    expect(page.get_by_role("heading", name="Upgrade policies and partial backfill")).to_be_visible()
     expect(page.get_by_text("Speed-up")).to_be_visible()
     expect(page.locator('[data-testid="stImage"] img')).to_have_count(16)  # the query and 3 x 5 neighbours
     settle(page)
