@@ -41,6 +41,7 @@ from playground.fct.charts import (
     tradeoff_chart,
 )
 from playground.fct.side_info import MAX_DIM, MIN_DIM
+from playground.fct.upgrade_report import POLICY_COLUMNS
 from playground.fct.upgrade_report import charts as upgrade_charts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -271,18 +272,12 @@ def upgrades(run: fct.FCTRun) -> None:
         st.info("This run has no upgrade study (runs made before it existed); start a new run.")
         return
     table = pd.DataFrame(study["policies"])
-    table["share_of_reembed"] *= 100
-    table[["top1", "mAP"]] *= 100
+    table[["top1", "mAP", "share_of_reembed"]] *= 100
     st.dataframe(
-        table[
-            ["policy", "top1", "mAP", "share_of_reembed", "gallery_macs", "query_macs"]
-            + ["seconds_per_10k", "bytes_per_image", "paired_images"]
-        ],
+        table[list(POLICY_COLUMNS)].rename(columns=POLICY_COLUMNS).round(2),
         hide_index=True,
         width="stretch",
-        column_config={
-            key: st.column_config.NumberColumn(format="%.1f") for key in ("top1", "mAP", "share_of_reembed")
-        },
+        height=35 * (len(table) + 1) + 3,  # every policy without scrolling
     )
     if study.get("curves"):
         fractions = study["fractions"]

@@ -225,7 +225,7 @@ def test_fct_page_shows_tables_cost_projection_and_neighbours(fct_run):
     assert len(at.get("plotly_chart")) == 6
     policies = at.dataframe[1].value
     assert {"reembed", "fct", "bct", "procrustes_query", "residual_mlp_gallery"} <= set(policies["policy"])
-    assert policies.loc[policies["policy"] == "reembed", "share_of_reembed"].item() == 100.0
+    assert policies.loc[policies["policy"] == "reembed", "share of re-embedding mAP (%)"].item() == 100.0
     at.slider(key="backfill_share").set_value(100).run()
     assert not at.exception
     at_full = at.dataframe[2].value  # every order has re-embedded the whole gallery: one mAP
