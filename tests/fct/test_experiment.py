@@ -160,10 +160,13 @@ def test_backfill_command_splits_shards_across_workers(digits_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)  # a whole quick preset: 11 min quiet, 20 loaded, on 2 cores
+@pytest.mark.timeout(3600)  # the quick preset without the upgrade study: 8 min quiet, 15 loaded, 2 cores
 @needs_fashion_mnist()
 def test_fashion_quick_preset_keeps_the_papers_ordering():
-    result = run_recipe(REPO / "recipes" / "fct_fashion.toml", "quick")
+    # The upgrade study (curves, adapters, edges) adds about 40% to this preset; the digits
+    # tests above cover it, so CI skips it here and checks the paper's ordering only.
+    no_study = ["upgrade.orders=[]", "upgrade.adapters=[]", "upgrade.edges=0"]
+    result = run_recipe(REPO / "recipes" / "fct_fashion.toml", "quick", overrides=no_study)
     for key, margin in (("top1", 0.003), ("mAP", 0.003)):
         new, fct, noside, old = (
             metric(result, c, key) for c in ("new-new", "new-fct", "new-fct_noside", "old-old")
