@@ -1,6 +1,7 @@
 """``playground gallery``: a user's image gallery that knows its models (:mod:`playground.fct.versions`).
 
-create, add, upgrade (transform with FCT's h, or re-embed), status, rollback, repair and search."""
+create, add, upgrade (transform with FCT's h, or re-embed), backfill (re-embed part of a transformed
+version, FastFill's order or random), status, rollback, repair and search."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from playground.core.progress import TqdmProgress
 def add_gallery_parser(commands) -> None:
     gallery = commands.add_parser(
         "gallery",
-        help="FCT on your own images: a versioned gallery (create, add, upgrade, status, rollback, search)",
+        help="FCT on your own images: a versioned gallery (create, add, upgrade, backfill, status, "
+        "rollback, search)",
         description="Every version is one embedding space; a search uses the active version only. "
         "The models come from an FCT run folder (`playground run recipes/fct_fashion.toml`).",
     )
@@ -36,6 +38,16 @@ def add_gallery_parser(commands) -> None:
         default="transform",
         help="transform the stored vectors with h (default, no image is read) or re-embed every image",
     )
+    backfill = actions.add_parser(
+        "backfill",
+        help="re-embed part of an h-transformed version, most uncertain first (FastFill), or at random",
+    )
+    backfill.add_argument("gallery")
+    backfill.add_argument(
+        "--fraction", type=float, required=True, help="share of the gallery re-embedded when done (0 to 1)"
+    )
+    backfill.add_argument("--order", choices=("fastfill", "random"), default="fastfill")
+    backfill.add_argument("--seed", type=int, default=0, help="for --order random")
     for name, text in (
         ("status", "versions, how their vectors were made, broken shards"),
         ("rollback", "activate the version before the active one"),
@@ -51,6 +63,7 @@ def add_gallery_parser(commands) -> None:
 
 def cmd_gallery(args) -> int:
     from playground.fct import versions
+    from playground.fct.gallery_backfill import backfill
 
     progress, skipped = TqdmProgress(), []
     if args.action == "create":
@@ -61,6 +74,9 @@ def cmd_gallery(args) -> int:
     elif args.action == "upgrade":
         version = versions.upgrade(args.gallery, args.run, args.route, progress)
         print(f"{version['name']} ({version['route']} from {version['parent']}) is active")
+    elif args.action == "backfill":
+        done = backfill(args.gallery, args.fraction, args.order, args.seed, progress)
+        print(f"{done['version']}: {done['embedded']} re-embedded, {done['transformed']} transformed by h")
     elif args.action == "rollback":
         print(f"{versions.rollback(args.gallery)['name']} is active")
     elif args.action == "repair":

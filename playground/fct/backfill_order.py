@@ -27,19 +27,22 @@ Orders (every score is computed from what a gallery stores, never from the new m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from playground.core.checkpoint import load_checkpoint, save_checkpoint
 from playground.core.progress import Progress
 from playground.core.training import fit, make_optimizer
 from playground.data import TensorLoader
-from playground.errors import ConfigError
+from playground.errors import CheckpointError, ConfigError
 from playground.fct.retrieval import Distance, distances, retrieval_metrics
 from playground.fct.transformation import Transformation, mlp_bn, transform
 
 ORDERS: tuple[str, ...] = ("random", "fastfill", "ensemble", "knn", "mahalanobis", "oracle")
 USABLE_ORDERS: tuple[str, ...] = ORDERS[1:-1]  # the uncertainty orders a real backfill can follow
+VARIANCE_HEAD_FILE = "variance_head.safetensors"  # in a run folder: FastFill's head for h with side-info
 
 
 class VarianceHead(nn.Module):
@@ -55,6 +58,24 @@ class VarianceHead(nn.Module):
             self.h.eval()
             mean = self.h(old, side)
         return mean, self.log_var(torch.cat([old.float(), side.float()], dim=1)).squeeze(1)
+
+
+def save_variance_head(path: Path, head: VarianceHead, meta: dict) -> None:
+    """The head's own layers (h is saved on its own) and their input width and hidden size."""
+    hidden = head.log_var[0].out_features
+    save_checkpoint(path, head.log_var, {**meta, "role": "variance_head", "hidden": hidden})
+
+
+def load_variance_head(path: Path, h: Transformation) -> VarianceHead:
+    """A head saved by :func:`save_variance_head`, on top of the run's ``h``."""
+    state, meta = load_checkpoint(path)
+    try:
+        head = VarianceHead(h, hidden=int(meta["hidden"]))
+        head.log_var.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path} is not a variance head for this run's h: {reason}") from None
+    return head.eval()
 
 
 def gaussian_nll(output: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor) -> torch.Tensor:

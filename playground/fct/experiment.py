@@ -128,7 +128,7 @@ def steps(run: Run[Config], data: FCTData) -> Finished:
     outcome = pipeline.evaluate_cases(config, data, models, run.dir, device, progress)
     outcome.seconds = time.perf_counter() - start
     if run.save_models:
-        pipeline.save_models(run.dir, models, config)
+        pipeline.save_models(run.dir, models, config, outcome.upgrade.variance_head)
     metrics = report.metrics_of(outcome)
     report.write_artifacts(run.dir, config, outcome, data)
     return Finished(metrics, report.report_text(config, data, outcome, metrics, device), outcome)

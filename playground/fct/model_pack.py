@@ -1,7 +1,8 @@
 """The models an FCT run saved, loaded back for use on a user's images.
 
 A run made with ``save_models`` (the default) holds ``old_model``, ``side_model``, ``new_model`` and
-``transformation`` as safetensors with the run's config in their metadata. :meth:`ModelPack.load`
+``transformation`` as safetensors with the run's config in their metadata (and FastFill's
+``variance_head`` when its study ran that order). :meth:`ModelPack.load`
 rebuilds each architecture from that config and the weights' own shapes, so a gallery
 (:mod:`playground.fct.versions`) can embed images with the old model and side-info, transform them
 with h, or re-embed them with the new model, long after the run ended.
@@ -18,6 +19,7 @@ from torch import nn
 
 from playground.core.checkpoint import load_checkpoint
 from playground.errors import CheckpointError, DataNotFoundError
+from playground.fct.backfill_order import VARIANCE_HEAD_FILE, VarianceHead, load_variance_head
 from playground.fct.transformation import Transformation, load_transformation
 from playground.models import build_model
 
@@ -72,6 +74,7 @@ class ModelPack:
     transformation: Transformation
     input_shape: tuple[int, int, int]
     digests: dict[str, str]
+    variance_head: VarianceHead | None = None  # FastFill's, when the run trained one
 
     @classmethod
     def load(cls, run: str | Path) -> ModelPack:
@@ -101,8 +104,13 @@ class ModelPack:
                 ) from None
             models[role] = model.eval()
             shape = shape or _input_shape(config, state)
+        h = load_transformation(files["transformation"])
+        head_file = run / VARIANCE_HEAD_FILE
+        head = load_variance_head(head_file, h) if head_file.is_file() else None
+        if head is not None:
+            files["variance_head"] = head_file
         digests = {role: file_digest(path) for role, path in files.items()}
-        return cls(run, models, load_transformation(files["transformation"]), shape, digests)
+        return cls(run, models, h, shape, digests, head)
 
     @torch.no_grad()
     def embed(self, role: str, images: torch.Tensor) -> torch.Tensor:

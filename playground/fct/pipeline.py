@@ -19,6 +19,7 @@ from playground.core.progress import Progress, report, staged
 from playground.core.runs import RunDir
 from playground.core.training import embed_images, evaluate, fit, make_optimizer
 from playground.data import ImageDataset, TensorLoader
+from playground.fct import backfill_order
 from playground.fct.bct import BCTLoss, extend_old_classifier, influence_targets
 from playground.fct.gallery import (
     DTYPES,
@@ -214,8 +215,13 @@ def _sweep_member(config, dim: int, data: FCTData, features, device, progress):
     return side, h
 
 
-def save_models(run_dir: RunDir, models: Models, config) -> None:
+def save_models(run_dir: RunDir, models: Models, config, variance_head=None) -> None:
+    """Every model as safetensors with the run's config; FastFill's variance head when one was trained."""
     meta = {"experiment": "fct", "config": dataclasses.asdict(config)}
+    if variance_head is not None:
+        backfill_order.save_variance_head(
+            run_dir.path / backfill_order.VARIANCE_HEAD_FILE, variance_head, meta
+        )
     for name in ("old", "new", "bct", "side"):
         save_checkpoint(
             run_dir.path / f"{name}_model.safetensors", getattr(models, name), {**meta, "role": name}

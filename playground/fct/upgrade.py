@@ -69,6 +69,7 @@ class UpgradeOutcome:
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # transformation -> order -> mAP
     areas: dict[str, dict[str, float]] = field(default_factory=dict)
     edges: dict = field(default_factory=dict)  # maps (policy -> mAP per step) and costs (per edge)
+    variance_head: nn.Module | None = field(default=None, repr=False)  # FastFill's, saved for galleries
 
 
 def study_upgrades(config, models, emb: dict, labels: torch.Tensor, cost: dict, progress: Progress = None):
@@ -212,7 +213,9 @@ def _curves(config, models, emb, labels, rows, outcome: UpgradeOutcome, progress
     }
     total, done = 2 * len(spec.orders), 0
     for name, (h, train_side, gallery_side, transformed) in setups.items():
-        scores = _order_scores(config, name, h, train_side, gallery_side, models, stored, progress)
+        scores, head = _order_scores(config, name, h, train_side, gallery_side, models, stored, progress)
+        if name == "side":
+            outcome.variance_head = head  # a gallery's `backfill --order fastfill` uses it
         scores["oracle"] = (transformed - emb["new"]).pow(2).sum(dim=1)
         outcome.curves[name], outcome.areas[name] = {}, {}
         for order in spec.orders:
@@ -245,9 +248,10 @@ def _curves(config, models, emb, labels, rows, outcome: UpgradeOutcome, progress
 
 
 def _order_scores(config, name, h: Transformation, train_side, gallery_side, models, stored, progress):
-    """Each chosen order's uncertainty score for every gallery vector (higher: re-embed sooner)."""
+    """Each chosen order's uncertainty score for every gallery vector (higher: re-embed sooner), and
+    the FastFill variance head when that order is chosen."""
     spec: UpgradeSpec = config.upgrade
-    feats, scores = models.features, {}
+    feats, scores, head = models.features, {}, None
     if "fastfill" in spec.orders:
         head = backfill_order.train_variance_head(
             h,
@@ -277,4 +281,4 @@ def _order_scores(config, name, h: Transformation, train_side, gallery_side, mod
         scores["knn"] = backfill_order.knn_scores(feats["old"], stored, spec.knn_k)
     if "mahalanobis" in spec.orders:
         scores["mahalanobis"] = backfill_order.mahalanobis_scores(feats["old"], feats["labels"], stored)
-    return scores
+    return scores, head

@@ -166,7 +166,7 @@ class Gallery:
 # --------------------------------------------------------------------- building versions
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -198,21 +198,25 @@ def _shard_writer(gallery: Gallery, version: dict, pack: ModelPack, route: str) 
     return shard
 
 
+def write_shard(gallery: Gallery, version: dict, index: int, tensors: dict[str, torch.Tensor]) -> None:
+    """Store one shard whole (a temporary file renamed), vectors and side-info in float16."""
+    for key in ("vec", "side"):
+        if key in tensors:
+            tensors[key] = tensors[key].to(torch.float16)
+    save_checkpoint(gallery.shard_path(version, index), tensors, {"version": version["name"]})
+
+
 def build(
     gallery: Gallery, version: dict, pack: ModelPack, progress: Progress = None, route: str = ""
 ) -> int:
     """Write every shard of ``version`` that is not already whole, by ``route`` (default: the
     version's own); returns how many were written."""
-    _check_pack(pack, version)
+    check_pack(pack, version)
     writer, written = _shard_writer(gallery, version, pack, route or version["route"]), 0
     total = gallery.shard_count()
     for index in range(total):
         if not gallery.shard_ok(version, index):
-            tensors = writer(index)
-            tensors["vec"] = tensors["vec"].to(torch.float16)
-            if "side" in tensors:
-                tensors["side"] = tensors["side"].to(torch.float16)
-            save_checkpoint(gallery.shard_path(version, index), tensors, {"version": version["name"]})
+            write_shard(gallery, version, index, writer(index))
             written += 1
         report(progress, f"build {version['name']}", index + 1, total)
     version["status"] = "ready"
@@ -220,7 +224,7 @@ def build(
     return written
 
 
-def _check_pack(pack: ModelPack, version: dict) -> None:
+def check_pack(pack: ModelPack, version: dict) -> None:
     for role, digest in version["digests"].items():
         if pack.digests.get(role) != digest:
             raise ConfigError(
@@ -260,7 +264,7 @@ def create(
     if (path / "gallery.json").is_file():
         gallery = Gallery.open(path)
         first = gallery.versions[0]
-        _check_pack(pack, first)
+        check_pack(pack, first)
         if first["status"] == "ready":
             raise ConfigError(f"{path} already holds a gallery; add images with `playground gallery add`")
     else:
@@ -289,7 +293,7 @@ def _version(name: str, pack: ModelPack, model: str, route: str, parent: str | N
         "parent": parent,
         "dim": int(dim),
         "digests": {role: pack.digests[role] for role in roles},
-        "created": _now(),
+        "created": now(),
         "status": "building",
     }
 
@@ -400,7 +404,7 @@ def search(path: str | Path, image: str | Path, k: int = 5) -> list[tuple[str, f
     if version["status"] != "ready":
         raise ConfigError(f"{version['name']} is half built; finish it before searching")
     pack = ModelPack.load(version["run"])
-    _check_pack(pack, version)
+    check_pack(pack, version)
     channels, size, _ = pack.input_shape
     try:
         query = pack.embed(version["model"], images_as_tensor([read_image(Path(image), size, channels)]))

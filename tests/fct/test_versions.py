@@ -1,6 +1,8 @@
-"""A gallery that knows its models: versions, upgrade by h or re-embedding, add, rollback, resume, repair."""
+"""A gallery that knows its models: versions, upgrade by h or re-embedding, partial backfill, add,
+rollback, resume, repair."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +13,9 @@ from PIL import Image
 
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
 from playground.fct import versions
+from playground.fct.backfill_order import VARIANCE_HEAD_FILE, fastfill_scores
 from playground.fct.experiment import Config, run
+from playground.fct.gallery_backfill import backfill
 from playground.fct.model_pack import ModelPack
 from playground.fct.side_info import SideInfoSpec
 from playground.fct.tasks import load_task
@@ -24,7 +28,7 @@ TINY = dict(
     new_epochs=2,
     side_info=SideInfoSpec(epochs=1, batch_size=128),
     transform_epochs=5,
-    upgrade=UpgradeSpec(orders=[], adapters=[]),
+    upgrade=UpgradeSpec(orders=["fastfill"], variance_epochs=2, adapters=[], edges=0),  # saves its head
 )
 
 
@@ -142,6 +146,8 @@ def test_the_command_line_prints_status_and_refuses_with_exit_code_2(gallery):
 
     status = cli("status", str(gallery))
     assert status.returncode == 0 and "* v1" in status.stdout and "ready" in status.stdout
+    refused = cli("backfill", str(gallery), "--fraction", "0.5")
+    assert refused.returncode == 2 and "v1 is not transformed by h" in refused.stderr
     refused = cli("rollback", str(gallery))
     assert refused.returncode == 2 and "first version" in refused.stderr and "Traceback" not in refused.stderr
 
@@ -169,3 +175,39 @@ def test_files_that_do_not_decode_are_left_out_and_listed(fct_run, photos, tmp_p
     with pytest.raises(DataFormatError, match="none of the 2 image files could be decoded"):
         versions.add(tmp_path / "g", folder)  # the only files it lacks are both broken
     assert versions.status(tmp_path / "g")[0]["images"] == 5
+
+
+def test_backfill_reembeds_the_images_h_is_least_sure_of_first(gallery, fct_run):
+    versions.upgrade(gallery, fct_run, "transform")
+    assert backfill(gallery, 0.3) == {"version": "v2", "embedded": 15, "transformed": 35}
+    store, pack = versions.Gallery.open(gallery), ModelPack.load(fct_run)
+    v1, v2 = store.version("v1"), store.version("v2")
+    side = torch.cat([store.read_shard(v1, i)["side"].float() for i in range(4)])
+    expected = fastfill_scores(pack.variance_head, store.vectors(v1), side).topk(15).indices
+    how = torch.cat([store.read_shard(v2, i)["how"] for i in range(4)])
+    assert set(torch.nonzero(how == 0).squeeze(1).tolist()) == set(expected.tolist())
+    embedded = pack.embed("new", store.images_of(expected.sort().values, pack.input_shape))
+    assert torch.allclose(store.vectors(v2)[expected.sort().values], embedded, atol=0.02, rtol=0.01)
+    assert backfill(gallery, 0.3)["embedded"] == 15  # again: nothing to do (a killed step resumes)
+    assert backfill(gallery, 0.5, "random")["embedded"] == 25
+    row = versions.status(gallery)[1]
+    assert (row["embedded"], row["transformed"], row["active"]) == (25, 25, True)
+    first = store.images[int(expected[0])]
+    path, distance = versions.search(gallery, first, k=1)[0]
+    assert path == first and distance < 0.05  # re-embedded: the query and its vector coincide
+
+
+def test_backfill_is_refused_where_it_cannot_run(gallery, fct_run, photos, tmp_path):
+    with pytest.raises(ConfigError, match="v1 is not transformed by h"):
+        backfill(gallery, 0.5)
+    versions.upgrade(gallery, fct_run, "transform")
+    with pytest.raises(ConfigError, match="fraction must lie in"):
+        backfill(gallery, 1.5)
+    with pytest.raises(ConfigError, match="unknown backfill order 'knn'"):
+        backfill(gallery, 0.5, "knn")
+    bare = shutil.copytree(fct_run, tmp_path / "bare", ignore=shutil.ignore_patterns(VARIANCE_HEAD_FILE))
+    versions.create(tmp_path / "g2", bare, photos[0], shard_size=16)
+    versions.upgrade(tmp_path / "g2", bare, "transform")
+    with pytest.raises(ConfigError, match="saved no FastFill variance head.*--order random"):
+        backfill(tmp_path / "g2", 0.5)
+    assert backfill(tmp_path / "g2", 1.0, "random")["transformed"] == 0
