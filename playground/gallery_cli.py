@@ -24,6 +24,12 @@ def add_gallery_parser(commands) -> None:
     create.add_argument("--run", required=True, help="an FCT run folder with its saved models")
     create.add_argument("--images", required=True, help="a folder of images (any depth)")
     create.add_argument("--shard-size", type=int, default=1024)
+    create.add_argument(
+        "--index",
+        choices=("flat", "hnsw"),
+        default="flat",
+        help="each version's FAISS index: flat (exact) or hnsw (approximate, for millions of images)",
+    )
     add = actions.add_parser(
         "add", help="append the images of a folder that the gallery lacks, to every version"
     )
@@ -67,7 +73,9 @@ def cmd_gallery(args) -> int:
 
     progress, skipped = TqdmProgress(), []
     if args.action == "create":
-        made = versions.create(args.gallery, args.run, args.images, args.shard_size, progress, skipped)
+        made = versions.create(
+            args.gallery, args.run, args.images, args.shard_size, progress, skipped, args.index
+        )
         print(f"{args.gallery}: v1 holds {len(made.images)} images")
     elif args.action == "add":
         print(f"added {versions.add(args.gallery, args.images, progress, skipped)} images to every version")

@@ -77,6 +77,7 @@ def backfill(
             {"order": order, "fraction": fraction, "reembedded": len(chosen), "at": now()}
         )
         gallery.save()
+        gallery.index(version)
     embedded = len(how) - len(pending) + max(wanted, 0)
     return {"version": version["name"], "embedded": embedded, "transformed": len(how) - embedded}
 

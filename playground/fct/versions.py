@@ -5,6 +5,7 @@ Layout of a gallery folder::
     GALLERY/gallery.json        format, versions (in order), the active one
     GALLERY/images.json         the images, append-only: id -> path
     GALLERY/v1/shard-00000.safetensors ...   per shard: ids, vec, how (0 embedded, 1 transformed), [side]
+    GALLERY/v1/index-flat.faiss, index.json  the version's FAISS index and what it was built from
 
 - ``create`` embeds a folder of images with an FCT run's old model and side-info model (version v1).
 - ``upgrade`` makes the next version from the active one, either by **transforming** the stored old
@@ -14,7 +15,8 @@ Layout of a gallery folder::
   never finds a version short of images.
 - ``rollback`` activates the version before the active one (never past the first).
 - ``search`` embeds the query with the active version's query model (old for v1, new after an
-  upgrade) and ranks that version's vectors only: a query is never compared with another space.
+  upgrade) and ranks that version's vectors only, through its own FAISS index
+  (:mod:`~playground.fct.gallery_index`): a query is never compared with another space.
 
 Every shard is written whole (a temporary file renamed), and a build that is killed resumes where it
 stopped: shards already written are checked (ids, width) and kept. A version's record carries the
@@ -36,8 +38,8 @@ from playground.core.checkpoint import load_checkpoint, save_checkpoint
 from playground.core.progress import Progress, report
 from playground.data.folder import images_as_tensor, list_images, read_image
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
+from playground.fct.gallery_index import INDEX_KINDS, search_index, version_index
 from playground.fct.model_pack import ModelPack
-from playground.fct.retrieval import distances
 
 FORMAT = "playground.gallery/1"
 ROUTES = ("embed", "transform")
@@ -150,6 +152,12 @@ class Gallery:
         """Every vector of ``version`` in id order, float32."""
         return torch.cat([self.read_shard(version, i)["vec"].float() for i in range(self.shard_count())])
 
+    def index(self, version: dict):
+        """The version's FAISS index (:mod:`~playground.fct.gallery_index`), rebuilt if its shards changed."""
+        shards = [self.shard_path(version, i) for i in range(self.shard_count())]
+        kind = self.manifest.get("index", "flat")
+        return version_index(self.path / version["name"], shards, lambda: self.vectors(version), kind)
+
     def images_of(self, ids: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         channels, size, _ = shape
         arrays = []
@@ -221,6 +229,7 @@ def build(
         report(progress, f"build {version['name']}", index + 1, total)
     version["status"] = "ready"
     gallery.save()
+    gallery.index(version)
     return written
 
 
@@ -256,9 +265,11 @@ def create(
     shard_size: int = 1024,
     progress: Progress = None,
     skipped: list[str] | None = None,
+    index: str = "flat",
 ) -> Gallery:
-    """A new gallery of the images under ``images``, embedded by the run's old model (v1); run again
-    after a kill to resume. Files that do not decode are left out and listed in ``skipped``."""
+    """A new gallery of the images under ``images``, embedded by the run's old model (v1), searched
+    through a FAISS ``index`` per version (flat or hnsw); run again after a kill to resume. Files
+    that do not decode are left out and listed in ``skipped``."""
     path = Path(path).expanduser()
     pack = ModelPack.load(run)
     if (path / "gallery.json").is_file():
@@ -270,10 +281,18 @@ def create(
     else:
         if shard_size < 1:
             raise ConfigError(f"shard_size must be at least 1, got {shard_size}")
+        if index not in INDEX_KINDS:
+            raise ConfigError(f"unknown index kind {index!r}; choose {' or '.join(INDEX_KINDS)}")
         files = readable_images(list_images(images), pack.input_shape, skipped)
         path.mkdir(parents=True, exist_ok=True)
         first = _version("v1", pack, "old", "embed", None)
-        manifest = {"format": FORMAT, "shard_size": shard_size, "versions": [first], "active": "v1"}
+        manifest = {
+            "format": FORMAT,
+            "shard_size": shard_size,
+            "index": index,
+            "versions": [first],
+            "active": "v1",
+        }
         gallery = Gallery(path, manifest, files)
         gallery.save()
     build(gallery, first, pack, progress)
@@ -410,6 +429,5 @@ def search(path: str | Path, image: str | Path, k: int = 5) -> list[tuple[str, f
         query = pack.embed(version["model"], images_as_tensor([read_image(Path(image), size, channels)]))
     except (OSError, ValueError) as err:
         raise DataFormatError(f"query image {image} cannot be read ({err})") from None
-    dist = distances(query, gallery.vectors(version))[0]
-    values, order = dist.topk(min(k, len(dist)), largest=False)
-    return [(gallery.images[i], float(d)) for i, d in zip(order.tolist(), values.tolist())]
+    values, rows = search_index(gallery.index(version), query, k)
+    return [(gallery.images[i], float(d)) for i, d in zip(rows[0].tolist(), values[0].tolist())]

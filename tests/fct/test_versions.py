@@ -211,3 +211,19 @@ def test_backfill_is_refused_where_it_cannot_run(gallery, fct_run, photos, tmp_p
     with pytest.raises(ConfigError, match="saved no FastFill variance head.*--order random"):
         backfill(tmp_path / "g2", 0.5)
     assert backfill(tmp_path / "g2", 1.0, "random")["transformed"] == 0
+
+
+def test_each_version_has_a_faiss_index_rebuilt_when_its_shards_change(gallery, fct_run, photos, tmp_path):
+    v1 = gallery / "v1"
+    assert json.loads((v1 / "index.json").read_text())["vectors"] == 50
+    (v1 / "index-flat.faiss").write_bytes(b"\x00" * 64)  # tampered: never handed to FAISS's reader
+    first = sorted(photos[0].iterdir())[3]
+    assert versions.search(gallery, first, k=1)[0][0] == str(first.resolve())
+    assert (v1 / "index-flat.faiss").read_bytes() != b"\x00" * 64  # rebuilt from the shards
+    versions.add(gallery, photos[1])  # new shards: the index follows
+    assert json.loads((v1 / "index.json").read_text())["vectors"] == 70
+    hnsw = versions.create(tmp_path / "hnsw", fct_run, photos[0], shard_size=16, index="hnsw")
+    assert (hnsw.path / "v1" / "index-hnsw.faiss").is_file()
+    assert versions.search(hnsw.path, first, k=1)[0][0] == str(first.resolve())
+    with pytest.raises(ConfigError, match="unknown index kind 'ivf'"):
+        versions.create(tmp_path / "ivf", fct_run, photos[0], index="ivf")

@@ -1,8 +1,8 @@
-"""Tests for the retrieval index (torch, faiss via a stand-in) and the retrieval-augmented context."""
+"""Tests for the retrieval index (torch, faiss, and faiss's glue through a stand-in) and the
+retrieval-augmented context."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 import types
@@ -22,7 +22,11 @@ from playground.retrieval.context import (
 )
 from playground.retrieval.index import ExactIndex, FaissIndex, build_index
 
-FAISS_INSTALLED = importlib.util.find_spec("faiss") is not None
+
+@pytest.fixture
+def no_faiss(monkeypatch):
+    """A machine without faiss-cpu: importing it fails."""
+    monkeypatch.setitem(sys.modules, "faiss", None)
 
 
 def random_database(n=60, d=8, classes=4, seed=0):
@@ -118,8 +122,15 @@ def test_auto_backend_prefers_faiss_and_logs_its_choice(fake_faiss, monkeypatch,
     assert sum("chose 'faiss'" in record.getMessage() for record in caplog.records) == 1
 
 
-@pytest.mark.skipif(FAISS_INSTALLED, reason="faiss is installed")
-def test_auto_backend_falls_back_to_torch():
+def test_real_faiss_matches_the_exact_index():
+    database, labels, classes = random_database(n=200, d=16)
+    got = FaissIndex(database, labels, classes).search(database[:20], 5, exclude=torch.arange(20))
+    want = ExactIndex(database, labels, classes).search(database[:20], 5, exclude=torch.arange(20))
+    assert torch.equal(got[1], want[1])
+    torch.testing.assert_close(got[0], want[0], atol=1e-5, rtol=1e-5)
+
+
+def test_auto_backend_falls_back_to_torch(no_faiss):
     database, labels, classes = random_database()
     assert isinstance(build_index(database, labels, classes, backend="auto"), ExactIndex)
     assert isinstance(build_index(database, labels, classes, backend="torch"), ExactIndex)
@@ -183,8 +194,7 @@ def test_errors_name_the_problem():
         retrieve(index, database, temperature=0.0)
 
 
-@pytest.mark.skipif(FAISS_INSTALLED, reason="faiss is installed, so backend 'faiss' works")
-def test_faiss_backend_without_faiss_says_how_to_install_it():
+def test_faiss_backend_without_faiss_says_how_to_install_it(no_faiss):
     database, labels, classes = random_database()
     with pytest.raises(ConfigError, match=r"faiss-cpu: pip install faiss-cpu"):
         build_index(database, labels, classes, backend="faiss")
