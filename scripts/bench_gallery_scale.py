@@ -14,7 +14,8 @@ sharded gallery store (float16), then upgraded with the run's h by ``playground 
 and the upgraded vectors go into the gallery's FAISS indexes (:mod:`playground.fct.gallery_index`):
 ``flat`` (exact) always, ``hnsw`` with ``--hnsw`` (approximate; its recall@10 against flat is
 reported). Each index's build time and its query latency p50/p99 over ``--queries`` single
-queries (FAISS on its own OpenMP threads, one per core). Writes ``metrics.json`` and ``report.md`` to ``--out``.
+queries (FAISS on its own OpenMP threads, one per core). Writes ``metrics.json`` and ``report.md``
+to ``--out``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from common import (
     sidebar_settings,
     upscale,
 )
+from gallery_panel import gallery_panel
 
 from playground.core.config import config_value, load_recipe
 from playground.core.runner import config_from_recipe
@@ -401,6 +402,13 @@ def show_run(run: fct.FCTRun) -> None:
         run,
         "Every way to move the gallery to the new model on the same queries, with its cost; then the "
         "h-transformed gallery re-embedded bit by bit, in the order each uncertainty score gives.",
+    )
+    section(
+        "Your own gallery",
+        lambda r: gallery_panel(r, Path(settings.runs_root).expanduser()),
+        run,
+        "Your images, upgraded with this run's models one step at a time (`playground gallery` does "
+        "the same from a terminal). The curves are this run's test gallery; the line marks your share.",
     )
     section(
         "Gallery embeddings in 2-D",

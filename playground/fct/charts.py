@@ -166,12 +166,22 @@ def backfill_chart(
     fractions: Sequence[float],
     curves: Mapping[str, Mapping[str, Sequence[float]]],
     areas: Mapping[str, Mapping[str, float]],
+    mark: float | None = None,
 ) -> Chart:
     """mAP (%) against the share of the gallery re-embedded, one line per order, one panel per
-    transformation (``curves[transformation][order]``); each legend entry carries its curve's area."""
+    transformation (``curves[transformation][order]``); each legend entry carries its curve's area.
+    ``mark`` (a share in [0, 1]) draws a vertical line there: where a user's own gallery stands."""
     x = [100 * f for f in fractions]
     panels = []
     for transformation, by_order in curves.items():
+        marker = []
+        if mark is not None:
+            values = [v for curve in by_order.values() for v in curve]
+            marker = [
+                Trace(
+                    "line", f"your gallery ({100 * mark:.0f}%)", [100 * mark] * 2, [min(values), max(values)]
+                )
+            ]
         traces = [
             Trace(
                 "line",
@@ -183,7 +193,7 @@ def backfill_chart(
                 markers=True,
             )
             for index, (order, values) in enumerate(by_order.items())
-        ]
+        ] + marker
         panels.append(
             Panel(
                 traces,
