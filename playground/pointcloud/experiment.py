@@ -15,6 +15,9 @@ Metrics: ``proposals/recall_bev50``, ``proposals/precision_bev50`` (the number i
 in percent), per class ``proposals/<label>/recall_bev50`` ..., ``proposals/mean_bev_iou``,
 ``proposals/recall_3d50``, ``proposals/seconds_per_100k_points`` (median over frames) and
 ``..._max``, per stage ``proposals/stage_seconds/<stage>``, and ``scenes/points_per_frame``.
+Average precision as KITTI computes it (AP|R40 over the proposals' scores,
+:mod:`playground.pointcloud.average_precision`): ``detect/geometric/<label>/ap_bev50``, ``ap_bev70``,
+``ap_3d50`` and ``ap_3d70``.
 The run folder also holds ``bev.png`` (one frame, :mod:`playground.pointcloud.charts`), the proposals
 and ground truth as nuScenes-style JSON, and the proposals as KITTI ``label_2`` files.
 """
@@ -34,6 +37,7 @@ from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report
 from playground.core.runs import Metrics, Result, RunDir, format_number, markdown_table
 from playground.errors import ConfigError
+from playground.pointcloud.average_precision import class_ap
 from playground.pointcloud.charts import bev_chart
 from playground.pointcloud.cuboid import Cuboid
 from playground.pointcloud.evaluation import Matching, match_frame
@@ -44,6 +48,7 @@ from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
 EXPERIMENT = "pointcloud"
 LABELS = ("car", "pedestrian")
 STAGES = ("voxel", "ground", "cluster", "fit")
+AP_SETTINGS = (("bev", 0.5), ("bev", 0.7), ("3d", 0.5), ("3d", 0.7))  # KITTI's IoU for pedestrians and cars
 OLD_SCENE_KEYS = "target_points rings cars pedestrians poles walls object_range noise dropout".split()
 OLD_PROPOSAL_KEYS = "voxel_size ground_threshold eps min_points min_cluster_points".split()
 
@@ -170,6 +175,7 @@ def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
         _add(metrics, f"proposals/{label}/precision_bev{tag}", part.precision, "precision", **of)
         truth = dict(class_name=label, measure="ground_truth")
         metrics.add(f"proposals/{label}/ground_truth", part.ground_truth, "count", "test", **truth)
+    add_average_precision(metrics, "geometric", frames, config.min_gt_points)
     per_100k = [f.seconds_per_100k for f in frames]
     name = "proposals/seconds_per_100k_points"
     metrics.add(name, statistics.median(per_100k), "s", measure="seconds_per_100k_points")
@@ -183,6 +189,16 @@ def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
     metrics.add("scenes/points_per_frame", points, "count", measure="points_per_frame")
     metrics.add("scenes/frames", len(frames), "count", measure="frames")
     return metrics
+
+
+def add_average_precision(metrics: Metrics, proposer: str, frames: list[Frame], min_points: int) -> None:
+    """``detect/<proposer>/<label>/ap_<bev|3d><50|70>``: AP|R40 over every frame, per class."""
+    pairs = [(frame.scene.ground_truth(LABELS), frame.proposals) for frame in frames]
+    for label in LABELS:
+        for kind, threshold in AP_SETTINGS:
+            value = class_ap(pairs, label, threshold, kind, min_points)
+            tags = dict(iou=kind, iou_threshold=threshold, class_name=label, proposer=proposer)
+            _add(metrics, f"detect/{proposer}/{label}/ap_{kind}{round(100 * threshold)}", value, "ap", **tags)
 
 
 def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
@@ -227,6 +243,11 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
         ]
     )
     timing = [[stage, cell(f"proposals/stage_seconds/{stage}", 1000)] for stage in STAGES]
+    ap_rows = [
+        [label, *(cell(f"detect/geometric/{label}/ap_{k}{round(100 * t)}", 100) for k, t in AP_SETTINGS)]
+        for label in LABELS
+    ]
+    ap_header = ["class", *(f"AP {k.upper()} IoU {t:g} (%)" for k, t in AP_SETTINGS)]
     per_frame = [
         [
             f.name,
@@ -259,6 +280,8 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
                 ),
                 f"Matched pairs: mean BEV IoU {cell('proposals/mean_bev_iou')}, "
                 f"recall at 3D IoU {config.iou_threshold}: {cell(f'proposals/recall_3d{tag}')}.",
+                "## Average precision (KITTI's AP|R40, over the proposals' scores)",
+                markdown_table(ap_header, ap_rows),
                 f"**Time per 100k points: {cell('proposals/seconds_per_100k_points')} s** "
                 f"(median over frames; slowest {cell('proposals/seconds_per_100k_points_max')} s; "
                 f"after one warm-up call, median of {config.timing_repeats} repeats per frame).",
