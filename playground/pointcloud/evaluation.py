@@ -97,3 +97,42 @@ def match_frame(
         )
         for label in labels
     }
+
+
+# --------------------------------------------------------------------- the annotators' edits
+
+EDIT_KINDS = ("accepted", "adjusted", "added", "deleted")
+GOOD_ENOUGH = {"car": 0.7, "pedestrian": 0.5}  # KITTI's 3D IoU for a correct box of each class
+
+
+def annotator_edits(
+    truth: list[Cuboid],
+    start: list[Cuboid],
+    labels: tuple[str, ...] = ("car", "pedestrian"),
+    min_points: int = 0,
+) -> dict[str, int]:
+    """The edits that turn the pre-labels ``start`` into ``truth`` for one frame.
+
+    Per label, pre-labels and ground truth are paired one to one (greedy, bird's-eye IoU >= 0.1). A pair
+    at 3D IoU >= :data:`GOOD_ENOUGH` is **accepted** unchanged, a looser pair is **adjusted**; a ground
+    truth with no pair is **added** and a pre-label with no pair **deleted**. Ground truth under
+    ``min_points`` returns is not asked for: a pre-label on it is accepted or adjusted as any other,
+    and nothing is added for it.
+    """
+    counts = dict.fromkeys(EDIT_KINDS, 0)
+    for label in labels:
+        wanted = [t for t in truth if t.label == label]
+        given = [p for p in start if p.label == label]
+        pairs = greedy_match(iou_matrix(wanted, given, "bev"), 0.1)
+        good = GOOD_ENOUGH.get(label, 0.5)
+        for row, col, _ in pairs:
+            exact = iou_matrix([wanted[row]], [given[col]], "3d")[0, 0] >= good
+            counts["accepted" if exact else "adjusted"] += 1
+        paired_truth = {row for row, _, _ in pairs}
+        counts["added"] += sum(
+            1
+            for k, t in enumerate(wanted)
+            if k not in paired_truth and t.attributes.get("num_points", min_points) >= min_points
+        )
+        counts["deleted"] += len(given) - len(pairs)
+    return counts

@@ -17,7 +17,9 @@ in percent), per class ``proposals/<label>/recall_bev50`` ..., ``proposals/mean_
 ``..._max``, per stage ``proposals/stage_seconds/<stage>``, and ``scenes/points_per_frame``.
 Average precision as KITTI computes it (AP|R40 over the proposals' scores,
 :mod:`playground.pointcloud.average_precision`): ``detect/geometric/<label>/ap_bev50``, ``ap_bev70``,
-``ap_3d50`` and ``ap_3d70``.
+``ap_3d50`` and ``ap_3d70``. The annotators' number, ``edits/<start>/<kind>_per_frame``: the boxes
+accepted, adjusted, added and deleted to reach the ground truth from ``nothing`` or from the
+``geometric`` proposals (:func:`~playground.pointcloud.evaluation.annotator_edits`).
 The run folder also holds ``bev.png`` (one frame, :mod:`playground.pointcloud.charts`), the proposals
 and ground truth as nuScenes-style JSON, and the proposals as KITTI ``label_2`` files.
 """
@@ -40,7 +42,7 @@ from playground.errors import ConfigError
 from playground.pointcloud.average_precision import class_ap
 from playground.pointcloud.charts import bev_chart
 from playground.pointcloud.cuboid import Cuboid
-from playground.pointcloud.evaluation import Matching, match_frame
+from playground.pointcloud.evaluation import EDIT_KINDS, Matching, annotator_edits, match_frame
 from playground.pointcloud.export import to_nuscenes, write_json, write_kitti
 from playground.pointcloud.proposals import ProposalParams, propose
 from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
@@ -176,6 +178,9 @@ def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
         truth = dict(class_name=label, measure="ground_truth")
         metrics.add(f"proposals/{label}/ground_truth", part.ground_truth, "count", "test", **truth)
     add_average_precision(metrics, "geometric", frames, config.min_gt_points)
+    add_edits(
+        metrics, {"nothing": [[] for _ in frames], "geometric": [f.proposals for f in frames]}, frames, config
+    )
     per_100k = [f.seconds_per_100k for f in frames]
     name = "proposals/seconds_per_100k_points"
     metrics.add(name, statistics.median(per_100k), "s", measure="seconds_per_100k_points")
@@ -199,6 +204,21 @@ def add_average_precision(metrics: Metrics, proposer: str, frames: list[Frame], 
             value = class_ap(pairs, label, threshold, kind, min_points)
             tags = dict(iou=kind, iou_threshold=threshold, class_name=label, proposer=proposer)
             _add(metrics, f"detect/{proposer}/{label}/ap_{kind}{round(100 * threshold)}", value, "ap", **tags)
+
+
+def add_edits(metrics: Metrics, starts: dict[str, list[list[Cuboid]]], frames: list[Frame], config) -> None:
+    """``edits/<start>/<kind>_per_frame`` and ``edits/<start>/edits_per_frame`` (all but accepted)."""
+    for start, boxes in starts.items():
+        per_frame = [
+            annotator_edits(f.scene.ground_truth(LABELS), b, LABELS, config.min_gt_points)
+            for f, b in zip(frames, boxes)
+        ]
+        for kind in (*EDIT_KINDS, "edits"):
+            values = [sum(c[k] for k in EDIT_KINDS[1:]) if kind == "edits" else c[kind] for c in per_frame]
+            name = f"edits/{start}/{kind}_per_frame"
+            metrics.add(
+                name, statistics.fmean(values), "count", "test", start=start, measure=f"{kind}_per_frame"
+            )
 
 
 def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
@@ -248,6 +268,10 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
         for label in LABELS
     ]
     ap_header = ["class", *(f"AP {k.upper()} IoU {t:g} (%)" for k, t in AP_SETTINGS)]
+    edit_rows = [
+        [start, *(cell(f"edits/{start}/{kind}_per_frame") for kind in (*EDIT_KINDS, "edits"))]
+        for start in ("nothing", "geometric")
+    ]
     per_frame = [
         [
             f.name,
@@ -282,6 +306,10 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
                 f"recall at 3D IoU {config.iou_threshold}: {cell(f'proposals/recall_3d{tag}')}.",
                 "## Average precision (KITTI's AP|R40, over the proposals' scores)",
                 markdown_table(ap_header, ap_rows),
+                "## The annotators' edits per frame, to reach the ground truth",
+                "Accepted: 3D IoU at least 0.7 (cars) or 0.5 (pedestrians); adjusted: a looser match; "
+                "added: a box drawn from scratch; deleted: a pre-label with nothing under it.",
+                markdown_table(["starting from", *EDIT_KINDS, "edits (all but accepted)"], edit_rows),
                 f"**Time per 100k points: {cell('proposals/seconds_per_100k_points')} s** "
                 f"(median over frames; slowest {cell('proposals/seconds_per_100k_points_max')} s; "
                 f"after one warm-up call, median of {config.timing_repeats} repeats per frame).",

@@ -160,3 +160,15 @@ def test_average_precision_per_class_as_kitti_computes_it(tiny_run):
     )  # measured 0.95 on these two frames (pedestrians 0.86)
     report = (tiny_run.run_dir / "report.md").read_text()
     assert "## Average precision (KITTI's AP|R40" in report and "| AP BEV IoU 0.7 (%) |" in report
+
+
+def test_the_annotators_edits_from_nothing_and_from_the_proposals(tiny_run):
+    values = json.loads((tiny_run.run_dir / "metrics.json").read_text())["metrics"]
+    visible = (values["proposals/car/ground_truth"] + values["proposals/pedestrian/ground_truth"]) / 2
+    assert values["edits/nothing/added_per_frame"] == visible == values["edits/nothing/edits_per_frame"]
+    geometric = {
+        k: values[f"edits/geometric/{k}_per_frame"] for k in ("accepted", "adjusted", "added", "edits")
+    }
+    assert geometric["accepted"] + geometric["adjusted"] >= 0.8 * visible  # most boxes come pre-drawn
+    assert geometric["edits"] < values["edits/nothing/edits_per_frame"]
+    assert "## The annotators' edits per frame" in (tiny_run.run_dir / "report.md").read_text()
