@@ -81,10 +81,14 @@ def timed_backfill(gallery: Path, run: Path, out: Path, workers: int) -> tuple[f
 def query_latency(
     index, vectors: torch.Tensor, queries: int, k: int = 10
 ) -> tuple[list[float], torch.Tensor]:
-    """Seconds per single query, and the rows each query got back."""
+    """Seconds per single query, and the rows each query got back. A query is a gallery vector
+    jittered by 5% of each dimension's spread: near the gallery, but not one of its rows."""
     seconds, found = [], []
+    generator = torch.Generator().manual_seed(1)
+    spread = vectors[:10_000].std(0)
     for i in range(queries):
         query = vectors[i * 997 % len(vectors)][None]
+        query = query + 0.05 * spread * torch.randn(query.shape, generator=generator)
         start = time.perf_counter()
         found.append(search_index(index, query, k)[1][0])
         seconds.append(time.perf_counter() - start)
