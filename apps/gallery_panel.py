@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 from charts import show_chart
-from common import show_error
+from common import image_grid, show_error
+from image_input import MAX_UPLOAD_MB
 
 from playground.errors import PlaygroundError
 from playground.fct import results as fct
@@ -40,6 +41,7 @@ def gallery_panel(run: fct.FCTRun, runs_root: Path) -> None:
         active = next(row for row in rows if row["active"])
         _actions(path, models, active, first=rows[0]["name"] == active["name"])
         _where_it_stands(run, active)
+        _search(path, active)
     except PlaygroundError as err:
         show_error(err)
 
@@ -116,3 +118,18 @@ def _where_it_stands(run: fct.FCTRun, active: dict) -> None:
             backfill_chart(study["fractions"], study["curves"], study["areas"], mark=share),
             key="gallery_curve",
         )
+
+
+def _search(path: Path, active: dict) -> None:
+    """A query image against the active version only, through its FAISS index."""
+    upload = st.file_uploader(
+        f"Search {active['name']} with an image",
+        type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
+        key="gallery_query",
+        max_upload_size=MAX_UPLOAD_MB,
+    )
+    if upload is None:
+        return
+    k = st.slider("Neighbours", 1, 20, 8, key="gallery_k")
+    found = versions.search(path, upload.getvalue(), k)
+    image_grid([image for image, _ in found], [f"{Path(image).name} · {d:.3f}" for image, d in found])

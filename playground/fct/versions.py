@@ -25,6 +25,7 @@ digest of each weight file it used, so a shard can always be traced to the model
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -416,8 +417,11 @@ def status(path: str | Path) -> list[dict]:
     return rows
 
 
-def search(path: str | Path, image: str | Path, k: int = 5) -> list[tuple[str, float]]:
-    """The ``k`` nearest gallery images to ``image`` in the active version's space only."""
+def search(path: str | Path, image: str | Path | bytes, k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` nearest gallery images to ``image`` (a file, or an upload's bytes) in the active
+    version's space only."""
+    from PIL import Image
+
     gallery = Gallery.open(path)
     version = gallery.active
     if version["status"] != "ready":
@@ -425,9 +429,12 @@ def search(path: str | Path, image: str | Path, k: int = 5) -> list[tuple[str, f
     pack = ModelPack.load(version["run"])
     check_pack(pack, version)
     channels, size, _ = pack.input_shape
+    source, name = (
+        (io.BytesIO(image), "the uploaded image") if isinstance(image, bytes) else (Path(image), image)
+    )
     try:
-        query = pack.embed(version["model"], images_as_tensor([read_image(Path(image), size, channels)]))
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"query image {image} cannot be read ({err})") from None
+        query = pack.embed(version["model"], images_as_tensor([read_image(source, size, channels)]))
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise DataFormatError(f"query image {name} cannot be read ({err})") from None
     values, rows = search_index(gallery.index(version), query, k)
     return [(gallery.images[i], float(d)) for i, d in zip(rows[0].tolist(), values[0].tolist())]

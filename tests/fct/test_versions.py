@@ -227,3 +227,11 @@ def test_each_version_has_a_faiss_index_rebuilt_when_its_shards_change(gallery, 
     assert versions.search(hnsw.path, first, k=1)[0][0] == str(first.resolve())
     with pytest.raises(ConfigError, match="unknown index kind 'ivf'"):
         versions.create(tmp_path / "ivf", fct_run, photos[0], index="ivf")
+
+
+def test_search_takes_an_uploads_bytes_and_refuses_garbage(gallery, photos):
+    first = sorted(photos[0].iterdir())[5]
+    path, distance = versions.search(gallery, first.read_bytes(), k=1)[0]
+    assert path == str(first.resolve()) and distance < 0.05
+    with pytest.raises(DataFormatError, match="the uploaded image cannot be read"):
+        versions.search(gallery, b"\x89PNG but not an image")
