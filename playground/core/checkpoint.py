@@ -7,6 +7,7 @@ checkpoint from an untrusted source cannot run code.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ from safetensors.torch import save_file
 from playground.errors import CheckpointError
 
 METADATA_KEY = "playground"
+
+
+def write_json_whole(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as JSON through a temporary file renamed over ``path``: whole or not at all."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+    return path
 
 
 def save_checkpoint(

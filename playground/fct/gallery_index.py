@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from playground.core.checkpoint import write_json_whole
 from playground.errors import ConfigError
+from playground.fct.model_pack import file_digest
 
 INDEX_KINDS = ("flat", "hnsw")
 HNSW_LINKS = 32
@@ -57,14 +59,6 @@ def search_index(index, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, to
     return torch.from_numpy(squared).clamp_min(0).sqrt(), torch.from_numpy(rows).long()
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def shards_fingerprint(shards: list[Path]) -> str:
     """What the index was built from: each shard's name, size and modification time."""
     stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in shards]
@@ -78,7 +72,7 @@ def _read_saved(folder: Path, kind: str, fingerprint: str):
         file = folder / f"index-{kind}.faiss"
         if record.get("kind") != kind or record.get("shards") != fingerprint:
             return None
-        if _digest(file) != record.get("sha256"):
+        if file_digest(file, 64) != record.get("sha256"):
             return None
     except (OSError, ValueError, AttributeError):
         return None
@@ -97,8 +91,11 @@ def version_index(folder: Path, shards: list[Path], read_vectors, kind: str = "f
     tmp = file.with_name(f".{file.name}.{os.getpid()}")
     _faiss().write_index(index, str(tmp))
     tmp.replace(file)
-    record = {"kind": kind, "sha256": _digest(file), "shards": fingerprint, "vectors": int(index.ntotal)}
-    tmp = folder / f".index.json.{os.getpid()}"
-    tmp.write_text(json.dumps(record))
-    tmp.replace(folder / "index.json")
+    record = {
+        "kind": kind,
+        "sha256": file_digest(file, 64),
+        "shards": fingerprint,
+        "vectors": int(index.ntotal),
+    }
+    write_json_whole(folder / "index.json", record)
     return index

@@ -26,13 +26,13 @@ from playground.models import build_model
 ROLES = ("old", "side", "new")
 
 
-def file_digest(path: Path) -> str:
-    """The first 16 hex digits of the file's SHA-256: which weights made a vector."""
+def file_digest(path: Path, digits: int = 16) -> str:
+    """The first ``digits`` hex digits of the file's SHA-256 (16: which weights made a vector)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()[:digits]
 
 
 def _input_shape(config: dict, state: dict[str, torch.Tensor]) -> tuple[int, int, int]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from playground.core.checkpoint import load_checkpoint, save_checkpoint
+from playground.core.checkpoint import load_checkpoint, save_checkpoint, write_json_whole
 from playground.core.progress import Progress, report
 from playground.data.folder import images_as_tensor, list_images, read_image
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
@@ -45,12 +44,6 @@ from playground.fct.model_pack import ModelPack
 FORMAT = "playground.gallery/1"
 ROUTES = ("embed", "transform")
 HOW = {"embedded": 0, "transformed": 1}
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)  # whole or not at all
 
 
 @dataclass
@@ -83,8 +76,8 @@ class Gallery:
         return cls(path, manifest, images)
 
     def save(self) -> None:
-        _write_json(self.path / "images.json", self.images)
-        _write_json(self.path / "gallery.json", self.manifest)
+        write_json_whole(self.path / "images.json", self.images)
+        write_json_whole(self.path / "gallery.json", self.manifest)
 
     @property
     def versions(self) -> list[dict]:
