@@ -17,6 +17,7 @@ from playground.pointcloud.cuboid import Cuboid
 
 CLASS_COLOURS = {"car": "#1F77B4", "pedestrian": "#FF7F0E", "pole": "#7F7F7F", "cyclist": "#9467BD"}
 PROPOSAL_COLOUR = "#D62728"
+LEARNED_COLOUR = "#2CA02C"
 # (upper bound in metres, colour): viridis from the ground up
 HEIGHT_BANDS = (
     (0.25, "#440154"),
@@ -59,9 +60,11 @@ def bev_chart(
     extent: float = 35.0,
     title: str = "",
     max_points: int = 60_000,
+    learned: Sequence[Cuboid] = (),
 ) -> Chart:
     """Points within ``extent`` metres (subsampled to ``max_points``) coloured by height, ground truth as
-    solid outlines per class, proposals dashed, both with a heading tick; the sensor at the origin."""
+    solid outlines per class, proposals dashed red and the learned detector's boxes dashed green, all
+    with a heading tick; the sensor at the origin."""
     points = np.asarray(points, dtype=float)
     near = points[(np.abs(points[:, 0]) <= extent) & (np.abs(points[:, 1]) <= extent)]
     if len(near) > max_points:
@@ -77,7 +80,28 @@ def bev_chart(
     traces.append(
         Trace("line", "proposal", *outlines(proposals), color=PROPOSAL_COLOUR, width=1.0, dash=True)
     )
+    if learned:
+        traces.append(
+            Trace("line", "learned", *outlines(learned), color=LEARNED_COLOUR, width=1.0, dash=True)
+        )
     traces.append(Trace("scatter", "sensor", [0.0], [0.0], color="#000000", size=6.0))
     # equal axes around the points (all within ``extent``); fixed limits would fight the equal aspect
     panel = Panel(traces, x_label="x (m, forward)", y_label="y (m, left)", equal_aspect=True)
     return Chart("bev", [panel], title=title or "bird's-eye view", columns=1, height=520)
+
+
+def training_chart(losses: Sequence[float], heatmap: Sequence[float], regression: Sequence[float]) -> Chart:
+    """The detector's training losses per step (``detector_training.png``), smoothed over 20 steps."""
+
+    def smooth(values: Sequence[float]) -> list[float]:
+        values = np.asarray(values, dtype=float)
+        window = max(1, min(20, len(values)))
+        return np.convolve(values, np.ones(window) / window, mode="valid").tolist()
+
+    steps = list(range(1, len(losses) + 1))
+    traces = [
+        Trace("line", name, steps[len(steps) - len(smooth(v)) :], smooth(v))
+        for name, v in (("total", losses), ("heatmap (focal)", heatmap), ("regression (L1)", regression))
+    ]
+    panel = Panel(traces, x_label="step", y_label="loss (mean of the last 20 steps)", log_y=True)
+    return Chart("detector_training", [panel], title="the learned detector's training", columns=1)

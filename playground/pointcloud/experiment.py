@@ -39,11 +39,14 @@ from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress, report
 from playground.core.runs import Metrics, Result, RunDir, format_number, markdown_table
 from playground.errors import ConfigError
+from playground.pointcloud import learned
 from playground.pointcloud.average_precision import class_ap
-from playground.pointcloud.charts import bev_chart
+from playground.pointcloud.charts import bev_chart, training_chart
 from playground.pointcloud.cuboid import Cuboid
 from playground.pointcloud.evaluation import EDIT_KINDS, Matching, annotator_edits, match_frame
 from playground.pointcloud.export import to_nuscenes, write_json, write_kitti
+from playground.pointcloud.learned import DetectorConfig
+from playground.pointcloud.learned_report import add_detector_metrics, detector_sections
 from playground.pointcloud.proposals import ProposalParams, propose
 from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
 
@@ -74,6 +77,7 @@ class Config(RunConfig):
     proposals: ProposalParams = dataclasses.field(default_factory=ProposalParams)
     timing_repeats: int = 3
     plot_scene: int = 0  # which frame bev.png shows
+    detector: DetectorConfig = dataclasses.field(default_factory=DetectorConfig)
 
     def __post_init__(self):
         super().__post_init__()
@@ -109,6 +113,11 @@ class Frame:
     stages: dict[str, float]  # seconds per stage, of the last repeat
     bev: dict[str, Matching]
     cube: dict[str, Matching]  # matched at 3D IoU
+    learned: list[Cuboid] = dataclasses.field(default_factory=list)  # the learned detector's boxes
+
+    def boxes(self, proposer: str) -> list[Cuboid]:
+        """The ``geometric`` proposals or the ``learned`` detector's boxes."""
+        return self.proposals if proposer == "geometric" else self.learned
 
     @property
     def seconds_per_100k(self) -> float:
@@ -128,10 +137,10 @@ def timed_proposals(
     return boxes, statistics.median(times), stages
 
 
-def run_frame(config: Config, index: int, scene: Scene) -> Frame:
+def run_frame(config: Config, index: int, scene: Scene, repeats: int | None = None) -> Frame:
     """Propose on frame ``index`` (``scene``), timed, and match the proposals with its ground truth."""
     params = dataclasses.replace(config.proposals, seed=config.seed)
-    boxes, seconds, stages = timed_proposals(scene.points, params, config.timing_repeats)
+    boxes, seconds, stages = timed_proposals(scene.points, params, repeats or config.timing_repeats)
     truth = scene.ground_truth(LABELS)
     kwargs = dict(labels=LABELS, threshold=config.iou_threshold, min_points=config.min_gt_points)
     return Frame(
@@ -161,7 +170,7 @@ def _add(metrics: Metrics, name: str, value: float, measure: str, **tags) -> Non
         metrics.add(name, value, "fraction", "test", **tags, measure=measure)
 
 
-def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
+def metrics_of(config: Config, frames: list[Frame], other: list[Frame] = ()) -> Metrics:
     """Scores tagged ``iou`` (``bev`` or ``3d``), ``iou_threshold``, ``measure`` and per class
     ``class_name``; timings (per ``stage``) and counts are about no split."""
     metrics, tag = Metrics(), config.tag
@@ -177,10 +186,17 @@ def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
         _add(metrics, f"proposals/{label}/precision_bev{tag}", part.precision, "precision", **of)
         truth = dict(class_name=label, measure="ground_truth")
         metrics.add(f"proposals/{label}/ground_truth", part.ground_truth, "count", "test", **truth)
-    add_average_precision(metrics, "geometric", frames, config.min_gt_points)
-    add_edits(
-        metrics, {"nothing": [[] for _ in frames], "geometric": [f.proposals for f in frames]}, frames, config
-    )
+    proposers = ("geometric", "learned") if config.detector.enabled else ("geometric",)
+    for prefix, group in (("", frames), ("other_sensor/", other)):
+        if not group:
+            continue
+        for proposer in proposers:
+            add_average_precision(metrics, proposer, group, config.min_gt_points, prefix)
+        starts = {
+            "nothing": [[] for _ in group],
+            **{p: [prelabels(f, p, config) for f in group] for p in proposers},
+        }
+        add_edits(metrics, starts, group, config, prefix)
     per_100k = [f.seconds_per_100k for f in frames]
     name = "proposals/seconds_per_100k_points"
     metrics.add(name, statistics.median(per_100k), "s", measure="seconds_per_100k_points")
@@ -196,18 +212,31 @@ def metrics_of(config: Config, frames: list[Frame]) -> Metrics:
     return metrics
 
 
-def add_average_precision(metrics: Metrics, proposer: str, frames: list[Frame], min_points: int) -> None:
-    """``detect/<proposer>/<label>/ap_<bev|3d><50|70>``: AP|R40 over every frame, per class."""
-    pairs = [(frame.scene.ground_truth(LABELS), frame.proposals) for frame in frames]
+def prelabels(frame: Frame, proposer: str, config: Config) -> list[Cuboid]:
+    """What an annotator starts from: every geometric proposal, or the learned boxes at or above
+    ``detector.prelabel_score``."""
+    if proposer == "geometric":
+        return frame.proposals
+    return [box for box in frame.learned if box.score >= config.detector.prelabel_score]
+
+
+def add_average_precision(
+    metrics: Metrics, proposer: str, frames: list[Frame], min_points: int, prefix: str = ""
+) -> None:
+    """``<prefix>detect/<proposer>/<label>/ap_<bev|3d><50|70>``: AP|R40 over every frame, per class."""
+    pairs = [(frame.scene.ground_truth(LABELS), frame.boxes(proposer)) for frame in frames]
     for label in LABELS:
         for kind, threshold in AP_SETTINGS:
             value = class_ap(pairs, label, threshold, kind, min_points)
             tags = dict(iou=kind, iou_threshold=threshold, class_name=label, proposer=proposer)
-            _add(metrics, f"detect/{proposer}/{label}/ap_{kind}{round(100 * threshold)}", value, "ap", **tags)
+            name = f"{prefix}detect/{proposer}/{label}/ap_{kind}{round(100 * threshold)}"
+            _add(metrics, name, value, "ap", **tags, sensor=prefix.rstrip("/") or "run")
 
 
-def add_edits(metrics: Metrics, starts: dict[str, list[list[Cuboid]]], frames: list[Frame], config) -> None:
-    """``edits/<start>/<kind>_per_frame`` and ``edits/<start>/edits_per_frame`` (all but accepted)."""
+def add_edits(
+    metrics: Metrics, starts: dict[str, list[list[Cuboid]]], frames: list[Frame], config, prefix: str = ""
+) -> None:
+    """``<prefix>edits/<start>/<kind>_per_frame`` and ``.../edits_per_frame`` (all but accepted)."""
     for start, boxes in starts.items():
         per_frame = [
             annotator_edits(f.scene.ground_truth(LABELS), b, LABELS, config.min_gt_points)
@@ -215,29 +244,35 @@ def add_edits(metrics: Metrics, starts: dict[str, list[list[Cuboid]]], frames: l
         ]
         for kind in (*EDIT_KINDS, "edits"):
             values = [sum(c[k] for k in EDIT_KINDS[1:]) if kind == "edits" else c[kind] for c in per_frame]
-            name = f"edits/{start}/{kind}_per_frame"
-            metrics.add(
-                name, statistics.fmean(values), "count", "test", start=start, measure=f"{kind}_per_frame"
-            )
+            name = f"{prefix}edits/{start}/{kind}_per_frame"
+            tags = dict(start=start, measure=f"{kind}_per_frame", sensor=prefix.rstrip("/") or "run")
+            metrics.add(name, statistics.fmean(values), "count", "test", **tags)
 
 
-def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame]) -> None:
-    """bev.png, proposals.json and ground_truth.json (nuScenes-style), label_2/ (KITTI) of the proposals."""
+def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame], trained=None) -> None:
+    """bev.png, proposals.json and ground_truth.json (nuScenes-style), label_2/ (KITTI) of the proposals;
+    with a trained detector its boxes in bev.png, ``detections.json`` and ``detector_training.png``."""
     shown = frames[config.plot_scene]
     chart = bev_chart(
         shown.scene.points,
         shown.scene.ground_truth(LABELS + ("pole",)),
         shown.proposals,
         extent=config.scene.object_range + 5,
-        title=f"frame {shown.name}: truth (solid) and proposals (dashed red)",
+        title=f"frame {shown.name}: truth (solid), proposals (dashed red)"
+        + (", learned detector (dashed green)" if trained else ""),
+        learned=shown.learned,
     )
     run_dir.save_chart(chart)
+    if trained is not None:
+        write_json(run_dir.path / "detections.json", to_nuscenes({f.name: f.learned for f in frames}))
+    if trained is not None and trained.log is not None:
+        run_dir.save_chart(training_chart(trained.log.losses, trained.log.heatmap, trained.log.regression))
     write_json(run_dir.path / "proposals.json", to_nuscenes({f.name: f.proposals for f in frames}))
     write_json(run_dir.path / "ground_truth.json", to_nuscenes({f.name: f.scene.cuboids for f in frames}))
     write_kitti(run_dir.path / "label_2", {f.name: f.proposals for f in frames})
 
 
-def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
+def report_text(config: Config, metrics: Metrics, frames: list[Frame], other: list[Frame] = ()) -> str:
     values, tag, scene = metrics.values, config.tag, config.scene
 
     def cell(name: str, scale: float = 1.0) -> str:
@@ -321,6 +356,11 @@ def report_text(config: Config, metrics: Metrics, frames: list[Frame]) -> str:
                 "![bird's-eye view](bev.png)",
                 "Proposals: `proposals.json` (nuScenes-style), `label_2/` (KITTI, identity calibration); "
                 "ground truth: `ground_truth.json`.",
+                *(
+                    detector_sections(values, LABELS, AP_SETTINGS, config.detector.other_sensor, len(other))
+                    if config.detector.enabled
+                    else []
+                ),
             ]
         )
         + "\n"
@@ -332,6 +372,7 @@ class PointcloudResults:
     """What one run made, in memory: every frame with its scene, proposals, timings and matchings."""
 
     frames: list[Frame]
+    other_sensor: list[Frame] = dataclasses.field(default_factory=list)
 
 
 def load(config: Config, device=None, progress: Progress = None) -> list[Scene]:
@@ -355,9 +396,44 @@ def steps(run: Run[Config], scenes: list[Scene]) -> Finished:
         report(progress, "scenes", index, config.scenes)
         frames.append(run_frame(config, index, scene))
     report(progress, "scenes", config.scenes, config.scenes)
-    metrics = metrics_of(config, frames)
-    write_outputs(run.dir, config, frames)
-    return Finished(metrics, report_text(config, metrics, frames), PointcloudResults(frames))
+    other, trained, timing = with_detector(run, frames) if config.detector.enabled else ([], None, None)
+    metrics = metrics_of(config, frames, other)
+    if trained is not None:
+        add_detector_metrics(metrics, timing, trained.seconds, trained.log and trained.log.losses)
+    write_outputs(run.dir, config, frames, trained)
+    return Finished(metrics, report_text(config, metrics, frames, other), PointcloudResults(frames, other))
+
+
+def with_detector(run: Run[Config], frames: list[Frame]) -> tuple[list[Frame], learned.Trained, dict]:
+    """Train (or load) the detector, detect on the run's frames and on the same scenes seen by the
+    other sensor (proposed on too), save it as safetensors and ONNX, and time it in both backends."""
+    config, progress, detector = run.config, run.progress, run.config.detector
+    trained = learned.obtain(detector, config.scene, config.seed, progress)
+    count, spec = detector.other_scenes or config.scenes, detector.other_sensor.spec(config.scene)
+    other = []
+    for index in range(count):
+        report(progress, "other sensor", index, count)
+        other.append(
+            run_frame(config, index, make_scene(dataclasses.replace(spec, seed=config.seed + index)), 1)
+        )
+    report(progress, "other sensor", count, count)
+    for group, stage in ((frames, "detect"), (other, "detect on the other sensor")):
+        found = learned.detect_all(
+            trained.model, [f.scene for f in group], detector.min_score, progress, stage
+        )
+        for frame, boxes in zip(group, found):
+            frame.learned = boxes
+    _, onnx_path = learned.save(run.dir.path, trained.model, frames[0].scene)
+    report(progress, "time the detector", 0, 1)
+    timing = learned.time_detector(
+        trained.model,
+        learned.ort_session(onnx_path),
+        [f.scene for f in frames[:3]],
+        detector.timing_repeats,
+        detector.min_score,
+    )
+    report(progress, "time the detector", 1, 1)
+    return other, trained, timing
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:

@@ -56,6 +56,7 @@ class SceneSpec:
     noise: float = 0.02  # range noise std (m)
     dropout: float = 0.05  # fraction of rays with no return
     max_slope_deg: float = 1.0  # the ground's tilt, drawn in [0, max_slope_deg]
+    size_jitter: float = 0.0  # car and pedestrian sizes scaled by U(1 - j, 1 + j) (domain randomisation)
 
     def __post_init__(self):
         for key in ("target_points", "rings"):
@@ -64,6 +65,8 @@ class SceneSpec:
         for key in ("cars", "pedestrians", "poles", "walls", "noise", "max_slope_deg"):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"scene.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.size_jitter < 1:
+            raise ConfigError(f"scene.size_jitter must be in [0, 1), got {self.size_jitter}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"scene.dropout must be in [0, 1), got {self.dropout}")
         if not self.fov_down_deg < self.fov_up_deg or not -90 < self.fov_down_deg < 0:
@@ -136,6 +139,9 @@ def _place(
     """A cuboid of ``label`` at a free spot, or None after 200 tries."""
     for _ in range(200):
         length, w, h = _sizes(rng, label)
+        if spec.size_jitter and label in ("car", "pedestrian"):
+            scale = rng.uniform(1 - spec.size_jitter, 1 + spec.size_jitter)
+            length, w, h = length * scale, w * scale, h * scale
         if label == "wall":
             distance = rng.uniform(spec.object_range * 0.8, spec.object_range * 1.2)
             azimuth = rng.uniform(-np.pi, np.pi)
