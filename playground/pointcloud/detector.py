@@ -49,7 +49,7 @@ class Grid:
     under the sensor), at most ``max_points`` points per pillar and ``max_pillars`` pillars."""
 
     extent: float = 32.0
-    pillar: float = 0.25
+    pillar: float = 0.4
     z_min: float = -1.0
     z_max: float = 3.0
     max_points: int = 16
@@ -58,9 +58,10 @@ class Grid:
     def __post_init__(self):
         if not (self.extent > 0 and self.pillar > 0 and self.z_min < self.z_max):
             raise ConfigError(f"the detector grid needs extent > 0, pillar > 0 and z_min < z_max, got {self}")
-        if self.cells % 4:
+        cells = 2 * self.extent / self.pillar
+        if abs(cells - round(cells)) > 1e-6 or round(cells) % 4:
             raise ConfigError(
-                f"the detector grid needs 2 * extent / pillar to be a multiple of 4, got {self.cells}"
+                f"the detector grid needs 2 * extent / pillar to be a whole multiple of 4, got {cells:g}"
             )
         if self.max_points < 1 or self.max_pillars < 1:
             raise ConfigError("the detector grid needs max_points >= 1 and max_pillars >= 1")

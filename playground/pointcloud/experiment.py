@@ -22,6 +22,14 @@ accepted, adjusted, added and deleted to reach the ground truth from ``nothing``
 ``geometric`` proposals (:func:`~playground.pointcloud.evaluation.annotator_edits`).
 The run folder also holds ``bev.png`` (one frame, :mod:`playground.pointcloud.charts`), the proposals
 and ground truth as nuScenes-style JSON, and the proposals as KITTI ``label_2`` files.
+
+With a ``[detector]`` that trains (``steps > 0``) or loads (``checkpoint``) the learned detector
+(:mod:`playground.pointcloud.learned`, ``recipes/pointcloud_detector.toml``), the run also scores
+its boxes as proposer ``learned`` (``detect/learned/<label>/...``, ``edits/learned/...`` from its
+boxes above ``prelabel_score``), repeats every AP and edit metric under ``other_sensor/`` for the same
+scenes seen by ``[detector.other_sensor]``, times the detector in PyTorch and ONNX Runtime
+(:mod:`playground.pointcloud.learned_report`), and saves ``detector.safetensors``, ``detector.onnx``,
+``detections.json`` and ``detector_training.png``.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from playground.pointcloud import learned
 from playground.pointcloud.average_precision import class_ap
 from playground.pointcloud.charts import bev_chart, training_chart
 from playground.pointcloud.cuboid import Cuboid
+from playground.pointcloud.detector import load_detector
 from playground.pointcloud.evaluation import EDIT_KINDS, Matching, annotator_edits, match_frame
 from playground.pointcloud.export import to_nuscenes, write_json, write_kitti
 from playground.pointcloud.learned import DetectorConfig
@@ -376,7 +385,10 @@ class PointcloudResults:
 
 
 def load(config: Config, device=None, progress: Progress = None) -> list[Scene]:
-    """The ``scenes`` synthetic frames (seeds ``seed, seed + 1, ...``), each from its own generator."""
+    """The ``scenes`` synthetic frames (seeds ``seed, seed + 1, ...``), each from its own generator;
+    a detector checkpoint to evaluate is checked first, so a bad one fails before any work."""
+    if config.detector.checkpoint:
+        load_detector(config.detector.checkpoint, tuple(config.detector.point_features))
     scenes = []
     for index in range(config.scenes):
         report(progress, "make scenes", index, config.scenes)
@@ -396,44 +408,14 @@ def steps(run: Run[Config], scenes: list[Scene]) -> Finished:
         report(progress, "scenes", index, config.scenes)
         frames.append(run_frame(config, index, scene))
     report(progress, "scenes", config.scenes, config.scenes)
-    other, trained, timing = with_detector(run, frames) if config.detector.enabled else ([], None, None)
+    other, trained, timing = ([], None, None)
+    if config.detector.enabled:
+        other, trained, timing = learned.evaluate(run, frames, run_frame)
     metrics = metrics_of(config, frames, other)
     if trained is not None:
         add_detector_metrics(metrics, timing, trained.seconds, trained.log and trained.log.losses)
     write_outputs(run.dir, config, frames, trained)
     return Finished(metrics, report_text(config, metrics, frames, other), PointcloudResults(frames, other))
-
-
-def with_detector(run: Run[Config], frames: list[Frame]) -> tuple[list[Frame], learned.Trained, dict]:
-    """Train (or load) the detector, detect on the run's frames and on the same scenes seen by the
-    other sensor (proposed on too), save it as safetensors and ONNX, and time it in both backends."""
-    config, progress, detector = run.config, run.progress, run.config.detector
-    trained = learned.obtain(detector, config.scene, config.seed, progress)
-    count, spec = detector.other_scenes or config.scenes, detector.other_sensor.spec(config.scene)
-    other = []
-    for index in range(count):
-        report(progress, "other sensor", index, count)
-        other.append(
-            run_frame(config, index, make_scene(dataclasses.replace(spec, seed=config.seed + index)), 1)
-        )
-    report(progress, "other sensor", count, count)
-    for group, stage in ((frames, "detect"), (other, "detect on the other sensor")):
-        found = learned.detect_all(
-            trained.model, [f.scene for f in group], detector.min_score, progress, stage
-        )
-        for frame, boxes in zip(group, found):
-            frame.learned = boxes
-    _, onnx_path = learned.save(run.dir.path, trained.model, frames[0].scene)
-    report(progress, "time the detector", 0, 1)
-    timing = learned.time_detector(
-        trained.model,
-        learned.ort_session(onnx_path),
-        [f.scene for f in frames[:3]],
-        detector.timing_repeats,
-        detector.min_score,
-    )
-    report(progress, "time the detector", 1, 1)
-    return other, trained, timing
 
 
 def run(config: Config, progress: Progress = None, run_dir: RunDir | None = None) -> Result:

@@ -14,6 +14,7 @@ import dataclasses
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from playground.pointcloud.detector_training import (
     train_detector,
     training_scenes,
 )
-from playground.pointcloud.scenes import Scene, SceneSpec
+from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
 
 TRAINING_SEED_OFFSET = 1_000_000  # training scenes never share a seed with evaluation frames
 
@@ -67,7 +68,7 @@ class DetectorConfig:
     lr: float = 3e-3
     width: int = 32  # pillar feature channels; the backbone has 2x and 4x that
     extent: float = 32.0  # metres each side of the sensor
-    pillar: float = 0.25  # metres
+    pillar: float = 0.4  # metres (the heads see cells twice as wide)
     max_points: int = 16  # per pillar
     max_pillars: int = 30000
     point_features: list[str] = dataclasses.field(default_factory=lambda: list(LAYOUTS[0]))
@@ -133,6 +134,37 @@ def obtain(config: DetectorConfig, scene: SceneSpec, seed: int, progress: Progre
         progress=progress,
     )
     return Trained(model, log, time.perf_counter() - began)
+
+
+def evaluate(run, frames: list, run_frame: Callable) -> tuple[list, Trained, dict]:
+    """Train (or load) the detector, detect on the run's frames and on the same scenes seen by the
+    other sensor (proposed on too, by ``run_frame(config, index, scene, repeats)``), save it as
+    safetensors and ONNX, and time it in both backends: ``(other sensor's frames, detector, timings)``."""
+    config, progress, detector = run.config, run.progress, run.config.detector
+    trained = obtain(detector, config.scene, config.seed, progress)
+    count, spec = detector.other_scenes or config.scenes, detector.other_sensor.spec(config.scene)
+    other = []
+    for index in range(count):
+        report(progress, "other sensor", index, count)
+        other.append(
+            run_frame(config, index, make_scene(dataclasses.replace(spec, seed=config.seed + index)), 1)
+        )
+    report(progress, "other sensor", count, count)
+    for group, stage in ((frames, "detect"), (other, "detect on the other sensor")):
+        found = detect_all(trained.model, [f.scene for f in group], detector.min_score, progress, stage)
+        for frame, boxes in zip(group, found):
+            frame.learned = boxes
+    _, onnx_path = save(run.dir.path, trained.model, frames[0].scene)
+    report(progress, "time the detector", 0, 1)
+    timing = time_detector(
+        trained.model,
+        ort_session(onnx_path),
+        [f.scene for f in frames[:3]],
+        detector.timing_repeats,
+        detector.min_score,
+    )
+    report(progress, "time the detector", 1, 1)
+    return other, trained, timing
 
 
 def detect(model: PillarNet, scene: Scene, min_score: float) -> list[Cuboid]:
