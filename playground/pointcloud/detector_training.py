@@ -206,19 +206,23 @@ def train_detector(
     seed: int,
     min_points: int,
     progress: Progress = None,
+    device: str | torch.device = "cpu",
 ) -> TrainingLog:
-    """AdamW with a one-cycle learning rate for ``steps`` steps of ``batch_size`` augmented scenes."""
+    """AdamW with a one-cycle learning rate for ``steps`` steps of ``batch_size`` augmented scenes, on
+    ``device`` (the pillars are made on the CPU); the model comes back on the CPU in eval mode."""
     rng = np.random.default_rng([seed, 2])
     torch.manual_seed(seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.3)
     log = TrainingLog()
-    model.train()
+    model.to(device).train()
     for step in range(steps):
         report(progress, "train detector", step, steps)
         chosen = rng.choice(len(scenes), size=batch_size, replace=len(scenes) < batch_size)
         frames = [training_frame(scenes[i], model.grid, model.layout, rng, min_points) for i in chosen]
         inputs, target = collate(frames, model.grid)
+        inputs = tuple(t.to(device, non_blocking=True) for t in inputs)
+        target = {k: v.to(device, non_blocking=True) for k, v in target.items()}
         loss, parts = detection_loss(model(*inputs, batch=batch_size), target)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -229,7 +233,7 @@ def train_detector(
         log.heatmap.append(parts["heatmap"])
         log.regression.append(parts["regression"])
     report(progress, "train detector", steps, steps)
-    model.eval()
+    model.cpu().eval()
     return log
 
 

@@ -112,8 +112,15 @@ class Trained:
     seconds: float
 
 
-def obtain(config: DetectorConfig, scene: SceneSpec, seed: int, progress: Progress) -> Trained:
-    """Train the detector as ``config`` says, or load ``config.checkpoint``."""
+def obtain(
+    config: DetectorConfig,
+    scene: SceneSpec,
+    seed: int,
+    progress: Progress,
+    device: str | torch.device = "cpu",
+) -> Trained:
+    """Train the detector as ``config`` says (on ``device``), or load ``config.checkpoint``. Either way
+    the detector comes back on the CPU, where it is evaluated and timed."""
     began = time.perf_counter()
     if config.checkpoint:
         model = load_detector(config.checkpoint, tuple(config.point_features))
@@ -132,6 +139,7 @@ def obtain(config: DetectorConfig, scene: SceneSpec, seed: int, progress: Progre
         seed=seed,
         min_points=config.min_points,
         progress=progress,
+        device=device,
     )
     return Trained(model, log, time.perf_counter() - began)
 
@@ -141,7 +149,7 @@ def evaluate(run, frames: list, run_frame: Callable) -> tuple[list, Trained, dic
     other sensor (proposed on too, by ``run_frame(config, index, scene, repeats)``), save it as
     safetensors and ONNX, and time it in both backends: ``(other sensor's frames, detector, timings)``."""
     config, progress, detector = run.config, run.progress, run.config.detector
-    trained = obtain(detector, config.scene, config.seed, progress)
+    trained = obtain(detector, config.scene, config.seed, progress, run.device)
     count, spec = detector.other_scenes or config.scenes, detector.other_sensor.spec(config.scene)
     other = []
     for index in range(count):
