@@ -15,8 +15,10 @@ heatmap plus 0.25 times the L1 loss of the regressions at the centres:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import multiprocessing
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ import torch
 from playground.core.progress import Progress, report
 from playground.errors import ConfigError
 from playground.pointcloud.cuboid import Cuboid
-from playground.pointcloud.detector import CLASSES, Grid, PillarNet, Pillars, decode, pillarize, point_array
+from playground.pointcloud.detector import CLASSES, Grid, PillarNet, Pillars, pillarize, point_array
 from playground.pointcloud.scenes import Scene, SceneSpec, make_scene
 
 REGRESSION_WEIGHT = 0.25
@@ -70,13 +72,24 @@ def _pair(values, name: str) -> tuple[float, float]:
 
 
 def training_scenes(
-    base: SceneSpec, randomise: Randomisation, count: int, seed: int, progress: Progress = None
+    base: SceneSpec,
+    randomise: Randomisation,
+    count: int,
+    seed: int,
+    progress: Progress = None,
+    workers: int = 0,
 ) -> list[Scene]:
-    """``count`` randomised scenes, scene i from seed ``seed + i``."""
+    """``count`` randomised scenes, scene i from seed ``seed + i`` (made by ``workers`` processes)."""
+    specs = [randomise.spec(base, seed + index) for index in range(count)]
     scenes = []
-    for index in range(count):
-        report(progress, "make training scenes", index, count)
-        scenes.append(make_scene(randomise.spec(base, seed + index)))
+    with contextlib.ExitStack() as stack:
+        made = map(make_scene, specs)
+        if workers:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            made = pool.imap(make_scene, specs, chunksize=4)
+        for index, scene in enumerate(made):
+            report(progress, "make training scenes", index, count)
+            scenes.append(scene)
     report(progress, "make training scenes", count, count)
     return scenes
 
@@ -196,6 +209,27 @@ class TrainingLog:
     regression: list[float] = dataclasses.field(default_factory=list)
 
 
+class TrainingBatches(torch.utils.data.Dataset):
+    """Step ``i``'s batch: ``batch_size`` scenes chosen, augmented and pillarized from a generator
+    seeded by ``(seed, i)``, so a batch is the same whichever worker process makes it."""
+
+    def __init__(self, scenes, model: PillarNet, steps: int, batch_size: int, seed: int, min_points: int):
+        self.scenes, self.grid, self.layout = scenes, model.grid, model.layout
+        self.steps, self.batch_size, self.seed, self.min_points = steps, batch_size, seed, min_points
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int):
+        rng = np.random.default_rng([self.seed, 2, step])
+        count = len(self.scenes)
+        chosen = rng.choice(count, size=self.batch_size, replace=count < self.batch_size)
+        frames = [
+            training_frame(self.scenes[i], self.grid, self.layout, rng, self.min_points) for i in chosen
+        ]
+        return collate(frames, self.grid)
+
+
 def train_detector(
     model: PillarNet,
     scenes: list[Scene],
@@ -207,20 +241,24 @@ def train_detector(
     min_points: int,
     progress: Progress = None,
     device: str | torch.device = "cpu",
+    workers: int = 0,
 ) -> TrainingLog:
     """AdamW with a one-cycle learning rate for ``steps`` steps of ``batch_size`` augmented scenes, on
-    ``device`` (the pillars are made on the CPU); the model comes back on the CPU in eval mode."""
-    rng = np.random.default_rng([seed, 2])
+    ``device``. ``workers`` processes make the batches (pillars on the CPU) while the model trains;
+    0 makes them in this process. The model comes back on the CPU in eval mode."""
     torch.manual_seed(seed)
+    batches = torch.utils.data.DataLoader(
+        TrainingBatches(scenes, model, steps, batch_size, seed, min_points),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
+    )
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.3)
     log = TrainingLog()
     model.to(device).train()
-    for step in range(steps):
+    for step, (inputs, target) in enumerate(batches):
         report(progress, "train detector", step, steps)
-        chosen = rng.choice(len(scenes), size=batch_size, replace=len(scenes) < batch_size)
-        frames = [training_frame(scenes[i], model.grid, model.layout, rng, min_points) for i in chosen]
-        inputs, target = collate(frames, model.grid)
         inputs = tuple(t.to(device, non_blocking=True) for t in inputs)
         target = {k: v.to(device, non_blocking=True) for k, v in target.items()}
         loss, parts = detection_loss(model(*inputs, batch=batch_size), target)
@@ -235,10 +273,3 @@ def train_detector(
     report(progress, "train detector", steps, steps)
     model.cpu().eval()
     return log
-
-
-def detect(model: PillarNet, scene_points: np.ndarray, intensity, min_score: float = 0.1) -> list[Cuboid]:
-    """The model's boxes on one frame (eval mode, no gradients)."""
-    pillars = pillarize(point_array(scene_points, intensity, model.layout), model.grid)
-    with torch.no_grad():
-        return decode(model.eval()(*pillars.tensors()), model.grid, min_score)

@@ -11,6 +11,7 @@ frames and on the same scenes seen by ``[detector.other_sensor]`` (fewer rings, 
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import time
 import warnings
@@ -77,11 +78,12 @@ class DetectorConfig:
     prelabel_score: float = 0.3  # annotators are shown the boxes at or above this confidence
     other_scenes: int = 0  # frames seen by the other sensor (0: as many as the run's scenes)
     timing_repeats: int = 3
+    workers: int = 0  # processes that make training batches (0: the training process itself)
     randomise: Randomisation = dataclasses.field(default_factory=Randomisation)
     other_sensor: Sensor = dataclasses.field(default_factory=Sensor)
 
     def __post_init__(self):
-        for key in ("steps", "other_scenes"):
+        for key in ("steps", "other_scenes", "workers"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"detector.{key} must be >= 0, got {getattr(self, key)}")
         for key in ("training_scenes", "batch_size", "width", "timing_repeats"):
@@ -101,6 +103,11 @@ class DetectorConfig:
     @property
     def grid(self) -> Grid:
         return Grid(self.extent, self.pillar, max_points=self.max_points, max_pillars=self.max_pillars)
+
+
+def detector_workers(wanted: int) -> int:
+    """``wanted`` batch-making processes, at most one fewer than this machine's cores."""
+    return max(0, min(wanted, (os.cpu_count() or 1) - 1))
 
 
 @dataclasses.dataclass
@@ -125,8 +132,9 @@ def obtain(
     if config.checkpoint:
         model = load_detector(config.checkpoint, tuple(config.point_features))
         return Trained(model, None, time.perf_counter() - began)
+    workers = detector_workers(config.workers)
     scenes = training_scenes(
-        scene, config.randomise, config.training_scenes, seed + TRAINING_SEED_OFFSET, progress
+        scene, config.randomise, config.training_scenes, seed + TRAINING_SEED_OFFSET, progress, workers
     )
     torch.manual_seed(seed)
     model = PillarNet(config.grid, tuple(config.point_features), config.width)
@@ -140,6 +148,7 @@ def obtain(
         min_points=config.min_points,
         progress=progress,
         device=device,
+        workers=workers,
     )
     return Trained(model, log, time.perf_counter() - began)
 

@@ -194,3 +194,22 @@ def test_the_onnx_export_matches_pytorch(tmp_path):
     with torch.no_grad():
         expected = net(*tensors).numpy()
     assert np.abs(_ort_run(session, tensors)[0] - expected).max() < 1e-4  # another pillar count
+
+
+def test_batches_are_the_same_whichever_process_makes_them():
+    from playground.pointcloud.detector_training import TrainingBatches, training_scenes
+
+    base = SceneSpec(target_points=4000, object_range=7.0, min_distance=2.0, walls=0)
+    scenes = training_scenes(base, Randomisation(), 3, seed=7)
+    assert [s.spec.seed for s in scenes] == [7, 8, 9]
+    assert [len(s) for s in training_scenes(base, Randomisation(), 3, seed=7, workers=2)] == [
+        len(s) for s in scenes
+    ]
+    net = PillarNet(SMALL, width=4)
+    batches = TrainingBatches(scenes, net, steps=4, batch_size=2, seed=0, min_points=1)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=2)
+    for (inputs, target), step in zip(loader, range(4)):
+        again_inputs, again_target = batches[step]
+        assert all(torch.equal(a, b) for a, b in zip(inputs, again_inputs))
+        assert torch.equal(target["heatmap"], again_target["heatmap"])
+    assert not torch.equal(batches[0][0][0], batches[1][0][0])
