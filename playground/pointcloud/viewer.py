@@ -6,7 +6,8 @@ The viewer (``apps/components/cuboid_viewer``) is a three.js component. Between 
   ``x, y, z, intensity`` per point, 16 bytes a point, which the browser reads as a
   ``Float32Array`` without parsing anything;
 - **boxes** travel as small JSON records (:func:`box_records`): ``id``, ``center``, ``size``,
-  ``yaw``, ``label`` (and a proposal's ``score``);
+  ``yaw``, ``label`` (and a proposal's ``score`` and ``source``: ``geometric``, ``learned`` or
+  ``interpolated``, from the box's ``attributes["source"]``);
 - on **commit** the viewer sends the frame's whole box list with a fresh request id and the
   revision it started from; :func:`commit_from_viewer` checks it (:func:`parse_commit`) and stores
   it through :meth:`CuboidAnnotations.commit`, which makes a replayed request id harmless, and
@@ -70,6 +71,8 @@ def box_records(boxes: list[Cuboid], prefix: str = "b") -> list[dict]:
         }
         if box.score is not None:
             record["score"] = box.score
+        if box.attributes.get("source"):
+            record["source"] = str(box.attributes["source"])
         records.append(record)
     return records
 
@@ -86,9 +89,22 @@ def pending_proposals(
     )
 
 
+PROPOSAL_PREFIXES = {"learned": "l", "interpolated": "i"}  # any other source: "p"
+
+
 def proposal_records(pending: list[tuple[int, Cuboid]]) -> list[dict]:
-    """JSON records for :func:`pending_proposals`' output, with the stable ids ``p<index>``."""
-    return [{**box_records([box])[0], "id": f"p{index}"} for index, box in pending]
+    """JSON records for :func:`pending_proposals`' output, with the stable ids ``<prefix><index>``:
+    ``p`` for a geometric proposal, ``l`` for a learned one, ``i`` for an interpolated one, so that
+    proposals from several sources on one frame never share an id."""
+    return [
+        {**box_records([box])[0], "id": f"{PROPOSAL_PREFIXES.get(box.attributes.get('source'), 'p')}{index}"}
+        for index, box in pending
+    ]
+
+
+def with_source(boxes: list[Cuboid], source: str) -> list[Cuboid]:
+    """``boxes`` with ``attributes["source"] = source`` (how the viewer tells proposals apart)."""
+    return [b.with_(attributes={**b.attributes, "source": source}) for b in boxes]
 
 
 def viewer_labels(boxes: list[Cuboid] = ()) -> list[str]:

@@ -31,6 +31,7 @@ from playground.pointcloud.viewer import (
     read_points_buffer,
     synthetic_frame_name,
     viewer_labels,
+    with_source,
 )
 
 CAR = Cuboid((10.0, 2.0, 0.8), (4.2, 1.8, 1.6), 0.3, "car")
@@ -90,6 +91,17 @@ def test_box_records_and_stable_proposal_ids():
     pending = pending_proposals([far, near, CAR.with_(center=(10.2, 2.1, 0.8))], committed=[CAR])
     assert [index for index, _ in pending] == [1, 0]  # the one over the committed car is gone; nearest first
     assert [r["id"] for r in proposal_records(pending)] == ["p1", "p0"]
+    learned = with_source([CAR.with_(score=0.82)], "learned")
+    geometric = with_source([WALKER], "geometric")
+    records = proposal_records(
+        [(0, geometric[0]), (0, learned[0]), (3, with_source([CAR], "interpolated")[0])]
+    )
+    assert [(r["id"], r["source"]) for r in records] == [
+        ("p0", "geometric"),
+        ("l0", "learned"),
+        ("i3", "interpolated"),
+    ]  # one index in two sources, two ids
+    assert records[1]["score"] == 0.82 and CAR.attributes == {}  # tagging copies
     assert viewer_labels([CAR, WALKER.with_(label="tram")]) == [
         "car",
         "pedestrian",

@@ -54,7 +54,7 @@ export class Editor {
     this.syncKey = syncKey;
     this.boxes = (boxes || []).map((b) => cleanBox(b));
     const rejected = this.rejectedSet();
-    this.proposals = (proposals || []).map((p) => ({ ...cleanBox(p, p.id), score: p.score, status: "pending" }))
+    this.proposals = (proposals || []).map((p) => ({ ...cleanBox(p, p.id), score: p.score, source: p.source, status: "pending" }))
       .filter((p) => !rejected.has(p.id));
     this.selectedId = sameFrame && selectedIndex >= 0 && selectedIndex < this.boxes.length
       ? this.boxes[selectedIndex].id : null;
@@ -173,4 +173,13 @@ export class Editor {
       boxes: this.boxes.map((b) => ({ center: b.center, size: b.size, yaw: b.yaw, label: b.label })),
     };
   }
+}
+
+/** Where a proposal comes from, for the box list: "learned 0.82" (the detector's confidence) or "geometric";
+ * with `detail`, the geometric fit's score too ("geometric, score 0.55"). */
+export function proposalOrigin(item, detail = false) {
+  const score = Number(item.score || 0).toFixed(2);
+  if (item.source === "learned") return `learned ${score}`;
+  if (item.source === "geometric") return detail ? `geometric, score ${score}` : "geometric";
+  return `score ${score}`;
 }

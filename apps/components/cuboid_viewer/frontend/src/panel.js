@@ -2,6 +2,7 @@
 // its live numbers (points inside, volume, distance) and the list of boxes and pending proposals.
 
 import { labelColor } from "./boxview.js";
+import { proposalOrigin } from "./editor.js";
 
 const FIELDS = ["x", "y", "z", "l", "w", "h", "yaw"];
 const $ = (id) => document.getElementById(id);
@@ -71,7 +72,7 @@ export class Panel {
     const item = this.editor.selected();
     const proposal = this.editor.isProposal(item);
     $("selection-title").textContent = !item ? "Nothing selected" : proposal
-      ? `Proposal: ${item.label} (score ${Number(item.score || 0).toFixed(2)})`
+      ? `Proposal: ${item.label} (${proposalOrigin(item, true)})`
       : `Box #${this.editor.boxes.indexOf(item) + 1}: ${item.label}`;
     const values = item ? fieldValues(item) : null;
     for (const name of FIELDS) {
@@ -91,7 +92,7 @@ export class Panel {
   /** The box list: boxes with their numbers, then the pending proposals. */
   refreshList(countOf) {
     const rows = this.editor.boxes.map((box, k) => row(box, `#${k + 1} ${box.label}`, countOf(box), false, this.editor))
-      .concat(this.editor.pendingProposals().map((p) => row(p, `${p.label}?`, countOf(p), true, this.editor)));
+      .concat(this.editor.pendingProposals().map((p) => row(p, `${p.label}? ${proposalOrigin(p)}`, countOf(p), true, this.editor)));
     $("list").innerHTML = rows.join("") || '<div class="row"><span class="what">No boxes yet</span></div>';
     $("list-title").textContent = `Boxes: ${this.editor.boxes.length} · proposals: ${this.editor.pendingProposals().length}`;
     const selected = $("list").querySelector(".row.selected");

@@ -1,7 +1,7 @@
 // node --test: the working copy of a frame (accept, reject, delete, reload, commit payload).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Editor } from "../src/editor.js";
+import { Editor, proposalOrigin } from "../src/editor.js";
 
 const box = (x, label = "car") => ({ center: [x, 0, 0.8], size: [4.2, 1.8, 1.6], yaw: 0, label });
 
@@ -61,4 +61,14 @@ test("someone else's revision does not wipe uncommitted edits; force (own commit
   assert.equal(editor.commitPayload("r").base_revision, 0); // Python refuses it as a conflict
   assert.equal(editor.load({ frameKey: "synthetic/f", revision: 9, boxes: [box(30)], proposals: [], force: true }), true);
   assert.deepEqual([editor.boxes[0].center[0], editor.staleRevision, editor.dirty], [30, null, false]);
+});
+
+test("a proposal says where it comes from: a detector's confidence or the geometric fit", () => {
+  const editor = new Editor();
+  editor.load({ frameKey: "synthetic/f", revision: 0, boxes: [], proposals: [
+    { ...box(1), id: "p0", score: 0.4, source: "geometric" }, { ...box(9), id: "l0", score: 0.816, source: "learned" }] });
+  const [geometric, learned] = editor.pendingProposals();
+  assert.deepEqual([proposalOrigin(learned), proposalOrigin(geometric)], ["learned 0.82", "geometric"]);
+  assert.equal(proposalOrigin(geometric, true), "geometric, score 0.40");
+  assert.equal(proposalOrigin({ score: 0.5 }), "score 0.50"); // a record with no source, as before
 });
