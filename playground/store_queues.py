@@ -5,6 +5,7 @@ escalated without its image). :class:`~playground.store.Store` inherits these fr
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 
@@ -110,6 +111,38 @@ class StoreQueues:
                     **p["escalation"],
                 )
             )
+
+    def reprioritise(self, queue: str, priorities: dict[str, float], now: float | None = None) -> int:
+        """Set the priority of the items of ``queue`` named in ``priorities`` (external id -> priority,
+        e.g. a fresh uncertainty) that are not decided yet; decided items and reviews keep theirs.
+        Returns how many escalations changed."""
+        values = {str(k): float(v) for k, v in priorities.items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise DataFormatError("priorities must be finite numbers")
+
+        def work(conn):
+            queue_id, changed = self._queue_id(conn, queue), 0
+            esc = escalations.c
+            for external_id, priority in values.items():
+                sample = select(samples.c.id).where(
+                    samples.c.queue_id == queue_id, samples.c.external_id == external_id
+                )
+                changed += conn.execute(
+                    update(escalations)
+                    .where(
+                        esc.sample_id.in_(sample),
+                        esc.status != "done",
+                        esc.reason != "review",
+                        esc.priority != priority,
+                    )
+                    .values(priority=priority)
+                ).rowcount
+            write_audit(
+                conn, timestamp(now), "system", "reprioritise", "queue", queue_id, {"changed": changed}
+            )
+            return changed
+
+        return self.write(work)
 
     def create_queue(self, queue: str, class_names: list[str], redundancy: int = 1) -> str:
         """Create ``queue`` with its classes (nothing escalated yet); the same call again changes

@@ -19,7 +19,7 @@ from playground.store_queries import (
     standing,
     timestamp,
 )
-from playground.store_schema import Decision, audit, decisions, escalations
+from playground.store_schema import Decision, annotators, audit, decisions, escalations, samples
 
 LABEL_FIELDS = ("external_id", "label", "class_name", "action", "annotator", "decided_at")
 
@@ -58,6 +58,36 @@ class StoreReading:
             result[state] += count
             result["by_reason"][reason] = result["by_reason"].get(reason, 0) + count
         return result
+
+    def queue_items(self, queue: str, now: float | None = None) -> list[dict]:
+        """Every escalation of ``queue``, highest priority first: ``escalation_id``, ``external_id``,
+        ``priority``, ``status`` (``open`` for a lease that ran out), ``leased_by``, ``reason``."""
+        moment = timestamp(now)
+        esc = escalations.c
+        status = case((and_(esc.status == "leased", esc.lease_expires < moment), "open"), else_=esc.status)
+
+        def work(conn):
+            query = (
+                select(esc.id, samples.c.external_id, esc.priority, status.label("status"), esc.reason)
+                .add_columns(annotators.c.name.label("leased_by"))
+                .join(samples, samples.c.id == esc.sample_id)
+                .outerjoin(annotators, annotators.c.id == esc.leased_by)
+                .where(esc.queue_id == self._queue_id(conn, queue))
+                .order_by(esc.priority.desc(), esc.id)
+            )
+            return list(conn.execute(query))
+
+        return [
+            {
+                "escalation_id": row.id,
+                "external_id": row.external_id,
+                "priority": row.priority,
+                "status": row.status,
+                "leased_by": row.leased_by if row.status == "leased" else None,
+                "reason": row.reason,
+            }
+            for row in self.read(work)
+        ]
 
     def history(self, queue: str, limit: int = 50) -> list[Decision]:
         """Who decided what in ``queue``, newest first; skips and undone decisions included."""
