@@ -6,6 +6,11 @@ them and places new ones in the viewer (``apps/components/cuboid_viewer``), then
 stores the frame's boxes in the annotation database as one revision, under a request id made in
 the viewer, so a replayed commit stores nothing twice; undo, the history and the KITTI /
 nuScenes-style / Datumaro downloads work on those revisions.
+
+A trained detector's boxes join the proposals as learned pre-labels; a folder's frames can be
+scored and taken most uncertain first (``apps/pointcloud_prelabels.py``), and its committed boxes
+tracked over the sequence, interpolated between key frames and exchanged as KITTI tracking labels
+(``apps/pointcloud_sequence.py``). The tables below the viewer are in ``apps/pointcloud_tables.py``.
 """
 
 from __future__ import annotations
@@ -14,16 +19,23 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 from common import show_error, sidebar_settings
 from components.cuboid_viewer import SHORTCUTS, ViewerFrame, cuboid_viewer
 from login import current_user
+from pointcloud_prelabels import (
+    close_queue_item,
+    detector_controls,
+    learned_pending,
+    order_paths,
+    queue_controls,
+)
+from pointcloud_sequence import interpolated_pending, tracks_tab
+from pointcloud_tables import boxes_table, show_export, show_history, show_proposals
 
-from playground.errors import PlaygroundError, StoreError
-from playground.pointcloud import SceneSpec, make_scene, points_in_box, propose, read_cloud, read_cloud_bytes
+from playground.errors import PlaygroundError
+from playground.pointcloud import SceneSpec, make_scene, propose, read_cloud, read_cloud_bytes
 from playground.pointcloud.annotations import CuboidAnnotations
-from playground.pointcloud.export import EXPORT_FORMATS, export_file
 from playground.pointcloud.proposals import ground_plane
 from playground.pointcloud.viewer import (
     FrameRef,
@@ -32,6 +44,7 @@ from playground.pointcloud.viewer import (
     list_frames,
     pending_proposals,
     synthetic_frame_name,
+    with_source,
 )
 from playground.store import Store, default_url
 
@@ -39,12 +52,6 @@ MAX_UPLOAD_MB = 64
 CLOUD_TYPES = ["pcd", "ply", "xyz", "bin", "npy"]
 SOURCES = ("Synthetic scene", "Upload a file", "Folder of frames")
 POINT_COUNTS = [20_000, 50_000, 100_000, 200_000]
-EXPORT_NAMES = {
-    "kitti": "KITTI label_2 (zip)",
-    "nuscenes": "nuScenes-style JSON",
-    "datumaro": "Datumaro JSON",
-}
-HISTORY_ROWS = 20
 VIEWER_KEY = "cub_viewer"
 
 
@@ -57,6 +64,7 @@ class Frame:
     points: np.ndarray
     intensity: np.ndarray | None
     cache_key: str  # changes whenever the points could
+    paths: list[Path] | None = None  # a folder's frames, in the picker's order
 
 
 # --------------------------------------------------------------------- cached library calls
@@ -163,7 +171,7 @@ def uploaded_frame() -> Frame | None:
     )
 
 
-def folder_frame() -> Frame | None:
+def folder_frame(annotations: CuboidAnnotations, choice, annotator: str) -> Frame | None:
     folder = st.text_input(
         "Folder",
         key="cub_folder",
@@ -176,19 +184,34 @@ def folder_frame() -> Frame | None:
         )
         return None
     paths = list_frames(folder.strip())
+    dataset = frame_name(Path(folder.strip()).expanduser().resolve().name or "frames")
+    drop = bool(st.session_state.get("cub_drop_folder", False))
+    queue_controls(annotations, dataset, paths, drop, choice, annotator)
+    paths, labels = order_paths(
+        annotations, dataset, paths, st.session_state.get("cub_uncertain_first", False)
+    )
+    names = [frame_name(p) for p in paths]
+    goto = st.session_state.pop("cub_frame_goto", None)
+    if goto in names:  # "next most uncertain frame", or the order changed under the frame on screen
+        st.session_state.cub_frame_index = names.index(goto)
+        st.session_state.pop("cub_frame_pick", None)
     index = min(int(st.session_state.get("cub_frame_index", 0)), len(paths) - 1)
     cells = st.columns([3, 1])
     index = cells[0].selectbox(
-        "Frame", range(len(paths)), index=index, format_func=lambda i: paths[i].name, key="cub_frame_pick"
+        "Frame",
+        range(len(paths)),
+        index=index,
+        format_func=lambda i: labels[str(paths[i])],
+        key="cub_frame_pick",
     )
     st.session_state.cub_frame_index = index
     drop = cells[1].checkbox("Drop NaN/inf points", key="cub_drop_folder")
     path = paths[index]
+    st.session_state.cub_frame_name = names[index]
     points, intensity = file_cloud(str(path), path.stat().st_mtime, drop)
-    dataset = frame_name(Path(folder.strip()).expanduser().resolve().name or "frames")
     title = f"{path.name} ({index + 1} of {len(paths)}) · {len(points):,} points"
     version = f"file/{path.resolve()}/{path.stat().st_mtime}/{drop}"
-    return Frame(FrameRef(dataset, frame_name(path)), title, points, intensity, version)
+    return Frame(FrameRef(dataset, names[index]), title, points, intensity, version, paths)
 
 
 def step_frame(step: int) -> None:
@@ -211,7 +234,10 @@ def viewer_event_handler(annotations: CuboidAnnotations, ref: FrameRef, annotato
 
     def handle(value: dict) -> None:
         if value.get("type") == "commit":
-            st.session_state.cub_commit_result = commit_from_viewer(annotations, ref, annotator, value)
+            result = commit_from_viewer(annotations, ref, annotator, value)
+            st.session_state.cub_commit_result = result
+            if result["ok"]:
+                close_queue_item(annotations, ref, annotator, value)
         elif value.get("type") == "frame":
             step_frame(1 if int(value.get("step", 1)) > 0 else -1)
 
@@ -259,81 +285,16 @@ def show_messages() -> None:
 # --------------------------------------------------------------------- drawing
 
 
-def boxes_table(boxes, points: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "#": k + 1,
-                "label": b.label,
-                "x": b.center[0],
-                "y": b.center[1],
-                "z": b.center[2],
-                "l": b.size[0],
-                "w": b.size[1],
-                "h": b.size[2],
-                "yaw °": np.degrees(b.yaw),
-                "points inside": int(points_in_box(points, b).sum()),
-            }
-            for k, b in enumerate(boxes)
-        ]
-    )
-
-
-def show_history(annotations: CuboidAnnotations, ref: FrameRef) -> None:
-    try:
-        revisions = annotations.history(ref.dataset, ref.frame, HISTORY_ROWS)
-    except StoreError:
-        revisions = []
-    rows = [
-        {
-            "when (UTC)": pd.Timestamp(r.created_at, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S"),
-            "annotator": r.annotator,
-            "revision": r.id,
-            "boxes": len(r.cuboids),
-            "labels": ", ".join(f"{n} {label}" for label, n in _label_counts(r.cuboids).items()),
-            "undone": "undone" if r.undone else "",
-        }
-        for r in revisions
-    ]
-    if rows:
-        st.table(pd.DataFrame(rows), hide_index=True)
-    else:
-        st.caption("No commits on this frame yet.")
-
-
-def _label_counts(boxes) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for box in boxes:
-        counts[box.label] = counts.get(box.label, 0) + 1
-    return counts
-
-
-def show_export(annotations: CuboidAnnotations, ref: FrameRef) -> None:
-    frames = annotations.export(ref.dataset)
-    st.caption(
-        f"The current boxes of every frame of dataset **{ref.dataset}** ({len(frames)} frames with commits), "
-        "in the LiDAR frame; KITTI with an identity calibration."
-    )
-    cells = st.columns(len(EXPORT_FORMATS))
-    for cell, fmt in zip(cells, EXPORT_FORMATS):
-        name, data, mime = export_file(frames, fmt, ref.dataset)
-        cell.download_button(
-            EXPORT_NAMES[fmt],
-            data,
-            file_name=name,
-            mime=mime,
-            icon=":material/download:",
-            key=f"cub_export_{fmt}",
-            disabled=not frames,
-        )
-
-
-def show_viewer(annotations: CuboidAnnotations, frame: Frame, annotator: str, with_proposals: bool) -> list:
-    """The viewer with the frame's committed boxes and open proposals; returns the committed boxes."""
+def show_viewer(annotations: CuboidAnnotations, frame: Frame, annotator: str, with_proposals: bool, choice):
+    """The viewer with the frame's committed boxes and open proposals (geometric, learned with the
+    detector ``choice``, interpolated); returns the committed boxes and the open proposals."""
     head = annotations.head(frame.ref.dataset, frame.ref.frame)
     committed = list(head.cuboids) if head else []
     proposals, ground, why_none = proposals_and_ground(frame.cache_key, frame.points)
-    pending = pending_proposals(proposals, committed) if with_proposals else []
+    pending = interpolated_pending(frame.ref, committed)
+    if with_proposals:
+        geometric = pending_proposals(with_source(proposals, "geometric"), committed)
+        pending = [*geometric, *learned_pending(frame, committed, choice), *pending]
     if why_none and with_proposals:
         st.caption(why_none)
     cuboid_viewer(
@@ -347,12 +308,13 @@ def show_viewer(annotations: CuboidAnnotations, frame: Frame, annotator: str, wi
         key=VIEWER_KEY,
         height=720,
     )
-    return committed
+    return committed, pending
 
 
-def load_frame(source: str) -> Frame | None:
-    loaders = {SOURCES[0]: synthetic_frame, SOURCES[1]: uploaded_frame, SOURCES[2]: folder_frame}
-    return loaders[source]()
+def load_frame(source: str, annotations: CuboidAnnotations, choice, annotator: str) -> Frame | None:
+    if source == SOURCES[2]:
+        return folder_frame(annotations, choice, annotator)
+    return synthetic_frame() if source == SOURCES[0] else uploaded_frame()
 
 
 def page() -> None:
@@ -373,14 +335,15 @@ def page() -> None:
         if not annotator:
             st.caption(":orange[Type your name to commit; you can look around and edit without it.]")
         show_messages()
+    choice = detector_controls(sidebar_settings().runs_root)
     try:
-        frame = load_frame(source)
+        frame = load_frame(source, annotations, choice, annotator)
     except PlaygroundError as err:
         show_error(err)
         return
     if frame is None:
         return
-    committed = show_viewer(annotations, frame, annotator, with_proposals)
+    committed, pending = show_viewer(annotations, frame, annotator, with_proposals, choice)
     st.button(
         "Undo my last commit on this frame",
         icon=":material/undo:",
@@ -389,16 +352,20 @@ def page() -> None:
         args=(annotations, frame.ref, annotator or "?"),
         disabled=not annotator,
     )
-    boxes, history, export = st.tabs(["Committed boxes", "Who did what", "Export"])
-    with boxes:
+    tabs = st.tabs(["Committed boxes", "Proposals", "Who did what", "Export", "Tracks"])
+    with tabs[0]:
         if committed:
             st.dataframe(boxes_table(committed, frame.points), hide_index=True, width="stretch")
         else:
             st.caption("Nothing committed on this frame yet.")
-    with history:
+    with tabs[1]:
+        show_proposals(pending, frame.points)
+    with tabs[2]:
         show_history(annotations, frame.ref)
-    with export:
+    with tabs[3]:
         show_export(annotations, frame.ref)
+    with tabs[4]:
+        tracks_tab(annotations, frame.ref, frame.paths, annotator)
 
 
 st.session_state.setdefault("cub_seed", 0)
