@@ -44,6 +44,7 @@ class DetectorChoice:
     path: Path
     mtime: float
     min_confidence: float
+    others: tuple[Path, ...] = ()  # the other detectors found, for an ensemble
 
     @property
     def key(self) -> str:
@@ -80,15 +81,16 @@ def detector_controls(runs_root: str) -> DetectorChoice | None:
     )
     if chosen == NONE or not Path(chosen).is_file():
         return None
-    return DetectorChoice(Path(chosen), Path(chosen).stat().st_mtime, float(least))
+    others = tuple(p for p in files if str(p) != chosen)
+    return DetectorChoice(Path(chosen), Path(chosen).stat().st_mtime, float(least), others)
 
 
-def load_model(choice: DetectorChoice) -> PillarNet | None:
-    """The chosen detector, or None after an error naming the file and the problem."""
+def load_model(path: Path) -> PillarNet | None:
+    """The detector at ``path``, or None after an error naming the file and the problem."""
     try:
-        return cached_detector(str(choice.path), choice.mtime)
-    except PlaygroundError as err:
-        st.error(f"Cannot use the detector {choice.path}: {err}", icon=":material/error:")
+        return cached_detector(str(path), path.stat().st_mtime)
+    except (PlaygroundError, OSError) as err:
+        st.error(f"Cannot use the detector {path}: {err}", icon=":material/error:")
         return None
 
 
@@ -97,7 +99,7 @@ def learned_pending(
 ) -> list[tuple[int, Cuboid]]:
     """The detector's open boxes on ``frame`` at or above the chosen confidence, as ``(index, box)``
     (the index into all its boxes on the frame, so an id survives moving the slider)."""
-    model = None if choice is None else load_model(choice)
+    model = None if choice is None else load_model(choice.path)
     if model is None:
         return []
     note = intensity_note(model, frame.intensity)
@@ -134,12 +136,19 @@ def order_paths(annotations: CuboidAnnotations, dataset: str, paths: list[Path],
 def queue_controls(
     annotations: CuboidAnnotations, dataset: str, paths: list[Path], drop: bool, choice, annotator: str
 ) -> None:
-    """Score the folder into its queue, and lease the next most uncertain frame."""
-    cells = st.columns(3, vertical_alignment="bottom")
+    """Score the folder into its queue (with the chosen detector, and any others as an ensemble), and
+    lease the next most uncertain frame."""
+    cells = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
     cells[0].toggle("Most uncertain first", key="cub_uncertain_first", on_change=_keep_frame)
-    if cells[1].button("Score frames by uncertainty", key="cub_score", disabled=choice is None):
-        _score(annotations, dataset, paths, drop, choice)
-    cells[2].button(
+    others = cells[1].multiselect(
+        "Ensemble (optional)",
+        choice.others if choice else [],
+        key="cub_ensemble",
+        format_func=lambda p: f"detector of run {p.parent.name}",
+        help="Other detectors whose disagreement with the chosen one also counts as uncertainty",
+    )
+    score = cells[2].button("Score frames by uncertainty", key="cub_score", disabled=choice is None)
+    cells[3].button(
         "Next most uncertain frame",
         key="cub_next_uncertain",
         on_click=_lease_next,
@@ -147,6 +156,9 @@ def queue_controls(
         disabled=not annotator,
         help="Takes the most uncertain frame no one else holds; committing it closes it",
     )
+    if score:
+        with st.container():  # one element whatever it holds, so the viewer below keeps its place
+            _score(annotations, dataset, paths, drop, [choice.path, *others])
 
 
 def _keep_frame() -> None:
@@ -168,9 +180,9 @@ def _lease_next(annotations: CuboidAnnotations, dataset: str, annotator: str) ->
         st.session_state.cub_frame_goto = frame
 
 
-def _score(annotations: CuboidAnnotations, dataset: str, paths: list[Path], drop: bool, choice) -> None:
-    model = load_model(choice)
-    if model is None:
+def _score(annotations: CuboidAnnotations, dataset: str, paths: list[Path], drop: bool, detectors) -> None:
+    models = [load_model(path) for path in detectors]
+    if any(model is None for model in models):
         return
     bar = st.progress(0.0, text="Scoring frames...")
 
@@ -179,8 +191,10 @@ def _score(annotations: CuboidAnnotations, dataset: str, paths: list[Path], drop
 
     clouds = {frame_name(p): (lambda p=p: read_cloud(p, drop_invalid=drop)) for p in paths}
     try:
-        scores, skipped = score_frames(clouds, [model], progress=progress)
-        added, moved = enqueue_frames(annotations.store, dataset, scores, model=choice.path.parent.name)
+        scores, skipped = score_frames(clouds, models, progress=progress)
+        added, moved = enqueue_frames(
+            annotations.store, dataset, scores, model=detectors[0].parent.name[:128]
+        )
     except PlaygroundError as err:
         show_error(err)
         return

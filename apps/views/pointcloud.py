@@ -292,11 +292,14 @@ def show_viewer(annotations: CuboidAnnotations, frame: Frame, annotator: str, wi
     committed = list(head.cuboids) if head else []
     proposals, ground, why_none = proposals_and_ground(frame.cache_key, frame.points)
     pending = interpolated_pending(frame.ref, committed)
-    if with_proposals:
-        geometric = pending_proposals(with_source(proposals, "geometric"), committed)
-        pending = [*geometric, *learned_pending(frame, committed, choice), *pending]
-    if why_none and with_proposals:
-        st.caption(why_none)
+    with (
+        st.container()
+    ):  # one element whatever it holds (notes, a detector's error), so the viewer keeps its place
+        if with_proposals:
+            geometric = pending_proposals(with_source(proposals, "geometric"), committed)
+            pending = [*geometric, *learned_pending(frame, committed, choice), *pending]
+        if why_none and with_proposals:
+            st.caption(why_none)
     cuboid_viewer(
         ViewerFrame(frame.ref.key, frame.title, frame.points, frame.intensity),
         committed,

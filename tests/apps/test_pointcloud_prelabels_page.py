@@ -4,6 +4,8 @@ first (scored into the store's queue, leased one annotator at a time, closed by 
 
 from __future__ import annotations
 
+import pytest
+
 from playground.pointcloud.detector import LAYOUTS, save_detector
 from playground.pointcloud.frame_queue import enqueue_frames, queue_name, queued_frames
 from playground.pointcloud.io import write_cloud
@@ -79,13 +81,18 @@ def test_a_frame_without_intensity_is_flagged_for_a_detector_that_reads_it(playg
 
 
 def test_the_folder_is_scored_into_the_queue_and_taken_most_uncertain_first(playground_home, tmp_path):
+    other = detector_run(playground_home, "pointcloud_detector-0")
     detector_run(playground_home)
     folder = frames_folder(tmp_path)
     at = folder_page(folder, "alice")
+    at.multiselect(key="cub_ensemble").select(other).run()
     at.button(key="cub_score").click().run()
     assert not at.exception and any("Scored 3 frames: 3 new" in s.value for s in at.success)
     with Store(default_url()) as store:
         ranked = [q.frame for q in queued_frames(store, "drive")]
+        first = store.item(store.queue_items(queue_name("drive"))[0]["escalation_id"])
+        assert first.meta["ensemble"] == 0.0  # two copies of one detector: no disagreement between them
+        assert first.uncertainty == pytest.approx((first.meta["confidence"] + first.meta["disagreement"]) / 3)
         enqueue_frames(store, "drive", {"000000": found(0.9), "000001": found(0.1), "000002": found(0.5)})
     assert sorted(ranked) == ["000000", "000001", "000002"]
     at.toggle(key="cub_uncertain_first").set_value(True).run()
