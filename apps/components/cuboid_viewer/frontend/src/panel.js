@@ -92,7 +92,7 @@ export class Panel {
   /** The box list: boxes with their numbers, then the pending proposals. */
   refreshList(countOf) {
     const rows = this.editor.boxes.map((box, k) => row(box, `#${k + 1} ${box.label}`, countOf(box), false, this.editor))
-      .concat(this.editor.pendingProposals().map((p) => row(p, `${p.label}? ${proposalOrigin(p)}`, countOf(p), true, this.editor)));
+      .concat(this.editor.pendingProposals().map((p) => row(p, `${p.label}?`, countOf(p), true, this.editor)));
     $("list").innerHTML = rows.join("") || '<div class="row"><span class="what">No boxes yet</span></div>';
     $("list-title").textContent = `Boxes: ${this.editor.boxes.length} · proposals: ${this.editor.pendingProposals().length}`;
     const selected = $("list").querySelector(".row.selected");
@@ -107,11 +107,14 @@ function liveNumbers(item, inside) {
     + `yaw ${((item.yaw * 180) / Math.PI).toFixed(1)}° · ${(l * w * h).toFixed(2)} m³ · ${distance.toFixed(1)} m away`;
 }
 
+/** One list row: a box with its size, or a proposal with where it comes from ("learned 0.82",
+ * "geometric"; its size shows once it is selected). */
 function row(item, what, count, proposal, editor) {
   const selected = item.id === editor.selectedId ? " selected" : "";
   const [l, w, h] = item.size;
+  const detail = proposal ? proposalOrigin(item) : `${l.toFixed(1)}×${w.toFixed(1)}×${h.toFixed(1)}`;
   return `<div class="row${selected}${proposal ? " proposal" : ""}" data-id="${escape(item.id)}">`
     + `<span class="swatch" style="${proposal ? `border:1px dashed ${hex(item.label)}` : `background:${hex(item.label)}`}"></span>`
-    + `<span class="what">${escape(what)}</span><span class="num">${l.toFixed(1)}×${w.toFixed(1)}×${h.toFixed(1)}</span>`
+    + `<span class="what">${escape(what)}</span><span class="num">${escape(detail)}</span>`
     + `<span class="num">${count}</span></div>`;
 }
