@@ -120,17 +120,15 @@ def order_paths(annotations: CuboidAnnotations, dataset: str, paths: list[Path],
         paths = sorted(
             paths, key=lambda p: -queued[frame_name(p)].uncertainty if frame_name(p) in queued else 1
         )
-    labels = {}
-    for path in paths:
-        q = queued.get(frame_name(path))
-        state = (
-            ""
-            if q is None
-            else f" · U {q.uncertainty:.2f}"
-            + (" · done" if q.status == "done" else f" · with {q.leased_by}" if q.leased_by else "")
-        )
-        labels[str(path)] = path.name + state
-    return paths, labels
+    return paths, {str(p): _picker_label(p, queued.get(frame_name(p))) for p in paths}
+
+
+def _picker_label(path: Path, queued) -> str:
+    """``000003.npy · U 0.62 · with bob`` (``done`` once committed; the name alone when unscored)."""
+    if queued is None:
+        return path.name
+    held = " · done" if queued.status == "done" else f" · with {queued.leased_by}" if queued.leased_by else ""
+    return f"{path.name} · U {queued.uncertainty:.2f}{held}"
 
 
 def queue_controls(
