@@ -5,6 +5,7 @@ repeated scoring."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -76,6 +77,18 @@ def test_a_commit_closes_the_item_once_with_its_class_or_ood_and_respects_anothe
     assert next_frame(store, "drive", "bob") == "000001"
     with pytest.raises(ConflictError, match="bob"):
         mark_committed(store, "drive", "000001", [CAR], "alice", "r1")
+
+
+def test_a_frame_whose_lease_ran_out_is_open_again_for_the_next_annotator(store):
+    enqueue_frames(store, "drive", SCORES)
+    assert next_frame(store, "drive", "bob", lease_seconds=0.0) == "000001"
+    time.sleep(0.01)
+    assert [(f.frame, f.status, f.leased_by) for f in queued_frames(store, "drive")][0] == (
+        "000001",
+        "open",
+        None,
+    )
+    assert next_frame(store, "drive", "alice") == "000001"
 
 
 def test_rescoring_moves_open_frames_adds_new_ones_and_keeps_committed_ones_done(store):
