@@ -191,16 +191,11 @@ def folder_frame(annotations: CuboidAnnotations, choice, annotator: str) -> Fram
         annotations, dataset, paths, st.session_state.get("cub_uncertain_first", False)
     )
     names = [frame_name(p) for p in paths]
-    goto = st.session_state.pop("cub_frame_goto", None)
-    if goto in names:  # "next most uncertain frame", or the order changed under the frame on screen
-        st.session_state.cub_frame_index = names.index(goto)
-        st.session_state.pop("cub_frame_pick", None)
-    index = min(int(st.session_state.get("cub_frame_index", 0)), len(paths) - 1)
     cells = st.columns([3, 1])
     index = cells[0].selectbox(
         "Frame",
         range(len(paths)),
-        index=index,
+        index=frame_index(names),
         format_func=lambda i: labels[str(paths[i])],
         key="cub_frame_pick",
     )
@@ -212,6 +207,16 @@ def folder_frame(annotations: CuboidAnnotations, choice, annotator: str) -> Fram
     title = f"{path.name} ({index + 1} of {len(paths)}) · {len(points):,} points"
     version = f"file/{path.resolve()}/{path.stat().st_mtime}/{drop}"
     return Frame(FrameRef(dataset, names[index]), title, points, intensity, version, paths)
+
+
+def frame_index(names: list[str]) -> int:
+    """Where the frame picker stands: on the frame asked for by name ("next most uncertain frame", or
+    the frame on screen when the order changes), else where it was."""
+    goto = st.session_state.pop("cub_frame_goto", None)
+    if goto in names:
+        st.session_state.cub_frame_index = names.index(goto)
+        st.session_state.pop("cub_frame_pick", None)
+    return min(int(st.session_state.get("cub_frame_index", 0)), len(names) - 1)
 
 
 def step_frame(step: int) -> None:
@@ -355,6 +360,10 @@ def page() -> None:
         args=(annotations, frame.ref, annotator or "?"),
         disabled=not annotator,
     )
+    show_tabs(annotations, frame, committed, pending, annotator)
+
+
+def show_tabs(annotations: CuboidAnnotations, frame: Frame, committed: list, pending: list, annotator: str):
     tabs = st.tabs(["Committed boxes", "Proposals", "Who did what", "Export", "Tracks"])
     with tabs[0]:
         if committed:
