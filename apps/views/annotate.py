@@ -3,9 +3,9 @@
 The active-learning loop escalates uncertain or likely out-of-distribution samples to a queue in
 the annotation store (``playground.store``): the recipe preset that fills a queue, a background job
 filling one now and the run that filled it come from :mod:`playground.active.handoff`, with links to
-the Active learning page. Each annotator is lent one item at a time; it goes
-back to the queue if they leave it for five minutes. Every decision is saved at once, under a
-request id made for the item on screen, so a rerun or a double key press never records it twice.
+the Active learning page. Each annotator is lent one item at a time; it goes back to the queue if they
+leave it for five minutes. Every decision is saved at once, under a request id made for the item on
+screen, so a rerun or a double key press never records it twice. The 3D page's frame queues are not here.
 Once accounts exist (``playground users``), the signed-in account annotates (no name to type) and
 the queue list holds only the projects it is on (every queue for a reviewer or an admin).
 Keys: a accept · 1-9, 0 correct to that class · e save the chosen correction · s skip ·
@@ -39,6 +39,7 @@ from playground.active.handoff import (
     source_runs,
 )
 from playground.errors import PlaygroundError
+from playground.pointcloud.frame_queue import is_frame_queue
 from playground.store import Decision, Item, Store, default_url
 
 IMAGE_WIDTH = 224
@@ -90,15 +91,14 @@ def signed_in_annotator(user: User) -> str:
 
 
 def allowed_queues(store: Store, user: User | None) -> list[str]:
-    """Every queue when no account exists; otherwise those the account may work on."""
-    return store.queues() if user is None else Accounts(store).queues_for(user.name)
+    """The image queues: every one when no account exists, else the account's."""
+    queues = store.queues() if user is None else Accounts(store).queues_for(user.name)
+    return [queue for queue in queues if not is_frame_queue(queue)]
 
 
 def show_no_project(user: User) -> None:
-    st.info(
-        f"You are on no project yet. An admin adds you with `playground users grant {user.name} PROJECT`.",
-        icon=":material/group_off:",
-    )
+    grant = f"playground users grant {user.name} PROJECT"
+    st.info(f"You are on no project yet. An admin adds you with `{grant}`.", icon=":material/group_off:")
 
 
 def choose_queue(queues: list[str]) -> str:

@@ -239,3 +239,11 @@ def test_the_history_is_drawn_only_while_open_and_the_exports_only_on_click(stor
     assert not at.table and not [c for c in at.caption if c.value == "No decisions yet."]
     assert len(at.get("download_button")) == 2 and built == []  # not built on a rerun
     assert len(store.history("fashion")) == 1
+
+
+def test_the_3d_pages_frame_queues_are_not_listed_here(store):
+    from playground.pointcloud.frame_queue import queue_name
+
+    store.enqueue(queue_name("velodyne"), make_items(2))
+    at = open_page("ann")
+    assert at.selectbox(key="queue").options == ["fashion"]
