@@ -36,7 +36,10 @@ def compressed(names) -> list[str]:
 
 
 def _embed(run, images: torch.Tensor) -> torch.Tensor:
-    return torch.cat([run(images[start : start + BATCH]).float() for start in range(0, len(images), BATCH)])
+    # on the CPU: a CUDA variant's embeddings are searched against a gallery that CPU-only variants share
+    return torch.cat(
+        [run(images[start : start + BATCH]).float().cpu() for start in range(0, len(images), BATCH)]
+    )
 
 
 def fct_compatibility(

@@ -40,8 +40,9 @@ class EvalSet:
 
 @torch.no_grad()
 def logits_of(run: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch: int = 64):
-    """``run`` over ``images`` in batches, as float32 logits."""
-    parts = [run(images[i : i + batch]).float() for i in range(0, images.shape[0], batch)]
+    """``run`` over ``images`` in batches, as float32 logits on the CPU (a CUDA variant's logits are moved:
+    the quality figures compare them with CPU labels and reference logits, and sklearn reads them)."""
+    parts = [run(images[i : i + batch]).float().cpu() for i in range(0, images.shape[0], batch)]
     return torch.cat(parts) if parts else torch.zeros(0)
 
 

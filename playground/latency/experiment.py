@@ -207,15 +207,29 @@ def add_model_costs(results: dict, models: dict, example: torch.Tensor) -> None:
         result["macs"], result["params"] = costs[name if name in costs else TEACHER]
 
 
-def measure(config: Config, variant: Variant, data: EvalSet, reference: Reference) -> dict:
-    """Quality and trust (:func:`playground.latency.evaluation.measure_quality`), latency, memory."""
+CPU_ONLY = ("torch_int8",)  # PT2E int8 (X86InductorQuantizer) runs on the CPU whatever the run's device
+
+
+def timing_device(variant: Variant, device: str) -> str:
+    """Where ``variant`` runs: the run's device for torch variants, the CPU for ONNX Runtime (its own
+    provider copies the inputs) and for the CPU-only ones."""
+    return device if variant.backend == "torch" and variant.name not in CPU_ONLY else "cpu"
+
+
+def measure(
+    config: Config, variant: Variant, data: EvalSet, reference: Reference, device: str = "cpu"
+) -> dict:
+    """Quality and trust (:func:`playground.latency.evaluation.measure_quality`), latency, memory. On a
+    CUDA device the timing inputs stay on the GPU, calls are timed with CUDA events and the peak memory
+    is the GPU's (:mod:`playground.core.timing`)."""
     spec = dataclasses.replace(config.bench, threads=config.threads)
     timing = tile_batch(data.images, max(config.batch_sizes))
-    sweep = batch_sweep(variant.run, timing, config.batch_sizes, spec)
+    where = timing_device(variant, device)
+    sweep = batch_sweep(variant.run, timing, config.batch_sizes, spec, where)
     return {
         **measure_quality(variant.run, data, reference),
         "latency": sweep,
-        "peak_mb": measure_peak_memory(variant.run, timing),
+        "peak_mb": measure_peak_memory(variant.run, timing, where),
     }
 
 
@@ -237,7 +251,7 @@ def benchmark(config: Config, ctx: BuildContext, data: EvalSet, progress: Progre
             reference = variant
             reference_logits = reference_of(variant.run, data)
         check_parity(variant, reference.run, data.images[:1000])
-        variants[name], results[name] = variant, measure(config, variant, data, reference_logits)
+        variants[name], results[name] = variant, measure(config, variant, data, reference_logits, ctx.device)
     report(progress, "variants", len(order), len(order))
     if reference is None:
         raise ConfigError(f"no reference variant could be built: {ctx.skipped}")

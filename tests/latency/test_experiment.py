@@ -224,12 +224,14 @@ def prune_and_time(config: Config, monkeypatch) -> dict:
     monkeypatch.setattr(
         project_model, "prune_to_target", lambda model, example, spec, **_: seen.update(prune=spec)
     )
-    monkeypatch.setattr(experiment, "batch_sweep", lambda run, images, batches, spec: seen.update(bench=spec))
-    monkeypatch.setattr(experiment, "measure_peak_memory", lambda run, images: 0.0)
+    monkeypatch.setattr(
+        experiment, "batch_sweep", lambda run, images, batches, spec, *_: seen.update(bench=spec)
+    )
+    monkeypatch.setattr(experiment, "measure_peak_memory", lambda run, images, *_: 0.0)
     images, labels = torch.zeros(8, 1, 4, 4), torch.zeros(8, dtype=torch.long)
     data = SimpleNamespace(images=images, labels=labels)
     project_model.prune(config, torch.nn.Linear(1, 1), data, "cpu", None)
-    variant = SimpleNamespace(run=lambda x: torch.rand(len(x), 10))
+    variant = SimpleNamespace(name="torch_fp32", backend="torch", run=lambda x: torch.rand(len(x), 10))
     evaluation = EvalSet(images, labels, images, images, images)
     experiment.measure(config, variant, evaluation, reference_of(variant.run, evaluation))
     return seen
@@ -279,3 +281,13 @@ def test_methods_picks_the_variants_in_their_order_empty_means_all_and_the_old_k
     old = tomllib.loads(config_to_toml(Config(methods=["torch_fp32", "ort_fp32"])))["config"]
     old["variants"] = old.pop("methods")  # a run's config.toml before the rename
     assert build_config(Config, old, "old run").methods == ["torch_fp32", "ort_fp32"]
+
+
+def test_torch_variants_are_timed_on_the_runs_device_and_the_rest_on_the_cpu():
+    def variant(name, backend):
+        return SimpleNamespace(name=name, backend=backend)
+
+    assert experiment.timing_device(variant("torch_fp16", "torch"), "cuda") == "cuda"
+    assert experiment.timing_device(variant("torch_int8", "torch"), "cuda") == "cpu"  # PT2E is CPU-only
+    assert experiment.timing_device(variant("ort_fp32", "onnxruntime"), "cuda") == "cpu"
+    assert experiment.timing_device(variant("torch_fp32", "torch"), "cpu") == "cpu"
