@@ -103,3 +103,15 @@ def test_a_frame_with_no_points_in_the_grid_has_no_boxes():
             points, np.zeros(len(points), np.float32), [], np.zeros(0), np.zeros(0), (0, 0), SceneSpec()
         )
         assert detect(net, scene, 0.0) == []
+
+
+def test_a_frame_with_nothing_above_the_ground_has_no_proposals_and_a_calm_uncertainty():
+    from playground.pointcloud.prelabels import frame_uncertainty
+    from playground.pointcloud.proposals import propose
+    from playground.pointcloud.scenes import make_scene
+
+    empty = make_scene(SceneSpec(seed=4, target_points=8000, cars=0, pedestrians=0, poles=0, walls=0))
+    assert len(empty) > 5000 and propose(empty.points) == []
+    net = PillarNet(Grid(extent=8.0, pillar=0.5), width=4).eval()
+    found = frame_uncertainty(detect(net, empty, 0.99), [])
+    assert (found.score, found.learned, found.geometric) == (0.0, 0, 0)
