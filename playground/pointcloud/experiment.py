@@ -268,8 +268,8 @@ def write_outputs(run_dir: RunDir, config: Config, frames: list[Frame], trained=
         shown.proposals,
         extent=config.scene.object_range + 5,
         title=f"frame {shown.name}: truth (solid), proposals (dashed red)"
-        + (", learned detector (dashed green)" if trained else ""),
-        learned=shown.learned,
+        + (f", learned ≥ {config.detector.prelabel_score:g} (dashed green)" if trained else ""),
+        learned=prelabels(shown, "learned", config),
     )
     run_dir.save_chart(chart)
     if trained is not None:
