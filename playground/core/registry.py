@@ -166,15 +166,21 @@ TECHNIQUES: tuple[Technique, ...] = (
     Technique(
         "pointcloud",
         "3D cuboid annotation",
-        "Load point clouds, propose cuboids (RANSAC ground, DBSCAN, L-shape fit), edit them in four views "
-        "and export KITTI, nuScenes or Datumaro.",
-        "Fischler & Bolles, RANSAC (1981); Ester et al., DBSCAN (1996); Zhang et al., L-shape fitting (2017)",
+        "Load point clouds, propose cuboids (RANSAC ground, DBSCAN, L-shape fit, or a learned pillar "
+        "detector), edit them in four views, track them over frames and export KITTI, nuScenes or Datumaro.",
+        "Fischler & Bolles, RANSAC (1981); Ester et al., DBSCAN (1996); Zhang et al., L-shape fitting "
+        "(2017); Lang et al., PointPillars (2019); Yin et al., CenterPoint (2021)",
         "playground.pointcloud.proposals",
         ":material/view_in_ar:",
         section="Annotation",
         old_names=("cuboids",),
         old_pages=("cuboids",),
-        headlines=("proposals/recall_bev50", "proposals/precision_bev50", "proposals/mean_bev_iou"),
+        headlines=(
+            "proposals/recall_bev50",
+            "proposals/precision_bev50",
+            "detect/*/car/ap_bev50",
+            "proposals/mean_bev_iou",
+        ),
     ),
 )
 
