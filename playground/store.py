@@ -39,6 +39,7 @@ from playground.store_queries import (
     check_right,
     decision_query,
     iso_time,
+    lease_length,
     on_sample,
     samples_with,
     spreadsheet_safe,
@@ -249,7 +250,7 @@ class Store(StoreQueues, StoreReading):
         the queue is empty. An annotator who holds a lease gets that item back, its lease renewed.
         Items this annotator skipped come last."""
         annotator = clean_name(annotator, "annotator name")
-        return self.write(self._lease, queue, annotator, float(lease_seconds), timestamp(now))
+        return self.write(self._lease, queue, annotator, lease_length(lease_seconds), timestamp(now))
 
     def _lease(self, conn: Connection, queue: str, annotator: str, seconds: float, now: float) -> Item | None:
         queue_id = self._queue_id(conn, queue)
@@ -407,7 +408,7 @@ class Store(StoreQueues, StoreReading):
         """Mark ``annotator``'s last decision in ``queue`` undone and lease its item back to them
         (their other lease returns to the queue); None when there is nothing to undo."""
         annotator = clean_name(annotator, "annotator name")
-        return self.write(self._undo, queue, annotator, float(lease_seconds), timestamp(now))
+        return self.write(self._undo, queue, annotator, lease_length(lease_seconds), timestamp(now))
 
     def _undo(
         self, conn: Connection, queue: str, annotator: str, seconds: float, now: float

@@ -478,3 +478,17 @@ def test_a_process_killed_mid_decision_loses_no_committed_decision(store_url, tm
             set(recorded) <= stored and len(stored) - len(recorded) <= 1
         )  # at most one commit not yet logged
         assert set(effective) == done and set(effective.values()) == {1}
+
+
+@pytest.mark.parametrize("length", [float("nan"), float("inf"), -5.0, 8 * 24 * 3600.0])
+def test_a_lease_that_would_never_end_or_never_start_is_refused(store, length):
+    store.enqueue("q", make_items(2))
+    with pytest.raises(StoreError, match="a lease lasts 0 to 604800 seconds"):
+        store.lease_next("q", "ann", lease_seconds=length)
+    with pytest.raises(StoreError, match="a lease lasts"):
+        store.undo_last("q", "ann", lease_seconds=length)
+    with pytest.raises(StoreError, match="a time must be a finite number"):
+        store.lease_next("q", "ann", now=float("nan"))
+    item = store.lease_next("q", "ann", lease_seconds=60.0)  # nothing was locked by the refusals
+    other = store.lease_next("q", "bob", lease_seconds=60.0)
+    assert item is not None and other.escalation_id != item.escalation_id
