@@ -161,10 +161,15 @@ class Store(StoreQueues, StoreReading):
     # ----------------------------------------------------------------- lookups
 
     def _queue_id(self, conn: Connection, queue: str) -> int:
+        """The queue's id; its name is stripped as it was when the queue was made. An unknown name's
+        error lists at most ten queues, each on one line and cut to 40 characters."""
+        queue = str(queue if queue is not None else "").strip()
         found = conn.execute(select(queues.c.id).where(queues.c.name == queue)).scalar()
         if found is None:
-            known = ", ".join(self._queue_names(conn)) or "none yet"
-            raise StoreError(f"no annotation queue named {queue!r} (queues: {known})")
+            names = self._queue_names(conn)
+            known = ", ".join(" ".join(name.split())[:40] for name in names[:10]) or "none yet"
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            raise StoreError(f"no annotation queue named {queue[:80]!r} (queues: {known}{more})")
         return found
 
     def _queue_names(self, conn: Connection) -> list[str]:

@@ -492,3 +492,14 @@ def test_a_lease_that_would_never_end_or_never_start_is_refused(store, length):
     item = store.lease_next("q", "ann", lease_seconds=60.0)  # nothing was locked by the refusals
     other = store.lease_next("q", "bob", lease_seconds=60.0)
     assert item is not None and other.escalation_id != item.escalation_id
+
+
+def test_a_queue_is_found_by_the_name_it_was_made_with_and_unknown_names_get_a_bounded_error(store):
+    store.enqueue("  spaced  ", make_items(1))
+    assert store.lease_next(" spaced", "ann") is not None  # stripped on lookup as on creation
+    for index in range(12):
+        store.enqueue(f"odd\nname {index:02d} " + "x" * 60, make_items(1))
+    with pytest.raises(StoreError) as refused:
+        store.lease_next("nope", "ann")
+    message = str(refused.value)
+    assert "\n" not in message and "and 3 more" in message and len(message) < 700
