@@ -37,7 +37,10 @@ def run_recipe(
     jobs: int = 1,
 ) -> Result:
     """Run a recipe; with several ``seeds``, aggregate their metrics as mean and ``:std``
-    (``jobs`` seeds at a time, each in its own process)."""
+    (``jobs`` seeds at a time, each in its own process). An empty or repeated seed list is refused:
+    it would silently run the recipe's own seed, or count one seed twice in the spread."""
+    if seeds is not None and (not len(seeds) or len(set(seeds)) != len(seeds)):
+        raise ConfigError(f"seeds must be one or more different seeds, got {list(seeds)}")
     module, config = config_from_recipe(path, preset, overrides)
     if not seeds or len(seeds) == 1:
         if seeds:

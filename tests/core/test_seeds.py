@@ -68,3 +68,14 @@ def test_one_cell_format():
     assert mean_std_cell(None) == mean_std_cell(float("nan")) == "–"
     values = {"top1": 0.5, "top1:std": 0.25}
     assert metric_cell(values, "top1", 2) == "0.50 ± 0.25" and metric_cell(values, "mAP") == "–"
+
+
+@pytest.mark.parametrize("seeds", [[], (), [0, 1, 0]])
+def test_an_empty_or_repeated_seed_list_is_refused_before_any_work(seeds, tmp_path):
+    from playground.core.registry import REPO
+    from playground.core.runner import run_recipe
+    from playground.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="seeds must be one or more different seeds"):
+        run_recipe(REPO / "recipes" / "optimizers_fashion.toml", "quick", [f"out={tmp_path}"], seeds=seeds)
+    assert not any(tmp_path.iterdir())
