@@ -1,46 +1,31 @@
-"""Reading and writing point clouds: ``.pcd``, ``.ply`` and ``.xyz`` through open3d's tensor I/O,
-KITTI velodyne ``.bin`` (float32 x, y, z, reflectance per point) and NumPy ``.npy`` ((N, 3) or
-(N, 4): x, y, z[, intensity]).
+"""Reading and writing point clouds: ``.pcd`` and ``.ply`` (binary ones read by open3d's tensor
+I/O, ASCII ones parsed here), ``.xyz`` (rows of x y z, parsed here), KITTI velodyne ``.bin``
+(float32 x, y, z, reflectance per point) and NumPy ``.npy`` ((N, 3) or (N, 4): x, y, z[, intensity]).
 
 Every reader returns a :class:`PointCloud`: ``points`` (N, 3) float32 and ``intensity`` (N,)
 float32 or None (``.xyz`` has none; ``.pcd``/``.ply`` have it when the file has an
 ``intensity`` field). A file that cannot be parsed, holds no points or holds NaN/inf values
 raises :class:`~playground.errors.DataFormatError` saying which and how many;
 ``drop_invalid=True`` removes the rows with NaN/inf instead (an all-invalid cloud still fails).
-open3d fills a broken PLY with whatever memory held, so a PLY's header and data length are
-checked here before open3d reads it.
+Every header is checked against its data, and the point count against a cap, before anything is
+allocated (:mod:`playground.pointcloud.headers`): open3d fills a short ASCII PCD or PLY with
+whatever memory held, and a 241-byte file may claim 20 million points.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from playground.errors import DataFormatError, DataNotFoundError
+from playground.pointcloud.headers import check_npy, check_pcd, check_ply, check_point_count, count_lines
 
 OPEN3D_FORMATS = (".pcd", ".ply", ".xyz")
 FORMATS = OPEN3D_FORMATS + (".bin", ".npy")
-_PLY_SIZES = {
-    "char": 1,
-    "uchar": 1,
-    "int8": 1,
-    "uint8": 1,
-    "short": 2,
-    "ushort": 2,
-    "int16": 2,
-    "uint16": 2,
-    "int": 4,
-    "uint": 4,
-    "int32": 4,
-    "uint32": 4,
-    "float": 4,
-    "float32": 4,
-    "double": 8,
-    "float64": 8,
-}
 
 
 @dataclasses.dataclass
@@ -105,27 +90,38 @@ def check_cloud(
     )
 
 
-def read_cloud(path: str | Path, drop_invalid: bool = False) -> PointCloud:
-    """Read a point cloud from ``path`` (format from its extension, see ``FORMATS``)."""
+def read_cloud(path: str | Path, drop_invalid: bool = False, max_points: int | None = None) -> PointCloud:
+    """Read a point cloud from ``path`` (format from its extension, see ``FORMATS``).
+
+    ``max_points``: refuse a cloud with more points, before allocating them (None: the default
+    cap, :func:`~playground.pointcloud.headers.max_points_default`).
+    """
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
         raise DataNotFoundError(f"point-cloud file {path} does not exist")
     if suffix == ".bin":
-        points, intensity = _read_bin(path), None
+        points, intensity = _read_bin(path, max_points), None
     elif suffix == ".npy":
+        check_npy(path, max_points)
         points, intensity = _read_npy(path), None
+    elif suffix == ".xyz":
+        points, intensity = _read_xyz(path, max_points), None
     else:
-        points, intensity = _read_open3d(path, suffix)
+        points, intensity = _read_open3d(path, suffix, max_points)
     return check_cloud(points, intensity, path.name, drop_invalid)
 
 
 def read_cloud_bytes(
-    data: bytes, filename: str, drop_invalid: bool = False, max_bytes: int | None = None
+    data: bytes,
+    filename: str,
+    drop_invalid: bool = False,
+    max_bytes: int | None = None,
+    max_points: int | None = None,
 ) -> PointCloud:
     """Read a point cloud held in memory (an upload); ``filename``'s extension names the format.
 
-    ``max_bytes``: refuse anything larger, before parsing it.
+    ``max_bytes``: refuse anything larger, before parsing it. ``max_points``: as :func:`read_cloud`.
     """
     suffix = _suffix(Path(filename))
     if max_bytes is not None and len(data) > max_bytes:
@@ -137,45 +133,56 @@ def read_cloud_bytes(
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            return read_cloud(path, drop_invalid)
+            return read_cloud(path, drop_invalid, max_points)
         except DataFormatError as err:
             raise DataFormatError(str(err).replace(path.name, Path(filename).name)) from None
 
 
-def _read_bin(path: Path) -> np.ndarray:
+def _read_bin(path: Path, max_points: int | None) -> np.ndarray:
     size = path.stat().st_size
     if size % 16:
         raise DataFormatError(
             f"{path.name} is not a KITTI .bin file: its {size} bytes are not a whole number "
             "of points (4 float32 each: x, y, z, reflectance)"
         )
+    check_point_count(path.name, size // 16, max_points)
     return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    """An array :func:`~playground.pointcloud.headers.check_npy` has checked."""
     try:
-        array = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise DataFormatError(f"{path.name} is not a valid .npy array file ({err})") from None
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise DataFormatError(f"{path.name} holds {array.dtype} values; points must be real numbers")
-    if array.ndim != 2 or array.shape[1] not in (3, 4):
-        raise DataFormatError(
-            f"{path.name} holds an array of shape {array.shape}; a point cloud is (N, 3) "
-            "x, y, z or (N, 4) x, y, z, intensity"
-        )
-    return array
 
 
-def _read_open3d(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_xyz(path: Path, max_points: int | None) -> np.ndarray:
+    """Rows of x y z (further columns ignored), read here: open3d's reader overruns its buffer on
+    a last line without a newline."""
+    count_lines(path, max_points)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an empty file: refused below
+            points = np.loadtxt(path, dtype=np.float64, usecols=(0, 1, 2), ndmin=2, encoding="latin-1")
+    except ValueError as err:
+        reason = str(err).splitlines()[0][:120]
+        raise DataFormatError(f"{path.name} is not a valid .xyz point cloud: {reason}") from None
+    if not points.size:
+        raise DataFormatError(f"{path.name} holds no points (an empty file)")
+    return points
+
+
+def _read_open3d(path: Path, suffix: str, max_points: int | None) -> tuple[np.ndarray, np.ndarray | None]:
     import open3d as o3d
 
-    if suffix == ".ply" and (ascii_cloud := _check_ply(path)) is not None:
+    check = {".ply": check_ply, ".pcd": check_pcd}[suffix]
+    if (ascii_cloud := check(path, max_points)) is not None:
         return ascii_cloud
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         cloud = o3d.t.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
     if "positions" not in cloud.point:
-        if path.stat().st_size == 0 or (suffix == ".xyz" and not path.read_bytes().strip()):
+        if path.stat().st_size == 0:
             raise DataFormatError(f"{path.name} holds no points (an empty file)")
         raise DataFormatError(
             f"{path.name} is not a valid {suffix} point cloud: open3d could not parse it "
@@ -183,83 +190,6 @@ def _read_open3d(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None
         )
     points = cloud.point.positions.numpy()
     intensity = cloud.point.intensity.numpy().reshape(-1) if "intensity" in cloud.point else None
-    return points, intensity
-
-
-def _ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, str]]]], int]:
-    """A PLY's format, its elements (name, count, (type, name) of each property) and where the data starts."""
-    with path.open("rb") as handle:
-        head = handle.read(65536)
-    end = head.find(b"end_header")
-    if not head.startswith(b"ply") or end < 0:
-        raise DataFormatError(
-            f"{path.name} is not a valid PLY file: it must start with 'ply' and have an 'end_header' line"
-        )
-    lines = head[:end].decode("ascii", errors="replace").splitlines()
-    data_start = head.index(b"\n", end) + 1 if b"\n" in head[end:] else len(head)
-    fmt, elements = "", []
-    try:
-        for words in (line.split() for line in lines[1:]):
-            if words[:1] == ["format"]:
-                fmt = words[1]
-            elif words[:1] == ["element"]:
-                elements.append((words[1], int(words[2]), []))
-            elif words[:1] == ["property"]:
-                elements[-1][2].append(("list", "") if words[1] == "list" else (words[1], words[2]))
-    except (IndexError, ValueError):
-        raise DataFormatError(f"{path.name} is not a valid PLY file: its header is malformed") from None
-    return fmt, elements, data_start
-
-
-def _check_ply(path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """The vertex element is there and its data is complete (the first element; others unchecked).
-
-    An ASCII PLY's vertices are parsed here and returned: open3d's ASCII reader fails on ``inf``
-    and then hands back uninitialised memory instead of an error.
-    """
-    fmt, elements, start = _ply_header(path)
-    if not elements or elements[0][0] != "vertex":
-        if not any(name == "vertex" for name, _, _ in elements):
-            raise DataFormatError(f"{path.name} is a PLY file without vertices: no points to read")
-        return None
-    _, count, properties = elements[0]
-    types = [kind for kind, _ in properties]
-    if "list" in types:
-        return None
-    if fmt == "ascii":
-        return _read_ascii_vertices(path, start, count, [name for _, name in properties])
-    if fmt.startswith("binary"):
-        need = count * sum(_PLY_SIZES.get(t, 4) for t in types)
-        if path.stat().st_size - start < need:
-            raise DataFormatError(
-                f"{path.name} is a truncated PLY file: {count} points need {need} bytes of "
-                f"data, it has {path.stat().st_size - start}"
-            )
-        return None
-    raise DataFormatError(f"{path.name} has an unknown PLY format {fmt!r}")
-
-
-def _read_ascii_vertices(
-    path: Path, start: int, count: int, names: list[str]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """x, y, z (and intensity when present) of an ASCII PLY's first ``count`` rows."""
-    rows = [r.split() for r in path.read_bytes()[start:].split(b"\n") if r.strip()][:count]
-    if len(rows) < count or any(len(r) < len(names) for r in rows):
-        raise DataFormatError(
-            f"{path.name} is a truncated PLY file: its header promises {count} points "
-            f"with {len(names)} values each"
-        )
-    if not {"x", "y", "z"} <= set(names):
-        raise DataFormatError(f"{path.name} is a PLY file whose vertices have no x, y, z properties")
-    try:
-        values = np.array([r[: len(names)] for r in rows], dtype=np.float64)
-    except ValueError:
-        raise DataFormatError(
-            f"{path.name} is not a valid .ply point cloud: a vertex value is not a number"
-        ) from None
-    values = values.reshape(count, len(names))
-    points = values[:, [names.index(a) for a in "xyz"]].astype(np.float32)
-    intensity = values[:, names.index("intensity")].astype(np.float32) if "intensity" in names else None
     return points, intensity
 
 

@@ -160,7 +160,17 @@ BAD_UPLOADS = {
             b"ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\n"
             b"property float z\nend_header\n1 2 3\n"
         ),
-        "truncated PLY",
+        "broken.ply is truncated or does not match its PLY header",
+    ),
+    "lying.pcd": (
+        b"VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 20000000\nHEIGHT 1\n"
+        b"POINTS 20000000\nDATA binary\n" + b"\0" * 24,
+        "lying.pcd is truncated or does not match its PCD header: 20,000,000 points need 240,000,000 bytes",
+    ),
+    "short.pcd": (
+        b"VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 3\nHEIGHT 1\n"
+        b"POINTS 3\nDATA ascii\n1 2 3\n",
+        "promises 3 points of 3 values each, the data has 1 rows",
     ),
     "empty.npy": (npy_bytes(np.zeros((0, 3), np.float32)), "holds no points"),
     "nan.npy": (

@@ -50,13 +50,13 @@ def test_upload_bytes_name_the_uploaded_file(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("bad.pcd", b"garbage\n1 2 3\n", "not a valid .pcd"),
+        ("bad.pcd", b"garbage\n1 2 3\n", "not a valid PCD"),
         ("bad.xyz", b"1 2 3\n4 5 six\n", "not a valid .xyz"),
         (
             "bad.ply",
             b"ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\nproperty float z\n"
             b"end_header\n1 2 3\n",
-            "truncated PLY",
+            "truncated or does not match its PLY header",
         ),
         ("bad2.ply", b"PK\x03\x04 a zip file", "must start with 'ply'"),
         ("bad.bin", b"\x00" * 30, "not a whole number of points"),
