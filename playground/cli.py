@@ -332,9 +332,11 @@ def cmd_backfill(args) -> int:
     workers need no process group because each owns the shards ``i % WORLD_SIZE == RANK``."""
     import time
 
+    from playground.core.paths import check_output_folder
     from playground.fct.gallery import GalleryStore, backfill_by_transformation
     from playground.fct.transformation import load_transformation, transform
 
+    check_output_folder(args.out, "--out")  # before the gallery and h are read
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     gallery, h = GalleryStore.open(args.gallery), load_transformation(args.transformation)
     start = time.perf_counter()

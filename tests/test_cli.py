@@ -102,6 +102,42 @@ def test_errors_are_one_line_with_exit_code_2(capsys, argv, fragment):
     assert err.startswith("error: ") and fragment in err and err.count("\n") == 1
 
 
+def _never(*args, **kwargs):
+    raise AssertionError("loaded data although the output folder cannot be written")
+
+
+@pytest.mark.parametrize(
+    ("argv", "blocked"),
+    [
+        (["run", RECIPE, "--out", "{file}"], "classify"),
+        (["run", RECIPE, "--seeds", "0,1", "--out", "{file}/runs"], "classify"),
+        (["run", RECIPE, "--set", "name=../../escape"], "classify"),
+        (["latency", "--out", "{file}"], "latency"),
+        (["backfill", "{tmp}", "--transformation", "{tmp}/h.safetensors", "--out", "{file}/new"], "backfill"),
+        (["gallery", "create", "{file}", "--run", "{tmp}", "--images", "{tmp}"], "gallery"),
+    ],
+)
+def test_an_output_folder_that_cannot_be_written_fails_before_any_data_loads(
+    capsys, monkeypatch, tmp_path, argv, blocked
+):
+    import playground.classify.experiment as classify
+    import playground.fct.gallery as gallery
+    import playground.fct.versions as versions
+    import playground.latency.experiment as latency
+
+    for module, name in ((classify, "load"), (latency, "load"), (gallery.GalleryStore, "open")):
+        monkeypatch.setattr(module, name, _never)
+    monkeypatch.setattr(versions.ModelPack, "load", _never)
+    (tmp_path / "a-file").write_text("in the way")
+    argv = [arg.format(file=tmp_path / "a-file", tmp=tmp_path) for arg in argv]
+    assert main(argv + (["--quiet"] if blocked in ("classify", "latency") else [])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert (
+        "cannot name a run folder" in err if "name=" in argv[-1] else "a-file is a file, not a folder" in err
+    )
+
+
 def test_missing_dataset_is_one_line_error(monkeypatch, capsys, tmp_path):
     import playground.data.fashion as fashion
 

@@ -6,6 +6,8 @@ own artifacts (plots, side files, models when ``run.save_models``) and returns a
 :class:`Finished` (metrics, report text, typed results). :func:`run_experiment` does the rest,
 in this order:
 
+0. check the run's name and runs root (:func:`~playground.core.runs.check_run_target`): a ``--out``
+   that is a file or read-only fails here, before any work;
 1. seed every generator (:func:`~playground.core.device.seed_everything`), set the CPU threads
    (``config.threads``, else ``$PLAYGROUND_THREADS``) and pick the device;
 2. ``load(config)``: bad data fails here, before a run folder exists;
@@ -33,7 +35,7 @@ import torch
 from playground.core.config import RunConfig
 from playground.core.device import choose_device, configure_threads, seed_everything
 from playground.core.progress import Progress, RunProgress
-from playground.core.runs import Metrics, Result, RunDir, run_roots
+from playground.core.runs import Metrics, Result, RunDir, check_run_target, run_roots
 from playground.core.status import StatusKeeper, find_profile
 
 C = TypeVar("C", bound=RunConfig)
@@ -74,6 +76,8 @@ def run_experiment(
     run_dir: RunDir | None = None,
 ) -> Result:
     """Run one experiment through the template (see the module docstring for the order)."""
+    if run_dir is None:
+        check_run_target(config.name, config.out or None)
     seed_everything(config.seed)
     configure_threads(config.threads)
     device = choose_device(config.device)

@@ -10,7 +10,7 @@ from playground.core.config import apply_overrides, build_config, load_recipe, r
 from playground.core.experiment import keep_status, track
 from playground.core.progress import Progress
 from playground.core.registry import get_experiment
-from playground.core.runs import Metrics, Result, RunDir, metrics_table
+from playground.core.runs import Metrics, Result, RunDir, check_run_target, metrics_table
 from playground.core.seeds import aggregate_scalars
 from playground.errors import ConfigError
 
@@ -72,6 +72,7 @@ def run_seeds(module, config, seeds: list[int], progress: Progress = None, jobs:
     """Run ``config`` once per seed under one parent run directory and aggregate."""
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    check_run_target(config.name, config.out or None)
     key = getattr(module, "EXPERIMENT", module.__name__.split(".")[-2])
     tracker = track(progress, key, config)
     parent = RunDir.create(config.name, config.out or None)

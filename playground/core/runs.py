@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from playground.core.config import config_to_toml, tomllib
+from playground.core.paths import check_output_folder
 from playground.core.registry import canonical_key
-from playground.errors import DataFormatError, DataNotFoundError, PlaygroundError
+from playground.errors import ConfigError, DataFormatError, DataNotFoundError, PlaygroundError
 
 
 def playground_home() -> Path:
@@ -156,6 +157,24 @@ class Result:
     seeds: list[Result] = dataclasses.field(default_factory=list)  # a multi-seed run: each seed's result
 
 
+MAX_NAME_CHARS = 120  # a run folder's name is the run's name plus a timestamp: well under 255
+
+
+def check_run_target(name: str, root: str | Path | None = None) -> Path:
+    """Refuse, before any work, a run ``name`` that is not a plain folder name and a runs ``root``
+    (default the playground home) where no run folder can be made: a file, under a file, or
+    read-only. Returns the root. Every run calls it before loading data and again when its folder
+    is made."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > MAX_NAME_CHARS:
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise ConfigError(
+            f"name {shown!r} cannot name a run folder; give a plain name of 1 to {MAX_NAME_CHARS} "
+            "characters without / or \\"
+        )
+    what = "runs root (--out)" if root is not None else "runs root ($PLAYGROUND_HOME)"
+    return check_output_folder(root if root is not None else playground_home(), what)
+
+
 class RunDir:
     """One run's folder; created fresh, never overwriting an earlier run."""
 
@@ -171,7 +190,7 @@ class RunDir:
             scratch = Path(tempfile.mkdtemp(prefix=f"{name}-rank-"))
             atexit.register(shutil.rmtree, scratch, ignore_errors=True)
             return cls(scratch)
-        root = Path(root) if root is not None else playground_home()
+        root = check_run_target(name, root)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = root / f"{name}-{stamp}"
         suffix = 1

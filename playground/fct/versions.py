@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from playground.core.checkpoint import load_checkpoint, save_checkpoint, write_json_whole
+from playground.core.paths import check_output_folder
 from playground.core.progress import Progress, report
 from playground.data.folder import images_as_tensor, list_images, read_image
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
@@ -264,7 +265,7 @@ def create(
     """A new gallery of the images under ``images``, embedded by the run's old model (v1), searched
     through a FAISS ``index`` per version (flat or hnsw); run again after a kill to resume. Files
     that do not decode are left out and listed in ``skipped``."""
-    path = Path(path).expanduser()
+    path = check_output_folder(path, "gallery folder")  # before the models load and images decode
     pack = ModelPack.load(run)
     if (path / "gallery.json").is_file():
         gallery = Gallery.open(path)

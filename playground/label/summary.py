@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
+from playground.core.paths import check_output_file, check_output_folder
 from playground.errors import DataFormatError
 from playground.label.consensus import agreement, dawid_skene
 from playground.label.project import Project, decision_rows, people_labels, pool_meta, pool_size
@@ -122,7 +123,13 @@ def _auto_labels(store: Store, project: Project) -> dict[int, int]:
 
 
 def export_labels(store: Store, project: Project, out: str | Path, kind: str) -> Path:
-    """Write the labels as ``csv``, ``json`` or an ImageFolder tree (``folder``) at ``out``."""
+    """Write the labels as ``csv``, ``json`` or an ImageFolder tree (``folder``) at ``out``; an
+    ``out`` that cannot be written (a folder for a file, a file for a folder, read-only) is refused
+    before the labels are read."""
+    if kind == "folder":
+        out = check_output_folder(out, "--out")
+    elif kind in ("csv", "json"):
+        out = check_output_file(out, "--out")
     rows = final_labels(store, project)
     out = Path(out).expanduser()
     if kind in ("csv", "json"):

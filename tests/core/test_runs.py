@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,70 @@ def test_results_sections_share_one_file_and_old_side_files_still_read(tmp_path)
     latency = RunDir.create("latency", tmp_path)  # an old latency run's results.json held its rows
     latency.write_json(RESULTS, {"torch_fp32": {"p50_ms": 1.0}})
     assert read_result(latency.path, "latency", legacy=RESULTS) == {"torch_fp32": {"p50_ms": 1.0}}
+
+
+# --------------------------------------------------------------------- where a run may be written
+
+
+def test_a_runs_root_that_is_a_file_or_under_one_is_refused_before_anything_is_made(tmp_path):
+    from playground.core.runs import check_run_target
+    from playground.errors import ConfigError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"runs root \(--out\) .*a-file is a file, not a folder"):
+        RunDir.create("demo", blocker)
+    with pytest.raises(ConfigError, match=r"a-file/deeper cannot be made: .*a-file is a file"):
+        check_run_target("demo", blocker / "deeper")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(ConfigError, match="is a broken link"):
+        check_run_target("demo", tmp_path / "dangling")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "dangling"]
+    assert check_run_target("demo", tmp_path / "new" / "runs") == tmp_path / "new" / "runs"
+    assert not (tmp_path / "new").exists()  # the check makes nothing
+
+
+def test_the_default_runs_root_is_checked_too(playground_home, monkeypatch, tmp_path):
+    from playground.errors import ConfigError
+
+    (tmp_path / "home-file").write_text("")
+    monkeypatch.setenv("PLAYGROUND_HOME", str(tmp_path / "home-file"))
+    with pytest.raises(ConfigError, match=r"runs root \(\$PLAYGROUND_HOME\)"):
+        RunDir.create("demo")
+
+
+def test_a_read_only_runs_root_is_refused(tmp_path, monkeypatch):
+    """The tests run as root, who may write anywhere, so os.access is told the folder is read-only."""
+    import os
+
+    from playground.core.runs import check_run_target
+    from playground.errors import ConfigError
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path and real_access(path, mode))
+    with pytest.raises(
+        ConfigError, match=r"not writable \(the nearest folder that exists, .*, is read-only\)"
+    ):
+        check_run_target("demo", tmp_path / "runs")
+    with pytest.raises(ConfigError, match="is not writable; give a folder"):
+        check_run_target("demo", tmp_path)
+    assert check_run_target("demo", tmp_path / "..") == tmp_path / ".."  # other folders still pass
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../escape", "a/b", "a\\b", "nul\0byte", "x" * 121])
+def test_a_run_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, name):
+    from playground.core.runs import check_run_target
+    from playground.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot name a run folder"):
+        check_run_target(name, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("root", ["bad\0root", "x" * 5000, "x" * 300])  # 300: over a file name's 255
+def test_a_runs_root_that_no_file_system_accepts_is_one_config_error(root):
+    from playground.core.runs import check_run_target
+    from playground.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="NUL character|characters long|name too long"):
+        check_run_target("demo", root)

@@ -124,6 +124,15 @@ def test_errors_are_one_line_with_exit_code_2(capsys, image_folder, tmp_path):
     assert "is not empty" in one_line_error(
         capsys, "export", "shapes", "--format", "folder", "--out", str(busy)
     )
+    assert "is a folder; give a file name" in one_line_error(
+        capsys, "export", "shapes", "--format", "csv", "--out", str(busy)
+    )
+    assert "x.txt is a file, not a folder" in one_line_error(
+        capsys, "export", "shapes", "--format", "folder", "--out", str(busy / "x.txt")
+    )
+    assert "x.txt is a file, not a folder" in one_line_error(
+        capsys, "export", "shapes", "--format", "json", "--out", str(busy / "x.txt" / "labels.json")
+    )
     with pytest.raises(SystemExit) as exited:  # argparse: a missing required option
         main(["label", "init", "shapes", "--classes", "a,b"])
     assert exited.value.code == 2
