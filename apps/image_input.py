@@ -1,12 +1,11 @@
 """Image input widgets for pages that score one image: an upload (size-checked before decoding) and a
 drawing pad (streamlit-drawable-canvas), both converted to a model's input shape ``(C, H, W)``."""
 
-import io
-
 import numpy as np
 import streamlit as st
 import torch
 
+from playground.data.image_file import ImageTooLargeError, UnreadableImageError, open_image
 from playground.data.ood import fit_images
 from playground.errors import DataFormatError
 
@@ -22,30 +21,26 @@ def to_image(rgb: np.ndarray, shape: tuple[int, int, int], invert: bool) -> torc
 
 
 def decode_upload(data: bytes, name: str, shape: tuple[int, int, int], invert: bool) -> torch.Tensor:
-    """An uploaded file as one image in the model's input shape; clear errors for anything else."""
-    from PIL import Image, UnidentifiedImageError
-
+    """An uploaded file as one image in the model's input shape; clear errors for anything else
+    (the pixel cap and PIL's errors through :func:`playground.data.image_file.open_image`)."""
     if len(data) > MAX_UPLOAD_MB * 2**20:
         raise DataFormatError(
             f"{name} is {len(data) / 2**20:.1f} MB; upload an image under {MAX_UPLOAD_MB} MB"
         )
-    unreadable = DataFormatError(
-        f"{name} is not an image that can be read (PNG, JPEG, GIF, BMP, WebP or TIFF)"
-    )
     try:
-        image = Image.open(io.BytesIO(data))  # reads the header only
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
-        raise unreadable from None
-    with image:
-        if max(image.size) > MAX_SIDE:
-            raise DataFormatError(
-                f"{name} is {image.size[0]}×{image.size[1]} pixels; "
-                f"upload one at most {MAX_SIDE} pixels on a side"
-            )
-        try:
+        with open_image(data, name) as image:  # reads the header only
+            if max(image.size) > MAX_SIDE:
+                raise DataFormatError(
+                    f"{name} is {image.size[0]}×{image.size[1]} pixels; "
+                    f"upload one at most {MAX_SIDE} pixels on a side"
+                )
             rgb = np.asarray(image.convert("RGB"))
-        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
-            raise unreadable from None
+    except ImageTooLargeError:
+        raise
+    except UnreadableImageError as err:
+        raise DataFormatError(
+            f"{err.file} is not an image that can be read (PNG, JPEG, GIF, BMP, WebP or TIFF): {err.problem}"
+        ) from None
     return to_image(rgb, shape, invert)
 
 

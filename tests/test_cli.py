@@ -138,6 +138,21 @@ def test_an_output_folder_that_cannot_be_written_fails_before_any_data_loads(
     )
 
 
+def test_a_decompression_bomb_in_a_folder_dataset_is_one_error_line(capsys, tmp_path):
+    from tests.data.test_image_file import header_png
+    from tests.data.test_loaders import make_folder
+
+    root = make_folder(tmp_path / "pets")
+    (root / "cat" / "bomb.png").write_bytes(header_png(30000, 30000))
+    argv = ["run", RECIPE, "--set", "dataset=folder", "--set", f"data_root={root}", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"error: {root / 'cat' / 'bomb.png'} cannot be read as an image"
+    )
+    assert "too many pixels" in err
+
+
 def test_missing_dataset_is_one_line_error(monkeypatch, capsys, tmp_path):
     import playground.data.fashion as fashion
 

@@ -1,8 +1,10 @@
 """A user's own images in the ImageFolder layout: ``ROOT/<class name>/<image file>``.
 
 Images are resized to a square ``image_size`` and converted to greyscale (``channels=1``)
-or RGB (``channels=3``) as they are loaded into memory. Unreadable files are skipped and
-listed in ``dataset.notes``; a folder with no readable image is an error.
+or RGB (``channels=3``) as they are loaded into memory. Every file goes through
+:func:`~playground.data.image_file.open_image`: an image over the pixel cap (a decompression bomb) is
+an error naming the file, before it is decoded; other unreadable files are skipped and listed, with
+why, in ``dataset.notes``; a folder with no readable image is an error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 
 from playground.data.base import ImageDataset
+from playground.data.image_file import ImageTooLargeError, UnreadableImageError, open_image
 from playground.errors import DataFormatError, DataNotFoundError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -41,12 +44,13 @@ def list_image_folder(root: str | Path) -> tuple[list[str], list[tuple[Path, int
     return classes, files
 
 
-def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
-    """One image file as ``(image_size, image_size, channels)`` uint8 (greyscale or RGB, resized);
-    PIL's errors (``UnidentifiedImageError``, ``OSError``, ``ValueError``) pass through."""
-    from PIL import Image
-
-    with Image.open(path) as image:
+def read_image(
+    source, image_size: int, channels: int, name: str | None = None, max_pixels: int | None = None
+) -> np.ndarray:
+    """One image (a path, encoded bytes or a binary file) as ``(image_size, image_size, channels)``
+    uint8, greyscale or RGB, resized. Anything that cannot be read, more pixels than the cap
+    included, is an :class:`~playground.data.image_file.UnreadableImageError` naming ``name``."""
+    with open_image(source, name, max_pixels) as image:
         image = image.convert("L" if channels == 1 else "RGB").resize((image_size, image_size))
         return np.asarray(image, dtype=np.uint8).reshape(image_size, image_size, channels)
 
@@ -70,9 +74,8 @@ def list_images(root: str | Path) -> list[Path]:
 def load_image_folder(
     root: str | Path, image_size: int = 32, channels: int = 3, max_images: int = 100_000
 ) -> ImageDataset:
-    """Load an ImageFolder tree into memory as an :class:`ImageDataset`."""
-    from PIL import UnidentifiedImageError
-
+    """Load an ImageFolder tree into memory as an :class:`ImageDataset` (see the module docstring for
+    what happens to a bad file)."""
     if channels not in (1, 3):
         raise DataFormatError(f"channels must be 1 (greyscale) or 3 (RGB), not {channels}")
     classes, files = list_image_folder(root)
@@ -86,10 +89,14 @@ def load_image_folder(
         try:
             arrays.append(read_image(path, image_size, channels))
             labels.append(label)
-        except (UnidentifiedImageError, OSError, ValueError):
-            skipped.append(str(path))
+        except ImageTooLargeError:
+            raise
+        except UnreadableImageError as err:
+            skipped.append(f"{err.file}: {err.problem}")
     if not arrays:
-        raise DataFormatError(f"no readable image in {root} ({len(skipped)} files could not be decoded)")
+        raise DataFormatError(
+            f"no readable image in {root} ({len(skipped)} files could not be decoded; first: {skipped[0]})"
+        )
     images = images_as_tensor(arrays)
     notes = [f"skipped unreadable file {p}" for p in skipped]
     return ImageDataset(

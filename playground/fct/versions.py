@@ -25,7 +25,6 @@ digest of each weight file it used, so a shard can always be traced to the model
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,8 +159,9 @@ class Gallery:
             try:
                 arrays.append(read_image(Path(self.images[i]), size, channels))
             except (OSError, ValueError) as err:
+                problem = getattr(err, "problem", err)  # an UnreadableImageError already names the file
                 raise DataNotFoundError(
-                    f"gallery image {self.images[i]} cannot be read ({err}); restore it"
+                    f"gallery image {self.images[i]} cannot be read ({problem}); restore it"
                 ) from None
         return images_as_tensor(arrays)
 
@@ -414,8 +414,6 @@ def status(path: str | Path) -> list[dict]:
 def search(path: str | Path, image: str | Path | bytes, k: int = 5) -> list[tuple[str, float]]:
     """The ``k`` nearest gallery images to ``image`` (a file, or an upload's bytes) in the active
     version's space only."""
-    from PIL import Image
-
     gallery = Gallery.open(path)
     version = gallery.active
     if version["status"] != "ready":
@@ -423,12 +421,7 @@ def search(path: str | Path, image: str | Path | bytes, k: int = 5) -> list[tupl
     pack = ModelPack.load(version["run"])
     check_pack(pack, version)
     channels, size, _ = pack.input_shape
-    source, name = (
-        (io.BytesIO(image), "the uploaded image") if isinstance(image, bytes) else (Path(image), image)
-    )
-    try:
-        query = pack.embed(version["model"], images_as_tensor([read_image(source, size, channels)]))
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise DataFormatError(f"query image {name} cannot be read ({err})") from None
+    name = "the uploaded query" if isinstance(image, bytes) else None  # None: the path
+    query = pack.embed(version["model"], images_as_tensor([read_image(image, size, channels, name)]))
     values, rows = search_index(gallery.index(version), query, k)
     return [(gallery.images[i], float(d)) for i, d in zip(rows[0].tolist(), values[0].tolist())]

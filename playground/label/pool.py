@@ -18,18 +18,17 @@ minimises the covering radius ``max_i min_{c in S} ||x_i - x_c||`` of the chosen
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from playground.data.folder import IMAGE_SUFFIXES, list_image_folder
+from playground.data.image_file import UnreadableImageError, max_image_pixels, open_image
 from playground.errors import DataFormatError, DataNotFoundError
 
 Progress = Callable[[int, int], None]
@@ -70,10 +69,6 @@ class Skipped:
 
     path: str
     reason: str
-
-
-class _TooManyPixels(Exception):
-    pass
 
 
 def _is_hidden(name: str) -> bool:
@@ -136,17 +131,13 @@ def _letterbox(image: Image.Image, size: int) -> Image.Image:
 
 def _decode(data: bytes, image_size: int, channels: int, max_pixels: int) -> tuple[np.ndarray, int, int]:
     """The model-sized copy and the displayed width and height of one encoded image."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise _TooManyPixels(f"{width}x{height} pixels, more than max_pixels={max_pixels}")
-            if _orientation(image) in (5, 6, 7, 8):
-                width, height = height, width
-            image.draft(None, (2 * image_size, 2 * image_size))  # JPEG: decode at a reduced scale
-            image = ImageOps.exif_transpose(image)  # loads the first frame; a truncated file raises here
-    image = _letterbox(_to_rgb_or_l(image), image_size).convert("L" if channels == 1 else "RGB")
+    with open_image(data, max_pixels=max_pixels) as image:  # reads the header only
+        width, height = image.size
+        if _orientation(image) in (5, 6, 7, 8):
+            width, height = height, width
+        image.draft(None, (2 * image_size, 2 * image_size))  # JPEG: decode at a reduced scale
+        image = ImageOps.exif_transpose(image)  # loads the first frame; a truncated file raises here
+        image = _letterbox(_to_rgb_or_l(image), image_size).convert("L" if channels == 1 else "RGB")
     array = np.asarray(image, dtype=np.uint8).reshape(image_size, image_size, channels)
     return array, width, height
 
@@ -169,14 +160,8 @@ def read_pool_image(
     digest = hashlib.sha256(data).hexdigest()
     try:
         array, width, height = _decode(data, image_size, channels, max_pixels)
-    except _TooManyPixels as exc:
-        return Skipped(rel_path, str(exc))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return Skipped(rel_path, f"too many pixels: {exc}")
-    except UnidentifiedImageError:
-        return Skipped(rel_path, "cannot be decoded: not a format PIL recognises")
-    except Exception as exc:  # decoders raise many types on corrupt files; one bad file must not stop a scan
-        return Skipped(rel_path, f"cannot be decoded: {type(exc).__name__}: {exc}")
+    except UnreadableImageError as exc:  # over max_pixels, a bomb, corrupt or truncated
+        return Skipped(rel_path, exc.problem)
     return PoolImage(rel_path, digest, width, height, array)
 
 
@@ -217,7 +202,7 @@ def scan_images(
     image_size: int = 64,
     channels: int = 3,
     max_bytes: int = 50_000_000,
-    max_pixels: int = 50_000_000,
+    max_pixels: int | None = None,
     progress: Progress | None = None,
     known: dict[str, str] | None = None,
 ) -> Iterator[PoolImage | Skipped]:
@@ -231,7 +216,8 @@ def scan_images(
     images are converted to RGB, and transparent pixels are composited on white.
 
     Skip reasons: ``"not an image"`` (suffix not in ``IMAGE_SUFFIXES``), ``"empty file"``, more
-    than ``max_bytes``, more than ``max_pixels`` (checked in the header before decoding; PIL's own
+    than ``max_bytes``, more than ``max_pixels`` (default ``$PLAYGROUND_MAX_IMAGE_PIXELS`` or 50 million;
+    checked in the header before decoding by :func:`playground.data.image_file.open_image`; PIL's own
     decompression-bomb limit, ``Image.MAX_IMAGE_PIXELS``, also applies), ``"cannot be decoded"``
     (corrupt or truncated: truncated files raise because PIL's ``LOAD_TRUNCATED_IMAGES`` is left
     False) and ``"duplicate of <path>"`` (same SHA-256 as an earlier file). ``known`` maps the
@@ -245,6 +231,7 @@ def scan_images(
     if not folder.is_dir():
         raise DataNotFoundError(f"image folder {folder} does not exist; give a folder of images")
     _check_options(image_size, channels)
+    max_pixels = max_image_pixels(max_pixels)
     rel_paths = candidate_files(folder)
     known = {} if known is None else known
     return _read_files(folder, rel_paths, (image_size, channels, max_bytes, max_pixels), progress, known)
@@ -256,7 +243,7 @@ def read_labelled(
     image_size: int = 64,
     channels: int = 3,
     max_bytes: int = 50_000_000,
-    max_pixels: int = 50_000_000,
+    max_pixels: int | None = None,
     progress: Progress | None = None,
     known: dict[str, str] | None = None,
 ) -> Iterator[LabelledImage | Skipped]:
@@ -269,6 +256,7 @@ def read_labelled(
     """
     folder = Path(folder).expanduser()
     _check_options(image_size, channels)
+    max_pixels = max_image_pixels(max_pixels)
     folders, _ = list_image_folder(folder)
     unknown = [name for name in folders if name not in class_names]
     if unknown:

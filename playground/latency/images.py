@@ -11,32 +11,32 @@ torchvision's own eval transforms.
 :func:`playground.data.folder.list_image_folder` lists them); ``labelled=False`` reads every image
 under the folder, recursively. Hostile folders are handled as the labelling pool handles them
 (:mod:`playground.label.pool`): hidden files are left out, and a file that is not an image, empty,
-over ``max_bytes``, over ``max_pixels`` (read from the header before anything is decoded; PIL's
-decompression-bomb error and warning are caught too), corrupt or truncated is skipped with its
-reason. EXIF orientation is applied; greyscale, palette, 16-bit and transparent images are
-converted to the model's channel count (transparent pixels composited on white for 1 and 3
-channels). An empty folder, or one with no readable image, is a :class:`DataFormatError`.
+over ``max_bytes``, over ``max_pixels`` (read from the header before anything is decoded, by
+:func:`playground.data.image_file.open_image`; PIL's decompression-bomb error and warning are
+caught too), corrupt or truncated is skipped with its reason. EXIF orientation is applied;
+greyscale, palette, 16-bit and transparent images are converted to the model's channel count
+(transparent pixels composited on white for 1 and 3 channels). An empty folder, or one with no
+readable image, is a :class:`DataFormatError`.
 :func:`check_eval_classes` checks that an eval folder has one class per model output.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode
 
 from playground.data.folder import IMAGE_SUFFIXES, list_image_folder
+from playground.data.image_file import UnreadableImageError, max_image_pixels, open_image
 from playground.errors import ConfigError, DataFormatError, DataNotFoundError
 from playground.label.pool import _to_rgb_or_l, candidate_files
 from playground.latency.sources import Preprocess
 
 MAX_BYTES = 50_000_000
-MAX_PIXELS = 50_000_000
 SAMPLE_SEED = 0
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -109,15 +109,10 @@ class _Skip(Exception):
 
 
 def _decode(path: Path, preprocess: Preprocess, input_shape, max_pixels: int) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as image:  # reads the header only
-            width, height = image.size
-            if width * height > max_pixels:
-                raise _Skip(f"{width}x{height} pixels, more than max_pixels={max_pixels}")
-            draft = 2 * max(preprocess.resize, *input_shape[1:])
-            image.draft(None, (draft, draft))  # JPEG: decode at a reduced scale, still >= 2x the target
-            image = ImageOps.exif_transpose(image)  # decodes; a truncated file raises here
+    with open_image(path, max_pixels=max_pixels) as image:  # reads the header only
+        draft = 2 * max(preprocess.resize, *input_shape[1:])
+        image.draft(None, (draft, draft))  # JPEG: decode at a reduced scale, still >= 2x the target
+        image = ImageOps.exif_transpose(image)  # decodes; a truncated file raises here
     return preprocess_image(image, preprocess, input_shape)
 
 
@@ -137,14 +132,8 @@ def _read_image(
         raise _Skip(f"{size} bytes, more than max_bytes={max_bytes}")
     try:
         return _decode(path, preprocess, input_shape, max_pixels)
-    except _Skip:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _Skip(f"too many pixels: {exc}") from None
-    except UnidentifiedImageError:
-        raise _Skip("cannot be decoded: not a format PIL recognises") from None
-    except Exception as exc:  # decoders raise many types on corrupt files; one bad file must not stop a read
-        raise _Skip(f"cannot be decoded: {type(exc).__name__}: {exc}") from None
+    except UnreadableImageError as exc:  # over max_pixels, a bomb, corrupt or truncated
+        raise _Skip(exc.problem) from None
 
 
 # ---------------------------------------------------------------- a folder
@@ -191,7 +180,7 @@ def load_images(
     labelled: bool,
     max_images: int,
     max_bytes: int = MAX_BYTES,
-    max_pixels: int = MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> ImageBatch:
     """Read up to ``max_images`` images of ``folder`` into an :class:`ImageBatch` (see the module doc).
 
@@ -199,6 +188,7 @@ def load_images(
     order (seed 0) so every class is represented; otherwise in sorted order.
     """
     input_shape = tuple(input_shape)
+    max_pixels = max_image_pixels(max_pixels)  # None: $PLAYGROUND_MAX_IMAGE_PIXELS, else 50 million
     _check_limits(input_shape, max_images, max_bytes, max_pixels)
     folder = Path(folder).expanduser()
     paths, labels, classes = _listing(folder, labelled)

@@ -120,6 +120,23 @@ def test_data_explorer_folder_without_data_shows_an_error(tmp_path, root):
     assert "\n" not in at.error[0].value
 
 
+def test_data_explorer_folder_with_a_decompression_bomb_shows_one_error_naming_it(tmp_path):
+    from tests.data.test_image_file import header_png
+    from tests.data.test_loaders import make_folder
+
+    root = make_folder(tmp_path / "pets")
+    (root / "dog" / "bomb.png").write_bytes(header_png(30000, 30000))
+    at = open_app("views/data_explorer.py")
+    at.sidebar.text_input(key="sidebar_data_root").input(str(root)).run()
+    at.selectbox(key="dx_dataset").select("folder").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        f"{root / 'dog' / 'bomb.png'} cannot be read as an image: too many pixels: "
+        "Image size (900000000 pixels) exceeds limit of 178956970 pixels, could be decompression bomb "
+        "DOS attack."
+    ]
+
+
 # --------------------------------------------------------------------- classifier
 
 

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from playground.uncertainty.benchmark import MethodSettings
 from playground.uncertainty.methods import NetSpec
 from tests.apps.conftest import APP_FILE, wait_for_jobs
+from tests.data.test_image_file import header_png
 from tests.uncertainty.test_experiment import old_layout
 
 PAGE = "views/uncertainty.py"
@@ -193,6 +194,10 @@ def test_uploads_are_checked_and_converted(ood_run):
     assert "notes.png is not an image" in at.error[0].value and "\n" not in at.error[0].value
     at.file_uploader(key="ood_upload").set_value(("wide.png", png(5000, 8), "image/png")).run()
     assert "at most 4096 pixels" in at.error[0].value
+    bomb = header_png(30000, 30000)
+    at.file_uploader(key="ood_upload").set_value(("bomb.png", bomb, "image/png")).run()
+    assert not at.exception and not at.metric
+    assert at.error[0].value.startswith("bomb.png cannot be read as an image: too many pixels")
     at.file_uploader(key="ood_upload").set_value(("disc.png", png(40, 30), "image/png")).run()
     assert not at.exception and not at.error
     assert image_caption(at) == "upload: disc.png"

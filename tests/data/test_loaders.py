@@ -128,7 +128,7 @@ def test_image_folder_loads_resizes_and_labels(tmp_path):
     assert data.classes == ["cat", "dog"] and data.images.shape == (6, 3, 16, 16)
     assert data.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert data.images[3, 0].mean() == pytest.approx(200 / 255, abs=1e-3)  # dog images are red
-    assert any("broken.png" in note for note in data.notes)
+    assert f"skipped unreadable file {root / 'dog' / 'broken.png'}: cannot be decoded" in " ".join(data.notes)
     grey = load_image_folder(root, image_size=8, channels=1)
     assert grey.images.shape == (6, 1, 8, 8)
 
@@ -145,6 +145,30 @@ def test_image_folder_errors(tmp_path):
     make_folder(tmp_path / "many", per_class=3)
     with pytest.raises(DataFormatError, match="max_images"):
         load_image_folder(tmp_path / "many", max_images=4)
+
+
+def test_a_decompression_bomb_in_the_folder_is_one_error_naming_it(tmp_path):
+    from playground.data.image_file import ImageTooLargeError
+    from tests.data.test_image_file import header_png
+
+    root = make_folder(tmp_path / "pets")
+    (root / "dog" / "bomb.png").write_bytes(header_png(30000, 30000))
+    with pytest.raises(
+        ImageTooLargeError, match=r"dog/bomb\.png cannot be read as an image: too many pixels"
+    ):
+        load_image_folder(root, image_size=8)
+    (root / "dog" / "bomb.png").write_bytes(header_png(8000, 7000))  # over the cap, under PIL's limit
+    with pytest.raises(ImageTooLargeError, match="8000x7000 pixels, more than max_pixels=50000000"):
+        load_image_folder(root, image_size=8)
+
+
+def test_a_folder_of_only_broken_files_names_the_first_and_why(tmp_path):
+    (tmp_path / "pets" / "cat").mkdir(parents=True)
+    (tmp_path / "pets" / "cat" / "a.png").write_bytes(b"text")
+    with pytest.raises(
+        DataFormatError, match=r"1 files could not be decoded; first: .*a\.png: cannot be decoded"
+    ):
+        load_image_folder(tmp_path / "pets")
 
 
 def test_folder_dataset_splits_a_tree_without_train_test(tmp_path):

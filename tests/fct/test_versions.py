@@ -21,6 +21,7 @@ from playground.fct.side_info import SideInfoSpec
 from playground.fct.tasks import load_task
 from playground.fct.upgrade import UpgradeSpec
 from tests.conftest import REPO
+from tests.data.test_image_file import header_png
 
 TINY = dict(
     dataset="digits",
@@ -168,12 +169,13 @@ def test_files_that_do_not_decode_are_left_out_and_listed(fct_run, photos, tmp_p
     for file in sorted(photos[0].iterdir())[:5]:
         (folder / file.name).write_bytes(file.read_bytes())
     (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    (folder / "bomb.png").write_bytes(header_png(30000, 30000))  # a decompression bomb is left out too
     skipped = []
     made = versions.create(tmp_path / "g", fct_run, folder, shard_size=4, skipped=skipped)
-    assert len(made.images) == 5 and skipped == [str(folder / "broken.png")]
+    assert len(made.images) == 5 and skipped == [str(folder / "bomb.png"), str(folder / "broken.png")]
     (folder / "also_broken.jpg").write_bytes(b"")
-    with pytest.raises(DataFormatError, match="none of the 2 image files could be decoded"):
-        versions.add(tmp_path / "g", folder)  # the only files it lacks are both broken
+    with pytest.raises(DataFormatError, match="none of the 3 image files could be decoded"):
+        versions.add(tmp_path / "g", folder)  # the only files it lacks are all broken
     assert versions.status(tmp_path / "g")[0]["images"] == 5
 
 
@@ -233,5 +235,8 @@ def test_search_takes_an_uploads_bytes_and_refuses_garbage(gallery, photos):
     first = sorted(photos[0].iterdir())[5]
     path, distance = versions.search(gallery, first.read_bytes(), k=1)[0]
     assert path == str(first.resolve()) and distance < 0.05
-    with pytest.raises(DataFormatError, match="the uploaded image cannot be read"):
+    refused = "the uploaded query cannot be read as an image: "
+    with pytest.raises(DataFormatError, match=refused + "cannot be decoded"):
         versions.search(gallery, b"\x89PNG but not an image")
+    with pytest.raises(DataFormatError, match=refused + "too many pixels"):
+        versions.search(gallery, header_png(30000, 30000))
