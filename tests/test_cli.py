@@ -93,6 +93,9 @@ def test_latency_trains_once_then_re_times_the_saved_models_and_bench_is_its_old
         (["run", "recipes/nope.toml"], "does not exist"),
         (["run", RECIPE, "--set", "dataset=folder"], "needs data_root"),
         (["run", RECIPE, "--seeds", "a,b"], "--seeds takes"),
+        (["run", RECIPE, "--set", "lr=nan"], "lr must be a finite number, got nan"),
+        (["run", RECIPE, "--set", "epochs=" + "[" * 1000 + "]" * 1000], "nested more than 16 levels"),
+        (["run", RECIPE, "--set", "name=a\nb"], "without line breaks"),
         (["runs", "no-such-run"], "does not exist"),
     ],
 )

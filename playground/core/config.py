@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from playground.core.config_values import MAX_DEPTH, brief, check_depth, coerce, shown
 from playground.core.registry import OLD_RECIPES
 from playground.errors import ConfigError
 
@@ -40,6 +40,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 RECIPE_KEYS = {"experiment", "description", "config", "presets"}
+MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; a bigger file is not one
+MAX_OVERRIDE_CHARS = 4096  # one --set key=value
 
 
 @dataclasses.dataclass
@@ -75,28 +77,51 @@ def merge_values(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and structurally check a recipe TOML file."""
+    """Read and structurally check a recipe TOML file; anything wrong with it is one ConfigError."""
     path = _renamed_recipe(Path(path))
     if not path.is_file():
         raise ConfigError(f"recipe file {path} does not exist; list recipes with `ls recipes/`")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"recipe {path} is not valid TOML: {err}") from None
+    data = _read_toml(path)
     unknown = set(data) - RECIPE_KEYS
     if unknown:
         raise ConfigError(
-            f"unknown key {sorted(unknown)[0]!r} at the top of recipe {path}; "
+            f"unknown key {shown(sorted(unknown)[0])} at the top of recipe {path}; "
             f"allowed: {', '.join(sorted(RECIPE_KEYS))}"
         )
     if not isinstance(data.get("experiment"), str):
         raise ConfigError(f'recipe {path} must name its experiment, e.g. experiment = "classify"')
+    if not isinstance(data.get("description", ""), str):
+        raise ConfigError(f"recipe {path}: description must be a string")
+    for table in ("config", "presets"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ConfigError(
+                f"recipe {path}: [{table}] must be a table, like [{table}] on a line of its own"
+            )
     presets = data.get("presets", {})
     if not all(isinstance(v, dict) for v in presets.values()):
         raise ConfigError(f"recipe {path}: every entry under [presets] must be a table like [presets.quick]")
     return Recipe(
         path.stem, path, data["experiment"], data.get("description", ""), data.get("config", {}), presets
     )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A recipe file parsed: at most :data:`MAX_RECIPE_BYTES`, UTF-8, valid TOML, not too deep."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise ConfigError(
+                f"recipe {path} is {size:,} bytes, more than 1 MB; a recipe is a short TOML file"
+            )
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise ConfigError(f"recipe {path} cannot be read: {err.strerror or err}") from None
+    except ValueError as err:  # TOMLDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise ConfigError(f"recipe {path} is not valid TOML: {brief(str(err), 200)}") from None
+    except RecursionError:
+        raise ConfigError(f"recipe {path} is nested more than {MAX_DEPTH} levels deep") from None
+    check_depth(data, f"recipe {path}")
+    return data
 
 
 def _renamed_recipe(path: Path) -> Path:
@@ -136,7 +161,13 @@ def rename_keys(
         table = out
         for section in sections:
             table = table.setdefault(section, {})
-        table[last] = merge_values(table[last], value) if isinstance(table.get(last), dict) else value
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: {brief(section)} is given both as a value and as a table")
+        if isinstance(table.get(last), dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {brief(new_key)} is given both as a value and as a table")
+            value = merge_values(table[last], value)
+        table[last] = value
     return out
 
 
@@ -161,7 +192,7 @@ def build_config(config_cls: type, values: dict[str, Any], source: str = "config
     checked = {}
     for key, value in rename_keys(values, source, renamed_keys_of(config_cls)).items():
         if key not in fields:
-            raise ConfigError(f"unknown key {key!r} in {source}; known keys: {', '.join(fields)}")
+            raise ConfigError(f"unknown key {shown(key)} in {source}; known keys: {', '.join(fields)}")
         section = section_type(fields[key])
         if section is None:
             checked[key] = coerce(value, fields[key], key, source)
@@ -192,62 +223,28 @@ def _build_section(section: type, values: dict[str, Any], source: str):
         raise ConfigError(f"{source}: {err}") from None
 
 
-def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
-    """Check ``value`` against ``annotation``; widen int to float, list to tuple."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return coerce(value, option, key, source)
-            except ConfigError:
-                continue
-        raise _type_error(key, value, annotation, source)
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(
-                f"{source}: {key} = {value!r} is not allowed; choose one of {', '.join(map(repr, args))}"
-            )
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise _type_error(key, value, annotation, source)
-        item_type = args[0] if args else Any
-        items = [coerce(v, item_type, key, source) for v in value]
-        return tuple(items) if origin is tuple else items
-    if annotation is Any:
-        return value
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation in (int, float) and isinstance(value, bool):
-        raise _type_error(key, value, annotation, source)
-    if isinstance(annotation, type) and not isinstance(value, annotation):
-        raise _type_error(key, value, annotation, source)
-    return value
-
-
-def _type_error(key: str, value: Any, annotation: Any, source: str) -> ConfigError:
-    wanted = getattr(annotation, "__name__", str(annotation))
-    return ConfigError(f"{source}: {key} must be {wanted}, got {type(value).__name__} {value!r}")
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse one ``key=value`` override; the value is read as TOML, else as a string.
 
     ``epochs=3`` gives an int, ``lr=1e-3`` a float, ``classes=[0,1]`` a list and
     ``dataset=digits`` the string ``"digits"``.
     """
+    if len(text) > MAX_OVERRIDE_CHARS:
+        raise ConfigError(f"override {brief(text)} is longer than {MAX_OVERRIDE_CHARS} characters")
+    if any(c in text for c in "\n\r\0"):
+        raise ConfigError(f"override {shown(text)} must be one line of key=value, without line breaks")
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"override {text!r} must look like key=value, e.g. --set epochs=3")
+        raise ConfigError(f"override {shown(text)} must look like key=value, e.g. --set epochs=3")
     raw = raw.strip()
     try:
         value = tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # not TOML (TOMLDecodeError), or an integer of more than 4300 digits
         value = raw
+    except RecursionError:
+        raise ConfigError(f"override {brief(text)} is nested more than {MAX_DEPTH} levels deep") from None
+    check_depth(value, f"override {brief(text)}")
     return key, value
 
 
@@ -258,12 +255,16 @@ def field_type(config_cls: type, path: str, source: str) -> Any:
         fields = config_fields(annotation)
         if key not in fields:
             where = ".".join(path.split(".")[:depth]) or "the config"
-            raise ConfigError(f"unknown key {key!r} in {source} ({where}); known keys: {', '.join(fields)}")
+            raise ConfigError(
+                f"unknown key {shown(key)} in {source} ({where}); known keys: {', '.join(fields)}"
+            )
         annotation = fields[key]
         if section_type(annotation) is None and depth < path.count("."):
-            raise ConfigError(f"{source}: {key} is not a section, so {path} names nothing")
+            raise ConfigError(f"{source}: {key} is not a section, so {brief(path)} names nothing")
     if section_type(annotation) is not None:
-        raise ConfigError(f"{source}: {path} is a section; set one of its keys, e.g. {path}.x=...")
+        raise ConfigError(
+            f"{source}: {brief(path)} is a section; set one of its keys, e.g. {brief(path)}.x=..."
+        )
     return annotation
 
 
@@ -273,7 +274,7 @@ def apply_overrides(values: dict[str, Any], overrides: list[str], config_cls: ty
     merged = rename_keys(values, "the recipe", renamed_keys_of(config_cls))
     for text in overrides:
         key, value = parse_override(text)
-        source = f"--set {text}"
+        source = f"--set {brief(text)}"
         key = renamed_key(key, source, renamed_keys_of(config_cls))
         value = coerce(value, field_type(config_cls, key, source), key, source)
         merged = merge_values(merged, rename_keys({key: value}, source, {}))
