@@ -47,17 +47,20 @@ class ImageTooLargeError(UnreadableImageError):
 def max_image_pixels(max_pixels: int | None = None) -> int:
     """The pixel cap: ``max_pixels`` when given, else ``$PLAYGROUND_MAX_IMAGE_PIXELS``, else
     :data:`MAX_IMAGE_PIXELS`. A cap that is not a positive whole number is a ConfigError."""
-    if max_pixels is None:
-        text = os.environ.get(PIXELS_ENV, "").strip()
-        if not text:
-            return MAX_IMAGE_PIXELS
-        try:
-            max_pixels = int(text)
-        except ValueError:
-            raise ConfigError(f"${PIXELS_ENV} must be a whole number of pixels, not {text[:40]!r}") from None
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ConfigError(f"max_pixels must be a positive whole number, not {max_pixels!r}")
-    return max_pixels
+    if max_pixels is not None:
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ConfigError(f"max_pixels must be a positive whole number, not {max_pixels!r}")
+        return max_pixels
+    text = os.environ.get(PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"${PIXELS_ENV} must be a positive whole number of pixels, not {shown(text, 40)!r}")
+    return value
 
 
 def shown(name: str, limit: int = 200) -> str:

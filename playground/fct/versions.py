@@ -37,6 +37,7 @@ from playground.core.checkpoint import load_checkpoint, save_checkpoint, write_j
 from playground.core.paths import check_output_folder
 from playground.core.progress import Progress, report
 from playground.data.folder import images_as_tensor, list_images, read_image
+from playground.data.image_file import UnreadableImageError
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
 from playground.fct.gallery_index import INDEX_KINDS, search_index, version_index
 from playground.fct.model_pack import ModelPack
@@ -158,10 +159,9 @@ class Gallery:
         for i in ids.tolist():
             try:
                 arrays.append(read_image(Path(self.images[i]), size, channels))
-            except (OSError, ValueError) as err:
-                problem = getattr(err, "problem", err)  # an UnreadableImageError already names the file
+            except UnreadableImageError as err:
                 raise DataNotFoundError(
-                    f"gallery image {self.images[i]} cannot be read ({problem}); restore it"
+                    f"gallery image {self.images[i]} cannot be read ({err.problem}); restore it"
                 ) from None
         return images_as_tensor(arrays)
 
@@ -245,7 +245,7 @@ def readable_images(files: list[Path], shape: tuple[int, int, int], skipped: lis
         try:
             read_image(file, size, channels)
             good.append(str(file.resolve()))
-        except (OSError, ValueError):
+        except UnreadableImageError:  # a bad pixel cap ($PLAYGROUND_MAX_IMAGE_PIXELS) is raised instead
             if skipped is not None:
                 skipped.append(str(file))
     if not good and files:

@@ -92,7 +92,9 @@ def test_the_cap_comes_from_the_argument_then_the_environment(monkeypatch):
         read_image(png_bytes(), 8, 3)
     assert read_image(png_bytes(), 8, 3, max_pixels=500).shape == (8, 8, 3)
     monkeypatch.setenv(PIXELS_ENV, "lots")
-    with pytest.raises(ConfigError, match=f"{PIXELS_ENV} must be a whole number of pixels, not 'lots'"):
+    with pytest.raises(
+        ConfigError, match=f"{PIXELS_ENV} must be a positive whole number of pixels, not .lots."
+    ):
         read_image(png_bytes(), 8, 3)
     for bad in (0, -5, True, 1.5):
         with pytest.raises(ConfigError, match="max_pixels must be a positive whole number"):

@@ -162,6 +162,20 @@ def test_a_decompression_bomb_in_the_folder_is_one_error_naming_it(tmp_path):
         load_image_folder(root, image_size=8)
 
 
+def test_a_bad_pixel_cap_in_the_environment_is_one_config_error(tmp_path, monkeypatch):
+    from playground.data.image_file import PIXELS_ENV
+
+    root = make_folder(tmp_path / "pets")
+    monkeypatch.setenv(PIXELS_ENV, "-1")
+    with pytest.raises(
+        ConfigError, match="PLAYGROUND_MAX_IMAGE_PIXELS must be a positive whole number of pixels, not .-1."
+    ):
+        load_image_folder(root, image_size=8)
+    monkeypatch.setenv(PIXELS_ENV, "100")  # 20x12 = 240 pixels
+    with pytest.raises(DataFormatError, match="20x12 pixels, more than max_pixels=100"):
+        load_image_folder(root, image_size=8)
+
+
 def test_a_folder_of_only_broken_files_names_the_first_and_why(tmp_path):
     (tmp_path / "pets" / "cat").mkdir(parents=True)
     (tmp_path / "pets" / "cat" / "a.png").write_bytes(b"text")

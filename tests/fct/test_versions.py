@@ -240,3 +240,16 @@ def test_search_takes_an_uploads_bytes_and_refuses_garbage(gallery, photos):
         versions.search(gallery, b"\x89PNG but not an image")
     with pytest.raises(DataFormatError, match=refused + "too many pixels"):
         versions.search(gallery, header_png(30000, 30000))
+
+
+def test_a_bad_pixel_cap_is_one_error_not_every_file_skipped(monkeypatch, tmp_path):
+    from playground.data.image_file import PIXELS_ENV
+    from tests.data.test_image_file import png_bytes
+
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    assert versions.readable_images([tmp_path / "a.png"], (3, 8, 8), []) == [str(tmp_path / "a.png")]
+    monkeypatch.setenv(PIXELS_ENV, "lots")
+    skipped = []
+    with pytest.raises(ConfigError, match=f"{PIXELS_ENV} must be a positive whole number"):
+        versions.readable_images([tmp_path / "a.png"], (3, 8, 8), skipped)
+    assert skipped == []
