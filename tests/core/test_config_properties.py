@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -170,14 +171,51 @@ def test_any_recipe_file_builds_a_config_or_raises_one_config_error(tmp_path_fac
         (b'experiment = "classify"\nconfig = 3\n', "[config] must be a table"),
         (b'experiment = "classify"\npresets = 3\n', "[presets] must be a table"),
         (b'experiment = "classify"\ndescription = 3\n', "description must be a string"),
+        (b'experiment = "classify"\n[config]\nseed = ' + b"1" * 5000 + b"\n", "not valid TOML"),
     ],
-    ids=["latin-1", "deep-array", "deep-table", "config-not-table", "presets-not-table", "description"],
+    ids=[
+        "latin-1",
+        "deep-array",
+        "deep-table",
+        "config-not-table",
+        "presets-not-table",
+        "description",
+        "5000-digits",
+    ],
 )
 def test_hostile_recipe_files_are_one_config_error(tmp_path, content, fragment):
     path = tmp_path / "hostile.toml"
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         config_from_recipe(path)
+
+
+@pytest.mark.parametrize(
+    ("technique", "values", "fragment"),
+    [  # each escaped as another exception before (found by the property tests above)
+        ("uncertainty", {"bench": {"scores": False}}, "scores must be dict"),
+        (
+            "uncertainty",
+            {"bench.members": [], "bench": False},
+            "bench is given both as a value and as a table",
+        ),
+        (
+            "uncertainty",
+            {"bench": False, "bench.members": 3},
+            "bench is given both as a value and as a table",
+        ),
+        ("classify", {"seed": 2**64}, "too large"),
+        (
+            "swav",
+            {"swav": {"augment": {"crop_scale": [0.1, 0.5, 0.9]}}},
+            "crop_scale must hold 2 values, got 3",
+        ),
+        ("classify", {"data_root": "x" * 2000}, "2,000 characters long, more than 1024"),
+    ],
+)
+def test_values_that_escaped_before_are_one_config_error(technique, values, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        build_config(CONFIGS[technique], values)
 
 
 def test_a_huge_recipe_file_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
