@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from playground.core.checkpoint import cut, short
 from playground.core.config import config_to_toml, tomllib
 from playground.core.paths import check_output_folder
 from playground.core.registry import canonical_key
@@ -393,7 +394,10 @@ def _result_sections(path: Path) -> dict[str, Any]:
     data = read_json(file)
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         return {}
-    return dict(data.get("sections") or {})
+    sections = data.get("sections") or {}
+    if not isinstance(sections, dict):
+        raise DataFormatError(f"{file}: its sections are {short(sections)}, not a JSON object")
+    return sections
 
 
 def read_json(file: Path) -> Any:
@@ -403,5 +407,5 @@ def read_json(file: Path) -> Any:
         raise DataNotFoundError(f"{file.parent} has no {file.name}: the run did not finish")
     try:
         return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"{file} is not valid JSON ({err})") from None
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested too deep
+        raise DataFormatError(f"{file} is not valid JSON ({cut(str(err))})") from None

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from playground.core.checkpoint import load_checkpoint, save_checkpoint
+from playground.core.checkpoint import check_fields, cut, load_checkpoint, save_checkpoint, short
 from playground.errors import CheckpointError, ConfigError, DataFormatError
 from playground.pointcloud.cuboid import Cuboid
 
@@ -253,32 +253,51 @@ def save_detector(path, model: PillarNet) -> Path:
     return save_checkpoint(path, model, metadata)
 
 
+# what a detector checkpoint's metadata must hold (:func:`~playground.core.checkpoint.check_fields`)
+DETECTOR_METADATA = {
+    "format": str,
+    "classes": list[str],
+    "point_features": list[str],
+    "width": range(1, 257),
+    "grid": dict,
+}
+GRID_FIELDS = {
+    **dict.fromkeys(("extent", "pillar", "z_min", "z_max"), float),
+    "max_points": range(1, 1 << 12),
+    "max_pillars": range(1, 1 << 20),
+}
+MAX_CELLS = 2048  # pillars along one side of a loaded detector's grid (a canvas of cells^2 x width)
+
+
 def load_detector(path, layout: tuple[str, ...] | None = None) -> PillarNet:
     """The detector saved at ``path`` (eval mode). With ``layout``, a detector trained on other
     point features is refused (:func:`check_layout`)."""
     path = Path(path)
     state, meta = load_checkpoint(path)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if meta.get("format") != FORMAT:
         raise CheckpointError(
             f"{path.name} is not a playground 3D detector (its metadata has no format {FORMAT})"
         )
+    check_fields(meta, f"the detector metadata of {path}", DETECTOR_METADATA)
+    check_fields(meta["grid"], f"the detector grid in {path}", GRID_FIELDS)
     try:
         grid = Grid(**meta["grid"])
-        saved = tuple(str(v) for v in meta["point_features"])
-        width, classes = int(meta["width"]), tuple(meta["classes"])
-    except (KeyError, TypeError, ValueError, ConfigError) as err:
+    except (TypeError, OverflowError, ConfigError) as err:
         raise CheckpointError(f"{path.name}: the detector's metadata is damaged ({err})") from None
+    if grid.cells > MAX_CELLS:
+        raise CheckpointError(f"{path.name}: its grid has {grid.cells} cells a side, more than {MAX_CELLS}")
+    saved, classes = tuple(meta["point_features"]), tuple(meta["classes"])
     if classes != CLASSES:
-        raise CheckpointError(f"{path.name} detects {list(classes)}; this playground reads {list(CLASSES)}")
+        raise CheckpointError(f"{path.name} detects {short(classes)}; this playground reads {list(CLASSES)}")
     if saved not in LAYOUTS:
-        raise CheckpointError(f"{path.name}: unknown point features {list(saved)}")
+        raise CheckpointError(f"{path.name}: unknown point features {short(saved)}")
     if layout is not None:
         check_layout(saved, layout, f"detector {path.name}")
-    model = PillarNet(grid, saved, width)
+    model = PillarNet(grid, saved, meta["width"])
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(
-            f"{path.name} does not fit the detector its metadata describes ({str(err).splitlines()[0]})"
+            f"{path.name} does not fit the detector its metadata describes ({cut(str(err))})"
         ) from None
     return model.eval()
