@@ -32,11 +32,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from playground.core.checkpoint import load_checkpoint, save_checkpoint
+from playground.core.checkpoint import build_loaded, load_checkpoint, save_checkpoint
 from playground.core.progress import Progress
 from playground.core.training import fit, make_optimizer
 from playground.data import TensorLoader
-from playground.errors import CheckpointError, ConfigError
+from playground.errors import ConfigError
 from playground.fct.retrieval import Distance, distances, retrieval_metrics
 from playground.fct.transformation import Transformation, mlp_bn, transform
 
@@ -68,13 +68,11 @@ def save_variance_head(path: Path, head: VarianceHead, meta: dict) -> None:
 
 def load_variance_head(path: Path, h: Transformation) -> VarianceHead:
     """A head saved by :func:`save_variance_head`, on top of the run's ``h``."""
-    state, meta = load_checkpoint(path)
-    try:
-        head = VarianceHead(h, hidden=int(meta["hidden"]))
-        head.log_var.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path} is not a variance head for this run's h: {reason}") from None
+    state, meta = load_checkpoint(path, metadata={"hidden": range(1, 1 << 16)})
+    inputs = h.old_dim + h.side_dim
+    layers = build_loaded(path, state, lambda: mlp_bn([inputs, meta["hidden"], 1], last_plain=True))
+    head = VarianceHead(h, hidden=meta["hidden"])
+    head.log_var = layers
     return head.eval()
 
 

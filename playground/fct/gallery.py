@@ -23,11 +23,26 @@ from pathlib import Path
 
 import torch
 
-from playground.core.checkpoint import load_checkpoint, save_checkpoint
+from playground.core.checkpoint import (
+    TensorSpec,
+    check_fields,
+    listed,
+    load_checkpoint,
+    save_checkpoint,
+    short,
+)
+from playground.core.runs import read_json
 from playground.errors import DataFormatError, DataNotFoundError
 
 MANIFEST = "manifest.json"
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
+MANIFEST_FIELDS = {
+    "count": range(0, 1 << 40),
+    "fields": dict,
+    "dtype": str,
+    "shard_size": range(1, 1 << 40),
+    "shards": list[str],
+}
 
 
 @dataclass
@@ -46,18 +61,18 @@ class GalleryStore:
         path = Path(path)
         if not (path / MANIFEST).is_file():
             raise DataNotFoundError(f"{path} is not a gallery store (no {MANIFEST})")
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-            return cls(
-                path,
-                int(manifest["count"]),
-                dict(manifest["fields"]),
-                manifest["dtype"],
-                int(manifest["shard_size"]),
-                list(manifest["shards"]),
+        manifest = check_fields(
+            read_json(path / MANIFEST), str(path / MANIFEST), MANIFEST_FIELDS, error=DataFormatError
+        )
+        fields, shards = manifest["fields"], manifest["shards"]
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in fields.values()):
+            raise DataFormatError(
+                f"{path / MANIFEST}: every field's width must be a positive int, got {short(fields)}"
             )
-        except (ValueError, KeyError, TypeError) as err:
-            raise DataFormatError(f"{path / MANIFEST} is not a valid gallery manifest: {err}") from None
+        if manifest["dtype"] not in DTYPES or any(Path(name).name != name for name in shards):
+            raise DataFormatError(f"{path / MANIFEST} names an unknown dtype or a shard outside its folder")
+        args = (manifest[key] for key in ("count", "fields", "dtype", "shard_size", "shards"))
+        return cls(path, *args)
 
     @classmethod
     def plan(
@@ -96,7 +111,10 @@ class GalleryStore:
         save_checkpoint(self.path / self.shards[index], data, {"shard": index})
 
     def read_shard(self, index: int) -> dict[str, torch.Tensor]:
-        return load_checkpoint(self.path / self.shards[index])[0]
+        """Shard ``index``: ``ids`` and one ``(rows, width)`` tensor per field of the manifest."""
+        specs = {"ids": TensorSpec(("N",), "int")}
+        specs |= {name: TensorSpec(("N", width)) for name, width in self.fields.items()}
+        return load_checkpoint(self.path / self.shards[index], tensors=specs)[0]
 
     def read(self, fields: list[str] | None = None) -> dict[str, torch.Tensor]:
         """All shards concatenated in id order: ``ids`` plus ``fields`` as float32."""
@@ -139,6 +157,10 @@ def backfill_by_transformation(
     world_size: int = 1,
 ) -> GalleryStore:
     """Write ``new = transform(old, side)`` for this worker's shards into the store ``out``."""
+    if "old" not in gallery.fields or "side" not in gallery.fields:
+        raise DataFormatError(
+            f"gallery {gallery.path} stores {listed(list(gallery.fields))}, not old and side"
+        )
     target = GalleryStore.plan(out, gallery.count, {"new": new_dim}, gallery.dtype, gallery.shard_size)
     for index in my_shards(gallery, rank, world_size):
         shard = gallery.read_shard(index)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from playground.core.progress import Progress, report
-from playground.errors import ConfigError
+from playground.errors import ConfigError, DataFormatError
 from playground.fct.backfill_order import fastfill_scores, order_by, random_order
 from playground.fct.model_pack import ModelPack
 from playground.fct.versions import HOW, Gallery, check_pack, now, write_shard
@@ -30,6 +30,10 @@ BACKFILL_ORDERS = ("fastfill", "random")
 def _stored_inputs(gallery: Gallery, parent: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The parent version's old vectors and side-info, in id order: h's inputs."""
     shards = [gallery.read_shard(parent, i) for i in range(gallery.shard_count())]
+    if not all("side" in s for s in shards):
+        raise DataFormatError(
+            f"{parent['name']} stores no side-info, so FastFill cannot score it; use --order random"
+        )
     return torch.cat([s["vec"].float() for s in shards]), torch.cat([s["side"].float() for s in shards])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from playground.core.checkpoint import load_checkpoint
+from playground.core.checkpoint import build_loaded, load_checkpoint, reason, short
 from playground.errors import CheckpointError, DataNotFoundError
 from playground.fct.backfill_order import VARIANCE_HEAD_FILE, VarianceHead, load_variance_head
 from playground.fct.transformation import Transformation, load_transformation
@@ -38,6 +38,8 @@ def file_digest(path: Path, digits: int = 16) -> str:
 def _input_shape(config: dict, state: dict[str, torch.Tensor]) -> tuple[int, int, int]:
     channels = next(int(t.shape[1]) for t in state.values() if t.ndim == 4)
     size = {"fashion_mnist": 28, "digits": 8}.get(config.get("dataset"), int(config.get("image_size", 32)))
+    if not (0 < channels <= 64 and 0 < size <= 4096):
+        raise ValueError(f"images of {channels} channels, {size} pixels a side are out of range")
     return channels, size, size
 
 
@@ -88,19 +90,18 @@ class ModelPack:
             )
         models, shape = {}, None
         for role in ROLES:
-            state, meta = load_checkpoint(files[role])
-            config = meta.get("config")
-            if meta.get("experiment") != "fct" or not isinstance(config, dict):
+            state, meta = load_checkpoint(files[role], metadata={"experiment": str, "config": dict})
+            config = meta["config"]
+            if meta["experiment"] != "fct":
+                found = short(meta["experiment"])
                 raise CheckpointError(
-                    f"{files[role]} was not saved by an FCT run (no FCT config in its metadata)"
+                    f"{files[role]} was not saved by an FCT run (its metadata says {found})"
                 )
             try:
-                model = _build(role, config, state)
-                model.load_state_dict(state)
-            except (KeyError, TypeError, ValueError, RuntimeError, StopIteration) as err:
-                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                model = build_loaded(files[role], state, lambda: _build(role, config, state))  # noqa: B023
+            except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, StopIteration) as err:
                 raise CheckpointError(
-                    f"{files[role]} does not fit the run's {role} model: {reason}"
+                    f"{files[role]} does not fit the run's {role} model: {reason(err)}"
                 ) from None
             models[role] = model.eval()
             shape = shape or _input_shape(config, state)

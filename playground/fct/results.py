@@ -18,11 +18,17 @@ from typing import Any
 
 import torch
 
-from playground.core.checkpoint import load_checkpoint
+from playground.core.checkpoint import TensorSpec, check_fields, load_checkpoint
 from playground.core.config import rename_keys
 from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_result, read_run_config
 from playground.core.seeds import seed_folders
-from playground.errors import ConfigError, DataFormatError, DataNotFoundError, PlaygroundError
+from playground.errors import (
+    CheckpointError,
+    ConfigError,
+    DataFormatError,
+    DataNotFoundError,
+    PlaygroundError,
+)
 from playground.fct.experiment import EXPERIMENT, Config
 from playground.fct.report import ROWS, sweep_names
 from playground.fct.retrieval import nearest
@@ -31,9 +37,18 @@ from playground.fct.upgrade_report import UPGRADE
 EMBEDDINGS = "embeddings.safetensors"
 # the results.json section of a run: description, classes, cases, sweep, cost, accuracy, transform_loss
 SUMMARY = "summary"
+SUMMARY_FIELDS = {"classes": list, "description": str, "sweep": list[dict]}  # the keys a page reads
 LEGACY_SUMMARY = "fct_results.json"  # where runs made before results.json kept it
 GALLERIES = ("new", "old", "fct", "fct_noside", "bct")
 PROJECTIONS = ("new", "old", "fct", "fct_noside", "bct")
+# what embeddings.safetensors holds: N gallery images of dimension D, P of them projected on a plane
+EMBEDDING_TENSORS = {
+    **{name: TensorSpec(("N", "D")) for name in GALLERIES},
+    "labels": TensorSpec(("N",), "int"),
+    "images": TensorSpec(("N", None, None, None), "number", optional=True),
+    "projection_index": TensorSpec(("P",), "int", optional=True),
+    **{f"projection_{name}": TensorSpec(("P", 2), optional=True) for name in PROJECTIONS},
+}
 
 
 @dataclass
@@ -85,13 +100,19 @@ class FCTRun:
                 f"FCT run {self.path} has no {EMBEDDINGS} (nor has any of its seed folders); "
                 "re-run the experiment to get embeddings, projections and neighbours"
             )
-        tensors, metadata = load_checkpoint(self.artifact_dir / EMBEDDINGS)
+        tensors, metadata = load_checkpoint(
+            self.artifact_dir / EMBEDDINGS, tensors=EMBEDDING_TENSORS, optional_metadata={"classes": list}
+        )
         self.results.setdefault("classes", metadata.get("classes", []))
-        missing = [name for name in (*GALLERIES, "labels") if name not in tensors]
-        if missing:
-            raise DataFormatError(
-                f"{self.artifact_dir / EMBEDDINGS} lacks {', '.join(missing)}; "
-                "it was not written by this version of the FCT experiment"
+        index = tensors.get("projection_index")
+        if (
+            index is not None
+            and len(index)
+            and not 0 <= int(index.min()) <= int(index.max()) < len(tensors["new"])
+        ):
+            raise CheckpointError(
+                f"{self.artifact_dir / EMBEDDINGS}: projection_index points outside the gallery of "
+                f"{len(tensors['new'])} images; re-run the experiment to write it again"
             )
         return tensors
 
@@ -136,11 +157,15 @@ class FCTRun:
 
 
 def read_summary(folder: Path) -> dict[str, Any]:
-    """The run's :data:`SUMMARY` section (from ``fct_results.json`` for older runs); {} when it has none."""
+    """The run's :data:`SUMMARY` section (from ``fct_results.json`` for older runs); {} when it has none.
+    A section of the wrong shape is a :class:`DataFormatError` naming the folder and the key."""
     try:
-        return read_result(folder, SUMMARY, legacy=LEGACY_SUMMARY)
+        summary = read_result(folder, SUMMARY, legacy=LEGACY_SUMMARY)
     except PlaygroundError:
         return {}
+    return check_fields(
+        summary, f"the {SUMMARY} results of {folder}", optional=SUMMARY_FIELDS, error=DataFormatError
+    )
 
 
 def load_fct_run(path: str | Path) -> FCTRun:
@@ -218,7 +243,12 @@ def compatibility_rows(run: FCTRun) -> list[dict[str, Any]]:
 
 def tradeoff_rows(run: FCTRun) -> list[dict[str, Any]]:
     """The side-info sweep, by size: dim (0 = no side-info), bytes, top1, mAP (+ ``_std``); top5 if known."""
-    top5 = {int(r["dim"]): r["top5"] for r in run.results.get("sweep", []) if "top5" in r}
+    sweep = run.results.get("sweep", [])
+    top5 = {
+        r["dim"]: r["top5"]
+        for r in sweep
+        if isinstance(r.get("dim"), int) and isinstance(r.get("top5"), (int, float))
+    }
     rows = []
     for dim, names in sweep_names(run.measured).items():
         if "bytes" not in names:

@@ -129,24 +129,13 @@ def transform(
     return torch.cat(parts) if parts else torch.empty(0, model.new_dim)
 
 
+TRANSFORMATION_METADATA = {key: range(1, 1 << 16) for key in ("old_dim", "side_dim", "new_dim", "hidden")}
+
+
 def load_transformation(path) -> Transformation:
     """A transformation saved by an FCT run (``transformation.safetensors``)."""
-    from playground.core.checkpoint import load_checkpoint
-    from playground.errors import CheckpointError
+    from playground.core.checkpoint import build_loaded, load_checkpoint
 
-    state, meta = load_checkpoint(path)
-    try:
-        model = Transformation(
-            int(meta["old_dim"]), int(meta["side_dim"]), int(meta["new_dim"]), int(meta["hidden"])
-        )
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(
-            f"{path} is not an FCT transformation checkpoint (no old_dim/side_dim/new_dim/hidden)"
-        ) from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path}: weights do not fit the transformation: {str(err).splitlines()[0]}"
-        ) from None
-    return model.eval()
+    state, meta = load_checkpoint(path, metadata=TRANSFORMATION_METADATA)
+    dims = (meta["old_dim"], meta["side_dim"], meta["new_dim"], meta["hidden"])
+    return build_loaded(path, state, lambda: Transformation(*dims)).eval()

@@ -25,7 +25,6 @@ digest of each weight file it used, so a shard can always be traced to the model
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,12 +32,14 @@ from pathlib import Path
 
 import torch
 
-from playground.core.checkpoint import load_checkpoint, save_checkpoint, write_json_whole
+from playground.core.checkpoint import TensorSpec, load_checkpoint, save_checkpoint, short, write_json_whole
 from playground.core.paths import check_output_folder
 from playground.core.progress import Progress, report
+from playground.core.runs import read_json
 from playground.data.folder import images_as_tensor, list_images, read_image
 from playground.data.image_file import UnreadableImageError
 from playground.errors import CheckpointError, ConfigError, DataFormatError, DataNotFoundError
+from playground.fct.gallery_checks import check_manifest
 from playground.fct.gallery_index import INDEX_KINDS, search_index, version_index
 from playground.fct.model_pack import ModelPack
 
@@ -62,19 +63,15 @@ class Gallery:
             raise DataNotFoundError(
                 f"{path} is not a gallery (no gallery.json); make one with `playground gallery create`"
             )
-        try:
-            manifest = json.loads((path / "gallery.json").read_text())
-            images = json.loads((path / "images.json").read_text())
-        except (OSError, ValueError) as err:
-            raise DataFormatError(f"{path}: gallery.json or images.json is damaged ({err})") from None
+        manifest, images = read_json(path / "gallery.json"), read_json(path / "images.json")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
             raise DataFormatError(
-                f"{path}/gallery.json is format {found!r}; this playground reads {FORMAT!r}"
+                f"{path}/gallery.json is format {short(found)}; this playground reads {FORMAT!r}"
             )
         if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
             raise DataFormatError(f"{path}/images.json must be a list of image paths")
-        return cls(path, manifest, images)
+        return cls(path, check_manifest(path, manifest), images)
 
     def save(self) -> None:
         write_json_whole(self.path / "images.json", self.images)
@@ -110,25 +107,22 @@ class Gallery:
     def read_shard(self, version: dict, index: int) -> dict[str, torch.Tensor]:
         """A shard, checked: the ids it should hold, vectors of the version's width."""
         path = self.shard_path(version, index)
-        try:
-            shard, _ = load_checkpoint(path)
-        except CheckpointError:
-            raise DataFormatError(
-                f"shard {path.name} of {version['name']} is missing or corrupt; rebuild it with "
-                f"`playground gallery repair {self.path}`"
-            ) from None
         ids = self._ids(index)
-        vec = shard.get("vec")
-        if (
-            vec is None
-            or vec.ndim != 2
-            or vec.shape[1] != version["dim"]
-            or not torch.equal(shard.get("ids", ids[:0]), ids)
-        ):
-            width = None if vec is None else tuple(vec.shape)
+        specs = {
+            "ids": TensorSpec((len(ids),), "int"),
+            "vec": TensorSpec((len(ids), version["dim"])),
+            "how": TensorSpec((len(ids),), "int"),
+            "side": TensorSpec((len(ids), None), optional=True),
+        }
+        repair = f"rebuild it with `playground gallery repair {self.path}`"
+        try:
+            shard, _ = load_checkpoint(path, tensors=specs, hint=repair)
+        except CheckpointError as err:
+            raise DataFormatError(f"version {version['name']}: {err}") from None
+        if not torch.equal(shard["ids"], ids):
             raise DataFormatError(
-                f"shard {path.name} of {version['name']} does not fit the version (vectors {width}, expected "
-                f"{len(ids)} x {version['dim']} for ids {int(ids[0])}..{int(ids[-1])}); repair the gallery"
+                f"shard {path.name} of {version['name']} holds other ids than {int(ids[0])}..{int(ids[-1])}; "
+                f"{repair}"
             )
         return shard
 
@@ -185,6 +179,11 @@ def _shard_writer(gallery: Gallery, version: dict, pack: ModelPack, route: str) 
             if "side" not in source:
                 raise ConfigError(
                     f"{parent['name']} stores no side-info, so it cannot be transformed; re-embed instead"
+                )
+            if source["side"].shape[1] != pack.transformation.side_dim:
+                raise DataFormatError(
+                    f"{parent['name']} stores side-info {source['side'].shape[1]} wide, the run's h takes "
+                    f"{pack.transformation.side_dim}; re-embed instead"
                 )
             vec = pack.transformation(source["vec"].float(), source["side"].float())
             return {"ids": ids, "vec": vec.detach(), "how": torch.full_like(ids, HOW["transformed"])}
