@@ -31,6 +31,7 @@ from playground.errors import PlaygroundError
 from playground.swav.charts import loss_chart, probe_chart, prototype_chart, sinkhorn_chart
 from playground.swav.report import check, results_table
 from playground.swav.results import (
+    class_name,
     find_swav_runs,
     has_model,
     load_examples,
@@ -204,7 +205,7 @@ def assignments_tab(path: Path, settings) -> None:
         model, config, classes = cached_model(
             str(path), checkpoint.stat().st_mtime if checkpoint.exists() else 0.0
         )
-        examples, counts, _ = load_examples(path)
+        examples, counts, _ = load_examples(path, prototypes=model.prototypes.weight.shape[0])
         images, truth = sample_images(config, settings)
     except PlaygroundError as err:
         show_error(err)
@@ -219,7 +220,8 @@ def assignments_tab(path: Path, settings) -> None:
         cells[0].image(upscale(image), caption=f"true: {label}", width=80)
         cells[1].markdown(
             "\n".join(
-                f"- **#{m.prototype}** {m.probability:.0%} · mostly {classes[m.majority_class]}" for m in top
+                f"- **#{m.prototype}** {m.probability:.0%} · mostly {class_name(classes, m.majority_class)}"
+                for m in top
             )
         )
         shown = [upscale(e) for e in prototype_examples(examples, top[0].prototype)]

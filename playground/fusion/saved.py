@@ -11,7 +11,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from playground.core.checkpoint import load_checkpoint, load_into, save_checkpoint
+from playground.core.checkpoint import (
+    REDO,
+    TensorSpec,
+    build_loaded,
+    load_checkpoint,
+    load_into,
+    save_checkpoint,
+)
 from playground.errors import CheckpointError
 from playground.fusion.captioner import SlotCaptioner
 from playground.fusion.knowledge_graph import shapes_graph
@@ -69,14 +76,19 @@ def load_pipeline(run_path: Path, config) -> Pipeline:
     captioner = SlotCaptioner(width=config.width * 2)
     load_into(captioner, models / "captioner.safetensors")
     encoder = load_text_encoder(config.text_encoder)
-    knowledge, fused = {}, {}
+    knowledge, fused, graph = {}, {}, shapes_graph()
     for regime in config.regimes:
-        tensors, _ = load_checkpoint(models / f"knowledge_{regime}.safetensors")
+        specs = {
+            "entity_embeddings": TensorSpec((graph.num_entities, None)),
+            "index_embeddings": TensorSpec(("M", captioner.embedding_dim)),
+            "index_labels": TensorSpec(("M",), "int"),
+        }
+        tensors, _ = load_checkpoint(models / f"knowledge_{regime}.safetensors", tensors=specs)
         index = build_index(tensors["index_embeddings"], tensors["index_labels"], 6, backend="torch")
         knowledge[regime] = Knowledge(
             captioner.eval(),
             encoder.encode,
-            shapes_graph(),
+            graph,
             tensors["entity_embeddings"],
             index,
             6,
@@ -98,8 +110,16 @@ def load_pipeline(run_path: Path, config) -> Pipeline:
 
 
 def load_zero_shot(models: Path, config) -> tuple:
-    tensors, meta = load_checkpoint(models / "zeroshot.safetensors")
+    """The zero-shot classifier and its class names (``classes``: one text embedding per class)."""
+    path = models / "zeroshot.safetensors"
+    tensors, meta = load_checkpoint(
+        path, tensors={"classes": TensorSpec(("C", None))}, metadata={"class_names": list[str]}
+    )
     classes = tensors.pop("classes")
-    model = LabelEmbeddingClassifier(classes, width=config.width * 2)
-    model.load_state_dict(tensors)
-    return model.eval(), list(meta["class_names"])
+    if len(meta["class_names"]) != len(classes):
+        raise CheckpointError(
+            f"checkpoint {path} names {len(meta['class_names'])} classes for {len(classes)} "
+            f"class embeddings; {REDO}"
+        )
+    model = build_loaded(path, tensors, lambda: LabelEmbeddingClassifier(classes, width=config.width * 2))
+    return model.eval(), meta["class_names"]

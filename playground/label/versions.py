@@ -18,7 +18,7 @@ import torch
 from sqlalchemy import insert, select
 
 from playground.active.learner import ActiveCNN, build_learner, embed, mc_probs
-from playground.core.checkpoint import load_checkpoint, save_checkpoint
+from playground.core.checkpoint import build_loaded, load_checkpoint, save_checkpoint
 from playground.errors import CheckpointError
 from playground.label.project import Project
 from playground.store import Store
@@ -57,18 +57,22 @@ def build_models(project: Project) -> list[ActiveCNN]:
 
 def load_models(project: Project, version: Version) -> list[ActiveCNN]:
     """The version's networks; a missing or mismatched file is a clear :class:`CheckpointError`."""
-    models = build_models(project)
-    for index, model in enumerate(models):
-        path = Path(version.path) / f"member{index}.safetensors"
-        state, _ = load_checkpoint(path)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise CheckpointError(
-                f"{path} does not fit project {project.name!r} ({str(err).splitlines()[0]})"
-            ) from None
-        model.eval()
-    return models
+    settings, classes = project.settings, len(project.class_names)
+    count = settings.members if settings.method == "ensemble" else 1
+    files = [Path(version.path) / f"member{index}.safetensors" for index in range(count)]
+    return [_fitted(path, settings, classes, f"project {project.name!r}").eval() for path in files]
+
+
+def _fitted(path: Path, settings, num_classes: int, what: str) -> ActiveCNN:
+    """The project's network (``settings``, ``num_classes``) with the weights of ``path``."""
+    shape = (settings.channels, settings.image_size, settings.image_size)
+    state, _ = load_checkpoint(path)
+    return build_loaded(
+        path,
+        state,
+        lambda: build_learner(settings.train, shape, num_classes),
+        f"{what} (classes, image_size, channels and train.width must match)",
+    )
 
 
 def save_version(store: Store, project: Project, models: list[ActiveCNN], detail: dict) -> Version:
@@ -107,22 +111,9 @@ def fitted_models(source: str | Path, settings, num_classes: int) -> list[Active
     if not files or not all(f.is_file() for f in files):
         raise CheckpointError(f"{source} is neither a model version folder nor a .safetensors file")
     count = settings.members if settings.method == "ensemble" else 1
-    shape = (settings.channels, settings.image_size, settings.image_size)
-    models = [build_learner(settings.train, shape, num_classes) for _ in range(count)]
-    for index, model in enumerate(models):
-        path = files[index % len(files)]
-        state, _ = load_checkpoint(path)
-        expected = model.state_dict()
-        for key, tensor in expected.items():
-            found = state.get(key)
-            if found is None or found.shape != tensor.shape:
-                has = "nothing" if found is None else tuple(found.shape)
-                raise CheckpointError(
-                    f"{path} does not fit this project: {key} is {has} there, {tuple(tensor.shape)} here "
-                    f"(classes, image_size, channels and train.width must match)"
-                )
-        model.load_state_dict(state)
-    return models
+    return [
+        _fitted(files[index % len(files)], settings, num_classes, "this project") for index in range(count)
+    ]
 
 
 def import_version(store: Store, project: Project, source: str | Path) -> Version:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from playground.core.checkpoint import read_safetensors, reason
 from playground.errors import DataFormatError
 
 MODELS_FOLDER = "models"
@@ -43,22 +43,26 @@ def save_models(folder: Path, models: dict[str, nn.Module]) -> list[Path]:
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise DataFormatError(f"no saved model at {path}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise DataFormatError(f"{path} is not a readable safetensors file ({err})") from err
+    """The state dict saved at ``path``; a missing or damaged file is one :class:`CheckpointError`."""
+    return read_safetensors(path, "saved model", hint="re-run the benchmark that saved it")[0]
 
 
 def _resize(module: nn.Module, prefix: str, state: dict[str, torch.Tensor]) -> None:
     """Give ``module``'s own parameters and buffers the saved shapes, and fix its shape attributes."""
     for name, tensor in list(module.named_parameters(recurse=False)):
         saved = state.get(prefix + name)
+        if saved is not None and saved.ndim != tensor.ndim:
+            raise DataFormatError(
+                f"{prefix + name} is {saved.ndim}-D in the saved model, {tensor.ndim}-D here"
+            )
         if saved is not None and saved.shape != tensor.shape:
             setattr(module, name, nn.Parameter(torch.empty_like(saved), requires_grad=tensor.requires_grad))
     for name, tensor in list(module.named_buffers(recurse=False)):
         saved = state.get(prefix + name)
+        if tensor is not None and saved is not None and saved.ndim != tensor.ndim:
+            raise DataFormatError(
+                f"{prefix + name} is {saved.ndim}-D in the saved model, {tensor.ndim}-D here"
+            )
         if tensor is not None and saved is not None and saved.shape != tensor.shape:
             module.register_buffer(name, torch.empty_like(saved))
     for attribute, (tensor_name, dim) in _SHAPE_ATTRIBUTES.get(type(module), {}).items():
@@ -72,13 +76,13 @@ def _resize(module: nn.Module, prefix: str, state: dict[str, torch.Tensor]) -> N
 def load_resized(template: nn.Module, path: Path) -> nn.Module:
     """``template`` (an unpruned model of the saved architecture) reshaped to and loaded with ``path``."""
     state = read_state(path)
-    for prefix, module in template.named_modules():
-        _resize(module, f"{prefix}." if prefix else "", state)
     try:
+        for prefix, module in template.named_modules():
+            _resize(module, f"{prefix}." if prefix else "", state)
         template.load_state_dict(state, strict=True)
-    except RuntimeError as err:
+    except (RuntimeError, DataFormatError) as err:
         raise DataFormatError(
-            f"{path} does not hold a model of this architecture: {str(err).splitlines()[0]} "
+            f"{path} does not hold a model of this architecture: {reason(err)} "
             f"(were width/depth/embedding_dim the same when it was saved?)"
-        ) from err
+        ) from None
     return template.eval()

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from playground.core.checkpoint import read_safetensors
 from playground.errors import CheckpointError, ConfigError, DataNotFoundError
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -38,14 +39,7 @@ def listed(names: list[str], limit: int = LISTED) -> str:
 
 def _read_weight_file(path: Path) -> Any:
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as exc:  # safetensors raises its own error types on a bad header
-            raise CheckpointError(
-                f"weights {path} are not a valid safetensors file ({first_line(exc)})"
-            ) from None
+        return read_safetensors(path, "weights", hint="save the model's state_dict with safetensors")[0]
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from playground.core.checkpoint import load_checkpoint, load_into
+from playground.core.checkpoint import TensorSpec, build_loaded, check_fields, load_checkpoint, short
 from playground.core.config import build_config, rename_keys, renamed_keys_of
 from playground.core.runs import RunInfo, list_runs, read_result, read_run_config
 from playground.core.seeds import Band, band, first_seed, seed_folders
-from playground.errors import CheckpointError, DataNotFoundError, PlaygroundError
+from playground.errors import CheckpointError, DataFormatError, DataNotFoundError, PlaygroundError
 from playground.swav.experiment import CHECKPOINT, EXPERIMENT, Config
 from playground.swav.report import EXAMPLES_FILE
 from playground.swav.swav import SwAV, build_swav
@@ -25,6 +25,9 @@ from playground.swav.swav import SwAV, build_swav
 PROBES = "probes"
 # one test batch through Sinkhorn-Knopp: "codes" (32 samples x K per iteration), "errors", "epsilon"
 SINKHORN = "sinkhorn"
+PROBE_FIELDS = {"linear_probe": dict, "lowshot": dict, "swav_loss": list[float]}
+SINKHORN_FIELDS = {"codes": list, "errors": list}
+MODEL_METADATA = {"experiment": str, "config": dict, "in_channels": range(1, 65)}
 
 
 def find_swav_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -38,24 +41,44 @@ def load_probes(path: str | Path) -> list[dict]:
     folders = seed_folders(path) or [path]
     out = []
     for folder in folders:
-        raw = read_result(folder, PROBES, legacy="probes.json")
+        where = f"the {PROBES} results of {folder}"
+        raw = check_fields(
+            read_result(folder, PROBES, legacy="probes.json"), where, PROBE_FIELDS, error=DataFormatError
+        )
         out.append(
             {
-                "linear_probe": _float_keys(raw["linear_probe"]),
-                "lowshot": _float_keys(raw["lowshot"]),
+                "linear_probe": _float_keys(raw["linear_probe"], where),
+                "lowshot": _float_keys(raw["lowshot"], where),
                 "swav_loss": raw["swav_loss"],
             }
         )
     return out
 
 
-def _float_keys(table: dict) -> dict[str, dict[float, float]]:
-    return {init: {float(f): v for f, v in curve.items()} for init, curve in table.items()}
+def _float_keys(table: dict, where: str) -> dict[str, dict[float, float]]:
+    """``{init: {fraction: accuracy}}`` with the fractions as floats; a :class:`DataFormatError` when
+    ``table`` is not of that shape."""
+    try:
+        return {init: {float(f): _number(v) for f, v in curve.items()} for init, curve in table.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise DataFormatError(
+            f"{where}: a curve is not a table of label fractions to accuracies ({short(table)})"
+        ) from None
+
+
+def _number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{value!r} is not a number")
+    return value
 
 
 def load_sinkhorn(path: str | Path) -> dict:
     """``{"errors": [[sample, prototype], ...], "codes": [B x K per iteration], "epsilon": ...}``."""
-    return read_result(first_seed(path), SINKHORN, legacy="sinkhorn.json")
+    folder = first_seed(path)
+    section = read_result(folder, SINKHORN, legacy="sinkhorn.json")
+    return check_fields(
+        section, f"the {SINKHORN} results of {folder}", SINKHORN_FIELDS, error=DataFormatError
+    )
 
 
 def has_model(path: str | Path) -> bool:
@@ -100,25 +123,42 @@ def load_model(path: str | Path) -> tuple[SwAV, Config, list[str]]:
     folder = first_seed(path)
     if not has_model(path):
         raise DataNotFoundError(no_model_reason(path))
-    _, meta = load_checkpoint(folder / CHECKPOINT)
-    if meta.get("experiment") != EXPERIMENT or "config" not in meta:
-        raise CheckpointError(f"{folder / CHECKPOINT} is not a SwAV checkpoint written by this playground")
-    source = str(folder / CHECKPOINT)
-    config = build_config(Config, normalised(meta["config"], source), source)
-    model = build_swav(config.encoder(int(meta["in_channels"])), config.representation_dim, config.swav)
-    load_into(model, folder / CHECKPOINT)
-    return model.eval(), config, list(meta.get("classes", []))
+    file = folder / CHECKPOINT
+    state, meta = load_checkpoint(file, metadata=MODEL_METADATA, optional_metadata={"classes": list[str]})
+    if meta["experiment"] != EXPERIMENT:
+        raise CheckpointError(f"{file} is not a SwAV checkpoint written by this playground")
+    config = build_config(Config, normalised(meta["config"], str(file)), str(file))
+    channels = meta["in_channels"]
+    model = build_loaded(
+        file, state, lambda: build_swav(config.encoder(channels), config.representation_dim, config.swav)
+    )
+    return model.eval(), config, meta.get("classes", [])
 
 
-def load_examples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """``(examples (K, m, C, H, W), class counts (K, C), class names)`` of a run's prototypes."""
-    state, meta = load_checkpoint(first_seed(path) / EXAMPLES_FILE)
-    if "examples" not in state or "counts" not in state:
-        raise CheckpointError(f"{first_seed(path) / EXAMPLES_FILE} lacks the prototype examples")
-    return state["examples"], state["counts"], list(meta.get("classes", []))
+def load_examples(
+    path: str | Path, prototypes: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``(examples (K, m, C, H, W), class counts (K, C), class names)`` of a run's prototypes; with
+    ``prototypes``, K must be that many (the model's)."""
+    file = first_seed(path) / EXAMPLES_FILE
+    specs = {
+        "examples": TensorSpec((prototypes or "K", None, None, None, None), "number"),
+        "counts": TensorSpec((prototypes or "K", None), "number"),
+    }
+    state, meta = load_checkpoint(file, tensors=specs, optional_metadata={"classes": list[str]})
+    if state["examples"].shape[2] not in (1, 3):
+        raise CheckpointError(
+            f"{file}: the prototype examples have {state['examples'].shape[2]} channels, not 1 or 3"
+        )
+    return state["examples"], state["counts"], meta.get("classes", [])
 
 
 # --------------------------------------------------------------------- what the page draws
+
+
+def class_name(classes: list[str], index: int) -> str:
+    """Class ``index``'s name, or the index itself when the run named fewer classes."""
+    return classes[index] if 0 <= index < len(classes) else str(index)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,15 @@ from typing import Any
 
 import torch
 
-from playground.core.checkpoint import load_checkpoint, load_into
+from playground.core.checkpoint import (
+    REDO,
+    TensorSpec,
+    check_fields,
+    check_tensors,
+    load_checkpoint,
+    load_into,
+    short,
+)
 from playground.core.config import build_config, rename_keys, renamed_keys_of
 from playground.core.registry import canonical_key
 from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_result, read_run_config
@@ -40,6 +48,18 @@ from playground.uncertainty.scores import score
 EVALUATION = "evaluation"  # the results.json section holding a run's Evaluation
 LEGACY_RESULTS = "ood_results.json"  # where runs made before results.json kept it
 SCORES_FILE = "scores.safetensors"
+
+
+def feature_specs(dim: int) -> dict[str, TensorSpec]:
+    """features.safetensors: class means (C, dim), their shared precision (dim, dim), a KNN bank (M, dim)."""
+    return {
+        "mahalanobis.means": TensorSpec(("C", dim)),
+        "mahalanobis.precision": TensorSpec((dim, dim)),
+        "knn.bank": TensorSpec((None, dim)),
+    }
+
+
+TEMPERATURE = {"temperature": float}  # member0 metadata: temperature scaling's T
 
 
 @dataclass
@@ -89,8 +109,12 @@ class Evaluation:
 
 
 def read_evaluation(path: str | Path) -> Evaluation:
-    """The :class:`Evaluation` of the run folder ``path`` (its ``ood_results.json`` for older runs)."""
-    return Evaluation.from_json(read_result(path, EVALUATION, legacy=LEGACY_RESULTS))
+    """The :class:`Evaluation` of the run folder ``path`` (its ``ood_results.json`` for older runs); a
+    section of the wrong shape is a :class:`DataFormatError` naming the key."""
+    data = read_result(path, EVALUATION, legacy=LEGACY_RESULTS)
+    kinds = {f.name: list[str] if f.type.startswith("list") else dict for f in fields(Evaluation)}
+    check_fields(data, f"the {EVALUATION} results of {path}", optional=kinds, error=DataFormatError)
+    return Evaluation.from_json(data)
 
 
 @dataclass
@@ -202,10 +226,14 @@ class OODRun:
         """Row -> set -> the OOD score of every image, as the run computed them."""
         if self.artifact_dir is None:
             raise DataNotFoundError(f"OOD run {self.path.name} has no {SCORES_FILE}; re-run it")
-        tensors, _ = load_checkpoint(self.artifact_dir / SCORES_FILE)
+        file = self.artifact_dir / SCORES_FILE
+        tensors, _ = load_checkpoint(file)
+        check_tensors(file, tensors, {key: TensorSpec((None,), "number") for key in tensors})
         table: dict[str, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
-            row, set_name = key.split("/", 1)
+            row, slash, set_name = key.partition("/")
+            if not slash:
+                raise CheckpointError(f"{file} holds {short(key)}, not a score named row/set; {REDO}")
             table.setdefault(row, {})[set_name] = value
         return table
 
@@ -266,8 +294,8 @@ def load_methods(run: OODRun, device: str = "cpu") -> Methods:
     if methods.single is not None:  # member0 is the single model, also the ensemble's first member
         models, metadata = [], {}
         for index in range(config.bench.members if methods.ensemble is not None else 1):
-            model = config.net.build(in_channels, num_classes)
-            metadata = load_into(model, folder / f"member{index}.safetensors")
+            model, path = config.net.build(in_channels, num_classes), folder / f"member{index}.safetensors"
+            metadata = check_fields(load_into(model, path), f"the metadata of {path}", optional=TEMPERATURE)
             models.append(model.eval())
         methods.single.model = models[0]
         if methods.ensemble is not None:
@@ -277,9 +305,16 @@ def load_methods(run: OODRun, device: str = "cpu") -> Methods:
     if methods.bnn is not None:
         _load_bnn(methods, folder / "bnn.safetensors", in_channels, num_classes)
     if "single" in methods.names:
-        features, meta = load_checkpoint(folder / "features.safetensors")
+        features, meta = load_checkpoint(
+            folder / "features.safetensors",
+            tensors=feature_specs(config.net.embedding_dim),
+            optional_metadata={"knn_k": range(1, 1 << 16)},
+        )
+        bank = features["knn.bank"]
+        if len(bank) == 0:
+            raise CheckpointError(f"{folder / 'features.safetensors'} holds an empty KNN bank; {REDO}")
         methods.mahalanobis = Mahalanobis(features["mahalanobis.means"], features["mahalanobis.precision"])
-        methods.knn = KNNScore(features["knn.bank"], int(meta.get("knn_k", config.bench.knn_k)))
+        methods.knn = KNNScore(bank, min(meta.get("knn_k", config.bench.knn_k), len(bank)))
     return methods
 
 
@@ -290,9 +325,11 @@ def _in_channels(run: OODRun) -> int:
     saved = [
         folder / name for name in ("member0.safetensors", "bnn.safetensors") if (folder / name).is_file()
     ]
-    state, meta = load_checkpoint(saved[0] if saved else folder / "member0.safetensors")
+    state, meta = load_checkpoint(
+        saved[0] if saved else folder / "member0.safetensors", optional_metadata={"in_channels": range(1, 65)}
+    )
     if "in_channels" in meta:
-        return int(meta["in_channels"])
+        return meta["in_channels"]
     first = next((v for k, v in state.items() if k.endswith("weight") and v.ndim == 4), None)
     if first is None:
         raise CheckpointError(f"{folder} holds no convolutional network")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from playground.core.training import evaluate, fit, make_optimizer
 from playground.data import TensorLoader, load_dataset
-from playground.errors import ConfigError, DataFormatError
+from playground.errors import CheckpointError, ConfigError, DataFormatError
 from playground.latency.distill import Distiller, KDLoss, kd_loss
 from playground.latency.pruning import PruneSpec, channel_counts, count, prune_to_target
 from playground.models import build_model
@@ -160,7 +160,7 @@ def test_loading_a_model_of_another_architecture_or_a_corrupt_file_is_a_clear_er
     with pytest.raises(DataFormatError, match="architecture"):
         load_resized(deeper, path)
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(DataFormatError, match="safetensors"):
+    with pytest.raises(CheckpointError, match="bad.safetensors is corrupt or not a safetensors file"):
         load_resized(tiny(16), tmp_path / "bad.safetensors")
-    with pytest.raises(DataFormatError, match="no saved model"):
+    with pytest.raises(CheckpointError, match="saved model .*missing.safetensors does not exist"):
         load_resized(tiny(16), tmp_path / "missing.safetensors")

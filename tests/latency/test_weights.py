@@ -70,7 +70,9 @@ def test_pickled_module_and_bad_weight_files_are_refused(tmp_path):
         load_source("torchvision:resnet18", weights=pickled, input_shape="3x32x32")
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
-    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+    with pytest.raises(
+        CheckpointError, match="weights .*broken.safetensors is corrupt or not a safetensors file"
+    ):
         load_source("torchvision:resnet18", weights=broken, input_shape="3x32x32")
     with pytest.raises(ConfigError, match=r"must be a \.safetensors, \.pt, \.pth file"):
         load_source("torchvision:resnet18", weights=tmp_path / "w.bin", input_shape="3x32x32")
