@@ -32,7 +32,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from playground.core.checkpoint import check_fields, cut, load_checkpoint, save_checkpoint, short
+from playground.core.checkpoint import (
+    build_loaded,
+    check_fields,
+    load_checkpoint,
+    reason,
+    save_checkpoint,
+    short,
+)
 from playground.errors import CheckpointError, ConfigError, DataFormatError
 from playground.pointcloud.cuboid import Cuboid
 
@@ -283,7 +290,7 @@ def load_detector(path, layout: tuple[str, ...] | None = None) -> PillarNet:
     try:
         grid = Grid(**meta["grid"])
     except (TypeError, OverflowError, ConfigError) as err:
-        raise CheckpointError(f"{path.name}: the detector's metadata is damaged ({err})") from None
+        raise CheckpointError(f"{path.name}: the detector's metadata is damaged ({reason(err)})") from None
     if grid.cells > MAX_CELLS:
         raise CheckpointError(f"{path.name}: its grid has {grid.cells} cells a side, more than {MAX_CELLS}")
     saved, classes = tuple(meta["point_features"]), tuple(meta["classes"])
@@ -293,11 +300,7 @@ def load_detector(path, layout: tuple[str, ...] | None = None) -> PillarNet:
         raise CheckpointError(f"{path.name}: unknown point features {short(saved)}")
     if layout is not None:
         check_layout(saved, layout, f"detector {path.name}")
-    model = PillarNet(grid, saved, meta["width"])
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path.name} does not fit the detector its metadata describes ({cut(str(err))})"
-        ) from None
-    return model.eval()
+    detector = build_loaded(
+        path, state, lambda: PillarNet(grid, saved, meta["width"]), "the detector its metadata describes"
+    )
+    return detector.eval()

@@ -169,6 +169,38 @@ def test_damaged_or_foreign_checkpoints_are_refused_clearly(tmp_path):
         load_detector(tmp_path / "d.safetensors")
 
 
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda meta: [meta], "is a list"),
+        (lambda meta: {**meta, "width": "4"}, "'width' is '4', not an int in 1..256"),
+        (lambda meta: {**meta, "classes": "car"}, "'classes' is 'car', not a list of a string"),
+        (lambda meta: {**meta, "grid": {**meta["grid"], "max_points": 0}}, "'max_points' is 0"),
+        (lambda meta: {**meta, "grid": {**meta["grid"], "extent": 1e308, "pillar": 1e-308}}, "damaged"),
+        (
+            lambda meta: {**meta, "grid": {**meta["grid"], "extent": 2000.0, "pillar": 0.5}},
+            "8000 cells a side",
+        ),
+        (lambda meta: {**meta, "width": 256}, "does not fit the detector"),
+    ],
+)
+def test_hostile_detector_metadata_is_one_error_naming_the_file(tmp_path, edit, problem):
+    from tests.hostile import replant
+
+    path = save_detector(tmp_path / "detector.safetensors", PillarNet(SMALL, width=4))
+    meta = {**load_detector_metadata(path)}
+    replant(path, metadata=edit(meta))
+    with pytest.raises(CheckpointError, match="detector.safetensors") as info:
+        load_detector(path)
+    assert problem in str(info.value)
+
+
+def load_detector_metadata(path) -> dict:
+    from playground.core.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)[1]
+
+
 def test_bad_grids_and_randomisation_ranges_are_refused():
     with pytest.raises(ConfigError, match="multiple of 4"):
         Grid(extent=8.0, pillar=0.6)
