@@ -219,3 +219,11 @@ def metadata_of(path: Path) -> dict:
 
     with safe_open(str(path), framework="pt") as handle:
         return json.loads((handle.metadata() or {}).get("playground", "{}"))
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the safetensors file at ``path``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return {key: handle.get_tensor(key) for key in handle.keys()}

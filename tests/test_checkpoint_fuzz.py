@@ -8,11 +8,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from safetensors import safe_open
 
 from playground.errors import PlaygroundError
 from tests.hostile import edited_metadata, mutated, mutations, plant
-from tests.loader_cases import CASES, metadata_of
+from tests.loader_cases import CASES, metadata_of, read_tensors
 
 pytestmark = pytest.mark.slow
 BOUNDED = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
@@ -24,9 +23,7 @@ def written(tmp_path_factory):
     out = {}
     for name, make in CASES.items():
         path, read = make(tmp_path_factory.mktemp(name.replace(" ", "_")))
-        with safe_open(str(path), framework="pt") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        out[name] = (path, path.read_bytes(), tensors, metadata_of(path), read)
+        out[name] = (path, path.read_bytes(), read_tensors(path), metadata_of(path), read)
     return out
 
 

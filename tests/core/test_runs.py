@@ -5,7 +5,7 @@ import pytest
 
 from playground.core.runs import Metrics, RunDir, list_runs, load_run, markdown_table, metrics_table
 from playground.core.seeds import aggregate_scalars
-from playground.errors import DataNotFoundError, PlaygroundError
+from playground.errors import DataFormatError, DataNotFoundError, PlaygroundError
 
 
 def test_run_dir_is_created_under_playground_home_and_never_reused(playground_home):
@@ -197,3 +197,20 @@ def test_a_runs_root_that_no_file_system_accepts_is_one_config_error(root):
 
     with pytest.raises(ConfigError, match="NUL character|characters long|name too long"):
         check_run_target("demo", root)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ('{"format": "playground.results/1", "sections": [1]}', "its sections are [1], not a JSON object"),
+        ("[" * 50_000 + "]" * 50_000, "is not valid JSON (maximum recursion depth"),
+        ('{"format": "playground.results/1", "sections": {', "is not valid JSON"),
+    ],
+)
+def test_a_hostile_results_file_is_one_data_format_error(tmp_path, text, problem):
+    from playground.core.runs import RESULTS, read_result
+
+    (tmp_path / RESULTS).write_text(text)
+    with pytest.raises(DataFormatError) as info:
+        read_result(tmp_path, "summary")
+    assert f"{tmp_path / RESULTS}" in str(info.value) and problem in str(info.value)

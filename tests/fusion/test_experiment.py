@@ -4,6 +4,7 @@ fact that a fusion head learns to use a context that knows the answer."""
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +16,7 @@ from playground.core.runs import Metrics, load_run
 from playground.core.training import fit, make_optimizer
 from playground.data import TensorLoader
 from playground.data.shapes import make_shapes
-from playground.errors import ConfigError
+from playground.errors import CheckpointError, ConfigError
 from playground.fusion.experiment import Config, few_per_class, run
 from playground.fusion.heads import FUSIONS
 from playground.fusion.model import FusionNet
@@ -139,6 +140,25 @@ def test_the_saved_pipeline_follows_one_image(tiny_run):
     # the same image gives the run's own prediction: the saved models were reloaded, not re-initialised
     scores = zero_shot_scores(pipeline, image[None], ["a red circle", "a pink heart", "a blue square"])
     assert scores.shape == (1, 3) and scores.sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"index_labels": torch.zeros(3)}, "tensor 'index_labels' is float32 (3,), expected int (M)"),
+        ({"entity_embeddings": torch.zeros(2, 8)}, "tensor 'entity_embeddings' is float32 (2, 8), expected"),
+        ({"index_embeddings": None}, "lacks the tensor 'index_embeddings'"),
+    ],
+)
+def test_hostile_knowledge_tensors_are_one_checkpoint_error(tiny_run, tmp_path, change, problem):
+    from tests.hostile import replant
+
+    copy = shutil.copytree(tiny_run.run_dir, tmp_path / "run")
+    knowledge = copy / "models" / "knowledge_lowlabel.safetensors"
+    replant(knowledge, change)
+    with pytest.raises(CheckpointError) as info:
+        open_run(copy)
+    assert str(knowledge) in str(info.value) and problem in str(info.value)
 
 
 def test_recipe_presets_load_and_bad_configs_are_clear():

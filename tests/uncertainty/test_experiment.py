@@ -291,6 +291,32 @@ def test_damaged_runs_give_clear_errors(digits_run, tmp_path):
         member.write_bytes(saved)
 
 
+@pytest.mark.parametrize(
+    "file, change, metadata, problem",
+    [
+        (
+            "features",
+            {"knn.bank": torch.ones(5, 3)},
+            None,
+            "tensor 'knn.bank' is float32 (5, 3), expected float (*,",
+        ),
+        ("features", {"mahalanobis.precision": None}, None, "lacks the tensor 'mahalanobis.precision'"),
+        ("features", {}, {"knn_k": "5"}, "'knn_k' is '5', not an int"),
+        ("member0", {}, {"temperature": "hot"}, "'temperature' is 'hot', not a finite number"),
+        ("member0", {}, {"in_channels": 0}, "'in_channels' is 0, not an int in 1..64"),
+    ],
+)
+def test_hostile_saved_models_are_one_checkpoint_error(digits_run, tmp_path, file, change, metadata, problem):
+    from tests.hostile import replant
+
+    copy = shutil.copytree(digits_run.run_dir, tmp_path / "run")
+    path = copy / "models" / f"{file}.safetensors"
+    replant(path, change, metadata)
+    with pytest.raises(CheckpointError) as info:
+        load_methods(load_ood_run(copy))
+    assert str(path) in str(info.value) and problem in str(info.value)
+
+
 def test_benchmark_sets_are_shaped_like_the_training_images():
     data = ood_data.load_ood_data(
         ood_data.DataSpec(dataset="digits", far_sets=("shapes", "gaussian"), ood_limit=50)
