@@ -282,6 +282,18 @@ def test_fct_page_shows_seed_spread_for_a_multi_seed_run(fct_template, playgroun
     assert len(neighbour_captions(at)) == 15
 
 
+def test_fct_page_shows_hostile_embeddings_as_an_error_naming_the_file(fct_run):
+    from tests.hostile import replant
+
+    embeddings = fct_run / "embeddings.safetensors"
+    replant(embeddings, metadata='"not an object"')
+    at = open_app("views/fct.py")
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any(f"metadata of checkpoint {embeddings} is a string" in e for e in errors), errors
+    assert at.dataframe  # the numbers, read from metrics.json, still show
+
+
 def keep_first(path, n: int) -> None:
     """Cut a run's embeddings file down to its first ``n`` test images, without thumbnails."""
     tensors, metadata = load_checkpoint(path)

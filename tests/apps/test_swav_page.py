@@ -109,3 +109,28 @@ def test_an_old_run_with_flat_config_keys_draws_log_k_of_its_prototypes(playgrou
     assert not at.exception and not at.error
     (line,) = chart(at, "swav_loss")["layout"]["shapes"]
     assert math.isclose(line["y0"], math.log(10))  # prototypes = 10, read from the flat key
+
+
+def test_hostile_checkpoints_show_an_error_naming_the_file_not_a_traceback(playground_home):
+    from playground.swav.experiment import CHECKPOINT
+    from playground.swav.report import EXAMPLES_FILE
+    from tests.hostile import replant
+
+    tiny = TINY | {
+        "epochs": 1,
+        "supervised_epochs": 1,
+        "finetune_steps": 5,
+        "methods": ["swav", "random_init"],
+    }
+    run_dir = experiment.run(Config(**tiny)).run_dir
+    replant(run_dir / EXAMPLES_FILE, counts=None)  # a valid file without the class counts
+    at = open_page()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any(f"{run_dir / EXAMPLES_FILE} lacks the tensor 'counts'" in e for e in errors), errors
+    assert chart(at, "swav_probe")  # the rest of the page still draws
+    replant(run_dir / CHECKPOINT, metadata="[1, 2]")  # metadata that is not a JSON object
+    at = open_page()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any(f"metadata of checkpoint {run_dir / CHECKPOINT} is a list" in e for e in errors), errors
