@@ -99,6 +99,8 @@ class ModelPack:
                 )
             try:
                 model = build_loaded(files[role], state, lambda: _build(role, config, state))  # noqa: B023
+            except CheckpointError:
+                raise
             except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, StopIteration) as err:
                 raise CheckpointError(
                     f"{files[role]} does not fit the run's {role} model: {reason(err)}"

@@ -166,3 +166,11 @@ def load_state(path):
     from playground.core.checkpoint import load_checkpoint
 
     return load_checkpoint(path)
+
+
+def test_a_model_pack_whose_config_describes_other_shapes_names_the_tensor_once(tmp_path):
+    path, read = loader_cases.fct_model_pack(tmp_path)
+    meta = loader_cases.metadata_of(path)
+    replant(path, metadata={**meta, "config": {**meta["config"], "embedding_dim": 4096}})
+    message = refused(read)
+    assert message.count(str(path)) == 1 and "does not fit the model its metadata describes" in message
