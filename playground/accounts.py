@@ -30,7 +30,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from playground.errors import AccessError, StoreError
-from playground.store_schema import ROLES, audit, clean_name, members, queues, users
+from playground.store_checks import clean_name, lookup_name, shown
+from playground.store_schema import ROLES, audit, members, queues, users
 
 NEEDS = ("annotate", "review", "admin")  # what refusal() checks a name may do
 PASSWORD_LENGTH = (8, 1024)
@@ -75,9 +76,11 @@ def refusal(conn: Connection, queue_id: int | None, name: str, need: str = "anno
         raise ValueError(f"need must be one of {NEEDS}, got {need!r}")
     if not _any_enabled(conn):
         return None
-    row = conn.execute(select(users.c.id, users.c.role, users.c.disabled).where(users.c.name == name)).first()
+    found = lookup_name(name)
+    query = select(users.c.id, users.c.role, users.c.disabled).where(users.c.name == found)
+    row = None if found is None else conn.execute(query).first()
     if row is None or row.disabled:
-        return f"{name!r} is not an enabled account (`playground users list` lists them)"
+        return f"{shown(name)} is not an enabled account (`playground users list` lists them)"
     if row.role == "admin":
         return None
     if need == "admin":
@@ -118,7 +121,7 @@ def check_password(password: str) -> str:
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise StoreError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+        raise StoreError(f"unknown role {shown(role)}; choose one of {', '.join(ROLES)}")
     return role
 
 
@@ -176,6 +179,8 @@ class Accounts:
     and may do anything. ``hasher`` defaults to :data:`HASHER`, looked up at each call."""
 
     def __init__(self, store=None, acting_as: str | None = None, hasher: PasswordHasher | None = None):
+        if acting_as is not None:
+            acting_as = clean_name(acting_as, "signed-in user name")
         if store is None:
             from playground.store import Store
 
@@ -199,7 +204,7 @@ class Accounts:
 
     def user(self, name: str) -> User | None:
         """The account called ``name`` (enabled or not), None when there is none."""
-        return self.store.read(self._user, str(name or "").strip())
+        return self.store.read(self._user, name)
 
     def list(self) -> list[User]:
         """Every account, by name, with the queues it is a member of."""
@@ -216,7 +221,7 @@ class Accounts:
         def work(conn):
             user = self._user(conn, name)
             if user is None or not user.enabled:
-                raise AccessError(f"{name!r} is not an enabled account")
+                raise AccessError(f"{shown(name)} is not an enabled account")
             if user.can_review:
                 return list(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
             return list(user.queues)
@@ -224,7 +229,8 @@ class Accounts:
         return self.store.read(work)
 
     def _user(self, conn: Connection, name: str) -> User | None:
-        row = conn.execute(select(users).where(users.c.name == name)).first()
+        name = lookup_name(name)
+        row = None if name is None else conn.execute(select(users).where(users.c.name == name)).first()
         if row is None:
             return None
         on = conn.execute(
@@ -241,14 +247,15 @@ class Accounts:
         """The account, when ``password`` is its password and it is enabled; an AccessError otherwise.
 
         An unknown name fails like a wrong password, with the same message and about the same time."""
-        hasher, name = self.hasher, str(name or "").strip()
+        hasher, name = self.hasher, lookup_name(name) or ""
         dummy = _dummy_hash(hasher)
         row = self.store.read(
             lambda conn: conn.execute(
                 select(users.c.id, users.c.password_hash, users.c.disabled).where(users.c.name == name)
             ).first()
         )
-        matched = _verified(hasher, row.password_hash if row else dummy, str(password or ""))
+        password = password if isinstance(password, str) else ""
+        matched = _verified(hasher, row.password_hash if row else dummy, password)
         if row is None or not matched:
             raise AccessError(SIGN_IN_FAILED)
         if row.disabled:
@@ -311,8 +318,8 @@ class Accounts:
             if row.role == "admin" and not row.disabled and not still_admin:
                 self._keep_an_admin(conn, row.id, name)
             conn.execute(update(users).where(users.c.id == row.id).values(**values))
-            shown = {key: value for key, value in values.items() if key != "password_hash"}
-            self._audit(conn, action, row.id, {"name": name, **shown})
+            public = {key: value for key, value in values.items() if key != "password_hash"}
+            self._audit(conn, action, row.id, {"name": row.name, **public})
             return True
 
         return self.store.write(work)
@@ -340,7 +347,8 @@ class Accounts:
     def _membership(self, name: str, queue: str, add: bool) -> bool:
         def work(conn):
             self._check_actor(conn)
-            user_id, queue_id = self._row(conn, name).id, self._queue_id(conn, queue)
+            user, queue_id = self._row(conn, name), self.store._queue_id(conn, queue)
+            user_id = user.id
             where = (members.c.queue_id == queue_id, members.c.user_id == user_id)
             present = conn.execute(select(members.c.id).where(*where)).first() is not None
             if present == add:
@@ -351,7 +359,8 @@ class Accounts:
                 )
             else:
                 conn.execute(delete(members).where(*where))
-            self._audit(conn, "grant" if add else "revoke", user_id, {"name": name, "queue": queue})
+            detail = {"name": user.name, "queue": lookup_name(queue)}
+            self._audit(conn, "grant" if add else "revoke", user_id, detail)
             return True
 
         return self.store.write(work)
@@ -363,17 +372,11 @@ class Accounts:
             require(conn, None, self.acting_as, "admin")
 
     def _row(self, conn: Connection, name: str):
-        row = conn.execute(select(users).where(users.c.name == str(name or "").strip())).first()
+        found = lookup_name(name)
+        row = None if found is None else conn.execute(select(users).where(users.c.name == found)).first()
         if row is None:
-            raise StoreError(f"no account named {name!r}; `playground users list` shows them")
+            raise StoreError(f"no account named {shown(name)}; `playground users list` shows them")
         return row
-
-    def _queue_id(self, conn: Connection, queue: str) -> int:
-        found = conn.execute(select(queues.c.id).where(queues.c.name == queue)).scalar()
-        if found is None:
-            known = ", ".join(conn.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
-            raise StoreError(f"no annotation queue named {queue!r} (queues: {known or 'none yet'})")
-        return found
 
     def _audit(
         self, conn: Connection, action: str, user_id: int, detail: dict, actor: str | None = None

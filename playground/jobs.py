@@ -40,6 +40,7 @@ from playground.core.runs import playground_home
 from playground.core.status import describe_progress, format_duration, process_alive
 from playground.errors import PlaygroundError, StoreError
 from playground.store import Store
+from playground.store_checks import row_id, row_limit, timestamp
 from playground.store_schema import jobs as jobs_table
 
 QUEUED, RUNNING = "queued", "running"
@@ -125,8 +126,10 @@ class Jobs:
     def submit(self, args: list[str], title: str) -> Job:
         """Queue ``playground run ARGS`` (or ``playground label round|retrain NAME ...`` when ARGS start
         with ``label``) and start its worker; returns the job at once."""
-        if not args or not all(isinstance(a, str) for a in args):
+        if not isinstance(args, (list, tuple)) or not args or not all(isinstance(a, str) for a in args):
             raise PlaygroundError("a job needs the `playground run` arguments, starting with the recipe")
+        if any("\x00" in a for a in args) or not isinstance(title, str) or "\x00" in title:
+            raise PlaygroundError("a job's title and arguments must be text without NUL bytes")
         if args[0] == "label" and (len(args) < 3 or args[1] not in LABEL_ACTIONS):
             raise PlaygroundError(
                 "a labelling job is `label round NAME` or `label retrain NAME` (and options)"
@@ -168,6 +171,7 @@ class Jobs:
         return worker.pid
 
     def get(self, job_id: int) -> Job:
+        job_id = row_id(job_id, "a job id")
         row = self.store.read(
             lambda conn: conn.execute(select(jobs_table).where(jobs_table.c.id == job_id)).first()
         )
@@ -177,14 +181,13 @@ class Jobs:
 
     def list(self, limit: int = 20) -> list[Job]:
         """The newest ``limit`` jobs (dead ones marked interrupted first)."""
+        query = select(jobs_table).order_by(jobs_table.c.id.desc()).limit(row_limit(limit))
         self.reap()
-        query = select(jobs_table).order_by(jobs_table.c.id.desc()).limit(limit)
         return [Job.from_row(row) for row in self.store.read(lambda conn: conn.execute(query).all())]
 
     def reap(self, now: float | None = None) -> int:
         """Mark queued or running jobs that stopped sending heartbeats as interrupted; how many."""
-        now = time.time() if now is None else now
-        host = socket.gethostname()
+        now, host = timestamp(now), socket.gethostname()
         active = self.store.read(
             lambda conn: conn.execute(
                 select(jobs_table.c.id, jobs_table.c.pid, jobs_table.c.host, jobs_table.c.heartbeat_at).where(

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 
 from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from playground.accounts import refusal
 from playground.errors import ConflictError, StoreError
+from playground.store_checks import database_errors, lookup_name, row_id, shown
 from playground.store_migrate import upgrade, upgrade_sqlite
 from playground.store_queries import (
     Lost,
@@ -115,12 +115,8 @@ class Store(StoreQueues, StoreReading):
 
     # ----------------------------------------------------------------- transactions
 
-    @contextmanager
     def _errors(self):
-        try:
-            yield
-        except OperationalError as err:
-            raise StoreError(f"the annotation database {self!r} failed: {err.orig}") from None
+        return database_errors(repr(self))
 
     def write(self, work, *args):
         """``work(conn, *args)`` in one write transaction, retried when it lost a race to another writer.
@@ -163,13 +159,16 @@ class Store(StoreQueues, StoreReading):
     def _queue_id(self, conn: Connection, queue: str) -> int:
         """The queue's id; its name is stripped as it was when the queue was made. An unknown name's
         error lists at most ten queues, each on one line and cut to 40 characters."""
-        queue = str(queue if queue is not None else "").strip()
-        found = conn.execute(select(queues.c.id).where(queues.c.name == queue)).scalar()
+        name = lookup_name(queue)
+        found = None
+        if name is not None:
+            found = conn.execute(select(queues.c.id).where(queues.c.name == name)).scalar()
         if found is None:
             names = self._queue_names(conn)
             known = ", ".join(" ".join(name.split())[:40] for name in names[:10]) or "none yet"
             more = f" and {len(names) - 10} more" if len(names) > 10 else ""
-            raise StoreError(f"no annotation queue named {queue[:80]!r} (queues: {known}{more})")
+            asked = shown(queue.strip() if isinstance(queue, str) else queue)
+            raise StoreError(f"no annotation queue named {asked} (queues: {known}{more})")
         return found
 
     def _queue_names(self, conn: Connection) -> list[str]:
@@ -244,7 +243,7 @@ class Store(StoreQueues, StoreReading):
 
     def item(self, escalation_id: int) -> Item:
         """One escalated item, whatever its status."""
-        return self.read(self._item, int(escalation_id))
+        return self.read(self._item, row_id(escalation_id, "an item id"))
 
     # ----------------------------------------------------------------- leasing
 
@@ -320,9 +319,15 @@ class Store(StoreQueues, StoreReading):
         request_id = clean_name(request_id, "request id", 128)
         annotator = clean_name(annotator, "annotator name")
         if action not in ACTIONS:
-            raise StoreError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
+            raise StoreError(f"unknown action {shown(action)}; choose one of {', '.join(ACTIONS)}")
         return self.write(
-            self._submit, request_id, int(escalation_id), annotator, action, label, timestamp(now)
+            self._submit,
+            request_id,
+            row_id(escalation_id, "an item id"),
+            annotator,
+            action,
+            label,
+            timestamp(now),
         )
 
     def _submit(

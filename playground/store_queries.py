@@ -5,8 +5,6 @@ a decision on another copy of the same sample, the audit row every change writes
 from __future__ import annotations
 
 import json
-import math
-import time
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, exists, insert, or_, select
@@ -14,31 +12,16 @@ from sqlalchemy.engine import Connection
 
 from playground.accounts import refusal
 from playground.errors import AccessError, DataFormatError, StoreError
+from playground.store_checks import (  # noqa: F401 - the input checks, imported from here by the store
+    MAX_LEASE_SECONDS,
+    lease_length,
+    timestamp,
+)
 from playground.store_schema import Decision, annotators, audit, decisions, escalations, samples
 
 
 class Lost(Exception):
     """A conditional update matched no row: another writer got there first; retry."""
-
-
-MAX_LEASE_SECONDS = 7 * 24 * 3600.0  # a lease longer than a week is a mistake, not a plan
-
-
-def timestamp(now: float | None) -> float:
-    """``now`` (seconds since the epoch), or the clock's; a NaN or infinite time is refused."""
-    value = time.time() if now is None else float(now)
-    if not math.isfinite(value):
-        raise StoreError(f"a time must be a finite number of seconds, got {now!r}")
-    return value
-
-
-def lease_length(seconds) -> float:
-    """A lease length in seconds: finite, at least 0 (0: expired at once) and at most
-    :data:`MAX_LEASE_SECONDS` (a NaN or infinite one would lock an item for ever)."""
-    value = float(seconds)
-    if not (math.isfinite(value) and 0 <= value <= MAX_LEASE_SECONDS):
-        raise StoreError(f"a lease lasts 0 to {MAX_LEASE_SECONDS:.0f} seconds (a week), got {seconds!r}")
-    return value
 
 
 def iso_time(seconds: float | None) -> str | None:

@@ -5,14 +5,15 @@ escalated without its image). :class:`~playground.store.Store` inherits these fr
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from playground.errors import DataFormatError, StoreError
+from playground.store_checks import as_real, class_list, lookup_name
 from playground.store_queries import (
     check_classes,
     check_redundancy,
@@ -53,9 +54,12 @@ class StoreQueues:
         the queue's pool (a sample stored without an escalation) is escalated with its stored image.
         """
         queue = clean_name(queue, "queue name", 128)
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise DataFormatError(f"enqueue takes a list of QueueItem records, got {type(items).__name__}")
         prepared = [prepare_item(item) for item in items]
+        model = clean_name(model, "model name", 128) if model else ""
         k = None if redundancy is None else check_redundancy(redundancy)
-        return self.write(self._enqueue, queue, prepared, str(model), timestamp(now), k)
+        return self.write(self._enqueue, queue, prepared, model, timestamp(now), k)
 
     def _enqueue(
         self, conn: Connection, queue: str, prepared: list[dict], model: str, now: float, k: int | None
@@ -116,9 +120,15 @@ class StoreQueues:
         """Set the priority of the items of ``queue`` named in ``priorities`` (external id -> priority,
         e.g. a fresh uncertainty) that are not decided yet; decided items and reviews keep theirs.
         Returns how many escalations changed."""
-        values = {str(k): float(v) for k, v in priorities.items()}
-        if not all(math.isfinite(v) for v in values.values()):
+        if not isinstance(priorities, Mapping):
+            raise DataFormatError(
+                f"priorities must map external ids to numbers, got {type(priorities).__name__}"
+            )
+        values = {lookup_name(k): as_real(v) for k, v in priorities.items()}
+        if any(v is None for v in values.values()):
             raise DataFormatError("priorities must be finite numbers")
+        values.pop(None, None)  # an id no sample can have (not text, or with a NUL byte) changes nothing
+        moment = timestamp(now)
 
         def work(conn):
             queue_id, changed = self._queue_id(conn, queue), 0
@@ -137,9 +147,7 @@ class StoreQueues:
                     )
                     .values(priority=priority)
                 ).rowcount
-            write_audit(
-                conn, timestamp(now), "system", "reprioritise", "queue", queue_id, {"changed": changed}
-            )
+            write_audit(conn, moment, "system", "reprioritise", "queue", queue_id, {"changed": changed})
             return changed
 
         return self.write(work)
@@ -148,9 +156,7 @@ class StoreQueues:
         """Create ``queue`` with its classes (nothing escalated yet); the same call again changes
         nothing, and a different class list for an existing queue is an error."""
         queue = clean_name(queue, "queue name", 128)
-        names = [clean_name(n, "class name") for n in class_names]
-        if len(names) < 2 or len(set(names)) != len(names):
-            raise DataFormatError(f"a queue needs two or more distinct class names, got {names}")
+        names = class_list(class_names)
         k = check_redundancy(redundancy)
         placeholder = {"probs": names, "class_names": names, "external_id": ""}
         self.write(lambda conn: self._ensure_queue(conn, queue, [placeholder], time.time(), k))

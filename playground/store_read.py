@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import and_, case, func, select
 
+from playground.errors import StoreError
+from playground.store_checks import row_limit
 from playground.store_queries import (
     as_decision,
     decision_query,
@@ -91,6 +93,7 @@ class StoreReading:
 
     def history(self, queue: str, limit: int = 50) -> list[Decision]:
         """Who decided what in ``queue``, newest first; skips and undone decisions included."""
+        limit = row_limit(limit)
 
         def work(conn):
             query = decision_query().where(escalations.c.queue_id == self._queue_id(conn, queue))
@@ -136,20 +139,29 @@ class StoreReading:
 
     def export_csv(self, queue: str, path: str | Path) -> Path:
         """Write :meth:`labels` as CSV (an OOD item has an empty label); returns the path."""
-        path = Path(path)
-        path.write_text(self.labels_csv(queue), encoding="utf-8")
-        return path
+        return _write(path, self.labels_csv(queue))
 
     def export_json(self, queue: str, path: str | Path) -> Path:
         """Write ``{"queue", "class_names", "labels": [...]}``; returns the path."""
-        path = Path(path)
-        path.write_text(self.labels_json(queue), encoding="utf-8")
-        return path
+        return _write(path, self.labels_json(queue))
 
     def audit_trail(self, limit: int = 100) -> list[dict]:
         """The newest audit rows: at, actor, action, entity, entity_id, detail."""
+        limit = row_limit(limit)
 
         def work(conn):
             return list(conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).mappings())
 
         return [{**row, "detail": json.loads(row["detail"])} for row in self.read(work)]
+
+
+def _write(path: str | Path, text: str) -> Path:
+    """``text`` written to ``path``; a folder, a missing parent or no permission is one clear error."""
+    path = Path(path)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
+        raise StoreError(
+            f"cannot write the labels to {path}: {getattr(err, 'strerror', None) or err}"
+        ) from None
+    return path

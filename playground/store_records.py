@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from playground.errors import ConflictError, DataFormatError, StoreError
+from playground.store_checks import as_real, class_list, clean_name, shown
 
 REASONS = ("uncertain", "ood", "seed", "calibration", "review")  # see playground.label.rounds
-
-
-def clean_name(value: Any, what: str, longest: int = 64) -> str:
-    """``value`` stripped; a clear error when it is empty or longer than ``longest`` characters."""
-    text = str(value if value is not None else "").strip()
-    if not text or len(text) > longest:
-        raise StoreError(f"the {what} must be 1 to {longest} characters long, got {text[:80]!r}")
-    return text
+MAX_IMAGE_BYTES = 256 * 2**20  # one stored image (float pixels as float32) at most; a thumbnail is far less
+PROBABILITY_SLACK = 1e-3  # how far from 1 the class probabilities may sum (float32 softmax rounding)
 
 
 # --------------------------------------------------------------------- what goes in
@@ -54,7 +50,18 @@ def _numpy(value: Any) -> np.ndarray:
 
 def image_record(image: Any) -> dict:
     """The image's raw pixels, dtype and shape; uint8 stays uint8, anything else becomes float32 in [0, 1]."""
-    array = _numpy(image)
+    try:
+        array = _numpy(image)
+    except (TypeError, ValueError) as err:  # a ragged list, an object NumPy cannot hold as pixels
+        raise DataFormatError(f"an image must be an array of pixels ({err})") from None
+    if array.dtype.kind not in "biuf":
+        raise DataFormatError(f"an image must hold real pixel values, got dtype {array.dtype}")
+    stored = array.size * (1 if array.dtype == np.uint8 else 4)
+    if stored > MAX_IMAGE_BYTES:
+        raise DataFormatError(
+            f"an image of shape {tuple(array.shape)} takes {stored:,} bytes; at most "
+            f"{MAX_IMAGE_BYTES:,} are stored per item (send a smaller view)"
+        )
     if array.ndim == 3 and (array.shape[0] == 1 or (array.shape[0] == 3 and array.shape[2] not in (3, 4))):
         array = np.transpose(array, (1, 2, 0))
     if array.ndim == 3 and array.shape[2] == 1:
@@ -70,6 +77,7 @@ def image_record(image: Any) -> dict:
 
 
 def _probabilities(probs: Any, external_id: str) -> list[float]:
+    """Two or more finite, non-negative class probabilities that sum to 1."""
     try:
         values = [float(p) for p in _numpy(probs).astype(np.float64).reshape(-1)]
     except (TypeError, ValueError):
@@ -78,28 +86,41 @@ def _probabilities(probs: Any, external_id: str) -> list[float]:
         raise DataFormatError(
             f"item {external_id!r}: probs must be two or more finite, non-negative class probabilities"
         )
+    if abs(math.fsum(values) - 1) > PROBABILITY_SLACK:
+        raise DataFormatError(
+            f"item {external_id!r}: class probabilities must sum to 1, these sum to {math.fsum(values):.6g}"
+        )
     return values
+
+
+def _meta(meta: Any, external_id: str) -> str:
+    """The item's metadata as JSON text: a dict (None: empty) of JSON-able values."""
+    if meta is not None and not isinstance(meta, Mapping):
+        raise DataFormatError(f"item {external_id!r}: meta must be a dict, got {type(meta).__name__}")
+    try:
+        return json.dumps(dict(meta or {}))
+    except (TypeError, ValueError) as err:
+        raise DataFormatError(f"item {external_id!r}: meta must be JSON-able ({err})") from None
 
 
 def prepare_item(item: QueueItem) -> dict:
     """Check ``item`` and turn it into column values for samples, predictions and escalations."""
+    if not isinstance(item, QueueItem):
+        raise DataFormatError(f"a queue takes QueueItem records, got {type(item).__name__} {shown(item)}")
     external_id = clean_name(item.external_id, "external id", 256)
     probs = _probabilities(item.probs, external_id)
-    uncertainty, disagreement = float(item.uncertainty), float(item.disagreement)
-    if not (math.isfinite(uncertainty) and math.isfinite(disagreement)):
+    uncertainty, disagreement = as_real(item.uncertainty), as_real(item.disagreement)
+    if uncertainty is None or disagreement is None:
         raise DataFormatError(f"item {external_id!r}: uncertainty and disagreement must be finite numbers")
     if item.reason not in REASONS:
         raise DataFormatError(
-            f"item {external_id!r}: reason must be one of {', '.join(REASONS)}, got {item.reason!r}"
+            f"item {external_id!r}: reason must be one of {', '.join(REASONS)}, got {shown(item.reason)}"
         )
-    try:
-        meta = json.dumps(item.meta or {})
-    except TypeError as err:
-        raise DataFormatError(f"item {external_id!r}: meta must be JSON-able ({err})") from None
+    meta = _meta(item.meta, external_id)
     return {
         "external_id": external_id,
         "probs": probs,
-        "class_names": None if item.class_names is None else [str(n) for n in item.class_names],
+        "class_names": None if item.class_names is None else class_list(item.class_names),
         "sample": None  # a pool sample already in the store is escalated without sending its image again
         if item.image is None
         else {"external_id": external_id, "meta": meta, **image_record(item.image)},

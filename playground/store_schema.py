@@ -89,6 +89,8 @@ def _sqlite_begin(conn: Connection) -> None:
 def open_engine(url: str) -> Engine:
     """An engine for ``url``; for SQLite with WAL, the pragmas and ``BEGIN IMMEDIATE`` for writes."""
     try:
+        if isinstance(url, str) and "\x00" in url:
+            raise ArgumentError("it holds a NUL byte")
         parsed = make_url(url)
         if parsed.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2; we ship psycopg 3
             parsed = parsed.set(drivername="postgresql+psycopg")
