@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 from common import show_error
 
+from playground.core.files import MAX_TEXT_BYTES
 from playground.errors import PlaygroundError
 from playground.pointcloud.annotations import CuboidAnnotations
 from playground.pointcloud.cuboid import Cuboid
@@ -130,7 +131,13 @@ def kitti_tracking(
         key="cub_kitti_tracking",
         disabled=not tracked,
     )
-    upload = cells[1].file_uploader("Import KITTI tracking", type=["txt"], key="cub_kitti_upload")
+    upload = cells[1].file_uploader(
+        "Import KITTI tracking",
+        type=["txt"],
+        key="cub_kitti_upload",
+        max_upload_size=MAX_TEXT_BYTES // 2**20,
+        help=f"frame track_id type ... per line; at most {MAX_TEXT_BYTES // 2**20} MB",
+    )
     if upload is None:
         return
     try:
@@ -138,9 +145,10 @@ def kitti_tracking(
     except PlaygroundError as err:
         show_error(err)
         return
-    left_out = (
-        f"; frames {', '.join(map(str, labels.unknown))} are not in this folder" if labels.unknown else ""
+    unknown = ", ".join(map(str, labels.unknown[:10])) + (
+        f" and {len(labels.unknown) - 10} more" if len(labels.unknown) > 10 else ""
     )
+    left_out = f"; frames {unknown} are not in this folder" if labels.unknown else ""
     st.caption(
         f"{labels.boxes} boxes on {len(labels.frames)} frames{left_out}. Importing replaces their boxes."
     )

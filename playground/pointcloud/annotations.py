@@ -19,8 +19,8 @@ without a migration.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -39,10 +39,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from playground.errors import ConflictError, StoreError
+from playground.errors import ConflictError, DataFormatError, StoreError
 from playground.pointcloud.cuboid import Cuboid
 from playground.store import Store
-from playground.store_schema import annotators, audit, clean_name
+from playground.store_checks import clean_name, lookup_name, row_limit, shown, timestamp
+from playground.store_schema import annotators, audit
 
 ENTITY = "pointcloud_frame"
 
@@ -91,7 +92,25 @@ class Revision:
 
 
 def _now(now: float | None) -> float:
-    return time.time() if now is None else float(now)
+    """``now`` or the clock's time; a NaN, infinite or far-off time is refused (:func:`timestamp`)."""
+    return timestamp(now)
+
+
+def _meta(meta) -> str:
+    """A frame's metadata as JSON text: a dict (None: empty) of JSON-able values."""
+    if meta is not None and not isinstance(meta, Mapping):
+        raise DataFormatError(f"a frame's meta must be a dict, got {type(meta).__name__}")
+    try:
+        return json.dumps(dict(meta or {}))
+    except (TypeError, ValueError) as err:
+        raise DataFormatError(f"a frame's meta must be JSON-able ({err})") from None
+
+
+def _boxes(cuboids) -> list[Cuboid]:
+    """A commit's boxes: a list of :class:`Cuboid` s or their dicts."""
+    if isinstance(cuboids, (str, bytes, Mapping)) or not isinstance(cuboids, Iterable):
+        raise DataFormatError(f"a commit takes a list of cuboids, got {type(cuboids).__name__}")
+    return [b if isinstance(b, Cuboid) else Cuboid.from_dict(b) for b in cuboids]
 
 
 def _encode(boxes: list[Cuboid]) -> str:
@@ -134,7 +153,10 @@ class CuboidAnnotations:
     ) -> int:
         """Register a frame (idempotent); returns its id. :meth:`commit` registers it too."""
         dataset, frame = clean_name(dataset, "dataset name", 128), clean_name(frame, "frame name", 256)
-        return self.store.write(self._frame_id, dataset, frame, str(source), meta or {}, _now(now), True)
+        source = "" if source is None else str(source)
+        if "\x00" in source:
+            raise StoreError("a frame's source must not hold a NUL byte")
+        return self.store.write(self._frame_id, dataset, frame, source, _meta(meta), _now(now), True)
 
     def _frame_id(
         self,
@@ -142,19 +164,20 @@ class CuboidAnnotations:
         dataset: str,
         frame: str,
         source: str = "",
-        meta: dict | None = None,
+        meta: str = "{}",
         now: float = 0.0,
         create: bool = False,
     ) -> int | None:
+        dataset, frame = lookup_name(dataset), lookup_name(frame)
+        if dataset is None or frame is None:
+            return None  # no stored frame has such a name
         found = conn.execute(
             select(pc_frames.c.id).where(pc_frames.c.dataset == dataset, pc_frames.c.frame == frame)
         ).scalar()
         if found is not None or not create:
             return found
         new = conn.execute(
-            insert(pc_frames).values(
-                dataset=dataset, frame=frame, source=source, meta=json.dumps(meta or {}), created_at=now
-            )
+            insert(pc_frames).values(dataset=dataset, frame=frame, source=source, meta=meta, created_at=now)
         )
         return new.inserted_primary_key[0]
 
@@ -166,6 +189,9 @@ class CuboidAnnotations:
         )
 
     def frames(self, dataset: str) -> list[str]:
+        dataset = lookup_name(dataset)
+        if dataset is None:
+            return []
         return self.store.read(
             lambda conn: list(
                 conn.execute(
@@ -196,7 +222,9 @@ class CuboidAnnotations:
         dataset, frame = clean_name(dataset, "dataset name", 128), clean_name(frame, "frame name", 256)
         annotator = clean_name(annotator, "annotator name")
         request_id = clean_name(request_id, "request id", 128)
-        boxes = [b if isinstance(b, Cuboid) else Cuboid.from_dict(b) for b in cuboids]
+        boxes = _boxes(cuboids)
+        if base_revision is not None:
+            base_revision = row_limit(base_revision, "base revision")
         return self.store.write(
             self._commit, dataset, frame, boxes, annotator, request_id, base_revision, _now(now)
         )
@@ -346,11 +374,12 @@ class CuboidAnnotations:
 
     def history(self, dataset: str, frame: str, limit: int = 50) -> list[Revision]:
         """The frame's revisions, newest first, undone ones included."""
+        limit = row_limit(limit)
 
         def work(conn):
             frame_id = self._frame_id(conn, dataset, frame)
             if frame_id is None:
-                raise StoreError(f"no frame {frame!r} in dataset {dataset!r}")
+                raise StoreError(f"no frame {shown(frame)} in dataset {shown(dataset)}")
             query = _revision_query().where(pc_revisions.c.frame_id == frame_id)
             return [
                 _as_revision(r) for r in conn.execute(query.order_by(pc_revisions.c.id.desc()).limit(limit))

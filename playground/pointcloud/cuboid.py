@@ -112,10 +112,10 @@ class Cuboid:
                 score=data.get("score"),
                 attributes=dict(data.get("attributes") or {}),
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
             if isinstance(err, DataFormatError):
                 raise
-            raise DataFormatError(f"not a cuboid: {data!r} ({err})") from None
+            raise DataFormatError(f"not a cuboid: {repr(data)[:120]} ({str(err)[:120]})") from None
 
 
 def to_local(points: np.ndarray, box: Cuboid) -> np.ndarray:

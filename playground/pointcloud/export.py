@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from playground.errors import DataFormatError
+from playground.core.files import expect_object, read_json_file, read_text
+from playground.errors import DataFormatError, DataNotFoundError
 from playground.pointcloud.cuboid import Cuboid, wrap_angle
 
 FLAT = 1e-6  # a quaternion whose roll/pitch part exceeds this is not a yaw-only rotation
@@ -89,13 +90,15 @@ class Calibration:
 def read_kitti_calibration(path: str | Path) -> Calibration:
     """``Tr_velo_to_cam`` and ``R0_rect`` from a KITTI ``calib/*.txt`` file."""
     values = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in read_text(path).splitlines():
         key, _, rest = line.partition(":")
         if rest.strip():
             try:
                 values[key.strip()] = [float(v) for v in rest.split()]
             except ValueError:
-                raise DataFormatError(f"{Path(path).name}: {key.strip()} is not a list of numbers") from None
+                raise DataFormatError(
+                    f"{Path(path).name}: {key.strip()[:40]!r} is not a list of numbers"
+                ) from None
     missing = [k for k in ("Tr_velo_to_cam", "R0_rect") if k not in values]
     if missing or len(values.get("Tr_velo_to_cam", [])) != 12 or len(values.get("R0_rect", [])) != 9:
         raise DataFormatError(
@@ -154,18 +157,23 @@ def parse_kitti_line(line: str, calib: Calibration | None = None, where: str = "
     calib = calib or Calibration.identity()
     fields = line.split()
     if len(fields) not in (15, 16):
-        raise DataFormatError(f"{where}: a KITTI label line has 15 or 16 fields, got {len(fields)}: {line!r}")
+        raise DataFormatError(
+            f"{where}: a KITTI label line has 15 or 16 fields, got {len(fields)}: {line[:80]!r}"
+        )
     try:
         numbers = [float(v) for v in fields[1:]]
     except ValueError:
+        numbers = [math.nan]
+    if not all(math.isfinite(v) for v in numbers):
         raise DataFormatError(
-            f"{where}: fields 2-16 of a KITTI label line must be numbers: {line!r}"
-        ) from None
+            f"{where}: fields 2-16 of a KITTI label line must be numbers (not NaN or infinite): {line[:80]!r}"
+        )
     h, w, length = numbers[7:10]
     bottom = calib.to_lidar(np.array(numbers[10:13]))[0]
     yaw = _yaw_from_rotation_y(numbers[13], calib)
     score = numbers[14] if len(numbers) == 15 else None
-    return Cuboid(bottom + np.array([0.0, 0.0, h / 2]), (length, w, h), yaw, fields[0].lower(), score)
+    label = imported_label(fields[0], where).lower()
+    return Cuboid(bottom + np.array([0.0, 0.0, h / 2]), (length, w, h), yaw, label, score)
 
 
 def to_kitti(boxes: list[Cuboid], calib: Calibration | None = None, decimals: int | None = None) -> str:
@@ -201,11 +209,12 @@ def write_kitti(
 
 
 def read_kitti(folder: str | Path, calib: Calibration | None = None) -> dict[str, list[Cuboid]]:
-    """Frame (file stem) -> cuboids, for every ``*.txt`` in ``folder``."""
-    return {
-        p.stem: from_kitti(p.read_text(encoding="utf-8"), calib, p.name)
-        for p in sorted(Path(folder).glob("*.txt"))
-    }
+    """Frame (file stem) -> cuboids, for every ``*.txt`` in ``folder`` (a missing folder is an error,
+    not an empty dataset)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataNotFoundError(f"{folder} is not a folder of KITTI label_2 files (<frame>.txt)")
+    return {p.stem: from_kitti(read_text(p), calib, p.name) for p in sorted(folder.glob("*.txt"))}
 
 
 # --------------------------------------------------------------------- nuScenes-style
@@ -252,20 +261,23 @@ def from_nuscenes(data: dict) -> dict[str, list[Cuboid]]:
         raise DataFormatError("a nuScenes-style file is an object with a 'frames' object of box lists")
     out = {}
     for frame, boxes in data["frames"].items():
+        where = f"frame {str(frame)[:80]!r}"
         try:
             out[frame] = [
                 Cuboid(
                     b["translation"],
                     (b["size"][1], b["size"][0], b["size"][2]),
                     quaternion_yaw(b["rotation"]),
-                    b["category_name"],
-                    b.get("detection_score"),
+                    imported_label(b["category_name"], where),
+                    imported_score(b.get("detection_score"), where),
                 )
                 for b in boxes
             ]
-        except (KeyError, IndexError, TypeError) as err:
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError) as err:
+            if isinstance(err, DataFormatError):
+                raise
             raise DataFormatError(
-                f"frame {frame!r}: a box needs translation, size, rotation and category_name ({err!r})"
+                f"{where}: a box needs translation, size, rotation and category_name ({_brief(err)})"
             ) from None
     return out
 
@@ -313,23 +325,52 @@ def from_datumaro(data: dict) -> dict[str, list[Cuboid]]:
                 _datumaro_box(a, labels) for a in item.get("annotations", []) if a.get("type") == "cuboid_3d"
             ]
         return out
-    except (KeyError, IndexError, TypeError) as err:
-        raise DataFormatError(f"not a Datumaro dataset with cuboid_3d annotations ({err!r})") from None
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError) as err:
+        if isinstance(err, DataFormatError):
+            raise
+        raise DataFormatError(f"not a Datumaro dataset with cuboid_3d annotations ({_brief(err)})") from None
 
 
 def _datumaro_box(annotation: dict, labels: list[str]) -> Cuboid:
-    rx, ry, rz = annotation["rotation"]
-    if abs(rx) > FLAT or abs(ry) > FLAT:
+    rx, ry, rz = (float(angle) for angle in annotation["rotation"])
+    if not (abs(rx) <= FLAT and abs(ry) <= FLAT):  # NaN is refused too
         raise DataFormatError(
             f"a cuboid_3d rotated about x or y ({rx}, {ry}); cuboids here rotate about z only"
+        )
+    label_id = annotation["label_id"]
+    if isinstance(label_id, bool) or not isinstance(label_id, int) or not 0 <= label_id < len(labels):
+        raise DataFormatError(
+            f"a cuboid_3d's label_id must index the {len(labels)} labels, got {str(label_id)[:40]!r}"
         )
     return Cuboid(
         annotation["position"],
         annotation["scale"],
         wrap_angle(rz),
-        labels[annotation["label_id"]],
-        (annotation.get("attributes") or {}).get("score"),
+        imported_label(labels[label_id], "a Datumaro label"),
+        imported_score((annotation.get("attributes") or {}).get("score"), "a cuboid_3d"),
     )
+
+
+def imported_label(label, where: str) -> str:
+    """A class label read from a file: non-empty text without control characters."""
+    if not isinstance(label, str) or not label.strip() or not label.isprintable() or len(label) > 64:
+        raise DataFormatError(
+            f"{where}: a label must be 1 to 64 printable characters, got {str(label)[:40]!r}"
+        )
+    return label
+
+
+def imported_score(score, where: str) -> float | None:
+    """A detection score read from a file: None or a finite number."""
+    if score is None:
+        return None
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise DataFormatError(f"{where}: a score must be a finite number, got {str(score)[:40]!r}")
+    return float(score)
+
+
+def _brief(err: Exception) -> str:
+    return f"{type(err).__name__}: {str(err)[:120]}"
 
 
 def write_json(path: str | Path, data: dict) -> Path:
@@ -340,10 +381,8 @@ def write_json(path: str | Path, data: dict) -> Path:
 
 
 def read_json(path: str | Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataFormatError(f"{Path(path).name} is not valid JSON ({err})") from None
+    """A nuScenes-style or Datumaro JSON file: a JSON object, with one clear error otherwise."""
+    return expect_object(read_json_file(path), str(path))
 
 
 # --------------------------------------------------------------------- downloads

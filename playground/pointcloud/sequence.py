@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import re
 
+from playground.core.files import text_bytes
 from playground.errors import DataFormatError
 from playground.pointcloud.annotations import CuboidAnnotations
 from playground.pointcloud.cuboid import Cuboid
@@ -21,6 +22,7 @@ from playground.pointcloud.tracking import fill_track, from_kitti_tracking, to_k
 from playground.pointcloud.viewer import with_source
 
 DIGITS = re.compile(r"(\d+)(?!.*\d)")
+MAX_MISSING = 100_000  # more missing frame numbers than this: not one sequence (e.g. timestamps as names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,12 @@ def sequence_of(names: list[str]) -> Sequence:
         numbers[name], seen[number] = number, name
     ordered = dict(sorted(numbers.items(), key=lambda item: item[1]))
     present = set(seen)
+    if present and max(present) - min(present) + 1 - len(present) > MAX_MISSING:
+        raise DataFormatError(
+            f"frames {seen[min(present)][:80]!r} and {seen[max(present)][:80]!r} are numbered "
+            f"{max(present) - min(present):,} apart with {len(present):,} frames between them; a sequence "
+            f"misses at most {MAX_MISSING:,} numbers (are these frames one sequence?)"
+        )
     missing = tuple(n for n in range(min(present), max(present) + 1) if n not in present) if present else ()
     return Sequence(ordered, missing)
 
@@ -160,11 +168,8 @@ class TrackingImport:
 def read_tracking(data: bytes, sequence: Sequence, where: str = "tracking labels") -> TrackingImport:
     """KITTI tracking labels (refused, with a :class:`DataFormatError`, when a track id is used twice in
     one frame or a line is malformed) matched to the sequence's frames by number."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{where} is not UTF-8 text") from None
-    parsed = from_kitti_tracking(text, where=where)
+    where = str(where)[:120]
+    parsed = from_kitti_tracking(text_bytes(data, where), where=where)
     names = sequence.names
     frames = {names[n]: boxes for n, boxes in sorted(parsed.items()) if n in names}
     unknown = tuple(sorted(n for n in parsed if n not in names))

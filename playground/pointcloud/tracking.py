@@ -36,6 +36,7 @@ from playground.pointcloud.cuboid import Cuboid, iou_matrix, wrap_angle
 from playground.pointcloud.export import Calibration, kitti_line, parse_kitti_line
 
 MEASURED = 7  # x, y, z, yaw, l, w, h
+MAX_NUMBER = 2**31 - 1  # the largest frame number or track id a tracking file may give
 
 
 @dataclass(frozen=True)
@@ -211,8 +212,10 @@ def from_kitti_tracking(
             ) from None
         if fields[2] == "DontCare":
             continue
-        if frame < 0 or track_id < 0:
-            raise DataFormatError(f"{where} line {number}: negative frame or track id: {line[:80]!r}")
+        if not (0 <= frame <= MAX_NUMBER and 0 <= track_id <= MAX_NUMBER):
+            raise DataFormatError(
+                f"{where} line {number}: frame and track id must be from 0 to {MAX_NUMBER}: {line[:80]!r}"
+            )
         box = parse_kitti_line(" ".join(fields[2:]), calib, f"{where} line {number}")
         seen = frames.setdefault(frame, [])
         if any(b.attributes["track_id"] == track_id for b in seen):

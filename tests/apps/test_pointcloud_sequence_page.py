@@ -86,3 +86,25 @@ def test_kitti_tracking_with_a_track_id_twice_in_a_frame_is_refused_and_a_good_f
     at.button(key="cub_kitti_commit").click().run()
     assert [b.label for b in annotations.current("drive", "000001")] == ["car"]
     assert tracks_table(at)["frame"].tolist() == ["000001"]
+
+
+def test_hostile_tracking_files_are_one_error_line_and_many_unknown_frames_a_short_caption(tmp_path):
+    folder, annotations = sequence_folder(tmp_path, {})
+    at = folder_page(folder, "carol")
+    line = "1 7 Car 0 0 0 0 0 0 0 1.6 1.8 4.2 0 0 10 0\n"
+    hostile = {
+        b"\xff\xfe" + line.encode(): "tracks.txt is not UTF-8 text",
+        line.replace(" 10 0", " 10 inf").encode(): "must be numbers (not NaN or infinite)",
+        ("9" * 4000 + line[1:]).encode(): "frame and track id must be from 0 to 2147483647",
+    }
+    for data, message in hostile.items():
+        at.file_uploader(key="cub_kitti_upload").set_value(("tracks.txt", data, "text/plain")).run()
+        assert not at.exception and any(message in e.value for e in at.error), [e.value for e in at.error]
+        assert all(len(e.value) < 300 for e in at.error)
+    many = "".join(line.replace("1 7", f"{100 + k} 7") for k in range(15))
+    at.file_uploader(key="cub_kitti_upload").set_value(("tracks.txt", many.encode(), "text/plain")).run()
+    assert not at.error and any(
+        "frames 100, 101, 102, 103, 104, 105, 106, 107, 108, 109 and 5 more are not in this folder" in c.value
+        for c in at.caption
+    )
+    assert annotations.frames("drive") == []

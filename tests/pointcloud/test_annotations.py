@@ -96,3 +96,36 @@ def test_shares_the_store_with_the_annotation_queue(tmp_path):
     with pytest.raises(StoreError, match="no frame"):
         boxes.history("lidar", "missing")
     store.close()
+
+
+def test_hostile_input_is_refused_before_it_reaches_the_database(store_url):
+    """On SQLite and PostgreSQL (which refuses a NUL byte even in a query): NaN times, boxes that are
+    not a list, limits and base revisions that are not whole numbers, names no frame can have."""
+    from playground.errors import DataFormatError
+
+    db = CuboidAnnotations(url=store_url)
+    db.commit("kitti", "1", [CAR], "alice", "a1", now=1.0)
+    for bad_time in (float("nan"), float("inf"), 1e30, "5"):
+        with pytest.raises(StoreError, match="a time must be a finite number of seconds"):
+            db.commit("kitti", "1", [WALKER], "alice", "a2", now=bad_time)
+    for boxes in (None, "car", {"center": [0, 0, 0]}):
+        with pytest.raises(DataFormatError, match="a commit takes a list of cuboids"):
+            db.commit("kitti", "1", boxes, "alice", "a3")
+    with pytest.raises(DataFormatError, match="not a cuboid") as refused:
+        db.commit("kitti", "1", [{"center": "x" * 100_000, "size": [1, 1, 1]}], "alice", "a4")
+    assert len(str(refused.value)) < 400
+    for bad in (float("nan"), -1, "1", 10**30):
+        with pytest.raises(StoreError, match="base revision must be a whole number"):
+            db.commit("kitti", "1", [WALKER], "alice", "a5", base_revision=bad)
+        with pytest.raises(StoreError, match="the limit must be a whole number"):
+            db.history("kitti", "1", limit=bad)
+    with pytest.raises(DataFormatError, match="meta must be a dict"):
+        db.add_frame("kitti", "2", meta=[1, 2])
+    with pytest.raises(StoreError, match="control character"):
+        db.commit("kitti\x00", "1", [WALKER], "alice", "a6")
+    assert db.head("kitti\x00", "1") is None and db.frames("kitti\x00") == []
+    assert db.undo_last("kitti", "1\x00", "alice") is None
+    with pytest.raises(StoreError, match="no frame"):
+        db.history("kitti", "1\x00")
+    assert [r.request_id for r in db.history("kitti", "1")] == ["a1"]  # nothing else got in
+    db.close()

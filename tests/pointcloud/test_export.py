@@ -183,3 +183,113 @@ def test_datumaro_round_trip(tmp_path):
         )
     with pytest.raises(DataFormatError, match="not a Datumaro"):
         from_datumaro({"items": []})
+
+
+# --------------------------------------------------------------------- hostile files (issue 25)
+
+GOOD_LINE = "Car 0 0 0 0 0 0 0 1.5 1.8 4.0 1.0 1.5 10.0 0.1"
+
+
+def test_a_calibration_or_label_file_that_is_missing_a_folder_or_not_utf8_is_one_clear_error(tmp_path):
+    from playground.errors import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError, match="nope.txt does not exist"):
+        read_kitti_calibration(tmp_path / "nope.txt")
+    with pytest.raises(DataFormatError, match="is not a file"):
+        read_kitti_calibration(tmp_path)
+    (tmp_path / "latin1.txt").write_bytes(b"R0_rect: 1 0 0\xff")
+    with pytest.raises(DataFormatError, match="latin1.txt is not UTF-8 text"):
+        read_kitti_calibration(tmp_path / "latin1.txt")
+    with pytest.raises(DataNotFoundError, match="is not a folder of KITTI label_2 files"):
+        read_kitti(tmp_path / "no-labels")  # was an empty dataset, silently
+    (tmp_path / "labels" / "000001.txt").mkdir(parents=True)
+    with pytest.raises(DataFormatError, match="000001.txt is not a file"):
+        read_kitti(tmp_path / "labels")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        GOOD_LINE.replace(" 0.1", " inf"),  # rotation_y: math.sin raised a bare "math domain error"
+        GOOD_LINE + " nan",  # a NaN score was kept
+        GOOD_LINE.replace("10.0", "nan"),
+        GOOD_LINE.replace("Car", "Car\x00"),
+        GOOD_LINE.replace("Car", "C\x1b[2Jar"),
+    ],
+)
+def test_a_kitti_line_with_a_non_finite_number_or_a_control_character_is_refused(line):
+    with pytest.raises(DataFormatError, match="label line 1: ") as refused:
+        from_kitti(line)
+    assert len(str(refused.value)) < 300
+
+
+def test_a_very_long_kitti_line_gives_a_short_error():
+    with pytest.raises(DataFormatError, match="got 100001") as refused:
+        from_kitti("Car " + "1 " * 100_000)
+    assert len(str(refused.value)) < 300
+
+
+def test_json_that_is_deep_not_an_object_missing_or_not_utf8_is_one_clear_error(tmp_path):
+    from playground.errors import DataNotFoundError
+
+    cases = {"deep.json": b"[" * 200_000, "list.json": b"[1, 2]", "latin1.json": b'{"a": "\xff"}'}
+    messages = {"deep.json": "nests its JSON too deeply", "list.json": "must hold a JSON object, not list"}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataFormatError, match=messages.get(name, "is not UTF-8 text")):
+            read_json(tmp_path / name)
+    with pytest.raises(DataNotFoundError, match="gone.json does not exist"):
+        read_json(tmp_path / "gone.json")
+
+
+NUSCENES_BOX = {"translation": [0, 0, 0], "size": [1, 2, 1], "rotation": [1, 0, 0, 0], "category_name": "car"}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(translation="abc"), "could not convert string to float"),
+        (dict(size=[1, 2, 10**400]), "OverflowError"),
+        (dict(rotation="abcd"), "could not convert"),
+        (dict(detection_score="x"), "a score must be a finite number, got 'x'"),
+        (dict(detection_score=float("nan")), "a score must be a finite number"),
+        (dict(category_name={"a": 1}), "a label must be 1 to 64 printable characters"),
+        (dict(category_name="car\x00"), "printable"),
+    ],
+)
+def test_a_nuscenes_box_of_the_wrong_types_is_refused(change, message):
+    with pytest.raises(DataFormatError, match=message):
+        from_nuscenes({"frames": {"f": [{**NUSCENES_BOX, **change}]}})
+
+
+DATUMARO_BOX = {
+    "type": "cuboid_3d",
+    "label_id": 0,
+    "position": [0, 0, 0],
+    "rotation": [0, 0, 0],
+    "scale": [1, 1, 1],
+}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(label_id=-1), "label_id must index the 2 labels, got '-1'"),  # was the last label
+        (dict(label_id=True), "got 'True'"),  # was label 1
+        (dict(label_id=0.0), "got '0.0'"),
+        (dict(rotation=[0, 0]), "not enough values to unpack"),
+        (dict(rotation=[float("nan"), 0, 0]), "rotated about x or y"),  # a NaN tilt passed as flat
+        (dict(position="abc"), "could not convert"),
+        (dict(attributes=[1]), "AttributeError"),
+        (dict(attributes={"score": "high"}), "a score must be a finite number"),
+    ],
+)
+def test_a_datumaro_cuboid_of_the_wrong_types_is_refused(change, message):
+    data = {
+        "categories": {"label": {"labels": [{"name": "car"}, {"name": "van"}]}},
+        "items": [{"id": "f", "annotations": [{**DATUMARO_BOX, **change}]}],
+    }
+    with pytest.raises(DataFormatError, match=message):
+        from_datumaro(data)
+    with pytest.raises(DataFormatError, match="AttributeError"):
+        from_datumaro({**data, "items": [{"id": "f", "annotations": "abc"}]})

@@ -130,3 +130,28 @@ def test_a_track_id_used_twice_in_one_frame_is_refused():
         read_tracking((line + line).encode(), sequence_of(NAMES), where="tracks.txt")
     with pytest.raises(DataFormatError, match="not UTF-8"):
         read_tracking(b"\xff\xfe", sequence_of(NAMES))
+
+
+def test_tracking_labels_that_are_too_big_not_bytes_or_beyond_any_frame_are_refused(monkeypatch):
+    import playground.core.files as files
+
+    line = b"0 7 Car 0 0 0 0 0 0 0 1.6 1.8 4.2 0 0 10 0\n"
+    with pytest.raises(DataFormatError, match="expected the file's bytes, got str"):
+        read_tracking(line.decode(), sequence_of(NAMES))
+    huge = b"9" * 4000 + line[1:]  # a 4000-digit frame number was listed in full as "not in this folder"
+    with pytest.raises(DataFormatError, match="frame and track id must be from 0 to 2147483647") as refused:
+        read_tracking(huge, sequence_of(NAMES))
+    assert len(str(refused.value)) < 300
+    with pytest.raises(DataFormatError, match="must be numbers \\(not NaN or infinite\\)"):
+        read_tracking(line.replace(b" 10 0", b" 10 inf"), sequence_of(NAMES))
+    monkeypatch.setattr(files, "MAX_TEXT_BYTES", 1000)
+    with pytest.raises(DataFormatError, match="tracks.txt is 2,150 bytes; at most 1,000 are read"):
+        read_tracking(line * 50, sequence_of(NAMES), where="tracks.txt")
+
+
+def test_frame_names_numbered_too_far_apart_are_not_one_sequence():
+    # timestamps as names: the missing numbers between them were listed one by one (minutes, gigabytes)
+    with pytest.raises(DataFormatError, match="numbered 9,999,999,999 apart") as refused:
+        sequence_of(["scan_0", "scan_9999999999"])
+    assert "a sequence misses at most 100,000 numbers" in str(refused.value)
+    assert sequence_of(["scan_0", "scan_100001"]).missing[-1] == 100_000
