@@ -10,7 +10,9 @@ one-line error that says how to get the data instead. Nothing downloads by defau
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from playground.data.base import ImageDataset
 from playground.errors import DataFormatError, DataNotFoundError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+MAX_IDX_DIMS = 4  # Fashion-MNIST's files have 1 (labels) or 3 (images)
+MAX_IDX_BYTES = 2**30  # the training images take 47 MB
 CLASSES = [
     "T-shirt/top",
     "Trouser",
@@ -68,28 +72,47 @@ def find_fashion_mnist(root: str | Path | None = None) -> Path | None:
     return None
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped) into a NumPy array."""
+def read_idx(path: Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (optionally gzipped) into a NumPy array.
+
+    The header is checked before the body is read: at most :data:`MAX_IDX_DIMS` dimensions, and the
+    size they claim must fit ``max_bytes`` (a header claiming 2^31 x 2^31 values allocates nothing);
+    then exactly that many values are read, so a gzip file that inflates beyond them is refused
+    without inflating it all."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as err:
+            head = handle.read(4)
+            if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] != 0x08:
+                raise DataFormatError(
+                    f"{path} is not an unsigned-byte IDX file; re-install or re-download Fashion-MNIST"
+                )
+            shape = _idx_shape(path, head[3], handle.read(4 * head[3]), max_bytes)
+            expected = math.prod(shape)
+            body = handle.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as err:
         raise DataFormatError(
             f"{path} cannot be read ({err}); re-install or re-download Fashion-MNIST"
         ) from None
-    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+    if len(body) != expected:
+        problem = "is truncated" if len(body) < expected else "has bytes after its values"
+        raise DataFormatError(f"{path} {problem}: its header promises {expected:,} values for shape {shape}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _idx_shape(path: Path, ndim: int, dims: bytes, max_bytes: int) -> tuple[int, ...]:
+    """The dimensions an IDX header gives, checked against :data:`MAX_IDX_DIMS` and ``max_bytes``."""
+    if not 1 <= ndim <= MAX_IDX_DIMS or len(dims) != 4 * ndim:
         raise DataFormatError(
-            f"{path} is not an unsigned-byte IDX file; re-install or re-download Fashion-MNIST"
+            f"{path} has a damaged IDX header ({ndim} dimensions; expected 1 to {MAX_IDX_DIMS})"
         )
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    if math.prod(shape) > max_bytes:
         raise DataFormatError(
-            f"{path} is truncated: expected {int(np.prod(shape))} values, found {body.size}"
+            f"{path} claims shape {shape}: {math.prod(shape):,} values, more than the {max_bytes:,} "
+            "read from one IDX file; re-install or re-download Fashion-MNIST"
         )
-    return body.reshape(shape)
+    return shape
 
 
 def load_fashion_mnist(

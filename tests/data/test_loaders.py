@@ -228,3 +228,24 @@ def test_query_gallery_split_is_disjoint_stratified_and_seeded():
     with pytest.raises(DataFormatError):
         random_split(data, 1.5)
     assert len(limit_per_split(data, 100)) == 100
+
+
+def test_an_idx_header_is_checked_before_anything_is_allocated_or_inflated(tmp_path):
+    """Issue 25: a header claiming 60000 x 2^31 x 2^31 values (whose product wrapped to 0 in int64, so
+    a header-only file passed and reshape raised a bare ValueError), 255 dimensions (a bare
+    ValueError from frombuffer), or a gzip file that inflates to more values than its header gives."""
+    huge = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (60000, 2**31, 2**31))
+    (tmp_path / "huge-idx3-ubyte").write_bytes(huge)
+    with pytest.raises(DataFormatError, match="claims shape \\(60000, 2147483648, 2147483648\\)"):
+        fashion.read_idx(tmp_path / "huge-idx3-ubyte")
+    (tmp_path / "dims-idx").write_bytes(bytes([0, 0, 8, 255]) + bytes(10))
+    with pytest.raises(DataFormatError, match="damaged IDX header \\(255 dimensions"):
+        fashion.read_idx(tmp_path / "dims-idx")
+    header = bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big")
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(header + bytes(50_000_000)))
+    with pytest.raises(DataFormatError, match="has bytes after its values"):
+        fashion.read_idx(tmp_path / "bomb.gz")
+    (tmp_path / "ok.gz").write_bytes(gzip.compress(header + bytes(range(10))))
+    assert fashion.read_idx(tmp_path / "ok.gz").tolist() == list(range(10))
+    with pytest.raises(DataFormatError, match="claims shape \\(10,\\): 10 values, more than the 9"):
+        fashion.read_idx(tmp_path / "ok.gz", max_bytes=9)
