@@ -18,7 +18,7 @@ import numpy as np
 from playground.core.config import rename_keys
 from playground.core.runs import RunInfo, list_runs, read_result, read_run_config
 from playground.core.seeds import Band, band, seed_folders
-from playground.errors import DataNotFoundError
+from playground.errors import DataFormatError, DataNotFoundError
 
 # the results.json section of a run: {"strategies": {s: curve}, "policies": {p: curve}, "escalation": sweep}
 CURVES = "curves"
@@ -45,14 +45,47 @@ def read_active_config(path: str | Path) -> dict[str, Any]:
 
 
 def read_curves(path: str | Path) -> dict:
-    """One run folder's curves: the :data:`CURVES` section (or an old run's ``curves.json``)."""
-    return read_result(path, CURVES, legacy=LEGACY_CURVES)
+    """One run folder's curves: the :data:`CURVES` section (or an old run's ``curves.json``); a
+    DataFormatError naming the folder when it is not ``{"strategies", "policies", "escalation"}`` of
+    curves (series of numbers)."""
+    saved = read_result(path, CURVES, legacy=LEGACY_CURVES)
+    problem = _curves_problem(saved, ("strategies", "policies"))
+    if problem:
+        raise DataFormatError(f"{path} holds damaged active-learning curves: {problem}")
+    return saved
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _curves_problem(saved, parts: tuple[str, ...]) -> str:
+    """What is wrong with a curves section ("" when nothing): its ``parts`` and its escalation."""
+    if not isinstance(saved, dict):
+        return f"a {type(saved).__name__}, not an object"
+    for part in parts:
+        curves = saved.get(part)
+        if not isinstance(curves, dict) or not all(isinstance(c, dict) for c in curves.values()):
+            return f"{part!r} is not an object of curves"
+        for name, curve in curves.items():
+            for key, series in curve.items():
+                if not isinstance(series, list) or not all(v is None or _is_number(v) for v in series):
+                    return f"{part} {str(name)[:40]!r}: {str(key)[:40]!r} is not a list of numbers"
+    escalation = saved.get("escalation")
+    if not isinstance(escalation, dict):
+        return "'escalation' is not an object"
+    routes = escalation.get("routes", {})
+    if not isinstance(routes, dict) or not all(_is_number(v) for v in routes.values()):
+        return "the escalation's 'routes' is not an object of counts"
+    return ""
 
 
 def per_seed(seeds: list[dict]) -> dict:
     """Several seeds' curves (as :func:`read_curves` gives them) as one dict of per-seed lists."""
 
     def lists(part: str) -> dict:
+        if any(set(s[part]) != set(seeds[0][part]) for s in seeds):
+            raise DataFormatError(f"the seeds' curves name different {part}; were they run with one config?")
         return {name: [s[part][name] for s in seeds] for name in seeds[0][part]}
 
     return {
@@ -92,6 +125,29 @@ def mean_route_counts(escalation: list[dict]) -> dict[str, float]:
         for route, count in seed["routes"].items():
             counts.setdefault(route, []).append(count)
     return {route: float(np.mean(values)) for route, values in counts.items()}
+
+
+def _queue_fill(saved: Any, path: Path) -> QueueFill:
+    """A :data:`QUEUE` section as a :class:`QueueFill`, its fields checked (counts are whole numbers)."""
+    if not isinstance(saved, dict):
+        raise DataFormatError(f"{path}: its {QUEUE!r} results are a {type(saved).__name__}, not an object")
+    known = {field.name for field in dataclasses.fields(QueueFill)}
+    values = {key: value for key, value in saved.items() if key in known}
+    counts = ("uncertain", "ood", "added", "seeds")
+    wrong = [
+        key
+        for key in counts
+        if key in values
+        and not (values[key] is None and key == "added")
+        and not (isinstance(values[key], int) and not isinstance(values[key], bool) and values[key] >= 0)
+    ]
+    wrong += [key for key in ("queue", "database") if key in values and not isinstance(values[key], str)]
+    if wrong or not {"queue", "uncertain", "ood"} <= set(values):
+        raise DataFormatError(
+            f"{path}: its {QUEUE!r} results need a queue name and whole-number counts"
+            + (f" ({', '.join(wrong)} are not)" if wrong else "")
+        )
+    return QueueFill(**values)
 
 
 @dataclass(frozen=True)
@@ -153,8 +209,11 @@ def _seed_queue_fill(path: Path) -> QueueFill:
     except DataNotFoundError:
         saved = None
     if saved is not None:
-        known = {field.name for field in dataclasses.fields(QueueFill)}
-        return QueueFill(**{key: value for key, value in saved.items() if key in known})
-    routes = read_curves(path)["escalation"].get("routes", {})
+        return _queue_fill(saved, path)
+    saved = read_result(path, CURVES, legacy=LEGACY_CURVES)
+    problem = _curves_problem(saved, ())  # only the escalation's routes are read here
+    if problem:
+        raise DataFormatError(f"{path} holds damaged active-learning curves: {problem}")
+    routes = saved["escalation"].get("routes", {})
     queue = str(read_active_config(path).get("queue", ""))
     return QueueFill(queue, int(routes.get("escalate", 0)), int(routes.get("ood", 0)))

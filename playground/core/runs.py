@@ -284,7 +284,7 @@ def load_run(path: str | Path) -> RunInfo:
     experiment = _experiment_of(path / "config.toml")
     try:
         data = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # missing, not UTF-8, not JSON, nested too deep
         data = {}
     try:
         measured = Metrics.from_json(data if isinstance(data, dict) else {})
@@ -296,9 +296,11 @@ def load_run(path: str | Path) -> RunInfo:
 def _experiment_of(config_path: Path) -> str:
     try:
         experiment = tomllib.loads(config_path.read_text(encoding="utf-8")).get("experiment", "?")
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8, not TOML (TOMLDecodeError is a ValueError)
         return "?"
-    return canonical_key(experiment)  # runs made before the rename say "ood" or "cuboids"
+    return (
+        canonical_key(experiment) if isinstance(experiment, str) else "?"
+    )  # runs made before the rename say "ood" or "cuboids"
 
 
 def list_runs(root: str | Path | None = None, experiment: str | None = None) -> list[RunInfo]:
@@ -368,9 +370,15 @@ def read_run_config(path: Path) -> dict[str, Any]:
             "pick a folder under the runs root (list them with `playground runs`)"
         )
     try:
-        return tomllib.loads(config_file.read_text(encoding="utf-8"))
+        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise DataFormatError(f"{config_file} is not valid TOML ({err}); the run folder is damaged") from None
+    if not isinstance(data.get("experiment", ""), str) or not isinstance(data.get("config", {}), dict):
+        raise DataFormatError(
+            f"{config_file} must name its experiment as text and hold a [config] table; "
+            "the run folder is damaged"
+        )
+    return data
 
 
 def read_result(path: str | Path, section: str, legacy: str | None = None) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import socket
 import threading
@@ -108,13 +109,50 @@ def read_status(folder: str | Path, now: float | None = None) -> RunStatus:
         status = RunStatus(**{f.name: data[f.name] for f in dataclasses.fields(RunStatus) if f.name in data})
     except FileNotFoundError:
         return _legacy_status(folder)
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        return RunStatus("interrupted", error=f"its {STATUS} is damaged ({err})")
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as err:
+        return RunStatus("interrupted", error=f"its {STATUS} is damaged ({str(err)[:200]})")
+    damage = _damage(status)
+    if damage:
+        return RunStatus("interrupted", error=f"its {STATUS} is damaged ({damage})")
     if status.state not in STATES:
         return RunStatus("interrupted", error=f"its {STATUS} names an unknown state {status.state!r}")
     if status.state == "running":
         return _check_alive(status, time.time() if now is None else now)
     return status
+
+
+def _damage(status: RunStatus) -> str:
+    """What in a status read from a file has the wrong type ("" when nothing): a heartbeat time that
+    is text would fail the liveness check, a progress that is not a snapshot its description."""
+
+    def real(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    wrong = [name for name in ("started", "updated") if not real(getattr(status, name))]
+    wrong += [
+        name
+        for name in ("ended", "seconds")
+        if getattr(status, name) is not None and not real(getattr(status, name))
+    ]
+    wrong += [
+        name
+        for name in ("pid", "threads", "cpus")
+        if isinstance(getattr(status, name), bool) or not isinstance(getattr(status, name), int)
+    ]
+    wrong += [name for name in ("state", "host", "error") if not isinstance(getattr(status, name), str)]
+    if not isinstance(status.progress, dict):
+        wrong.append("progress")
+    elif status.progress:
+        try:
+            describe_progress(status.progress)
+        except (TypeError, ValueError, KeyError):
+            wrong.append("progress")
+    if not isinstance(status.timeline, list) or not all(
+        isinstance(step, list) and len(step) == 2 and isinstance(step[0], str) and real(step[1])
+        for step in status.timeline
+    ):
+        wrong.append("timeline")
+    return f"{', '.join(wrong)} of the wrong type" if wrong else ""
 
 
 def _legacy_status(folder: Path) -> RunStatus:

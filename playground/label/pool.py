@@ -261,8 +261,8 @@ def read_labelled(
     unknown = [name for name in folders if name not in class_names]
     if unknown:
         raise DataFormatError(
-            f"labelled folder {folder} has sub-folder(s) {', '.join(unknown)} that are not classes of "
-            f"the project ({', '.join(class_names)}); rename or remove them"
+            f"labelled folder {folder} has sub-folder(s) {_some(unknown)} that are not classes of "
+            f"the project ({_some(list(class_names))}); rename or remove them"
         )
     rel_paths = candidate_files(folder)
     stray = [p for p in rel_paths if "/" not in p]
@@ -276,6 +276,12 @@ def read_labelled(
         yield from _read_files(folder, in_classes, options, progress, known, labels)
 
     return records()
+
+
+def _some(names: list[str], most: int = 10) -> str:
+    """At most ``most`` names, each on one line and cut to 40 characters, and how many more."""
+    shown = ", ".join(" ".join(str(name).split())[:40] for name in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _colour_histograms(batch: torch.Tensor, levels: int, grid: int = 32) -> torch.Tensor:

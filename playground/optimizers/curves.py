@@ -78,9 +78,34 @@ def read_curves(path: Path) -> dict[str, Curves]:
     """The curves of one run folder: its :data:`CURVES` section (or an old run's ``curves.json``)."""
     saved = read_result(path, CURVES, legacy=LEGACY_CURVES)
     try:
-        return {name: Curves(**fields) for name, fields in saved.items()}
+        curves = {name: Curves(**fields) for name, fields in saved.items()}
     except (AttributeError, TypeError) as err:
-        raise DataFormatError(f"{path} holds no optimizers curves: {err}") from None
+        raise DataFormatError(f"{path} holds no optimizers curves: {str(err)[:200]}") from None
+    for name, one in curves.items():
+        problem = _problem(one)
+        if problem:
+            raise DataFormatError(f"{path} holds damaged optimizers curves: {str(name)[:40]!r} {problem}")
+    return curves
+
+
+def _problem(curves: Curves) -> str:
+    """What is wrong with curves read from a file ("" when nothing): series that are not lists of
+    numbers (NaN allowed: a diverged run), or validation and training series of unequal lengths."""
+    for series in ("epochs", "train_x", *SERIES, *(f"{s}_std" for s in SERIES)):
+        values = getattr(curves, series)
+        if values is None and series.endswith("_std"):
+            continue
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
+            return f"{series} is not a list of numbers"
+    if not len(curves.epochs) == len(curves.val_loss) == len(curves.val_accuracy):
+        return "has validation series of unequal lengths"
+    if len(curves.train_x) != len(curves.train_loss):
+        return "has training series of unequal lengths"
+    if isinstance(curves.seeds, bool) or not isinstance(curves.seeds, int) or curves.seeds < 1:
+        return "has a seed count that is not a whole number of at least 1"
+    return ""
 
 
 def has_curves(path: Path) -> bool:

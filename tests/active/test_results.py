@@ -82,3 +82,68 @@ def test_curves_are_a_results_section_and_a_run_made_before_results_json_still_o
     curves = load_curves(parent.path)
     assert [c["accuracy"][0] for c in curves["strategies"]["random"]] == pytest.approx([0.5, 0.6])
     assert len(curves["escalation"]) == 2 and curves["policies"]["scratch"][1]["labels"] == [20, 40]
+
+
+def write_sections(folder, **sections):
+    import json
+
+    from playground.core.runs import RESULTS, RESULTS_FORMAT
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text("experiment = 'active'\n[config]\n")
+    (folder / RESULTS).write_text(json.dumps({"format": RESULTS_FORMAT, "sections": sections}))
+    return folder
+
+
+GOOD_CURVES = {
+    "strategies": {"random": curve([0.5, 0.6], [1, 1])},
+    "policies": {"scratch": curve([0.5, 0.6], [1, 1])},
+    "escalation": {"routes": {"escalate": 3, "ood": 1}},
+}
+
+
+@pytest.mark.parametrize(
+    "damage, message, queue_too",
+    [
+        ([1, 2], "a list, not an object", True),  # was a bare TypeError in the page
+        ({**GOOD_CURVES, "strategies": None}, "'strategies' is not an object of curves", False),
+        (
+            {**GOOD_CURVES, "policies": {"p": {"accuracy": "hi"}}},
+            "'accuracy' is not a list of numbers",
+            False,
+        ),
+        ({**GOOD_CURVES, "escalation": {"routes": [1]}}, "'routes' is not an object of counts", True),
+    ],
+)
+def test_damaged_curves_name_the_run_and_the_damage(tmp_path, damage, message, queue_too):
+    """The queue fill of a run made before the queue section reads only the escalation's routes."""
+    from playground.active.results import load_curves, read_queue_fill
+    from playground.errors import DataFormatError
+
+    run = write_sections(tmp_path / "run", curves=damage)
+    for reader in (load_curves, read_queue_fill) if queue_too else (load_curves,):
+        with pytest.raises(DataFormatError, match="holds damaged active-learning curves: ") as refused:
+            reader(run)
+        assert str(run) in str(refused.value) and message in str(refused.value)
+
+
+def test_a_damaged_queue_section_or_seeds_with_other_strategies_are_clear_errors(tmp_path):
+    from playground.active.results import load_curves, read_queue_fill
+    from playground.errors import DataFormatError
+
+    run = write_sections(
+        tmp_path / "run", curves=GOOD_CURVES, queue={"queue": "q", "uncertain": "12", "ood": 1}
+    )
+    with pytest.raises(DataFormatError, match="whole-number counts \\(uncertain are not\\)"):
+        read_queue_fill(run)  # counts() raised "Cannot specify ',' with 's'." in the page
+    write_sections(run, curves=GOOD_CURVES, queue=["q"])
+    with pytest.raises(DataFormatError, match="its 'queue' results are a list, not an object"):
+        read_queue_fill(run)
+    write_sections(run, curves=GOOD_CURVES, queue={"queue": "q", "uncertain": 12, "ood": 1, "added": None})
+    assert read_queue_fill(run).counts() == "12 uncertain, 1 likely OOD"
+    parent = tmp_path / "multi"
+    write_sections(parent / "seed0-x", curves=GOOD_CURVES)
+    other = {**GOOD_CURVES, "strategies": {"bald": curve([0.5, 0.6], [1, 1])}}
+    write_sections(parent / "seed1-x", curves=other)
+    with pytest.raises(DataFormatError, match="the seeds' curves name different strategies"):
+        load_curves(parent)  # was a KeyError: 'random'

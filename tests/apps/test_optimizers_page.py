@@ -156,3 +156,23 @@ def test_quick_preset_button_starts_a_background_job_that_can_be_cancelled(page,
     [job] = wait_for_jobs(at)
     assert job.status == "cancelled"
     assert any("cancelled" in w.value for w in at.warning)
+
+
+def test_a_run_with_damaged_curves_is_one_error_line(page, playground_home):
+    """Issue 25: curves whose series are text were drawn as they were (or failed inside the chart)."""
+    from playground.core.runs import RunDir
+    from playground.core.status import RunStatus, write_status
+
+    run = RunDir.create("optimizers", playground_home)
+    (run.path / "config.toml").write_text('experiment = "optimizers"\n[config]\n')
+    run.write_result(
+        "curves",
+        {"adam": {"epochs": "abc", "val_loss": [], "val_accuracy": [], "train_x": [], "train_loss": []}},
+    )
+    write_status(run.path, RunStatus("complete", seconds=1.0))
+    page.run()
+    assert not page.exception
+    assert any(
+        "holds damaged optimizers curves: 'adam' epochs is not a list of numbers" in e.value
+        for e in page.error
+    )

@@ -214,3 +214,30 @@ def test_a_hostile_results_file_is_one_data_format_error(tmp_path, text, problem
     with pytest.raises(DataFormatError) as info:
         read_result(tmp_path, "summary")
     assert f"{tmp_path / RESULTS}" in str(info.value) and problem in str(info.value)
+
+
+def test_a_damaged_run_folder_is_one_clear_error_or_reads_as_unknown(tmp_path):
+    """Issue 25: a config.toml that is not UTF-8 or names its experiment as a number, results.json
+    sections that are a list or a string, JSON nested 100,000 deep, a metrics.json that is not UTF-8."""
+    from playground.core.runs import RESULTS_FORMAT, read_result, read_run_config
+    from playground.errors import DataFormatError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_bytes(b"experiment = '\xff'\n")
+    (run / "metrics.json").write_bytes(b'{"metrics": "\xff"}')
+    assert load_run(run).experiment == "?" and load_run(run).metrics == {}  # was a UnicodeDecodeError
+    (run / "config.toml").write_text("experiment = 5\nconfig = 7\n")
+    assert load_run(run).experiment == "?"  # was 5, and canonical_key of a number
+    with pytest.raises(
+        DataFormatError, match="must name its experiment as text and hold a \\[config\\] table"
+    ):
+        read_run_config(run)
+    results = run / "results.json"
+    for sections in ([["curves", 1]], "ab"):
+        results.write_text(json.dumps({"format": RESULTS_FORMAT, "sections": sections}))
+        with pytest.raises(DataFormatError, match="its sections must be a JSON object"):
+            read_result(run, "curves")
+    results.write_text("[" * 100_000)
+    with pytest.raises(DataFormatError, match="nests its JSON too deeply"):
+        read_result(run, "curves")

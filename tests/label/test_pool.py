@@ -304,3 +304,15 @@ def test_diverse_seed_edge_cases():
     torch.testing.assert_close(diverse_seed(features, 10, seed=0), torch.arange(6))
     assert diverse_seed(features, 0, seed=0).numel() == 0
     assert diverse_seed(features, 4, seed=3).tolist() == diverse_seed(features, 4, seed=3).tolist()
+
+
+def test_many_unknown_class_folders_give_a_short_error(tmp_path):
+    """Issue 25: every unknown sub-folder was listed, each name in full (a 3,000-character line for 300)."""
+    (tmp_path / "cat").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "cat" / "a.png")
+    for index in range(300):
+        (tmp_path / f"odd\tfolder {index:03d} {'x' * 60}").mkdir()
+    with pytest.raises(DataFormatError, match="that are not classes of the project") as refused:
+        read_labelled(tmp_path, ["cat", "dog"], image_size=8, channels=3)
+    message = str(refused.value)
+    assert "and 290 more" in message and "\t" not in message and len(message) < 900

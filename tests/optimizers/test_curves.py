@@ -89,3 +89,23 @@ def test_runs_made_before_results_json_still_open_from_their_curves_json(tmp_pat
     loaded = load_curves(parent.path)
     assert loaded["adam"].seeds == 2 and loaded["adam"].val_loss == pytest.approx([2.1, 1.1, 0.6])
     assert [info.path for info in find_runs(tmp_path)] == [parent.path]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(epochs="abc"), "epochs is not a list of numbers"),  # was read and drawn as is
+        (dict(val_loss=[1.0, "x", 2.0]), "val_loss is not a list of numbers"),
+        (dict(val_accuracy=[0.5]), "has validation series of unequal lengths"),
+        (dict(train_loss=[1.0]), "has training series of unequal lengths"),
+        (dict(seeds=0), "has a seed count that is not"),
+    ],
+)
+def test_curves_of_the_wrong_types_or_lengths_are_refused_but_nan_losses_are_kept(tmp_path, change, message):
+    run = RunDir.create("bad", tmp_path)
+    run.write_result("curves", {"adam": {**dataclasses.asdict(curves(0.0)), **change}})
+    with pytest.raises(DataFormatError, match=f"holds damaged optimizers curves: 'adam' {message}"):
+        read_curves(run.path)
+    diverged = dataclasses.replace(curves(0.0), val_loss=[2.0, float("nan"), float("nan")])
+    write_curves(run, {"adam": diverged})
+    assert read_curves(run.path)["adam"].val_loss[0] == 2.0
