@@ -17,6 +17,7 @@ from playground.accounts_cli import ROLE_CHOICES, add_users_parser  # noqa: F401
 from playground.errors import ConfigError, PlaygroundError
 from playground.gallery_cli import add_gallery_parser
 from playground.label.cli import add_label_parser
+from playground.sweep.cli import add_sweep_parser
 
 APP_FILE = Path(__file__).resolve().parent.parent / "apps" / "app.py"
 BENCH_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "latency_fashion.toml"
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_jobs_parser(commands)
     add_users_parser(commands)
     add_label_parser(commands)
+    add_sweep_parser(commands)
     return parser
 
 

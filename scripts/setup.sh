@@ -53,7 +53,7 @@ install_with_uv() {
   for dir in ${PIP_FIND_LINKS:-}; do links+=(--find-links "$dir"); done
   if [[ -n "${PIP_CERT:-}" && -z "${SSL_CERT_FILE:-}" ]]; then export SSL_CERT_FILE="$PIP_CERT"; fi
   UV_NATIVE_TLS=1 .venv/bin/uv pip install --quiet --python .venv/bin/python "${links[@]}" \
-    -e ".[dev,text]" -c constraints.txt >"$1" 2>&1 && return 0
+    -e ".[dev,text,sweep]" -c constraints.txt >"$1" 2>&1 && return 0
   say "uv could not install the packages ($(tail -n 1 "$1")); trying pip"
   return 1
 }
@@ -70,7 +70,7 @@ make_venv() {
   fi
   say "installing the project and its dependencies (torch pinned by constraints.txt)"
   local log; log=$(mktemp)
-  if ! install_with_uv "$log" && ! .venv/bin/python -m pip install --quiet -e ".[dev,text]" -c constraints.txt >"$log" 2>&1; then
+  if ! install_with_uv "$log" && ! .venv/bin/python -m pip install --quiet -e ".[dev,text,sweep]" -c constraints.txt >"$log" 2>&1; then
     grep -v "is ignored" "$log" >&2
     say "pip install failed (see above); check your network access to the package index"
     exit 1

@@ -39,7 +39,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-RECIPE_KEYS = {"experiment", "description", "config", "presets"}
+RECIPE_KEYS = {"experiment", "description", "config", "presets", "sweep"}
 MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; a bigger file is not one
 MAX_OVERRIDE_CHARS = 4096  # one --set key=value
 
@@ -54,6 +54,9 @@ class Recipe:
     description: str
     base: dict[str, Any]
     presets: dict[str, dict[str, Any]]
+    sweep: dict[str, Any] = dataclasses.field(
+        default_factory=dict
+    )  # [sweep.ranges]: playground sweep --sample
 
     def values(self, preset: str | None) -> dict[str, Any]:
         """The shared values with ``preset``'s values laid over them (sections merge key by key)."""
@@ -92,7 +95,7 @@ def load_recipe(path: str | Path) -> Recipe:
         raise ConfigError(f'recipe {path} must name its experiment, e.g. experiment = "classify"')
     if not isinstance(data.get("description", ""), str):
         raise ConfigError(f"recipe {path}: description must be a string")
-    for table in ("config", "presets"):
+    for table in ("config", "presets", "sweep"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(
                 f"recipe {path}: [{table}] must be a table, like [{table}] on a line of its own"
@@ -101,7 +104,13 @@ def load_recipe(path: str | Path) -> Recipe:
     if not all(isinstance(v, dict) for v in presets.values()):
         raise ConfigError(f"recipe {path}: every entry under [presets] must be a table like [presets.quick]")
     return Recipe(
-        path.stem, path, data["experiment"], data.get("description", ""), data.get("config", {}), presets
+        path.stem,
+        path,
+        data["experiment"],
+        data.get("description", ""),
+        data.get("config", {}),
+        presets,
+        data.get("sweep", {}),
     )
 
 
