@@ -25,6 +25,7 @@ from playground.data import ImageDataset, TensorLoader
 from playground.data.catalog import load_config_splits
 from playground.errors import ConfigError
 from playground.models import build_model, count_parameters
+from playground.models.anynet import AnyNetSpec
 
 EXPERIMENT = "classify"
 HISTORY = "history"  # the results.json section: per-epoch figures and the loss of every step
@@ -39,11 +40,12 @@ class Config(RunConfig):
     download: bool = False
     train_limit: int = 0  # at most this many training images (0: all), stratified
     val_fraction: float = 0.1  # held out of train for the per-epoch validation curve
-    model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small"] = "small_cnn"
+    model: Literal["small_cnn", "resnet18", "regnety_400mf", "regnety_small", "anynet"] = "small_cnn"
     width: int = 32  # small_cnn only
     depth: int = 2  # small_cnn only
     dropout: float = 0.25  # small_cnn only
     pool_size: int = 4  # small_cnn only: final adaptive pool to pool_size x pool_size
+    anynet: AnyNetSpec = dataclasses.field(default_factory=AnyNetSpec)  # anynet only: stages, b, g, SE
     embedding_dim: int = 128
     epochs: int = 2
     batch_size: int = 128
@@ -69,6 +71,7 @@ load_data = load_config_splits  # (train, val or None, test) for the config's da
 
 def build(config: Config, train: ImageDataset) -> torch.nn.Module:
     options = dict(width=config.width, depth=config.depth, dropout=config.dropout, pool_size=config.pool_size)
+    options["anynet"] = dataclasses.asdict(config.anynet)
     return build_model(
         config.model,
         in_channels=train.image_shape[0],

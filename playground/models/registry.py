@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from playground.errors import ConfigError
+from playground.models.anynet import anynet_backbone
 from playground.models.cnn import SmallCNN
 from playground.models.heads import EmbeddingClassifier
 from playground.models.torchvision_backbones import (
@@ -28,6 +29,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18_backbone,
     "regnety_400mf": regnet_y_400mf_backbone,
     "regnety_small": regnet_y_small_backbone,
+    "anynet": anynet_backbone,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(BACKBONES)
 

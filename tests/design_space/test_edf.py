@@ -1,0 +1,33 @@
+"""Error EDFs and the empirical bootstrap, against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from playground.design_space import bootstrap_range, edf, edf_gap, edf_summary
+from playground.errors import ConfigError
+
+
+def test_the_edf_is_the_fraction_of_models_at_or_below_each_error():
+    errors, fraction = edf([0.3, 0.1, 0.2, 0.4])
+    assert errors.tolist() == [0.1, 0.2, 0.3, 0.4] and fraction.tolist() == [0.25, 0.5, 0.75, 1.0]
+    summary = edf_summary(np.linspace(0.1, 0.2, 11))
+    assert summary == pytest.approx({"error_p10": 0.11, "error_median": 0.15, "count": 11})
+    with pytest.raises(ConfigError, match="finite errors"):
+        edf([0.1, float("nan")])
+
+
+def test_a_space_of_better_models_has_an_edf_above_the_other():
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(0.15, 0.02, 200), rng.normal(0.20, 0.02, 200)
+    assert edf_gap(good, bad) > 0.3 and edf_gap(bad, good) == -edf_gap(good, bad)
+    assert abs(edf_gap(good, rng.normal(0.15, 0.02, 200))) < 0.1
+
+
+def test_the_bootstrap_finds_where_the_best_models_lie():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(1, 4, 400)
+    errors = 0.1 + 0.05 * (values - 2.5) ** 2 + rng.normal(0, 0.005, 400)  # best near 2.5
+    found = bootstrap_range("wm", values, errors, draws=2000)
+    assert found.parameter == "wm" and 2.2 < found.low <= found.best <= found.high < 2.8
+    with pytest.raises(ConfigError, match="four or more"):
+        bootstrap_range("wm", [1, 2], [0.1, 0.2])
