@@ -143,6 +143,16 @@ TECHNIQUES: tuple[Technique, ...] = (
         ),
     ),
     Technique(
+        "design_space",
+        "Design spaces (AnyNet, RegNet)",
+        "Sample AnyNetX and RegNet models under a FLOP budget, train each briefly through the sweep runner "
+        "and compare the spaces by their error EDFs.",
+        "Radosavovic et al., Designing Network Design Spaces (CVPR 2020)",
+        "playground.design_space.edf",
+        ":material/grid_view:",
+        headlines=("edf/*/error_median", "edf/*/error_p10"),
+    ),
+    Technique(
         "optimizers",
         "Optimizers",
         "GD, SGD, mini-batch SGD, Adagrad, RMSprop, Adam and AdaDelta written out: trajectories on 2-D test "
