@@ -38,13 +38,8 @@ def test_edf_summaries_claims_and_bootstrap_ranges_come_from_the_trained_samples
         < values["edf/anynetxa/error_p10"]
     )
     assert values["edf_gap/regnety-anynetxa"] > 0.5
-    assert (
-        1.9
-        < ranges["regnety/wm"]["low"]
-        <= ranges["regnety/wm"]["best"]
-        <= ranges["regnety/wm"]["high"]
-        < 2.5
-    )
+    wm = ranges["regnety/wm"]
+    assert 1.6 < wm["low"] <= wm["best"] <= wm["high"] < 2.8 and abs(wm["best"] - 2.2) < 0.2
     report = experiment_report(config, metrics, trained, ranges)
     assert "RegNetY's EDF lies above AnyNetXa's: mean EDF gap +" in report and "**holds**" in report
 
