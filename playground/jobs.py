@@ -53,14 +53,9 @@ LABEL_ACTIONS = ("round", "retrain")  # `playground label ACTION NAME ...` may r
 
 def job_slots() -> int:
     """How many jobs run at once: ``$PLAYGROUND_JOB_SLOTS`` (default 1)."""
-    text = os.environ.get("PLAYGROUND_JOB_SLOTS", "1").strip() or "1"
-    try:
-        slots = int(text)
-    except ValueError:
-        slots = 0
-    if slots < 1:
-        raise PlaygroundError(f"PLAYGROUND_JOB_SLOTS must be a whole number of at least 1, not {text!r}")
-    return slots
+    from playground.core.config_values import env_count
+
+    return env_count("PLAYGROUND_JOB_SLOTS", 1, "jobs")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from playground.core.files import json_object_text
 from playground.errors import ConflictError, DataFormatError, StoreError
 from playground.store_checks import as_real, class_list, clean_name, shown
 
@@ -93,16 +93,6 @@ def _probabilities(probs: Any, external_id: str) -> list[float]:
     return values
 
 
-def _meta(meta: Any, external_id: str) -> str:
-    """The item's metadata as JSON text: a dict (None: empty) of JSON-able values."""
-    if meta is not None and not isinstance(meta, Mapping):
-        raise DataFormatError(f"item {external_id!r}: meta must be a dict, got {type(meta).__name__}")
-    try:
-        return json.dumps(dict(meta or {}))
-    except (TypeError, ValueError) as err:
-        raise DataFormatError(f"item {external_id!r}: meta must be JSON-able ({err})") from None
-
-
 def prepare_item(item: QueueItem) -> dict:
     """Check ``item`` and turn it into column values for samples, predictions and escalations."""
     if not isinstance(item, QueueItem):
@@ -116,7 +106,7 @@ def prepare_item(item: QueueItem) -> dict:
         raise DataFormatError(
             f"item {external_id!r}: reason must be one of {', '.join(REASONS)}, got {shown(item.reason)}"
         )
-    meta = _meta(item.meta, external_id)
+    meta = json_object_text(item.meta, f"item {external_id!r}: meta")
     return {
         "external_id": external_id,
         "probs": probs,

@@ -10,6 +10,7 @@ and values), and what no technique can use: NaN and infinities, integers beyond 
 from __future__ import annotations
 
 import math
+import os
 import reprlib
 import types
 import typing
@@ -109,6 +110,21 @@ def check_depth(value: Any, source: str) -> None:
 _SHORT_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
 _SHORT_REPR.maxlevel, _SHORT_REPR.maxlist, _SHORT_REPR.maxtuple, _SHORT_REPR.maxdict = 3, 6, 6, 4
 _SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
+
+
+def env_count(variable: str, default: int, unit: str) -> int:
+    """``$variable`` as a positive whole number of ``unit`` (``1_000`` reads as 1000), ``default`` when it
+    is unset or empty; anything else is one ConfigError naming the variable."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"${variable} must be a positive whole number of {unit}, not {shown(text, 40)}")
+    return value
 
 
 def shown(value: Any, limit: int = 60) -> str:

@@ -6,6 +6,7 @@ reader takes, not UTF-8, or JSON that is damaged or nested beyond what the parse
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,14 @@ def expect_object(value: Any, where: str, what: str = "a JSON object") -> dict:
     if not isinstance(value, dict):
         raise DataFormatError(f"{where} must hold {what}, not {type(value).__name__}")
     return value
+
+
+def json_object_text(meta: Any, where: str) -> str:
+    """Metadata stored as JSON text: a dict (None: empty) of JSON-able values, else one DataFormatError
+    naming ``where`` ("a frame's meta", "item 'x1': meta")."""
+    if meta is not None and not isinstance(meta, Mapping):
+        raise DataFormatError(f"{where} must be a dict, got {type(meta).__name__}")
+    try:
+        return json.dumps(dict(meta or {}))
+    except (TypeError, ValueError) as err:
+        raise DataFormatError(f"{where} must be JSON-able ({err})") from None

@@ -17,7 +17,6 @@ attribute is the reason alone, for the readers that skip a bad file and list why
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
+from playground.core.config_values import env_count
 from playground.errors import ConfigError, DataFormatError, PlaygroundError
 
 MAX_IMAGE_PIXELS = 50_000_000
@@ -51,16 +51,7 @@ def max_image_pixels(max_pixels: int | None = None) -> int:
         if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
             raise ConfigError(f"max_pixels must be a positive whole number, not {max_pixels!r}")
         return max_pixels
-    text = os.environ.get(PIXELS_ENV, "").strip()
-    if not text:
-        return MAX_IMAGE_PIXELS
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"${PIXELS_ENV} must be a positive whole number of pixels, not {shown(text, 40)!r}")
-    return value
+    return env_count(PIXELS_ENV, MAX_IMAGE_PIXELS, "pixels")
 
 
 def shown(name: str, limit: int = 200) -> str:

@@ -22,7 +22,8 @@ from playground.core.runs import Metrics, Result, RunDir, playground_home
 from playground.design_space.edf import bootstrap_range, edf_gap, edf_summary
 from playground.design_space.spaces import SPACES, sample_space
 from playground.errors import ConfigError
-from playground.sweep import Trial, run_sweep
+from playground.sweep.space import Trial
+from playground.sweep.sweep import run_sweep
 
 EXPERIMENT = "design_space"
 SAMPLES = "samples"  # the results.json section: every sampled model, its parameters and its error

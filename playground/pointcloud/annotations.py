@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from playground.core.files import json_object_text
 from playground.errors import ConflictError, DataFormatError, StoreError
 from playground.pointcloud.cuboid import Cuboid
 from playground.store import Store
@@ -96,16 +97,6 @@ def _now(now: float | None) -> float:
     return timestamp(now)
 
 
-def _meta(meta) -> str:
-    """A frame's metadata as JSON text: a dict (None: empty) of JSON-able values."""
-    if meta is not None and not isinstance(meta, Mapping):
-        raise DataFormatError(f"a frame's meta must be a dict, got {type(meta).__name__}")
-    try:
-        return json.dumps(dict(meta or {}))
-    except (TypeError, ValueError) as err:
-        raise DataFormatError(f"a frame's meta must be JSON-able ({err})") from None
-
-
 def _boxes(cuboids) -> list[Cuboid]:
     """A commit's boxes: a list of :class:`Cuboid` s or their dicts."""
     if isinstance(cuboids, (str, bytes, Mapping)) or not isinstance(cuboids, Iterable):
@@ -156,7 +147,9 @@ class CuboidAnnotations:
         source = "" if source is None else str(source)
         if "\x00" in source:
             raise StoreError("a frame's source must not hold a NUL byte")
-        return self.store.write(self._frame_id, dataset, frame, source, _meta(meta), _now(now), True)
+        return self.store.write(
+            self._frame_id, dataset, frame, source, json_object_text(meta, "a frame's meta"), _now(now), True
+        )
 
     def _frame_id(
         self,

@@ -17,12 +17,12 @@ Every failure is one :class:`~playground.errors.DataFormatError` naming the file
 from __future__ import annotations
 
 import dataclasses
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from playground.core.config_values import env_count
 from playground.errors import DataFormatError
 
 MAX_POINTS = 30_000_000
@@ -43,16 +43,7 @@ _PCD_TYPES = {"I": (1, 2, 4, 8), "U": (1, 2, 4, 8), "F": (4, 8)}
 
 def max_points_default() -> int:
     """The cap on points per cloud: ``PLAYGROUND_MAX_POINTS`` when set, else :data:`MAX_POINTS`."""
-    text = os.environ.get(MAX_POINTS_VARIABLE, "").strip()
-    if not text:
-        return MAX_POINTS
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise DataFormatError(f"{MAX_POINTS_VARIABLE}={text[:40]!r}: it must be a whole number of points ≥ 1")
-    return value
+    return env_count(MAX_POINTS_VARIABLE, MAX_POINTS, "points")
 
 
 def check_point_count(name: str, count: int, max_points: int | None) -> None:

@@ -1,15 +1,5 @@
-"""Sweeps over any recipe: a grid or samples, seeds, local processes or Ray (see :mod:`.sweep`)."""
+"""Sweeps over any recipe: a grid or samples, seeds, local processes or Ray.
 
-from playground.sweep.space import Trial, check_ranges, grid_trials, parse_grid, sample_trials
-from playground.sweep.sweep import SweepResult, run_sweep, sweep_folder
-
-__all__ = [
-    "SweepResult",
-    "Trial",
-    "check_ranges",
-    "grid_trials",
-    "parse_grid",
-    "run_sweep",
-    "sample_trials",
-    "sweep_folder",
-]
+:mod:`.space` (trials), :mod:`.runner` (running them), :mod:`.sweep` (the driver and its outputs),
+:mod:`.cli` (``playground sweep``). Nothing is imported here, so ``playground --help`` stays fast.
+"""

@@ -79,7 +79,7 @@ def trials_of(args, config_cls) -> list:
     from playground.cli import _parse_ints
     from playground.core.config import load_recipe
     from playground.errors import ConfigError
-    from playground.sweep import check_ranges, grid_trials, parse_grid, sample_trials
+    from playground.sweep.space import check_ranges, grid_trials, parse_grid, sample_trials
 
     seeds = _parse_ints(args.seeds)
     if not seeds or len(set(seeds)) != len(seeds):
@@ -97,7 +97,7 @@ def trials_of(args, config_cls) -> list:
 def cmd_sweep(args) -> int:
     from playground.core.progress import TqdmProgress
     from playground.core.runner import config_from_recipe
-    from playground.sweep import run_sweep, sweep_folder
+    from playground.sweep.sweep import run_sweep, sweep_folder
 
     sweep_folder(args.recipe, args.preset, args.out)  # a file in the way: refused before anything loads
     module, _ = config_from_recipe(args.recipe, args.preset, args.overrides)

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from playground.errors import DataFormatError
+from playground.errors import ConfigError, DataFormatError
 from playground.pointcloud import read_cloud, read_cloud_bytes, write_cloud
 from playground.pointcloud.headers import MAX_POINTS, MAX_POINTS_VARIABLE, max_points_default
 
@@ -165,7 +165,9 @@ def test_the_point_cap_defaults_to_30_million_and_a_bad_setting_is_refused(monke
     assert max_points_default() == 1000
     for bad in ("0", "lots", "-5"):
         monkeypatch.setenv(MAX_POINTS_VARIABLE, bad)
-        with pytest.raises(DataFormatError, match=f"{MAX_POINTS_VARIABLE}=.*whole number of points"):
+        with pytest.raises(
+            ConfigError, match=f"{MAX_POINTS_VARIABLE} must be a positive whole number of points"
+        ):
             max_points_default()
 
 

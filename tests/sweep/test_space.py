@@ -4,7 +4,7 @@ import pytest
 
 from playground.classify.experiment import Config
 from playground.errors import ConfigError
-from playground.sweep import Trial, check_ranges, grid_trials, parse_grid, sample_trials
+from playground.sweep.space import Trial, check_ranges, grid_trials, parse_grid, sample_trials
 
 
 def test_a_grid_is_typed_by_the_config_and_expands_to_every_combination_per_seed():

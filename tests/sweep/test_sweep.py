@@ -8,9 +8,10 @@ import time
 import pytest
 
 from playground.errors import ConfigError
-from playground.sweep import Trial, grid_trials, run_sweep
 from playground.sweep import runner as sweep_runner
 from playground.sweep.runner import check_address
+from playground.sweep.space import Trial, grid_trials
+from playground.sweep.sweep import run_sweep
 
 RECIPE = "recipes/classify_fashion.toml"
 TINY = ['dataset="digits"', "epochs=1", "save_models=false", "batch_size=64"]
