@@ -14,6 +14,7 @@ text; an image is its raw pixels (uint8 or float32) with its dtype and shape.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from sqlalchemy import (
@@ -86,6 +87,15 @@ def _sqlite_begin(conn: Connection) -> None:
     )
 
 
+def without_password(text) -> str:
+    """``text`` with any ``scheme://user:password@`` password shown as ``***``, cut to 200 characters:
+    what an error message may repeat of a database URL."""
+    text = str(text)
+    where = r"(://[^:/@\s]*:)[^@\s]*@" if "://" in text else r"^([^:/@\s]*:)[^@\s]*@"  # with a scheme or not
+    shown = re.sub(where, r"\1***@", text)
+    return shown if len(shown) <= 200 else shown[:199] + "…"
+
+
 def open_engine(url: str) -> Engine:
     """An engine for ``url``; for SQLite with WAL, the pragmas and ``BEGIN IMMEDIATE`` for writes."""
     try:
@@ -98,9 +108,9 @@ def open_engine(url: str) -> Engine:
             return create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
         if parsed.get_backend_name() != "sqlite":
             return create_engine(parsed, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError, ImportError) as err:
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as err:  # ValueError: a bad port
         raise StoreError(
-            f"cannot use the database URL {url!r}: {err}; "
+            f"cannot use the database URL {without_password(url)!r}: {without_password(err)}; "
             "give e.g. sqlite:///runs/playground.db or postgresql+psycopg://host/db"
         ) from None
     if parsed.database and parsed.database != ":memory:":

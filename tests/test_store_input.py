@@ -200,3 +200,15 @@ def test_a_file_that_is_not_a_database_is_one_store_error(tmp_path):
     path.write_bytes(b"these are not the droids you are looking for" * 100)
     refused(StoreError, Store, f"sqlite:///{path}", match="failed: file is not a database")
     refused(StoreError, Store, f"sqlite:///{tmp_path}/a\x00b.db", match="it holds a NUL byte")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nodb+nodriver://alice:s3cret@host/db", "postgresql://alice:s3cret@host:port/db", "alice:s3cret@host"],
+)
+def test_a_database_url_that_cannot_be_used_is_one_error_that_never_shows_its_password(url):
+    from playground.store_schema import open_engine
+
+    with pytest.raises(StoreError, match="cannot use the database URL") as caught:
+        open_engine(url)
+    assert "s3cret" not in str(caught.value) and "alice:***@" in str(caught.value)
