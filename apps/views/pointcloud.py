@@ -244,7 +244,8 @@ def viewer_event_handler(annotations: CuboidAnnotations, ref: FrameRef, annotato
             if result["ok"]:
                 close_queue_item(annotations, ref, annotator, value)
         elif value.get("type") == "frame":
-            step_frame(1 if int(value.get("step", 1)) > 0 else -1)
+            step = value.get("step", 1)  # from the browser: anything but a negative number steps forward
+            step_frame(-1 if isinstance(step, (int, float)) and step < 0 else 1)
 
     return handle
 

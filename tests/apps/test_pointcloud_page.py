@@ -148,6 +148,16 @@ def test_page_down_in_the_viewer_moves_to_the_next_scene():
     assert "seed1-" in args["frame"]["key"] and "points" in data
 
 
+def test_a_malformed_frame_step_from_the_browser_steps_forward_not_a_traceback():
+    at = small_scene_page()
+    args, _, _ = viewer_args(at)
+    viewer_says(at, {"type": "frame", "step": "back", "frame_key": args["frame"]["key"], "nonce": "m"})
+    assert at.number_input(key="cub_seed").value == 1  # viewer_says asserts no exception
+    args, _, _ = viewer_args(at)
+    viewer_says(at, {"type": "frame", "step": -1, "frame_key": args["frame"]["key"], "nonce": "n"})
+    assert at.number_input(key="cub_seed").value == 0
+
+
 def npy_bytes(array) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
