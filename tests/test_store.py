@@ -17,11 +17,11 @@ import traceback
 
 import numpy as np
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from playground.errors import ConflictError, DataFormatError, StoreError
 from playground.store import QueueItem, Store, default_url
-from playground.store_schema import audit, decisions, escalations, queues, samples, schema_lock
+from playground.store_schema import audit, decisions, escalations, samples, schema_lock
 
 CLASSES = ["cat", "dog", "bird"]
 
@@ -478,30 +478,3 @@ def test_a_process_killed_mid_decision_loses_no_committed_decision(store_url, tm
             set(recorded) <= stored and len(stored) - len(recorded) <= 1
         )  # at most one commit not yet logged
         assert set(effective) == done and set(effective.values()) == {1}
-
-
-@pytest.mark.parametrize("length", [float("nan"), float("inf"), -5.0, 8 * 24 * 3600.0])
-def test_a_lease_that_would_never_end_or_never_start_is_refused(store, length):
-    store.enqueue("q", make_items(2))
-    with pytest.raises(StoreError, match="a lease lasts 0 to 604800 seconds"):
-        store.lease_next("q", "ann", lease_seconds=length)
-    with pytest.raises(StoreError, match="a lease lasts"):
-        store.undo_last("q", "ann", lease_seconds=length)
-    with pytest.raises(StoreError, match="a time must be a finite number"):
-        store.lease_next("q", "ann", now=float("nan"))
-    item = store.lease_next("q", "ann", lease_seconds=60.0)  # nothing was locked by the refusals
-    other = store.lease_next("q", "bob", lease_seconds=60.0)
-    assert item is not None and other.escalation_id != item.escalation_id
-
-
-def test_a_queue_is_found_by_the_name_it_was_made_with_and_unknown_names_get_a_bounded_error(store):
-    store.enqueue("  spaced  ", make_items(1))
-    assert store.lease_next(" spaced", "ann") is not None  # stripped on lookup as on creation
-    with store.engine.begin() as conn:  # names an older playground let in: a newline, 70 characters
-        for index in range(12):
-            name = f"odd\nname {index:02d} " + "x" * 60
-            conn.execute(insert(queues).values(name=name, class_names='["a", "b"]', created_at=0.0))
-    with pytest.raises(StoreError) as refused:
-        store.lease_next("nope", "ann")
-    message = str(refused.value)
-    assert "\n" not in message and "and 3 more" in message and len(message) < 700

@@ -17,7 +17,8 @@ from playground.accounts import SIGN_IN_FAILED, Accounts
 from playground.errors import AccessError, DataFormatError, PlaygroundError, StoreError
 from playground.jobs import Jobs
 from playground.store import QueueItem, Store
-from playground.store_schema import annotators, audit, jobs, samples
+from playground.store_schema import annotators, audit, jobs, queues, samples
+from tests.test_store import make_items
 
 CLASSES = ["cat", "dog", "bird"]
 NUL, CONTROL, LONG = "a\x00b", "a\x1b[2Jb", "y" * 100_000
@@ -212,3 +213,31 @@ def test_a_database_url_that_cannot_be_used_is_one_error_that_never_shows_its_pa
     with pytest.raises(StoreError, match="cannot use the database URL") as caught:
         open_engine(url)
     assert "s3cret" not in str(caught.value) and "alice:***@" in str(caught.value)
+
+
+@pytest.mark.parametrize("length", [float("nan"), float("inf"), -5.0, 8 * 24 * 3600.0])
+def test_a_lease_that_would_never_end_or_never_start_is_refused(store, length):
+    store.enqueue("q", make_items(2))
+    with pytest.raises(StoreError, match="a lease lasts 0 to 604800 seconds"):
+        store.lease_next("q", "ann", lease_seconds=length)
+    with pytest.raises(StoreError, match="a lease lasts"):
+        store.undo_last("q", "ann", lease_seconds=length)
+    with pytest.raises(StoreError, match="a time must be a finite number"):
+        store.lease_next("q", "ann", now=float("nan"))
+    item = store.lease_next("q", "ann", lease_seconds=60.0)  # nothing was locked by the refusals
+    other = store.lease_next("q", "bob", lease_seconds=60.0)
+    assert item is not None and other.escalation_id != item.escalation_id
+
+
+def test_a_queue_is_found_by_the_name_it_was_made_with_and_unknown_names_get_a_bounded_error(store):
+    store.enqueue("  spaced  ", make_items(1))
+    assert store.lease_next(" spaced", "ann") is not None  # stripped on lookup as on creation
+    with store.engine.begin() as conn:  # names an older playground let in: a newline, 70 characters
+        for index in range(12):
+            name = f"odd\nname {index:02d} " + "x" * 60
+            conn.execute(insert(queues).values(name=name, class_names='["a", "b"]', created_at=0.0))
+    with pytest.raises(StoreError) as refused:
+        store.lease_next("nope", "ann")
+    message = str(refused.value)
+    hidden = len(store.queues()) - 10  # ten names are listed
+    assert "\n" not in message and f"and {hidden} more" in message and len(message) < 700
