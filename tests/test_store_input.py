@@ -17,7 +17,7 @@ from playground.accounts import SIGN_IN_FAILED, Accounts
 from playground.errors import AccessError, DataFormatError, PlaygroundError, StoreError
 from playground.jobs import Jobs
 from playground.store import QueueItem, Store
-from playground.store_schema import annotators, audit, jobs, queues, samples
+from playground.store_schema import annotators, audit, decisions, jobs, queues, samples
 from tests.test_store import make_items
 
 CLASSES = ["cat", "dog", "bird"]
@@ -241,3 +241,35 @@ def test_a_queue_is_found_by_the_name_it_was_made_with_and_unknown_names_get_a_b
     message = str(refused.value)
     hidden = len(store.queues()) - 10  # ten names are listed
     assert "\n" not in message and f"and {hidden} more" in message and len(message) < 700
+
+
+@pytest.mark.parametrize(
+    "action, label, message",
+    [
+        ("correct", None, "class index from 0 to 2"),
+        ("correct", 3, "got 3"),
+        ("correct", -1, "got -1"),
+        ("correct", True, "got True"),
+        ("correct", "1", "got '1'"),
+        ("approve", None, "unknown action 'approve'"),
+    ],
+)
+def test_bad_actions_and_labels_are_refused_with_a_clear_error(store, action, label, message):
+    store.enqueue("q", make_items(1))
+    item = store.lease_next("q", "alice")
+    with pytest.raises(StoreError, match=message):
+        store.submit("r", item.escalation_id, "alice", action, label=label)
+    assert count(store, decisions) == 0 and store.item(item.escalation_id).status == "leased"
+
+
+def test_unknown_queues_items_and_empty_names_are_clear_errors(store):
+    store.enqueue("q", make_items(1))
+    with pytest.raises(StoreError, match="no annotation queue named 'nope' \\(queues: q\\)"):
+        store.lease_next("nope", "alice")
+    with pytest.raises(StoreError, match="no escalated item with id 99"):
+        store.submit("r", 99, "alice", "accept")
+    with pytest.raises(StoreError, match="annotator name must be 1 to 64"):
+        store.register_annotator("   ")
+    with pytest.raises(StoreError, match="annotator name"):
+        store.lease_next("q", "x" * 65)
+    assert store.register_annotator("  zoe ") == "zoe" and store.annotators() == ["zoe"]
