@@ -63,12 +63,15 @@ class Config(RunConfig):
             )
 
 
+def anynet_values(spec: dict) -> dict:
+    """The classify config values that train the AnyNet ``spec`` (the fields of an AnyNetSpec)."""
+    return {"model": "anynet", **{f"anynet.{key}": value for key, value in spec.items()}}
+
+
 def trial_of(spec, seed: int) -> Trial:
-    """The classify trial that trains one sampled AnyNet."""
-    fields = {
-        f"anynet.{k}": tuple(v) if isinstance(v, list) else v for k, v in dataclasses.asdict(spec).items()
-    }
-    return Trial(tuple(sorted({"model": "anynet", **fields}.items())), seed)  # tuples: a hashable trial
+    """The classify trial that trains one sampled AnyNet (lists as tuples: a hashable trial)."""
+    values = anynet_values(dataclasses.asdict(spec))
+    return Trial(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items())), seed)
 
 
 def load(config: Config, device=None, progress: Progress = None) -> dict[str, list]:

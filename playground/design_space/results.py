@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from playground.core.runs import Metrics, RunInfo, list_runs, load_run, read_result
-from playground.design_space.experiment import EXPERIMENT, SAMPLES
+from playground.design_space.experiment import EXPERIMENT, SAMPLES, anynet_values
 from playground.errors import DataFormatError
 from playground.models.anynet import AnyNetSpec
+from playground.sweep.runner import value_arg
 
 
 def find_design_space_runs(root: str | Path | None = None) -> list[RunInfo]:
@@ -34,4 +34,4 @@ def load_design_space_run(path: str | Path) -> tuple[Metrics, dict[str, list[dic
 
 def full_training_overrides(spec: dict) -> list[str]:
     """The ``--set`` values that train a sampled model with the classify recipe (``model=anynet``)."""
-    return ['model="anynet"', *(f"anynet.{key}={json.dumps(value)}" for key, value in spec.items())]
+    return [value_arg(key, value) for key, value in anynet_values(spec).items()]

@@ -18,6 +18,7 @@ from typing import Any
 
 from playground.core.charts import Chart, Panel, Trace, save_png
 from playground.core.config import load_recipe
+from playground.core.paths import check_output_folder
 from playground.core.progress import Progress, report
 from playground.core.registry import headline_names
 from playground.core.runner import config_from_recipe
@@ -50,9 +51,7 @@ def sweep_folder(recipe: str | Path, preset: str | None, out: str | Path | None)
     """``out``, else ``<runs root>/sweep-<recipe>-<preset>``: the same folder for the same sweep, so a
     rerun finds what finished. An existing file there is refused before any work."""
     folder = Path(out) if out else playground_home() / f"sweep-{Path(recipe).stem}-{preset or 'base'}"
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder} is a file; give a folder for the sweep")
-    return folder
+    return check_output_folder(folder, "the sweep folder (--out)")
 
 
 def run_sweep(
