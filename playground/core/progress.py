@@ -67,6 +67,8 @@ class RunProgress:
     timeline and wall time of an earlier complete run of the same configuration: with it, a stage's
     place in the profile gives stage k of N and the fraction done (time-weighted, so a long stage
     counts for more), and the time left is the profile's remaining time scaled by this run's pace.
+    Without a profile, a stage with a known total still estimates its own time left from its pace
+    since its first event (``stage_left``): a long sweep of trials is not "time left unknown" for an hour.
     """
 
     def __init__(self, listener: Progress = None, profile: tuple[list, float] | None = None) -> None:
@@ -74,6 +76,7 @@ class RunProgress:
         self.started = time.monotonic()
         self.timeline: list[list] = []
         self._seen: set[str] = set()
+        self._stage_origin: dict[str, tuple[float, int]] = {}  # stage -> (elapsed, step) at its first event
         self.run_dir = None  # the run folder, once the template has made it
         self.event: ProgressEvent | None = None
         self._profile_index = {key: i for i, (key, _) in enumerate(profile[0])} if profile else {}
@@ -86,6 +89,7 @@ class RunProgress:
         if key not in self._seen:
             self._seen.add(key)
             self.timeline.append([key, round(elapsed, 2)])
+            self._stage_origin[key] = (elapsed, event.step)
         self.event = event
         if self._profile and key in self._profile_index:
             self._position = max(self._position or 0.0, self._profile_position(key, event.fraction))
@@ -103,6 +107,16 @@ class RunProgress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def _stage_left(self, event: ProgressEvent | None, elapsed: float) -> float | None:
+        """The current stage's time left at its pace so far (None before its second step)."""
+        if event is None or not event.total:
+            return None
+        began, first_step = self._stage_origin.get(stage_key(event), (elapsed, event.step))
+        if event.step <= first_step:
+            return None
+        pace = (elapsed - began) / (event.step - first_step)  # seconds per step
+        return round(max(0, event.total - event.step) * pace, 1)
+
     def snapshot(self) -> dict[str, Any]:
         """The run's progress now: stage, step of total, stage index of stages, fraction, elapsed, left."""
         event, elapsed = self.event, self.elapsed
@@ -115,6 +129,7 @@ class RunProgress:
             "fraction": None,
             "elapsed": round(elapsed, 1),
             "left": None,
+            "stage_left": self._stage_left(event, elapsed),
         }
         if self._profile and event is not None:
             stages, total = self._profile

@@ -89,7 +89,13 @@ def describe_progress(snapshot: dict[str, Any]) -> str:
         parts.append(f"{snapshot['fraction']:.0%}")
     parts.append(f"{format_duration(snapshot.get('elapsed'))} elapsed")
     left = snapshot.get("left")
-    parts.append(f"about {format_duration(left)} left" if left is not None else "time left unknown")
+    stage_left = snapshot.get("stage_left")
+    if left is not None:
+        parts.append(f"about {format_duration(left)} left")
+    elif stage_left is not None:
+        parts.append(f"about {format_duration(stage_left)} left in this stage")
+    else:
+        parts.append("time left unknown")
     return " · ".join(parts)
 
 

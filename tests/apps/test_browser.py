@@ -192,7 +192,9 @@ def test_a_run_started_from_a_page_survives_closing_the_tab(app_url, browser_pag
     page.goto(f"{app_url}/classify")
     if jobs.get(job.id).active:  # still working: the reopened page follows it
         expect(page.get_by_text(f"Job {job.id} (Classifier: quick)")).to_be_visible()
-    expect(page.get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=300_000)  # then opens the new run
+    expect(page.get_by_text("Test accuracy", exact=True)).to_be_visible(
+        timeout=300_000
+    )  # then opens the new run
     done = jobs.get(job.id)
     assert done.status == "finished" and read_status(done.run_dir).state == "complete"
     settle(page)

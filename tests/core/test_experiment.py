@@ -197,3 +197,20 @@ def test_describe_progress_and_durations():
     )
     assert line == "train · stage 2 of 5 · step 4/10 · 40% · 30 s elapsed · about 45 s left"
     assert describe_progress({"stage": "load", "elapsed": 1}).endswith("time left unknown")
+
+
+def test_without_an_earlier_run_a_stage_with_a_total_estimates_its_own_time_left(monkeypatch):
+    from playground.core import progress as progress_module
+    from playground.core.progress import ProgressEvent, RunProgress
+
+    clock = iter([0.0, 10.0, 10.0, 30.0, 30.0, 40.0, 40.0])  # start, then (event, snapshot) pairs
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    run = RunProgress()
+    run(ProgressEvent("trials", 62, 298))  # resumed: 62 finished before, so the pace counts from here
+    assert run.snapshot()["stage_left"] is None
+    run(ProgressEvent("trials", 64, 298))  # 2 trials in 20 s
+    snapshot = run.snapshot()
+    assert snapshot["left"] is None and snapshot["stage_left"] == pytest.approx(234 * 10.0)
+    assert describe_progress(snapshot).endswith("about 39 min 00 s left in this stage")
+    run(ProgressEvent("report", 1, 0))  # a stage without a total: unknown again
+    assert run.snapshot()["stage_left"] is None
