@@ -27,6 +27,15 @@ def edf(errors: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     return values, np.arange(1, len(values) + 1) / len(values)
 
 
+def edf_steps(errors: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The EDF as a staircase to draw with straight lines: it rises by 1/n at each error, flat between
+    (a line through the sorted points would show models between two errors that are not there)."""
+    values, fractions = edf(errors)
+    x = np.repeat(values, 2)
+    y = np.concatenate([[0.0], np.repeat(fractions, 2)[:-1]])
+    return x, y
+
+
 def edf_summary(errors: Sequence[float]) -> dict[str, float]:
     """``error_p10`` and ``error_median`` of the errors, and their ``count``."""
     values, _ = edf(errors)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playground.core.charts import Chart, Panel, Trace
 from playground.core.runs import Metrics, markdown_table
-from playground.design_space.edf import edf
+from playground.design_space.edf import edf_steps
 
 PARAMETERS = {  # what the error is plotted against, per kind of space
     "anynet": ("flops", "depth", "width_last", "bottleneck", "group_width"),
@@ -21,7 +21,7 @@ def edf_chart(trained: dict[str, list[dict]]) -> Chart:
     traces = []
     for index, (space, models) in enumerate(trained.items()):
         if errors := _errors(models):
-            x, y = edf(errors)
+            x, y = edf_steps(errors)
             traces.append(Trace("line", f"{space} (n={len(errors)})", 100 * x, y, color=index))
     panel = Panel(traces, "Error EDFs", "test error (%)", "cumulative probability", y_range=(0, 1))
     return Chart("edf", [panel], title="Design spaces compared by their error distributions", columns=1)

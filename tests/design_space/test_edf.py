@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from playground.design_space import bootstrap_range, edf, edf_gap, edf_summary
+from playground.design_space import bootstrap_range, edf, edf_gap, edf_steps, edf_summary
 from playground.errors import ConfigError
 
 
@@ -14,6 +14,12 @@ def test_the_edf_is_the_fraction_of_models_at_or_below_each_error():
     assert summary == pytest.approx({"error_p10": 0.11, "error_median": 0.15, "count": 11})
     with pytest.raises(ConfigError, match="finite errors"):
         edf([0.1, float("nan")])
+
+
+def test_the_drawn_edf_is_a_staircase_through_every_model():
+    x, y = edf_steps([0.3, 0.1, 0.2])
+    assert x.tolist() == [0.1, 0.1, 0.2, 0.2, 0.3, 0.3]
+    assert y.tolist() == pytest.approx([0, 1 / 3, 1 / 3, 2 / 3, 2 / 3, 1])
 
 
 def test_a_space_of_better_models_has_an_edf_above_the_other():
