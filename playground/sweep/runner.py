@@ -20,7 +20,7 @@ import math
 import multiprocessing
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,15 +90,21 @@ class Ledger:
         write_json_whole(self.path, self.entries)
 
 
-def local_outcomes(jobs: list[TrialJob], workers: int) -> Iterator[tuple[TrialJob, dict]]:
-    """Each job's outcome as it finishes: in this process for one worker, else in spawned processes."""
+def local_outcomes(
+    jobs: list[TrialJob], workers: int, trial: Callable[[TrialJob], dict] | None = None
+) -> Iterator[tuple[TrialJob, dict]]:
+    """Each job's outcome as it finishes (``trial``, default :func:`run_trial`, runs one): in this
+    process for one worker, else in spawned processes. Stopped early (Ctrl-C, an error), the trials
+    not yet started are cancelled, not run to the end."""
+    trial = trial or run_trial
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield job, run_trial(job)
+            yield job, trial(job)
         return
     context = multiprocessing.get_context("spawn")  # safe with threads and CUDA
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-        futures = {pool.submit(run_trial, job): job for job in jobs}
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context)
+    try:
+        futures = {pool.submit(trial, job): job for job in jobs}
         for future in concurrent.futures.as_completed(futures):
             try:
                 outcome = future.result()
@@ -108,6 +114,8 @@ def local_outcomes(jobs: list[TrialJob], workers: int) -> Iterator[tuple[TrialJo
                     "error": f"worker process died: {type(err).__name__}: {err}"[:400],
                 }
             yield futures[future], outcome
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_address(address: str) -> None:
@@ -145,6 +153,7 @@ def ray_outcomes(jobs: list[TrialJob], workers: int, address: str | None) -> Ite
     if started:
         options = {"address": address} if address else {"num_cpus": workers or os.cpu_count()}
         ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    pending = {}
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_trial)
         pending = {remote.remote(job): job for job in jobs}
@@ -157,5 +166,7 @@ def ray_outcomes(jobs: list[TrialJob], workers: int, address: str | None) -> Ite
                 outcome = {"status": "failed", "error": f"Ray task failed: {type(err).__name__}"[:400]}
             yield job, outcome
     finally:
+        for ref in pending:  # stopped early: the trials not finished are cancelled (a cluster keeps none)
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()

@@ -121,3 +121,15 @@ def test_ray_runs_the_same_trials_to_the_same_numbers_as_local_processes(tmp_pat
     assert not local.failed and not ray.failed
     for a, b in zip(local.entries, ray.entries):
         assert a["metrics"]["test/accuracy"] == b["metrics"]["test/accuracy"]
+
+
+def test_a_sweep_stopped_early_cancels_the_trials_not_yet_started(tmp_path):
+    from tests.sweep.sleepy_trial import sleepy_trial
+
+    jobs = [sweep_runner.TrialJob(f"k{i}", RECIPE, "quick", (), 0, str(tmp_path)) for i in range(16)]
+    outcomes = sweep_runner.local_outcomes(jobs, 2, trial=sleepy_trial)
+    next(outcomes)  # one trial finished; then the user presses Ctrl-C
+    outcomes.close()
+    time.sleep(1.5)  # anything still running would have marked itself by now
+    started = len(list(tmp_path.glob("started-*")))
+    assert 2 <= started <= 8  # the first ones, the running ones and the few the pool had queued: not all 16
