@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from playground.core.config import toml_value
 from playground.core.device import available_devices
 from playground.core.registry import TECHNIQUES
 from playground.core.runs import playground_home
@@ -182,9 +183,9 @@ PLAIN_TOML = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 def toml_text(value) -> str:
     """``value`` as it would be typed after ``--set key=``."""
-    if isinstance(value, str):
-        return value if PLAIN_TOML.match(value) else json.dumps(value)
-    return repr(value)
+    if isinstance(value, str) and PLAIN_TOML.match(value):
+        return value
+    return toml_value(value)
 
 
 class PresetForm:

@@ -317,7 +317,9 @@ def _print_result(result) -> None:
 
 
 def _quoted(value) -> str:
-    return str(value) if isinstance(value, int) else '"' + str(value).replace('"', '\\"') + '"'
+    from playground.core.config import toml_value
+
+    return str(value) if isinstance(value, int) else toml_value(str(value))
 
 
 def _parse_ints(text: str, option: str = "--seeds") -> list[int]:

@@ -24,6 +24,8 @@ Values are checked against the dataclass: an unknown key or a value of the wrong
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import sys
 import typing
 from collections.abc import Sequence
@@ -299,7 +301,7 @@ def config_value(config: Any, path: str) -> Any:
 
 def config_to_toml(config: Any, header: dict[str, Any] | None = None) -> str:
     """Render a config dataclass (plus optional top-level keys) as TOML; sections as sub-tables."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in (header or {}).items()]
+    lines = [f"{k} = {toml_value(v)}" for k, v in (header or {}).items()]
     lines += _toml_table("config", config)
     return "\n".join(lines) + "\n"
 
@@ -311,23 +313,33 @@ def _toml_table(name: str, config: Any) -> list[str]:
         if dataclasses.is_dataclass(value):
             sections.append((f"{name}.{field.name}", value))
         elif value is not None:
-            lines.append(f"{field.name} = {_toml_value(value)}")
+            lines.append(f"{field.name} = {toml_value(value)}")
     for section_name, section in sections:
         lines += _toml_table(section_name, section)
     return lines
 
 
-def _toml_value(value: Any) -> str:
+BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML, as ``config.toml`` holds it and ``--set key=`` reads it back.
+
+    Strings are basic strings with every backslash, quote and control character escaped (a path
+    like ``C:\\new`` stays a backslash and an ``n``, not a line break)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+        return "{" + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_key(key: Any) -> str:
+    return key if BARE_KEY.match(str(key)) else toml_value(str(key))
 
 
 def chosen_methods(methods: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:

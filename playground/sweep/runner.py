@@ -45,8 +45,10 @@ class TrialJob:
 
 
 def value_arg(key: str, value: Any) -> str:
-    """``key=value`` as ``--set`` reads it back (JSON numbers, booleans, strings and lists are TOML)."""
-    return f"{key}={json.dumps(value)}"
+    """``key=value`` as ``--set`` reads it back."""
+    from playground.core.config import toml_value
+
+    return f"{key}={toml_value(value)}"
 
 
 def run_trial(job: TrialJob) -> dict[str, Any]:

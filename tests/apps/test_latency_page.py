@@ -70,7 +70,7 @@ def test_the_variants_picked_are_the_methods_of_the_command(playground_home):
     at = open_page()
     at.multiselect(key="lat_methods").set_value(["ort_fp32", "torch_fp32"]).run()
     assert not at.exception
-    assert at.code[0].value.endswith("--set " + shlex.quote("methods=['torch_fp32', 'ort_fp32']"))
+    assert at.code[0].value.endswith("--set " + shlex.quote('methods=["torch_fp32", "ort_fp32"]'))
 
 
 def test_the_saved_models_of_a_run_can_be_re_timed(latency_run):

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from playground.core.config import (
-    _toml_value,
     apply_overrides,
     build_config,
     config_fields,
     parse_override,
     section_type,
+    toml_value,
 )
 from playground.core.registry import TECHNIQUES, get_experiment
 from playground.core.runner import config_from_recipe
@@ -64,7 +64,7 @@ def toml_values(keys: list[str]):
 def raw_values(keys: list[str]):
     """What may follow ``key=`` on the command line."""
     special = ["nan", "inf", "-inf", "1e400", "1" * 5000, "[" * 3000 + "]" * 3000, "{" * 3000, '"\\ud800"']
-    return st.one_of(st.text(max_size=40), toml_values(keys).map(_toml_value), st.sampled_from(special))
+    return st.one_of(st.text(max_size=40), toml_values(keys).map(toml_value), st.sampled_from(special))
 
 
 def keys_of(technique: str):
@@ -112,6 +112,13 @@ def test_parse_override_reads_any_text_or_raises_one_config_error(text):
         assert key and key == key.strip()
 
 
+@PROPERTY
+@given(st.text(max_size=200))
+def test_any_text_written_by_toml_value_is_read_back_by_set_unchanged(text):
+    """What the CLI, the sweep and the pages write after ``--set key=`` (``--out C:\\new`` included)."""
+    assert parse_override(f"key={toml_value(text)}") == ("key", text)
+
+
 def toml_tables(technique: str, max_size: int = 5):
     keys = PATHS[technique] + SECTIONS[technique] + WRONG_KEYS
     return st.dictionaries(keys_of(technique), toml_values(keys), max_size=max_size)
@@ -119,7 +126,7 @@ def toml_tables(technique: str, max_size: int = 5):
 
 @PROPERTY
 @given(st.data())
-def test_any_toml_values_build_a_config_or_raise_one_config_error(data):
+def test_anytoml_values_build_a_config_or_raise_one_config_error(data):
     technique = data.draw(st.sampled_from(sorted(CONFIGS)))
     config_cls, values = CONFIGS[technique], data.draw(toml_tables(technique))
     builds_or_refuses(lambda: build_config(config_cls, values, "hypothesis"))
@@ -138,9 +145,9 @@ def test_nan_and_infinity_are_refused_where_a_number_is_expected():
 
 
 def recipe_text(experiment: str, base: dict, preset: dict) -> str:
-    lines = [f"experiment = {_toml_value(experiment)}", "[config]"]
-    lines += [f'"{k}" = {_toml_value(v)}' for k, v in base.items()]
-    lines += ["[presets.quick]"] + [f'"{k}" = {_toml_value(v)}' for k, v in preset.items()]
+    lines = [f"experiment = {toml_value(experiment)}", "[config]"]
+    lines += [f'"{k}" = {toml_value(v)}' for k, v in base.items()]
+    lines += ["[presets.quick]"] + [f'"{k}" = {toml_value(v)}' for k, v in preset.items()]
     return "\n".join(lines) + "\n"
 
 
