@@ -401,11 +401,11 @@ def check_address(address: str) -> None:
 
 
 def cmd_runs(args) -> int:
-    """List the runs with their status (the user's, newest first, then the shipped reference runs), or
-    show one: its report; for a run that did not complete, its status and what its folder holds."""
-    from playground.core.registry import headline_names
+    """List the runs with their status (the user's, newest first, then their sweeps, then the shipped
+    reference runs), or show one: its report; for a run that did not complete, its status and what its
+    folder holds."""
     from playground.core.runs import list_runs, load_run, playground_home, reference_root
-    from playground.core.status import describe_progress
+    from playground.sweep.runner import list_sweeps
 
     root = Path(args.root) if args.root else playground_home()
     if args.run:
@@ -419,22 +419,38 @@ def cmd_runs(args) -> int:
         return 0
     mine = list_runs(root)
     references = [r for r in list_runs(reference_root()) if r.name not in {m.name for m in mine}]
-    if not mine:
+    sweeps = list_sweeps(root)
+    if not mine and not sweeps:
         print(f"no runs under {root} yet; start one with `playground run recipes/classify_fashion.toml`")
-    for info in mine + references:
-        status = info.status
-        state, detail = status.state, status.error
-        if state == "running":
-            fraction = status.progress.get("fraction")
-            state += f" {fraction:.0%}" if fraction is not None else ""
-            detail = describe_progress(status.progress)
-        elif state == "complete":
-            detail = "  ".join(
-                f"{k}={info.metrics[k]:.4g}" for k in headline_names(info.experiment, info.metrics)[:2]
-            )
-        source = "reference" if info.reference else ""
-        print(f"{info.name:<45} {info.experiment:<12} {state:<12} {source:<9} {detail}".rstrip())
+    for info in mine:
+        _print_run(info)
+    for sweep in sweeps:  # `playground runs NAME` shows a sweep's report too
+        state = "complete" if sweep.complete else "unfinished"
+        print(
+            f"{sweep.path.name:<45} {'sweep':<12} {state:<22} {sweep.done} trials done, {sweep.failed} failed"
+        )
+    for info in references:
+        _print_run(info)
     return 0
+
+
+def _print_run(info) -> None:
+    """One line of ``playground runs``: name, technique, state, reference or not, progress or headlines."""
+    from playground.core.registry import headline_names
+    from playground.core.status import describe_progress
+
+    status = info.status
+    state, detail = status.state, status.error
+    if state == "running":
+        fraction = status.progress.get("fraction")
+        state += f" {fraction:.0%}" if fraction is not None else ""
+        detail = describe_progress(status.progress)
+    elif state == "complete":
+        detail = "  ".join(
+            f"{k}={info.metrics[k]:.4g}" for k in headline_names(info.experiment, info.metrics)[:2]
+        )
+    source = "reference" if info.reference else ""
+    print(f"{info.name:<45} {info.experiment:<12} {state:<12} {source:<9} {detail}".rstrip())
 
 
 def cmd_data(args) -> int:

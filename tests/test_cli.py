@@ -211,6 +211,34 @@ def test_runs_lists_each_runs_status_then_the_reference_runs(capsys, playground_
     assert lines[4][3:] == ["reference", "test/accuracy=0.91", "test/loss=0.3"]
 
 
+def test_runs_lists_sweeps_after_the_users_runs_with_their_trials(
+    capsys, playground_home, tmp_path, monkeypatch
+):
+    import json
+
+    from tests.apps.test_runs_page import CLASSIFY, fake_run
+
+    fake_run(playground_home, "done", "classify", "complete", CLASSIFY)
+    monkeypatch.setenv("PLAYGROUND_REFERENCE", str(tmp_path / "reference"))
+    fake_run(tmp_path / "reference", "shipped", "classify", "complete", CLASSIFY)
+    sweep = playground_home / "sweep-classify_fashion-quick"
+    sweep.mkdir()
+    ledger = {"a": {"status": "done"}, "b": {"status": "done"}, "c": {"status": "failed", "error": "x"}}
+    (sweep / "trials.json").write_text(json.dumps(ledger))
+    (playground_home / "damaged").mkdir()
+    (playground_home / "damaged" / "trials.json").write_text("[not a ledger")
+    assert main(["runs"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [line[0] for line in lines] == ["done", "damaged", "sweep-classify_fashion-quick", "shipped"]
+    assert lines[2][1:] == ["sweep", "unfinished", "2", "trials", "done,", "1", "failed"]
+    (sweep / "metrics.json").write_text('{"metrics": {}, "units": {}}')  # what run_sweep writes last
+    (sweep / "report.md").write_text("# Sweep: 3 trials\n")
+    assert main(["runs"]) == 0
+    assert "sweep-classify_fashion-quick sweep complete" in " ".join(capsys.readouterr().out.split())
+    assert main(["runs", "sweep-classify_fashion-quick"]) == 0
+    assert capsys.readouterr().out.startswith("# Sweep: 3 trials")
+
+
 def test_runs_name_shows_a_reference_run_or_why_a_run_has_no_report(
     capsys, playground_home, tmp_path, monkeypatch
 ):

@@ -92,6 +92,33 @@ class Ledger:
         write_json_whole(self.path, self.entries)
 
 
+@dataclass(frozen=True)
+class SweepSummary:
+    """A sweep folder as ``playground runs`` lists it: its trials done and failed, and whether its
+    report is newer than its ledger (else the sweep stopped or is still running)."""
+
+    path: Path
+    done: int
+    failed: int
+    complete: bool
+
+
+def list_sweeps(root: Path) -> list[SweepSummary]:
+    """The sweep folders (those with a ledger) directly under ``root``, newest first."""
+    found = []
+    for ledger_path in Path(root).glob("*/trials.json"):
+        try:
+            entries = Ledger(ledger_path.parent).entries
+        except ConfigError:  # a damaged ledger: a sweep with nothing known
+            entries = {}
+        states = [e.get("status") if isinstance(e, dict) else None for e in entries.values()]
+        report = ledger_path.with_name("report.md")
+        complete = report.is_file() and report.stat().st_mtime >= ledger_path.stat().st_mtime
+        done = states.count("done")
+        found.append(SweepSummary(ledger_path.parent, done, len(states) - done, complete))
+    return sorted(found, key=lambda s: (s.path.stat().st_mtime, s.path.name), reverse=True)
+
+
 def local_outcomes(
     jobs: list[TrialJob], workers: int, trial: Callable[[TrialJob], dict] | None = None
 ) -> Iterator[tuple[TrialJob, dict]]:
