@@ -426,9 +426,7 @@ def cmd_runs(args) -> int:
         _print_run(info)
     for sweep in sweeps:  # `playground runs NAME` shows a sweep's report too
         state = "complete" if sweep.complete else "unfinished"
-        print(
-            f"{sweep.path.name:<45} {'sweep':<12} {state:<22} {sweep.done} trials done, {sweep.failed} failed"
-        )
+        print(f"{sweep.path.name:<45} {'sweep':<12} {state:<22} {sweep.counts()}")
     for info in references:
         _print_run(info)
     return 0

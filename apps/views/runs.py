@@ -21,9 +21,10 @@ import streamlit as st
 from common import show_error, sidebar_settings
 
 from playground.core.registry import TECHNIQUES, headline_names
-from playground.core.runs import RunInfo, compare_runs, format_number, list_runs, reference_root
+from playground.core.runs import RunInfo, compare_runs, format_number, list_runs, load_run, reference_root
 from playground.core.status import RunStatus
 from playground.errors import PlaygroundError
+from playground.sweep.runner import SweepSummary, list_sweeps
 
 IMAGE_LINE = re.compile(r"^\s*!\[(?P<alt>[^\]]*)\]\((?P<target>[^)\s]+)\)\s*$")
 HEADLINE_COUNT = 4  # metric columns per technique in the table
@@ -240,6 +241,36 @@ def open_run(info: RunInfo) -> None:
         )
 
 
+# --------------------------------------------------------------------- sweeps
+
+
+def sweeps_frame(sweeps: list[SweepSummary]) -> pd.DataFrame:
+    """One row per sweep folder: its trials done and failed, and whether its report is written."""
+    rows = [
+        {
+            "sweep": s.path.name,
+            "trials done": s.done,
+            "failed": s.failed,
+            "status": "complete" if s.complete else "unfinished (rerun the same command to go on)",
+        }
+        for s in sweeps
+    ]
+    return pd.DataFrame(rows, columns=["sweep", "trials done", "failed", "status"])
+
+
+def open_sweep(sweep: SweepSummary) -> None:
+    """A sweep's folder, its state and its report (the table over its points and the plot)."""
+    st.caption(f"Sweep folder: `{sweep.path}`")
+    counts = sweep.counts()
+    if sweep.complete:
+        st.success(f"complete: {counts}", icon=":material/check_circle:")
+    else:
+        st.warning(f"unfinished: {counts}; its report is written when it ends", icon=":material/warning:")
+    info = load_run(sweep.path)
+    if info.report:
+        render_report(info)
+
+
 # --------------------------------------------------------------------- several runs
 
 
@@ -278,33 +309,47 @@ st.title("Runs")
 root = Path(settings.runs_root).expanduser()
 try:
     runs = all_runs(root)
+    sweeps = list_sweeps(root)
 except (PlaygroundError, OSError, ValueError, TypeError) as err:
     show_error(err)
     st.stop()
 states = {info.path: info.status.state for info in runs}
 mine = sum(not info.reference for info in runs)
-if not mine:
+if not mine and not sweeps:
     empty_state(root, len(runs))
     if not runs:
         st.stop()
 else:
     references = len(runs) - mine
+    swept = f" and {len(sweeps)} sweep{'s' * (len(sweeps) != 1)}" if sweeps else ""
     st.caption(
-        f"{mine} run{'s' * (mine != 1)} under `{root}`, newest first"
+        f"{mine} run{'s' * (mine != 1)}{swept} under `{root}`, newest first"
         + (f", then {references} reference run{'s' * (references != 1)}." if references else ".")
     )
 running = {path for path, state in states.items() if state == "running"}
-st.fragment(run_every=REFRESH if running else None)(draw_table)(root, running)
+if runs:
+    st.fragment(run_every=REFRESH if running else None)(draw_table)(root, running)
+if sweeps:
+    st.markdown("**Sweeps** (`playground sweep`; each trial is a run inside its folder)")
+    st.dataframe(sweeps_frame(sweeps), hide_index=True, width="stretch")
 complete = [info for info in runs if states[info.path] == "complete"]
 if complete:
     with st.expander("Compare runs", expanded=False):
         compare(complete)
-by_name = {info.name: info for info in runs}
-names = list(by_name)
-chosen = st.selectbox(
-    "Open a run",
-    names,
-    format_func=lambda name: f"{name} (reference)" if by_name[name].reference else name,
-    key="runs_open",
-)
-open_run(by_name[chosen])
+by_name: dict[str, RunInfo | SweepSummary] = {info.name: info for info in runs if not info.reference}
+by_name |= {sweep.path.name: sweep for sweep in sweeps if sweep.path.name not in by_name}
+by_name |= {info.name: info for info in runs if info.reference and info.name not in by_name}
+
+
+def choice_label(name: str) -> str:
+    item = by_name[name]
+    if isinstance(item, SweepSummary):
+        return f"{name} (sweep)"
+    return f"{name} (reference)" if item.reference else name
+
+
+chosen = by_name[st.selectbox("Open a run", list(by_name), format_func=choice_label, key="runs_open")]
+if isinstance(chosen, SweepSummary):
+    open_sweep(chosen)
+else:
+    open_run(chosen)

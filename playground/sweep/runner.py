@@ -102,6 +102,9 @@ class SweepSummary:
     failed: int
     complete: bool
 
+    def counts(self) -> str:
+        return f"{self.done} trial{'s' * (self.done != 1)} done, {self.failed} failed"
+
 
 def list_sweeps(root: Path) -> list[SweepSummary]:
     """The sweep folders (those with a ledger) directly under ``root``, newest first."""

@@ -250,3 +250,31 @@ def test_compares_complete_runs_side_by_side(digits_run, playground_home):
     at.multiselect(key="runs_compare").set_value(["other-run"]).run()
     assert not at.exception
     assert any("two or more runs" in c.value for c in at.caption)
+
+
+def test_sweeps_are_listed_under_the_runs_and_open_with_their_report(playground_home, reference):
+    fake_run(playground_home, "done", "classify", "complete", CLASSIFY)
+    sweep = playground_home / "sweep-classify_fashion-quick"
+    sweep.mkdir()
+    ledger = {"a": {"status": "done"}, "b": {"status": "failed", "error": "RuntimeError: boom"}}
+    (sweep / "trials.json").write_text(json.dumps(ledger))
+    at = open_page_at("views/runs.py")
+    assert not at.exception and "1 run and 1 sweep under" in at.caption[0].value
+    assert at.selectbox(key="runs_open").options == [
+        "done",
+        "sweep-classify_fashion-quick (sweep)",
+        "classify-reference (reference)",
+    ]
+    sweeps = at.dataframe[1].value.set_index("sweep")
+    assert sweeps.loc["sweep-classify_fashion-quick", "trials done"] == 1
+    assert sweeps.loc["sweep-classify_fashion-quick", "failed"] == 1
+    assert sweeps.loc["sweep-classify_fashion-quick", "status"].startswith("unfinished")
+    at.selectbox(key="runs_open").select("sweep-classify_fashion-quick").run()
+    assert not at.exception and at.warning[0].value.startswith("unfinished: 1 trial done, 1 failed")
+    (sweep / "metrics.json").write_text('{"metrics": {}, "units": {}}')
+    (sweep / "report.md").write_text(
+        "# Sweep: 2 trials\n\n| width | test/accuracy |\n|---|---|\n| 4 | 0.9 |\n"
+    )
+    at.run()
+    assert at.success[0].value == "complete: 1 trial done, 1 failed"
+    assert any(m.value.startswith("### Sweep: 2 trials") for m in at.markdown)
