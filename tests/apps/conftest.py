@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO as REPO_ROOT
@@ -35,6 +37,13 @@ def open_page_at(page: str):
     at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array ``{"dtype", "bdata"}``."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
 
 
 def plotly_spec(at, key: str) -> dict:

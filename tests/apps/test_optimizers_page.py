@@ -7,18 +7,16 @@ Streamlit puts it there for ``apps/app.py``.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from playground.jobs import Jobs
 from playground.optimizers import experiment
 from playground.optimizers.experiment import Config
-from tests.apps.conftest import wait_for_jobs
+from tests.apps.conftest import plotly_array, wait_for_jobs
 from tests.conftest import REPO
 
 PAGE = REPO / "apps" / "views" / "optimizers.py"
@@ -50,16 +48,13 @@ def chart(at: AppTest, key: str) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or a typed array ``{"dtype", "bdata"}``."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
-
-
 def paths_in(spec: dict) -> dict[str, int]:
     """Optimizer label -> number of points drawn of its path."""
-    return {d["name"]: len(array(d["x"])) for d in spec["data"] if d.get("mode") == "lines" and d.get("name")}
+    return {
+        d["name"]: len(plotly_array(d["x"]))
+        for d in spec["data"]
+        if d.get("mode") == "lines" and d.get("name")
+    }
 
 
 def test_trajectories_follow_function_step_and_learning_rate(page):
@@ -73,7 +68,10 @@ def test_trajectories_follow_function_step_and_learning_rate(page):
     assert [d["type"] for d in trajectory["data"][:3]] == ["contour", "scatter", "scatter"]  # minima, start
     frames = trajectory["frames"]  # ▶ Play: the paths' x and y at up to 60 steps, in the last traces
     assert len(frames) == 60 and frames[-1]["traces"] == list(range(3, 3 + 2 * 5))
-    assert len(array(frames[-1]["data"][0]["x"])) == 201 and len(array(frames[0]["data"][0]["x"])) == 1
+    assert (
+        len(plotly_array(frames[-1]["data"][0]["x"])) == 201
+        and len(plotly_array(frames[0]["data"][0]["x"])) == 1
+    )
     at.slider(key="opt_step").set_value(10).run()
     assert set(paths_in(chart(at, "trajectory")).values()) == {11}
     assert at.dataframe[0].value["distance to nearest minimum"].min() > 0.1
@@ -126,7 +124,7 @@ def test_curves_of_the_latest_run_and_of_a_multi_seed_run(page, playground_home)
         "Validation accuracy",
     ]
     accuracy = curves["data"][4]
-    assert accuracy["xaxis"] == "x3" and len(array(accuracy["x"])) == 4  # gd: epochs 0 to 3
+    assert accuracy["xaxis"] == "x3" and len(plotly_array(accuracy["x"])) == 4  # gd: epochs 0 to 3
 
     from playground.core.runner import run_seeds
 
