@@ -55,6 +55,18 @@ def edf_gap(errors_a: Sequence[float], errors_b: Sequence[float]) -> float:
     )
 
 
+def edf_gap_range(
+    errors_a: Sequence[float], errors_b: Sequence[float], draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """The 95% bootstrap interval of :func:`edf_gap` (each space's models resampled with replacement):
+    how far the gap could move with another draw of the same number of models."""
+    a, b = np.asarray(errors_a, float), np.asarray(errors_b, float)
+    rng = np.random.default_rng(seed)
+    gaps = [edf_gap(rng.choice(a, len(a)), rng.choice(b, len(b))) for _ in range(draws)]
+    low, high = np.percentile(gaps, [2.5, 97.5])
+    return float(low), float(high)
+
+
 @dataclass
 class BootstrapRange:
     """The best models' ``parameter`` lies in ``[low, high]`` with 95% confidence; ``best`` is the median."""

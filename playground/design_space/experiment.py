@@ -19,7 +19,7 @@ from playground.core.config import RunConfig
 from playground.core.experiment import Finished, Run, run_experiment
 from playground.core.progress import Progress
 from playground.core.runs import Metrics, Result, RunDir, playground_home
-from playground.design_space.edf import bootstrap_range, edf_gap, edf_summary
+from playground.design_space.edf import bootstrap_range, edf_gap, edf_gap_range, edf_summary
 from playground.design_space.spaces import SPACES, sample_space
 from playground.errors import ConfigError
 from playground.sweep.space import Trial
@@ -136,7 +136,11 @@ def study_metrics(config: Config, trained: dict[str, list[dict]]) -> tuple[Metri
         ("anynetxe", "anynetxa"),
     ):
         if len(errors.get(better, [])) >= 4 and len(errors.get(worse, [])) >= 4:
-            metrics.add(f"edf_gap/{better}-{worse}", edf_gap(errors[better], errors[worse]), "fraction")
+            name = f"edf_gap/{better}-{worse}"
+            metrics.add(name, edf_gap(errors[better], errors[worse]), "fraction")
+            low, high = edf_gap_range(errors[better], errors[worse], config.bootstrap_draws, config.seed)
+            metrics.add(f"{name}/ci_low", low, "fraction")
+            metrics.add(f"{name}/ci_high", high, "fraction")
     for space in ("regnety", "regnetx"):
         models = [m for m in trained.get(space, []) if m["error"] is not None]
         if len(models) >= 4:

@@ -68,20 +68,46 @@ def charts(trained: dict[str, list[dict]], ranges: dict) -> list[Chart]:
     return [chart for chart in found if chart is not None and chart.panels[0].traces]
 
 
+TOLERANCE = 0.05  # "does not hurt": the EDF may lie this much below on average
+
+
+def verdict(claim: str, gap: float, low: float | None, high: float | None) -> str:
+    """Whether a claim holds on our data, judged by the gap's 95% interval when it is known.
+
+    "A lies above B" holds when the whole interval is above 0; "A does not hurt" holds when the whole
+    interval is above -:data:`TOLERANCE`; either fails when the whole interval is on the wrong side of
+    0; otherwise the models are too few to tell (inconclusive)."""
+    floor = 0.0 if "above" in claim else -TOLERANCE
+    if low is None or high is None:  # a study from before the intervals: the point estimate
+        return "holds" if gap > floor else "does not hold"
+    if low > floor:
+        return "holds"
+    if high < 0:
+        return "does not hold"
+    return "inconclusive (the interval reaches both sides)"
+
+
 def _claims(metrics: Metrics) -> list[str]:
-    lines = []
+    lines, values = [], metrics.values
     for name, claim in (
         ("edf_gap/regnety-anynetxa", "RegNetY's EDF lies above AnyNetXa's"),
         ("edf_gap/regnetx-anynetxa", "RegNetX's EDF lies above AnyNetXa's"),
         ("edf_gap/anynetxc-anynetxa", "sharing b and g does not hurt (AnyNetXc vs Xa)"),
         ("edf_gap/anynetxe-anynetxa", "rising widths and depths do not hurt (AnyNetXe vs Xa)"),
     ):
-        if name in metrics.values:
-            gap = metrics.values[name]
-            holds = gap > 0 if "above" in claim else gap > -0.05
-            lines.append(
-                f"- {claim}: mean EDF gap {gap:+.3f}, **{'holds' if holds else 'does not hold'}** on our data"
-            )
+        if name not in values:
+            continue
+        gap, low, high = values[name], values.get(f"{name}/ci_low"), values.get(f"{name}/ci_high")
+        interval = f" (95% bootstrap interval {low:+.3f} to {high:+.3f})" if low is not None else ""
+        lines.append(
+            f"- {claim}: mean EDF gap {gap:+.3f}{interval}, **{verdict(claim, gap, low, high)}** on our data"
+        )
+    if lines:
+        lines += [
+            "",
+            f'The mean EDF gap is the average of F_A(e) − F_B(e) over the errors seen; "does not hurt" '
+            f"allows A to lie {TOLERANCE} below on average.",
+        ]
     return lines
 
 

@@ -37,11 +37,13 @@ def test_edf_summaries_claims_and_bootstrap_ranges_come_from_the_trained_samples
         < values["edf/regnety/error_median"]
         < values["edf/anynetxa/error_p10"]
     )
-    assert values["edf_gap/regnety-anynetxa"] > 0.5
+    assert values["edf_gap/regnety-anynetxa/ci_low"] > 0.4
+    assert values["edf_gap/regnety-anynetxa/ci_low"] < values["edf_gap/regnety-anynetxa"] > 0.5
     wm = ranges["regnety/wm"]
     assert 1.6 < wm["low"] <= wm["best"] <= wm["high"] < 2.8 and abs(wm["best"] - 2.2) < 0.2
     report = experiment_report(config, metrics, trained, ranges)
     assert "RegNetY's EDF lies above AnyNetXa's: mean EDF gap +" in report and "**holds**" in report
+    assert "(95% bootstrap interval +" in report
 
 
 def experiment_report(config, metrics, trained, ranges):
