@@ -14,7 +14,10 @@ text; an image is its raw pixels (uint8 or float32) with its dtype and shape.
 from __future__ import annotations
 
 import os
+import random
 import re
+import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import (
@@ -52,8 +55,9 @@ from playground.store_records import (  # noqa: F401 - the records, imported fro
 SCHEMA_VERSION = 2  # 2: redundant labels (queues.redundancy, escalations.copy), accounts, labelling projects
 ACTIONS = ("accept", "correct", "skip", "ood")
 ROLES = ("annotator", "reviewer", "admin")
+BUSY_SECONDS = 30.0  # how long a SQLite connection waits for another's lock
 SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=30000",
+    f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
@@ -77,8 +81,23 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in SQLITE_PRAGMAS:
-        cursor.execute(pragma)
+        _retry_while_locked(cursor.execute, pragma)
     cursor.close()
+
+
+def _retry_while_locked(step, *args, seconds: float = BUSY_SECONDS) -> None:
+    """Run ``step`` again while SQLite says the database is locked, up to ``seconds``. Switching a new
+    file to WAL while other connections open it at the same moment fails at once instead of waiting
+    on the busy timeout (several Stores created together on a fresh database)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            step(*args)
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005 + 0.02 * random.random())
 
 
 def _sqlite_begin(conn: Connection) -> None:
