@@ -30,8 +30,9 @@ from playground.errors import ConfigError, DataFormatError, DataNotFoundError, P
 
 
 def playground_home() -> Path:
-    """The runs root: ``$PLAYGROUND_HOME`` or ``./runs``."""
-    return Path(os.environ.get("PLAYGROUND_HOME", "runs"))
+    """The runs root: ``$PLAYGROUND_HOME`` or ``./runs`` (an empty ``$PLAYGROUND_HOME`` counts as unset,
+    not as the current folder)."""
+    return Path(os.environ.get("PLAYGROUND_HOME", "").strip() or "runs")
 
 
 def reference_root() -> Path:

@@ -15,6 +15,14 @@ def test_run_dir_is_created_under_playground_home_and_never_reused(playground_ho
     assert first.path.name.startswith("demo-") and first.path != second.path
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_playground_home_means_the_default_runs_folder_not_the_current_one(monkeypatch, value):
+    from playground.core.runs import playground_home
+
+    monkeypatch.setenv("PLAYGROUND_HOME", value)
+    assert playground_home() == Path("runs")
+
+
 def test_metrics_json_follows_the_schema(tmp_path):
     run = RunDir.create("demo", tmp_path)
     metrics = Metrics()
