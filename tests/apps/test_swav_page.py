@@ -13,6 +13,14 @@ from playground.swav.experiment import Config
 from tests.apps.conftest import open_page_at, plotly_spec
 from tests.swav.test_experiment import TINY, flatten_swav
 
+# one epoch of SwAV and of the supervised trunk, a few fine-tuning steps, two inits: a run in seconds
+ONE_EPOCH = TINY | {
+    "epochs": 1,
+    "supervised_epochs": 1,
+    "finetune_steps": 5,
+    "methods": ["swav", "random_init"],
+}
+
 
 def open_page():
     return open_page_at("views/swav.py")
@@ -81,13 +89,7 @@ def test_a_two_seed_run_draws_the_probe_chart_assignments_and_training(playgroun
 
 
 def test_a_run_without_a_model_says_so_on_the_assignments_tab(playground_home):
-    tiny = TINY | {
-        "epochs": 1,
-        "supervised_epochs": 1,
-        "finetune_steps": 5,
-        "methods": ["swav", "random_init"],
-    }
-    experiment.run(Config(**tiny, save_models=False))
+    experiment.run(Config(**ONE_EPOCH, save_models=False))
     at = open_page()
     assert not at.exception and not at.error
     assert any("saved no model (save_models = false)" in i.value for i in at.info)
@@ -95,13 +97,7 @@ def test_a_run_without_a_model_says_so_on_the_assignments_tab(playground_home):
 
 
 def test_an_old_run_with_flat_config_keys_draws_log_k_of_its_prototypes(playground_home):
-    tiny = TINY | {
-        "epochs": 1,
-        "supervised_epochs": 1,
-        "finetune_steps": 5,
-        "methods": ["swav", "random_init"],
-    }
-    folder = experiment.run(Config(**tiny, save_models=False)).run_dir
+    folder = experiment.run(Config(**ONE_EPOCH, save_models=False)).run_dir
     table = tomllib.loads((folder / "config.toml").read_text())["config"]
     flat = "".join(f"{key} = {json.dumps(value)}\n" for key, value in flatten_swav(table).items())
     (folder / "config.toml").write_text(f'experiment = "swav"\n[config]\n{flat}')  # before [swav]
@@ -116,13 +112,7 @@ def test_hostile_checkpoints_show_an_error_naming_the_file_not_a_traceback(playg
     from playground.swav.report import EXAMPLES_FILE
     from tests.hostile import replant
 
-    tiny = TINY | {
-        "epochs": 1,
-        "supervised_epochs": 1,
-        "finetune_steps": 5,
-        "methods": ["swav", "random_init"],
-    }
-    run_dir = experiment.run(Config(**tiny)).run_dir
+    run_dir = experiment.run(Config(**ONE_EPOCH)).run_dir
     replant(run_dir / EXAMPLES_FILE, counts=None)  # a valid file without the class counts
     at = open_page()
     assert not at.exception, at.exception
